@@ -1,0 +1,1 @@
+"""mappa-broker core: envelope crypto, trust directory, agreements, topics, Kafka I/O, audit."""

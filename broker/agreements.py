@@ -1,0 +1,52 @@
+"""Loading agreements: the packaged template and documents on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from broker.errors import SchemaError
+from schemas.common import from_data
+from schemas.directory import AgencyEntry
+from schemas.isa import Agreement, LawfulBasis, Party
+
+
+def template_data() -> dict[str, Any]:
+    text = resources.files("broker").joinpath("data/isa-template.yaml").read_text()
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise SchemaError("agreement template is not a mapping")
+    return data
+
+
+def lawful_basis_for(agency: AgencyEntry) -> Party:
+    """Law enforcement processing for the RA and councils; UK GDPR for the rest."""
+    if agency.role.is_responsible_authority:
+        return Party(
+            agency_id=agency.agency_id,
+            lawful_basis=LawfulBasis.DPA_2018_PART_3,
+            basis_detail="CJA 2003 s325: Responsible Authority duty",
+        )
+    return Party(
+        agency_id=agency.agency_id,
+        lawful_basis=LawfulBasis.UK_GDPR,
+        basis_detail="Art 6(1)(e) public task; CJA 2003 s325(3) duty to co-operate",
+    )
+
+
+def agreement_for_area(
+    area: str, parties: Sequence[AgencyEntry], *, agreement_id: str | None = None
+) -> Agreement:
+    """The default agreement, instantiated for one area and its parties."""
+    data = template_data()
+    data["id"] = agreement_id or f"mappa-default.{area}"
+    data["areas"] = [area]
+    data["parties"] = [lawful_basis_for(p).model_dump(mode="json") for p in parties]
+    try:
+        return from_data(Agreement, data)
+    except ValidationError as exc:
+        raise SchemaError(f"agreement template invalid: {exc.errors()[0]['msg']}") from None

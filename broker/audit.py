@@ -1,0 +1,100 @@
+"""Audit events: built and signed by the adapter that acted, sent through its outbox.
+
+The event goes into the same store transaction as the act it records, so the act
+and its audit record stand or fall together; the relay then publishes it to
+``mappa.audit`` for the ledger.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from broker.crypto.keys import PrivateKey
+from broker.crypto.signing import AUDIT_EVENT_PAYLOAD, sign_document, verify_document
+from broker.directory import Directory, public_key_of
+from broker.errors import SchemaError, VerificationError
+from broker.store import AgencyStore
+from schemas.audit import AuditAct, AuditEvent, Operation, Outcome, SignedAuditEvent
+from schemas.common import format_timestamp
+from schemas.directory import KeyAlg
+
+
+def sign_event(event: AuditEvent, key: PrivateKey) -> SignedAuditEvent:
+    return SignedAuditEvent(
+        event=event,
+        key_id=key.key_id,
+        signature=sign_document(AUDIT_EVENT_PAYLOAD, event.model_dump(mode="json"), key),
+    )
+
+
+def verify_event(raw: bytes, directory: Directory) -> SignedAuditEvent:
+    """Parse and verify a signed audit event against the emitting agency's keys."""
+    try:
+        signed = SignedAuditEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        raise SchemaError(
+            f"not a signed audit event: {exc.errors()[0]['msg']}", code="audit.malformed"
+        ) from None
+    agency = directory.agency(signed.event.agency)
+    entry = next((k for k in agency.keys if k.key_id == signed.key_id), None)
+    if entry is None or entry.alg is not KeyAlg.ED25519:
+        raise VerificationError(
+            f"audit event signed with key {signed.key_id}, not an Ed25519 key of "
+            f"{signed.event.agency}",
+            code="audit.wrong-signer",
+        )
+    verify_document(
+        AUDIT_EVENT_PAYLOAD,
+        signed.event.model_dump(mode="json"),
+        signed.signature,
+        public_key_of(entry),
+    )
+    return signed
+
+
+class AuditEmitter:
+    """Writes signed events into an agency store's outbox, inside the caller's transaction."""
+
+    def __init__(
+        self,
+        *,
+        agency_id: str,
+        signing_key: PrivateKey,
+        store: AgencyStore,
+        clock: Callable[[], datetime],
+        topic: str,
+    ) -> None:
+        if signing_key.alg is not KeyAlg.ED25519:
+            raise TypeError("audit events are signed with the agency's Ed25519 key")
+        self._agency_id = agency_id
+        self._key = signing_key
+        self._store = store
+        self._clock = clock
+        self._topic = topic
+        self.emitted = 0
+
+    def emit(
+        self, act: AuditAct, operation: Operation, outcome: Outcome = Outcome.OK, **fields: Any
+    ) -> AuditEvent:
+        event = AuditEvent(
+            event_id=str(uuid.uuid4()),
+            time=format_timestamp(self._clock()),
+            act=act,
+            operation=operation,
+            agency=self._agency_id,
+            outcome=outcome,
+            **fields,
+        )
+        signed = sign_event(event, self._key)
+        self._store.enqueue(
+            self._topic,
+            signed.model_dump_json().encode(),
+            key=(event.subject_ref or event.agency).encode(),
+        )
+        self.emitted += 1
+        return event

@@ -1,0 +1,431 @@
+"""`mappa demo`: one offender, one area, every part real, on a fresh data directory.
+
+Police publish an ARMS risk assessment; probation and prison receive the full
+view, housing the redacted view, and an agency that is not a party receives
+nothing it can read. Then a forged message from an unknown agency and a tampered
+copy of a real one arrive and are refused, dead-lettered and audited. A housing
+officer opens the record (a consultation, with a justification). The summary
+says who received what, what was refused and why, and what the audit ledger holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agency_adapters.housing import HousingAdapter
+from agency_adapters.police import PoliceAdapter
+from broker.agency import utc_now
+from broker.agreements import agreement_for_area
+from broker.crypto.encoding import jcs, strict_json
+from broker.crypto.envelope import Recipient, ViewToSeal, open_view, seal
+from broker.crypto.keys import PrivateKey
+from broker.crypto.suites import suite_named
+from broker.deployment import Deployment
+from broker.embedded import EmbeddedBroker
+from broker.errors import MappaError
+from broker.gateway import AgencyGateway
+from broker.provision import AgencySpec, DataPaths, provision
+from broker.publish import PublishResult
+from broker.receive import Handled, Handling, Receiver
+from broker.settings import Settings
+from broker.transport import KafkaTransport, Record
+from schemas.common import Classification, Role, ViewKind, format_timestamp
+from schemas.envelope import EnvelopeHeader
+
+AREA = "staffordshire"
+SPECS = (
+    AgencySpec("police.staffordshire", "Staffordshire Police", Role.POLICE, (AREA,)),
+    AgencySpec(
+        "probation.staffordshire", "Probation Service, Staffordshire", Role.PROBATION, (AREA,)
+    ),
+    AgencySpec("prison.hmp-stafford", "HMP Stafford", Role.PRISON, (AREA,)),
+    AgencySpec(
+        "housing.stoke-on-trent", "Stoke-on-Trent City Council Housing", Role.HOUSING, (AREA,)
+    ),
+    # In the directory, but not a party to the agreement.
+    AgencySpec(
+        "education.staffordshire",
+        "Staffordshire County Council Education",
+        Role.EDUCATION,
+        (AREA,),
+    ),
+)
+POLICE = "police.staffordshire"
+HOUSING = "housing.stoke-on-trent"
+PARTIES = (
+    "police.staffordshire",
+    "probation.staffordshire",
+    "prison.hmp-stafford",
+    "housing.stoke-on-trent",
+)
+NON_PARTY = "education.staffordshire"
+
+# A fictional offender and victim: no real person.
+ARMS_RECORD: dict[str, Any] = {
+    "pnc": "2011/0456789K",
+    "visorRef": "VR0099001",
+    "surname": "Sample",
+    "forenames": "Alex",
+    "dob": "14/03/1980",
+    "mappaArea": AREA,
+    "mappaCategory": 1,
+    "mappaLevel": 2,
+    "arms": {
+        "completed": "02/11/2026",
+        "rosh": "HIGH",
+        "riskTo": ["CHILDREN", "KNOWN_ADULT"],
+        "factors": ["sexual preoccupation", "access to children via new partner"],
+        "narrative": "High risk to children; new relationship with a parent of two.",
+        "victims": [
+            {
+                "name": "Jane Witness",
+                "relationship": "former partner",
+                "address": {"line1": "1 Example Road", "town": "Stafford", "postcode": "ST16 1AA"},
+            }
+        ],
+        "healthConcerns": "Attends a community mental health team.",
+        "intelSource": "CHIS 4411",
+    },
+}
+
+
+@dataclass
+class AgencyReport:
+    agency_id: str
+    role: str
+    party: bool
+    received: list[dict[str, str]] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class DemoSummary:
+    area: str
+    suite: str
+    broker: str
+    published: dict[str, Any]
+    agencies: list[AgencyReport]
+    consultation: dict[str, Any]
+    eavesdropper: dict[str, int]
+    dead_letters: int
+    audit: dict[str, Any]
+    elapsed_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+@contextlib.asynccontextmanager
+async def _bootstrap(settings: Settings) -> AsyncIterator[tuple[str, str]]:
+    if settings.kafka_bootstrap:
+        yield settings.kafka_bootstrap, f"external Kafka at {settings.kafka_bootstrap}"
+        return
+    async with EmbeddedBroker(log_path=settings.data_dir / "broker.log") as bootstrap:
+        yield bootstrap, f"embedded tansu at {bootstrap} (memory-only, stopped on exit)"
+
+
+async def settle(
+    gateways: list[AgencyGateway],
+    done: Callable[[], bool],
+    *,
+    on_handled: Callable[[str, Handled], None],
+    within: float = 20.0,
+) -> None:
+    """Poll every gateway until ``done()``; fail loudly after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError("deliveries did not settle in time")
+        for gw in gateways:
+            for handled in await gw.poll_once(timeout_ms=50):
+                on_handled(gw.agency_id, handled)
+
+
+async def read_all(transport: KafkaTransport, topics: list[str], at_least: int) -> list[Record]:
+    """Everything on ``topics`` from the beginning (at least ``at_least`` records)."""
+    records: list[Record] = []
+    async with await transport.reader(topics, {}) as reader:
+        for _ in range(50):
+            records += await reader.poll(timeout_ms=100)
+            if len(records) >= at_least:
+                break
+    return records
+
+
+def forged_envelope(deployment: Deployment, recipient: str, suite_name: str) -> bytes:
+    """A message 'from' an agency nobody knows, correctly sealed for ``recipient``."""
+    suite = suite_named(suite_name)
+    rogue = [PrivateKey.generate(alg) for alg in suite.signature_keys]
+    entry = deployment.directory.agency(recipient)
+    now = utc_now()
+    header = EnvelopeHeader(
+        envelope_version=1,
+        suite=suite.name,
+        message_id=str(uuid.uuid4()),
+        created_at=format_timestamp(now),
+        sender="rogue.unknown",
+        sender_keys=tuple(k.key_id for k in rogue),
+        area=AREA,
+        topic=deployment.topics.for_role(AREA, entry.role),
+        message_type="risk-assessment",
+        schema_version=1,
+        subject_ref=deployment.subject_ref(ARMS_RECORD["pnc"]),
+        isa_id=deployment.agreement.id,
+        isa_version=deployment.agreement.version,
+        purpose="forged",
+        lawful_basis="none",
+        classification=Classification.OFFICIAL_SENSITIVE,
+    )
+    key = deployment.directory.encryption_key(recipient, suite=suite, at=now)
+    view = ViewToSeal(ViewKind.FULL, jcs({"forged": True}), (Recipient(recipient, key),))
+    return seal(header=header, views=[view], signers=rogue, suite=suite)
+
+
+def tampered(value: bytes) -> bytes:
+    """The same envelope with one ciphertext character changed (still valid base64)."""
+    doc = strict_json(value)
+    ct = doc["views"][0]["ciphertext"]
+    i = len(ct) // 2
+    doc["views"][0]["ciphertext"] = ct[:i] + ("A" if ct[i] != "A" else "B") + ct[i + 1 :]
+    return jcs(doc)
+
+
+class DemoRun:
+    """The scenario, one method per step, on a running deployment."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.transport = deployment.transport
+        self.gateways = {spec.agency_id: deployment.gateway(spec.agency_id) for spec in SPECS}
+        self.ledger = deployment.ledger()
+        self.reports = {
+            s.agency_id: AgencyReport(s.agency_id, s.role.value, s.agency_id in PARTIES)
+            for s in SPECS
+        }
+        self.receivers = [gw for a, gw in self.gateways.items() if a != POLICE]
+
+    async def start(self) -> None:
+        for gw in self.gateways.values():
+            await gw.start()
+        await self.ledger.start()
+
+    async def stop(self) -> None:
+        await self.ledger.stop()
+        for gw in self.gateways.values():
+            await gw.stop()
+
+    def record(self, agency_id: str, handled: Handled) -> None:
+        report = self.reports[agency_id]
+        if handled.handling is Handling.DELIVERED:
+            report.received.append(
+                {
+                    "message_type": handled.message_type or "",
+                    "view": str(handled.view),
+                    "from": handled.sender or "",
+                }
+            )
+        elif handled.handling is Handling.REFUSED:
+            report.refused.append(
+                {"reason_code": handled.reason_code or "", "reason": handled.reason or ""}
+            )
+
+    async def publish(self) -> PublishResult:
+        police = PoliceAdapter(self.gateways[POLICE])
+        result = await police.submit(
+            ARMS_RECORD, purpose="MAPPA risk management", user="ppu.officer.4471"
+        )
+        await settle(
+            self.receivers,
+            lambda: all(self.reports[a].received for a, _ in result.disclosures),
+            on_handled=self.record,
+        )
+        return result
+
+    async def attack(self, result: PublishResult, suite: str) -> list[Record]:
+        """A forgery for housing and a tampered copy of the RA envelope."""
+        topics = self.deployment.topics
+        seen = await read_all(self.transport, topics.area_topics(AREA), len(result.topics))
+        ra_topic = topics.for_role(AREA, Role.PROBATION)
+        ra_value = next(r.value for r in seen if r.topic == ra_topic)
+        key = result.subject_ref.encode()
+        forged = forged_envelope(self.deployment, HOUSING, suite)
+        await self.transport.send(topics.for_role(AREA, Role.HOUSING), forged, key=key)
+        await self.transport.send(ra_topic, tampered(ra_value), key=key)
+        targets = (HOUSING, "probation.staffordshire", "prison.hmp-stafford")
+        await settle(
+            self.receivers,
+            lambda: all(self.reports[a].refused for a in targets),
+            on_handled=self.record,
+        )
+        return seen
+
+    def eavesdrop(self, seen: list[Record]) -> dict[str, int]:
+        """The non-party's keys against every record, as itself and as each addressee."""
+        eavesdropper = self.deployment.context(NON_PARTY)
+        readable = attempts = 0
+        for r in seen:
+            verified = Receiver(eavesdropper).verify(r.value, topic=r.topic, record_time=utc_now())
+            for claimed in sorted({NON_PARTY, *(w.agency for w in verified.recipients)}):
+                attempts += 1
+                with contextlib.suppress(MappaError):
+                    open_view(
+                        verified,
+                        agency=claimed,
+                        keys=eavesdropper.keys.decryption,
+                        suite=suite_named(verified.header.suite),
+                    )
+                    readable += 1
+        return {"records_seen": len(seen), "attempts": attempts, "readable": readable}
+
+    async def consult(self) -> dict[str, Any]:
+        gateway = self.gateways[HOUSING]
+        item = gateway.ctx.store.inbox()[0]
+        record = await HousingAdapter(gateway).open(
+            item.message_id,
+            user="housing.officer.207",
+            justification="Allocating a tenancy: checking MAPPA risk notice for the applicant",
+        )
+        notice = record["notice"]
+        return {
+            "agency": HOUSING,
+            "user": "housing.officer.207",
+            "view": record["view"],
+            "fields_seen": sorted(notice),
+            "victim_details_present": "victims" in notice,
+            "health_notes_present": "health_notes" in notice,
+        }
+
+    async def audit(self) -> dict[str, Any]:
+        """Wait until the ledger holds every event the adapters emitted; count them."""
+        expected = sum(gw.ctx.audit.emitted for gw in self.gateways.values())
+        deadline = time.monotonic() + 20
+        while self.ledger.store.count() < expected and time.monotonic() < deadline:
+            await self.ledger.poll_once(timeout_ms=100)
+        acts = Counter(e["act"] for e in self.ledger.store.entries())
+        return {
+            "records": self.ledger.store.count(),
+            "expected": expected,
+            "by_act": dict(sorted(acts.items())),
+            "rejected": len(self.ledger.store.rejected()),
+        }
+
+
+async def run_demo(settings: Settings) -> DemoSummary:
+    started = time.monotonic()
+    passphrase = secrets.token_urlsafe(24).encode()
+    directory = provision(DataPaths(settings.data_dir), SPECS, passphrase=passphrase, now=utc_now())
+    agreement = agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
+    async with (
+        _bootstrap(settings) as (bootstrap, broker_text),
+        KafkaTransport(bootstrap) as transport,
+    ):
+        deployment = Deployment(
+            settings=settings, passphrase=passphrase, transport=transport, agreement=agreement
+        )
+        await transport.ensure_topics(deployment.topics.all_topics([AREA]))
+        run = DemoRun(deployment)
+        try:
+            await run.start()
+            result = await run.publish()
+            seen = await run.attack(result, settings.suite)
+            eavesdropper = run.eavesdrop(seen)
+            consultation = await run.consult()
+            dead = await read_all(transport, [deployment.topics.deadletter], 3)
+            audit = await run.audit()
+        finally:
+            await run.stop()
+            deployment.close()
+    return DemoSummary(
+        area=AREA,
+        suite=settings.suite,
+        broker=broker_text,
+        published={
+            "by": POLICE,
+            "message_type": result.message_type,
+            "message_id": result.message_id,
+            "subject_ref": result.subject_ref,
+            "topics": list(result.topics),
+            "disclosures": [{"agency": a, "view": v.value} for a, v in result.disclosures],
+        },
+        agencies=list(run.reports.values()),
+        consultation=consultation,
+        eavesdropper=eavesdropper,
+        dead_letters=len(dead),
+        audit=audit,
+        elapsed_seconds=round(time.monotonic() - started, 2),
+    )
+
+
+def render(summary: DemoSummary) -> str:
+    lines = [
+        f"mappa-broker demo: area {summary.area}, suite {summary.suite}",
+        f"broker: {summary.broker}",
+        "",
+        f"{summary.published['by']} published a {summary.published['message_type']} "
+        f"(message {summary.published['message_id']})",
+        f"  subject reference {summary.published['subject_ref'][:16]}... "
+        "(keyed hash, never the PNC id)",
+        f"  envelopes on: {', '.join(summary.published['topics'])}",
+        "",
+        f"{'agency':<28} {'role':<10} {'party':<6} received",
+    ]
+    for a in summary.agencies:
+        if a.agency_id == summary.published["by"]:
+            got = "(sender)"
+        elif a.received:
+            got = "; ".join(f"{r['message_type']}: {r['view']} view" for r in a.received)
+        else:
+            got = "nothing it can read" + (
+                "" if a.party else " (not a party: no key wrapped for it)"
+            )
+        lines.append(f"{a.agency_id:<28} {a.role:<10} {'yes' if a.party else 'no':<6} {got}")
+    lines += ["", "refused (dead-lettered and audited):"]
+    for a in summary.agencies:
+        for r in a.refused:
+            lines.append(f"  {a.agency_id:<26} {r['reason_code']}: {r['reason']}")
+    c = summary.consultation
+    lines += [
+        "",
+        f"consultation: {c['user']} at {c['agency']} opened the {c['view']} view with a "
+        "justification;",
+        f"  fields seen: {', '.join(c['fields_seen'])}",
+        f"  victim details present: {c['victim_details_present']}; health notes present: "
+        f"{c['health_notes_present']}",
+        f"eavesdropper reading every {summary.area} topic with the non-party's keys: "
+        f"{summary.eavesdropper['records_seen']} records, {summary.eavesdropper['attempts']} "
+        f"attempts to open, {summary.eavesdropper['readable']} readable",
+        f"dead-letter topic: {summary.dead_letters} records",
+        "",
+        f"audit ledger: {summary.audit['records']} records "
+        f"({', '.join(f'{k} {v}' for k, v in summary.audit['by_act'].items())}); "
+        f"{summary.audit['rejected']} rejected",
+        f"all parts stopped; {summary.elapsed_seconds} s",
+    ]
+    return "\n".join(lines)
+
+
+def demo_main(*, data_dir: Path | None, suite: str, bootstrap: str | None, as_json: bool) -> int:
+    import json
+
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mappa-demo-")))
+        elif data_dir.exists() and any(data_dir.iterdir()):
+            print(f"mappa demo: {data_dir} is not empty; the demo needs a fresh data directory")
+            return 2
+        settings = Settings(data_dir=data_dir, suite=suite, kafka_bootstrap=bootstrap)
+        summary = asyncio.run(run_demo(settings))
+    print(json.dumps(summary.to_json(), indent=2) if as_json else render(summary))
+    return 0

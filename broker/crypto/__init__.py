@@ -1,0 +1,1 @@
+"""The only package that touches ``cryptography.hazmat``. Everything else calls it."""

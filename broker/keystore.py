@@ -1,0 +1,114 @@
+"""Private keys at rest, sealed under a passphrase, one directory per owner.
+
+Layout under the key root (files 0600, directories 0700):
+
+  <owner>/<key_id>.key       a PrivateKey.export_encrypted document
+  subject.key                the deployment's subject pseudonymisation key, sealed
+
+The passphrase comes from ``MAPPA_KEY_PASSPHRASE`` or the file named by
+``MAPPA_KEY_PASSPHRASE_FILE``; it is never written next to the keys.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broker.crypto.keys import PrivateKey, open_secret, seal_secret
+from broker.crypto.pseudonym import SubjectKey
+from broker.errors import ConfigurationError, KeyUnavailable
+from schemas.directory import KeyAlg, KeyUse
+
+SUBJECT_KEY_LABEL = "mappa subject key"
+
+
+def passphrase_from_env(environ: dict[str, str] | None = None) -> bytes:
+    env = os.environ if environ is None else environ
+    if env.get("MAPPA_KEY_PASSPHRASE"):
+        return env["MAPPA_KEY_PASSPHRASE"].encode()
+    path = env.get("MAPPA_KEY_PASSPHRASE_FILE")
+    if path:
+        try:
+            return Path(path).read_bytes().strip()
+        except OSError as exc:
+            raise KeyUnavailable(f"cannot read MAPPA_KEY_PASSPHRASE_FILE {path}: {exc}") from exc
+    raise KeyUnavailable("no key passphrase: set MAPPA_KEY_PASSPHRASE or MAPPA_KEY_PASSPHRASE_FILE")
+
+
+@dataclass
+class AgencyKeys:
+    """An agency's private keys: current signers per algorithm, every retained decrypter."""
+
+    agency_id: str
+    signing: dict[KeyAlg, PrivateKey] = field(default_factory=dict)
+    decryption: dict[str, PrivateKey] = field(default_factory=dict)
+
+    def add(self, key: PrivateKey) -> None:
+        if key.alg.use is KeyUse.SIGN:
+            self.signing[key.alg] = key
+        else:
+            self.decryption[key.key_id] = key
+
+    def signers_for(self, algs: tuple[KeyAlg, ...]) -> list[PrivateKey]:
+        missing = [a.value for a in algs if a not in self.signing]
+        if missing:
+            raise KeyUnavailable(f"{self.agency_id} holds no {', '.join(missing)} signing key")
+        return [self.signing[a] for a in algs]
+
+    def __repr__(self) -> str:
+        signing = sorted(k.key_id for k in self.signing.values())
+        return (
+            f"AgencyKeys({self.agency_id}, signing={signing}, decryption={sorted(self.decryption)})"
+        )
+
+
+class Keystore:
+    def __init__(self, root: Path, passphrase: bytes) -> None:
+        self.root = root
+        self._passphrase = passphrase
+
+    def __repr__(self) -> str:
+        return f"Keystore({self.root})"
+
+    def _owner_dir(self, owner: str) -> Path:
+        if "/" in owner or owner.startswith("."):
+            raise ConfigurationError(f"invalid key owner {owner!r}")
+        path = self.root / owner
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    def _write(self, path: Path, text: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+
+    def save(self, owner: str, key: PrivateKey) -> Path:
+        path = self._owner_dir(owner) / f"{key.key_id}.key"
+        self._write(path, key.export_encrypted(self._passphrase))
+        return path
+
+    def load(self, owner: str, key_id: str) -> PrivateKey:
+        path = self._owner_dir(owner) / f"{key_id}.key"
+        if not path.exists():
+            raise KeyUnavailable(f"no private key {key_id} for {owner} in {self.root}")
+        return PrivateKey.import_encrypted(path.read_text(), self._passphrase)
+
+    def key_ids(self, owner: str) -> list[str]:
+        return sorted(p.stem for p in self._owner_dir(owner).glob("*.key"))
+
+    def delete(self, owner: str, key_id: str) -> None:
+        (self._owner_dir(owner) / f"{key_id}.key").unlink(missing_ok=True)
+
+    def save_subject_key(self, key: SubjectKey) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._write(
+            self.root / "subject.key",
+            seal_secret(key.export(), self._passphrase, label=SUBJECT_KEY_LABEL),
+        )
+
+    def load_subject_key(self) -> SubjectKey:
+        path = self.root / "subject.key"
+        if not path.exists():
+            raise KeyUnavailable(f"no subject key in {self.root}: run `mappa keys init`")
+        return SubjectKey(open_secret(path.read_text(), self._passphrase, label=SUBJECT_KEY_LABEL))

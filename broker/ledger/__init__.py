@@ -1,0 +1,1 @@
+"""The audit ledger: every signed audit event, appended in arrival order."""

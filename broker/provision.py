@@ -1,0 +1,187 @@
+"""Setting up a deployment's trust material in a data directory.
+
+Layout:
+
+  keys/<owner>/<key_id>.key    private keys, sealed (see ``broker.keystore``)
+  keys/subject.key             the subject pseudonymisation key, sealed
+  governance.pub               the trust anchor: the governance public key
+  directory.json               the signed trust directory
+  directory.accepted           the highest directory version accepted (rollback guard)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from broker.crypto.encoding import b64decode, b64encode
+from broker.crypto.keys import PrivateKey, PublicKey
+from broker.crypto.pseudonym import SUBJECT_KEY_BYTES, SubjectKey
+from broker.directory import Directory, sign_directory
+from broker.errors import ConfigurationError
+from broker.keystore import AgencyKeys, Keystore
+from schemas.common import Role, format_timestamp, parse_timestamp
+from schemas.directory import (
+    AgencyEntry,
+    AgencyStatus,
+    DirectoryDocument,
+    KeyAlg,
+    KeyUse,
+    PublicKeyEntry,
+    SignedDirectory,
+)
+
+GOVERNANCE = "governance"
+KEY_VALIDITY = timedelta(days=2 * 365)
+
+
+@dataclass(frozen=True)
+class AgencySpec:
+    agency_id: str
+    name: str
+    role: Role
+    areas: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    root: Path
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def governance_pub(self) -> Path:
+        return self.root / "governance.pub"
+
+    @property
+    def directory(self) -> Path:
+        return self.root / "directory.json"
+
+    @property
+    def directory_accepted(self) -> Path:
+        return self.root / "directory.accepted"
+
+    def agency_store(self, agency_id: str) -> Path:
+        return self.root / "agencies" / f"{agency_id}.sqlite"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.sqlite"
+
+
+def key_entry(key: PrivateKey, *, not_before: datetime, validity: timedelta) -> PublicKeyEntry:
+    return PublicKeyEntry(
+        key_id=key.key_id,
+        alg=key.alg,
+        public_key=b64encode(key.public.raw),
+        not_before=format_timestamp(not_before),
+        not_after=format_timestamp(not_before + validity),
+    )
+
+
+def generate_agency_keys(
+    keystore: Keystore, agency_id: str, *, now: datetime, validity: timedelta = KEY_VALIDITY
+) -> list[PublicKeyEntry]:
+    """One key of every algorithm, so the agency can use either suite."""
+    entries = []
+    for alg in KeyAlg:
+        key = PrivateKey.generate(alg)
+        keystore.save(agency_id, key)
+        entries.append(key_entry(key, not_before=now, validity=validity))
+    return entries
+
+
+def save_governance_public(paths: DataPaths, key: PublicKey) -> None:
+    paths.governance_pub.write_text(
+        json.dumps({"alg": key.alg.value, "key_id": key.key_id, "public_key": b64encode(key.raw)})
+    )
+
+
+def load_governance_public(paths: DataPaths) -> PublicKey:
+    try:
+        doc = json.loads(paths.governance_pub.read_text())
+        key = PublicKey(KeyAlg(doc["alg"]), b64decode(doc["public_key"], expected_len=32))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigurationError(
+            f"no usable trust anchor at {paths.governance_pub}: run `mappa keys init`"
+        ) from exc
+    if key.alg is not KeyAlg.ED25519 or key.key_id != doc["key_id"]:
+        raise ConfigurationError(f"{paths.governance_pub} is not an Ed25519 governance key")
+    return key
+
+
+def write_directory(paths: DataPaths, signed: SignedDirectory) -> None:
+    paths.directory.write_text(signed.model_dump_json(indent=1))
+
+
+def load_directory(paths: DataPaths) -> Directory:
+    """Verify the stored directory against the trust anchor and the rollback guard."""
+    if not paths.directory.exists():
+        raise ConfigurationError(f"no trust directory at {paths.directory}")
+    accepted = int(paths.directory_accepted.read_text()) if paths.directory_accepted.exists() else 1
+    directory = Directory.verify(
+        paths.directory.read_bytes(),
+        governance_key=load_governance_public(paths),
+        min_version=accepted,
+    )
+    if directory.version > accepted:
+        paths.directory_accepted.write_text(str(directory.version))
+    return directory
+
+
+def provision(
+    paths: DataPaths, specs: Sequence[AgencySpec], *, passphrase: bytes, now: datetime
+) -> Directory:
+    """Create the governance key, subject key, every agency's keys and directory v1."""
+    if paths.directory.exists():
+        raise ConfigurationError(f"{paths.root} already holds a deployment")
+    paths.root.mkdir(parents=True, exist_ok=True)
+    keystore = Keystore(paths.keys, passphrase)
+    governance = PrivateKey.generate(KeyAlg.ED25519)
+    keystore.save(GOVERNANCE, governance)
+    save_governance_public(paths, governance.public)
+    keystore.save_subject_key(SubjectKey(os.urandom(SUBJECT_KEY_BYTES)))
+    agencies = tuple(
+        AgencyEntry(
+            agency_id=spec.agency_id,
+            name=spec.name,
+            role=spec.role,
+            areas=spec.areas,
+            kafka_principal=f"User:{spec.agency_id}",
+            status=AgencyStatus.ACTIVE,
+            keys=tuple(generate_agency_keys(keystore, spec.agency_id, now=now)),
+        )
+        for spec in specs
+    )
+    document = DirectoryDocument(
+        kind="mappa.directory", version=1, issued_at=format_timestamp(now), agencies=agencies
+    )
+    write_directory(paths, sign_directory(document, governance))
+    return load_directory(paths)
+
+
+def load_agency_keys(keystore: Keystore, entry: AgencyEntry, *, at: datetime) -> AgencyKeys:
+    """Current signing key per algorithm; every retained decryption key."""
+    held = set(keystore.key_ids(entry.agency_id))
+    keys = AgencyKeys(entry.agency_id)
+    current: dict[KeyAlg, PublicKeyEntry] = {}
+    for k in entry.keys:
+        if k.key_id not in held:
+            continue
+        if k.alg.use is KeyUse.ENCRYPT:
+            keys.add(keystore.load(entry.agency_id, k.key_id))
+            continue
+        usable = parse_timestamp(k.not_before) <= at < parse_timestamp(k.not_after) and (
+            k.revoked_at is None or at < parse_timestamp(k.revoked_at)
+        )
+        if usable and (k.alg not in current or k.not_before > current[k.alg].not_before):
+            current[k.alg] = k
+    for alg, k in current.items():
+        keys.signing[alg] = keystore.load(entry.agency_id, k.key_id)
+    return keys

@@ -1,0 +1,153 @@
+"""The sending half of an adapter: authorise, derive views, seal, queue, audit.
+
+One publication becomes one envelope per recipient topic. Each envelope carries
+one view per view kind among its recipients, each view's data key wrapped only
+for the agencies entitled to that view. Envelopes and audit events enter the
+store's outbox in one transaction; the relay sends them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from broker.agency import AgencyContext
+from broker.crypto.encoding import jcs
+from broker.crypto.envelope import PAYLOAD_TYPE, Recipient, ViewToSeal, seal
+from broker.errors import MappaError, SchemaError
+from broker.policy import Disclosure
+from schemas.audit import AuditAct, Operation, Outcome
+from schemas.common import Classification, ViewKind, format_timestamp
+from schemas.envelope import EnvelopeHeader
+from schemas.messages import CATALOGUE, MessageBody, derive_view, type_name, type_version
+
+CONTENT_TYPE_HEADER = ("content-type", PAYLOAD_TYPE.encode())
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    message_id: str
+    subject_ref: str
+    message_type: str
+    disclosures: tuple[tuple[str, ViewKind], ...]
+    topics: tuple[str, ...]
+
+
+class Publisher:
+    def __init__(self, ctx: AgencyContext) -> None:
+        self._ctx = ctx
+
+    def publish(
+        self,
+        message: MessageBody,
+        *,
+        purpose: str,
+        user: str | None = None,
+        classification: Classification = Classification.OFFICIAL_SENSITIVE,
+    ) -> PublishResult:
+        ctx = self._ctx
+        model = type(message)
+        message_type = type_name(model)
+        if CATALOGUE.get(message_type) is not model:
+            raise SchemaError(f"{model.__name__} is not a registered message type")
+        now = ctx.clock()
+        subject_ref = ctx.subject_key.reference(message.subject.pnc_id)
+        message_id = str(uuid.uuid4())
+        common: dict[str, Any] = {
+            "user": user,
+            "area": message.area,
+            "subject_ref": subject_ref,
+            "message_id": message_id,
+            "message_type": message_type,
+            "purpose": purpose,
+        }
+        try:
+            ctx.policy.authorise_publish(ctx.entry, message_type, message.area, now.date())
+            party = ctx.policy.party(ctx.agency_id)
+            disclosures = ctx.policy.recipients(ctx.entry, message_type, message.area)
+            suite = ctx.suite
+            signers = ctx.keys.signers_for(suite.signature_keys)
+        except MappaError as exc:
+            with ctx.store.transaction():
+                ctx.audit.emit(
+                    AuditAct.REFUSAL,
+                    Operation.PUBLISH,
+                    Outcome.REFUSED,
+                    reason_code=exc.code,
+                    reason=exc.reason,
+                    **common,
+                )
+            raise
+        agreement = ctx.policy.agreement
+        lawful_basis = f"{party.lawful_basis.value}: {party.basis_detail}"[:200]
+        by_topic: dict[str, list[Disclosure]] = defaultdict(list)
+        for d in disclosures:
+            by_topic[ctx.topics.for_role(message.area, d.recipient.role)].append(d)
+
+        envelopes: list[tuple[str, bytes]] = []
+        for topic, group in sorted(by_topic.items()):
+            header = EnvelopeHeader(
+                envelope_version=1,
+                suite=suite.name,
+                message_id=message_id,
+                created_at=format_timestamp(now),
+                sender=ctx.agency_id,
+                sender_keys=tuple(k.key_id for k in signers),
+                area=message.area,
+                topic=topic,
+                message_type=message_type,
+                schema_version=type_version(model),
+                subject_ref=subject_ref,
+                isa_id=agreement.id,
+                isa_version=agreement.version,
+                purpose=purpose,
+                lawful_basis=lawful_basis,
+                classification=classification,
+            )
+            views = []
+            for kind in sorted({d.view for d in group}, key=lambda k: -k.richness):
+                recipients = tuple(
+                    Recipient(
+                        d.recipient.agency_id,
+                        ctx.directory.encryption_key(d.recipient.agency_id, suite=suite, at=now),
+                    )
+                    for d in group
+                    if d.view is kind
+                )
+                views.append(ViewToSeal(kind, jcs(derive_view(message, kind)), recipients))
+            envelopes.append(
+                (topic, seal(header=header, views=views, signers=signers, suite=suite))
+            )
+
+        basis: dict[str, Any] = {"isa_id": agreement.id, "isa_version": agreement.version}
+        with ctx.store.transaction():
+            for topic, value in envelopes:
+                ctx.store.enqueue(
+                    topic, value, key=subject_ref.encode(), headers=[CONTENT_TYPE_HEADER]
+                )
+            ctx.audit.emit(
+                AuditAct.COLLECTION,
+                Operation.PUBLISH,
+                lawful_basis=lawful_basis,
+                **basis,
+                **common,
+            )
+            for d in disclosures:
+                ctx.audit.emit(
+                    AuditAct.DISCLOSURE,
+                    Operation.PUBLISH,
+                    recipient=d.recipient.agency_id,
+                    view=d.view,
+                    lawful_basis=lawful_basis,
+                    **basis,
+                    **common,
+                )
+        return PublishResult(
+            message_id=message_id,
+            subject_ref=subject_ref,
+            message_type=message_type,
+            disclosures=tuple((d.recipient.agency_id, d.view) for d in disclosures),
+            topics=tuple(t for t, _ in envelopes),
+        )

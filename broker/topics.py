@@ -1,0 +1,78 @@
+"""Topic names and their creation.
+
+  <ns>.<area>.ra            Responsible Authority: police, probation, prison
+  <ns>.<area>.dtc.<role>    one per Duty-to-Co-operate role
+  <ns>.<area>.coord         the area's MAPPA co-ordination unit
+  <ns>.transfers            cross-area transfer workflow
+  <ns>.audit                signed audit events, for the ledger
+  <ns>.receipts             signed delivery receipts
+  <ns>.deadletter           refused records with the reason
+
+The namespace ``<ns>`` is ``mappa`` in production; a staging environment (or a
+test) sharing the cluster uses its own. Records are keyed by the subject's
+pseudonymous reference, so one offender's messages stay on one partition, in order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from broker.areas import area as check_area
+from broker.errors import ConfigurationError
+from schemas.common import RESPONSIBLE_AUTHORITY, Role
+
+PARTITIONS = 3
+_NAMESPACE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+def scope_for(role: Role) -> str:
+    if role in RESPONSIBLE_AUTHORITY:
+        return "ra"
+    if role is Role.COORDINATOR:
+        return "coord"
+    return f"dtc.{role.value}"
+
+
+@dataclass(frozen=True)
+class Topics:
+    namespace: str = "mappa"
+
+    def __post_init__(self) -> None:
+        if not _NAMESPACE.match(self.namespace):
+            raise ConfigurationError(f"invalid topic namespace {self.namespace!r}")
+
+    @property
+    def transfers(self) -> str:
+        return f"{self.namespace}.transfers"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.namespace}.audit"
+
+    @property
+    def receipts(self) -> str:
+        return f"{self.namespace}.receipts"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.namespace}.deadletter"
+
+    @property
+    def global_topics(self) -> tuple[str, ...]:
+        return (self.transfers, self.audit, self.receipts, self.deadletter)
+
+    def for_role(self, area_code: str, role: Role) -> str:
+        check_area(area_code)
+        return f"{self.namespace}.{area_code}.{scope_for(role)}"
+
+    def in_area(self, topic: str, area_code: str) -> bool:
+        return topic.startswith(f"{self.namespace}.{area_code}.")
+
+    def area_topics(self, area_code: str) -> list[str]:
+        return sorted({self.for_role(area_code, role) for role in Role})
+
+    def all_topics(self, area_codes: Iterable[str]) -> list[str]:
+        per_area = {t for code in area_codes for t in self.area_topics(code)}
+        return sorted(per_area | set(self.global_topics))

@@ -1,0 +1,191 @@
+"""Kafka I/O: one producer per process, topic creation, and partition readers.
+
+Readers use explicit partition assignment and take their start offsets from the
+caller, which keeps them in its own database and advances them in the same
+transaction as what it did with the record (Kafka's "offsets stored outside
+Kafka" pattern). So a record is processed once even across crashes, and nothing
+waits for consumer-group rebalances. The idempotent producer stays off: tansu
+does not support it, and duplicates are caught by message id on the receiving end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from broker.errors import MappaError
+from broker.topics import PARTITIONS
+
+
+class TransportError(MappaError):
+    code = "transport.failed"
+    retriable = True
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+
+Offsets = Mapping[tuple[str, int], int]
+
+
+class KafkaTransport:
+    """Owns the producer; hands out readers. ``async with`` or start()/stop()."""
+
+    def __init__(self, bootstrap: str, *, client_options: Mapping[str, Any] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self._options = dict(client_options or {})
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=2,
+            max_request_size=1_100_000,
+            **self._options,
+        )
+        try:
+            await producer.start()
+        except KafkaError as exc:
+            await producer.stop()
+            raise TransportError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
+        self._producer = producer
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def __aenter__(self) -> KafkaTransport:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise TransportError("transport not started")
+        return self._producer
+
+    async def ensure_topics(self, names: Sequence[str], *, partitions: int = PARTITIONS) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self._options)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [n for n in names if n not in existing]
+            if missing:
+                new = [
+                    NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing
+                ]
+                # Another adapter may have created one first: that is what we wanted.
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(new)
+        finally:
+            await admin.close()
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> tuple[int, int]:
+        """Send and wait for the broker's acknowledgement; return (partition, offset)."""
+        try:
+            meta = await self.producer.send_and_wait(topic, value, key=key, headers=list(headers))
+        except KafkaError as exc:
+            raise TransportError(f"send to {topic} failed: {exc}") from exc
+        return meta.partition, meta.offset
+
+    async def partitions(self, topic: str) -> list[TopicPartition]:
+        parts = await self.producer.partitions_for(topic)
+        return [TopicPartition(topic, p) for p in sorted(parts)]
+
+    async def reader(self, topics: Sequence[str], offsets: Offsets) -> PartitionReader:
+        """A reader over every partition of ``topics``, resuming at ``offsets``
+        (the next offset to read per partition; absent means from the beginning)."""
+        assignment = [tp for t in topics for tp in await self.partitions(t)]
+        reader = PartitionReader(self.bootstrap, assignment, offsets, self._options)
+        await reader.start()
+        return reader
+
+
+class PartitionReader:
+    def __init__(
+        self,
+        bootstrap: str,
+        assignment: list[TopicPartition],
+        offsets: Offsets,
+        options: Mapping[str, Any],
+    ) -> None:
+        self._assignment = assignment
+        self._offsets = offsets
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=1_100_000,
+            fetch_max_wait_ms=100,
+            **options,
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.assign(self._assignment)
+        for tp in self._assignment:
+            next_offset = self._offsets.get((tp.topic, tp.partition))
+            if next_offset is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, next_offset)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, timeout_ms: int = 200, max_records: int = 500) -> list[Record]:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return [
+            Record(
+                topic=m.topic,
+                partition=m.partition,
+                offset=m.offset,
+                key=m.key,
+                value=m.value if m.value is not None else b"",
+                headers=tuple((k, bytes(v)) for k, v in (m.headers or ())),
+                timestamp_ms=m.timestamp,
+            )
+            for batch in batches.values()
+            for m in batch
+        ]
+
+    async def __aenter__(self) -> PartitionReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,111 @@
+"""Identifiers and vocabularies shared by every document kind."""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+# Agency ids look like "police.staffordshire" or "housing.stoke-on-trent": a kind,
+# a dot, a local name. They end up in topic names, audit rows and HPKE info, so the
+# alphabet is small and the length bounded.
+AgencyId = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,31}\.[a-z0-9][a-z0-9-]{0,62}$")
+]
+AreaCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]{1,40}[a-z]$")]
+# A key id is the hex SHA-256 prefix of the algorithm name and the raw public key.
+KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+# The pseudonymous subject reference: HMAC-SHA-256 of the subject id, hex.
+SubjectRef = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+
+
+class Frozen(BaseModel):
+    """Base of every document: immutable, strict, and no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def from_data(model: type[ModelT], data: Any) -> ModelT:
+    """Validate JSON-like Python data (an agency export, parsed YAML) by JSON rules.
+
+    Strict models accept enum values and lists only from JSON, so external data
+    goes through its JSON text: the same rules apply to a file and a record.
+    """
+    return model.model_validate_json(json.dumps(data))
+
+
+class Role(enum.StrEnum):
+    """What an agency is in MAPPA; decides its topic scope and its column in an ISA."""
+
+    POLICE = "police"
+    PROBATION = "probation"
+    PRISON = "prison"
+    COORDINATOR = "coordinator"
+    YOUTH_OFFENDING = "youth-offending"
+    SOCIAL_CARE = "social-care"
+    HEALTH = "health"
+    HOUSING = "housing"
+    JOBCENTRE = "jobcentre"
+    EDUCATION = "education"
+    ELECTRONIC_MONITORING = "electronic-monitoring"
+    IMMIGRATION = "immigration"
+
+    @property
+    def is_responsible_authority(self) -> bool:
+        return self in RESPONSIBLE_AUTHORITY
+
+
+RESPONSIBLE_AUTHORITY = frozenset({Role.POLICE, Role.PROBATION, Role.PRISON})
+
+
+class ViewKind(enum.StrEnum):
+    """How much of a message a recipient sees. Ordered: full > redacted > summary."""
+
+    FULL = "full"
+    REDACTED = "redacted"
+    SUMMARY = "summary"
+
+    @property
+    def richness(self) -> int:
+        return {ViewKind.SUMMARY: 1, ViewKind.REDACTED: 2, ViewKind.FULL: 3}[self]
+
+
+class Classification(enum.StrEnum):
+    OFFICIAL = "OFFICIAL"
+    OFFICIAL_SENSITIVE = "OFFICIAL-SENSITIVE"
+
+
+# Timestamps are strings in one exact form (UTC, milliseconds, "Z") so the bytes we
+# sign are the bytes we parse: no time-zone spellings or precision to canonicalise.
+Timestamp = Annotated[
+    str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+]
+IsoDate = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Uuid = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+]
+
+
+def format_timestamp(moment: datetime) -> str:
+    """The one spelling of a moment: UTC, millisecond precision, trailing Z."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be time-zone aware")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+
+
+def now_timestamp() -> str:
+    return format_timestamp(datetime.now(UTC))

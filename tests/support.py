@@ -1,0 +1,181 @@
+"""Test helpers: a small provisioned world of agencies on the session's broker."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from broker.agreements import agreement_for_area
+from broker.deployment import Deployment
+from broker.gateway import AgencyGateway
+from broker.ledger.service import LedgerService
+from broker.provision import AgencySpec, DataPaths, provision
+from broker.receive import Handled, Handling
+from broker.settings import Settings
+from broker.transport import KafkaTransport, Record
+from schemas.common import Role, from_data
+from schemas.messages import ReleaseScheduled, RiskAssessment
+
+AREA = "staffordshire"
+POLICE = "police.staffordshire"
+PROBATION = "probation.staffordshire"
+PRISON = "prison.hmp-stafford"
+HOUSING = "housing.stoke-on-trent"
+EDUCATION = "education.staffordshire"
+SPECS = (
+    AgencySpec(POLICE, "Staffordshire Police", Role.POLICE, (AREA,)),
+    AgencySpec(PROBATION, "Probation Service Staffordshire", Role.PROBATION, (AREA,)),
+    AgencySpec(PRISON, "HMP Stafford", Role.PRISON, (AREA,)),
+    AgencySpec(HOUSING, "Stoke-on-Trent Housing", Role.HOUSING, (AREA,)),
+    AgencySpec(EDUCATION, "Staffordshire Education", Role.EDUCATION, (AREA,)),
+)
+PARTIES = (POLICE, PROBATION, PRISON, HOUSING)
+PNC = "2011/0456789K"
+
+
+def risk_assessment(pnc: str = PNC, **overrides: Any) -> RiskAssessment:
+    data: dict[str, Any] = {
+        "subject": {"pnc_id": pnc, "name": "Alex Sample", "date_of_birth": "1980-03-14"},
+        "area": AREA,
+        "category": 1,
+        "level": 2,
+        "tool": "ARMS",
+        "assessed_on": "2026-11-02",
+        "risk_of_serious_harm": "high",
+        "risk_to": ["children"],
+        "factors": ["access to children"],
+        "summary": "High risk to children.",
+        "victims": [
+            {
+                "name": "Jane Witness",
+                "relationship": "former partner",
+                "address": {"line1": "1 Example Road", "town": "Stafford", "postcode": "ST16 1AA"},
+            }
+        ],
+        "health_notes": "Community mental health team.",
+        "intelligence_source": "CHIS 4411",
+    }
+    data.update(overrides)
+    return from_data(RiskAssessment, data)
+
+
+def release_scheduled(pnc: str = PNC) -> ReleaseScheduled:
+    return from_data(
+        ReleaseScheduled,
+        {
+            "subject": {"pnc_id": pnc, "name": "Alex Sample", "date_of_birth": "1980-03-14"},
+            "area": AREA,
+            "category": 1,
+            "level": 2,
+            "release_date": "2026-12-01",
+            "establishment": "HMP Stafford",
+            "release_address": {
+                "line1": "Approved Premises",
+                "town": "Stoke",
+                "postcode": "ST4 1AA",
+            },
+            "address_approved": True,
+            "victim_requested_conditions": ["no contact with Jane Witness"],
+        },
+    )
+
+
+@dataclass
+class World:
+    deployment: Deployment
+    gateways: dict[str, AgencyGateway]
+    ledger: LedgerService
+    passphrase: bytes
+    handled: dict[str, list[Handled]] = field(default_factory=dict)
+
+    @property
+    def transport(self) -> KafkaTransport:
+        return self.deployment.transport
+
+    def gw(self, agency_id: str) -> AgencyGateway:
+        return self.gateways[agency_id]
+
+    async def pump(self, until: Callable[[], bool], *, within: float = 15.0) -> None:
+        """Poll every gateway until ``until()``; fails the test after ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while not until():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {within}s: {self.handled}")
+            for gw in self.gateways.values():
+                self.handled.setdefault(gw.agency_id, []).extend(await gw.poll_once(timeout_ms=30))
+
+    async def pump_quiet(self, rounds: int = 5) -> None:
+        """Poll a few extra rounds, to see that nothing more arrives."""
+        for _ in range(rounds):
+            for gw in self.gateways.values():
+                self.handled.setdefault(gw.agency_id, []).extend(await gw.poll_once(timeout_ms=30))
+
+    def of(self, agency_id: str, handling: Handling) -> list[Handled]:
+        return [h for h in self.handled.get(agency_id, []) if h.handling is handling]
+
+    async def sync_ledger(self, *, within: float = 15.0) -> int:
+        expected = sum(gw.ctx.audit.emitted for gw in self.gateways.values())
+        deadline = time.monotonic() + within
+        while self.ledger.store.count() < expected:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"ledger has {self.ledger.store.count()} of {expected}")
+            await self.ledger.poll_once(timeout_ms=50)
+        return expected
+
+    async def read(self, topic: str, at_least: int = 0, *, within: float = 10.0) -> list[Record]:
+        """Every record on ``topic``: waits for ``at_least``, then until a poll is empty."""
+        records: list[Record] = []
+        deadline = time.monotonic() + within
+        async with await self.transport.reader([topic], {}) as reader:
+            while time.monotonic() < deadline:
+                batch = await reader.poll(timeout_ms=100)
+                records += batch
+                if len(records) >= at_least and not batch:
+                    break
+        return records
+
+    async def close(self) -> None:
+        await self.ledger.stop()
+        for gw in self.gateways.values():
+            await gw.stop()
+        self.deployment.close()
+
+
+async def build_world(
+    tmp_path: Path,
+    transport: KafkaTransport,
+    *,
+    specs: Sequence[AgencySpec] = SPECS,
+    parties: Sequence[str] = PARTIES,
+    suite: str = "classic",
+    clock: Callable[[], datetime] | None = None,
+    **settings: Any,
+) -> World:
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    config = Settings(
+        data_dir=tmp_path / "data", topic_namespace=namespace, suite=suite, **settings
+    )
+    passphrase = secrets.token_urlsafe(18).encode()
+    now = clock() if clock else datetime.now(UTC)
+    directory = provision(DataPaths(config.data_dir), specs, passphrase=passphrase, now=now)
+    agreement = agreement_for_area(AREA, [directory.agency(a) for a in parties])
+    deployment = Deployment(
+        settings=config,
+        passphrase=passphrase,
+        transport=transport,
+        agreement=agreement,
+        **({"clock": clock} if clock else {}),
+    )
+    await transport.ensure_topics(deployment.topics.all_topics([AREA]))
+    gateways = {s.agency_id: deployment.gateway(s.agency_id) for s in specs}
+    ledger = deployment.ledger()
+    for gw in gateways.values():
+        await gw.start()
+    await ledger.start()
+    return World(deployment, gateways, ledger, passphrase)

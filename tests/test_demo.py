@@ -1,0 +1,59 @@
+"""`mappa demo` as a user runs it: the console script, a fresh data directory, exit 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MAPPA = shutil.which("mappa") or str(Path(sys.executable).parent / "mappa")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "MAPPA_KAFKA_BOOTSTRAP"}
+    return subprocess.run(  # noqa: S603 - our own console script
+        [MAPPA, *args], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+
+
+@pytest.mark.parametrize("suite", ["classic", "pq-hybrid"])
+def test_demo_json_summary(suite: str) -> None:
+    done = run("demo", "--json", "--suite", suite)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["suite"] == suite
+    views = {a["agency_id"]: [r["view"] for r in a["received"]] for a in summary["agencies"]}
+    assert views == {
+        "police.staffordshire": [],
+        "probation.staffordshire": ["full"],
+        "prison.hmp-stafford": ["full"],
+        "housing.stoke-on-trent": ["redacted"],
+        "education.staffordshire": [],
+    }
+    refused = {
+        a["agency_id"]: {r["reason_code"] for r in a["refused"]} for a in summary["agencies"]
+    }
+    assert refused["housing.stoke-on-trent"] == {"directory.unknown-agency"}
+    assert refused["probation.staffordshire"] == {"verification.signature-invalid"}
+    assert summary["consultation"]["victim_details_present"] is False
+    assert summary["eavesdropper"]["readable"] == 0 < summary["eavesdropper"]["attempts"]
+    assert summary["dead_letters"] >= 3
+    audit = summary["audit"]
+    assert audit["records"] == audit["expected"] > 0
+    assert audit["rejected"] == 0
+    assert set(audit["by_act"]) == {"collection", "disclosure", "refusal", "consultation"}
+
+
+def test_demo_text_summary_and_fresh_dir_rule(tmp_path: Path) -> None:
+    done = run("demo", "--data-dir", str(tmp_path / "d"))
+    assert done.returncode == 0, done.stderr
+    for phrase in ("redacted view", "not a party", "refused", "audit ledger", "0 readable"):
+        assert phrase in done.stdout
+    again = run("demo", "--data-dir", str(tmp_path / "d"))
+    assert again.returncode == 2
+    assert "fresh data directory" in again.stdout

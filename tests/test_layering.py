@@ -1,0 +1,60 @@
+"""Dependencies point one way (ARCHITECTURE.md): checked on the real import statements."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FACES = ("broker/cli/", "broker/api/")
+
+
+def imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def test_schemas_import_nothing_of_ours() -> None:
+    for path in modules("schemas"):
+        ours = {n for n in imports(path) if n.split(".")[0] in {"broker", "agency_adapters"}}
+        assert not ours, f"{path.relative_to(ROOT)} imports {ours}"
+
+
+def test_core_never_imports_adapters_or_web_frameworks() -> None:
+    for path in modules("broker"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(FACES):
+            continue
+        bad = {
+            n
+            for n in imports(path)
+            if n.split(".")[0] in {"agency_adapters", "fastapi", "starlette"}
+        }
+        assert not bad, f"{rel} imports {bad}"
+
+
+def test_only_the_crypto_corner_touches_hazmat() -> None:
+    for package in ("schemas", "broker", "agency_adapters"):
+        for path in modules(package):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("broker/crypto/"):
+                continue
+            hazmat = {n for n in imports(path) if n.startswith("cryptography")}
+            assert not hazmat, f"{rel} imports {hazmat}"
+
+
+def test_the_rule_checker_sees_real_imports() -> None:
+    """Guards the guards: the checker finds imports that are known to exist."""
+    assert "cryptography.hazmat.primitives.ciphers.aead" in imports(
+        ROOT / "broker/crypto/envelope.py"
+    )
+    assert "broker.gateway" in imports(ROOT / "agency_adapters/base.py")
