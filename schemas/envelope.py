@@ -77,6 +77,8 @@ class EnvelopeHeader(Frozen):
     purpose: ShortText
     lawful_basis: ShortText
     classification: Classification
+    # A correction names the message it replaces; recipients treat it as an alteration.
+    supersedes: Uuid | None = None
 
 
 class SealedView(Frozen):

@@ -57,3 +57,11 @@ def test_demo_text_summary_and_fresh_dir_rule(tmp_path: Path) -> None:
     again = run("demo", "--data-dir", str(tmp_path / "d"))
     assert again.returncode == 2
     assert "fresh data directory" in again.stdout
+
+
+def test_areas_lists_all_42() -> None:
+    done = run("areas")
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    assert len(lines) == 42
+    assert any(line.startswith("staffordshire ") for line in lines)

@@ -10,8 +10,11 @@ says who received what, what was refused and why, and what the audit ledger hold
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
+import os
 import secrets
 import tempfile
 import time
@@ -416,9 +419,26 @@ def render(summary: DemoSummary) -> str:
     return "\n".join(lines)
 
 
-def demo_main(*, data_dir: Path | None, suite: str, bootstrap: str | None, as_json: bool) -> int:
-    import json
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser("demo", help="run the end-to-end slice on a fresh data directory")
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON document")
+    demo.add_argument("--suite", choices=["classic", "pq-hybrid"], default="classic")
+    demo.add_argument("--data-dir", type=Path, help="fresh directory to use (default: temporary)")
+    demo.add_argument(
+        "--bootstrap",
+        help="external Kafka bootstrap (default: MAPPA_KAFKA_BOOTSTRAP, else embedded broker)",
+    )
+    demo.set_defaults(
+        handler=lambda args: demo_main(
+            data_dir=args.data_dir,
+            suite=args.suite,
+            bootstrap=args.bootstrap or os.environ.get("MAPPA_KAFKA_BOOTSTRAP") or None,
+            as_json=args.json,
+        )
+    )
 
+
+def demo_main(*, data_dir: Path | None, suite: str, bootstrap: str | None, as_json: bool) -> int:
     with contextlib.ExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mappa-demo-")))
