@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from broker.audit import AuditEmitter
 from broker.crypto.pseudonym import SubjectKey
@@ -15,6 +15,7 @@ from broker.policy import SharingPolicy
 from broker.settings import Settings
 from broker.store import AgencyStore
 from broker.topics import Topics
+from broker.verification import EnvelopeVerifier
 from schemas.directory import AgencyEntry, KeyAlg
 
 
@@ -43,6 +44,14 @@ class AgencyContext:
             topic=self.topics.audit,
         )
 
+    def reload_keys(self, keys: AgencyKeys) -> None:
+        """After a rotation or revocation: sign with the new current keys. With no usable
+        Ed25519 key (revoked and not yet replaced) audit events keep the old signer until
+        a rotation; publishing refuses, since it asks for the current key."""
+        self.keys = keys
+        if KeyAlg.ED25519 in keys.signing:
+            self.audit.rekey(keys.signing[KeyAlg.ED25519])
+
     @property
     def agency_id(self) -> str:
         return self.entry.agency_id
@@ -50,6 +59,16 @@ class AgencyContext:
     @property
     def topics(self) -> Topics:
         return Topics(self.settings.topic_namespace)
+
+    @property
+    def verifier(self) -> EnvelopeVerifier:
+        return EnvelopeVerifier(
+            directory=self.directory,
+            allowed_suites=self.settings.allowed_suites,
+            clock_skew=timedelta(seconds=self.settings.clock_skew_seconds),
+            replay_window=timedelta(seconds=self.settings.replay_window_seconds),
+            topic_in_area=self.topics.in_area,
+        )
 
     @property
     def suite(self) -> Suite:

@@ -78,6 +78,12 @@ class AuditEmitter:
         self._topic = topic
         self.emitted = 0
 
+    def rekey(self, signing_key: PrivateKey) -> None:
+        """Sign from now on with a rotated key."""
+        if signing_key.alg is not KeyAlg.ED25519:
+            raise TypeError("audit events are signed with the agency's Ed25519 key")
+        self._key = signing_key
+
     def emit(
         self, act: AuditAct, operation: Operation, outcome: Outcome = Outcome.OK, **fields: Any
     ) -> AuditEvent:

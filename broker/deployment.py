@@ -45,12 +45,13 @@ class Deployment:
         self.directory: Directory = load_directory(self.paths)
         self._subject_key = self.keystore.load_subject_key()
         self._stores: list[AgencyStore | LedgerStore] = []
+        self._contexts: list[AgencyContext] = []
 
     def context(self, agency_id: str) -> AgencyContext:
         entry = self.directory.agency(agency_id)
         store = AgencyStore(self.paths.agency_store(agency_id))
         self._stores.append(store)
-        return AgencyContext(
+        ctx = AgencyContext(
             entry=entry,
             keys=load_agency_keys(self.keystore, entry, at=self.clock()),
             directory=self.directory,
@@ -60,6 +61,18 @@ class Deployment:
             settings=self.settings,
             clock=self.clock,
         )
+        self._contexts.append(ctx)
+        return ctx
+
+    def refresh_trust(self) -> None:
+        """Put the directory on disk in force (only if newer) and reload every running
+        agency's keys: how a rotation or revocation reaches adapters without a restart."""
+        self.directory.update(self.paths.directory.read_bytes())
+        load_directory(self.paths)  # advance the rollback guard on disk too
+        for ctx in self._contexts:
+            entry = self.directory.agency(ctx.agency_id)
+            ctx.entry = entry
+            ctx.reload_keys(load_agency_keys(self.keystore, entry, at=self.clock()))
 
     def gateway(self, agency_id: str, *, topics: list[str] | None = None) -> AgencyGateway:
         return AgencyGateway(self.context(agency_id), self.transport, topics=topics)

@@ -1,7 +1,10 @@
 """The verified trust directory: who each agency is and which keys it may use when.
 
 A ``Directory`` exists only after its governance signature checked out and its
-version was not older than the last one accepted. Lookups raise
+version was not older than the last one accepted. Every adapter of a process holds the
+same instance, and ``update`` replaces its document in place by a strictly newer signed
+version, so a rotation or revocation takes effect for the next message everywhere; an
+older version is refused, since rollback would resurrect revoked keys. Lookups raise
 ``VerificationError`` with a reason code a dead-letter reader can act on.
 """
 
@@ -9,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from functools import cached_property
 
 from pydantic import ValidationError
 
@@ -49,10 +51,17 @@ def public_key_of(entry: PublicKeyEntry) -> PublicKey:
 class Directory:
     """A verified directory document and the questions the broker asks of it."""
 
-    def __init__(self, document: DirectoryDocument) -> None:
+    def __init__(
+        self, document: DirectoryDocument, *, governance_key: PublicKey | None = None
+    ) -> None:
         # Use ``Directory.verify``; this constructor trusts its argument.
+        self._governance_key = governance_key
+        self._install(document)
+
+    def _install(self, document: DirectoryDocument) -> None:
         self.document = document
         self._by_id = {a.agency_id: a for a in document.agencies}
+        self._key_owner = {k.key_id: (a, k) for a in document.agencies for k in a.keys}
 
     @classmethod
     def verify(
@@ -86,15 +95,29 @@ class Directory:
                 f"version {min_version} already accepted",
                 code="directory.rollback",
             )
-        return cls(signed.document)
+        return cls(signed.document, governance_key=governance_key)
+
+    def update(self, signed: SignedDirectory | bytes) -> None:
+        """Put a strictly newer signed version in force; refuse anything else."""
+        if self._governance_key is None:
+            raise VerificationError(
+                "this directory was not loaded from a signed document", code="directory.unsigned"
+            )
+        candidate = Directory.verify(
+            signed, governance_key=self._governance_key, min_version=self.version
+        )
+        if candidate.version == self.version:
+            if candidate.document == self.document:
+                return
+            raise VerificationError(
+                f"a different directory claims version {candidate.version}, already in force",
+                code="directory.version-conflict",
+            )
+        self._install(candidate.document)
 
     @property
     def version(self) -> int:
         return self.document.version
-
-    @cached_property
-    def _key_owner(self) -> dict[str, tuple[AgencyEntry, PublicKeyEntry]]:
-        return {k.key_id: (a, k) for a in self.document.agencies for k in a.keys}
 
     def agency(self, agency_id: str) -> AgencyEntry:
         entry = self._by_id.get(agency_id)

@@ -68,7 +68,13 @@ class AgencyGateway:
         if self._reader is None:
             raise RuntimeError(f"gateway {self.agency_id} not started")
         records = await self._reader.poll(timeout_ms=timeout_ms)
-        handled = [self.receiver.handle(r) for r in records]
+        try:
+            # One transaction per batch (group commit); all or nothing.
+            with self.ctx.store.transaction():
+                handled = [self.receiver.handle(r) for r in records]
+        except BaseException:
+            await self._reader.rewind(self.ctx.store.offsets())
+            raise
         await self.relay.flush()
         return handled
 

@@ -71,11 +71,12 @@ class Keystore:
     def __repr__(self) -> str:
         return f"Keystore({self.root})"
 
-    def _owner_dir(self, owner: str) -> Path:
+    def _owner_dir(self, owner: str, *, create: bool = False) -> Path:
         if "/" in owner or owner.startswith("."):
             raise ConfigurationError(f"invalid key owner {owner!r}")
         path = self.root / owner
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if create:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
 
     def _write(self, path: Path, text: str) -> None:
@@ -84,7 +85,7 @@ class Keystore:
             out.write(text)
 
     def save(self, owner: str, key: PrivateKey) -> Path:
-        path = self._owner_dir(owner) / f"{key.key_id}.key"
+        path = self._owner_dir(owner, create=True) / f"{key.key_id}.key"
         self._write(path, key.export_encrypted(self._passphrase))
         return path
 
@@ -96,6 +97,14 @@ class Keystore:
 
     def key_ids(self, owner: str) -> list[str]:
         return sorted(p.stem for p in self._owner_dir(owner).glob("*.key"))
+
+    def check_passphrase(self, owner: str) -> None:
+        """Unlock one of ``owner``'s keys, before anything new is sealed: a key written
+        under a mistyped passphrase would be lost to everyone."""
+        ids = self.key_ids(owner)
+        if not ids:
+            raise KeyUnavailable(f"no private keys for {owner} in {self.root}")
+        self.load(owner, ids[0])
 
     def delete(self, owner: str, key_id: str) -> None:
         (self._owner_dir(owner) / f"{key_id}.key").unlink(missing_ok=True)

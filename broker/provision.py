@@ -7,6 +7,7 @@ Layout:
   governance.pub               the trust anchor: the governance public key
   directory.json               the signed trust directory
   directory.accepted           the highest directory version accepted (rollback guard)
+  directory.pending.json       a new version awaiting the governance signature
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class DataPaths:
     @property
     def directory(self) -> Path:
         return self.root / "directory.json"
+
+    @property
+    def pending_directory(self) -> Path:
+        return self.root / "directory.pending.json"
 
     @property
     def directory_accepted(self) -> Path:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -33,8 +33,6 @@ from broker.agency import AgencyContext
 from broker.crypto.envelope import (
     VerifiedEnvelope,
     open_view,
-    parse_envelope,
-    verify_envelope,
 )
 from broker.crypto.suites import suite_named
 from broker.errors import (
@@ -47,7 +45,7 @@ from broker.errors import (
 from broker.store import InboxItem
 from broker.transport import Record
 from schemas.audit import AuditAct, Operation, Outcome
-from schemas.common import ViewKind, format_timestamp, parse_timestamp
+from schemas.common import ViewKind, format_timestamp
 from schemas.messages import CATALOGUE, MessageBody, view_model
 
 
@@ -84,46 +82,7 @@ class Receiver:
     # -- the checks ---------------------------------------------------------------------------
     def verify(self, value: bytes, *, topic: str, record_time: datetime) -> VerifiedEnvelope:
         """Checks 1-5: shape, suite, directory keys, signatures, topic binding."""
-        ctx = self._ctx
-        unverified = parse_envelope(value)
-        header = unverified.unverified_header
-        suite = suite_named(header.suite, allowed=ctx.settings.allowed_suites)
-        try:
-            created = parse_timestamp(header.created_at)
-        except ValueError:
-            raise SchemaError("created_at is not a real time", code="envelope.malformed") from None
-        keys = ctx.directory.signing_keys(
-            header.sender,
-            header.sender_keys,
-            suite=suite,
-            signed_at=created,
-            # Revocation is judged against the later of the sender's claim and the
-            # broker's append time, so a stolen key cannot sign "in the past".
-            revocation_check_at=max(created, record_time),
-        )
-        verified = verify_envelope(unverified, suite=suite, keys=keys)
-        if header.topic != topic or not ctx.topics.in_area(topic, header.area):
-            raise VerificationError(
-                f"envelope for {header.topic} (area {header.area}) arrived on {topic}",
-                code="envelope.topic-mismatch",
-            )
-        return verified
-
-    def _check_fresh(self, verified: VerifiedEnvelope, now: datetime) -> None:
-        settings = self._ctx.settings
-        created = parse_timestamp(verified.header.created_at)
-        if created - now > timedelta(seconds=settings.clock_skew_seconds):
-            raise ReplayError(
-                f"message created {verified.header.created_at}, more than "
-                f"{settings.clock_skew_seconds}s ahead of this adapter's clock",
-                code="envelope.clock-skew",
-            )
-        if now - created > timedelta(seconds=settings.replay_window_seconds):
-            raise ReplayError(
-                f"message created {verified.header.created_at} is older than the "
-                f"{settings.replay_window_seconds}s replay window; ask the sender to re-send",
-                code="envelope.stale",
-            )
+        return self._ctx.verifier.verify(value, topic=topic, record_time=record_time)
 
     def _check_replay(self, verified: VerifiedEnvelope) -> bool:
         """True if this exact message was delivered before (a redelivery)."""
@@ -205,7 +164,7 @@ class Receiver:
         verified: VerifiedEnvelope | None = None
         try:
             verified = self.verify(record.value, topic=record.topic, record_time=record_time)
-            self._check_fresh(verified, now)
+            ctx.verifier.check_fresh(verified, now)
             if not verified.addressed_to(ctx.agency_id):
                 return self._skip(record, Handling.NOT_ADDRESSED, verified)
             if self._check_replay(verified):

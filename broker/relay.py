@@ -1,24 +1,41 @@
-"""Sends what the store's outbox holds, in order, and marks it sent."""
+"""Sends what the store's outbox holds and marks it sent.
+
+All unsent rows go to the producer at once and their acknowledgements are awaited
+together (Kafka keeps each partition's order within the batch), then they are marked
+sent in one transaction. A crash between sending and marking re-sends rows; receivers
+absorb that (replay memory for envelopes, event ids in the ledger). A failed row stays
+unsent for the next flush, and the failure is raised: nothing is silently dropped.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from broker.store import AgencyStore
-from broker.transport import KafkaTransport
+from broker.transport import KafkaTransport, TransportError
 
 
 class OutboxRelay:
     def __init__(self, store: AgencyStore, transport: KafkaTransport) -> None:
         self._store = store
         self._transport = transport
+        # Two flushes at once would send the same rows twice.
+        self._lock = asyncio.Lock()
 
     async def flush(self) -> int:
-        """Send every unsent row; a failure leaves the rest for the next flush."""
-        sent = 0
-        while rows := self._store.unsent():
-            for row in rows:
-                await self._transport.send(row.topic, row.value, key=row.key, headers=row.headers)
-                # Marked one by one: a crash re-sends at most one row, which the
-                # receiver's replay memory or the ledger's event id then absorbs.
-                self._store.mark_sent([row.seq])
-                sent += 1
-        return sent
+        async with self._lock:
+            sent = 0
+            while rows := self._store.unsent():
+                results = await self._transport.send_many(
+                    [(r.topic, r.value, r.key, r.headers) for r in rows]
+                )
+                done = [r.seq for r, error in zip(rows, results, strict=True) if error is None]
+                self._store.mark_sent(done)
+                sent += len(done)
+                failures = [e for e in results if e is not None]
+                if failures:
+                    raise failures[0]
+            return sent
+
+
+__all__ = ["OutboxRelay", "TransportError"]

@@ -90,8 +90,11 @@ class AgencyStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One atomic unit. Inside another transaction it joins the outer one (a poll
+        batch commits once), and an exception anywhere rolls back the whole unit."""
         if self._in_txn:
-            raise RuntimeError("transactions do not nest")
+            yield
+            return
         self._db.execute("BEGIN IMMEDIATE")
         self._in_txn = True
         try:

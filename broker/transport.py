@@ -10,6 +10,7 @@ does not support it, and duplicates are caught by message id on the receiving en
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,12 @@ from broker.topics import PARTITIONS
 class TransportError(MappaError):
     code = "transport.failed"
     retriable = True
+
+
+def _failed(error: TransportError) -> asyncio.Future[object]:
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,6 @@ class KafkaTransport:
             bootstrap_servers=self.bootstrap,
             acks="all",
             enable_idempotence=False,
-            linger_ms=2,
             max_request_size=1_100_000,
             **self._options,
         )
@@ -123,6 +129,29 @@ class KafkaTransport:
             raise TransportError(f"send to {topic} failed: {exc}") from exc
         return meta.partition, meta.offset
 
+    async def send_many(
+        self, records: Sequence[tuple[str, bytes, bytes | None, Sequence[tuple[str, bytes]]]]
+    ) -> list[TransportError | None]:
+        """Send (topic, value, key, headers) records together; one result per record,
+        ``None`` when the broker acknowledged it."""
+        futures = []
+        for topic, value, key, headers in records:
+            try:
+                futures.append(
+                    await self.producer.send(topic, value, key=key, headers=list(headers))
+                )
+            except KafkaError as exc:
+                futures.append(_failed(TransportError(f"send to {topic} failed: {exc}")))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        return [
+            None
+            if not isinstance(r, BaseException)
+            else r
+            if isinstance(r, TransportError)
+            else TransportError(f"send failed: {r}")
+            for r in results
+        ]
+
     async def partitions(self, topic: str) -> list[TopicPartition]:
         parts = await self.producer.partitions_for(topic)
         return [TopicPartition(topic, p) for p in sorted(parts)]
@@ -167,6 +196,16 @@ class PartitionReader:
 
     async def stop(self) -> None:
         await self._consumer.stop()
+
+    async def rewind(self, offsets: Offsets) -> None:
+        """Go back to ``offsets`` (what the caller durably processed): after a failed
+        batch, records read but not committed are read again, never skipped."""
+        for tp in self._assignment:
+            next_offset = offsets.get((tp.topic, tp.partition))
+            if next_offset is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, next_offset)
 
     async def poll(self, timeout_ms: int = 200, max_records: int = 500) -> list[Record]:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)

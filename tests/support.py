@@ -7,11 +7,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from broker.agreements import agreement_for_area
+from broker.crypto.encoding import b64encode, jcs, strict_json
+from broker.crypto.envelope import Recipient, ViewToSeal, seal, signed_bytes
+from broker.crypto.keys import PrivateKey
 from broker.deployment import Deployment
 from broker.gateway import AgencyGateway
 from broker.ledger.service import LedgerService
@@ -19,8 +22,10 @@ from broker.provision import AgencySpec, DataPaths, provision
 from broker.receive import Handled, Handling
 from broker.settings import Settings
 from broker.transport import KafkaTransport, Record
-from schemas.common import Role, from_data
-from schemas.messages import ReleaseScheduled, RiskAssessment
+from schemas.common import Classification, Role, ViewKind, format_timestamp, from_data
+from schemas.directory import KeyAlg
+from schemas.envelope import EnvelopeHeader
+from schemas.messages import ReleaseScheduled, RiskAssessment, derive_view
 
 AREA = "staffordshire"
 POLICE = "police.staffordshire"
@@ -147,6 +152,60 @@ class World:
         self.deployment.close()
 
 
+def resign(world: World, document: dict[str, Any], signer: str) -> bytes:
+    """Sign ``document`` with a real agency's current key, as a compromised sender could."""
+    key = world.gw(signer).ctx.keys.signing[KeyAlg.ED25519]
+    document["signatures"] = [
+        {
+            "alg": "ed25519",
+            "key_id": key.key_id,
+            "signature": b64encode(key.sign(signed_bytes(document))),
+        }
+    ]
+    return jcs(document)
+
+
+def seal_as(
+    world: World,
+    sender: str,
+    recipients: tuple[str, ...],
+    topic: str,
+    *,
+    signers: list[PrivateKey] | None = None,
+    **header_fields: Any,
+) -> dict[str, Any]:
+    """A fresh, correctly sealed full-view envelope from ``sender`` (signed by its current
+    keys unless ``signers`` says otherwise), as a document."""
+    ctx = world.gw(sender).ctx
+    now = ctx.clock()
+    suite = ctx.suite
+    signers = signers or ctx.keys.signers_for(suite.signature_keys)
+    agreement = ctx.policy.agreement
+    header = EnvelopeHeader(
+        envelope_version=1,
+        suite=suite.name,
+        message_id=str(uuid.uuid4()),
+        created_at=format_timestamp(now),
+        sender=sender,
+        sender_keys=tuple(k.key_id for k in signers),
+        area="staffordshire",
+        topic=topic,
+        message_type="risk-assessment",
+        schema_version=1,
+        subject_ref=world.deployment.subject_ref(PNC),
+        isa_id=agreement.id,
+        isa_version=agreement.version,
+        purpose="risk management",
+        lawful_basis="DPA 2018 Part 3",
+        classification=Classification.OFFICIAL_SENSITIVE,
+    ).model_copy(update=header_fields)
+    keys = tuple(
+        Recipient(a, ctx.directory.encryption_key(a, suite=suite, at=now)) for a in recipients
+    )
+    view = ViewToSeal(ViewKind.FULL, jcs(derive_view(risk_assessment(), ViewKind.FULL)), keys)
+    return strict_json(seal(header=header, views=[view], signers=signers, suite=suite))
+
+
 async def build_world(
     tmp_path: Path,
     transport: KafkaTransport,
@@ -162,7 +221,8 @@ async def build_world(
         data_dir=tmp_path / "data", topic_namespace=namespace, suite=suite, **settings
     )
     passphrase = secrets.token_urlsafe(18).encode()
-    now = clock() if clock else datetime.now(UTC)
+    # Keys valid from a day back, as in a deployment that has been running a while.
+    now = (clock() if clock else datetime.now(UTC)) - timedelta(days=1)
     directory = provision(DataPaths(config.data_dir), specs, passphrase=passphrase, now=now)
     agreement = agreement_for_area(AREA, [directory.agency(a) for a in parties])
     deployment = Deployment(

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import uuid
+import sqlite3
 from typing import Any
 
+import pytest
+
 from broker.crypto.encoding import b64decode, b64encode, jcs, strict_json
-from broker.crypto.envelope import Recipient, ViewToSeal, seal, signed_bytes
+from broker.crypto.envelope import signed_bytes
 from broker.crypto.keys import PrivateKey
 from broker.receive import Handling
-from schemas.common import Classification, Role, ViewKind, format_timestamp
+from schemas.common import Role, ViewKind
 from schemas.directory import KeyAlg
-from schemas.envelope import EnvelopeHeader
-from schemas.messages import derive_view
 from tests.support import (
     EDUCATION,
     HOUSING,
@@ -22,7 +22,9 @@ from tests.support import (
     PRISON,
     PROBATION,
     World,
+    resign,
     risk_assessment,
+    seal_as,
 )
 
 RA_RECIPIENTS = (PROBATION, PRISON)
@@ -165,19 +167,6 @@ async def inject_and_expect_refusal(
     assert len(world.gw(PROBATION).ctx.store.inbox()) == 1
 
 
-def resign(world: World, document: dict[str, Any], signer: str) -> bytes:
-    """Sign ``document`` with a real agency's current key, as a compromised sender could."""
-    key = world.gw(signer).ctx.keys.signing[KeyAlg.ED25519]
-    document["signatures"] = [
-        {
-            "alg": "ed25519",
-            "key_id": key.key_id,
-            "signature": b64encode(key.sign(signed_bytes(document))),
-        }
-    ]
-    return jcs(document)
-
-
 async def original_ra_envelope(world: World) -> tuple[str, dict[str, Any]]:
     await publish_and_deliver(world)
     topic = world.deployment.topics.for_role("staffordshire", Role.PROBATION)
@@ -193,38 +182,6 @@ async def test_tampered_ciphertext_in_transit_is_refused(world: World) -> None:
     await inject_and_expect_refusal(
         world, topic, jcs(doc), RA_READERS, "verification.signature-invalid"
     )
-
-
-def seal_as(world: World, sender: str, recipients: tuple[str, ...], topic: str) -> dict[str, Any]:
-    """A fresh, correctly sealed full-view envelope from ``sender``, as a document."""
-    ctx = world.gw(sender).ctx
-    now = ctx.clock()
-    suite = ctx.suite
-    signers = ctx.keys.signers_for(suite.signature_keys)
-    agreement = ctx.policy.agreement
-    header = EnvelopeHeader(
-        envelope_version=1,
-        suite=suite.name,
-        message_id=str(uuid.uuid4()),
-        created_at=format_timestamp(now),
-        sender=sender,
-        sender_keys=tuple(k.key_id for k in signers),
-        area="staffordshire",
-        topic=topic,
-        message_type="risk-assessment",
-        schema_version=1,
-        subject_ref=world.deployment.subject_ref(PNC),
-        isa_id=agreement.id,
-        isa_version=agreement.version,
-        purpose="risk management",
-        lawful_basis="DPA 2018 Part 3",
-        classification=Classification.OFFICIAL_SENSITIVE,
-    )
-    keys = tuple(
-        Recipient(a, ctx.directory.encryption_key(a, suite=suite, at=now)) for a in recipients
-    )
-    view = ViewToSeal(ViewKind.FULL, jcs(derive_view(risk_assessment(), ViewKind.FULL)), keys)
-    return strict_json(seal(header=header, views=[view], signers=signers, suite=suite))
 
 
 async def test_tampered_ciphertext_signed_by_the_sender_fails_decryption(world: World) -> None:
@@ -294,3 +251,27 @@ async def test_garbage_on_a_topic_is_refused_not_fatal(world: World) -> None:
     # The adapter keeps working after bad input.
     await world.gw(POLICE).publish(risk_assessment(), purpose="risk management")
     await world.pump(lambda: len(world.of(HOUSING, Handling.DELIVERED)) == 2)
+
+
+async def poll_until_raises(world: World, agency: str) -> None:
+    for _ in range(100):
+        await world.gw(agency).poll_once(timeout_ms=50)
+
+
+async def test_a_failed_batch_is_read_again_not_skipped(world: World) -> None:
+    """An unexpected fault while storing (here: a conflicting inbox row, as a damaged
+    database would have) rolls the whole batch back and rewinds the reader."""
+    result = await world.gw(POLICE).publish(risk_assessment(), purpose="risk management")
+    store = world.gw(PROBATION).ctx.store
+    conflict = (result.message_id, "t", "x", "x", "x", "x", "x", 1, "x", "x", None, b"x")
+    with store.transaction():
+        store._db.execute("INSERT INTO inbox VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", conflict)
+    with pytest.raises(sqlite3.IntegrityError):
+        await poll_until_raises(world, PROBATION)
+    assert store.offsets() == {}  # nothing committed past the failed record
+    with store.transaction():
+        store._db.execute("DELETE FROM inbox WHERE message_id = ?", (result.message_id,))
+    await world.pump(lambda: bool(world.of(PROBATION, Handling.DELIVERED)))
+    [item] = store.inbox()
+    assert item.message_id == result.message_id
+    assert item.sender == POLICE

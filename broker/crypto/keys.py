@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hpke, serialization
@@ -96,6 +96,33 @@ class PrivateKey:
             alg,
             x25519.X25519PrivateKey.generate(),
             mlkem_part=mlkem.MLKEM768PrivateKey.generate(),
+        )
+
+    # Seed sizes for ``from_seed``: ML-KEM-768 takes d||z (64 bytes, FIPS 203), the
+    # hybrid key that and an X25519 scalar after it.
+    SEED_BYTES: ClassVar[dict[KeyAlg, int]] = {
+        KeyAlg.ED25519: 32,
+        KeyAlg.X25519: 32,
+        KeyAlg.ML_DSA_65: 32,
+        KeyAlg.MLKEM768_X25519: 64 + 32,
+    }
+
+    @classmethod
+    def from_seed(cls, alg: KeyAlg, seed: bytes) -> PrivateKey:
+        """Derive a key pair from a seed: for published test vectors and key escrow
+        recovery, never for keys made in the ordinary way (use ``generate``)."""
+        if len(seed) != cls.SEED_BYTES[alg]:
+            raise KeyUnavailable(f"{alg.value} seeds are {cls.SEED_BYTES[alg]} bytes")
+        if alg is KeyAlg.ED25519:
+            return cls(alg, ed25519.Ed25519PrivateKey.from_private_bytes(seed))
+        if alg is KeyAlg.ML_DSA_65:
+            return cls(alg, mldsa.MLDSA65PrivateKey.from_seed_bytes(seed))
+        if alg is KeyAlg.X25519:
+            return cls(alg, x25519.X25519PrivateKey.from_private_bytes(seed))
+        return cls(
+            alg,
+            x25519.X25519PrivateKey.from_private_bytes(seed[64:]),
+            mlkem_part=mlkem.MLKEM768PrivateKey.from_seed_bytes(seed[:64]),
         )
 
     # -- use -------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""`mappa directory sign|verify|show`: the signed trust directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from broker.directory import Directory, sign_directory
+from broker.errors import ConfigurationError, SchemaError
+from broker.keystore import Keystore, passphrase_from_env
+from broker.provision import DataPaths, load_directory, load_governance_public, write_directory
+from broker.settings import Settings
+from broker.trust_admin import governance_key
+from schemas.directory import DirectoryDocument
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser("directory", help="the signed trust directory: sign, verify, show")
+    d.add_argument("--data-dir", type=Path, help="deployment data directory (MAPPA_DATA_DIR)")
+    cmds = d.add_subparsers(dest="directory_command", required=True)
+    sign = cmds.add_parser("sign", help="sign a pending directory version and put it in force")
+    sign.add_argument("document", type=Path, nargs="?", help="default: directory.pending.json")
+    sign.set_defaults(handler=cmd_sign)
+    verify = cmds.add_parser("verify", help="check a signed directory against the trust anchor")
+    verify.add_argument("file", type=Path, nargs="?", help="default: the directory in force")
+    verify.set_defaults(handler=cmd_verify)
+    show = cmds.add_parser("show", help="agencies, roles, areas and key counts")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_show)
+
+
+def _paths(args: argparse.Namespace) -> DataPaths:
+    return DataPaths(args.data_dir or Settings().data_dir)
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    source = args.document or paths.pending_directory
+    try:
+        document = DirectoryDocument.model_validate_json(source.read_bytes())
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {source}: {exc.strerror}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SchemaError(f"{source}: invalid directory at {where}: {first['msg']}") from None
+    signer = governance_key(Keystore(paths.keys, passphrase_from_env()))
+    if signer is None:
+        raise ConfigurationError(f"no governance key in {paths.keys}: sign where it is held")
+    current = load_directory(paths)
+    if document.version <= current.version:
+        raise ConfigurationError(
+            f"version {document.version} is not newer than {current.version} in force"
+        )
+    write_directory(paths, sign_directory(document, signer))
+    load_directory(paths)
+    paths.pending_directory.unlink(missing_ok=True)
+    print(f"directory version {document.version} signed and in force")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    if args.file is None:
+        directory = load_directory(paths)
+    else:
+        accepted = (
+            int(paths.directory_accepted.read_text()) if paths.directory_accepted.exists() else 1
+        )
+        directory = Directory.verify(
+            args.file.read_bytes(),
+            governance_key=load_governance_public(paths),
+            min_version=accepted,
+        )
+    key = load_governance_public(paths)
+    print(
+        f"valid: directory version {directory.version}, {len(directory.document.agencies)} "
+        f"agencies, signed by governance key {key.key_id}"
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    directory = load_directory(_paths(args))
+    doc = directory.document
+    if args.json:
+        print(json.dumps(doc.model_dump(mode="json"), indent=1))
+        return 0
+    print(f"directory version {doc.version}, issued {doc.issued_at}")
+    for a in doc.agencies:
+        print(
+            f"{a.agency_id:<28} {a.role.value:<22} {a.status.value:<9} "
+            f"{','.join(a.areas):<20} {len(a.keys)} keys  {a.name}"
+        )
+    return 0

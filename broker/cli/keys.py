@@ -1,0 +1,164 @@
+"""`mappa keys init|rotate|revoke|prune|show`: agency key pairs and the directory entries
+that publish them. Private keys are sealed under MAPPA_KEY_PASSPHRASE (or the file named
+by MAPPA_KEY_PASSPHRASE_FILE) and never printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from broker import trust_admin
+from broker.errors import ConfigurationError
+from broker.keystore import Keystore, passphrase_from_env
+from broker.provision import AgencySpec, DataPaths, load_directory, provision
+from broker.settings import Settings
+from schemas.common import Role, parse_timestamp
+from schemas.directory import KeyAlg
+
+
+def _paths(args: argparse.Namespace) -> DataPaths:
+    return DataPaths(args.data_dir or Settings().data_dir)
+
+
+def _keystore(paths: DataPaths) -> Keystore:
+    return Keystore(paths.keys, passphrase_from_env())
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser("keys", help="agency key pairs: init, rotate, revoke, prune, show")
+    keys.add_argument("--data-dir", type=Path, help="deployment data directory (MAPPA_DATA_DIR)")
+    cmds = keys.add_subparsers(dest="keys_command", required=True)
+
+    init = cmds.add_parser("init", help="governance, subject and agency keys; directory v1")
+    init.add_argument("--agencies", type=Path, required=True, help="YAML list of agencies")
+    init.set_defaults(handler=cmd_init)
+
+    rot = cmds.add_parser("rotate", help="new key pairs for an agency; next directory version")
+    rot.add_argument("--agency", required=True)
+    rot.add_argument("--alg", action="append", choices=[a.value for a in KeyAlg])
+    rot.add_argument("--overlap-minutes", type=int, default=60, help="old signing keys' grace")
+    rot.set_defaults(handler=cmd_rotate)
+
+    rev = cmds.add_parser("revoke", help="refuse anything a key signs from a moment on")
+    rev.add_argument("--agency", required=True)
+    rev.add_argument("--key", required=True, help="key id")
+    rev.add_argument("--reason", required=True)
+    rev.add_argument("--at", help="revocation time (RFC 3339 UTC, ms); default now")
+    rev.set_defaults(handler=cmd_revoke)
+
+    prn = cmds.add_parser("prune", help="destroy a retained, no longer current private key")
+    prn.add_argument("--agency", required=True)
+    prn.add_argument("--key", required=True)
+    prn.set_defaults(handler=cmd_prune)
+
+    show = cmds.add_parser("show", help="every key in the directory, its status, held or not")
+    show.add_argument("--agency")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_show)
+
+
+def load_agency_specs(path: Path) -> list[AgencySpec]:
+    try:
+        data = yaml.safe_load(path.read_text())
+        return [
+            AgencySpec(a["agency_id"], a["name"], Role(a["role"]), tuple(a["areas"]))
+            for a in data["agencies"]
+        ]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{path}: expected `agencies:` with agency_id, name, role, areas each ({exc})"
+        ) from None
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    specs = load_agency_specs(args.agencies)
+    try:
+        directory = provision(paths, specs, passphrase=passphrase_from_env(), now=datetime.now(UTC))
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid agency entry: {exc.errors()[0]['msg']}") from None
+    print(f"initialised {paths.root}: {len(specs)} agencies, directory version {directory.version}")
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    keystore = _keystore(paths)
+    directory = load_directory(paths)
+    algs = [KeyAlg(a) for a in args.alg] if args.alg else list(KeyAlg)
+    doc = trust_admin.rotate(
+        directory,
+        keystore,
+        args.agency,
+        now=datetime.now(UTC),
+        algs=algs,
+        overlap=timedelta(minutes=args.overlap_minutes),
+    )
+    print(f"rotated {', '.join(a.value for a in algs)} keys of {args.agency}")
+    print(trust_admin.publish(paths, keystore, doc))
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    keystore = _keystore(paths)
+    now = datetime.now(UTC)
+    try:
+        at = parse_timestamp(args.at) if args.at else now
+    except ValueError:
+        raise ConfigurationError("--at must look like 2026-11-23T12:00:00.000Z") from None
+    doc = trust_admin.revoke(
+        load_directory(paths), args.agency, args.key, at=at, reason=args.reason, now=now
+    )
+    print(f"revoked {args.key} of {args.agency} from {args.at or 'now'}")
+    print(trust_admin.publish(paths, keystore, doc))
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    trust_admin.prune(
+        load_directory(paths), _keystore(paths), args.agency, args.key, now=datetime.now(UTC)
+    )
+    print(f"destroyed private key {args.key} of {args.agency}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    directory = load_directory(paths)
+    keystore = Keystore(paths.keys, b"listing does not unlock anything")
+    now = datetime.now(UTC)
+    rows = []
+    for agency in directory.document.agencies:
+        if args.agency and agency.agency_id != args.agency:
+            continue
+        held = set(keystore.key_ids(agency.agency_id))
+        for k in agency.keys:
+            rows.append(
+                {
+                    "agency": agency.agency_id,
+                    "key_id": k.key_id,
+                    "alg": k.alg.value,
+                    "status": trust_admin.key_status(k, agency, now),
+                    "not_before": k.not_before,
+                    "not_after": k.not_after,
+                    "revoked_at": k.revoked_at,
+                    "private_key_held": k.key_id in held,
+                }
+            )
+    if args.json:
+        print(json.dumps({"directory_version": directory.version, "keys": rows}, indent=1))
+        return 0
+    print(f"directory version {directory.version}")
+    for r in rows:
+        print(
+            f"{r['agency']:<28} {r['alg']:<16} {r['key_id']}  {r['status']:<13} "
+            f"{r['not_before']} .. {r['not_after']}  {'held' if r['private_key_held'] else '-'}"
+        )
+    return 0

@@ -1,0 +1,722 @@
+"""Envelope test vectors: generate them, check them for drift, evaluate them.
+
+    python -m tests.vectors.generate           check: recompute and compare (exit 1 on drift)
+    python -m tests.vectors.generate --fresh   regenerate every vector and rewrite the file
+
+Keys come from fixed seeds, so anyone can rebuild them. Sealing is randomised (data keys,
+nonces, HPKE encapsulation, ML-DSA's hedged signatures), so a valid vector stores the
+random parts it used: its data keys, and the envelope itself. Everything else in it is
+derived and stored for a person checking by hand with ``docs/envelope.md``: canonical
+header, header digest, AAD, HPKE info, derived keys, commitments, signed bytes. The drift
+check recomputes all of that with the product's code, re-encrypts each view from its data
+key and nonce, unwraps each wrapped key, and rebuilds every invalid vector from its base
+(the mutations are deterministic; re-signatures use Ed25519, which is too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from broker.crypto.encoding import b64decode, b64encode, jcs, strict_json
+from broker.crypto.envelope import (
+    COMMITMENT_INFO,
+    VIEW_KEY_INFO,
+    Recipient,
+    ViewToSeal,
+    _derive,
+    _view_aad,
+    _wrap_info,
+    header_digest,
+    open_view,
+    seal,
+    signed_bytes,
+)
+from broker.crypto.keys import PrivateKey
+from broker.crypto.pseudonym import SubjectKey
+from broker.crypto.suites import SUITES, suite_named
+from broker.directory import Directory, sign_directory
+from broker.errors import MappaError
+from broker.topics import Topics
+from broker.verification import EnvelopeVerifier
+from schemas.common import Classification, Role, ViewKind, parse_timestamp
+from schemas.directory import (
+    AgencyEntry,
+    AgencyStatus,
+    DirectoryDocument,
+    KeyAlg,
+    PublicKeyEntry,
+    SignedDirectory,
+)
+from schemas.envelope import MAX_ENVELOPE_BYTES, EnvelopeHeader
+from schemas.messages import derive_view
+from tests.support import risk_assessment
+
+FILE = Path(__file__).with_name("envelope-vectors.json")
+SEED_LABEL = "mappa-broker envelope test vector seed v1"
+AREA = "staffordshire"
+TOPICS = Topics("mappa")
+TOPIC = TOPICS.for_role(AREA, Role.POLICE)
+SENDER = "police.staffordshire"
+FULL_TO = "probation.staffordshire"
+REDACTED_TO = "prison.hmp-stafford"
+OUTSIDER = "education.staffordshire"
+AGENCIES = {
+    SENDER: Role.POLICE,
+    FULL_TO: Role.PROBATION,
+    REDACTED_TO: Role.PRISON,
+    OUTSIDER: Role.EDUCATION,
+}
+CREATED_AT = "2026-11-23T11:59:00.000Z"
+RECEIVED_AT = "2026-11-23T11:59:01.000Z"
+NOW = "2026-11-23T12:00:00.000Z"
+REVOKED_AT = "2026-11-23T11:00:00.000Z"
+SKEW = timedelta(seconds=300)
+WINDOW = timedelta(days=14)
+PNC = "2011/0456789K"
+
+
+# -- fixed trust material ------------------------------------------------------------------------
+
+
+def seed(owner: str, alg: KeyAlg | str) -> bytes:
+    name = alg.value if isinstance(alg, KeyAlg) else alg
+    size = PrivateKey.SEED_BYTES[alg] if isinstance(alg, KeyAlg) else 32
+    return hashlib.shake_256(f"{SEED_LABEL}|{owner}|{name}".encode()).digest(size)
+
+
+def key(owner: str, alg: KeyAlg) -> PrivateKey:
+    return PrivateKey.from_seed(alg, seed(owner, alg))
+
+
+def subject_key() -> SubjectKey:
+    return SubjectKey(seed("deployment", "subject-key"))
+
+
+def directory_document(*, revoked: bool) -> DirectoryDocument:
+    agencies = []
+    for agency_id, role in AGENCIES.items():
+        entries = []
+        for alg in KeyAlg:
+            k = key(agency_id, alg)
+            entry = PublicKeyEntry(
+                key_id=k.key_id,
+                alg=alg,
+                public_key=b64encode(k.public.raw),
+                not_before="2026-01-01T00:00:00.000Z",
+                not_after="2028-01-01T00:00:00.000Z",
+            )
+            if revoked and agency_id == SENDER and alg is KeyAlg.ED25519:
+                entry = entry.model_copy(
+                    update={"revoked_at": REVOKED_AT, "revocation_reason": "test vector"}
+                )
+            entries.append(entry)
+        agencies.append(
+            AgencyEntry(
+                agency_id=agency_id,
+                name=agency_id,
+                role=role,
+                areas=(AREA,),
+                kafka_principal=f"User:{agency_id}",
+                status=AgencyStatus.ACTIVE,
+                keys=tuple(entries),
+            )
+        )
+    return DirectoryDocument(
+        kind="mappa.directory",
+        version=2 if revoked else 1,
+        issued_at="2026-11-23T00:00:00.000Z",
+        agencies=tuple(agencies),
+    )
+
+
+def signed_directories() -> dict[str, SignedDirectory]:
+    governance = key("governance", KeyAlg.ED25519)
+    return {
+        "default": sign_directory(directory_document(revoked=False), governance),
+        "revoked": sign_directory(directory_document(revoked=True), governance),
+    }
+
+
+def plaintexts() -> dict[ViewKind, bytes]:
+    message = risk_assessment(PNC)
+    return {kind: jcs(derive_view(message, kind)) for kind in (ViewKind.FULL, ViewKind.REDACTED)}
+
+
+# -- valid vectors --------------------------------------------------------------------------------
+
+
+def seal_valid(name: str, suite_name: str, *, supersedes: str | None = None) -> dict[str, Any]:
+    suite = suite_named(suite_name)
+    signers = [key(SENDER, alg) for alg in suite.signature_keys]
+    header = EnvelopeHeader(
+        envelope_version=1,
+        suite=suite.name,
+        message_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"mappa-vector:{name}")),
+        created_at=CREATED_AT,
+        sender=SENDER,
+        sender_keys=tuple(k.key_id for k in signers),
+        area=AREA,
+        topic=TOPIC,
+        message_type="risk-assessment",
+        schema_version=1,
+        subject_ref=subject_key().reference(PNC),
+        isa_id="mappa-default.staffordshire",
+        isa_version=1,
+        purpose="MAPPA risk management",
+        lawful_basis="DPA 2018 Part 3: CJA 2003 s325",
+        classification=Classification.OFFICIAL_SENSITIVE,
+        supersedes=supersedes,
+    )
+    texts = plaintexts()
+    views = [
+        ViewToSeal(
+            ViewKind.FULL,
+            texts[ViewKind.FULL],
+            (Recipient(FULL_TO, key(FULL_TO, suite.kem_key).public),),
+        ),
+        ViewToSeal(
+            ViewKind.REDACTED,
+            texts[ViewKind.REDACTED],
+            (Recipient(REDACTED_TO, key(REDACTED_TO, suite.kem_key).public),),
+        ),
+    ]
+    envelope = seal(header=header, views=views, signers=signers, suite=suite)
+    doc = strict_json(envelope)
+    data_keys = {str(r["view_id"]): unwrap(doc, r["agency"]).hex() for r in doc["recipients"]}
+    return {
+        "name": name,
+        "suite": suite.name,
+        "topic": TOPIC,
+        "record_time": RECEIVED_AT,
+        "now": NOW,
+        "envelope": envelope.decode(),
+        "data_keys": data_keys,
+        "expect": {FULL_TO: "full", REDACTED_TO: "redacted", OUTSIDER: "not-addressed"},
+        "derived": derive(doc, data_keys),
+    }
+
+
+def unwrap(doc: dict[str, Any], agency: str) -> bytes:
+    suite = suite_named(doc["header"]["suite"])
+    entry = next(r for r in doc["recipients"] if r["agency"] == agency)
+    private = key(agency, suite.kem_key)
+    info = _wrap_info(header_digest(doc["header"]), agency, entry["key_id"], entry["view_id"])
+    return suite.hpke().decrypt(b64decode(entry["wrapped_key"]), private.hpke_private(), info=info)
+
+
+def derive(doc: dict[str, Any], data_keys: dict[str, str]) -> dict[str, Any]:
+    """Every intermediate value a hand check needs, computed with the product's code."""
+    h = header_digest(doc["header"])
+    signed = signed_bytes(doc)
+    views = {}
+    for view in doc["views"]:
+        k = bytes.fromhex(data_keys[str(view["view_id"])])
+        views[str(view["view_id"])] = {
+            "aad": _view_aad(h, view["view_id"], ViewKind(view["kind"])).decode(),
+            "view_key": _derive(k, h, VIEW_KEY_INFO).hex(),
+            "key_commitment": _derive(k, h, COMMITMENT_INFO).hex(),
+        }
+    return {
+        "header_jcs": jcs(doc["header"]).decode(),
+        "header_sha256": h.hex(),
+        "signed_bytes_prefix": signed[: signed.index(b"{")].decode(),
+        "signed_bytes_sha256": hashlib.sha256(signed).hexdigest(),
+        "views": views,
+        "wrap_info": {
+            r["agency"]: _wrap_info(h, r["agency"], r["key_id"], r["view_id"]).decode()
+            for r in doc["recipients"]
+        },
+    }
+
+
+def check_valid(vector: dict[str, Any], texts: dict[ViewKind, bytes]) -> list[str]:
+    """Recompute a valid vector from its random parts; return what differs."""
+    problems = []
+    doc = strict_json(vector["envelope"].encode())
+    if jcs(doc).decode() != vector["envelope"]:
+        problems.append("envelope is not in canonical form")
+    if derive(doc, vector["data_keys"]) != vector["derived"]:
+        problems.append("derived values differ from the code's")
+    h = header_digest(doc["header"])
+    for view in doc["views"]:
+        k = bytes.fromhex(vector["data_keys"][str(view["view_id"])])
+        kind = ViewKind(view["kind"])
+        again = AESGCM(_derive(k, h, VIEW_KEY_INFO)).encrypt(
+            b64decode(view["nonce"]), texts[kind], _view_aad(h, view["view_id"], kind)
+        )
+        if b64encode(again) != view["ciphertext"]:
+            problems.append(f"view {view['view_id']}: ciphertext is not AES-GCM of its inputs")
+    for r in doc["recipients"]:
+        if unwrap(doc, r["agency"]).hex() != vector["data_keys"][str(r["view_id"])]:
+            problems.append(f"{r['agency']}: wrapped key does not unwrap to the data key")
+    return problems
+
+
+# -- invalid vectors: deterministic mutations of the valid ones ----------------------------------
+
+
+def resign_classic(doc: dict[str, Any], signer: str = SENDER) -> bytes:
+    k = key(signer, KeyAlg.ED25519)
+    doc["signatures"] = [
+        {"alg": "ed25519", "key_id": k.key_id, "signature": b64encode(k.sign(signed_bytes(doc)))}
+    ]
+    return jcs(doc)
+
+
+def flip_b64(text: str, byte: int) -> str:
+    raw = bytearray(b64decode(text))
+    raw[byte % len(raw)] ^= 0x01
+    return b64encode(bytes(raw))
+
+
+def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], bytes]:
+    def mutate(doc: dict[str, Any]) -> bytes:
+        target = doc
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+        return jcs(doc)
+
+    return mutate
+
+
+def _flip(path: tuple[Any, ...], byte: int, *, resign: bool) -> Callable[[dict[str, Any]], bytes]:
+    def mutate(doc: dict[str, Any]) -> bytes:
+        target = doc
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = flip_b64(target[path[-1]], byte)
+        return resign_classic(doc) if resign else jcs(doc)
+
+    return mutate
+
+
+def _fresh_id(mutate: Callable[[dict[str, Any]], bytes]) -> Callable[[dict[str, Any]], bytes]:
+    def wrapped(doc: dict[str, Any]) -> bytes:
+        doc["header"]["message_id"] = "00000000-0000-4000-8000-0000000000ff"
+        return mutate(doc)
+
+    return wrapped
+
+
+def _unknown_signer(doc: dict[str, Any]) -> bytes:
+    rogue = key("rogue", KeyAlg.ED25519)
+    doc["header"]["sender_keys"] = [rogue.key_id]
+    doc["signatures"] = [
+        {
+            "alg": "ed25519",
+            "key_id": rogue.key_id,
+            "signature": b64encode(rogue.sign(signed_bytes(doc))),
+        }
+    ]
+    return jcs(doc)
+
+
+def _unknown_sender(doc: dict[str, Any]) -> bytes:
+    doc["header"]["sender"] = "police.nowhere"
+    return _unknown_signer(doc)
+
+
+def _wrong_agency(doc: dict[str, Any]) -> bytes:
+    doc["header"]["sender_keys"] = [key(OUTSIDER, KeyAlg.ED25519).key_id]
+    return resign_classic(doc, OUTSIDER)
+
+
+def _drop_last_signature(doc: dict[str, Any]) -> bytes:
+    doc["signatures"] = doc["signatures"][:1]
+    return jcs(doc)
+
+
+def _truncate(doc: dict[str, Any]) -> bytes:
+    value = jcs(doc)
+    return value[: len(value) // 2]
+
+
+def _duplicate_key(doc: dict[str, Any]) -> bytes:
+    return jcs(doc)[:-1] + b',"signatures":[]}'
+
+
+def _float(doc: dict[str, Any]) -> bytes:
+    return jcs(doc).replace(b'"schema_version":1', b'"schema_version":1.0')
+
+
+def _oversized(doc: dict[str, Any]) -> bytes:
+    value = jcs(doc)
+    return value + b" " * (MAX_ENVELOPE_BYTES + 1 - len(value))
+
+
+# name, base vector, mutation, receiver, expected outcome, evaluation overrides
+Mutation = tuple[str, str, Callable[[dict[str, Any]], bytes], str, str, dict[str, Any]]
+MUTATIONS: list[Mutation] = [
+    *(
+        (
+            f"header-{field}-altered",
+            "classic-two-views",
+            _set(("header", field), value),
+            FULL_TO,
+            "verification.signature-invalid",
+            {},
+        )
+        for field, value in [
+            ("message_id", "00000000-0000-4000-8000-000000000001"),
+            ("created_at", "2026-11-23T11:58:00.000Z"),
+            ("area", "derbyshire"),
+            ("message_type", "release-scheduled"),
+            ("subject_ref", "0" * 64),
+            ("isa_version", 2),
+            ("purpose", "curiosity"),
+            ("lawful_basis", "none"),
+            ("classification", "OFFICIAL"),
+        ]
+    ),
+    (
+        "header-topic-altered",
+        "classic-two-views",
+        _set(("header", "topic"), "mappa.staffordshire.dtc.housing"),
+        FULL_TO,
+        "verification.signature-invalid",
+        {},
+    ),
+    (
+        "ciphertext-flipped-in-transit",
+        "classic-two-views",
+        _flip(("views", 0, "ciphertext"), 7, resign=False),
+        FULL_TO,
+        "verification.signature-invalid",
+        {},
+    ),
+    (
+        "ciphertext-flipped-and-resigned",
+        "classic-two-views",
+        _fresh_id(_flip(("views", 0, "ciphertext"), 7, resign=True)),
+        FULL_TO,
+        "decryption.failed",
+        {},
+    ),
+    (
+        "tag-flipped-and-resigned",
+        "classic-two-views",
+        _fresh_id(_flip(("views", 0, "ciphertext"), -1, resign=True)),
+        FULL_TO,
+        "decryption.failed",
+        {},
+    ),
+    (
+        "nonce-flipped-and-resigned",
+        "classic-two-views",
+        _fresh_id(_flip(("views", 0, "nonce"), 0, resign=True)),
+        FULL_TO,
+        "decryption.failed",
+        {},
+    ),
+    (
+        "commitment-flipped-and-resigned",
+        "classic-two-views",
+        _fresh_id(_flip(("views", 0, "key_commitment"), 0, resign=True)),
+        FULL_TO,
+        "decryption.failed",
+        {},
+    ),
+    (
+        "wrapped-key-flipped-and-resigned",
+        "classic-two-views",
+        _fresh_id(_flip(("recipients", 0, "wrapped_key"), 40, resign=True)),
+        FULL_TO,
+        "decryption.failed",
+        {},
+    ),
+    (
+        "wrapped-key-truncated-and-resigned",
+        "classic-two-views",
+        _fresh_id(_set(("recipients", 0, "wrapped_key"), b64encode(b"\x00" * 79))),
+        FULL_TO,
+        "decryption.failed",
+        {"resign": True},
+    ),
+    (
+        "signature-flipped",
+        "classic-two-views",
+        _flip(("signatures", 0, "signature"), 3, resign=False),
+        FULL_TO,
+        "verification.signature-invalid",
+        {},
+    ),
+    (
+        "unknown-suite",
+        "classic-two-views",
+        _set(("header", "suite"), "rot13"),
+        FULL_TO,
+        "envelope.unknown-suite",
+        {},
+    ),
+    (
+        "unknown-signing-key",
+        "classic-two-views",
+        _unknown_signer,
+        FULL_TO,
+        "directory.unknown-key",
+        {},
+    ),
+    (
+        "unknown-sender",
+        "classic-two-views",
+        _unknown_sender,
+        FULL_TO,
+        "directory.unknown-agency",
+        {},
+    ),
+    (
+        "signed-by-another-agency",
+        "classic-two-views",
+        _wrong_agency,
+        FULL_TO,
+        "envelope.sender-key-mismatch",
+        {},
+    ),
+    (
+        "revoked-signing-key",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "directory.key-revoked",
+        {"directory": "revoked"},
+    ),
+    (
+        "wrong-topic",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "envelope.topic-mismatch",
+        {"topic": "mappa.staffordshire.dtc.housing"},
+    ),
+    (
+        "from-the-future",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "envelope.clock-skew",
+        {"now": "2026-11-23T11:50:00.000Z"},
+    ),
+    (
+        "older-than-replay-window",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "envelope.stale",
+        {"now": "2026-12-08T12:00:00.000Z"},
+    ),
+    ("not-for-this-agency", "classic-two-views", jcs, OUTSIDER, "not-addressed", {}),
+    ("redelivered", "classic-two-views", jcs, FULL_TO, "duplicate", {"seen": "same"}),
+    (
+        "same-id-other-content",
+        "classic-two-views",
+        _set(("header", "purpose"), "changed"),
+        FULL_TO,
+        "envelope.replay-conflict",
+        {"seen": "base", "resign": True},
+    ),
+    ("truncated", "classic-two-views", _truncate, FULL_TO, "schema.not-json", {}),
+    ("oversized", "classic-two-views", _oversized, FULL_TO, "envelope.too-large", {}),
+    (
+        "duplicate-json-key",
+        "classic-two-views",
+        _duplicate_key,
+        FULL_TO,
+        "schema.duplicate-key",
+        {},
+    ),
+    ("float-number", "classic-two-views", _float, FULL_TO, "schema.float", {}),
+    (
+        "pq-missing-ml-dsa-signature",
+        "pq-hybrid-two-views",
+        _drop_last_signature,
+        FULL_TO,
+        "envelope.signature-missing",
+        {},
+    ),
+    (
+        "pq-header-altered",
+        "pq-hybrid-two-views",
+        _set(("header", "purpose"), "curiosity"),
+        REDACTED_TO,
+        "verification.signature-invalid",
+        {},
+    ),
+    (
+        "pq-suite-downgraded",
+        "pq-hybrid-two-views",
+        _set(("header", "suite"), "classic"),
+        FULL_TO,
+        "envelope.signature-missing",
+        {},
+    ),
+]
+
+
+def build_invalid(valid: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for name, base, mutate, receiver, expect, context in MUTATIONS:
+        doc = strict_json(valid[base]["envelope"].encode())
+        value = mutate(doc)
+        if context.get("resign"):
+            value = resign_classic(strict_json(value))
+        vector: dict[str, Any] = {
+            "name": name,
+            "base": base,
+            "receiver": receiver,
+            "expect": expect,
+        }
+        vector.update({k: v for k, v in context.items() if k != "resign"})
+        if len(value) > MAX_ENVELOPE_BYTES:
+            # A megabyte of spaces is a recipe, not data: the envelope, then this many.
+            vector["envelope"] = value.rstrip(b" ").decode()
+            vector["append_spaces"] = len(value) - len(value.rstrip(b" "))
+        else:
+            vector["envelope"] = value.decode()
+        out.append(vector)
+    return out
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+
+
+def evaluate(data: dict[str, Any], vector: dict[str, Any], receiver: str) -> str:
+    """What a receiver does with the vector: a view kind, a handling, or an error code."""
+    governance = key("governance", KeyAlg.ED25519).public
+    directories = {
+        name: Directory.verify(json.dumps(d).encode(), governance_key=governance)
+        for name, d in data["directories"].items()
+    }
+    directory = directories[vector.get("directory", "default")]
+    verifier = EnvelopeVerifier(
+        directory=directory,
+        allowed_suites=frozenset(SUITES),
+        clock_skew=SKEW,
+        replay_window=WINDOW,
+        topic_in_area=TOPICS.in_area,
+    )
+    value = vector["envelope"].encode() + b" " * vector.get("append_spaces", 0)
+    base = {v["name"]: v for v in data["valid"]}.get(vector.get("base", ""))
+    seen: dict[str, str] = {}
+    if "seen" in vector and base is not None:
+        earlier = verifier.verify(
+            base["envelope"].encode(),
+            topic=base["topic"],
+            record_time=parse_timestamp(base["record_time"]),
+        )
+        seen[earlier.header.message_id] = earlier.digest
+    try:
+        verified = verifier.verify(
+            value,
+            topic=vector.get("topic", TOPIC),
+            record_time=parse_timestamp(vector.get("record_time", RECEIVED_AT)),
+        )
+        verifier.check_fresh(verified, parse_timestamp(vector.get("now", NOW)))
+        if not verified.addressed_to(receiver):
+            return "not-addressed"
+        previous = seen.get(verified.header.message_id)
+        if previous is not None:
+            return "duplicate" if previous == verified.digest else "envelope.replay-conflict"
+        suite = suite_named(verified.header.suite)
+        private = key(receiver, suite.kem_key)
+        opened = open_view(verified, agency=receiver, keys={private.key_id: private}, suite=suite)
+    except MappaError as exc:
+        return exc.code
+    if opened.plaintext != plaintexts()[opened.kind]:
+        return "wrong-plaintext"
+    return opened.kind.value
+
+
+# -- the file -------------------------------------------------------------------------------------
+
+
+def about() -> dict[str, Any]:
+    return {
+        "_about": (
+            "mappa-broker envelope test vectors. Keys: PrivateKey.from_seed(alg, "
+            "SHAKE256('" + SEED_LABEL + "|' + owner + '|' + alg) truncated to the seed size); "
+            "the subject key likewise with owner 'deployment' and alg 'subject-key'. "
+            "Valid vectors keep the random parts of sealing (data keys; the envelope) and every "
+            "derived value for a hand check against docs/envelope.md. Invalid vectors are "
+            "deterministic mutations of a valid one; 'expect' is the receiver's outcome: a view "
+            "kind, 'not-addressed', 'duplicate', or the refusal code. Regenerate with `make "
+            "vectors`; check with `python -m tests.vectors.generate`."
+        ),
+        "now": NOW,
+        "subject_pnc": PNC,
+        "plaintexts": {k.value: v.decode() for k, v in plaintexts().items()},
+    }
+
+
+def fresh() -> dict[str, Any]:
+    valid = [
+        seal_valid("classic-two-views", "classic"),
+        seal_valid("pq-hybrid-two-views", "pq-hybrid"),
+        seal_valid(
+            "classic-correction", "classic", supersedes="0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
+        ),
+    ]
+    data: dict[str, Any] = about()
+    data["directories"] = {n: d.model_dump(mode="json") for n, d in signed_directories().items()}
+    data["governance_key_id"] = key("governance", KeyAlg.ED25519).key_id
+    data["valid"] = valid
+    data["invalid"] = build_invalid({v["name"]: v for v in valid})
+    return data
+
+
+def check(data: dict[str, Any]) -> list[str]:
+    problems = []
+    if {k: data[k] for k in ("_about", "now", "subject_pnc", "plaintexts")} != about():
+        problems.append("header fields differ (seed label, clock, subject or plaintexts changed)")
+    expected_dirs = {n: d.model_dump(mode="json") for n, d in signed_directories().items()}
+    if data["directories"] != expected_dirs:
+        problems.append("directories differ from those the seeds produce")
+    texts = plaintexts()
+    for vector in data["valid"]:
+        problems += [f"{vector['name']}: {p}" for p in check_valid(vector, texts)]
+        for receiver, expect in vector["expect"].items():
+            got = evaluate(data, vector, receiver)
+            if got != expect:
+                problems.append(f"{vector['name']}: {receiver} got {got}, vector says {expect}")
+    rebuilt = build_invalid({v["name"]: v for v in data["valid"]})
+    if [v["name"] for v in rebuilt] != [v["name"] for v in data["invalid"]]:
+        problems.append("the list of invalid vectors changed")
+    for stored, again in zip(data["invalid"], rebuilt, strict=False):
+        if stored != again:
+            problems.append(f"{stored['name']}: mutation no longer reproduces the stored vector")
+        got = evaluate(data, stored, stored["receiver"])
+        if got != stored["expect"]:
+            problems.append(f"{stored['name']}: receiver got {got}, vector says {stored['expect']}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fresh", action="store_true", help="regenerate and rewrite the file")
+    args = parser.parse_args(argv)
+    if args.fresh:
+        FILE.write_text(json.dumps(fresh(), indent=1, ensure_ascii=False) + "\n")
+        data = json.loads(FILE.read_text())
+        problems = check(data)
+        print(f"wrote {FILE} ({len(data['valid'])} valid, {len(data['invalid'])} invalid)")
+    else:
+        problems = check(json.loads(FILE.read_text()))
+    for p in problems:
+        print(f"drift: {p}", file=sys.stderr)
+    if not problems and not args.fresh:
+        print(f"{FILE.name}: no drift")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
