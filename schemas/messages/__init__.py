@@ -11,15 +11,18 @@ from schemas.messages.base import (
     view_fields,
     view_model,
 )
+from schemas.messages.caseteam import CaseTeam
 from schemas.messages.release import ReleaseScheduled
 from schemas.messages.risk import RiskAssessment
 
 CATALOGUE: dict[str, type[MessageBody]] = {
     type_name(model): model for model in (RiskAssessment, ReleaseScheduled)
 }
+CATALOGUE[type_name(CaseTeam)] = CaseTeam
 
 __all__ = [
     "CATALOGUE",
+    "CaseTeam",
     "MessageBody",
     "ReleaseScheduled",
     "RiskAssessment",

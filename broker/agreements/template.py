@@ -28,11 +28,13 @@ def lawful_basis_for(agency: AgencyEntry) -> Party:
     if agency.role.is_responsible_authority:
         return Party(
             agency_id=agency.agency_id,
+            role=agency.role,
             lawful_basis=LawfulBasis.DPA_2018_PART_3,
             basis_detail="CJA 2003 s325: Responsible Authority duty",
         )
     return Party(
         agency_id=agency.agency_id,
+        role=agency.role,
         lawful_basis=LawfulBasis.UK_GDPR,
         basis_detail="Art 6(1)(e) public task; CJA 2003 s325(3) duty to co-operate",
     )
