@@ -24,6 +24,7 @@ from pydantic_core import ErrorDetails
 
 from broker.directory import Directory
 from broker.errors import SchemaError, VerificationError
+from schemas.common import Role
 from schemas.isa import DEFER_COHERENCE, Access, Agreement, Location, coherence_problems
 from schemas.messages import CATALOGUE
 
@@ -144,13 +145,7 @@ def _known_types() -> set[str]:
     return set(CATALOGUE)
 
 
-def semantic_findings(
-    agreement: Agreement, *, today: date, directory: Directory | None
-) -> Iterable[Finding]:
-    a = agreement
-    for loc, message in coherence_problems(a):
-        yield Finding(Severity.ERROR, loc, message)
-    known = _known_types()
+def _type_findings(a: Agreement, known: set[str]) -> Iterable[Finding]:
     for i, pub in enumerate(a.publishers):
         if pub.message_type not in known:
             yield Finding(
@@ -165,14 +160,28 @@ def semantic_findings(
                 ("rules", i, "message_type"),
                 f"unknown message type {rule.message_type!r}",
             )
+
+
+def semantic_findings(
+    agreement: Agreement, *, today: date, directory: Directory | None
+) -> Iterable[Finding]:
+    a = agreement
+    for loc, message in coherence_problems(a):
+        yield Finding(Severity.ERROR, loc, message)
+    known = _known_types()
+    yield from _type_findings(a, known)
     party_roles = {p.role for p in a.parties}
+    orphan: dict[Role, list[int]] = {}
     for i, rule in enumerate(a.rules):
         if rule.access is not Access.NONE and rule.role not in party_roles:
-            yield Finding(
-                Severity.WARNING,
-                ("rules", i, "role"),
-                f"rule for role {rule.role.value} but no party holds that role",
-            )
+            orphan.setdefault(rule.role, []).append(i)
+    for role, indices in orphan.items():
+        also = f" (and {len(indices) - 1} more rules)" if len(indices) > 1 else ""
+        yield Finding(
+            Severity.WARNING,
+            ("rules", indices[0], "role"),
+            f"rule for role {role.value}{also} but no party holds that role",
+        )
     published = {p.message_type for p in a.publishers}
     shared = {r.message_type for r in a.rules if r.access is not Access.NONE}
     for i, pub in enumerate(a.publishers):

@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from broker.errors import SchemaError
-from schemas.common import from_data
+from schemas.common import Role, from_data
 from schemas.directory import AgencyEntry
 from schemas.isa import Agreement, LawfulBasis, Party
 
@@ -24,8 +24,8 @@ def template_data() -> dict[str, Any]:
 
 
 def lawful_basis_for(agency: AgencyEntry) -> Party:
-    """Law enforcement processing for the RA and councils; UK GDPR for the rest."""
-    if agency.role.is_responsible_authority:
+    """Law enforcement processing for the RA and its co-ordination unit; UK GDPR for the rest."""
+    if agency.role.is_responsible_authority or agency.role is Role.COORDINATOR:
         return Party(
             agency_id=agency.agency_id,
             role=agency.role,
