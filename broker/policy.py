@@ -71,20 +71,21 @@ class SharingPolicy:
     def check_area(self, area: str) -> None:
         if area not in self.agreement.areas:
             raise PolicyDenied(
-                f"agreement {self.agreement.id} does not cover area {area}",
-                code="policy.area-not-covered",
+                f"no agreement in force covers area {area} (agreement {self.agreement.id} "
+                f"covers {', '.join(self.agreement.areas)}): nothing may be shared there",
+                code="policy.no-agreement",
             )
 
     def authorise_publish(
         self, sender: AgencyEntry, message_type: str, area: str, today: date
     ) -> None:
         self.check_in_force(today)
-        self.check_area(area)
-        self.party(sender.agency_id)
         if area not in sender.areas:
             raise PolicyDenied(
                 f"{sender.agency_id} does not operate in {area}", code="policy.area-not-covered"
             )
+        self.check_area(area)
+        self.party(sender.agency_id)
         allowed = next(
             (p.roles for p in self.agreement.publishers if p.message_type == message_type), ()
         )

@@ -146,6 +146,21 @@ class World:
                     break
         return records
 
+    def seed_case_team(self, members: Sequence[str], pnc: str = PNC) -> None:
+        """Put a case team straight into every adapter's record, as if the co-ordinator's
+        message had arrived: set-up for tests that are not about case teams but share
+        under rules that need an active role (tests/test_enforcement.py sends real ones)."""
+        ref = self.deployment.subject_ref(pnc)
+        for gw in self.gateways.values():
+            with gw.ctx.store.transaction():
+                gw.ctx.store.record_case_team(
+                    ref,
+                    members,
+                    lead_agency=members[0],
+                    set_at=format_timestamp(datetime.now(UTC) - timedelta(days=1)),
+                    message_id=str(uuid.uuid4()),
+                )
+
     async def close(self) -> None:
         await self.ledger.stop()
         for gw in self.gateways.values():

@@ -27,14 +27,21 @@ def test_demo_json_summary(suite: str) -> None:
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["suite"] == suite
-    views = {a["agency_id"]: [r["view"] for r in a["received"]] for a in summary["agencies"]}
-    assert views == {
-        "police.staffordshire": [],
-        "probation.staffordshire": ["full"],
-        "prison.hmp-stafford": ["full"],
-        "housing.stoke-on-trent": ["redacted"],
-        "education.staffordshire": [],
+    views = {
+        a["agency_id"]: {r["message_type"]: r["view"] for r in a["received"]}
+        for a in summary["agencies"]
     }
+    assert views == {
+        "police.staffordshire": {"case-team": "full"},
+        "probation.staffordshire": {"case-team": "full", "risk-assessment": "full"},
+        "prison.hmp-stafford": {"case-team": "full", "risk-assessment": "full"},
+        "housing.stoke-on-trent": {"case-team": "full", "risk-assessment": "redacted"},
+        "coord.staffordshire": {"risk-assessment": "full"},
+        "education.staffordshire": {},
+    }
+    assert summary["case_team"]["by"] == "coord.staffordshire"
+    assert "education.staffordshire" not in summary["case_team"]["told"]
+    assert summary["agreement"]["signed_by"] == "governance key"
     refused = {
         a["agency_id"]: {r["reason_code"] for r in a["refused"]} for a in summary["agencies"]
     }

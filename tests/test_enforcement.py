@@ -265,15 +265,31 @@ def housing_may_publish_release(a: Agreement) -> Agreement:
 async def test_sender_refusals_are_audited_and_leave_nothing_half_written(
     tmp_path: Path, transport: KafkaTransport
 ) -> None:
-    w = await make_world(tmp_path, transport, housing_may_publish_release)
+    # Police also work in Derbyshire, where this deployment has no agreement.
+    specs = tuple(
+        AgencySpec(s.agency_id, s.name, s.role, (AREA, "derbyshire"))
+        if s.agency_id == POLICE
+        else s
+        for s in WITH_COORD
+    )
+    w = await build_world(
+        tmp_path,
+        transport,
+        specs=specs,
+        parties=PARTIES_WITH_COORD,
+        tailor=housing_may_publish_release,
+    )
     try:
+        elsewhere = release_scheduled().model_copy(update={"area": "derbyshire"})
         cases = [
             # A type its agency may not publish.
             (POLICE, release_scheduled(), "policy.publish-not-allowed"),
             # A DtC agency about a subject whose case team it is not on.
             (HOUSING, release_scheduled(), "policy.outside-case-load"),
-            # An area the agreement (and the agency) does not cover.
-            (POLICE, risk_assessment(area="derbyshire"), "policy.area-not-covered"),
+            # An area the agency does not cover.
+            (HOUSING, elsewhere, "policy.area-not-covered"),
+            # An area the agency covers but no agreement does.
+            (POLICE, risk_assessment(area="derbyshire"), "policy.no-agreement"),
         ]
         for sender, message, code in cases:
             store = w.gw(sender).ctx.store

@@ -28,22 +28,31 @@ from typing import Any
 from agency_adapters.housing import HousingAdapter
 from agency_adapters.police import PoliceAdapter
 from broker.agency import utc_now
-from broker.agreements import agreement_for_area
+from broker.agreements import (
+    agreement_for_area,
+    load_agreement,
+    save_agreement,
+    sign_agreement,
+)
 from broker.crypto.encoding import jcs, strict_json
 from broker.crypto.envelope import Recipient, ViewToSeal, open_view, seal
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import suite_named
 from broker.deployment import Deployment
 from broker.embedded import EmbeddedBroker
-from broker.errors import MappaError
+from broker.errors import ConfigurationError, MappaError
 from broker.gateway import AgencyGateway
-from broker.provision import AgencySpec, DataPaths, provision
+from broker.keystore import Keystore
+from broker.provision import AgencySpec, DataPaths, load_governance_public, provision
 from broker.publish import PublishResult
 from broker.receive import Handled, Handling, Receiver
 from broker.settings import Settings
 from broker.transport import KafkaTransport, Record
-from schemas.common import Classification, Role, ViewKind, format_timestamp
+from broker.trust_admin import governance_key
+from schemas.common import Classification, Role, ViewKind, format_timestamp, from_data
 from schemas.envelope import EnvelopeHeader
+from schemas.isa import Agreement
+from schemas.messages import CaseTeam
 
 AREA = "staffordshire"
 SPECS = (
@@ -55,6 +64,9 @@ SPECS = (
     AgencySpec(
         "housing.stoke-on-trent", "Stoke-on-Trent City Council Housing", Role.HOUSING, (AREA,)
     ),
+    AgencySpec(
+        "coord.staffordshire", "Staffordshire MAPPA Co-ordination Unit", Role.COORDINATOR, (AREA,)
+    ),
     # In the directory, but not a party to the agreement.
     AgencySpec(
         "education.staffordshire",
@@ -65,11 +77,13 @@ SPECS = (
 )
 POLICE = "police.staffordshire"
 HOUSING = "housing.stoke-on-trent"
+COORDINATOR = "coord.staffordshire"
 PARTIES = (
     "police.staffordshire",
     "probation.staffordshire",
     "prison.hmp-stafford",
     "housing.stoke-on-trent",
+    COORDINATOR,
 )
 NON_PARTY = "education.staffordshire"
 
@@ -118,6 +132,8 @@ class DemoSummary:
     broker: str
     published: dict[str, Any]
     agencies: list[AgencyReport]
+    agreement: dict[str, Any]
+    case_team: dict[str, Any]
     consultation: dict[str, Any]
     eavesdropper: dict[str, int]
     dead_letters: int
@@ -165,6 +181,17 @@ async def read_all(transport: KafkaTransport, topics: list[str], at_least: int) 
             if len(records) >= at_least:
                 break
     return records
+
+
+def sign_and_load_agreement(paths: DataPaths, passphrase: bytes, agreement: Agreement) -> Agreement:
+    """Sign the agreement with the governance key and run on the verified copy from disk,
+    as a deployment does (``mappa isa sign``)."""
+    signer = governance_key(Keystore(paths.keys, passphrase))
+    if signer is None:
+        raise ConfigurationError("the demo deployment has no governance key")
+    anchor = load_governance_public(paths)
+    save_agreement(paths, sign_agreement(agreement, signer), anchor)
+    return load_agreement(paths, agreement.id, anchor)
 
 
 def forged_envelope(deployment: Deployment, recipient: str, suite_name: str) -> bytes:
@@ -217,7 +244,8 @@ class DemoRun:
             s.agency_id: AgencyReport(s.agency_id, s.role.value, s.agency_id in PARTIES)
             for s in SPECS
         }
-        self.receivers = [gw for a, gw in self.gateways.items() if a != POLICE]
+        # Every adapter polls: the sender of one message receives the others.
+        self.receivers = list(self.gateways.values())
 
     async def start(self) -> None:
         for gw in self.gateways.values():
@@ -251,17 +279,59 @@ class DemoRun:
         )
         await settle(
             self.receivers,
-            lambda: all(self.reports[a].received for a, _ in result.disclosures),
+            lambda: all(self.got(a, result.message_type) for a, _ in result.disclosures),
             on_handled=self.record,
         )
         return result
 
-    async def attack(self, result: PublishResult, suite: str) -> list[Record]:
+    def got(self, agency_id: str, message_type: str) -> bool:
+        return any(r["message_type"] == message_type for r in self.reports[agency_id].received)
+
+    async def form_case_team(self) -> PublishResult:
+        """The co-ordination unit says who is active on the case, before anything else:
+        rules that need an active role reach only these agencies."""
+        members = list(PARTIES)
+        team = from_data(
+            CaseTeam,
+            {
+                "subject": {
+                    "pnc_id": ARMS_RECORD["pnc"],
+                    "name": "Alex Sample",
+                    "date_of_birth": "1980-03-14",
+                },
+                "area": AREA,
+                "category": ARMS_RECORD["mappaCategory"],
+                "level": ARMS_RECORD["mappaLevel"],
+                "effective_from": utc_now().date().isoformat(),
+                "lead_agency": "probation.staffordshire",
+                "members": [
+                    {"agency_id": a, "role": self.deployment.directory.agency(a).role.value}
+                    for a in members
+                ],
+            },
+        )
+        result = await self.gateways[COORDINATOR].publish(
+            team, purpose="MAPPA case management", user="mappa.coordinator.12"
+        )
+        await settle(
+            self.receivers,
+            lambda: all(self.got(a, result.message_type) for a, _ in result.disclosures),
+            on_handled=self.record,
+        )
+        return result
+
+    async def attack(self, result: PublishResult, suite: str, team: PublishResult) -> list[Record]:
         """A forgery for housing and a tampered copy of the RA envelope."""
         topics = self.deployment.topics
-        seen = await read_all(self.transport, topics.area_topics(AREA), len(result.topics))
+        envelopes = len(result.topics) + len(team.topics)
+        seen = await read_all(self.transport, topics.area_topics(AREA), envelopes)
         ra_topic = topics.for_role(AREA, Role.PROBATION)
-        ra_value = next(r.value for r in seen if r.topic == ra_topic)
+        ra_value = next(
+            r.value
+            for r in seen
+            if r.topic == ra_topic
+            and strict_json(r.value)["header"]["message_id"] == result.message_id
+        )
         key = result.subject_ref.encode()
         forged = forged_envelope(self.deployment, HOUSING, suite)
         await self.transport.send(topics.for_role(AREA, Role.HOUSING), forged, key=key)
@@ -294,7 +364,7 @@ class DemoRun:
 
     async def consult(self) -> dict[str, Any]:
         gateway = self.gateways[HOUSING]
-        item = gateway.ctx.store.inbox()[0]
+        item = next(i for i in gateway.ctx.store.inbox() if i.message_type == "risk-assessment")
         record = await HousingAdapter(gateway).open(
             item.message_id,
             user="housing.officer.207",
@@ -328,8 +398,11 @@ class DemoRun:
 async def run_demo(settings: Settings) -> DemoSummary:
     started = time.monotonic()
     passphrase = secrets.token_urlsafe(24).encode()
-    directory = provision(DataPaths(settings.data_dir), SPECS, passphrase=passphrase, now=utc_now())
-    agreement = agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
+    paths = DataPaths(settings.data_dir)
+    directory = provision(paths, SPECS, passphrase=passphrase, now=utc_now())
+    agreement = sign_and_load_agreement(
+        paths, passphrase, agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
+    )
     async with (
         _bootstrap(settings) as (bootstrap, broker_text),
         KafkaTransport(bootstrap) as transport,
@@ -341,8 +414,9 @@ async def run_demo(settings: Settings) -> DemoSummary:
         run = DemoRun(deployment)
         try:
             await run.start()
+            team = await run.form_case_team()
             result = await run.publish()
-            seen = await run.attack(result, settings.suite)
+            seen = await run.attack(result, settings.suite, team)
             eavesdropper = run.eavesdrop(seen)
             consultation = await run.consult()
             dead = await read_all(transport, [deployment.topics.deadletter], 3)
@@ -363,6 +437,17 @@ async def run_demo(settings: Settings) -> DemoSummary:
             "disclosures": [{"agency": a, "view": v.value} for a, v in result.disclosures],
         },
         agencies=list(run.reports.values()),
+        agreement={
+            "id": agreement.id,
+            "version": agreement.version,
+            "valid_until": agreement.valid_until,
+            "signed_by": "governance key",
+        },
+        case_team={
+            "by": COORDINATOR,
+            "members": list(PARTIES),
+            "told": [a for a, _ in team.disclosures],
+        },
         consultation=consultation,
         eavesdropper=eavesdropper,
         dead_letters=len(dead),
@@ -375,25 +460,31 @@ def render(summary: DemoSummary) -> str:
     lines = [
         f"mappa-broker demo: area {summary.area}, suite {summary.suite}",
         f"broker: {summary.broker}",
+        f"agreement: {summary.agreement['id']} v{summary.agreement['version']}, signed by the "
+        f"{summary.agreement['signed_by']}, in force until {summary.agreement['valid_until']}",
         "",
+        f"{summary.case_team['by']} set the case team first: "
+        f"{', '.join(summary.case_team['members'])}",
+        "  (rules that need an active role on the case reach only these agencies)",
         f"{summary.published['by']} published a {summary.published['message_type']} "
         f"(message {summary.published['message_id']})",
         f"  subject reference {summary.published['subject_ref'][:16]}... "
         "(keyed hash, never the PNC id)",
         f"  envelopes on: {', '.join(summary.published['topics'])}",
         "",
-        f"{'agency':<28} {'role':<10} {'party':<6} received",
+        f"{'agency':<28} {'role':<11} {'party':<6} received",
     ]
     for a in summary.agencies:
-        if a.agency_id == summary.published["by"]:
-            got = "(sender)"
-        elif a.received:
+        if a.received:
             got = "; ".join(f"{r['message_type']}: {r['view']} view" for r in a.received)
         else:
             got = "nothing it can read" + (
                 "" if a.party else " (not a party: no key wrapped for it)"
             )
-        lines.append(f"{a.agency_id:<28} {a.role:<10} {'yes' if a.party else 'no':<6} {got}")
+        if a.agency_id in (summary.published["by"], summary.case_team["by"]):
+            sent = summary.published if a.agency_id == summary.published["by"] else None
+            got = f"(sender of the {sent['message_type'] if sent else 'case-team'}) {got}"
+        lines.append(f"{a.agency_id:<28} {a.role:<11} {'yes' if a.party else 'no':<6} {got}")
     lines += ["", "refused (dead-lettered and audited):"]
     for a in summary.agencies:
         for r in a.refused:
