@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broker.agreements import (
     agreement_for_area,
     load_agreement,
     save_agreement,
     sign_agreement,
+    template_data,
     verify_agreement,
 )
 from broker.agreements.check import check_text, parse_agreement
@@ -30,6 +34,28 @@ from schemas.isa import Agreement
 from tests.support import PARTIES, SPECS
 
 TODAY = date(2026, 11, 23)
+# The template as `isa init` renders it, for two parties of every kind in the tests.
+TEMPLATE_TEXT = render_yaml(
+    {
+        **template_data(),
+        "id": "mappa-default.staffordshire",
+        "areas": ["staffordshire"],
+        "parties": [
+            {
+                "agency_id": "police.staffordshire",
+                "role": "police",
+                "lawful_basis": "DPA 2018 Part 3",
+                "basis_detail": "CJA 2003 s325",
+            },
+            {
+                "agency_id": "housing.stoke-on-trent",
+                "role": "housing",
+                "lawful_basis": "UK GDPR",
+                "basis_detail": "Art 6(1)(e)",
+            },
+        ],
+    }
+)
 PASS = "agreement test passphrase"  # noqa: S105 - a test deployment's
 
 
@@ -327,3 +353,27 @@ def test_cli_sign_refuses_without_governance_key(
     source.write_text(text)
     assert isa(paths.root, "sign", str(source)) == 1
     assert "no governance key" in capsys.readouterr().err
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_any_bad_access_is_reported_on_its_own_line(data: st.DataObject) -> None:
+    """Whichever rule is broken, the error names that rule and the line it is on."""
+    text = TEMPLATE_TEXT
+    rule_lines = [n for n, line in enumerate(text.splitlines()) if "access: " in line]
+    index = data.draw(st.integers(0, len(rule_lines) - 1))
+    bad = data.draw(
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8).filter(
+            lambda v: v not in {"full", "redacted", "summary", "none"}
+        )
+    )
+    lines = text.splitlines()
+    n = rule_lines[index]
+    lines[n] = re.sub(r"access: \w+", f"access: {bad}", lines[n])
+    result = check_text("\n".join(lines) + "\n", today=TODAY)
+    [error] = result.errors
+    assert error.line == n + 1
+    assert error.field == f"rules[{index}].access"
+    # (YAML reads some words, such as null or yes, as other types; the value is quoted
+    # as the checker saw it.)
+    assert error.message.endswith("is not one of full, redacted, summary, none")
