@@ -11,7 +11,6 @@ says who received what, what was refused and why, and what the audit ledger hold
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -29,6 +28,7 @@ from agency_adapters.housing import HousingAdapter
 from agency_adapters.police import PoliceAdapter
 from broker.agency import utc_now
 from broker.agreements import agreement_for_area
+from broker.cli.runner import run_interruptible
 from broker.crypto.encoding import jcs, strict_json
 from broker.crypto.envelope import Recipient, ViewToSeal, open_view, seal
 from broker.crypto.keys import PrivateKey
@@ -446,6 +446,6 @@ def demo_main(*, data_dir: Path | None, suite: str, bootstrap: str | None, as_js
             print(f"mappa demo: {data_dir} is not empty; the demo needs a fresh data directory")
             return 2
         settings = Settings(data_dir=data_dir, suite=suite, kafka_bootstrap=bootstrap)
-        summary = asyncio.run(run_demo(settings))
+        summary = run_interruptible(run_demo(settings))
     print(json.dumps(summary.to_json(), indent=2) if as_json else render(summary))
     return 0
