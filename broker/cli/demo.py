@@ -37,6 +37,7 @@ from broker.deployment import Deployment
 from broker.embedded import EmbeddedBroker
 from broker.errors import MappaError
 from broker.gateway import AgencyGateway
+from broker.kafka_security import client_options
 from broker.provision import AgencySpec, DataPaths, provision
 from broker.publish import PublishResult
 from broker.receive import Handled, Handling, Receiver
@@ -332,7 +333,7 @@ async def run_demo(settings: Settings) -> DemoSummary:
     agreement = agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
     async with (
         _bootstrap(settings) as (bootstrap, broker_text),
-        KafkaTransport(bootstrap) as transport,
+        KafkaTransport(bootstrap, client_options=client_options(settings, bootstrap)) as transport,
     ):
         deployment = Deployment(
             settings=settings, passphrase=passphrase, transport=transport, agreement=agreement
