@@ -11,7 +11,6 @@ says who received what, what was refused and why, and what the audit ledger hold
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -34,6 +33,7 @@ from broker.agreements import (
     save_agreement,
     sign_agreement,
 )
+from broker.cli.runner import run_interruptible
 from broker.crypto.encoding import jcs, strict_json
 from broker.crypto.envelope import Recipient, ViewToSeal, open_view, seal
 from broker.crypto.keys import PrivateKey
@@ -42,6 +42,7 @@ from broker.deployment import Deployment
 from broker.embedded import EmbeddedBroker
 from broker.errors import ConfigurationError, MappaError
 from broker.gateway import AgencyGateway
+from broker.kafka_security import client_options
 from broker.keystore import Keystore
 from broker.provision import AgencySpec, DataPaths, load_governance_public, provision
 from broker.publish import PublishResult
@@ -405,7 +406,7 @@ async def run_demo(settings: Settings) -> DemoSummary:
     )
     async with (
         _bootstrap(settings) as (bootstrap, broker_text),
-        KafkaTransport(bootstrap) as transport,
+        KafkaTransport(bootstrap, client_options=client_options(settings, bootstrap)) as transport,
     ):
         deployment = Deployment(
             settings=settings, passphrase=passphrase, transport=transport, agreement=agreement
@@ -537,6 +538,6 @@ def demo_main(*, data_dir: Path | None, suite: str, bootstrap: str | None, as_js
             print(f"mappa demo: {data_dir} is not empty; the demo needs a fresh data directory")
             return 2
         settings = Settings(data_dir=data_dir, suite=suite, kafka_bootstrap=bootstrap)
-        summary = asyncio.run(run_demo(settings))
+        summary = run_interruptible(run_demo(settings))
     print(json.dumps(summary.to_json(), indent=2) if as_json else render(summary))
     return 0
