@@ -167,6 +167,14 @@ class SharingPolicy:
                 code="policy.no-agreement",
             )
         self.authorise_publish(sender, message_type, area, today)
+        if team is not None:
+            # Judged only where this agency knows the team: without a record it cannot tell.
+            try:
+                self.check_case_load(sender, message_type, team)
+            except PolicyDenied as exc:
+                raise PolicyDenied(
+                    f"{exc.reason}: breach by the sender", code="policy.breach-outside-case-load"
+                ) from None
         rule = self.rule_for(recipient, message_type)
         if rule is not None and message_type != CASE_TEAM_TYPE:
             self.check_team(recipient, rule, team, sender=sender.agency_id)

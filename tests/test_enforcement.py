@@ -355,3 +355,32 @@ async def test_expired_agreement_stops_sharing_at_once(
         assert date.fromisoformat(w.deployment.agreement.valid_until) < clock.now.date()
     finally:
         await w.close()
+
+
+def housing_may_publish_assessments(a: Agreement) -> Agreement:
+    publishers = tuple(p for p in a.publishers if p.message_type != "risk-assessment")
+    extra = PublishRule(message_type="risk-assessment", roles=(Role.POLICE, Role.HOUSING))
+    return with_rules(a, publishers=(*publishers, extra))
+
+
+async def test_receiver_refuses_a_sender_outside_its_case_load(
+    tmp_path: Path, transport: KafkaTransport
+) -> None:
+    """A DtC sender that bypasses its own case-load check is caught by a recipient that
+    knows the case team; once the sender is on the team, the same kind of message passes."""
+    w = await make_world(tmp_path, transport, housing_may_publish_assessments)
+    try:
+        await set_team(w, *CORE, hear=(PROBATION,))
+        topic = w.deployment.topics.for_role(AREA, Role.PROBATION)
+        await w.transport.send(topic, jcs(seal_as(w, HOUSING, (PROBATION,), topic)), key=b"x")
+        await w.pump(lambda: bool(w.of(PROBATION, Handling.REFUSED)))
+        [refusal] = w.of(PROBATION, Handling.REFUSED)
+        assert refusal.reason_code == "policy.breach-outside-case-load"
+        assert HOUSING in (refusal.reason or "")
+
+        await set_team(w, *CORE, (HOUSING, Role.HOUSING), hear=(PROBATION,))
+        await w.transport.send(topic, jcs(seal_as(w, HOUSING, (PROBATION,), topic)), key=b"x")
+        await w.pump(lambda: ("risk-assessment", ViewKind.FULL) in delivered_types(w, PROBATION))
+        assert len(w.of(PROBATION, Handling.REFUSED)) == 1
+    finally:
+        await w.close()
