@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
+from broker.agreements import save_agreement, sign_agreement
 from broker.crypto.encoding import jcs, strict_json
-from broker.errors import PolicyDenied
-from broker.provision import AgencySpec
+from broker.errors import PolicyDenied, VerificationError
+from broker.provision import AgencySpec, load_governance_public
 from broker.receive import Handling
 from broker.transport import KafkaTransport
+from broker.trust_admin import governance_key
 from schemas.common import Role, ViewKind, from_data
 from schemas.isa import Access, Agreement, PublishRule, ShareRule
 from schemas.messages import CaseTeam, derive_view
@@ -384,3 +386,26 @@ async def test_receiver_refuses_a_sender_outside_its_case_load(
         assert len(w.of(PROBATION, Handling.REFUSED)) == 1
     finally:
         await w.close()
+
+
+async def test_a_newer_signed_agreement_takes_effect_for_the_next_message(world: World) -> None:
+    d = world.deployment
+    signer = governance_key(d.keystore)
+    assert signer is not None
+    anchor = load_governance_public(d.paths)
+    v1 = d.agreement
+    save_agreement(d.paths, sign_agreement(v1, signer), anchor)
+    assert d.refresh_agreement() is False
+    # Version 2 withdraws housing's view of risk assessments.
+    withdrawn = ShareRule(message_type="risk-assessment", role=Role.HOUSING, access=Access.NONE)
+    v2 = with_rules(v1, withdrawn, version=2)
+    save_agreement(d.paths, sign_agreement(v2, signer), anchor)
+    assert d.refresh_agreement() is True
+    result = await world.gw(POLICE).publish(risk_assessment(), purpose="risk management")
+    assert HOUSING not in dict(result.disclosures)
+    assert world.gw(HOUSING).ctx.policy.agreement.version == 2
+    # Putting the old signed file back does not bring the withdrawn rule back.
+    (d.paths.agreements / f"{v1.id}.json").write_text(sign_agreement(v1, signer).model_dump_json())
+    with pytest.raises(VerificationError) as err:
+        d.refresh_agreement()
+    assert err.value.code == "isa.rollback"
