@@ -154,12 +154,15 @@ class SharingPolicy:
         today: date,
         team: Team = None,
         isa_id: str | None = None,
+        judge_team: bool = True,
     ) -> ShareRule:
         """Raise unless the sender could publish this and ``recipient`` may hold ``view``.
 
         ``team`` is the recipient's own record of the case team; for a case-team
         message the caller checks membership against the message itself, after opening
-        it (``check_team``), since a joining agency is not yet on its own record."""
+        it (``check_team``), since a joining agency is not yet on its own record.
+        ``judge_team=False`` skips the case-team checks: they judge whether a delivery was
+        right when it was made, not whether a record lawfully held may be opened later."""
         if isa_id is not None and isa_id != self.agreement.id:
             raise PolicyDenied(
                 f"message was shared under agreement {isa_id}; {recipient.agency_id} holds "
@@ -167,7 +170,7 @@ class SharingPolicy:
                 code="policy.no-agreement",
             )
         self.authorise_publish(sender, message_type, area, today)
-        if team is not None:
+        if judge_team and team is not None:
             # Judged only where this agency knows the team: without a record it cannot tell.
             try:
                 self.check_case_load(sender, message_type, team)
@@ -176,7 +179,7 @@ class SharingPolicy:
                     f"{exc.reason}: breach by the sender", code="policy.breach-outside-case-load"
                 ) from None
         rule = self.rule_for(recipient, message_type)
-        if rule is not None and message_type != CASE_TEAM_TYPE:
+        if judge_team and rule is not None and message_type != CASE_TEAM_TYPE:
             self.check_team(recipient, rule, team, sender=sender.agency_id)
         if rule is None or rule.access.view is None:
             raise PolicyDenied(

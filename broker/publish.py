@@ -91,43 +91,43 @@ class Publisher:
             by_topic[ctx.topics.for_role(message.area, d.recipient.role)].append(d)
 
         envelopes: list[tuple[str, bytes]] = []
-        for topic, whole_group in sorted(by_topic.items()):
-            for group in bundles(whole_group):
-                header = EnvelopeHeader(
-                    envelope_version=1,
-                    suite=suite.name,
-                    message_id=message_id,
-                    created_at=format_timestamp(now),
-                    sender=ctx.agency_id,
-                    sender_keys=tuple(k.key_id for k in signers),
-                    area=message.area,
-                    topic=topic,
-                    message_type=message_type,
-                    schema_version=type_version(model),
-                    subject_ref=subject_ref,
-                    isa_id=agreement.id,
-                    isa_version=agreement.version,
-                    purpose=purpose,
-                    lawful_basis=lawful_basis,
-                    classification=classification,
-                )
-                views = []
-                for kind in sorted({d.view for d in group}, key=lambda k: -k.richness):
-                    of_kind = [d for d in group if d.view is kind]
-                    recipients = tuple(
-                        Recipient(
-                            d.recipient.agency_id,
-                            ctx.directory.encryption_key(
-                                d.recipient.agency_id, suite=suite, at=now
-                            ),
-                        )
-                        for d in of_kind
+        # One envelope per topic, or one per named redaction set where recipients on a topic
+        # differ in it (an envelope holds one view of each kind).
+        sealed_groups = [(t, g) for t, whole in sorted(by_topic.items()) for g in bundles(whole)]
+        for topic, group in sealed_groups:
+            header = EnvelopeHeader(
+                envelope_version=1,
+                suite=suite.name,
+                message_id=message_id,
+                created_at=format_timestamp(now),
+                sender=ctx.agency_id,
+                sender_keys=tuple(k.key_id for k in signers),
+                area=message.area,
+                topic=topic,
+                message_type=message_type,
+                schema_version=type_version(model),
+                subject_ref=subject_ref,
+                isa_id=agreement.id,
+                isa_version=agreement.version,
+                purpose=purpose,
+                lawful_basis=lawful_basis,
+                classification=classification,
+            )
+            views = []
+            for kind in sorted({d.view for d in group}, key=lambda k: -k.richness):
+                of_kind = [d for d in group if d.view is kind]
+                recipients = tuple(
+                    Recipient(
+                        d.recipient.agency_id,
+                        ctx.directory.encryption_key(d.recipient.agency_id, suite=suite, at=now),
                     )
-                    body = derive_view(message, kind, of_kind[0].redaction)
-                    views.append(ViewToSeal(kind, jcs(body), recipients))
-                envelopes.append(
-                    (topic, seal(header=header, views=views, signers=signers, suite=suite))
+                    for d in of_kind
                 )
+                body = derive_view(message, kind, of_kind[0].redaction)
+                views.append(ViewToSeal(kind, jcs(body), recipients))
+            envelopes.append(
+                (topic, seal(header=header, views=views, signers=signers, suite=suite))
+            )
 
         basis: dict[str, Any] = {"isa_id": agreement.id, "isa_version": agreement.version}
         with ctx.store.transaction():

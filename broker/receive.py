@@ -107,8 +107,11 @@ class Receiver:
             code="envelope.replay-conflict",
         )
 
-    def open_verified(self, verified: VerifiedEnvelope, *, today_from: datetime) -> Opened:
-        """Policy, decryption and body checks for an envelope addressed to us."""
+    def open_verified(
+        self, verified: VerifiedEnvelope, *, today_from: datetime, at_consultation: bool = False
+    ) -> Opened:
+        """Policy, decryption and body checks for an envelope addressed to us. At a later
+        consultation the case-team checks are not run again: they judged the delivery."""
         ctx = self._ctx
         header = verified.header
         entry = next(r for r in verified.recipients if r.agency == ctx.agency_id)
@@ -123,6 +126,7 @@ class Receiver:
             today=today_from.date(),
             team=team,
             isa_id=header.isa_id,
+            judge_team=not at_consultation,
         )
         opened = open_view(
             verified,
@@ -135,7 +139,7 @@ class Receiver:
         redaction = rule.redaction_set if rule.access is Access.REDACTED else STANDARD_REDACTION
         body = self._parse_body(verified, opened.kind, opened.plaintext, redaction)
         new_team = case_team_of(body)
-        if new_team is not None:
+        if new_team is not None and not at_consultation:
             # A joiner is on the new team, a leaver on its own record of the old one.
             ctx.policy.check_team(
                 ctx.entry, rule, (team or frozenset()) | new_team[0], sender=header.sender

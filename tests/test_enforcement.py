@@ -133,6 +133,11 @@ async def test_joining_and_leaving_the_case_team_takes_effect_for_the_next_messa
     assert delivered_types(w, HOUSING).count(("risk-assessment", ViewKind.REDACTED)) == 1
     assert delivered_types(w, HOUSING).count(("case-team", ViewKind.FULL)) == 2
     assert not w.of(HOUSING, Handling.REFUSED)
+    # What housing lawfully received while on the team it may still open (audited).
+    opened = await w.gw(HOUSING).consult(
+        joined.message_id, user="ho.3", justification="closing the tenancy risk file"
+    )
+    assert "victims" not in opened.body.model_dump()
     # Education (a non-party) never heard of any team.
     assert (
         w.gw("education.staffordshire").ctx.store.case_team(w.deployment.subject_ref(PNC)) is None
