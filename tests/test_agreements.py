@@ -377,3 +377,16 @@ def test_any_bad_access_is_reported_on_its_own_line(data: st.DataObject) -> None
     # (YAML reads some words, such as null or yes, as other types; the value is quoted
     # as the checker saw it.)
     assert error.message.endswith("is not one of full, redacted, summary, none")
+
+
+def test_oversized_and_alias_bombs_are_refused_not_expanded() -> None:
+    huge = "kind: mappa.isa\npurpose: '" + "x" * (1_048_576) + "'\n"
+    assert "larger than" in check_text(huge, today=TODAY).errors[0].message
+    bomb = ["a: &a [" + ",".join(["x" * 64] * 64) + "]"]
+    for level in "bcdef":
+        prev = chr(ord(level) - 1)
+        bomb.append(f"{level}: &{level} [" + ",".join([f"*{prev}"] * 16) + "]")
+    result = check_text("\n".join(bomb) + "\n", today=TODAY)
+    assert "too large" in result.errors[0].message
+    recursive = check_text("kind: &k [*k]\n", today=TODAY)
+    assert recursive.errors[0].message == "a YAML alias refers to itself"

@@ -28,6 +28,11 @@ from schemas.common import Role
 from schemas.isa import DEFER_COHERENCE, Access, Agreement, Location, coherence_problems
 from schemas.messages import CATALOGUE
 
+# The default agreement is about 20 KiB; 1 MiB is far beyond any real one and keeps a
+# hostile file (YAML aliases expand when the document is turned into JSON) bounded.
+MAX_AGREEMENT_BYTES = 1_048_576
+MAX_AGREEMENT_JSON_BYTES = 4 * MAX_AGREEMENT_BYTES
+
 
 class Severity(enum.StrEnum):
     ERROR = "error"
@@ -98,6 +103,27 @@ def _node_at(root: yaml.Node, loc: Location) -> yaml.Node:
         else:
             return node
     return node
+
+
+def expanded_size(root: yaml.Node) -> int:
+    """Roughly how large the document is with every alias expanded, computed without
+    expanding it: an alias is the same node object, so each node is sized once."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 0  # a recursive alias counts once
+        if isinstance(node, yaml.ScalarNode):
+            total = len(str(node.value)) + 2
+        elif isinstance(node, yaml.SequenceNode):
+            total = 2 + sum(size(child) + 1 for child in node.value)
+        else:
+            total = 2 + sum(size(k) + size(v) + 2 for k, v in node.value)
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
 
 
 def line_of(root: yaml.Node | None, loc: Location) -> int | None:
@@ -259,22 +285,43 @@ def _directory_findings(a: Agreement, directory: Directory) -> Iterable[Finding]
 # -- the whole check ------------------------------------------------------------------------
 
 
-def check_text(text: str, *, today: date, directory: Directory | None = None) -> CheckResult:
-    """Every problem with the agreement in ``text``, each located by line and field."""
+class _Unreadable(Exception):
+    """The text is not a YAML mapping we can safely turn into a document."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.finding = Finding(Severity.ERROR, (), message, line)
+
+
+def _read_document(text: str) -> tuple[str, yaml.Node | None]:
+    """The document as JSON text, and its YAML node tree for line numbers."""
+    if len(text.encode()) > MAX_AGREEMENT_BYTES:
+        raise _Unreadable(f"larger than {MAX_AGREEMENT_BYTES} bytes")
     try:
         data, root = load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        return CheckResult(
-            (Finding(Severity.ERROR, (), f"not valid YAML: {exc.problem}", line),), None
-        )
+        raise _Unreadable(
+            f"not valid YAML: {exc.problem}", mark.line + 1 if mark is not None else None
+        ) from None
     if not isinstance(data, dict):
-        return CheckResult(
-            (Finding(Severity.ERROR, (), "an agreement is a YAML mapping", 1),), None
-        )
+        raise _Unreadable("an agreement is a YAML mapping", 1)
+    if root is not None and expanded_size(root) > MAX_AGREEMENT_JSON_BYTES:
+        raise _Unreadable("expands to too large a document (YAML aliases?)")
     try:
-        agreement = Agreement.model_validate_json(_json(data), context={DEFER_COHERENCE: True})
+        return _json(data), root
+    except ValueError:  # json refuses a structure that contains itself
+        raise _Unreadable("a YAML alias refers to itself") from None
+
+
+def check_text(text: str, *, today: date, directory: Directory | None = None) -> CheckResult:
+    """Every problem with the agreement in ``text``, each located by line and field."""
+    try:
+        as_json, root = _read_document(text)
+    except _Unreadable as exc:
+        return CheckResult((exc.finding,), None)
+    try:
+        agreement = Agreement.model_validate_json(as_json, context={DEFER_COHERENCE: True})
     except ValidationError as exc:
         findings = []
         for error in exc.errors():
