@@ -336,6 +336,16 @@ def test_cli_init_check_sign_show(
     assert row.split()[header.split().index("housing") - 2] == "R"
     assert isa(paths.root, "show", str(out), "--json") == 0
     assert json.loads(capsys.readouterr().out)["id"] == "mappa-default.staffordshire"
+    assert isa(paths.root, "show", str(signed_file), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 1
+    # A signed file altered after signing is refused by check and show alike.
+    forged = tmp_path / "forged.json"
+    doc = json.loads(signed_file.read_text())
+    doc["document"]["onward_sharing"] = "as-required-by-law"
+    forged.write_text(json.dumps(doc))
+    for command in ("check", "show"):
+        assert isa(paths.root, command, str(forged)) == 1
+        assert "verification.signature-invalid" in capsys.readouterr().err
 
 
 def test_cli_sign_refuses_without_governance_key(

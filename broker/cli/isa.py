@@ -25,7 +25,7 @@ from broker.agreements import (
     verify_agreement,
 )
 from broker.agreements.check import CheckResult, check_text, parse_agreement
-from broker.agreements.documents import agreement_path, parse_signed
+from broker.agreements.documents import agreement_path
 from broker.agreements.template import lawful_basis_for
 from broker.directory import Directory
 from broker.errors import ConfigurationError
@@ -260,7 +260,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         text, signed = _document_text(_read(args.file))
         if signed:
-            agreement = parse_signed(args.file.read_bytes()).document
+            # Shown only once its signature checks out against this deployment's anchor.
+            agreement = verify_agreement(
+                args.file.read_bytes(), governance_key=load_governance_public(paths)
+            )
         else:
             agreement = parse_agreement(text, today=_today(args))
     if args.json:
