@@ -177,6 +177,26 @@ async def test_receiver_refuses_need_to_know_message_when_not_on_its_own_team(
         b"policy.breach-not-on-case-team"
     ]
 
+    # A case team naming a non-party is refused by the sender, and by a receiver if a
+    # sender skips that check.
+    bad_team = case_team(*CORE, ("education.staffordshire", Role.EDUCATION))
+    with pytest.raises(PolicyDenied) as err:
+        await w.gw(COORD).publish(bad_team, purpose="MAPPA case management")
+    assert err.value.code == "policy.case-team-invalid"
+    police_topic = w.deployment.topics.for_role(AREA, Role.POLICE)
+    forced = seal_as(
+        w,
+        COORD,
+        (POLICE,),
+        police_topic,
+        body=derive_view(bad_team, ViewKind.FULL),
+        message_type="case-team",
+    )
+    await w.transport.send(police_topic, jcs(forced), key=b"x")
+    await w.pump(lambda: bool(w.of(POLICE, Handling.REFUSED)))
+    assert w.of(POLICE, Handling.REFUSED)[0].reason_code == "policy.case-team-invalid"
+    assert w.gw(POLICE).ctx.store.case_team(w.deployment.subject_ref(PNC)) is None
+
     # A message shared under an agreement this agency does not hold is refused too.
     ra_topic = w.deployment.topics.for_role(AREA, Role.PROBATION)
     other = seal_as(w, POLICE, (PROBATION,), ra_topic, isa_id="some-other-isa.staffordshire")
