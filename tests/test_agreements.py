@@ -400,3 +400,15 @@ def test_oversized_and_alias_bombs_are_refused_not_expanded() -> None:
     assert "too large" in result.errors[0].message
     recursive = check_text("kind: &k [*k]\n", today=TODAY)
     assert recursive.errors[0].message == "a YAML alias refers to itself"
+
+
+def test_responsible_authority_under_uk_gdpr_is_warned(text: str) -> None:
+    police_basis = (
+        "- agency_id: police.staffordshire\n  role: police\n  lawful_basis: DPA 2018 Part 3"
+    )
+    assert police_basis in text
+    changed = text.replace(police_basis, police_basis.replace("DPA 2018 Part 3", "UK GDPR"))
+    result = check_text(changed, today=TODAY)
+    assert result.ok
+    [warning] = [f for f in result.warnings if f.loc == ("parties", 0, "lawful_basis")]
+    assert warning.line == line_containing(changed, "lawful_basis: UK GDPR")
