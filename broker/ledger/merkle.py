@@ -143,6 +143,9 @@ class CompactRange:
     def edge_keys(cls, size: int) -> list[NodeKey]:
         return range_keys(0, size)
 
+    def copy(self) -> CompactRange:
+        return CompactRange(self.size, self._stack)
+
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         """Add one leaf hash; returns every new ``(level, index, hash)`` node."""
         index = self.size
