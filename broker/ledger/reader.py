@@ -14,12 +14,20 @@ from typing import Any, Literal
 
 from broker.crypto.encoding import b64encode
 from broker.crypto.keys import PublicKey
-from broker.errors import SchemaError
+from broker.errors import ConfigurationError, SchemaError
+from broker.keystore import Keystore
 from broker.ledger import merkle
-from broker.ledger.checkpoint import VerifiedCheckpoint, open_checkpoint, verifier_key
+from broker.ledger.checkpoint import (
+    VerifiedCheckpoint,
+    ledger_origin,
+    open_checkpoint,
+    verifier_key,
+)
 from broker.ledger.integrity import IntegrityReport, verify_ledger
 from broker.ledger.query import AuditQuery, QueryError, parse_query, to_csv, to_json
 from broker.ledger.store import LedgerStore
+from broker.provision import DataPaths, load_ledger_public
+from broker.settings import Settings
 
 ExportFormat = Literal["csv", "json"]
 # An export walks every page; this bounds one export (a SAR is far smaller).
@@ -175,3 +183,22 @@ class LedgerReader:
 
     def verify(self) -> IntegrityReport:
         return verify_ledger(self.store, verifier_key=self.verifier_key, origin=self.origin)
+
+
+def open_ledger_reader(settings: Settings, passphrase: Callable[[], bytes]) -> LedgerReader:
+    """A reader on a deployment's ledger without the rest of the deployment (the officer's
+    CLI). The subject key is unsealed only when a query names a subject by PNC id."""
+    paths = DataPaths(settings.data_dir)
+    public = load_ledger_public(paths)
+    if settings.database_url is None and not paths.ledger.exists():
+        raise ConfigurationError(f"no audit ledger at {paths.ledger}")
+
+    def subject_ref(pnc_id: str) -> str:
+        return Keystore(paths.keys, passphrase()).load_subject_key().reference(pnc_id)
+
+    return LedgerReader(
+        store=LedgerStore(settings.database_url or paths.ledger),
+        public_key=public,
+        origin=ledger_origin(settings.topic_namespace),
+        subject_ref=subject_ref,
+    )
