@@ -82,7 +82,7 @@ def _recompute(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> int
     target = next(targets, None)
     recorded = store.recorded_leaves()
     stack: list[bytes] = []
-    n = 0
+    n = vouched = 0
     for seq, raw in store.signed_entries():
         if seq != n:
             raise _Tampered(n, f"entry {n} is missing (the next stored row is {seq})")
@@ -100,9 +100,14 @@ def _recompute(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> int
         n += 1
         while target is not None and target.size == n:
             if merkle.fold(stack) != target.root:
+                # Leaf hashes were rewritten too; the signed checkpoints still bound it:
+                # everything before the last matching checkpoint is vouched for.
                 raise _Tampered(
-                    n - 1, f"entries 0..{n - 1} do not match the signed checkpoint of size {n}"
+                    vouched,
+                    f"an entry from {vouched} to {n - 1} is not what the signed checkpoint of "
+                    f"size {n} covers (entries and their recorded hashes were rewritten)",
                 )
+            vouched = n
             target = next(targets, None)
     if target is not None and target.size > 0:
         raise _Tampered(n, f"entries from {n} are missing: a checkpoint covers {target.size}")

@@ -171,7 +171,7 @@ def note_key_id(name: str, public_key: bytes) -> bytes:
 
 def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
     """``<name>+<hex key id>+<base64(0x01 || public key)>`` -> (name, raw public key)."""
-    parts = vkey.strip().split("+")
+    parts = vkey.strip().split("+", 2)
     if len(parts) != 3:
         raise ProofError("a verifier key is <name>+<key id>+<key>")
     name, hex_id, b64 = parts
