@@ -47,12 +47,18 @@ def test_demo_json_summary(suite: str) -> None:
     assert audit["records"] == audit["expected"] > 0
     assert audit["rejected"] == 0
     assert set(audit["by_act"]) == {"collection", "disclosure", "refusal", "consultation"}
+    assert audit["checkpoint"]["tree_size"] == audit["records"]
+    assert audit["checkpoint"]["note"].startswith("mappa-broker/mappa/audit-ledger\n")
+    assert audit["proof"]["verified"] is True
+    assert audit["proof"]["hashes"]
 
 
 def test_demo_text_summary_and_fresh_dir_rule(tmp_path: Path) -> None:
     done = run("demo", "--data-dir", str(tmp_path / "d"))
     assert done.returncode == 0, done.stderr
     for phrase in ("redacted view", "not a party", "refused", "audit ledger", "0 readable"):
+        assert phrase in done.stdout
+    for phrase in ("latest signed checkpoint", "\u2014 mappa-broker/mappa/audit-ledger", "True"):
         assert phrase in done.stdout
     again = run("demo", "--data-dir", str(tmp_path / "d"))
     assert again.returncode == 2

@@ -29,7 +29,7 @@ from agency_adapters.police import PoliceAdapter
 from broker.agency import utc_now
 from broker.agreements import agreement_for_area
 from broker.cli.runner import run_interruptible
-from broker.crypto.encoding import jcs, strict_json
+from broker.crypto.encoding import b64decode, jcs, strict_json
 from broker.crypto.envelope import Recipient, ViewToSeal, open_view, seal
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import suite_named
@@ -38,6 +38,7 @@ from broker.embedded import EmbeddedBroker
 from broker.errors import MappaError
 from broker.gateway import AgencyGateway
 from broker.kafka_security import client_options
+from broker.ledger.verify_proofs import leaf_hash, verify_checkpoint, verify_inclusion
 from broker.provision import AgencySpec, DataPaths, provision
 from broker.publish import PublishResult
 from broker.receive import Handled, Handling, Receiver
@@ -323,6 +324,35 @@ class DemoRun:
             "expected": expected,
             "by_act": dict(sorted(acts.items())),
             "rejected": len(self.ledger.store.rejected()),
+            **self.ledger_proof(),
+        }
+
+    def ledger_proof(self) -> dict[str, Any]:
+        """The latest signed checkpoint and the consultation's inclusion proof, both checked
+        with the standalone verifier an officer would use."""
+        self.ledger.checkpoint()
+        reader = self.deployment.ledger_reader(self.ledger.store)
+        [consultation] = self.ledger.store.entries(act="consultation")
+        proof = reader.proof(consultation["seq"])
+        cp = verify_checkpoint(proof["checkpoint"], reader.verifier_key, origin=reader.origin)
+        verify_inclusion(
+            proof["seq"],
+            cp.size,
+            leaf_hash(proof["entry"].encode()),
+            [b64decode(h) for h in proof["hashes"]],
+            cp.root,
+        )
+        return {
+            "checkpoint": {"tree_size": cp.size, "note": proof["checkpoint"]},
+            "verifier_key": reader.verifier_key,
+            "proof": {
+                "seq": proof["seq"],
+                "act": "consultation",
+                "tree_size": cp.size,
+                "leaf_hash": proof["leaf_hash"],
+                "hashes": proof["hashes"],
+                "verified": True,
+            },
         }
 
 
@@ -415,9 +445,24 @@ def render(summary: DemoSummary) -> str:
         f"audit ledger: {summary.audit['records']} records "
         f"({', '.join(f'{k} {v}' for k, v in summary.audit['by_act'].items())}); "
         f"{summary.audit['rejected']} rejected",
+        *_ledger_lines(summary.audit),
         f"all parts stopped; {summary.elapsed_seconds} s",
     ]
     return "\n".join(lines)
+
+
+def _ledger_lines(audit: dict[str, Any]) -> list[str]:
+    if "checkpoint" not in audit:
+        return []
+    p = audit["proof"]
+    return [
+        "latest signed checkpoint (C2SP signed note):",
+        *(f"  {line}" for line in audit["checkpoint"]["note"].rstrip("\n").split("\n")),
+        f"  verifier key: {audit['verifier_key']}",
+        f"inclusion proof of entry {p['seq']} ({p['act']}) in the tree of {p['tree_size']}: "
+        f"{len(p['hashes'])} hashes, verified with the standalone verifier: {p['verified']}",
+        *(f"  {h}" for h in p["hashes"]),
+    ]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

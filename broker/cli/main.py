@@ -9,9 +9,10 @@ import sys
 from collections.abc import Sequence
 
 from broker.cli import areas, bench, demo, deploy, directory, keys
+from broker.cli import audit as audit_cli
 from broker.errors import MappaError
 
-COMMAND_GROUPS = (demo, areas, keys, directory, bench, deploy)
+COMMAND_GROUPS = (demo, areas, keys, directory, bench, audit_cli, deploy)
 
 
 def build_parser() -> argparse.ArgumentParser:
