@@ -37,6 +37,7 @@ from schemas.common import Role, ViewKind
 from schemas.messages import CATALOGUE, MessageBody, derive_view, view_model
 from schemas.messages.examples import example
 from tests.agency_records import RECORDS
+from tests.record_formats import DOC, render
 
 KINDS = sorted(ADAPTERS)
 
@@ -336,3 +337,8 @@ def test_csv_and_cell_helpers_refuse_what_they_cannot_read() -> None:
     with pytest.raises(SchemaError, match="Y/N"):
         yes("maybe")
     assert uk_date("2/11/2026") == "2026-11-02"
+
+
+def test_record_formats_document_is_current(gateways: dict[str, AgencyGateway]) -> None:
+    adapters = {kind: adapter(gateways, kind) for kind in ADAPTERS}
+    assert render(adapters) == DOC.read_text(), "run `python -m tests.record_formats`"
