@@ -14,13 +14,12 @@ from broker.agreements import agreement_for_area
 from broker.cli.demo import AREA, HOUSING, PARTIES, POLICE, SPECS, DemoRun, settle
 from broker.crypto.envelope import parse_envelope
 from broker.deployment import Deployment
+from broker.policy import SharingPolicy
 from broker.provision import DataPaths, provision
 from broker.settings import Settings
 from broker.transport import KafkaTransport
 from schemas.common import Role
 from tests.support import risk_assessment
-
-RECEIVERS = ("probation.staffordshire", "prison.hmp-stafford", HOUSING)
 
 
 def filled(entry: dict[str, Any], *names: str) -> list[str]:
@@ -42,6 +41,14 @@ async def test_every_act_is_in_the_ledger_with_its_s62_fields(
     )
     await transport.ensure_topics(deployment.topics.all_topics([AREA]))
     run = DemoRun(deployment)
+    # Whoever the agreement entitles to a police risk assessment in the area.
+    receivers = [
+        d.recipient.agency_id
+        for d in SharingPolicy(agreement, directory).recipients(
+            directory.agency(POLICE), "risk-assessment", AREA
+        )
+    ]
+    assert HOUSING in receivers
     try:
         await run.start()
         result = await run.publish()
@@ -58,7 +65,7 @@ async def test_every_act_is_in_the_ledger_with_its_s62_fields(
         )
         await settle(
             run.receivers,
-            lambda: all(len(run.reports[a].received) == 2 for a in RECEIVERS),
+            lambda: all(len(run.reports[a].received) == 2 for a in receivers),
             on_handled=run.record,
         )
         housing = run.gateways[HOUSING]
@@ -96,7 +103,7 @@ async def test_every_act_is_in_the_ledger_with_its_s62_fields(
         for e in by_act["disclosure"]:
             assert not filled(e, *basis, "recipient", "view", "lawful_basis", "user"), e
         assert {(e["message_id"], e["recipient"]) for e in by_act["disclosure"]} == {
-            (m, a) for m in (result.message_id, corrected.message_id) for a in RECEIVERS
+            (m, a) for m in (result.message_id, corrected.message_id) for a in receivers
         }
         [consultation] = by_act["consultation"]
         assert not filled(consultation, *basis, "user", "justification", "view")

@@ -26,6 +26,7 @@ from typing import Any
 
 from agency_adapters.housing import HousingAdapter
 from agency_adapters.police import PoliceAdapter
+from agency_adapters.registry import kind_of
 from broker.agency import utc_now
 from broker.agreements import agreement_for_area
 from broker.cli.runner import run_interruptible
@@ -39,41 +40,31 @@ from broker.errors import MappaError
 from broker.gateway import AgencyGateway
 from broker.kafka_security import client_options
 from broker.ledger.verify_proofs import leaf_hash, verify_checkpoint, verify_inclusion
-from broker.provision import AgencySpec, DataPaths, provision
+from broker.provision import (
+    DEMO_AREA,
+    DEMO_NON_PARTY,
+    DEMO_PARTIES,
+    DEMO_ROSTER,
+    DataPaths,
+    provision,
+)
 from broker.publish import PublishResult
 from broker.receive import Handled, Handling, Receiver
 from broker.settings import Settings
 from broker.transport import KafkaTransport, Record
 from schemas.common import Classification, Role, ViewKind, format_timestamp
 from schemas.envelope import EnvelopeHeader
+from schemas.messages import CATALOGUE
+from schemas.messages.examples import example
 
-AREA = "staffordshire"
-SPECS = (
-    AgencySpec("police.staffordshire", "Staffordshire Police", Role.POLICE, (AREA,)),
-    AgencySpec(
-        "probation.staffordshire", "Probation Service, Staffordshire", Role.PROBATION, (AREA,)
-    ),
-    AgencySpec("prison.hmp-stafford", "HMP Stafford", Role.PRISON, (AREA,)),
-    AgencySpec(
-        "housing.stoke-on-trent", "Stoke-on-Trent City Council Housing", Role.HOUSING, (AREA,)
-    ),
-    # In the directory, but not a party to the agreement.
-    AgencySpec(
-        "education.staffordshire",
-        "Staffordshire County Council Education",
-        Role.EDUCATION,
-        (AREA,),
-    ),
-)
+# One agency of every kind in the area (see broker/provision.py), and one that is
+# in the directory but party to no agreement.
+AREA = DEMO_AREA
+SPECS = DEMO_ROSTER
 POLICE = "police.staffordshire"
 HOUSING = "housing.stoke-on-trent"
-PARTIES = (
-    "police.staffordshire",
-    "probation.staffordshire",
-    "prison.hmp-stafford",
-    "housing.stoke-on-trent",
-)
-NON_PARTY = "education.staffordshire"
+PARTIES = DEMO_PARTIES
+NON_PARTY = DEMO_NON_PARTY
 
 # A fictional offender and victim: no real person.
 ARMS_RECORD: dict[str, Any] = {
@@ -124,6 +115,7 @@ class DemoSummary:
     eavesdropper: dict[str, int]
     dead_letters: int
     audit: dict[str, Any]
+    matrix: dict[str, Any] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -219,7 +211,8 @@ class DemoRun:
             s.agency_id: AgencyReport(s.agency_id, s.role.value, s.agency_id in PARTIES)
             for s in SPECS
         }
-        self.receivers = [gw for a, gw in self.gateways.items() if a != POLICE]
+        # Every agency polls: police too, as it receives from the others in the matrix.
+        self.receivers = list(self.gateways.values())
 
     async def start(self) -> None:
         for gw in self.gateways.values():
@@ -236,6 +229,7 @@ class DemoRun:
         if handled.handling is Handling.DELIVERED:
             report.received.append(
                 {
+                    "message_id": handled.message_id or "",
                     "message_type": handled.message_type or "",
                     "view": str(handled.view),
                     "from": handled.sender or "",
@@ -268,7 +262,7 @@ class DemoRun:
         forged = forged_envelope(self.deployment, HOUSING, suite)
         await self.transport.send(topics.for_role(AREA, Role.HOUSING), forged, key=key)
         await self.transport.send(ra_topic, tampered(ra_value), key=key)
-        targets = (HOUSING, "probation.staffordshire", "prison.hmp-stafford")
+        targets = (HOUSING, POLICE, "probation.staffordshire", "prison.hmp-stafford")
         await settle(
             self.receivers,
             lambda: all(self.reports[a].refused for a in targets),
@@ -310,6 +304,65 @@ class DemoRun:
             "fields_seen": sorted(notice),
             "victim_details_present": "victims" in notice,
             "health_notes_present": "health_notes" in notice,
+        }
+
+    def view_received(self, agency_id: str, message_id: str) -> str | None:
+        return next(
+            (r["view"] for r in self.reports[agency_id].received if r["message_id"] == message_id),
+            None,
+        )
+
+    async def matrix(self) -> dict[str, Any]:
+        """Every message type from a permitted sender; the view each agency received."""
+        publishers = {p.message_type: p.roles for p in self.deployment.agreement.publishers}
+        first_of_role: dict[Role, str] = {}
+        for spec in SPECS:
+            if spec.agency_id in PARTIES:
+                first_of_role.setdefault(spec.role, spec.agency_id)
+        sent: list[tuple[str, PublishResult]] = []
+        for message_type in CATALOGUE:
+            sender = first_of_role[publishers[message_type][0]]
+            result = await self.gateways[sender].publish(
+                example(message_type, area=AREA), purpose="MAPPA risk management", user="demo"
+            )
+            sent.append((sender, result))
+        await settle(
+            self.receivers,
+            lambda: all(
+                self.view_received(a, r.message_id) for _, r in sent for a, _ in r.disclosures
+            ),
+            on_handled=self.record,
+        )
+        # A few more rounds, so that anything delivered beyond the disclosures shows.
+        for _ in range(3):
+            for gw in self.receivers:
+                for handled in await gw.poll_once(timeout_ms=20):
+                    self.record(gw.agency_id, handled)
+        return {
+            "columns": [
+                {
+                    "agency_id": s.agency_id,
+                    "kind": kind_of(s.agency_id, s.role),
+                    "party": s.agency_id in PARTIES,
+                }
+                for s in SPECS
+            ],
+            "rows": [
+                {
+                    "message_type": r.message_type,
+                    "sender": sender,
+                    "message_id": r.message_id,
+                    "views": {
+                        s.agency_id: (
+                            "sender"
+                            if s.agency_id == sender
+                            else self.view_received(s.agency_id, r.message_id) or "none"
+                        )
+                        for s in SPECS
+                    },
+                }
+                for sender, r in sent
+            ],
         }
 
     async def audit(self) -> dict[str, Any]:
@@ -376,6 +429,7 @@ async def run_demo(settings: Settings) -> DemoSummary:
             seen = await run.attack(result, settings.suite)
             eavesdropper = run.eavesdrop(seen)
             consultation = await run.consult()
+            matrix = await run.matrix()
             dead = await read_all(transport, [deployment.topics.deadletter], 3)
             audit = await run.audit()
         finally:
@@ -398,6 +452,7 @@ async def run_demo(settings: Settings) -> DemoSummary:
         eavesdropper=eavesdropper,
         dead_letters=len(dead),
         audit=audit,
+        matrix=matrix,
         elapsed_seconds=round(time.monotonic() - started, 2),
     )
 
@@ -413,22 +468,24 @@ def render(summary: DemoSummary) -> str:
         "(keyed hash, never the PNC id)",
         f"  envelopes on: {', '.join(summary.published['topics'])}",
         "",
-        f"{'agency':<28} {'role':<10} {'party':<6} received",
+        f"{'agency':<36} {'role':<22} {'party':<6} received",
     ]
+    first = summary.published["message_id"]
     for a in summary.agencies:
+        received = [r for r in a.received if r["message_id"] == first]
         if a.agency_id == summary.published["by"]:
             got = "(sender)"
-        elif a.received:
-            got = "; ".join(f"{r['message_type']}: {r['view']} view" for r in a.received)
+        elif received:
+            got = "; ".join(f"{r['message_type']}: {r['view']} view" for r in received)
         else:
             got = "nothing it can read" + (
                 "" if a.party else " (not a party: no key wrapped for it)"
             )
-        lines.append(f"{a.agency_id:<28} {a.role:<10} {'yes' if a.party else 'no':<6} {got}")
+        lines.append(f"{a.agency_id:<36} {a.role:<22} {'yes' if a.party else 'no':<6} {got}")
     lines += ["", "refused (dead-lettered and audited):"]
     for a in summary.agencies:
         for r in a.refused:
-            lines.append(f"  {a.agency_id:<26} {r['reason_code']}: {r['reason']}")
+            lines.append(f"  {a.agency_id:<34} {r['reason_code']}: {r['reason']}")
     c = summary.consultation
     lines += [
         "",
@@ -445,6 +502,9 @@ def render(summary: DemoSummary) -> str:
         f"audit ledger: {summary.audit['records']} records "
         f"({', '.join(f'{k} {v}' for k, v in summary.audit['by_act'].items())}); "
         f"{summary.audit['rejected']} rejected",
+        "",
+        *render_matrix(summary.matrix),
+        "",
         *_ledger_lines(summary.audit),
         f"all parts stopped; {summary.elapsed_seconds} s",
     ]
@@ -463,6 +523,46 @@ def _ledger_lines(audit: dict[str, Any]) -> list[str]:
         f"{len(p['hashes'])} hashes, verified with the standalone verifier: {p['verified']}",
         *(f"  {h}" for h in p["hashes"]),
     ]
+
+
+COLUMN_CODES = {
+    "police": "POL",
+    "probation": "PRB",
+    "prison": "PRS",
+    "coordinator": "MCU",
+    "youth-offending": "YOT",
+    "childrens-social-care": "CSC",
+    "adult-social-care": "ASC",
+    "health": "NHS",
+    "housing": "HA",
+    "social-landlord": "RSL",
+    "jobcentre": "DWP",
+    "education": "EDU",
+    "electronic-monitoring": "EM",
+    "immigration": "IE",
+}
+CELLS = {"full": "F", "redacted": "R", "summary": "S", "none": "-", "sender": "*"}
+
+
+def render_matrix(matrix: dict[str, Any]) -> list[str]:
+    """Rows: each message type from a permitted sender; columns: every agency."""
+    columns = matrix["columns"]
+    codes = [
+        COLUMN_CODES.get(c["kind"], c["kind"][:3].upper()) if c["party"] else "NP" for c in columns
+    ]
+    lines = [
+        "matrix: every message type from a permitted sender; the view each agency received",
+        "  (F full, R redacted, S summary, - nothing, * the sender)",
+        f"  {'message type':<30} {'sender':<26}" + "".join(f"{c:>4}" for c in codes),
+    ]
+    for row in matrix["rows"]:
+        cells = "".join(f"{CELLS[row['views'][c['agency_id']]]:>4}" for c in columns)
+        lines.append(f"  {row['message_type']:<30} {row['sender']:<26}{cells}")
+    lines.append(
+        "  columns: "
+        + ", ".join(f"{code} {c['agency_id']}" for code, c in zip(codes, columns, strict=True))
+    )
+    return lines
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
