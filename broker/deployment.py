@@ -16,6 +16,8 @@ from broker.directory import Directory
 from broker.errors import VerificationError
 from broker.gateway import AgencyGateway
 from broker.keystore import Keystore
+from broker.ledger.checkpoint import CheckpointSigner, ledger_origin
+from broker.ledger.reader import LedgerReader
 from broker.ledger.service import LedgerService
 from broker.ledger.store import LedgerStore
 from broker.policy import SharingPolicy
@@ -24,6 +26,8 @@ from broker.provision import (
     load_agency_keys,
     load_directory,
     load_governance_public,
+    load_ledger_key,
+    load_ledger_public,
 )
 from broker.settings import Settings
 from broker.store import AgencyStore
@@ -108,11 +112,34 @@ class Deployment:
     def gateway(self, agency_id: str, *, topics: list[str] | None = None) -> AgencyGateway:
         return AgencyGateway(self.context(agency_id), self.transport, topics=topics)
 
-    def ledger(self) -> LedgerService:
-        store = LedgerStore(self.paths.ledger)
+    def ledger_store(self) -> LedgerStore:
+        """The ledger database: ``database_url`` (PostgreSQL) if set, else SQLite in data_dir."""
+        store = LedgerStore(self.settings.database_url or self.paths.ledger)
         self._stores.append(store)
+        return store
+
+    @property
+    def ledger_origin(self) -> str:
+        return ledger_origin(self.settings.topic_namespace)
+
+    def ledger(self) -> LedgerService:
         return LedgerService(
-            store=store, directory=self.directory, transport=self.transport, topic=self.topics.audit
+            store=self.ledger_store(),
+            directory=self.directory,
+            transport=self.transport,
+            topic=self.topics.audit,
+            signer=CheckpointSigner(
+                origin=self.ledger_origin, key=load_ledger_key(self.paths, self.keystore)
+            ),
+            clock=self.clock,
+        )
+
+    def ledger_reader(self, store: LedgerStore | None = None) -> LedgerReader:
+        return LedgerReader(
+            store=store or self.ledger_store(),
+            public_key=load_ledger_public(self.paths),
+            origin=self.ledger_origin,
+            subject_ref=self.subject_ref,
         )
 
     def subject_ref(self, pnc_id: str) -> str:

@@ -46,6 +46,7 @@ class Publisher:
         purpose: str,
         user: str | None = None,
         classification: Classification = Classification.OFFICIAL_SENSITIVE,
+        supersedes: str | None = None,
     ) -> PublishResult:
         ctx = self._ctx
         model = type(message)
@@ -115,6 +116,7 @@ class Publisher:
                 purpose=purpose,
                 lawful_basis=lawful_basis,
                 classification=classification,
+                supersedes=supersedes,
             )
             views = []
             for kind in sorted({d.view for d in group}, key=lambda k: -k.richness):

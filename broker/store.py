@@ -192,6 +192,18 @@ class AgencyStore:
             )
         return cur.rowcount == 1
 
+    def inbox_received_before(self, received_before: str) -> list[InboxItem]:
+        rows = self._db.execute(
+            "SELECT * FROM inbox WHERE received_at < ? ORDER BY received_at, message_id",
+            (received_before,),
+        )
+        return [InboxItem(*row) for row in rows]
+
+    def delete_inbox_item(self, message_id: str) -> None:
+        """Retention erasure only; the caller records it (see ``broker.lifecycle``)."""
+        self._require_txn()
+        self._db.execute("DELETE FROM inbox WHERE message_id = ?", (message_id,))
+
     # -- outbox -----------------------------------------------------------------------------
     def enqueue(
         self,
