@@ -33,7 +33,7 @@ def test_recipients_and_views(policy: SharingPolicy) -> None:
     police = policy.directory.agency(POLICE)
     got = {
         d.recipient.agency_id: d.view
-        for d in policy.recipients(police, "risk-assessment", "staffordshire")
+        for d in policy.recipients(police, "risk-assessment", "staffordshire", frozenset(PARTIES))
     }
     assert got == {PROBATION: ViewKind.FULL, PRISON: ViewKind.FULL, HOUSING: ViewKind.REDACTED}
 
@@ -63,6 +63,7 @@ def test_inbound_view_richer_than_allowed_is_a_breach(policy: SharingPolicy) -> 
         "message_type": "risk-assessment",
         "area": "staffordshire",
         "today": TODAY,
+        "team": frozenset(PARTIES),
     }
     assert policy.check_inbound(recipient=d.agency(HOUSING), view=ViewKind.REDACTED, **args)  # type: ignore[arg-type]
     assert policy.check_inbound(recipient=d.agency(HOUSING), view=ViewKind.SUMMARY, **args)  # type: ignore[arg-type]

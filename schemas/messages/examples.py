@@ -222,6 +222,17 @@ CONTENT: dict[str, dict[str, Any]] = {
         "circumstances": "Offence committed while on licence.",
         "victims": [VICTIM],
     },
+    "case-team": {
+        "effective_from": "2026-11-23",
+        "lead_agency": "probation.staffordshire",
+        "members": [
+            {"agency_id": "police.staffordshire", "role": "police"},
+            {"agency_id": "probation.staffordshire", "role": "probation"},
+            {"agency_id": "coordinator.staffordshire", "role": "coordinator"},
+            {"agency_id": "housing.stoke-on-trent", "role": "housing"},
+        ],
+        "notes": "Children's services to join if Jane Witness's children return to the area.",
+    },
     "exit-from-mappa": {
         "reason": "licence-expired",
         "exit_date": "2027-06-17",
