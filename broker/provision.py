@@ -86,6 +86,11 @@ class DataPaths:
     def ledger_pub(self) -> Path:
         return self.root / "ledger.pub"
 
+    @property
+    def agreements(self) -> Path:
+        """Signed agreements, ``<id>.json``, and ``accepted.json`` (highest version per id)."""
+        return self.root / "agreements"
+
 
 def key_entry(key: PrivateKey, *, not_before: datetime, validity: timedelta) -> PublicKeyEntry:
     return PublicKeyEntry(
