@@ -9,6 +9,7 @@ it with the app. Extra routers are included as given; they protect themselves wi
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -47,3 +48,8 @@ def create_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def openapi_json(app: FastAPI) -> str:
+    """The document served at /openapi.json, as checked in at docs/openapi.json."""
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"

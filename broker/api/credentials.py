@@ -129,7 +129,7 @@ class CredentialStore:
     def list(self) -> list[CredentialInfo]:
         rows = self._db.execute(
             "SELECT credential_id, kind, principal, label, issued_at, revoked_at "
-            "FROM credentials ORDER BY issued_at, credential_id"
+            "FROM credentials ORDER BY rowid"
         )
         return [CredentialInfo(c, CredentialKind(k), p, lb, i, r) for c, k, p, lb, i, r in rows]
 

@@ -106,6 +106,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot decode at all (not UTF-8, say): the same
+        # kind of problem as a body that does not validate, so the same answer.
+        return error_response(422, "request.invalid", f"body: {exc.detail}")
     return error_response(exc.status_code, f"http.{exc.status_code}", str(exc.detail))
 
 

@@ -99,14 +99,33 @@ class Acknowledged(Output):
     acknowledged_at: str
 
 
+# What the gateway accepts as a justification: at least MIN_JUSTIFICATION_CHARS between
+# the first and the last non-blank character (``len(text.strip())``).
+JUSTIFICATION_PATTERN = rf"\S[\s\S]{{{MIN_JUSTIFICATION_CHARS - 2},}}\S"
+
+
+def _justification_required(schema: dict[str, Any]) -> None:
+    """The contract, as documented: a justification is required. The model itself lets
+    a request without one through to the gateway, which refuses it *and audits the
+    refusal*; a validation error before the handler would leave no audit record."""
+    schema["properties"]["justification"] = {
+        "type": "string",
+        "minLength": MIN_JUSTIFICATION_CHARS,
+        "maxLength": MAX_JUSTIFICATION_CHARS,
+        "pattern": JUSTIFICATION_PATTERN,
+        "title": "Justification",
+        "description": f"why the record is opened; at least {MIN_JUSTIFICATION_CHARS} "
+        "non-blank characters. A request without one is refused (422 "
+        "consult.justification-missing), and the refusal audited.",
+    }
+    schema["required"] = sorted({*schema.get("required", []), "justification"})
+
+
 class OpenRequest(Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_justification_required)
+
     user: ShortText = Field(description="the person opening the record, for the audit trail")
-    justification: str | None = Field(
-        default=None,
-        max_length=MAX_JUSTIFICATION_CHARS,
-        description=f"why the record is opened; at least {MIN_JUSTIFICATION_CHARS} "
-        "non-blank characters. A request without one is refused, and the refusal audited.",
-    )
+    justification: str | None = Field(default=None, max_length=MAX_JUSTIFICATION_CHARS)
 
 
 class Opened(Output):
