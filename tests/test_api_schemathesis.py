@@ -68,7 +68,7 @@ def target(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Target]:
     app = application(lambda: deployment_backend(serve))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     try:
-        with asgi.get_client(app) as client:
+        with asgi.get_client(app) as client:  # type: ignore[arg-type]  # typed for dicts
             submitted = client.post(
                 f"/v1/agencies/{POLICE}/records",
                 json={"record": ARMS_EXAMPLE, "purpose": "risk management"},
