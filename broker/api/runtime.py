@@ -44,12 +44,21 @@ class ServeConfig:
     run_ledger: bool = True
 
 
-def held_agencies(
-    settings: Settings, passphrase: bytes, directory_agencies: Sequence[str]
+def choose_agencies(
+    settings: Settings, passphrase: bytes, listed: Sequence[str], requested: Sequence[str] | None
 ) -> list[str]:
-    """Agencies whose keys this data directory holds: in production, just one."""
+    """The agencies to serve: those asked for, else every listed agency whose keys this
+    data directory holds (in production, just the one)."""
+    if requested:
+        unknown = sorted(set(requested) - set(listed))
+        if unknown:
+            raise ConfigurationError(f"not in the trust directory: {', '.join(unknown)}")
+        return list(requested)
     keystore = Keystore(DataPaths(settings.data_dir).keys, passphrase)
-    return [a for a in directory_agencies if keystore.key_ids(a)]
+    held = [a for a in listed if keystore.key_ids(a)]
+    if not held:
+        raise ConfigurationError(f"no agency's keys are held in {settings.data_dir}")
+    return held
 
 
 async def poll_forever(
@@ -103,14 +112,7 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
         )
         stack.callback(deployment.close)
         listed = [a.agency_id for a in deployment.directory.agencies()]
-        agencies = list(config.agencies or held_agencies(settings, config.passphrase, listed))
-        unknown = sorted(set(agencies) - set(listed))
-        if unknown or not agencies:
-            raise ConfigurationError(
-                f"no such agency in the directory: {', '.join(unknown)}"
-                if unknown
-                else f"no agency's keys are held in {settings.data_dir}"
-            )
+        agencies = choose_agencies(settings, config.passphrase, listed, config.agencies)
         areas = sorted({area for a in agencies for area in deployment.directory.agency(a).areas})
         await transport.ensure_topics(deployment.topics.all_topics(areas))
         gateways = {a: deployment.gateway(a) for a in agencies}

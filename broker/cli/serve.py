@@ -28,7 +28,7 @@ from agency_adapters.registry import adapter_for
 from broker.agreements import agreement_for_area
 from broker.api import create_app
 from broker.api.backend import BackendFactory
-from broker.api.runtime import ServeConfig, deployment_backend
+from broker.api.runtime import ServeConfig, choose_agencies, deployment_backend
 from broker.errors import ConfigurationError
 from broker.gateway import AgencyGateway
 from broker.keystore import passphrase_from_env
@@ -140,14 +140,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def choose(gateway: AgencyGateway) -> AgencyAdapter:
         return adapter_for(gateway, kinds.get(gateway.agency_id))
 
+    passphrase = passphrase_from_env()
+    # Checked before anything starts, so a typo gets one clear line, not a traceback.
+    listed = [a.agency_id for a in load_directory(paths).agencies()]
+    agencies = choose_agencies(settings, passphrase, listed, args.agency)
     config = ServeConfig(
         settings=settings,
-        passphrase=passphrase_from_env(),
+        passphrase=passphrase,
         agreement=load_agreement(args.agreement)
         if args.agreement
         else default_agreement(paths, args.area),
         adapter_for=choose,
-        agencies=args.agency,
+        agencies=agencies,
         run_ledger=not args.no_ledger,
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -155,7 +159,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = _Server(
         uvicorn.Config(app, host=args.host, port=args.port, lifespan="on", log_level=args.log_level)
     )
-    server.run()
+    with contextlib.suppress(SystemExit):  # uvicorn's way of saying the app did not start
+        server.run()
     if not server.started:
         print("mappa serve: did not start (see the log above)", file=sys.stderr)
         return 1
