@@ -371,3 +371,22 @@ async def test_service_not_started_is_503(api: Api) -> None:
     ) as client:
         r = await client.get(f"/v1/agencies/{POLICE}/inbox", headers=api.auth(POLICE))
     assert (r.status_code, r.json()["error"]) == (503, "api.unavailable")
+
+
+async def test_text_that_cannot_be_utf8_is_refused_not_a_500(api: Api) -> None:
+    """JSON may escape a lone surrogate; such text cannot be signed or stored as UTF-8."""
+    message_id = await api.published()
+    raw = '{"user": "ho.7", "justification": "tenancy panel \\ud800 review"}'
+    r = await api.client.post(
+        f"/v1/agencies/{HOUSING}/inbox/{message_id}/open",
+        content=raw.encode(),
+        headers={**api.auth(HOUSING), "content-type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    raw = '{"record": {"pnc": "\\udfff"}, "purpose": "risk \\ud800 management"}'
+    r = await api.client.post(
+        f"/v1/agencies/{POLICE}/records",
+        content=raw.encode(),
+        headers={**api.auth(POLICE), "content-type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
