@@ -1,0 +1,143 @@
+"""The handover package: the sending lead agency re-shares the case history.
+
+On completion (and after it, for anything about the subject that reaches the lead
+later) the lead agency's adapter takes every message its inbox holds about the
+subject, re-verifies and opens it as a consultation would, and seals it again for the
+receiving area's agencies, each at the view the *receiving* area's agreement gives it,
+never richer than the view the lead itself holds. Each item goes on the transfer topic
+as a fresh envelope signed by the lead, and each recipient is audited as a
+``disclosure`` with operation ``reshare``. What was re-shared is remembered per
+transfer, so the package is sent once and a late arrival is sent on its own.
+
+Messages the lead published itself are not in its store (an envelope is sealed for
+its recipients, not its sender); the lead's own system holds them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from broker.agency import AgencyContext
+from broker.crypto.encoding import jcs
+from broker.errors import MappaError
+from broker.policy import SharingPolicy
+from broker.publish import CONTENT_TYPE_HEADER
+from broker.receive import Receiver
+from broker.store import InboxItem
+from broker.transfer.envelopes import HANDOVER_PURPOSE, lawful_basis_text, seal_for_transfers
+from broker.transfer.registry import CaseRegistry
+from schemas.audit import AuditAct, Operation, Outcome
+from schemas.common import ViewKind, parse_timestamp
+from schemas.isa import Agreement
+from schemas.messages import derive_view
+from schemas.transfer import TransferRecord
+
+
+@dataclass(frozen=True)
+class Reshared:
+    original_id: str
+    message_id: str | None
+    message_type: str
+    recipients: tuple[tuple[str, ViewKind], ...]
+
+
+def inbox_about(ctx: AgencyContext, subject_ref: str) -> list[InboxItem]:
+    rows = ctx.store.db.execute(
+        "SELECT * FROM inbox WHERE subject_ref = ? AND topic != ? ORDER BY received_at, message_id",
+        (subject_ref, ctx.topics.transfers),
+    )
+    return [InboxItem(*row) for row in rows]
+
+
+def reshare_case(
+    ctx: AgencyContext,
+    registry: CaseRegistry,
+    record: TransferRecord,
+    *,
+    agreement: Agreement,
+    now: datetime,
+) -> list[Reshared]:
+    """Re-share what has not been re-shared yet. Call inside the store's transaction."""
+    ctx.store.require_transaction()
+    done = registry.reshared(record.transfer_id)
+    policy = SharingPolicy(agreement, ctx.directory)
+    reader = Receiver(ctx)
+    purpose = f"{HANDOVER_PURPOSE}{record.transfer_id}"
+    out: list[Reshared] = []
+    for item in inbox_about(ctx, record.subject_ref):
+        if item.message_id in done:
+            continue
+        common: dict[str, Any] = {
+            "area": record.from_area,
+            "subject_ref": record.subject_ref,
+            "message_type": item.message_type,
+            "isa_id": agreement.id,
+            "isa_version": agreement.version,
+            "purpose": purpose,
+        }
+        try:
+            # Re-verified from the stored bytes, as for a consultation: the store is not
+            # trusted either, and the lead may re-share only what it may still hold.
+            verified = reader.verify(
+                item.envelope, topic=item.topic, record_time=parse_timestamp(item.received_at)
+            )
+            opened = reader.open_verified(verified, today_from=now)
+        except MappaError as exc:
+            ctx.audit.emit(
+                AuditAct.REFUSAL,
+                Operation.RESHARE,
+                Outcome.REFUSED,
+                reason_code=exc.code,
+                reason=f"message {item.message_id} not re-shared: {exc.reason}"[:4000],
+                **common,
+            )
+            registry.mark_reshared(record.transfer_id, item.message_id, f"refused:{exc.code}")
+            continue
+        by_kind: dict[ViewKind, list[str]] = defaultdict(list)
+        for d in policy.recipients(ctx.entry, item.message_type, record.to_area):
+            kind = d.view if d.view.richness <= opened.view.richness else opened.view
+            by_kind[kind].append(d.recipient.agency_id)
+        if not by_kind:
+            registry.mark_reshared(record.transfer_id, item.message_id, "none-entitled")
+            out.append(Reshared(item.message_id, None, item.message_type, ()))
+            continue
+        message_id, value = seal_for_transfers(
+            ctx,
+            now=now,
+            area=record.from_area,
+            message_type=item.message_type,
+            schema_version=verified.header.schema_version,
+            subject_ref=record.subject_ref,
+            purpose=purpose,
+            isa=(agreement.id, agreement.version),
+            views=[
+                (kind, jcs(derive_view(opened.body, kind)), agencies)
+                for kind, agencies in by_kind.items()
+            ],
+        )
+        ctx.store.enqueue(
+            ctx.topics.transfers,
+            value,
+            key=record.subject_ref.encode(),
+            headers=[CONTENT_TYPE_HEADER],
+        )
+        registry.mark_reshared(record.transfer_id, item.message_id, message_id)
+        pairs = tuple((a, kind) for kind, agencies in by_kind.items() for a in agencies)
+        for agency, kind in pairs:
+            ctx.audit.emit(
+                AuditAct.DISCLOSURE,
+                Operation.RESHARE,
+                **{**common, "message_id": message_id},
+                recipient=agency,
+                view=kind,
+                lawful_basis=lawful_basis_text(ctx.entry),
+                reason=(
+                    f"handover of {item.message_id} for transfer {record.transfer_id} "
+                    f"to {record.to_area}"
+                ),
+            )
+        out.append(Reshared(item.message_id, message_id, item.message_type, pairs))
+    return out
