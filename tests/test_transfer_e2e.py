@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from broker.crypto.encoding import strict_json
 from broker.receive import Handling
 from broker.transfer.rules import TransferRefused
-from broker.transport import KafkaTransport
+from broker.transport import KafkaTransport, Record
 from schemas.common import ViewKind
-from schemas.transfer import TransferState
+from schemas.transfer import TransferAccept, TransferRequest, TransferState
 from tests.transfer_world import (
     COORD_A,
     COORD_B,
@@ -162,3 +164,151 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     assert all(e["act"] == "disclosure" and e["agency"] == PROBATION_A for e in reshares)
     refusals = {e["reason_code"] for e in chain if e["act"] == "refusal"}
     assert {"transfer.not-yet-owner", "transfer.case-moved"} <= refusals
+
+
+async def refused_everywhere(
+    w: TransferWorld, value: bytes, code: str, agencies: tuple[str, ...]
+) -> None:
+    """Send ``value`` and wait until each of ``agencies`` refused it with ``code``."""
+    before = {a: len(w.of(a, Handling.REFUSED)) for a in agencies}
+
+    def refused(agency: str) -> list[str | None]:
+        return [h.reason_code for h in w.of(agency, Handling.REFUSED)[before[agency] :]]
+
+    await w.transport.send(w.deployment.topics.transfers, value, key=b"x")
+    await w.pump(lambda: all(code in refused(a) for a in agencies))
+    for agency in agencies:
+        assert all(h.reason for h in w.of(agency, Handling.REFUSED))
+
+
+async def test_bad_transfer_steps_are_refused_and_audited(tworld: TransferWorld) -> None:
+    w = tworld
+    today = datetime.now(UTC).date()
+    subject_ref = w.deployment.subject_ref(PNC)
+    others = tuple(a for a in CASE_HOLDERS if a not in (COORD_B, POLICE_A))
+
+    # Accepting a transfer never requested: refused where it is sent...
+    with pytest.raises(TransferRefused) as unknown:
+        await w.desk(COORD_B).accept(str(uuid.uuid4()), user="c.1", reason="accepting")
+    assert unknown.value.code == "transfer.unknown"
+    # ...and, sent anyway by a faulty adapter, where it is received.
+    forged = TransferAccept(
+        transfer_id=str(uuid.uuid4()),
+        subject_ref=subject_ref,
+        from_area=FROM,
+        to_area=TO,
+        move_date=today.isoformat(),
+        reason="accepting",
+        lead_agency=PROBATION_A,
+        actor_agency=COORD_B,
+        actor_user="c.1",
+    )
+    await refused_everywhere(w, await w.inject(COORD_B, forged), "transfer.unknown", others)
+
+    # A transfer to an unknown area.
+    with pytest.raises(TransferRefused) as nowhere:
+        await w.desk(PROBATION_A).request(
+            pnc_id=PNC, to_area="atlantis", move_date=today, reason="moving", user="po.1"
+        )
+    assert nowhere.value.code == "transfer.unknown-area"
+
+    # A real request, then a second one while it is open.
+    record = await w.desk(PROBATION_A).request(
+        pnc_id=PNC, to_area=TO, move_date=today, reason="moving", user="po.1"
+    )
+    await w.pump(lambda: all(w.desk(a).registry.get(record.transfer_id) for a in others))
+    with pytest.raises(TransferRefused) as twice:
+        await w.desk(POLICE_A).request(
+            pnc_id=PNC, to_area=TO, move_date=today, reason="again", user="pc.1"
+        )
+    assert twice.value.code == "transfer.already-open"
+    second = TransferRequest(
+        transfer_id=str(uuid.uuid4()),
+        subject_ref=subject_ref,
+        from_area=FROM,
+        to_area=TO,
+        move_date=today.isoformat(),
+        reason="again",
+        lead_agency=POLICE_A,
+        actor_agency=POLICE_A,
+        actor_user="pc.1",
+        requested_on=today.isoformat(),
+        registered_sex_offender=False,
+    )
+    await refused_everywhere(
+        w,
+        await w.inject(POLICE_A, second),
+        "transfer.already-open",
+        tuple(a for a in CASE_HOLDERS if a != POLICE_A),
+    )
+
+    # An agency of the wrong area accepting: the sending area's co-ordinator.
+    with pytest.raises(TransferRefused) as wrong:
+        await w.desk(COORD_A).accept(record.transfer_id, user="c.9", reason="accepting")
+    assert wrong.value.code == "transfer.wrong-actor"
+    wrong_accept = TransferAccept(
+        transfer_id=record.transfer_id,
+        subject_ref=subject_ref,
+        from_area=FROM,
+        to_area=TO,
+        move_date=today.isoformat(),
+        reason="accepting",
+        lead_agency=PROBATION_A,
+        actor_agency=COORD_A,
+        actor_user="c.9",
+    )
+    await refused_everywhere(
+        w,
+        await w.inject(COORD_A, wrong_accept),
+        "transfer.wrong-actor",
+        tuple(a for a in CASE_HOLDERS if a != COORD_A),
+    )
+
+    # A duplicate: the real request delivered again.
+    [original] = [
+        r
+        for r in await read_all(w, w.deployment.topics.transfers)
+        if r.value
+        and strict_json(r.value)["header"]["message_type"] == "transfer-request"
+        and strict_json(r.value)["header"]["sender"] == PROBATION_A
+    ]
+    await refused_everywhere(
+        w, original.value, "transfer.duplicate", tuple(a for a in CASE_HOLDERS if a != PROBATION_A)
+    )
+    # None of it moved the transfer on.
+    for agency in CASE_HOLDERS:
+        rec = w.desk(agency).registry.get(record.transfer_id)
+        assert rec is not None
+        assert rec.state is TransferState.REQUESTED
+
+    # Every refusal is dead-lettered and audited, on both sides.
+    await w.sync_ledger()
+    refusals = w.ledger.store.entries(act="refusal")
+    by_code = {(e["reason_code"], e["agency"]) for e in refusals}
+    for code in (
+        "transfer.unknown",
+        "transfer.already-open",
+        "transfer.wrong-actor",
+        "transfer.duplicate",
+    ):
+        assert (code, COORD_A if code != "transfer.wrong-actor" else COORD_B) in by_code
+    assert ("transfer.unknown-area", PROBATION_A) in by_code
+    dead = await read_all(w, w.deployment.topics.deadletter)
+    codes = {dict(r.headers)["mappa-reason-code"].decode() for r in dead}
+    assert {
+        "transfer.unknown",
+        "transfer.already-open",
+        "transfer.wrong-actor",
+        "transfer.duplicate",
+    } <= codes
+
+
+async def read_all(w: TransferWorld, topic: str) -> list[Record]:
+    records: list[Record] = []
+    async with await w.transport.reader([topic], {}) as reader:
+        for _ in range(20):
+            batch = await reader.poll(timeout_ms=100)
+            records += batch
+            if records and not batch:
+                break
+    return records
