@@ -60,6 +60,7 @@ class TransferWorld:
     gateways: dict[str, AgencyGateway]
     desks: dict[str, TransferDesk]
     ledger: LedgerService
+    passphrase: bytes
     handled: dict[str, list[Handled]] = field(default_factory=dict)
 
     @property
@@ -157,7 +158,7 @@ async def build_transfer_world(
         await gw.start()
         await desks[agency].start()
     await ledger.start()
-    return TransferWorld(deployment, gateways, desks, ledger)
+    return TransferWorld(deployment, gateways, desks, ledger, passphrase)
 
 
 def views_of(world: TransferWorld, agency: str, topic_part: str) -> list[ViewKind | None]:
