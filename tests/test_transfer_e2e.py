@@ -79,7 +79,11 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
         await w.gw(POLICE_B).publish(risk_assessment(TO), purpose="risk management")
     assert not_yet.value.code == "transfer.not-yet-owner"
     await w.gw(POLICE_A).publish(risk_assessment(FROM, "Updated mid-move."), purpose="review")
-    await w.pump(lambda: len(w.delivered(HOUSING_A)) == 2 and len(w.delivered(PROBATION_A)) == 2)
+    await w.pump(
+        lambda: all(
+            len(w.of(a, Handling.DELIVERED, f".{FROM}.")) == 2 for a in (HOUSING_A, PROBATION_A)
+        )
+    )
 
     await w.desk(COORD_B).accept(tid, user="coord.wm.3", reason="address approved")
     await w.pump(lambda: state_everywhere(w, tid, TransferState.ACCEPTED))

@@ -10,6 +10,8 @@ the lead of a completed transfer it re-shares the case history (``handover``).
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
@@ -18,10 +20,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from broker.crypto.encoding import jcs
-from broker.errors import MappaError, SchemaError
+from broker.errors import KeyUnavailable, MappaError, SchemaError
 from broker.gateway import AgencyGateway
 from broker.publish import CONTENT_TYPE_HEADER
-from broker.receive import Handled
+from broker.receive import Handled, Handling
 from broker.transfer.envelopes import STEP_PURPOSE, lawful_basis_text, seal_for_transfers
 from broker.transfer.handover import Reshared, reshare_case
 from broker.transfer.receiver import CASE_HOLDERS, TransferReceiver, own_area
@@ -29,7 +31,7 @@ from broker.transfer.registry import CaseRegistry
 from broker.transfer.rules import TransferRefused, check_step, step_of
 from broker.transport import KafkaTransport, PartitionReader
 from schemas.audit import AuditAct, Operation, Outcome
-from schemas.common import ViewKind, format_timestamp
+from schemas.common import ViewKind
 from schemas.isa import Agreement
 from schemas.transfer import (
     TransferAccept,
@@ -41,6 +43,15 @@ from schemas.transfer import (
     TransferRequest,
     TransferState,
 )
+
+# How long a step waits to see itself ordered on the topic before reporting it pending.
+ORDERING_TIMEOUT_SECONDS = 30
+
+
+class TransferPending(KeyUnavailable):
+    """Sent, not yet confirmed: retriable, and never a reason to send it again blindly."""
+
+    code = "transfer.pending"
 
 
 class TransferDesk:
@@ -59,6 +70,8 @@ class TransferDesk:
         # Each area's agreement: the handover follows the receiving area's.
         self._agreements = dict(agreements)
         self._reader: PartitionReader | None = None
+        self._lock = asyncio.Lock()  # one poll at a time: a step waits while others read
+        self._backlog: list[Handled] = []
         self.reshared: list[Reshared] = []
 
     @property
@@ -78,17 +91,26 @@ class TransferDesk:
 
     # -- reading ----------------------------------------------------------------------------
     async def poll_once(self, timeout_ms: int = 200) -> list[Handled]:
-        if self._reader is None:
-            raise RuntimeError(f"transfer desk {self.agency_id} not started")
-        records = await self._reader.poll(timeout_ms=timeout_ms)
-        try:
-            with self.ctx.store.transaction():
-                handled = [self.receiver.handle(r) for r in records]
-                self.reshared += self._hand_over()
-        except BaseException:
-            await self._reader.rewind(self.ctx.store.offsets())
-            raise
+        """Read and apply what is on the topic; returns everything handled since the last
+        call (including what was handled while a step of ours waited to be ordered)."""
+        await self._poll(timeout_ms)
+        out, self._backlog = self._backlog, []
+        return out
+
+    async def _poll(self, timeout_ms: int) -> list[Handled]:
+        async with self._lock:
+            if self._reader is None:
+                raise RuntimeError(f"transfer desk {self.agency_id} not started")
+            records = await self._reader.poll(timeout_ms=timeout_ms)
+            try:
+                with self.ctx.store.transaction():
+                    handled = [self.receiver.handle(r) for r in records]
+                    self.reshared += self._hand_over()
+            except BaseException:
+                await self._reader.rewind(self.ctx.store.offsets())
+                raise
         await self.gateway.relay.flush()
+        self._backlog += handled
         return handled
 
     def _hand_over(self) -> list[Reshared]:
@@ -209,8 +231,8 @@ class TransferDesk:
             {
                 a.agency_id
                 for area in (message.from_area, message.to_area)
+                # The sender too: it applies its own step when it comes back in order.
                 for a in directory.agencies(area=area, roles=CASE_HOLDERS)
-                if a.agency_id != self.agency_id
             }
         )
         views = [(ViewKind.FULL, jcs(message.model_dump(mode="json")), full)]
@@ -288,7 +310,6 @@ class TransferDesk:
             "user": message.actor_user,
         }
         with ctx.store.transaction():
-            record = self.registry.apply(message, state, at=format_timestamp(now))
             ctx.store.enqueue(
                 ctx.topics.transfers,
                 value,
@@ -298,7 +319,7 @@ class TransferDesk:
             ctx.audit.emit(
                 AuditAct.COLLECTION,
                 Operation.PUBLISH,
-                reason=f"transfer {message.transfer_id} {step.value}: now {state.value}",
+                reason=f"transfer {message.transfer_id} {step.value} (to {state.value})",
                 **common,
             )
             for kind, _, agencies in views:
@@ -311,4 +332,28 @@ class TransferDesk:
                         **common,
                     )
         await self.gateway.relay.flush()
-        return record
+        return await self._ordered(message_id, message.transfer_id)
+
+    async def _ordered(self, message_id: str, transfer_id: str) -> TransferRecord:
+        """Wait until our own step comes back off the topic and is applied.
+
+        Every case holder, the sender included, applies the steps of one subject in the
+        order of their partition, so all registries agree: a step that raced with
+        another (a cancel against a completion) is refused everywhere, ours too."""
+        deadline = time.monotonic() + ORDERING_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            for h in await self._poll(timeout_ms=100):
+                if h.message_id != message_id:
+                    continue
+                if h.handling is Handling.DELIVERED:
+                    record = self.registry.get(transfer_id)
+                    assert record is not None  # noqa: S101 - just applied
+                    return record
+                raise TransferRefused(
+                    f"the step was refused when it came to be applied: {h.reason}",
+                    code=h.reason_code or TransferRefused.code,
+                )
+        raise TransferPending(
+            f"step {message_id} of transfer {transfer_id} was sent but not yet seen back "
+            f"within {ORDERING_TIMEOUT_SECONDS}s; `mappa transfer status` will show it"
+        )
