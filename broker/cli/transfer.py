@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
@@ -85,6 +88,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     od.add_argument("--today", type=date.fromisoformat, help="report date (default: today)")
     od.add_argument("--json", action="store_true")
     od.set_defaults(handler=cmd_overdue)
+
+    demo = cmds.add_parser("demo", help="move one offender between two areas, on a fresh directory")
+    demo.add_argument("--json", action="store_true")
+    demo.set_defaults(handler=cmd_demo)
 
 
 # -- sending steps ----------------------------------------------------------------------------
@@ -235,4 +242,21 @@ def cmd_overdue(args: argparse.Namespace) -> int:
         print(f"{agency}: {len(items)} overdue on {today.isoformat()}")
         for item in items:
             print(f"  {item.line()}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from broker.cli.transfer_demo import render, run_transfer_demo
+
+    bootstrap = args.bootstrap or os.environ.get("MAPPA_KAFKA_BOOTSTRAP") or None
+    with contextlib.ExitStack() as stack:
+        data_dir = args.data_dir
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mappa-tr-")))
+        elif data_dir.exists() and any(data_dir.iterdir()):
+            print(f"mappa transfer demo: {data_dir} is not empty; it needs a fresh data directory")
+            return 2
+        settings = Settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
+        summary = asyncio.run(run_transfer_demo(settings))
+    print(json.dumps(summary, indent=1) if args.json else render(summary))
     return 0
