@@ -11,7 +11,6 @@ says who received what, what was refused and why, and what the audit ledger hold
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -29,6 +28,7 @@ from agency_adapters.housing import HousingAdapter
 from agency_adapters.police import PoliceAdapter
 from broker.agency import utc_now
 from broker.agreements import agreement_for_area
+from broker.cli.runner import run_interruptible
 from broker.crypto.encoding import jcs, strict_json
 from broker.crypto.envelope import Recipient, ViewToSeal, open_view, seal
 from broker.crypto.keys import PrivateKey
@@ -37,6 +37,7 @@ from broker.deployment import Deployment
 from broker.embedded import EmbeddedBroker
 from broker.errors import MappaError
 from broker.gateway import AgencyGateway
+from broker.kafka_security import client_options
 from broker.provision import AgencySpec, DataPaths, provision
 from broker.publish import PublishResult
 from broker.receive import Handled, Handling, Receiver
@@ -332,7 +333,7 @@ async def run_demo(settings: Settings) -> DemoSummary:
     agreement = agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
     async with (
         _bootstrap(settings) as (bootstrap, broker_text),
-        KafkaTransport(bootstrap) as transport,
+        KafkaTransport(bootstrap, client_options=client_options(settings, bootstrap)) as transport,
     ):
         deployment = Deployment(
             settings=settings, passphrase=passphrase, transport=transport, agreement=agreement
@@ -446,6 +447,6 @@ def demo_main(*, data_dir: Path | None, suite: str, bootstrap: str | None, as_js
             print(f"mappa demo: {data_dir} is not empty; the demo needs a fresh data directory")
             return 2
         settings = Settings(data_dir=data_dir, suite=suite, kafka_bootstrap=bootstrap)
-        summary = asyncio.run(run_demo(settings))
+        summary = run_interruptible(run_demo(settings))
     print(json.dumps(summary.to_json(), indent=2) if as_json else render(summary))
     return 0

@@ -8,10 +8,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import areas, bench, demo, directory, keys, transfer
+from broker.cli import areas, bench, demo, deploy, directory, keys, transfer
 from broker.errors import MappaError
 
-COMMAND_GROUPS = (demo, areas, keys, directory, bench, transfer)
+COMMAND_GROUPS = (demo, areas, keys, directory, bench, deploy, transfer)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.agreements import agreement_for_area
+from broker.cli.runner import run_interruptible
 from broker.deployment import Deployment
 from broker.errors import ConfigurationError, SchemaError
 from broker.keystore import passphrase_from_env
@@ -105,6 +106,8 @@ def cmd_step(args: argparse.Namespace) -> int:
             "transfer steps go through a running Kafka cluster: give --bootstrap or set "
             "MAPPA_KAFKA_BOOTSTRAP"
         )
+    # Plain asyncio.run: a step is short, its cleanup is in ``finally``, and it must also
+    # run off the main thread (the API and tests call it there; signal handlers cannot).
     record = asyncio.run(_send_step(settings, args))
     print(json.dumps(record.model_dump(mode="json")) if args.json else _describe(record))
     return 0
@@ -257,6 +260,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"mappa transfer demo: {data_dir} is not empty; it needs a fresh data directory")
             return 2
         settings = Settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
-        summary = asyncio.run(run_transfer_demo(settings))
+        summary = run_interruptible(run_transfer_demo(settings))
     print(json.dumps(summary, indent=1) if args.json else render(summary))
     return 0
