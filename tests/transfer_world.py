@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import uuid
@@ -154,10 +155,12 @@ async def build_transfer_world(
     gateways = {s.agency_id: deployment.gateway(s.agency_id) for s in SPECS}
     desks = {a: deployment.transfer_desk(gw) for a, gw in gateways.items()}
     ledger = deployment.ledger()
-    for agency, gw in gateways.items():
-        await gw.start()
-        await desks[agency].start()
-    await ledger.start()
+    # Each reader is its own connection: start them together.
+    await asyncio.gather(
+        *(gw.start() for gw in gateways.values()),
+        *(desk.start() for desk in desks.values()),
+        ledger.start(),
+    )
     return TransferWorld(deployment, gateways, desks, ledger, passphrase)
 
 

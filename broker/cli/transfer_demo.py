@@ -102,10 +102,11 @@ class TransferDemoRun:
         self.refusals: list[dict[str, str]] = []
 
     async def start(self) -> None:
-        for agency, gw in self.gateways.items():
-            await gw.start()
-            await self.desks[agency].start()
-        await self.ledger.start()
+        await asyncio.gather(
+            *(gw.start() for gw in self.gateways.values()),
+            *(desk.start() for desk in self.desks.values()),
+            self.ledger.start(),
+        )
 
     async def stop(self) -> None:
         await self.ledger.stop()
