@@ -117,6 +117,18 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     assert w.desk(HOUSING_A).registry.get(tid) is None  # the old DtC agency is told nothing
     [item] = [i for i in w.gw(HOUSING_B).ctx.store.inbox() if i.view == "redacted"][:1]
     assert item.subject_ref == subject_ref
+    # The receiving agencies can open what was handed over, at their own view.
+    opened = await w.gw(HOUSING_B).consult(
+        item.message_id, user="wh.2", justification="tenancy allocation for a new arrival"
+    )
+    assert opened.body.area == FROM
+    assert "victims" not in opened.body.model_dump()
+    [full_item] = w.gw(PROBATION_B).ctx.store.inbox()[:1]
+    full = await w.gw(PROBATION_B).consult(
+        full_item.message_id, user="po.wm.4", justification="taking over supervision"
+    )
+    assert full.view is ViewKind.FULL
+    assert full.body.model_dump()["victims"][0]["name"] == "Jane Witness"
 
     # After: routing follows the case.
     with pytest.raises(TransferRefused) as moved:

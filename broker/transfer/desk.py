@@ -66,6 +66,7 @@ class TransferDesk:
         self.ctx = gateway.ctx
         self.registry = CaseRegistry(self.ctx.store)
         self.receiver = TransferReceiver(self.ctx, self.registry)
+        gateway.topic_receivers[self.ctx.topics.transfers] = self.receiver
         self._transport = transport
         # Each area's agreement: the handover follows the receiving area's.
         self._agreements = dict(agreements)

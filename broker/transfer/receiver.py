@@ -159,6 +159,10 @@ class TransferReceiver(Receiver):
         return view
 
     # -- handover items ---------------------------------------------------------------------
+    def open_verified(self, verified: VerifiedEnvelope, *, today_from: datetime) -> Opened:
+        """How a consultation opens a handover item held in the inbox."""
+        return self._open_handover(verified)
+
     def _open_handover(self, verified: VerifiedEnvelope) -> Opened:
         ctx = self._ctx
         h = verified.header
