@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +113,18 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
         )
         assert done.status_code == 200, done.text
         assert all(d["met_on"] == today for d in done.json()["deadlines"])
+        # The sending co-ordinator's desk, running as a service's background loop.
+        stop = asyncio.Event()
+        loop = asyncio.create_task(w.desk(COORD_A).run(stop))
+        for _ in range(200):
+            rec = w.desk(COORD_A).registry.get(tid)
+            if rec is not None and rec.state is TransferState.COMPLETED:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await loop
+        assert rec is not None
+        assert rec.state is TransferState.COMPLETED
         gone = await client.post(
             f"/transfers/{tid}/cancel",
             headers=as_lead,

@@ -46,6 +46,8 @@ from schemas.transfer import (
 
 # How long a step waits to see itself ordered on the topic before reporting it pending.
 ORDERING_TIMEOUT_SECONDS = 30
+# What a desk remembers having handled between two poll_once calls.
+BACKLOG_LIMIT = 1000
 
 
 class TransferPending(KeyUnavailable):
@@ -111,8 +113,14 @@ class TransferDesk:
                 await self._reader.rewind(self.ctx.store.offsets())
                 raise
         await self.gateway.relay.flush()
-        self._backlog += handled
+        # Kept for the next poll_once; bounded, for a desk only ever driven by steps.
+        self._backlog = [*self._backlog, *handled][-BACKLOG_LIMIT:]
         return handled
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set (a service's background loop, beside the gateway's)."""
+        while not stop.is_set():
+            await self.poll_once()
 
     def _hand_over(self) -> list[Reshared]:
         """Re-share for every completed transfer this agency leads (idempotent)."""
