@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from broker.crypto.encoding import strict_json
-from broker.receive import Handling
+from broker.receive import Handled, Handling
 from broker.transfer.rules import TransferRefused
 from broker.transport import KafkaTransport, Record
 from schemas.common import ViewKind
@@ -145,6 +145,32 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     assert len(w.delivered(HOUSING_A)) == housing_a_before
     assert not w.of(HOUSING_A, Handling.DELIVERED, f".{TO}.")
 
+    # The old area cannot move the case again; the new owner can, history and all.
+    with pytest.raises(TransferRefused) as not_owner:
+        await w.desk(PROBATION_A).request(
+            pnc_id=PNC, to_area=TO, move_date=today, reason="again", user="po.17"
+        )
+    assert not_owner.value.code == "transfer.not-owner"
+    back = await w.desk(PROBATION_B).request(
+        pnc_id=PNC, to_area=FROM, move_date=today, reason="returning home", user="po.wm.4"
+    )
+    await w.pump(lambda: state_everywhere(w, back.transfer_id, TransferState.REQUESTED))
+    await w.desk(COORD_A).accept(back.transfer_id, user="c.st.1", reason="known to us")
+    await w.pump(lambda: state_everywhere(w, back.transfer_id, TransferState.ACCEPTED))
+    await w.desk(COORD_A).complete(back.transfer_id, user="c.st.1")
+
+    # Staffordshire housing gets the whole history back: the two items first handed over
+    # (re-verified as handover items by West Mercia probation) and West Mercia's own.
+    def returned() -> list[Handled]:
+        got = w.of(HOUSING_A, Handling.DELIVERED, ".transfers")
+        return [h for h in got if h.message_type == "risk-assessment"]
+
+    await w.pump(lambda: len(returned()) == 3)
+    assert {(h.sender, h.view) for h in returned()} == {(PROBATION_B, ViewKind.REDACTED)}
+    assert w.desk(POLICE_A).registry.owner(subject_ref) == FROM
+    await w.gw(POLICE_A).publish(risk_assessment(FROM, "Back home."), purpose="rm")
+    await w.pump(lambda: len(w.of(HOUSING_A, Handling.DELIVERED, f".{FROM}.")) == 3)
+
     # Deadlines were met: nothing overdue at either co-ordinator.
     rec = w.desk(COORD_A).registry.get(tid)
     assert rec is not None
@@ -170,14 +196,13 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
             for e in chain
         )
     reshares = [e for e in chain if e["operation"] == "reshare"]
-    assert {e["recipient"] for e in reshares} == {
-        POLICE_B,
-        PROBATION_B,
-        PRISON_B,
-        COORD_B,
-        HOUSING_B,
+    assert all(e["act"] == "disclosure" for e in reshares)
+    by_lead = {
+        lead: {e["recipient"] for e in reshares if e["agency"] == lead}
+        for lead in (PROBATION_A, PROBATION_B)
     }
-    assert all(e["act"] == "disclosure" and e["agency"] == PROBATION_A for e in reshares)
+    assert by_lead[PROBATION_A] == {POLICE_B, PROBATION_B, PRISON_B, COORD_B, HOUSING_B}
+    assert by_lead[PROBATION_B] == {POLICE_A, PROBATION_A, PRISON_A, COORD_A, HOUSING_A}
     refusals = {e["reason_code"] for e in chain if e["act"] == "refusal"}
     assert {"transfer.not-yet-owner", "transfer.case-moved"} <= refusals
 

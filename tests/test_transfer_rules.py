@@ -192,6 +192,10 @@ def test_requests_are_checked(directory: Directory) -> None:
     with pytest.raises(TransferRefused, match="still accepted") as exc:
         check_step(directory, other, sender=PROBATION_A, current=None, open_transfer=open_one)
     assert exc.value.code == "transfer.already-open"
+    # After a completed move only the new owning area may move the case again.
+    with pytest.raises(TransferRefused) as moved:
+        check_step(directory, other, sender=PROBATION_A, current=None, open_transfer=None, owner=TO)
+    assert moved.value.code == "transfer.not-owner"
 
 
 def test_signer_must_be_the_named_actor(directory: Directory) -> None:

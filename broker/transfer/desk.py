@@ -132,7 +132,12 @@ class TransferDesk:
             if agreement is None:
                 continue  # no agreement of the receiving area known here: nothing it allows
             out += reshare_case(
-                self.ctx, self.registry, record, agreement=agreement, now=self.ctx.clock()
+                self.ctx,
+                self.registry,
+                record,
+                agreement=agreement,
+                now=self.ctx.clock(),
+                readers={self.ctx.topics.transfers: self.receiver},
             )
         return out
 
@@ -279,6 +284,7 @@ class TransferDesk:
                 sender=self.agency_id,
                 current=self.registry.get(message.transfer_id),
                 open_transfer=self.registry.open_for(message.subject_ref),
+                owner=self.registry.owner(message.subject_ref),
             )
             views = self._recipients(message)
             message_id, value = seal_for_transfers(

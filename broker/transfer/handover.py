@@ -16,6 +16,7 @@ its recipients, not its sender); the lead's own system holds them.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,8 +47,8 @@ class Reshared:
 
 def inbox_about(ctx: AgencyContext, subject_ref: str) -> list[InboxItem]:
     rows = ctx.store.db.execute(
-        "SELECT * FROM inbox WHERE subject_ref = ? AND topic != ? ORDER BY received_at, message_id",
-        (subject_ref, ctx.topics.transfers),
+        "SELECT * FROM inbox WHERE subject_ref = ? ORDER BY received_at, message_id",
+        (subject_ref,),
     )
     return [InboxItem(*row) for row in rows]
 
@@ -59,12 +60,16 @@ def reshare_case(
     *,
     agreement: Agreement,
     now: datetime,
+    readers: Mapping[str, Receiver] | None = None,
 ) -> list[Reshared]:
     """Re-share what has not been re-shared yet. Call inside the store's transaction."""
     ctx.store.require_transaction()
     done = registry.reshared(record.transfer_id)
     policy = SharingPolicy(agreement, ctx.directory)
-    reader = Receiver(ctx)
+    # Items handed over to this agency by an earlier transfer came on the transfer topic
+    # and re-verify by its rules: a case that moves on takes its whole history along.
+    readers = readers or {}
+    default_reader = Receiver(ctx)
     purpose = f"{HANDOVER_PURPOSE}{record.transfer_id}"
     out: list[Reshared] = []
     for item in inbox_about(ctx, record.subject_ref):
@@ -81,6 +86,7 @@ def reshare_case(
         try:
             # Re-verified from the stored bytes, as for a consultation: the store is not
             # trusted either, and the lead may re-share only what it may still hold.
+            reader = readers.get(item.topic, default_reader)
             verified = reader.verify(
                 item.envelope, topic=item.topic, record_time=parse_timestamp(item.received_at)
             )
@@ -107,7 +113,8 @@ def reshare_case(
         message_id, value = seal_for_transfers(
             ctx,
             now=now,
-            area=record.from_area,
+            # The item's own area, as its body says: a handover never rewrites content.
+            area=verified.header.area,
             message_type=item.message_type,
             schema_version=verified.header.schema_version,
             subject_ref=record.subject_ref,

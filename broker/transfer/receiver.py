@@ -128,6 +128,7 @@ class TransferReceiver(Receiver):
                 sender=h.sender,
                 current=self._registry.get(message.transfer_id),
                 open_transfer=self._registry.open_for(message.subject_ref),
+                owner=self._registry.owner(message.subject_ref),
             )
         else:
             state = check_notice(ctx.directory, message, sender=h.sender, recipient=ctx.entry)
@@ -173,7 +174,6 @@ class TransferReceiver(Receiver):
             or known.state is not TransferState.COMPLETED
             or known.subject_ref != h.subject_ref
             or known.lead_agency != h.sender
-            or known.from_area != h.area
             or known.to_area not in ctx.entry.areas
         ):
             raise TransferRefused(

@@ -81,8 +81,18 @@ def _check_actor(
 
 
 def check_request(
-    directory: Directory, message: TransferRequest, *, open_transfer: TransferRecord | None
+    directory: Directory,
+    message: TransferRequest,
+    *,
+    open_transfer: TransferRecord | None,
+    owner: str | None = None,
 ) -> None:
+    if owner is not None and owner != message.from_area:
+        raise TransferRefused(
+            f"the case is managed by {owner} after an earlier transfer; only {owner} can "
+            f"ask to move it, not {message.from_area}",
+            code="transfer.not-owner",
+        )
     if open_transfer is not None:
         raise TransferRefused(
             f"transfer {open_transfer.transfer_id} of this subject from "
@@ -113,6 +123,7 @@ def check_step(
     sender: str,
     current: TransferRecord | None,
     open_transfer: TransferRecord | None,
+    owner: str | None = None,
 ) -> TransferState:
     """Raise ``TransferRefused`` unless ``sender`` may make this step now; return the
     state the transfer moves to. ``current`` is the registry's record of this transfer
@@ -131,7 +142,7 @@ def check_step(
                 f"transfer id {message.transfer_id} is already in use ({current.state.value})",
                 code="transfer.duplicate-id",
             )
-        check_request(directory, message, open_transfer=open_transfer)
+        check_request(directory, message, open_transfer=open_transfer, owner=owner)
         _check_actor(step, actor, message, message.lead_agency)
         return TRANSITIONS[(None, step)]
     if current is None:
