@@ -87,30 +87,38 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
 
     await w.desk(COORD_B).accept(tid, user="coord.wm.3", reason="address approved")
     await w.pump(lambda: state_everywhere(w, tid, TransferState.ACCEPTED))
-    housing_a_before = len(w.delivered(HOUSING_A))
+    # In flight at completion: published while Staffordshire still owns the case, it
+    # reaches the lead only after the lead has applied the completion.
+    await w.gw(POLICE_A).publish(risk_assessment(FROM, "In flight."), purpose="review")
     await w.desk(COORD_B).complete(tid, user="coord.wm.3", address_notified_on=today)
+    lead = w.desk(PROBATION_A)
+    for _ in range(200):
+        if lead.reshared:
+            break
+        w.handled.setdefault(PROBATION_A, []).extend(await lead.poll_once(timeout_ms=50))
+    assert len(lead.reshared) == 2  # the package: what the lead held at completion
 
-    # Handover: both risk assessments the lead holds, at each receiving agency's view
-    # under West Mercia's agreement.
+    # Handover: the package, then the late item by the lead's catch-up, each at the
+    # receiving agency's view under West Mercia's agreement.
     receivers = (POLICE_B, PROBATION_B, PRISON_B, COORD_B, HOUSING_B)
     await w.pump(
         lambda: (
-            all(len(w.of(a, Handling.DELIVERED, ".transfers")) >= 2 for a in receivers)
+            all(len(w.of(a, Handling.DELIVERED, ".transfers")) >= 4 for a in receivers)
             and state_everywhere(w, tid, TransferState.COMPLETED)
         )
     )
+    assert len(lead.reshared) == 3
     for agency in (POLICE_B, PROBATION_B, PRISON_B):
         handover = [h for h in w.of(agency, Handling.DELIVERED, ".transfers") if h.sender]
         assert [h.view for h in handover if h.message_type == "risk-assessment"] == [
-            ViewKind.FULL,
-            ViewKind.FULL,
-        ]
+            ViewKind.FULL
+        ] * 3
     housing_b = [
         h
         for h in w.of(HOUSING_B, Handling.DELIVERED, ".transfers")
         if h.message_type == "risk-assessment"
     ]
-    assert [h.view for h in housing_b] == [ViewKind.REDACTED, ViewKind.REDACTED]
+    assert [h.view for h in housing_b] == [ViewKind.REDACTED] * 3
     assert all(h.sender == PROBATION_A for h in housing_b)
     # The receiving housing authority knows of the completion from a summary notice.
     assert w.desk(HOUSING_B).registry.owner(subject_ref) == TO
@@ -142,7 +150,7 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
         )
     )
     await w.pump_quiet()
-    assert len(w.delivered(HOUSING_A)) == housing_a_before
+    assert len(w.of(HOUSING_A, Handling.DELIVERED, f".{FROM}.")) == 3
     assert not w.of(HOUSING_A, Handling.DELIVERED, f".{TO}.")
 
     # The old area cannot move the case again; the new owner can, history and all.
@@ -159,17 +167,17 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     await w.pump(lambda: state_everywhere(w, back.transfer_id, TransferState.ACCEPTED))
     await w.desk(COORD_A).complete(back.transfer_id, user="c.st.1")
 
-    # Staffordshire housing gets the whole history back: the two items first handed over
+    # Staffordshire housing gets the whole history back: the three items first handed over
     # (re-verified as handover items by West Mercia probation) and West Mercia's own.
     def returned() -> list[Handled]:
         got = w.of(HOUSING_A, Handling.DELIVERED, ".transfers")
         return [h for h in got if h.message_type == "risk-assessment"]
 
-    await w.pump(lambda: len(returned()) == 3)
+    await w.pump(lambda: len(returned()) == 4)
     assert {(h.sender, h.view) for h in returned()} == {(PROBATION_B, ViewKind.REDACTED)}
     assert w.desk(POLICE_A).registry.owner(subject_ref) == FROM
     await w.gw(POLICE_A).publish(risk_assessment(FROM, "Back home."), purpose="rm")
-    await w.pump(lambda: len(w.of(HOUSING_A, Handling.DELIVERED, f".{FROM}.")) == 3)
+    await w.pump(lambda: len(w.of(HOUSING_A, Handling.DELIVERED, f".{FROM}.")) == 4)
 
     # Deadlines were met: nothing overdue at either co-ordinator.
     rec = w.desk(COORD_A).registry.get(tid)
