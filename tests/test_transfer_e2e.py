@@ -46,6 +46,11 @@ async def tworld(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Tra
         await w.close()
 
 
+def handed_over(w: TransferWorld, agency: str) -> list[Handled]:
+    got = w.of(agency, Handling.DELIVERED, ".transfers")
+    return [h for h in got if h.message_type == "risk-assessment"]
+
+
 def state_everywhere(world: TransferWorld, transfer_id: str, state: TransferState) -> bool:
     return all(
         (r := world.desk(a).registry.get(transfer_id)) is not None and r.state is state
@@ -103,7 +108,7 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     receivers = (POLICE_B, PROBATION_B, PRISON_B, COORD_B, HOUSING_B)
     await w.pump(
         lambda: (
-            all(len(w.of(a, Handling.DELIVERED, ".transfers")) >= 4 for a in receivers)
+            all(len(handed_over(w, a)) == 3 for a in receivers)
             and state_everywhere(w, tid, TransferState.COMPLETED)
         )
     )
