@@ -147,6 +147,9 @@ class TransferComplete(TransferControl):
     completed_on: IsoDate
     # When the offender notified the new address to the receiving police, if yet.
     address_notified_on: IsoDate | None = None
+    # The receiving area's agencies active on the case from now (its case team, named by
+    # its co-ordinator): they decide who beyond the RA gets the handover and what follows.
+    case_team: tuple[AgencyId, ...] = Field(default=(), max_length=128)
 
 
 TransferMessage = Annotated[
@@ -183,5 +186,6 @@ class TransferRecord(Frozen):
     updated_at: ShortText
     completed_on: IsoDate | None = None
     address_notified_on: IsoDate | None = None
+    case_team: tuple[AgencyId, ...] = ()
     last_step_by: AgencyId
     last_reason: LongText | None = None

@@ -109,7 +109,7 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
         done = await client.post(
             f"/transfers/{tid}/complete",
             headers={"x-agency": COORD_B},
-            json={"user": "c.1", "address_notified_on": today},
+            json={"user": "c.1", "address_notified_on": today, "case_team": [COORD_B]},
         )
         assert done.status_code == 200, done.text
         assert all(d["met_on"] == today for d in done.json()["deadlines"])

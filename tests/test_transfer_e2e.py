@@ -31,6 +31,7 @@ from tests.transfer_world import (
     TO,
     TransferWorld,
     build_transfer_world,
+    case_team,
     risk_assessment,
 )
 
@@ -44,6 +45,12 @@ async def tworld(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Tra
         yield w
     finally:
         await w.close()
+
+
+def ras(w: TransferWorld, agency: str, topic_part: str) -> list[Handled]:
+    """Risk assessments delivered to ``agency`` on topics containing ``topic_part``."""
+    got = w.of(agency, Handling.DELIVERED, topic_part)
+    return [h for h in got if h.message_type == "risk-assessment"]
 
 
 def handed_over(w: TransferWorld, agency: str) -> list[Handled]:
@@ -62,7 +69,10 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     w = tworld
     today = datetime.now(UTC).date()
     subject_ref = w.deployment.subject_ref(PNC)
-    # Before: the case is managed in Staffordshire.
+    # Before: the case is managed in Staffordshire, housing on its case team.
+    team_a = (POLICE_A, PROBATION_A, PRISON_A, HOUSING_A)
+    await w.gw(COORD_A).publish(case_team(FROM, team_a, PROBATION_A), purpose="MAPPA")
+    await w.pump(lambda: w.gw(HOUSING_A).ctx.store.case_team(subject_ref) is not None)
     await w.gw(POLICE_A).publish(risk_assessment(FROM), purpose="risk management")
     await w.pump(lambda: all(w.delivered(a) for a in (PROBATION_A, PRISON_A, HOUSING_A, COORD_A)))
 
@@ -84,18 +94,19 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
         await w.gw(POLICE_B).publish(risk_assessment(TO), purpose="risk management")
     assert not_yet.value.code == "transfer.not-yet-owner"
     await w.gw(POLICE_A).publish(risk_assessment(FROM, "Updated mid-move."), purpose="review")
-    await w.pump(
-        lambda: all(
-            len(w.of(a, Handling.DELIVERED, f".{FROM}.")) == 2 for a in (HOUSING_A, PROBATION_A)
-        )
-    )
+    await w.pump(lambda: all(len(ras(w, a, f".{FROM}.")) == 2 for a in (HOUSING_A, PROBATION_A)))
 
     await w.desk(COORD_B).accept(tid, user="coord.wm.3", reason="address approved")
     await w.pump(lambda: state_everywhere(w, tid, TransferState.ACCEPTED))
     # In flight at completion: published while Staffordshire still owns the case, it
     # reaches the lead only after the lead has applied the completion.
     await w.gw(POLICE_A).publish(risk_assessment(FROM, "In flight."), purpose="review")
-    await w.desk(COORD_B).complete(tid, user="coord.wm.3", address_notified_on=today)
+    await w.desk(COORD_B).complete(
+        tid,
+        user="coord.wm.3",
+        address_notified_on=today,
+        case_team=(POLICE_B, PROBATION_B, HOUSING_B),
+    )
     lead = w.desk(PROBATION_A)
     for _ in range(200):
         if lead.reshared:
@@ -150,12 +161,11 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     await w.gw(POLICE_B).publish(risk_assessment(TO, "First West Mercia review."), purpose="rm")
     await w.pump(
         lambda: all(
-            len(w.of(a, Handling.DELIVERED, f".{TO}.")) == 1
-            for a in (PROBATION_B, PRISON_B, HOUSING_B, COORD_B)
+            len(ras(w, a, f".{TO}.")) == 1 for a in (PROBATION_B, PRISON_B, HOUSING_B, COORD_B)
         )
     )
     await w.pump_quiet()
-    assert len(w.of(HOUSING_A, Handling.DELIVERED, f".{FROM}.")) == 3
+    assert len(ras(w, HOUSING_A, f".{FROM}.")) == 3
     assert not w.of(HOUSING_A, Handling.DELIVERED, f".{TO}.")
 
     # The old area cannot move the case again; the new owner can, history and all.
@@ -170,7 +180,7 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     await w.pump(lambda: state_everywhere(w, back.transfer_id, TransferState.REQUESTED))
     await w.desk(COORD_A).accept(back.transfer_id, user="c.st.1", reason="known to us")
     await w.pump(lambda: state_everywhere(w, back.transfer_id, TransferState.ACCEPTED))
-    await w.desk(COORD_A).complete(back.transfer_id, user="c.st.1")
+    await w.desk(COORD_A).complete(back.transfer_id, user="c.st.1", case_team=team_a)
 
     # Staffordshire housing gets the whole history back: the three items first handed over
     # (re-verified as handover items by West Mercia probation) and West Mercia's own.
@@ -182,7 +192,7 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     assert {(h.sender, h.view) for h in returned()} == {(PROBATION_B, ViewKind.REDACTED)}
     assert w.desk(POLICE_A).registry.owner(subject_ref) == FROM
     await w.gw(POLICE_A).publish(risk_assessment(FROM, "Back home."), purpose="rm")
-    await w.pump(lambda: len(w.of(HOUSING_A, Handling.DELIVERED, f".{FROM}.")) == 4)
+    await w.pump(lambda: len(ras(w, HOUSING_A, f".{FROM}.")) == 4)
 
     # Deadlines were met: nothing overdue at either co-ordinator.
     rec = w.desk(COORD_A).registry.get(tid)

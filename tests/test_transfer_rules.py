@@ -214,6 +214,15 @@ def test_completion_not_before_the_move_date(directory: Directory) -> None:
     assert step(directory, early, record(TransferState.ACCEPTED)) == "transfer.before-move-date"
 
 
+def test_the_receiving_case_team_must_be_of_the_receiving_area(directory: Directory) -> None:
+    done = TransferComplete(
+        **fields(actor_agency=COORD_B), completed_on="2026-12-24", case_team=(HOUSING_A,)
+    )
+    assert step(directory, done, record(TransferState.ACCEPTED)) == "transfer.bad-team"
+    ok = done.model_copy(update={"case_team": (HOUSING_B, POLICE_B)})
+    assert step(directory, ok, record(TransferState.ACCEPTED)) == "completed"
+
+
 def test_completion_notice_rules(directory: Directory) -> None:
     hb = directory.agency(HOUSING_B)
     done = TransferComplete(**fields(actor_agency=COORD_B), completed_on="2026-12-24")

@@ -24,7 +24,7 @@ from broker.transfer.envelopes import STEP_PURPOSE, seal_for_transfers
 from broker.transfer.rules import step_of
 from broker.transport import KafkaTransport
 from schemas.common import ViewKind, from_data
-from schemas.messages import RiskAssessment
+from schemas.messages import CaseTeam, RiskAssessment
 from schemas.transfer import TransferControl
 
 FROM = "staffordshire"
@@ -51,6 +51,22 @@ def risk_assessment(area: str, summary: str = "High risk to children.") -> RiskA
             "summary": summary,
             "victims": [{"name": "Jane Witness", "relationship": "former partner"}],
             "health_notes": "Community mental health team.",
+        },
+    )
+
+
+def case_team(area: str, members: tuple[str, ...], lead: str) -> CaseTeam:
+    roles = {s.agency_id: s.role for s in SPECS}
+    return from_data(
+        CaseTeam,
+        {
+            "subject": {"pnc_id": PNC, "name": "Alex Sample", "date_of_birth": "1980-03-14"},
+            "area": area,
+            "category": 1,
+            "level": 2,
+            "effective_from": "2026-11-23",
+            "lead_agency": lead,
+            "members": [{"agency_id": a, "role": roles[a].value} for a in members],
         },
     )
 

@@ -1,1 +1,1 @@
-"""The HTTP faces of the broker (FastAPI routers; thin: no policy here)."""
+"""HTTP faces over the core (FastAPI)."""

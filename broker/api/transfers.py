@@ -67,6 +67,7 @@ class CompleteIn(_In):
     )
     completed_on: date | None = None
     address_notified_on: date | None = None
+    case_team: list[str] = Field(default_factory=list, max_length=128)
 
 
 class DeadlineOut(BaseModel):
@@ -172,6 +173,7 @@ def transfers_router(
                 reason=body.reason,
                 completed_on=body.completed_on,
                 address_notified_on=body.address_notified_on,
+                case_team=body.case_team,
             ),
             today(d),
         )

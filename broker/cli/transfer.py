@@ -76,6 +76,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     done.add_argument("--transfer", required=True, help="transfer id")
     done.add_argument("--address-notified-on", type=date.fromisoformat)
+    done.add_argument(
+        "--team", action="append", default=[], help="receiving case team member (repeat)"
+    )
     done.set_defaults(handler=cmd_step)
 
     st = cmds.add_parser("status", help="transfers an agency knows of, with their deadlines")
@@ -131,6 +134,7 @@ def _act(desk: TransferDesk, args: argparse.Namespace) -> Awaitable[TransferReco
             args.transfer,
             user=args.user,
             address_notified_on=args.address_notified_on,
+            case_team=args.team,
             **({"reason": args.reason} if args.reason else {}),
         )
     acts: dict[str, Callable[..., Awaitable[TransferRecord]]] = {

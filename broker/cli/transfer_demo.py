@@ -1,13 +1,14 @@
 """`mappa transfer demo`: one offender moves from Staffordshire to West Mercia.
 
 On a fresh data directory, with both areas' RA agencies, co-ordination units and
-housing authorities: Staffordshire police publish a risk assessment and HMP Stafford a
-release notice; Staffordshire probation (the lead) asks West Mercia to take the case
-over; West Mercia's co-ordinator accepts and, on the move date, completes. Probation
-re-shares the case history for West Mercia under West Mercia's agreement. Then West
-Mercia police publish, and Staffordshire police try to. The summary shows, per agency
-in both areas, what it received before the transfer and after it, the deadlines, the
-refusals and the audit chain.
+housing authorities: Staffordshire's co-ordinator names the case team, police publish
+a risk assessment and HMP Stafford a release notice; Staffordshire probation (the
+lead) asks West Mercia to take the case over; West Mercia's co-ordinator accepts and,
+on the move date, completes, naming West Mercia's case team. Probation re-shares the
+case history for West Mercia under West Mercia's agreement. Then West Mercia police
+publish, and Staffordshire police try to. The summary shows, per agency in both areas,
+what it received before the transfer and after it, the deadlines, the refusals and
+the audit chain.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from broker.transfer.deadlines import deadlines
 from broker.transfer.desk import TransferDesk
 from broker.transport import KafkaTransport
 from schemas.common import from_data
-from schemas.messages import MessageBody, ReleaseScheduled, RiskAssessment
+from schemas.messages import CaseTeam, MessageBody, ReleaseScheduled, RiskAssessment
 
 FROM, TO = "staffordshire", "west-mercia"
 SPECS = two_area_specs(FROM, TO)
@@ -74,6 +75,22 @@ def release(area: str) -> ReleaseScheduled:
             "establishment": "HMP Stafford",
             "address_approved": True,
             "victim_requested_conditions": ["no contact with Jane Witness"],
+        },
+    )
+
+
+def case_team(area: str, members: tuple[str, ...], lead: str) -> CaseTeam:
+    roles = {s.agency_id: s.role for s in SPECS}
+    return from_data(
+        CaseTeam,
+        {
+            "subject": SUBJECT,
+            "area": area,
+            "category": 1,
+            "level": 2,
+            "effective_from": "2026-11-23",
+            "lead_agency": lead,
+            "members": [{"agency_id": a, "role": roles[a].value} for a in members],
         },
     )
 
@@ -146,6 +163,14 @@ class TransferDemoRun:
 
     async def run(self) -> dict[str, Any]:
         today = self.deployment.clock().date()
+        team = (
+            f"police.{FROM}",
+            f"probation.{FROM}",
+            "prison.hmp-stafford",
+            "housing.stoke-on-trent",
+        )
+        await self.publish(f"coordinator.{FROM}", case_team(FROM, team, f"probation.{FROM}"))
+        await self.settle(2)
         await self.publish(f"police.{FROM}", risk(FROM, "High risk to children."))
         await self.publish("prison.hmp-stafford", release(FROM))
         await self.settle()
@@ -165,7 +190,10 @@ class TransferDemoRun:
         await coordinator.accept(record.transfer_id, user="wm.coord.3", reason="address approved")
         await self.settle(2)
         done = await coordinator.complete(
-            record.transfer_id, user="wm.coord.3", address_notified_on=today
+            record.transfer_id,
+            user="wm.coord.3",
+            address_notified_on=today,
+            case_team=(f"police.{TO}", f"probation.{TO}", "housing.worcester"),
         )
         await self.settle()
         await self.publish(f"police.{TO}", risk(TO, "First West Mercia review."))

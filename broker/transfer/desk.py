@@ -192,6 +192,7 @@ class TransferDesk:
         reason: str = "receiving area has taken the case over",
         completed_on: date | None = None,
         address_notified_on: date | None = None,
+        case_team: Sequence[str] = (),
     ) -> TransferRecord:
         on = completed_on or self.ctx.clock().date()
         return await self._follow_up(
@@ -201,6 +202,7 @@ class TransferDesk:
             reason=reason,
             completed_on=on.isoformat(),
             address_notified_on=address_notified_on.isoformat() if address_notified_on else None,
+            case_team=tuple(case_team),
         )
 
     async def _follow_up(
@@ -210,7 +212,7 @@ class TransferDesk:
         *,
         user: str,
         reason: str,
-        **extra: str | None,
+        **extra: str | tuple[str, ...] | None,
     ) -> TransferRecord:
         current = self.registry.get(transfer_id)
         subject_ref = current.subject_ref if current else None
@@ -251,11 +253,14 @@ class TransferDesk:
         )
         views = [(ViewKind.FULL, jcs(message.model_dump(mode="json")), full)]
         if isinstance(message, TransferComplete):
+            # Need to know: only the receiving case team's other members hear of it.
             parties = {p.agency_id for p in self.ctx.policy.agreement.parties}
             told = sorted(
                 a.agency_id
                 for a in directory.agencies(area=message.to_area)
-                if a.role not in CASE_HOLDERS and a.agency_id in parties
+                if a.role not in CASE_HOLDERS
+                and a.agency_id in parties
+                and a.agency_id in message.case_team
             )
             summary = message.model_copy(update={"reason": "case transferred", "open_actions": ()})
             views.append((ViewKind.SUMMARY, jcs(summary.model_dump(mode="json")), told))

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from broker.agency import AgencyContext
 from broker.crypto.encoding import jcs
 from broker.errors import MappaError
-from broker.policy import SharingPolicy
-from broker.publish import CONTENT_TYPE_HEADER
+from broker.policy import CASE_TEAM_TYPE, Disclosure, SharingPolicy
+from broker.publish import CONTENT_TYPE_HEADER, bundles
 from broker.receive import Receiver
 from broker.store import InboxItem
 from broker.transfer.envelopes import HANDOVER_PURPOSE, lawful_basis_text, seal_for_transfers
@@ -75,6 +75,11 @@ def reshare_case(
     for item in inbox_about(ctx, record.subject_ref):
         if item.message_id in done:
             continue
+        if item.message_type == CASE_TEAM_TYPE:
+            # A case team names the old area's agencies; the receiving area's comes with
+            # the completion. Handing it over would replace that team with the wrong one.
+            registry.mark_reshared(record.transfer_id, item.message_id, "area-specific")
+            continue
         common: dict[str, Any] = {
             "area": record.from_area,
             "subject_ref": record.subject_ref,
@@ -102,49 +107,59 @@ def reshare_case(
             )
             registry.mark_reshared(record.transfer_id, item.message_id, f"refused:{exc.code}")
             continue
-        by_kind: dict[ViewKind, list[str]] = defaultdict(list)
-        for d in policy.recipients(ctx.entry, item.message_type, record.to_area):
-            kind = d.view if d.view.richness <= opened.view.richness else opened.view
-            by_kind[kind].append(d.recipient.agency_id)
-        if not by_kind:
+        # The receiving area's agreement and case team decide who gets what; nobody gets
+        # a richer view than the lead itself holds.
+        team = frozenset(record.case_team) or None
+        disclosures = [
+            d if d.view.richness <= opened.view.richness else replace(d, view=opened.view)
+            for d in policy.recipients(ctx.entry, item.message_type, record.to_area, team)
+        ]
+        if not disclosures:
             registry.mark_reshared(record.transfer_id, item.message_id, "none-entitled")
             out.append(Reshared(item.message_id, None, item.message_type, ()))
             continue
-        message_id, value = seal_for_transfers(
-            ctx,
-            now=now,
-            # The item's own area, as its body says: a handover never rewrites content.
-            area=verified.header.area,
-            message_type=item.message_type,
-            schema_version=verified.header.schema_version,
-            subject_ref=record.subject_ref,
-            purpose=purpose,
-            isa=(agreement.id, agreement.version),
-            views=[
-                (kind, jcs(derive_view(opened.body, kind)), agencies)
-                for kind, agencies in by_kind.items()
-            ],
-        )
-        ctx.store.enqueue(
-            ctx.topics.transfers,
-            value,
-            key=record.subject_ref.encode(),
-            headers=[CONTENT_TYPE_HEADER],
-        )
-        registry.mark_reshared(record.transfer_id, item.message_id, message_id)
-        pairs = tuple((a, kind) for kind, agencies in by_kind.items() for a in agencies)
-        for agency, kind in pairs:
-            ctx.audit.emit(
-                AuditAct.DISCLOSURE,
-                Operation.RESHARE,
-                **{**common, "message_id": message_id},
-                recipient=agency,
-                view=kind,
-                lawful_basis=lawful_basis_text(ctx.entry),
-                reason=(
-                    f"handover of {item.message_id} for transfer {record.transfer_id} "
-                    f"to {record.to_area}"
-                ),
+        sealed: list[tuple[str, bytes, list[Disclosure]]] = []
+        for bundle in bundles(disclosures):
+            by_view: dict[tuple[ViewKind, str], list[str]] = defaultdict(list)
+            for d in bundle:
+                by_view[(d.view, d.redaction)].append(d.recipient.agency_id)
+            message_id, value = seal_for_transfers(
+                ctx,
+                now=now,
+                # The item's own area, as its body says: a handover never rewrites content.
+                area=verified.header.area,
+                message_type=item.message_type,
+                schema_version=verified.header.schema_version,
+                subject_ref=record.subject_ref,
+                purpose=purpose,
+                isa=(agreement.id, agreement.version),
+                views=[
+                    (kind, jcs(derive_view(opened.body, kind, redaction)), agencies)
+                    for (kind, redaction), agencies in by_view.items()
+                ],
             )
-        out.append(Reshared(item.message_id, message_id, item.message_type, pairs))
+            sealed.append((message_id, value, bundle))
+        for message_id, value, bundle in sealed:
+            ctx.store.enqueue(
+                ctx.topics.transfers,
+                value,
+                key=record.subject_ref.encode(),
+                headers=[CONTENT_TYPE_HEADER],
+            )
+            for d in bundle:
+                ctx.audit.emit(
+                    AuditAct.DISCLOSURE,
+                    Operation.RESHARE,
+                    **{**common, "message_id": message_id},
+                    recipient=d.recipient.agency_id,
+                    view=d.view,
+                    lawful_basis=lawful_basis_text(ctx.entry),
+                    reason=(
+                        f"handover of {item.message_id} for transfer {record.transfer_id} "
+                        f"to {record.to_area}"
+                    ),
+                )
+        registry.mark_reshared(record.transfer_id, item.message_id, sealed[0][0])
+        pairs = tuple((d.recipient.agency_id, d.view) for _, _, b in sealed for d in b)
+        out.append(Reshared(item.message_id, sealed[0][0], item.message_type, pairs))
     return out

@@ -25,6 +25,7 @@ from broker.agency import AgencyContext
 from broker.crypto.envelope import VerifiedEnvelope, open_view
 from broker.crypto.suites import suite_named
 from broker.errors import MappaError, PolicyDenied, ReplayError, SchemaError, VerificationError
+from broker.policy import CASE_TEAM_TYPE
 from broker.receive import Handled, Handling, Opened, Receiver
 from broker.transfer.envelopes import HANDOVER_PURPOSE, transfer_verifier
 from broker.transfer.registry import CaseRegistry
@@ -32,9 +33,12 @@ from broker.transfer.rules import TransferRefused, check_notice, check_step, ste
 from broker.transport import Record
 from schemas.audit import AuditAct, Operation
 from schemas.common import Role, ViewKind, format_timestamp
+from schemas.isa import Access
+from schemas.messages.base import STANDARD_REDACTION
 from schemas.transfer import (
     CONTROL_MESSAGE_TYPES,
     TRANSFER_MESSAGE,
+    TransferComplete,
     TransferControl,
     TransferState,
 )
@@ -138,6 +142,20 @@ class TransferReceiver(Receiver):
                 h.message_id, verified.digest, record.topic, h.created_at, received_at
             )
             self._registry.apply(message, state, at=received_at)
+            # The receiving area's case team, as its co-ordinator named it: what the
+            # case-team rules of its agreement go by until a new case-team message.
+            if (
+                isinstance(message, TransferComplete)
+                and message.to_area in ctx.entry.areas
+                and message.case_team
+            ):
+                ctx.store.record_case_team(
+                    message.subject_ref,
+                    message.case_team,
+                    lead_agency=message.actor_agency,
+                    set_at=h.created_at,
+                    message_id=h.message_id,
+                )
             ctx.store.advance(record.topic, record.partition, record.offset)
             ctx.audit.emit(
                 AuditAct.COLLECTION,
@@ -160,7 +178,9 @@ class TransferReceiver(Receiver):
         return view
 
     # -- handover items ---------------------------------------------------------------------
-    def open_verified(self, verified: VerifiedEnvelope, *, today_from: datetime) -> Opened:
+    def open_verified(
+        self, verified: VerifiedEnvelope, *, today_from: datetime, at_consultation: bool = False
+    ) -> Opened:
         """How a consultation opens a handover item held in the inbox."""
         return self._open_handover(verified)
 
@@ -169,6 +189,12 @@ class TransferReceiver(Receiver):
         h = verified.header
         transfer_id = h.purpose.removeprefix(HANDOVER_PURPOSE)
         known = self._registry.get(transfer_id) if h.purpose.startswith(HANDOVER_PURPOSE) else None
+        if h.message_type == CASE_TEAM_TYPE:
+            raise TransferRefused(
+                "a case team belongs to its area and is never handed over: the receiving "
+                "area's team comes with the completion",
+                code="transfer.handover-not-authorised",
+            )
         if (
             known is None
             or known.state is not TransferState.COMPLETED
@@ -184,7 +210,10 @@ class TransferReceiver(Receiver):
             )
         entry = next(r for r in verified.recipients if r.agency == ctx.agency_id)
         kind = next(v.kind for v in verified.views if v.view_id == entry.view_id)
-        rule = ctx.policy.entitlement(ctx.entry, h.message_type)
+        team = ctx.store.case_team(h.subject_ref)
+        if team is None and known.case_team:
+            team = frozenset(known.case_team)
+        rule = ctx.policy.entitlement(ctx.entry, h.message_type, team)
         if rule is None or rule.access.view is None or kind.richness > rule.access.view.richness:
             raise PolicyDenied(
                 f"{ctx.agency_id} may not hold a {kind.value} view of {h.message_type} under "
@@ -194,5 +223,6 @@ class TransferReceiver(Receiver):
         opened = open_view(
             verified, agency=ctx.agency_id, keys=ctx.keys.decryption, suite=suite_named(h.suite)
         )
-        body = self._parse_body(verified, opened.kind, opened.plaintext)
+        redaction = rule.redaction_set if rule.access is Access.REDACTED else STANDARD_REDACTION
+        body = self._parse_body(verified, opened.kind, opened.plaintext, redaction)
         return Opened(verified=verified, view=opened.kind, body=body)

@@ -90,6 +90,7 @@ class CaseRegistry:
         if isinstance(message, TransferComplete):
             changes["completed_on"] = message.completed_on
             changes["address_notified_on"] = message.address_notified_on
+            changes["case_team"] = message.case_team
         if current is None:
             request = message if isinstance(message, TransferRequest) else None
             record = TransferRecord(

@@ -80,6 +80,19 @@ def _check_actor(
     )
 
 
+def check_team(directory: Directory, message: TransferComplete) -> None:
+    for agency_id in message.case_team:
+        try:
+            entry = directory.active_agency(agency_id)
+        except MappaError:
+            entry = None
+        if entry is None or message.to_area not in entry.areas:
+            raise TransferRefused(
+                f"case team member {agency_id} is not an active agency of {message.to_area}",
+                code="transfer.bad-team",
+            )
+
+
 def check_request(
     directory: Directory,
     message: TransferRequest,
@@ -168,6 +181,8 @@ def check_step(
             code="transfer.invalid-transition",
         )
     _check_actor(step, actor, message, current.lead_agency)
+    if isinstance(message, TransferComplete):
+        check_team(directory, message)
     if isinstance(message, TransferComplete) and date.fromisoformat(
         message.completed_on
     ) < date.fromisoformat(current.move_date):
@@ -198,6 +213,7 @@ def check_notice(
     check_areas(directory, message)
     actor = directory.agency(sender)
     _check_actor(TransferStep.COMPLETE, actor, message, message.lead_agency)
+    check_team(directory, message)
     if message.to_area not in recipient.areas:
         raise TransferRefused(
             f"{recipient.agency_id} is not in {message.to_area}: a completion notice is "
