@@ -1,14 +1,11 @@
 """`mappa demo`: one offender, one area, every part real, on a fresh data directory.
 
-The agreement is signed by the governance key and loaded back verified. The
-co-ordination unit first sets the offender's case team (who is active on the
-case): rules that need an active role reach only its members. Police publish an
-ARMS risk assessment; probation and prison receive the full view, housing the
-redacted view, and an agency that is not a party receives nothing it can read.
-Then a forged message from an unknown agency and a tampered copy of a real one
-arrive and are refused, dead-lettered and audited. A housing officer opens the
-record (a consultation, with a justification). The summary says who received
-what, what was refused and why, and what the audit ledger holds.
+Police publish an ARMS risk assessment; probation and prison receive the full
+view, housing the redacted view, and an agency that is not a party receives
+nothing it can read. Then a forged message from an unknown agency and a tampered
+copy of a real one arrive and are refused, dead-lettered and audited. A housing
+officer opens the record (a consultation, with a justification). The summary
+says who received what, what was refused and why, and what the audit ledger holds.
 """
 
 from __future__ import annotations
@@ -75,13 +72,13 @@ AREA = DEMO_AREA
 SPECS = DEMO_ROSTER
 POLICE = "police.staffordshire"
 HOUSING = "housing.stoke-on-trent"
+COORDINATOR = "coordinator.staffordshire"
 PARTIES = DEMO_PARTIES
 NON_PARTY = DEMO_NON_PARTY
-COORDINATOR = "coordinator.staffordshire"
-# The agencies active on this offender's case. Immigration enforcement has no part in
-# it (and education none in any case), so rules that need an active role pass them by.
-OFF_THE_CASE = ("immigration.midlands", "education.staffordshire")
-CASE_TEAM = tuple(a for a in PARTIES if a not in OFF_THE_CASE)
+# A party to the agreement that is not on this offender's case team: every rule that
+# gives it a view needs an active role, so need-to-know keeps it out of the case.
+OFF_TEAM = "jobcentre.stafford"
+CASE_TEAM = tuple(a for a in PARTIES if a != OFF_TEAM)
 
 # A fictional offender and victim: no real person.
 ARMS_RECORD: dict[str, Any] = {
@@ -128,13 +125,13 @@ class DemoSummary:
     broker: str
     published: dict[str, Any]
     agencies: list[AgencyReport]
+    agreement: dict[str, Any]
+    case_team: dict[str, Any]
     consultation: dict[str, Any]
     eavesdropper: dict[str, int]
     dead_letters: int
     audit: dict[str, Any]
     matrix: dict[str, Any] = field(default_factory=dict)
-    agreement: dict[str, Any] = field(default_factory=dict)
-    case_team: dict[str, Any] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -277,14 +274,17 @@ class DemoRun:
         )
         await settle(
             self.receivers,
-            lambda: all(self.view_received(a, result.message_id) for a, _ in result.disclosures),
+            lambda: all(self.got(a, result.message_type) for a, _ in result.disclosures),
             on_handled=self.record,
         )
         return result
 
+    def got(self, agency_id: str, message_type: str) -> bool:
+        return any(r["message_type"] == message_type for r in self.reports[agency_id].received)
+
     async def form_case_team(self) -> PublishResult:
-        """The co-ordination unit says who is active on the case, before anything else."""
-        directory = self.deployment.directory
+        """The co-ordination unit says who is active on the case, before anything else:
+        rules that need an active role reach only these agencies."""
         team = from_data(
             CaseTeam,
             {
@@ -299,7 +299,8 @@ class DemoRun:
                 "effective_from": utc_now().date().isoformat(),
                 "lead_agency": "probation.staffordshire",
                 "members": [
-                    {"agency_id": a, "role": directory.agency(a).role.value} for a in CASE_TEAM
+                    {"agency_id": a, "role": self.deployment.directory.agency(a).role.value}
+                    for a in CASE_TEAM
                 ],
             },
         )
@@ -308,7 +309,7 @@ class DemoRun:
         )
         await settle(
             self.receivers,
-            lambda: all(self.view_received(a, result.message_id) for a, _ in result.disclosures),
+            lambda: all(self.got(a, result.message_type) for a, _ in result.disclosures),
             on_handled=self.record,
         )
         return result
@@ -379,9 +380,8 @@ class DemoRun:
             None,
         )
 
-    async def matrix(self, team: PublishResult) -> dict[str, Any]:
-        """Every message type from a permitted sender; the view each agency received.
-        The case team, sent first, is the last row."""
+    async def matrix(self) -> dict[str, Any]:
+        """Every message type from a permitted sender; the view each agency received."""
         publishers = {p.message_type: p.roles for p in self.deployment.agreement.publishers}
         first_of_role: dict[Role, str] = {}
         for spec in SPECS:
@@ -389,8 +389,8 @@ class DemoRun:
                 first_of_role.setdefault(spec.role, spec.agency_id)
         sent: list[tuple[str, PublishResult]] = []
         for message_type in CATALOGUE:
-            if message_type == team.message_type:
-                continue
+            if message_type == "case-team":
+                continue  # set once, first, by form_case_team
             sender = first_of_role[publishers[message_type][0]]
             result = await self.gateways[sender].publish(
                 example(message_type, area=AREA), purpose="MAPPA risk management", user="demo"
@@ -403,7 +403,6 @@ class DemoRun:
             ),
             on_handled=self.record,
         )
-        sent.append((COORDINATOR, team))
         # A few more rounds, so that anything delivered beyond the disclosures shows.
         for _ in range(3):
             for gw in self.receivers:
@@ -504,7 +503,7 @@ async def run_demo(settings: Settings) -> DemoSummary:
             seen = await run.attack(result, settings.suite, team)
             eavesdropper = run.eavesdrop(seen)
             consultation = await run.consult()
-            matrix = await run.matrix(team)
+            matrix = await run.matrix()
             dead = await read_all(transport, [deployment.topics.deadletter], 3)
             audit = await run.audit()
         finally:
@@ -523,11 +522,6 @@ async def run_demo(settings: Settings) -> DemoSummary:
             "disclosures": [{"agency": a, "view": v.value} for a, v in result.disclosures],
         },
         agencies=list(run.reports.values()),
-        consultation=consultation,
-        eavesdropper=eavesdropper,
-        dead_letters=len(dead),
-        audit=audit,
-        matrix=matrix,
         agreement={
             "id": agreement.id,
             "version": agreement.version,
@@ -536,10 +530,15 @@ async def run_demo(settings: Settings) -> DemoSummary:
         },
         case_team={
             "by": COORDINATOR,
-            "message_id": team.message_id,
             "members": list(CASE_TEAM),
+            "off_team": [OFF_TEAM],
             "told": [a for a, _ in team.disclosures],
         },
+        consultation=consultation,
+        eavesdropper=eavesdropper,
+        dead_letters=len(dead),
+        audit=audit,
+        matrix=matrix,
         elapsed_seconds=round(time.monotonic() - started, 2),
     )
 
@@ -551,9 +550,10 @@ def render(summary: DemoSummary) -> str:
         f"agreement: {summary.agreement['id']} v{summary.agreement['version']}, signed by the "
         f"{summary.agreement['signed_by']}, in force until {summary.agreement['valid_until']}",
         "",
-        f"{summary.case_team['by']} first set the case team ({len(summary.case_team['members'])} "
-        "agencies); rules that need an active role on the case reach only them. Not on it: "
-        + ", ".join(a for a in PARTIES if a not in summary.case_team["members"]),
+        f"{summary.case_team['by']} set the case team first: "
+        f"{', '.join(summary.case_team['members'])}",
+        f"  not on the team: {', '.join(summary.case_team['off_team'])} (a party, but rules "
+        "that need an active role on the case do not reach it)",
         f"{summary.published['by']} published a {summary.published['message_type']} "
         f"(message {summary.published['message_id']})",
         f"  subject reference {summary.published['subject_ref'][:16]}... "
@@ -571,11 +571,7 @@ def render(summary: DemoSummary) -> str:
             got = "; ".join(f"{r['message_type']}: {r['view']} view" for r in received)
         else:
             got = "nothing it can read" + (
-                " (not a party: no key wrapped for it)"
-                if not a.party
-                else ""
-                if a.agency_id in summary.case_team.get("members", [])
-                else " (not on the case team)"
+                "" if a.party else " (not a party: no key wrapped for it)"
             )
         lines.append(f"{a.agency_id:<36} {a.role:<22} {'yes' if a.party else 'no':<6} {got}")
     lines += ["", "refused (dead-lettered and audited):"]

@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import AgencyId, Frozen, IsoDate, LongText, Role
-from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
+from schemas.common import AgencyId, Frozen, IsoDate, Role
+from schemas.messages.base import InSummary, MessageBody
 
 # A MAPP meeting seldom has more than a dozen agencies; 64 is generous and bounded.
 MAX_CASE_TEAM = 64
@@ -27,14 +27,11 @@ class CaseTeamMember(Frozen):
 class CaseTeam(MessageBody):
     message_type: Literal["case-team"] = "case-team"
     schema_version: Literal[1] = 1
-    # The summary keeps who is on the team (every view must: adapters track it), not when.
-    effective_from: IsoDate
+    effective_from: Annotated[IsoDate, InSummary()]
     lead_agency: Annotated[AgencyId, InSummary()]
     members: Annotated[tuple[CaseTeamMember, ...], InSummary()] = Field(
         min_length=1, max_length=MAX_CASE_TEAM
     )
-    # Why the team is as it is; safeguarding reasons often name a victim or a child.
-    notes: Annotated[LongText | None, Sensitive(Sensitivity.VICTIM)] = None
 
     @model_validator(mode="after")
     def _coherent(self) -> CaseTeam:

@@ -223,15 +223,13 @@ CONTENT: dict[str, dict[str, Any]] = {
         "victims": [VICTIM],
     },
     "case-team": {
-        "effective_from": "2026-11-23",
+        "effective_from": "2026-11-02",
         "lead_agency": "probation.staffordshire",
         "members": [
-            {"agency_id": "police.staffordshire", "role": "police"},
             {"agency_id": "probation.staffordshire", "role": "probation"},
-            {"agency_id": "coordinator.staffordshire", "role": "coordinator"},
+            {"agency_id": "police.staffordshire", "role": "police"},
             {"agency_id": "housing.stoke-on-trent", "role": "housing"},
         ],
-        "notes": "Children's services to join if Jane Witness's children return to the area.",
     },
     "exit-from-mappa": {
         "reason": "licence-expired",
