@@ -89,10 +89,20 @@ CREATE TABLE IF NOT EXISTS offsets (
 """
 
 
-def event_row(event: AuditEvent) -> list[str | None]:
-    """The query columns of an event, as text (enum values, decimal integers)."""
-    values = (getattr(event, c) for c in COLUMNS)
-    return [None if v is None else str(v) for v in values]
+_ENUM_AT = tuple(COLUMNS.index(c) for c in ("act", "operation", "outcome", "view"))
+_INT_AT = COLUMNS.index("isa_version")
+
+
+def event_row(event: AuditEvent) -> list[Any]:
+    """The query columns of an event, as text (enum values, decimal integers).
+    On the append path of every event, so it reads the model's fields directly."""
+    row: list[Any] = list(map(event.__dict__.__getitem__, COLUMNS))
+    for i in _ENUM_AT:
+        if row[i] is not None:
+            row[i] = row[i].value
+    if row[_INT_AT] is not None:
+        row[_INT_AT] = str(row[_INT_AT])
+    return row
 
 
 Item = tuple[SignedAuditEvent, bytes, tuple[str, int, int] | None]
