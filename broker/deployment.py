@@ -11,7 +11,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from broker.agency import AgencyContext, utc_now
+from broker.agreements.documents import load_agreement
 from broker.directory import Directory
+from broker.errors import VerificationError
 from broker.gateway import AgencyGateway
 from broker.keystore import Keystore
 from broker.ledger.checkpoint import CheckpointSigner, ledger_origin
@@ -23,6 +25,7 @@ from broker.provision import (
     DataPaths,
     load_agency_keys,
     load_directory,
+    load_governance_public,
     load_ledger_key,
     load_ledger_public,
 )
@@ -81,6 +84,30 @@ class Deployment:
             entry = self.directory.agency(ctx.agency_id)
             ctx.entry = entry
             ctx.reload_keys(load_agency_keys(self.keystore, entry, at=self.clock()))
+
+    def refresh_agreement(self) -> bool:
+        """Put the signed agreement on disk in force for every running agency if it is a
+        newer version of the one in force (``mappa isa sign`` writes it); an older one
+        is refused. True if the agreement changed: the next message follows it."""
+        signed = load_agreement(self.paths, self.agreement.id, load_governance_public(self.paths))
+        if signed.version < self.agreement.version:
+            raise VerificationError(
+                f"agreement {signed.id} version {signed.version} on disk is older than "
+                f"version {self.agreement.version} in force",
+                code="isa.rollback",
+            )
+        if signed == self.agreement:
+            return False
+        if signed.version == self.agreement.version:
+            raise VerificationError(
+                f"a different agreement {signed.id} claims version {signed.version}, already "
+                "in force",
+                code="isa.version-conflict",
+            )
+        self.agreement = signed
+        for ctx in self._contexts:
+            ctx.policy = SharingPolicy(signed, self.directory)
+        return True
 
     def gateway(self, agency_id: str, *, topics: list[str] | None = None) -> AgencyGateway:
         return AgencyGateway(self.context(agency_id), self.transport, topics=topics)

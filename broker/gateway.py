@@ -106,7 +106,9 @@ class AgencyGateway:
             verified = self.receiver.verify(
                 item.envelope, topic=item.topic, record_time=parse_timestamp(item.received_at)
             )
-            opened = self.receiver.open_verified(verified, today_from=ctx.clock())
+            opened = self.receiver.open_verified(
+                verified, today_from=ctx.clock(), at_consultation=True
+            )
         except MappaError as exc:
             with ctx.store.transaction():
                 ctx.audit.emit(

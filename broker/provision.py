@@ -86,6 +86,11 @@ class DataPaths:
     def ledger_pub(self) -> Path:
         return self.root / "ledger.pub"
 
+    @property
+    def agreements(self) -> Path:
+        """Signed agreements, ``<id>.json``, and ``accepted.json`` (highest version per id)."""
+        return self.root / "agreements"
+
 
 def key_entry(key: PrivateKey, *, not_before: datetime, validity: timedelta) -> PublicKeyEntry:
     return PublicKeyEntry(
@@ -229,3 +234,44 @@ def load_ledger_key(paths: DataPaths, keystore: Keystore) -> PrivateKey:
     if not paths.ledger_pub.exists():
         create_ledger_key(paths, keystore)
     return keystore.load(LEDGER, load_ledger_public(paths).key_id)
+
+
+# The demo's roster: one agency of every kind in one area. Ids start with the
+# agency's kind (adapter registries find the kind from the prefix); two kinds
+# share the social-care role and two the housing role. The last agency is in the
+# directory but party to no agreement: it receives nothing it can read.
+DEMO_AREA = "staffordshire"
+DEMO_NON_PARTY = "health.independent-clinic"
+DEMO_ROSTER = tuple(
+    AgencySpec(agency_id, name, role, (DEMO_AREA,))
+    for agency_id, name, role in (
+        ("police.staffordshire", "Staffordshire Police", Role.POLICE),
+        ("probation.staffordshire", "Probation Service, Staffordshire", Role.PROBATION),
+        ("prison.hmp-stafford", "HMP Stafford", Role.PRISON),
+        ("coordinator.staffordshire", "Staffordshire MAPPA Co-ordination Unit", Role.COORDINATOR),
+        (
+            "youth-offending.stoke-on-trent",
+            "Stoke-on-Trent Youth Offending Service",
+            Role.YOUTH_OFFENDING,
+        ),
+        (
+            "childrens-social-care.staffordshire",
+            "Staffordshire Children's Services",
+            Role.SOCIAL_CARE,
+        ),
+        ("adult-social-care.stoke-on-trent", "Stoke-on-Trent Adult Social Care", Role.SOCIAL_CARE),
+        ("health.mpft", "Midlands Partnership NHS Foundation Trust", Role.HEALTH),
+        ("housing.stoke-on-trent", "Stoke-on-Trent City Council Housing", Role.HOUSING),
+        ("social-landlord.staffs-homes", "Staffs Homes Housing Association", Role.HOUSING),
+        ("jobcentre.stafford", "Jobcentre Plus, Stafford", Role.JOBCENTRE),
+        ("education.staffordshire", "Staffordshire County Council Education", Role.EDUCATION),
+        (
+            "electronic-monitoring.em-service",
+            "Electronic Monitoring Service",
+            Role.ELECTRONIC_MONITORING,
+        ),
+        ("immigration.midlands", "Immigration Enforcement, Midlands", Role.IMMIGRATION),
+        (DEMO_NON_PARTY, "Independent clinic (not a party)", Role.HEALTH),
+    )
+)
+DEMO_PARTIES = tuple(s.agency_id for s in DEMO_ROSTER if s.agency_id != DEMO_NON_PARTY)

@@ -13,17 +13,26 @@ import pytest
 
 from broker.agency import utc_now
 from broker.agreements import agreement_for_area
-from broker.cli.demo import AREA, HOUSING, PARTIES, POLICE, SPECS, DemoRun, settle
+from broker.cli.demo import (
+    AREA,
+    CASE_TEAM,
+    COORDINATOR,
+    HOUSING,
+    PARTIES,
+    POLICE,
+    SPECS,
+    DemoRun,
+    settle,
+)
 from broker.crypto.envelope import parse_envelope
 from broker.deployment import Deployment
 from broker.errors import PolicyDenied
+from broker.policy import SharingPolicy
 from broker.provision import DataPaths, provision
 from broker.settings import Settings
 from broker.transport import KafkaTransport
 from schemas.common import Role
 from tests.support import World, risk_assessment
-
-RECEIVERS = ("probation.staffordshire", "prison.hmp-stafford", HOUSING)
 
 
 def filled(entry: dict[str, Any], *names: str) -> list[str]:
@@ -45,10 +54,19 @@ async def test_every_act_is_in_the_ledger_with_its_s62_fields(
     )
     await transport.ensure_topics(deployment.topics.all_topics([AREA]))
     run = DemoRun(deployment)
+    # Whoever the agreement entitles to a police risk assessment in the area.
+    receivers = [
+        d.recipient.agency_id
+        for d in SharingPolicy(agreement, directory).recipients(
+            directory.agency(POLICE), "risk-assessment", AREA, team=frozenset(CASE_TEAM)
+        )
+    ]
+    assert HOUSING in receivers
     try:
         await run.start()
+        team = await run.form_case_team()
         result = await run.publish()
-        await run.attack(result, "classic")
+        await run.attack(result, "classic", team)
         await run.consult()
 
         police = run.gateways[POLICE]
@@ -61,15 +79,20 @@ async def test_every_act_is_in_the_ledger_with_its_s62_fields(
         )
         await settle(
             run.receivers,
-            lambda: all(len(run.reports[a].received) == 2 for a in RECEIVERS),
+            lambda: all(
+                sum(r["message_type"] == "risk-assessment" for r in run.reports[a].received) == 2
+                for a in receivers
+            ),
             on_handled=run.record,
         )
         housing = run.gateways[HOUSING]
-        assert len(housing.ctx.store.inbox()) == 2
+        held = {i.message_id for i in housing.ctx.store.inbox()}
+        assert {result.message_id, corrected.message_id} <= held
         assert await housing.erase_expired() == []  # nothing is past its retention yet
         years = agreement.retention.years
         erased = await housing.erase_expired(now=utc_now() + timedelta(days=366 * years + 1))
-        assert {i.message_id for i in erased} == {result.message_id, corrected.message_id}
+        # Everything past retention goes: the case team it was told of, too.
+        assert {i.message_id for i in erased} == held
         assert housing.ctx.store.inbox() == []
         summary = await run.audit()
         assert summary["records"] == summary["expected"]
@@ -92,23 +115,31 @@ async def test_every_act_is_in_the_ledger_with_its_s62_fields(
         basis = ("subject_ref", "message_id", "message_type", "isa_id", "isa_version")
         for e in by_act["collection"]:
             assert not filled(e, *basis, "purpose", "lawful_basis"), e
-            if e["operation"] == "publish":
+            if e["operation"] == "publish" and e["message_type"] == "case-team":
+                assert (e["agency"], e["user"]) == (COORDINATOR, "mappa.coordinator.12")
+            elif e["operation"] == "publish":
                 assert e["agency"] == POLICE
                 assert e["user"] == "ppu.officer.4471"
             else:
                 assert e["recipient"] == e["agency"]
         for e in by_act["disclosure"]:
             assert not filled(e, *basis, "recipient", "view", "lawful_basis", "user"), e
-        assert {(e["message_id"], e["recipient"]) for e in by_act["disclosure"]} == {
-            (m, a) for m in (result.message_id, corrected.message_id) for a in RECEIVERS
-        }
+        assert {
+            (e["message_id"], e["recipient"])
+            for e in by_act["disclosure"]
+            if e["message_type"] == "risk-assessment"
+        } == {(m, a) for m in (result.message_id, corrected.message_id) for a in receivers}
+        told = {a for a, _ in team.disclosures}
+        assert {
+            e["recipient"] for e in by_act["disclosure"] if e["message_type"] == "case-team"
+        } == told
         [consultation] = by_act["consultation"]
         assert not filled(consultation, *basis, "user", "justification", "view")
         [alteration] = by_act["alteration"]
         assert not filled(alteration, *basis, "user", "reason")
         assert alteration["message_id"] == corrected.message_id
         assert result.message_id in alteration["reason"]
-        assert len(by_act["erasure"]) == 2
+        assert {e["message_id"] for e in by_act["erasure"]} == held
         for e in by_act["erasure"]:
             assert not filled(e, *basis, "recipient", "reason"), e
             assert e["agency"] == HOUSING
