@@ -115,6 +115,15 @@ class AgencyStore:
         if not self._in_txn:
             raise RuntimeError("call inside store.transaction()")
 
+    # -- for modules that keep their own tables here (the transfer case registry) ---------
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The same connection, so another module's writes join ``transaction()``."""
+        return self._db
+
+    def require_transaction(self) -> None:
+        self._require_txn()
+
     # -- offsets ----------------------------------------------------------------------------
     def offsets(self) -> dict[tuple[str, int], int]:
         rows = self._db.execute("SELECT topic, partition, next_offset FROM offsets")
@@ -175,6 +184,28 @@ class AgencyStore:
         rows = self._db.execute(
             f"SELECT * FROM inbox {where} ORDER BY received_at, message_id LIMIT ?",  # noqa: S608
             (limit,),
+        )
+        return [InboxItem(*row) for row in rows]
+
+    def inbox_page(
+        self,
+        *,
+        after: tuple[str, str] | None = None,
+        unacknowledged_only: bool = False,
+        limit: int = 100,
+    ) -> list[InboxItem]:
+        """Keyset paging in delivery order: the items after ``(received_at, message_id)``.
+        Stable while new messages arrive, unlike an offset."""
+        clauses, params = [], []
+        if unacknowledged_only:
+            clauses.append("acknowledged_at IS NULL")
+        if after is not None:
+            clauses.append("(received_at, message_id) > (?, ?)")
+            params += list(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT * FROM inbox {where} ORDER BY received_at, message_id LIMIT ?",  # noqa: S608
+            (*params, limit),
         )
         return [InboxItem(*row) for row in rows]
 
