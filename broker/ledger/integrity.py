@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from broker.errors import VerificationError
 from broker.ledger import merkle
 from broker.ledger.checkpoint import VerifiedCheckpoint, open_checkpoint
-from broker.ledger.store import LedgerStore
+from broker.ledger.database import connect
+from broker.ledger.store import LedgerStore, column_mismatch
 from broker.ledger.verify_proofs import ProofError, verify_consistency
 
 
@@ -141,8 +144,17 @@ def _recompute(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> int
     return n
 
 
-def _columns(store: LedgerStore) -> None:
-    mismatch = store.column_mismatch()
+def _column_check(target: Path | str) -> tuple[int, str] | None:
+    """On its own connection, so the database's JSON scan runs while Python hashes
+    (both SQLite and psycopg release the GIL while a statement runs)."""
+    db = connect(target)
+    try:
+        return column_mismatch(db)
+    finally:
+        db.close()
+
+
+def _columns(mismatch: tuple[int, str] | None) -> None:
     if mismatch is not None:
         seq, column = mismatch
         raise _Tampered(seq, f"entry {seq}: column {column!r} differs from its signed event")
@@ -151,13 +163,15 @@ def _columns(store: LedgerStore) -> None:
 def verify_ledger(store: LedgerStore, *, verifier_key: str, origin: str) -> IntegrityReport:
     rejected = len(store.rejected())
     count = checkpoints = latest = 0
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-verify")
+    columns = pool.submit(_column_check, store.target)
     try:
         verified = _checkpoints(store, verifier_key, origin)
         checkpoints = len(verified)
         latest = verified[-1].size if verified else 0
         count = _recompute(store, verified)
         _consistent(store, verified)
-        _columns(store)
+        _columns(columns.result())
     except _Tampered as bad:
         return IntegrityReport(
             intact=False,
@@ -168,6 +182,8 @@ def verify_ledger(store: LedgerStore, *, verifier_key: str, origin: str) -> Inte
             first_bad_entry=bad.entry,
             problem=bad.problem,
         )
+    finally:
+        pool.shutdown(wait=True)
     return IntegrityReport(
         intact=True,
         entries=count,

@@ -116,6 +116,7 @@ Item = tuple[SignedAuditEvent, bytes, tuple[str, int, int] | None]
 
 class LedgerStore:
     def __init__(self, target: Path | str) -> None:
+        self.target = target
         self.db: Database = connect(target)
         self.dialect = self.db.dialect
         self.db.script(_schema(self.dialect))
@@ -360,19 +361,23 @@ class LedgerStore:
         ]
 
     def column_mismatch(self) -> tuple[int, str] | None:
-        """The first row whose query columns disagree with its signed event, if any.
-        Done inside the database (its JSON functions) so verify stays one pass in Python."""
-        if self.dialect == "postgresql":
-            doc = "(convert_from(signed, 'UTF8')::jsonb -> 'event')"
-            field = [f"{doc} ->> '{c}'" for c in STORED]
-            differs = [f'"{c}" IS DISTINCT FROM {f}' for c, f in zip(STORED, field, strict=True)]
-        else:
-            field = [f"json_extract(CAST(signed AS TEXT), '$.event.{c}')" for c in STORED]
-            pairs = zip(STORED, field, strict=True)
-            differs = [f'"{c}" IS NOT {f}' for c, f in pairs]
-        cases = " ".join(f"WHEN {d} THEN '{c}'" for c, d in zip(STORED, differs, strict=True))
-        rows = self.db.execute(
-            f"SELECT seq, CASE {cases} END FROM entries "  # noqa: S608
-            f"WHERE {' OR '.join(differs)} ORDER BY seq LIMIT 1"
-        )
-        return None if not rows else (int(rows[0][0]), str(rows[0][1]))
+        return column_mismatch(self.db)
+
+
+def column_mismatch(db: Database) -> tuple[int, str] | None:
+    """The first row whose query columns disagree with its signed event, if any.
+    Done inside the database (its JSON functions) so verify stays one pass in Python."""
+    if db.dialect == "postgresql":
+        doc = "(convert_from(signed, 'UTF8')::jsonb -> 'event')"
+        field = [f"{doc} ->> '{c}'" for c in STORED]
+        differs = [f'"{c}" IS DISTINCT FROM {f}' for c, f in zip(STORED, field, strict=True)]
+    else:
+        field = [f"json_extract(CAST(signed AS TEXT), '$.event.{c}')" for c in STORED]
+        pairs = zip(STORED, field, strict=True)
+        differs = [f'"{c}" IS NOT {f}' for c, f in pairs]
+    cases = " ".join(f"WHEN {d} THEN '{c}'" for c, d in zip(STORED, differs, strict=True))
+    rows = db.execute(
+        f"SELECT seq, CASE {cases} END FROM entries "  # noqa: S608
+        f"WHERE {' OR '.join(differs)} ORDER BY seq LIMIT 1"
+    )
+    return None if not rows else (int(rows[0][0]), str(rows[0][1]))
