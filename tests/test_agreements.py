@@ -171,14 +171,15 @@ def test_redaction_set_rules(text: str) -> None:
         "role: police, access: full}", "role: police, access: full, redaction: victim}", 1
     )
     assert "applies only to access 'redacted', not 'full'" in only_error(on_full)
+    # The housing rule is C-R (active role required) in the default matrix.
     unknown = text.replace(
-        "role: housing, access: redacted}", "role: housing, access: redacted, redaction: most}", 1
+        "role: housing, access: redacted,", "role: housing, access: redacted, redaction: most,", 1
     )
     message = only_error(unknown)
     assert "unknown redaction set 'most'; known: standard, victim" in message
     assert message.startswith(f"isa.yaml:{line_containing(unknown, 'redaction: most')}:")
     named = text.replace(
-        "role: housing, access: redacted}", "role: housing, access: redacted, redaction: victim}", 1
+        "role: housing, access: redacted,", "role: housing, access: redacted, redaction: victim,", 1
     )
     assert check_text(named, today=TODAY).ok
 
@@ -333,7 +334,8 @@ def test_cli_init_check_sign_show(
     header = next(line for line in lines if line.startswith("message type"))
     row = next(line for line in lines if line.startswith("risk-assessment"))
     # Two headings ("message type", "published by") are two words each.
-    assert row.split()[header.split().index("housing") - 2] == "R"
+    # Housing sees risk assessments redacted, and only on the case team ("C-R").
+    assert row.split()[header.split().index("housing") - 2] == "C-R"
     assert isa(paths.root, "show", str(out), "--json") == 0
     assert json.loads(capsys.readouterr().out)["id"] == "mappa-default.staffordshire"
     assert isa(paths.root, "show", str(signed_file), "--json") == 0

@@ -31,11 +31,14 @@ def policy(tmp_path: Path) -> SharingPolicy:
 
 def test_recipients_and_views(policy: SharingPolicy) -> None:
     police = policy.directory.agency(POLICE)
+    team = frozenset({HOUSING})  # housing's rule needs an active role on the case
     got = {
         d.recipient.agency_id: d.view
-        for d in policy.recipients(police, "risk-assessment", "staffordshire")
+        for d in policy.recipients(police, "risk-assessment", "staffordshire", team)
     }
     assert got == {PROBATION: ViewKind.FULL, PRISON: ViewKind.FULL, HOUSING: ViewKind.REDACTED}
+    off_team = policy.recipients(police, "risk-assessment", "staffordshire")
+    assert HOUSING not in {d.recipient.agency_id for d in off_team}
 
 
 @pytest.mark.parametrize(
@@ -63,6 +66,7 @@ def test_inbound_view_richer_than_allowed_is_a_breach(policy: SharingPolicy) -> 
         "message_type": "risk-assessment",
         "area": "staffordshire",
         "today": TODAY,
+        "team": frozenset({HOUSING}),
     }
     assert policy.check_inbound(recipient=d.agency(HOUSING), view=ViewKind.REDACTED, **args)  # type: ignore[arg-type]
     assert policy.check_inbound(recipient=d.agency(HOUSING), view=ViewKind.SUMMARY, **args)  # type: ignore[arg-type]
