@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from broker.agency import utc_now
 from broker.api.credentials import CredentialStore
 from broker.gateway import AgencyGateway
 from broker.ledger.reader import LedgerReader
+from broker.transfer.desk import TransferDesk
 from schemas.common import ViewKind
 from schemas.messages import MessageBody
 
@@ -53,6 +54,8 @@ class ApiBackend:
     clock: Callable[[], datetime] = utc_now
     # The audit ledger this server runs, for the governance endpoints (None: --no-ledger).
     ledger: LedgerReader | None = None
+    # Each served agency's transfer desk, for the transfer endpoints.
+    desks: Mapping[str, TransferDesk] = field(default_factory=dict)
 
 
 BackendFactory = Callable[[], AbstractAsyncContextManager[ApiBackend]]

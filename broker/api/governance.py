@@ -20,7 +20,7 @@ no logic of their own: they call ``LedgerReader`` and map its errors to 4xx.
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from broker.api.errors import documented
@@ -29,6 +29,9 @@ from broker.ledger.reader import LedgerReader
 
 # A reader, or a FastAPI dependency that yields one (it may take the Request).
 ReaderSource = LedgerReader | Callable[..., LedgerReader]
+
+# Sizes and sequence numbers are SQLite INTEGERs: larger is no entry, and must not crash.
+MAX_INDEX = 2**63 - 1
 
 _FILTER_PARAMS = (
     "subject",
@@ -81,7 +84,11 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
             raise _http(exc) from None
 
     @router.get("/proof/{seq}")
-    def proof(seq: int, r: Reader, size: Annotated[int | None, Query(ge=0)] = None) -> Any:
+    def proof(
+        seq: Annotated[int, Path(ge=0, le=MAX_INDEX)],
+        r: Reader,
+        size: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
+    ) -> Any:
         try:
             return r.proof(seq, size=size)
         except MappaError as exc:
@@ -90,8 +97,8 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
     @router.get("/consistency")
     def consistency(
         r: Reader,
-        size1: Annotated[int, Query(ge=0)],
-        size2: Annotated[int | None, Query(ge=0)] = None,
+        size1: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+        size2: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
     ) -> Any:
         try:
             return r.consistency(size1, size2)
@@ -99,7 +106,7 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
             raise _http(exc) from None
 
     @router.get("/checkpoint")
-    def checkpoint(r: Reader, size: Annotated[int | None, Query(ge=0)] = None) -> Any:
+    def checkpoint(r: Reader, size: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None) -> Any:
         try:
             return r.checkpoint_json(size)
         except MappaError as exc:

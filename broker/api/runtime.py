@@ -122,9 +122,14 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
         for gateway in gateways.values():
             await gateway.start()
             stack.push_async_callback(gateway.stop)
+        desks = {a: deployment.transfer_desk(gw) for a, gw in gateways.items()}
+        for desk in desks.values():
+            await desk.start()
+            stack.push_async_callback(desk.stop)
         polls: dict[str, Callable[[], Awaitable[object]]] = {
             f"gateway {a}": gw.poll_once for a, gw in gateways.items()
         }
+        polls.update({f"transfers {a}": desk.poll_once for a, desk in desks.items()})
         reader = None
         if config.run_ledger:
             ledger = deployment.ledger()
@@ -139,6 +144,7 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
             credentials=credentials,
             clock=deployment.clock,
             ledger=reader,
+            desks=desks,
         )
         await stack.enter_async_context(_pollers(polls))
         log.info("serving %s on %s", ", ".join(agencies), bootstrap)

@@ -30,6 +30,7 @@ from broker.api import create_app, require_officer
 from broker.api.backend import BackendFactory
 from broker.api.governance import governance_router
 from broker.api.runtime import ServeConfig, choose_agencies, deployment_backend
+from broker.api.transfers import transfers_router
 from broker.errors import ConfigurationError
 from broker.gateway import AgencyGateway
 from broker.keystore import passphrase_from_env
@@ -55,8 +56,11 @@ def served_ledger(request: Request) -> LedgerReader:
 
 
 def application(backend: BackendFactory) -> FastAPI:
-    """The API as deployed: agency endpoints, and governance endpoints for officers."""
-    return create_app(backend, routers=[governance_router(served_ledger, require_officer)])
+    """The API as deployed: agency and transfer endpoints, governance ones for officers."""
+    return create_app(
+        backend,
+        routers=[governance_router(served_ledger, require_officer), transfers_router()],
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
