@@ -137,6 +137,13 @@ CHECKS: dict[tuple[str, str], dict[str, Any]] = {
     ("health", "MAPPA_REFERRAL"): {"requested_level": 3, "risk_of_serious_harm": "very-high"},
     ("adult-social-care", "MAPPA_REFERRAL"): {"health_notes": None, "requested_level": 2},
     ("electronic-monitoring", "ESCALATION"): {"requested_level": 3},
+    ("police", "EXIT"): {"reason": "deceased", "exit_date": "2027-09-01"},
+    ("police", "RMP"): {"review_by": "2026-10-01"},
+    ("probation", "REFERRAL"): {"requested_level": 2, "risk_of_serious_harm": "high"},
+    ("probation", "TERMINATION"): {"reason": "licence-expired"},
+    ("prison", "LICENCE"): {"change": "made", "approved_premises": True},
+    ("coordinator", "DISCLOSURE"): {"decision": "do-not-disclose", "what_disclosed": None},
+    ("coordinator", "TRANSFER"): {"stage": "requested", "receiving_lead": None},
 }
 
 
@@ -342,3 +349,10 @@ def test_csv_and_cell_helpers_refuse_what_they_cannot_read() -> None:
 def test_record_formats_document_is_current(gateways: dict[str, AgencyGateway]) -> None:
     adapters = {kind: adapter(gateways, kind) for kind in ADAPTERS}
     assert render(adapters) == DOC.read_text(), "run `python -m tests.record_formats`"
+
+
+def test_each_adapter_maps_every_type_its_role_may_publish() -> None:
+    publishers = {p["message_type"]: set(p["roles"]) for p in template_data()["publishers"]}
+    for kind, cls in ADAPTERS.items():
+        may = {t for t, roles in publishers.items() if cls.role.value in roles}
+        assert set(cls.publishes().values()) == may, kind
