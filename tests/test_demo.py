@@ -37,16 +37,21 @@ def test_demo_json_summary(suite: str) -> None:
     assert views["police.staffordshire"] == []
     assert views["probation.staffordshire"] == views["prison.hmp-stafford"] == ["full"]
     assert views["housing.stoke-on-trent"] == views["social-landlord.staffs-homes"] == ["redacted"]
-    assert views["jobcentre.stafford"] == ["summary"]
+    # A party, but not on the case team: its only rule for this type needs an active role.
+    assert views["jobcentre.stafford"] == []
+    assert "jobcentre.stafford" not in summary["case_team"]["members"]
+    assert "jobcentre.stafford" not in summary["case_team"]["told"]
+    assert summary["agreement"]["signed_by"] == "governance key"
     assert views["education.staffordshire"] == views["health.independent-clinic"] == []
     # The matrix: every message type once, from a permitted sender, to every agency.
     matrix = summary["matrix"]
-    assert [r["message_type"] for r in matrix["rows"]] == list(CATALOGUE)
+    assert [r["message_type"] for r in matrix["rows"]] == [t for t in CATALOGUE if t != "case-team"]
     assert len(matrix["columns"]) == len(summary["agencies"])
     for row in matrix["rows"]:
         assert row["views"][row["sender"]] == "sender"
         assert row["views"]["health.independent-clinic"] == "none"
         assert row["views"]["education.staffordshire"] == "none"
+        assert row["views"]["jobcentre.stafford"] == "none"
     victim = next(r for r in matrix["rows"] if r["message_type"] == "victim-views")
     assert {a: v for a, v in victim["views"].items() if v != "none"} == {
         "probation.staffordshire": "sender",
@@ -66,6 +71,10 @@ def test_demo_json_summary(suite: str) -> None:
     assert audit["records"] == audit["expected"] > 0
     assert audit["rejected"] == 0
     assert set(audit["by_act"]) == {"collection", "disclosure", "refusal", "consultation"}
+    assert audit["checkpoint"]["tree_size"] == audit["records"]
+    assert audit["checkpoint"]["note"].startswith("mappa-broker/mappa/audit-ledger\n")
+    assert audit["proof"]["verified"] is True
+    assert audit["proof"]["hashes"]
 
 
 def test_demo_text_summary_and_fresh_dir_rule(tmp_path: Path) -> None:
@@ -80,6 +89,8 @@ def test_demo_text_summary_and_fresh_dir_rule(tmp_path: Path) -> None:
         "matrix: every message type",
         "victim-views",
     ):
+        assert phrase in done.stdout
+    for phrase in ("latest signed checkpoint", "\u2014 mappa-broker/mappa/audit-ledger", "True"):
         assert phrase in done.stdout
     again = run("demo", "--data-dir", str(tmp_path / "d"))
     assert again.returncode == 2

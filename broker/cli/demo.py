@@ -28,32 +28,42 @@ from agency_adapters.housing import HousingAdapter
 from agency_adapters.police import PoliceAdapter
 from agency_adapters.registry import kind_of
 from broker.agency import utc_now
-from broker.agreements import agreement_for_area
+from broker.agreements import (
+    agreement_for_area,
+    load_agreement,
+    save_agreement,
+    sign_agreement,
+)
 from broker.cli.runner import run_interruptible
-from broker.crypto.encoding import jcs, strict_json
+from broker.crypto.encoding import b64decode, jcs, strict_json
 from broker.crypto.envelope import Recipient, ViewToSeal, open_view, seal
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import suite_named
 from broker.deployment import Deployment
 from broker.embedded import EmbeddedBroker
-from broker.errors import MappaError
+from broker.errors import ConfigurationError, MappaError
 from broker.gateway import AgencyGateway
 from broker.kafka_security import client_options
+from broker.keystore import Keystore
+from broker.ledger.verify_proofs import leaf_hash, verify_checkpoint, verify_inclusion
 from broker.provision import (
     DEMO_AREA,
     DEMO_NON_PARTY,
     DEMO_PARTIES,
     DEMO_ROSTER,
     DataPaths,
+    load_governance_public,
     provision,
 )
 from broker.publish import PublishResult
 from broker.receive import Handled, Handling, Receiver
 from broker.settings import Settings
 from broker.transport import KafkaTransport, Record
-from schemas.common import Classification, Role, ViewKind, format_timestamp
+from broker.trust_admin import governance_key
+from schemas.common import Classification, Role, ViewKind, format_timestamp, from_data
 from schemas.envelope import EnvelopeHeader
-from schemas.messages import CATALOGUE
+from schemas.isa import Agreement
+from schemas.messages import CATALOGUE, CaseTeam
 from schemas.messages.examples import example
 
 # One agency of every kind in the area (see broker/provision.py), and one that is
@@ -62,8 +72,13 @@ AREA = DEMO_AREA
 SPECS = DEMO_ROSTER
 POLICE = "police.staffordshire"
 HOUSING = "housing.stoke-on-trent"
+COORDINATOR = "coordinator.staffordshire"
 PARTIES = DEMO_PARTIES
 NON_PARTY = DEMO_NON_PARTY
+# A party to the agreement that is not on this offender's case team: every rule that
+# gives it a view needs an active role, so need-to-know keeps it out of the case.
+OFF_TEAM = "jobcentre.stafford"
+CASE_TEAM = tuple(a for a in PARTIES if a != OFF_TEAM)
 
 # A fictional offender and victim: no real person.
 ARMS_RECORD: dict[str, Any] = {
@@ -110,6 +125,8 @@ class DemoSummary:
     broker: str
     published: dict[str, Any]
     agencies: list[AgencyReport]
+    agreement: dict[str, Any]
+    case_team: dict[str, Any]
     consultation: dict[str, Any]
     eavesdropper: dict[str, int]
     dead_letters: int
@@ -158,6 +175,17 @@ async def read_all(transport: KafkaTransport, topics: list[str], at_least: int) 
             if len(records) >= at_least:
                 break
     return records
+
+
+def sign_and_load_agreement(paths: DataPaths, passphrase: bytes, agreement: Agreement) -> Agreement:
+    """Sign the agreement with the governance key and run on the verified copy from disk,
+    as a deployment does (``mappa isa sign``)."""
+    signer = governance_key(Keystore(paths.keys, passphrase))
+    if signer is None:
+        raise ConfigurationError("the demo deployment has no governance key")
+    anchor = load_governance_public(paths)
+    save_agreement(paths, sign_agreement(agreement, signer), anchor)
+    return load_agreement(paths, agreement.id, anchor)
 
 
 def forged_envelope(deployment: Deployment, recipient: str, suite_name: str) -> bytes:
@@ -246,17 +274,58 @@ class DemoRun:
         )
         await settle(
             self.receivers,
-            lambda: all(self.reports[a].received for a, _ in result.disclosures),
+            lambda: all(self.got(a, result.message_type) for a, _ in result.disclosures),
             on_handled=self.record,
         )
         return result
 
-    async def attack(self, result: PublishResult, suite: str) -> list[Record]:
+    def got(self, agency_id: str, message_type: str) -> bool:
+        return any(r["message_type"] == message_type for r in self.reports[agency_id].received)
+
+    async def form_case_team(self) -> PublishResult:
+        """The co-ordination unit says who is active on the case, before anything else:
+        rules that need an active role reach only these agencies."""
+        team = from_data(
+            CaseTeam,
+            {
+                "subject": {
+                    "pnc_id": ARMS_RECORD["pnc"],
+                    "name": "Alex Sample",
+                    "date_of_birth": "1980-03-14",
+                },
+                "area": AREA,
+                "category": ARMS_RECORD["mappaCategory"],
+                "level": ARMS_RECORD["mappaLevel"],
+                "effective_from": utc_now().date().isoformat(),
+                "lead_agency": "probation.staffordshire",
+                "members": [
+                    {"agency_id": a, "role": self.deployment.directory.agency(a).role.value}
+                    for a in CASE_TEAM
+                ],
+            },
+        )
+        result = await self.gateways[COORDINATOR].publish(
+            team, purpose="MAPPA case management", user="mappa.coordinator.12"
+        )
+        await settle(
+            self.receivers,
+            lambda: all(self.got(a, result.message_type) for a, _ in result.disclosures),
+            on_handled=self.record,
+        )
+        return result
+
+    async def attack(self, result: PublishResult, suite: str, team: PublishResult) -> list[Record]:
         """A forgery for housing and a tampered copy of the RA envelope."""
         topics = self.deployment.topics
-        seen = await read_all(self.transport, topics.area_topics(AREA), len(result.topics))
+        envelopes = len(result.topics) + len(team.topics)
+        seen = await read_all(self.transport, topics.area_topics(AREA), envelopes)
         ra_topic = topics.for_role(AREA, Role.PROBATION)
-        ra_value = next(r.value for r in seen if r.topic == ra_topic)
+        ra_value = next(
+            r.value
+            for r in seen
+            if r.topic == ra_topic
+            and strict_json(r.value)["header"]["message_id"] == result.message_id
+        )
         key = result.subject_ref.encode()
         forged = forged_envelope(self.deployment, HOUSING, suite)
         await self.transport.send(topics.for_role(AREA, Role.HOUSING), forged, key=key)
@@ -289,7 +358,7 @@ class DemoRun:
 
     async def consult(self) -> dict[str, Any]:
         gateway = self.gateways[HOUSING]
-        item = gateway.ctx.store.inbox()[0]
+        item = next(i for i in gateway.ctx.store.inbox() if i.message_type == "risk-assessment")
         record = await HousingAdapter(gateway).open(
             item.message_id,
             user="housing.officer.207",
@@ -320,6 +389,8 @@ class DemoRun:
                 first_of_role.setdefault(spec.role, spec.agency_id)
         sent: list[tuple[str, PublishResult]] = []
         for message_type in CATALOGUE:
+            if message_type == "case-team":
+                continue  # set once, first, by form_case_team
             sender = first_of_role[publishers[message_type][0]]
             result = await self.gateways[sender].publish(
                 example(message_type, area=AREA), purpose="MAPPA risk management", user="demo"
@@ -376,14 +447,46 @@ class DemoRun:
             "expected": expected,
             "by_act": dict(sorted(acts.items())),
             "rejected": len(self.ledger.store.rejected()),
+            **self.ledger_proof(),
+        }
+
+    def ledger_proof(self) -> dict[str, Any]:
+        """The latest signed checkpoint and the consultation's inclusion proof, both checked
+        with the standalone verifier an officer would use."""
+        self.ledger.checkpoint()
+        reader = self.deployment.ledger_reader(self.ledger.store)
+        [consultation] = self.ledger.store.entries(act="consultation")
+        proof = reader.proof(consultation["seq"])
+        cp = verify_checkpoint(proof["checkpoint"], reader.verifier_key, origin=reader.origin)
+        verify_inclusion(
+            proof["seq"],
+            cp.size,
+            leaf_hash(proof["entry"].encode()),
+            [b64decode(h) for h in proof["hashes"]],
+            cp.root,
+        )
+        return {
+            "checkpoint": {"tree_size": cp.size, "note": proof["checkpoint"]},
+            "verifier_key": reader.verifier_key,
+            "proof": {
+                "seq": proof["seq"],
+                "act": "consultation",
+                "tree_size": cp.size,
+                "leaf_hash": proof["leaf_hash"],
+                "hashes": proof["hashes"],
+                "verified": True,
+            },
         }
 
 
 async def run_demo(settings: Settings) -> DemoSummary:
     started = time.monotonic()
     passphrase = secrets.token_urlsafe(24).encode()
-    directory = provision(DataPaths(settings.data_dir), SPECS, passphrase=passphrase, now=utc_now())
-    agreement = agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
+    paths = DataPaths(settings.data_dir)
+    directory = provision(paths, SPECS, passphrase=passphrase, now=utc_now())
+    agreement = sign_and_load_agreement(
+        paths, passphrase, agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
+    )
     async with (
         _bootstrap(settings) as (bootstrap, broker_text),
         KafkaTransport(bootstrap, client_options=client_options(settings, bootstrap)) as transport,
@@ -395,8 +498,9 @@ async def run_demo(settings: Settings) -> DemoSummary:
         run = DemoRun(deployment)
         try:
             await run.start()
+            team = await run.form_case_team()
             result = await run.publish()
-            seen = await run.attack(result, settings.suite)
+            seen = await run.attack(result, settings.suite, team)
             eavesdropper = run.eavesdrop(seen)
             consultation = await run.consult()
             matrix = await run.matrix()
@@ -418,6 +522,18 @@ async def run_demo(settings: Settings) -> DemoSummary:
             "disclosures": [{"agency": a, "view": v.value} for a, v in result.disclosures],
         },
         agencies=list(run.reports.values()),
+        agreement={
+            "id": agreement.id,
+            "version": agreement.version,
+            "valid_until": agreement.valid_until,
+            "signed_by": "governance key",
+        },
+        case_team={
+            "by": COORDINATOR,
+            "members": list(CASE_TEAM),
+            "off_team": [OFF_TEAM],
+            "told": [a for a, _ in team.disclosures],
+        },
         consultation=consultation,
         eavesdropper=eavesdropper,
         dead_letters=len(dead),
@@ -431,7 +547,13 @@ def render(summary: DemoSummary) -> str:
     lines = [
         f"mappa-broker demo: area {summary.area}, suite {summary.suite}",
         f"broker: {summary.broker}",
+        f"agreement: {summary.agreement['id']} v{summary.agreement['version']}, signed by the "
+        f"{summary.agreement['signed_by']}, in force until {summary.agreement['valid_until']}",
         "",
+        f"{summary.case_team['by']} set the case team first: "
+        f"{', '.join(summary.case_team['members'])}",
+        f"  not on the team: {', '.join(summary.case_team['off_team'])} (a party, but rules "
+        "that need an active role on the case do not reach it)",
         f"{summary.published['by']} published a {summary.published['message_type']} "
         f"(message {summary.published['message_id']})",
         f"  subject reference {summary.published['subject_ref'][:16]}... "
@@ -475,9 +597,24 @@ def render(summary: DemoSummary) -> str:
         "",
         *render_matrix(summary.matrix),
         "",
+        *_ledger_lines(summary.audit),
         f"all parts stopped; {summary.elapsed_seconds} s",
     ]
     return "\n".join(lines)
+
+
+def _ledger_lines(audit: dict[str, Any]) -> list[str]:
+    if "checkpoint" not in audit:
+        return []
+    p = audit["proof"]
+    return [
+        "latest signed checkpoint (C2SP signed note):",
+        *(f"  {line}" for line in audit["checkpoint"]["note"].rstrip("\n").split("\n")),
+        f"  verifier key: {audit['verifier_key']}",
+        f"inclusion proof of entry {p['seq']} ({p['act']}) in the tree of {p['tree_size']}: "
+        f"{len(p['hashes'])} hashes, verified with the standalone verifier: {p['verified']}",
+        *(f"  {h}" for h in p["hashes"]),
+    ]
 
 
 COLUMN_CODES = {

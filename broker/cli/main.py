@@ -9,10 +9,12 @@ import sys
 from collections.abc import Sequence
 
 from broker.cli import areas, bench, demo, deploy, directory, keys
+from broker.cli import audit as audit_cli
+from broker.cli import isa as isa_cli
 from broker.cli import schemas as schemas_cli
 from broker.errors import MappaError
 
-COMMAND_GROUPS = (demo, areas, keys, directory, bench, deploy, schemas_cli)
+COMMAND_GROUPS = (demo, areas, keys, directory, bench, audit_cli, isa_cli, deploy, schemas_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from schemas.messages.base import (
     view_fields,
     view_model,
 )
+from schemas.messages.caseteam import CaseTeam
 from schemas.messages.disclosure import DisclosureDecision
 from schemas.messages.eligibility import EligibilityNotified
 from schemas.messages.levels import ExitFromMappa, LevelReferral, LevelSet
@@ -46,11 +47,13 @@ CATALOGUE: dict[str, type[MessageBody]] = {
         ExitFromMappa,
     )
 }
+CATALOGUE[type_name(CaseTeam)] = CaseTeam
 
 __all__ = [
     "CATALOGUE",
     "AreaTransfer",
     "BreachRecall",
+    "CaseTeam",
     "CivilOrderMade",
     "DisclosureDecision",
     "EligibilityNotified",

@@ -222,6 +222,15 @@ CONTENT: dict[str, dict[str, Any]] = {
         "circumstances": "Offence committed while on licence.",
         "victims": [VICTIM],
     },
+    "case-team": {
+        "effective_from": "2026-11-02",
+        "lead_agency": "probation.staffordshire",
+        "members": [
+            {"agency_id": "probation.staffordshire", "role": "probation"},
+            {"agency_id": "police.staffordshire", "role": "police"},
+            {"agency_id": "housing.stoke-on-trent", "role": "housing"},
+        ],
+    },
     "exit-from-mappa": {
         "reason": "licence-expired",
         "exit_date": "2027-06-17",
