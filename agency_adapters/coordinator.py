@@ -1,4 +1,4 @@
-"""MAPPA co-ordination unit: the unit's case register (level decisions and MAPPA B minutes).
+"""MAPPA co-ordination unit: the unit's case register (levels, MAPPA B minutes, case teams).
 
 JSON, one record per decision or meeting; ``recordType`` is ``LEVEL`` or ``MINUTES``.
 Dates are dd/mm/yyyy as the unit's register spreadsheets keep them::
@@ -104,6 +104,17 @@ def disclosure(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def case_team(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Who is active on the case, as the unit's register lists the agencies."""
+    t = record["team"]
+    return {
+        **case(record),
+        "effective_from": uk_date(t["from"]),
+        "lead_agency": t["lead"],
+        "members": [{"agency_id": m["agency"], "role": m["role"]} for m in t["members"]],
+    }
+
+
 class CoordinatorAdapter(AgencyAdapter):
     role = Role.COORDINATOR
     kind = "coordinator"
@@ -113,6 +124,7 @@ class CoordinatorAdapter(AgencyAdapter):
         "MINUTES": ("meeting-minutes", minutes),
         "TRANSFER": ("area-transfer", transfer),
         "DISCLOSURE": ("disclosure-decision", disclosure),
+        "CASE_TEAM": ("case-team", case_team),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

@@ -712,5 +712,18 @@ RECORDS.update(
                 "rationale": "Risk managed by licence conditions; disclosure not necessary.",
             },
         },
+        ("coordinator", "CASE_TEAM"): {
+            "recordType": "CASE_TEAM",
+            **REGISTER_CASE,
+            "team": {
+                "from": "02/11/2026",
+                "lead": "probation.staffordshire",
+                "members": [
+                    {"agency": "probation.staffordshire", "role": "probation"},
+                    {"agency": "police.staffordshire", "role": "police"},
+                    {"agency": "housing.stoke-on-trent", "role": "housing"},
+                ],
+            },
+        },
     }
 )
