@@ -124,7 +124,8 @@ def test_uk_date() -> None:
 async def test_a_csv_referral_reaches_each_kind_in_its_own_format(
     tmp_path: Path, transport: KafkaTransport
 ) -> None:
-    """An EM provider's CSV escalation: the unit gets it in full, DWP as a summary row."""
+    """The unit's register sets the case team; then an EM provider's CSV escalation
+    reaches the unit in full and DWP (on the team) as a summary row."""
     world = await build_world(tmp_path, transport, specs=DEMO_ROSTER, parties=DEMO_PARTIES)
     try:
         em, unit, dwp = (
@@ -132,9 +133,21 @@ async def test_a_csv_referral_reaches_each_kind_in_its_own_format(
             "coordinator.staffordshire",
             "jobcentre.stafford",
         )
+        team = copy.deepcopy(RECORDS[("coordinator", "CASE_TEAM")])
+        team["team"]["members"] += [
+            {"agency": em, "role": "electronic-monitoring"},
+            {"agency": dwp, "role": "jobcentre"},
+        ]
+        await adapter_for(world.gw(unit)).submit(team, purpose="MAPPA case management")
+        await world.pump(lambda: all(world.of(a, Handling.DELIVERED) for a in (em, dwp)))
         [row] = parse_csv(to_csv([RECORDS[("electronic-monitoring", "ESCALATION")]]))
         result = await adapter_for(world.gw(em)).submit(row, purpose="MAPPA referral")
-        await world.pump(lambda: all(world.of(a, Handling.DELIVERED) for a in (unit, dwp)))
+        await world.pump(
+            lambda: all(
+                any(h.message_id == result.message_id for h in world.of(a, Handling.DELIVERED))
+                for a in (unit, dwp)
+            )
+        )
         why = "Screening a MAPPA A referral"
         entry = await adapter_for(world.gw(unit)).open(
             result.message_id, user="mcu.1", justification=why
