@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench vectors schemas clean
+.PHONY: demo test lint bench vectors schemas openapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ vectors: $(STAMP)
 # Regenerate the message types' JSON Schemas (tests check them for drift).
 schemas: $(STAMP)
 	$(BIN)/mappa schemas export
+
+# Regenerate the checked-in OpenAPI document (a test checks it for drift).
+openapi: $(STAMP)
+	$(BIN)/mappa api openapi > docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage build *.egg-info

@@ -23,6 +23,15 @@ from schemas.messages import MessageBody
 
 # A consultation must say why; "x" is not a reason an inquiry would accept.
 MIN_JUSTIFICATION_CHARS = 10
+# "Blank" as JSON Schema's regex (ECMA-262 \s) has it, which is how the API documents the
+# rule; Python's str.strip() would also strip control characters such as U+001F.
+BLANK = "".join(
+    (
+        " \t\n\v\f\r\u00a0\u1680",
+        *map(chr, range(0x2000, 0x200B)),
+        "\u2028\u2029\u202f\u205f\u3000\ufeff",
+    )
+)
 
 
 class AgencyGateway:
@@ -91,7 +100,7 @@ class AgencyGateway:
         ctx = self.ctx
         item = ctx.store.inbox_item(message_id)
         try:
-            if len(justification.strip()) < MIN_JUSTIFICATION_CHARS:
+            if len(justification.strip(BLANK)) < MIN_JUSTIFICATION_CHARS:
                 raise PolicyDenied(
                     f"a justification of at least {MIN_JUSTIFICATION_CHARS} characters is "
                     "required to open a record",
@@ -118,7 +127,7 @@ class AgencyGateway:
                     user=user,
                     message_id=message_id if item else None,
                     subject_ref=item.subject_ref if item else None,
-                    justification=justification.strip() or None,
+                    justification=justification.strip(BLANK) or None,
                     reason_code=exc.code,
                     reason=exc.reason,
                 )

@@ -178,6 +178,28 @@ class AgencyStore:
         )
         return [InboxItem(*row) for row in rows]
 
+    def inbox_page(
+        self,
+        *,
+        after: tuple[str, str] | None = None,
+        unacknowledged_only: bool = False,
+        limit: int = 100,
+    ) -> list[InboxItem]:
+        """Keyset paging in delivery order: the items after ``(received_at, message_id)``.
+        Stable while new messages arrive, unlike an offset."""
+        clauses, params = [], []
+        if unacknowledged_only:
+            clauses.append("acknowledged_at IS NULL")
+        if after is not None:
+            clauses.append("(received_at, message_id) > (?, ?)")
+            params += list(after)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT * FROM inbox {where} ORDER BY received_at, message_id LIMIT ?",  # noqa: S608
+            (*params, limit),
+        )
+        return [InboxItem(*row) for row in rows]
+
     def inbox_item(self, message_id: str) -> InboxItem | None:
         row = self._db.execute("SELECT * FROM inbox WHERE message_id = ?", (message_id,))
         found = row.fetchone()

@@ -8,13 +8,25 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import areas, bench, demo, deploy, directory, keys
+from broker.cli import api, areas, bench, demo, deploy, directory, keys, serve
 from broker.cli import audit as audit_cli
 from broker.cli import isa as isa_cli
 from broker.cli import schemas as schemas_cli
 from broker.errors import MappaError
 
-COMMAND_GROUPS = (demo, areas, keys, directory, bench, audit_cli, isa_cli, deploy, schemas_cli)
+COMMAND_GROUPS = (
+    demo,
+    areas,
+    keys,
+    directory,
+    isa_cli,
+    schemas_cli,
+    audit_cli,
+    serve,
+    api,
+    deploy,
+    bench,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

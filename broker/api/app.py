@@ -1,0 +1,55 @@
+"""``create_app``: the FastAPI application for agency systems and, through routers that
+other modules supply, for information-governance officers and transfers.
+
+The backend (gateways, adapters, credentials) is entered in the app's lifespan and
+left on shutdown, so whatever runs the app (uvicorn, a test client) starts and stops
+it with the app. Extra routers are included as given; they protect themselves with
+``broker.api.auth.require_officer`` or ``require_agency``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from broker.api.backend import BackendFactory
+from broker.api.errors import install_error_handlers
+from broker.api.routes import agency_router
+
+API_VERSION = "1.0.0"
+DESCRIPTION = """The MAPPA broker's API for agency systems.
+
+Each agency system authenticates with its own bearer token (`mappa api token issue`) and
+reaches only its own agency's records. Every error is `{"error": code, "detail": text}`.
+"""
+
+
+def create_app(
+    backend: BackendFactory,
+    *,
+    routers: Sequence[APIRouter] = (),
+    title: str = "mappa-broker",
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with backend() as running:
+            app.state.backend = running
+            try:
+                yield
+            finally:
+                app.state.backend = None
+
+    app = FastAPI(title=title, version=API_VERSION, description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(agency_router())
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def openapi_json(app: FastAPI) -> str:
+    """The document served at /openapi.json, as checked in at docs/openapi.json."""
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"

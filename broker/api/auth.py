@@ -1,0 +1,103 @@
+"""Who is calling: FastAPI dependencies over the credential store.
+
+``require_agency`` gives the agency named in the path, only to that agency's own
+credential; any other credential gets the same 403 whether or not the agency exists,
+and a refused attempt on an agency served here is audited in that agency's log.
+``require_officer`` gives the information-governance officer principal, for the
+governance routers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from broker.api.backend import ApiBackend, ServedAgency
+from broker.api.credentials import AccessDenied, AuthenticationFailed, CredentialKind, Principal
+from broker.errors import MappaError
+from schemas.audit import AuditAct, Operation, Outcome
+
+AGENCY_ID_PATTERN = r"^[a-z][a-z0-9-]{1,31}\.[a-z0-9][a-z0-9-]{0,62}$"
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="mappaToken",
+    description="A token from `mappa api token issue`, as `Authorization: Bearer <token>`",
+)
+
+
+class NotFound(MappaError):
+    code = "api.not-found"
+
+
+class ServiceStarting(MappaError):
+    code = "api.unavailable"
+    retriable = True
+
+
+def get_backend(request: Request) -> ApiBackend:
+    backend = getattr(request.app.state, "backend", None)
+    if not isinstance(backend, ApiBackend):
+        raise ServiceStarting("the service is not running yet")
+    return backend
+
+
+BackendDep = Annotated[ApiBackend, Depends(get_backend)]
+
+
+def authenticate(
+    backend: BackendDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None:
+        raise AuthenticationFailed("an `Authorization: Bearer <token>` header is required")
+    return backend.credentials.authenticate(credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+async def require_agency(
+    agency_id: Annotated[str, Path(pattern=AGENCY_ID_PATTERN, max_length=96)],
+    principal: PrincipalDep,
+    backend: BackendDep,
+) -> ServedAgency:
+    served = backend.agencies.get(agency_id)
+    if principal.kind is not CredentialKind.AGENCY or principal.name != agency_id:
+        if served is not None:
+            await _audit_refused(served, principal)
+        raise AccessDenied(f"this credential does not give access to agency {agency_id}")
+    if served is None:
+        raise NotFound(f"agency {agency_id} is not served by this broker")
+    return served
+
+
+async def _audit_refused(served: ServedAgency, principal: Principal) -> None:
+    """Someone else's credential tried this agency's inbox: a security event for its
+    information-governance officer, recorded in its own signed log."""
+    ctx = served.gateway.ctx
+    with ctx.store.transaction():
+        ctx.audit.emit(
+            AuditAct.REFUSAL,
+            Operation.CONSULT,
+            Outcome.REFUSED,
+            user=f"api-credential:{principal.credential_id}",
+            reason_code=AccessDenied.code,
+            reason=f"{principal.kind.value} credential for {principal.name} refused",
+        )
+    await served.gateway.relay.flush()
+
+
+AgencyDep = Annotated[ServedAgency, Depends(require_agency)]
+
+
+def require_officer(principal: PrincipalDep) -> Principal:
+    """For governance routes: an information-governance officer's credential only."""
+    if principal.kind is not CredentialKind.OFFICER:
+        raise AccessDenied("an information-governance officer credential is required")
+    return principal
+
+
+OfficerDep = Annotated[Principal, Depends(require_officer)]

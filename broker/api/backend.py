@@ -1,0 +1,74 @@
+"""What the HTTP layer works with: the agencies served here, their record adapters and
+the credential store, built once (by ``mappa serve`` or a test) and handed to the app.
+
+The app never imports an agency adapter: it takes ``adapter_for``, a callable that
+returns something shaped like ``RecordAdapter`` for a gateway. The composition (which
+adapter for which agency) happens where the process is assembled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from broker.agency import utc_now
+from broker.api.credentials import CredentialStore
+from broker.gateway import AgencyGateway
+from broker.ledger.reader import LedgerReader
+from schemas.common import ViewKind
+from schemas.messages import MessageBody
+
+
+class RecordAdapter(Protocol):
+    """The part of ``agency_adapters.base.AgencyAdapter`` the API uses."""
+
+    @property
+    def system(self) -> str: ...
+
+    def to_canonical(self, record: Mapping[str, Any]) -> MessageBody: ...
+
+    def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]: ...
+
+
+AdapterFor = Callable[[AgencyGateway], RecordAdapter]
+
+
+@dataclass(frozen=True)
+class ServedAgency:
+    gateway: AgencyGateway
+    adapter: RecordAdapter
+
+    @property
+    def agency_id(self) -> str:
+        return self.gateway.agency_id
+
+
+@dataclass(frozen=True)
+class ApiBackend:
+    agencies: Mapping[str, ServedAgency]
+    credentials: CredentialStore
+    clock: Callable[[], datetime] = utc_now
+    # The audit ledger this server runs, for the governance endpoints (None: --no-ledger).
+    ledger: LedgerReader | None = None
+
+
+BackendFactory = Callable[[], AbstractAsyncContextManager[ApiBackend]]
+
+
+def serve_agencies(
+    gateways: Mapping[str, AgencyGateway], adapter_for: AdapterFor
+) -> dict[str, ServedAgency]:
+    return {agency: ServedAgency(gw, adapter_for(gw)) for agency, gw in gateways.items()}
+
+
+def running(backend: ApiBackend) -> BackendFactory:
+    """A factory for a backend whose parts someone else started and will stop."""
+
+    @asynccontextmanager
+    async def factory() -> AsyncIterator[ApiBackend]:
+        yield backend
+
+    return factory

@@ -1,0 +1,134 @@
+"""Every error the API returns, in one shape, and the one place that maps our error
+kinds to HTTP status codes.
+
+The body is always ``{"error": code, "detail": text}``: the code is the product's
+stable reason code (the one in audit events and dead letters), the detail says what
+to fix. Bad input is never a 5xx; a 5xx means the service itself cannot act.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from broker.api.credentials import AccessDenied, AuthenticationFailed
+from broker.errors import (
+    ConfigurationError,
+    DecryptionError,
+    KeyUnavailable,
+    MappaError,
+    NotAddressed,
+    PolicyDenied,
+    ReplayError,
+    SchemaError,
+    VerificationError,
+)
+from broker.transport import TransportError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    error: str
+    detail: str
+
+
+# Codes whose meaning is more specific than their error kind's.
+BY_CODE: dict[str, int] = {
+    "consult.not-found": 404,
+    "api.not-found": 404,
+    "api.unavailable": 503,
+    "consult.justification-missing": 422,
+}
+# First match wins, so subclasses come before their bases.
+BY_KIND: tuple[tuple[type[MappaError], int], ...] = (
+    (AuthenticationFailed, 401),
+    (AccessDenied, 403),
+    (PolicyDenied, 403),
+    (NotAddressed, 404),
+    (SchemaError, 422),
+    # A stored message that no longer passes its checks (revoked key, altered database):
+    # the request was fine, the record cannot be opened.
+    (VerificationError, 409),
+    (DecryptionError, 409),
+    (ReplayError, 409),
+    (KeyUnavailable, 503),
+    (TransportError, 503),
+    (ConfigurationError, 500),
+)
+
+
+def status_for(exc: MappaError) -> int:
+    if exc.code in BY_CODE:
+        return BY_CODE[exc.code]
+    for kind, status in BY_KIND:
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def error_response(status: int, code: str, detail: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        ApiError(error=code, detail=detail).model_dump(), status_code=status, headers=headers
+    )
+
+
+async def _mappa_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MappaError)  # noqa: S101 - registered for MappaError only
+    status = status_for(exc)
+    if status >= 500:
+        log.error("request failed: %s: %s", exc.code, exc)
+    return error_response(status, exc.code, exc.reason)
+
+
+def _where(error: dict[str, Any]) -> str:
+    return ".".join(str(p) for p in error.get("loc", ()))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    errors = list(exc.errors())
+    first = errors[0] if errors else {}
+    detail = f"{_where(first)}: {first.get('msg', 'invalid')}"
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more)"
+    return error_response(422, "request.invalid", detail)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot decode at all (not UTF-8, say): the same
+        # kind of problem as a body that does not validate, so the same answer.
+        return error_response(422, "request.invalid", f"body: {exc.detail}")
+    return error_response(exc.status_code, f"http.{exc.status_code}", str(exc.detail))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(MappaError, _mappa_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route: each error status it may return, with our body."""
+    return {s: {"model": ApiError, "description": DESCRIPTIONS[s]} for s in statuses}
+
+
+DESCRIPTIONS = {
+    401: "No credential, or an invalid or revoked one",
+    403: "The credential does not cover this agency, or an agreement forbids the act",
+    404: "No such message in this agency's inbox",
+    409: "The stored message no longer passes its checks and cannot be opened",
+    422: "The request or the record is malformed, or maps to an invalid message",
+    503: "The broker or a key is unavailable; retry later",
+}

@@ -1,0 +1,136 @@
+"""Request and response bodies. Input and output models are kept apart, and no
+response carries a credential or an envelope's bytes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from broker.gateway import MIN_JUSTIFICATION_CHARS
+from schemas.common import ViewKind
+
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# The audit event's limit for a justification.
+MAX_JUSTIFICATION_CHARS = 4000
+
+ARMS_EXAMPLE: dict[str, Any] = {
+    "pnc": "2011/0456789K",
+    "visorRef": "VR00012345",
+    "surname": "Sample",
+    "forenames": "Alex",
+    "dob": "14/03/1980",
+    "mappaArea": "staffordshire",
+    "mappaCategory": 1,
+    "mappaLevel": 2,
+    "arms": {
+        "completed": "02/11/2026",
+        "rosh": "HIGH",
+        "riskTo": ["CHILDREN"],
+        "factors": ["access to children"],
+        "narrative": "High risk to children.",
+        "victims": [],
+    },
+}
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SubmitRecord(Input):
+    record: dict[str, Any] = Field(
+        description="One record in the agency system's own export format (see the adapter "
+        "for the agency's kind); mapped to a canonical message, then published.",
+        json_schema_extra={"examples": [ARMS_EXAMPLE]},
+    )
+    purpose: ShortText = Field(description="why it is shared; goes into the envelope header")
+    user: ShortText | None = Field(
+        default=None, description="who in the agency submitted it, for the audit trail"
+    )
+
+
+class Disclosure(Output):
+    agency: str
+    view: ViewKind
+
+
+class Submitted(Output):
+    message_id: str
+    message_type: str
+    subject_ref: str = Field(description="keyed hash of the subject's PNC id")
+    disclosures: list[Disclosure] = Field(description="each recipient agency and its view")
+    topics: list[str]
+    relayed: bool = Field(
+        description="false if the broker was unreachable: the message is durably queued "
+        "and is sent by the next relay"
+    )
+
+
+class InboxMessage(Output):
+    """What the broker knows about a delivered message without opening it."""
+
+    message_id: str
+    sender: str
+    message_type: str
+    subject_ref: str
+    view: ViewKind
+    isa_id: str
+    isa_version: int
+    topic: str
+    created_at: str
+    received_at: str
+    acknowledged_at: str | None
+
+
+class InboxPage(Output):
+    items: list[InboxMessage]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end"
+    )
+
+
+class Acknowledged(Output):
+    message_id: str
+    acknowledged_at: str
+
+
+# What the gateway accepts as a justification: at least MIN_JUSTIFICATION_CHARS between
+# the first and the last non-blank character (``len(text.strip())``).
+JUSTIFICATION_PATTERN = rf"\S[\s\S]{{{MIN_JUSTIFICATION_CHARS - 2},}}\S"
+
+
+def _justification_required(schema: dict[str, Any]) -> None:
+    """The contract, as documented: a justification is required. The model itself lets
+    a request without one through to the gateway, which refuses it *and audits the
+    refusal*; a validation error before the handler would leave no audit record."""
+    schema["properties"]["justification"] = {
+        "type": "string",
+        "minLength": MIN_JUSTIFICATION_CHARS,
+        "maxLength": MAX_JUSTIFICATION_CHARS,
+        "pattern": JUSTIFICATION_PATTERN,
+        "title": "Justification",
+        "description": f"why the record is opened; at least {MIN_JUSTIFICATION_CHARS} "
+        "non-blank characters. A request without one is refused (422 "
+        "consult.justification-missing), and the refusal audited.",
+    }
+    schema["required"] = sorted({*schema.get("required", []), "justification"})
+
+
+class OpenRequest(Input):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_justification_required)
+
+    user: ShortText = Field(description="the person opening the record, for the audit trail")
+    justification: str | None = Field(default=None, max_length=MAX_JUSTIFICATION_CHARS)
+
+
+class Opened(Output):
+    message_id: str
+    message_type: str
+    sender: str
+    view: ViewKind
+    record: dict[str, Any] = Field(description="the message, in the agency system's own format")

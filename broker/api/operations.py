@@ -1,0 +1,188 @@
+"""What each agency endpoint does, apart from HTTP: submit, list, fetch, acknowledge,
+open. The security lives in the gateway; this module maps records, pages the inbox
+and makes sure a refusal that touches personal data is audited."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from broker.api.auth import NotFound
+from broker.api.backend import ServedAgency
+from broker.api.models import (
+    Acknowledged,
+    Disclosure,
+    InboxMessage,
+    InboxPage,
+    Opened,
+    SubmitRecord,
+    Submitted,
+)
+from broker.errors import SchemaError
+from broker.gateway import AgencyGateway
+from broker.publish import PublishResult
+from broker.store import InboxItem
+from broker.transport import TransportError
+from schemas.audit import AuditAct, Operation, Outcome
+from schemas.common import ViewKind, format_timestamp
+from schemas.messages import MessageBody
+
+log = logging.getLogger(__name__)
+# A cursor is base64url of a small JSON pair; anything longer is not one of ours.
+MAX_CURSOR_CHARS = 400
+
+
+async def flush(gateway: AgencyGateway) -> bool:
+    """Send the outbox now if the broker answers. What stays queued is durable and goes
+    with the next relay (every poll flushes), so an unreachable broker is not an error
+    for the caller."""
+    try:
+        await gateway.relay.flush()
+    except TransportError as exc:
+        log.warning("%s: outbox not relayed yet: %s", gateway.agency_id, exc)
+        return False
+    return True
+
+
+def map_record(served: ServedAgency, record: Mapping[str, Any]) -> MessageBody:
+    try:
+        return served.adapter.to_canonical(record)
+    except SchemaError:
+        raise
+    # An adapter is a mapping over untrusted input; whatever it trips over, the record
+    # is what is wrong, and the caller must hear so with a 4xx, not a 500.
+    except (ValueError, LookupError, TypeError, AttributeError) as exc:
+        raise SchemaError(
+            f"{served.adapter.system} record could not be mapped: {type(exc).__name__}",
+            code="adapter.record-invalid",
+        ) from None
+
+
+async def submit(served: ServedAgency, request: SubmitRecord) -> Submitted:
+    gateway = served.gateway
+    try:
+        result = _publish(served, request)
+    finally:
+        # Refusals were audited in the same transaction as the decision; send them too.
+        relayed = await flush(gateway)
+    return Submitted(
+        message_id=result.message_id,
+        message_type=result.message_type,
+        subject_ref=result.subject_ref,
+        disclosures=[Disclosure(agency=a, view=v) for a, v in result.disclosures],
+        topics=list(result.topics),
+        relayed=relayed,
+    )
+
+
+def _publish(served: ServedAgency, request: SubmitRecord) -> PublishResult:
+    ctx = served.gateway.ctx
+    try:
+        message = map_record(served, request.record)
+    except SchemaError as exc:
+        # A record the agency system sent us, with personal data in it, was not taken:
+        # a refused collection, recorded without its content.
+        with ctx.store.transaction():
+            ctx.audit.emit(
+                AuditAct.REFUSAL,
+                Operation.PUBLISH,
+                Outcome.REFUSED,
+                user=request.user,
+                purpose=request.purpose,
+                reason_code=exc.code,
+                reason=exc.reason,
+            )
+        raise
+    # The publisher audits its own refusals (agreement, area, keys) in its transaction.
+    return served.gateway.publisher.publish(message, purpose=request.purpose, user=request.user)
+
+
+def _metadata(item: InboxItem) -> InboxMessage:
+    return InboxMessage(
+        message_id=item.message_id,
+        sender=item.sender,
+        message_type=item.message_type,
+        subject_ref=item.subject_ref,
+        view=ViewKind(item.view),
+        isa_id=item.isa_id,
+        isa_version=item.isa_version,
+        topic=item.topic,
+        created_at=item.created_at,
+        received_at=item.received_at,
+        acknowledged_at=item.acknowledged_at,
+    )
+
+
+def encode_cursor(item: InboxItem) -> str:
+    raw = json.dumps([item.received_at, item.message_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    pair: object = None
+    if len(cursor) <= MAX_CURSOR_CHARS:
+        try:
+            pair = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        except (ValueError, binascii.Error):
+            pair = None
+    match pair:
+        case [str(received_at), str(message_id)]:
+            return received_at, message_id
+    raise SchemaError("cursor is not one this API returned", code="request.invalid-cursor")
+
+
+def inbox(
+    served: ServedAgency, *, cursor: str | None, unacknowledged: bool, limit: int
+) -> InboxPage:
+    after = decode_cursor(cursor) if cursor is not None else None
+    # One more than asked tells whether there is a next page without a count query.
+    items = served.gateway.ctx.store.inbox_page(
+        after=after, unacknowledged_only=unacknowledged, limit=limit + 1
+    )
+    page = items[:limit]
+    more = len(items) > limit
+    return InboxPage(
+        items=[_metadata(i) for i in page],
+        next_cursor=encode_cursor(page[-1]) if more and page else None,
+    )
+
+
+def _item(served: ServedAgency, message_id: str) -> InboxItem:
+    item = served.gateway.ctx.store.inbox_item(message_id)
+    if item is None:
+        raise NotFound(f"no message {message_id} in {served.agency_id}'s inbox")
+    return item
+
+
+def message(served: ServedAgency, message_id: str) -> InboxMessage:
+    return _metadata(_item(served, message_id))
+
+
+def acknowledge(served: ServedAgency, message_id: str) -> Acknowledged:
+    """Idempotent: acknowledging twice keeps the first time."""
+    ctx = served.gateway.ctx
+    _item(served, message_id)
+    ctx.store.acknowledge(message_id, format_timestamp(ctx.clock()))
+    acknowledged_at = _item(served, message_id).acknowledged_at
+    if acknowledged_at is None:  # pragma: no cover - set just above, in one database
+        raise NotFound(f"message {message_id} vanished while being acknowledged")
+    return Acknowledged(message_id=message_id, acknowledged_at=acknowledged_at)
+
+
+async def open_message(
+    served: ServedAgency, message_id: str, *, user: str, justification: str | None
+) -> Opened:
+    # The gateway checks the justification and audits the consultation, or the refusal.
+    opened = await served.gateway.consult(message_id, user=user, justification=justification or "")
+    header = opened.verified.header
+    return Opened(
+        message_id=header.message_id,
+        message_type=header.message_type,
+        sender=header.sender,
+        view=opened.view,
+        record=served.adapter.from_canonical(opened.body, opened.view),
+    )

@@ -1,0 +1,88 @@
+"""The agency system's endpoints. Thin: authentication by dependency, the work in
+``operations``, errors mapped in ``errors``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from broker.api import operations
+from broker.api.auth import AgencyDep
+from broker.api.errors import documented
+from broker.api.models import (
+    Acknowledged,
+    InboxMessage,
+    InboxPage,
+    Opened,
+    OpenRequest,
+    SubmitRecord,
+    Submitted,
+)
+
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+MessageId = Annotated[str, Path(pattern=UUID_PATTERN, description="the message id")]
+MAX_PAGE = 500
+
+AUTH = (401, 403)
+
+
+def agency_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/agencies/{agency_id}", tags=["agency"])
+
+    @router.post(
+        "/records",
+        status_code=201,
+        response_model=Submitted,
+        responses=documented(*AUTH, 404, 422, 503),
+        summary="Submit a record in the agency's own format; it is mapped and published",
+    )
+    async def submit_record(served: AgencyDep, body: SubmitRecord) -> Submitted:
+        return await operations.submit(served, body)
+
+    @router.get(
+        "/inbox",
+        response_model=InboxPage,
+        responses=documented(*AUTH, 404, 422, 503),
+        summary="List delivered messages (metadata only), oldest first, paged",
+    )
+    async def list_inbox(
+        served: AgencyDep,
+        unacknowledged: Annotated[bool, Query(description="only those not acknowledged")] = False,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        cursor: Annotated[
+            str | None, Query(max_length=operations.MAX_CURSOR_CHARS, description="next_cursor")
+        ] = None,
+    ) -> InboxPage:
+        return operations.inbox(served, cursor=cursor, unacknowledged=unacknowledged, limit=limit)
+
+    @router.get(
+        "/inbox/{message_id}",
+        response_model=InboxMessage,
+        responses=documented(*AUTH, 404, 422, 503),
+        summary="One delivered message's metadata, without its content",
+    )
+    async def get_message(served: AgencyDep, message_id: MessageId) -> InboxMessage:
+        return operations.message(served, message_id)
+
+    @router.post(
+        "/inbox/{message_id}/ack",
+        response_model=Acknowledged,
+        responses=documented(*AUTH, 404, 422, 503),
+        summary="Acknowledge a delivered message (idempotent)",
+    )
+    async def acknowledge(served: AgencyDep, message_id: MessageId) -> Acknowledged:
+        return operations.acknowledge(served, message_id)
+
+    @router.post(
+        "/inbox/{message_id}/open",
+        response_model=Opened,
+        responses=documented(*AUTH, 404, 409, 422, 503),
+        summary="Open (consult) a message: needs a user and a justification; audited",
+    )
+    async def open_message(served: AgencyDep, message_id: MessageId, body: OpenRequest) -> Opened:
+        return await operations.open_message(
+            served, message_id, user=body.user, justification=body.justification
+        )
+
+    return router

@@ -1,0 +1,181 @@
+"""`mappa serve`: the agency HTTP API under uvicorn, with every served agency's gateway
+(and the audit ledger) polling in the background.
+
+Ctrl-C or SIGTERM stops accepting requests, finishes those in flight, then stops the
+pollers, gateways, stores and the embedded broker (the app's lifespan owns them), and
+exits 0. ``application()`` is the one composition of the HTTP API: what `serve` runs
+is what `mappa api openapi` documents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+import yaml
+from fastapi import FastAPI, Request
+from pydantic import ValidationError
+
+from agency_adapters.base import AgencyAdapter
+from agency_adapters.registry import adapter_for
+from broker.agreements import agreement_for_area
+from broker.api import create_app, require_officer
+from broker.api.backend import BackendFactory
+from broker.api.governance import governance_router
+from broker.api.runtime import ServeConfig, choose_agencies, deployment_backend
+from broker.errors import ConfigurationError
+from broker.gateway import AgencyGateway
+from broker.keystore import passphrase_from_env
+from broker.ledger.reader import LedgerReader
+from broker.provision import DataPaths, load_directory
+from broker.settings import Settings
+from schemas.common import from_data
+from schemas.isa import Agreement
+
+DEFAULT_PORT = 8700
+
+
+def served_ledger(request: Request) -> LedgerReader:
+    """The running server's audit ledger, for the governance endpoints."""
+    reader = request.app.state.backend.ledger
+    if reader is None:
+        raise ConfigurationError(
+            "this server runs no audit ledger (started with --no-ledger)",
+            code="api.unavailable",
+        )
+    assert isinstance(reader, LedgerReader)  # noqa: S101 - the backend's declared type
+    return reader
+
+
+def application(backend: BackendFactory) -> FastAPI:
+    """The API as deployed: agency endpoints, and governance endpoints for officers."""
+    return create_app(backend, routers=[governance_router(served_ledger, require_officer)])
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser("serve", help="run the agency HTTP API (uvicorn) and the gateways")
+    serve.add_argument("--data-dir", type=Path, help="deployment data directory (MAPPA_DATA_DIR)")
+    serve.add_argument(
+        "--bootstrap", help="external Kafka (default: MAPPA_KAFKA_BOOTSTRAP, else embedded)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    serve.add_argument(
+        "--agency",
+        action="append",
+        help="serve this agency (repeatable; default: every agency whose keys are held)",
+    )
+    serve.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="AGENCY=KIND",
+        help="the adapter kind for an agency, where its role has several",
+    )
+    serve.add_argument("--area", help="area of the default agreement (when there is one area)")
+    serve.add_argument("--agreement", type=Path, help="agreement document (YAML or JSON)")
+    serve.add_argument("--no-ledger", action="store_true", help="do not run the audit ledger")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    serve.set_defaults(handler=cmd_serve)
+
+
+def load_agreement(path: Path) -> Agreement:
+    try:
+        return from_data(Agreement, yaml.safe_load(path.read_text()))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"cannot read agreement {path}: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigurationError(f"{path}: {where}: {first['msg']}") from None
+
+
+def default_agreement(paths: DataPaths, area: str | None) -> Agreement:
+    """The default agreement for the area, with every agency of that area a party."""
+    directory = load_directory(paths)
+    areas = sorted({a for entry in directory.agencies() for a in entry.areas})
+    if area is None:
+        if len(areas) != 1:
+            raise ConfigurationError(
+                f"the directory covers {len(areas)} areas: say which with --area, "
+                "or give --agreement"
+            )
+        area = areas[0]
+    parties = directory.agencies(area=area)
+    if len(parties) < 2:
+        raise ConfigurationError(f"area {area!r} has fewer than two agencies in the directory")
+    return agreement_for_area(area, parties)
+
+
+def adapter_choice(pairs: list[str]) -> dict[str, str]:
+    kinds = {}
+    for pair in pairs:
+        agency, sep, kind = pair.partition("=")
+        if not sep or not agency or not kind:
+            raise ConfigurationError(f"--adapter takes AGENCY=KIND, not {pair!r}")
+        kinds[agency] = kind
+    return kinds
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its graceful shutdown, so the process would die by
+    the signal; a service stopped on purpose should exit 0 instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        def stop(sig: int, frame: FrameType | None) -> None:
+            self.handle_exit(sig, frame)
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {}
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    if args.bootstrap:
+        overrides["kafka_bootstrap"] = args.bootstrap
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    paths = DataPaths(settings.data_dir)
+    kinds = adapter_choice(args.adapter)
+
+    def choose(gateway: AgencyGateway) -> AgencyAdapter:
+        return adapter_for(gateway, kinds.get(gateway.agency_id))
+
+    passphrase = passphrase_from_env()
+    # Checked before anything starts, so a typo gets one clear line, not a traceback.
+    listed = [a.agency_id for a in load_directory(paths).agencies()]
+    agencies = choose_agencies(settings, passphrase, listed, args.agency)
+    config = ServeConfig(
+        settings=settings,
+        passphrase=passphrase,
+        agreement=load_agreement(args.agreement)
+        if args.agreement
+        else default_agreement(paths, args.area),
+        adapter_for=choose,
+        agencies=agencies,
+        run_ledger=not args.no_ledger,
+    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    app = application(lambda: deployment_backend(config))
+    server = _Server(
+        uvicorn.Config(app, host=args.host, port=args.port, lifespan="on", log_level=args.log_level)
+    )
+    with contextlib.suppress(SystemExit):  # uvicorn's way of saying the app did not start
+        server.run()
+    if not server.started:
+        print("mappa serve: did not start (see the log above)", file=sys.stderr)
+        return 1
+    return 0

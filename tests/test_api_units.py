@@ -1,0 +1,200 @@
+"""The API's parts without a broker: credentials, the error mapping, the OpenAPI
+document and the `mappa api` commands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broker.agency import utc_now
+from broker.api.app import openapi_json
+from broker.api.auth import NotFound, ServiceStarting
+from broker.api.credentials import (
+    AccessDenied,
+    AuthenticationFailed,
+    CredentialKind,
+    CredentialStore,
+)
+from broker.api.errors import status_for
+from broker.api.operations import decode_cursor
+from broker.cli.api import _documentation_only
+from broker.cli.main import main
+from broker.cli.serve import adapter_choice, application, default_agreement, load_agreement
+from broker.errors import (
+    ConfigurationError,
+    DecryptionError,
+    KeyUnavailable,
+    MappaError,
+    NotAddressed,
+    PolicyDenied,
+    ReplayError,
+    SchemaError,
+    VerificationError,
+)
+from broker.provision import DataPaths, provision
+from broker.transport import TransportError
+from tests.support import HOUSING, SPECS
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = "2026-11-23T12:00:00.000Z"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[CredentialStore]:
+    credentials = CredentialStore(tmp_path / "creds.sqlite")
+    yield credentials
+    credentials.close()
+
+
+def test_a_token_authenticates_as_its_principal_only(store: CredentialStore) -> None:
+    issued = store.issue(CredentialKind.AGENCY, HOUSING, now=NOW, label="housing system")
+    assert issued.token not in repr(issued)
+    principal = store.authenticate(issued.token)
+    assert (principal.kind, principal.name) == (CredentialKind.AGENCY, HOUSING)
+    officer = store.issue(CredentialKind.OFFICER, "igo.smith", now=NOW)
+    assert store.authenticate(officer.token).kind is CredentialKind.OFFICER
+    assert [c.principal for c in store.list()] == [HOUSING, "igo.smith"]
+
+
+def test_only_the_hash_is_stored(store: CredentialStore) -> None:
+    issued = store.issue(CredentialKind.AGENCY, HOUSING, now=NOW)
+    store.close()
+    raw = store.path.read_bytes()
+    secret = issued.token.rsplit("_", 1)[1]
+    assert secret.encode() not in raw
+    assert hashlib.sha256(issued.token.encode()).hexdigest().encode() in raw
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+
+
+def test_every_bad_token_gets_the_same_refusal(store: CredentialStore) -> None:
+    token = store.issue(CredentialKind.AGENCY, HOUSING, now=NOW).token
+    prefix, secret = token.rsplit("_", 1)
+    flipped = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+    for bad in (
+        "",
+        "x",
+        f"{prefix}_{flipped}",  # right id, wrong secret
+        "mappa_0123456789abcdef_" + secret,  # unknown id
+        token + "x",
+        token[:-1],
+        token * 4,  # too long to be one
+        token.upper(),
+    ):
+        with pytest.raises(AuthenticationFailed) as caught:
+            store.authenticate(bad)
+        assert str(caught.value) == "the bearer credential is missing, invalid or revoked"
+    credential_id = prefix.split("_")[1]
+    assert store.revoke(credential_id, now=NOW)
+    with pytest.raises(AuthenticationFailed):
+        store.authenticate(token)
+
+
+def test_principal_names_are_checked(store: CredentialStore) -> None:
+    for bad in ("", "Police.X", "a b", "x" * 101, "../etc"):
+        with pytest.raises(AuthenticationFailed, match="not a valid"):
+            store.issue(CredentialKind.OFFICER, bad, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (AuthenticationFailed("x"), 401),
+        (AccessDenied("x"), 403),
+        (PolicyDenied("x"), 403),
+        (PolicyDenied("x", code="policy.agreement-expired"), 403),
+        (PolicyDenied("x", code="consult.justification-missing"), 422),
+        (SchemaError("x"), 422),
+        (SchemaError("x", code="consult.not-found"), 404),
+        (NotFound("x"), 404),
+        (NotAddressed("x"), 404),
+        (VerificationError("x"), 409),
+        (DecryptionError("x"), 409),
+        (ReplayError("x"), 409),
+        (KeyUnavailable("x"), 503),
+        (TransportError("x"), 503),
+        (ServiceStarting("x"), 503),
+        (ConfigurationError("x"), 500),
+        (MappaError("x"), 400),
+    ],
+)
+def test_status_for_each_error_kind(error: MappaError, status: int) -> None:
+    assert status_for(error) == status
+
+
+def test_cursor_decoding_refuses_what_it_did_not_make() -> None:
+    for bad in ("", "!!!!", "bm90IGpzb24", "WzFd", "WzEsMl0", "x" * 401):
+        with pytest.raises(SchemaError) as caught:
+            decode_cursor(bad)
+        assert caught.value.code == "request.invalid-cursor"
+    assert decode_cursor("WyJhIiwiYiJd") == ("a", "b")
+
+
+def test_checked_in_openapi_has_not_drifted() -> None:
+    generated = openapi_json(application(_documentation_only))
+    checked_in = (ROOT / "docs/openapi.json").read_text()
+    assert checked_in == generated, "docs/openapi.json is stale: run `make openapi`"
+    paths = json.loads(checked_in)["paths"]
+    assert all("mappaToken" in str(op["security"]) for ops in paths.values() for op in ops.values())
+
+
+def test_the_cli_prints_the_same_document(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["api", "openapi"]) == 0
+    assert capsys.readouterr().out == (ROOT / "docs/openapi.json").read_text()
+
+
+def test_token_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "d"
+    assert main(["api", "--data-dir", str(data), "token", "list"]) == 1  # no deployment yet
+    assert "mappa keys init" in capsys.readouterr().err
+    provision(DataPaths(data), SPECS, passphrase=b"pass phrase for tests", now=utc_now())
+    base = ["api", "--data-dir", str(data), "token"]
+    assert main([*base, "issue", "--agency", HOUSING]) == 0
+    token = capsys.readouterr().out.strip()
+    assert main([*base, "issue", "--agency", "nobody.here"]) == 1
+    assert "nobody.here" in capsys.readouterr().err
+    assert main([*base, "issue", "--officer", "igo.smith", "--json", "--label", "IG"]) == 0
+    officer = json.loads(capsys.readouterr().out)
+    assert officer["kind"] == "officer"
+    assert main([*base, "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["kind"], r["principal"]) for r in listed] == [
+        ("agency", HOUSING),
+        ("officer", "igo.smith"),
+    ]
+    assert token not in json.dumps(listed)
+    assert main([*base, "revoke", officer["credential_id"]]) == 0
+    assert main([*base, "revoke", officer["credential_id"]]) == 1
+    capsys.readouterr()
+    assert main([*base, "list"]) == 0
+    text = capsys.readouterr().out
+    assert "revoked" in text
+    assert "active" in text
+
+
+def test_serve_configuration_errors(tmp_path: Path) -> None:
+    assert adapter_choice(["a.b=housing"]) == {"a.b": "housing"}
+    for bad in ("a.b", "=x", "a.b="):
+        with pytest.raises(ConfigurationError, match="AGENCY=KIND"):
+            adapter_choice([bad])
+    paths = DataPaths(tmp_path / "d")
+    provision(paths, SPECS, passphrase=b"pass phrase for tests", now=utc_now())
+    agreement = default_agreement(paths, None)
+    assert agreement.areas == ("staffordshire",)
+    assert len(agreement.parties) == len(SPECS)
+    with pytest.raises(ConfigurationError, match="fewer than two"):
+        default_agreement(paths, "cheshire")
+    document = tmp_path / "isa.json"
+    document.write_text(agreement.model_dump_json())
+    assert load_agreement(document) == agreement
+    document.write_text(json.dumps({**agreement.model_dump(mode="json"), "version": 0}))
+    with pytest.raises(ConfigurationError, match="version"):
+        load_agreement(document)
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_agreement(tmp_path / "missing.yaml")
