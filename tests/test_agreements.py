@@ -172,13 +172,17 @@ def test_redaction_set_rules(text: str) -> None:
     )
     assert "applies only to access 'redacted', not 'full'" in only_error(on_full)
     unknown = text.replace(
-        "role: housing, access: redacted}", "role: housing, access: redacted, redaction: most}", 1
+        "role: housing, access: redacted, active_role_required: true}",
+        "role: housing, access: redacted, redaction: most, active_role_required: true}",
+        1,
     )
     message = only_error(unknown)
     assert "unknown redaction set 'most'; known: standard, victim" in message
     assert message.startswith(f"isa.yaml:{line_containing(unknown, 'redaction: most')}:")
     named = text.replace(
-        "role: housing, access: redacted}", "role: housing, access: redacted, redaction: victim}", 1
+        "role: housing, access: redacted, active_role_required: true}",
+        "role: housing, access: redacted, redaction: victim, active_role_required: true}",
+        1,
     )
     assert check_text(named, today=TODAY).ok
 
@@ -333,7 +337,9 @@ def test_cli_init_check_sign_show(
     header = next(line for line in lines if line.startswith("message type"))
     row = next(line for line in lines if line.startswith("risk-assessment"))
     # Two headings ("message type", "published by") are two words each.
-    assert row.split()[header.split().index("housing") - 2] == "R"
+    assert (
+        row.split()[header.split().index("housing") - 2] == "C-R"
+    )  # redacted, on the case team only
     assert isa(paths.root, "show", str(out), "--json") == 0
     assert json.loads(capsys.readouterr().out)["id"] == "mappa-default.staffordshire"
     assert isa(paths.root, "show", str(signed_file), "--json") == 0

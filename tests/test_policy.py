@@ -31,11 +31,17 @@ def policy(tmp_path: Path) -> SharingPolicy:
 
 def test_recipients_and_views(policy: SharingPolicy) -> None:
     police = policy.directory.agency(POLICE)
+    # Housing's rule needs an active role on the case: only a team with it on lets it see.
+    team = frozenset({POLICE, HOUSING})
     got = {
         d.recipient.agency_id: d.view
-        for d in policy.recipients(police, "risk-assessment", "staffordshire")
+        for d in policy.recipients(police, "risk-assessment", "staffordshire", team)
     }
     assert got == {PROBATION: ViewKind.FULL, PRISON: ViewKind.FULL, HOUSING: ViewKind.REDACTED}
+    without = {
+        d.recipient.agency_id for d in policy.recipients(police, "risk-assessment", "staffordshire")
+    }
+    assert without == {PROBATION, PRISON}
 
 
 @pytest.mark.parametrize(
@@ -63,6 +69,7 @@ def test_inbound_view_richer_than_allowed_is_a_breach(policy: SharingPolicy) -> 
         "message_type": "risk-assessment",
         "area": "staffordshire",
         "today": TODAY,
+        "team": frozenset({POLICE, HOUSING}),
     }
     assert policy.check_inbound(recipient=d.agency(HOUSING), view=ViewKind.REDACTED, **args)  # type: ignore[arg-type]
     assert policy.check_inbound(recipient=d.agency(HOUSING), view=ViewKind.SUMMARY, **args)  # type: ignore[arg-type]
