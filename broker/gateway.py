@@ -45,6 +45,9 @@ class AgencyGateway:
         )
         self.publisher = Publisher(ctx)
         self.receiver = Receiver(ctx)
+        # Receivers for topics with their own rules (the transfer desk's, for its topic),
+        # so a consultation re-verifies an item the way it was received.
+        self.topic_receivers: dict[str, Receiver] = {}
         self.relay = OutboxRelay(ctx.store, transport)
         self._reader: PartitionReader | None = None
 
@@ -112,12 +115,11 @@ class AgencyGateway:
                     code="consult.not-found",
                 )
             # Re-verified from the stored bytes: the local database is not trusted either.
-            verified = self.receiver.verify(
+            receiver = self.topic_receivers.get(item.topic, self.receiver)
+            verified = receiver.verify(
                 item.envelope, topic=item.topic, record_time=parse_timestamp(item.received_at)
             )
-            opened = self.receiver.open_verified(
-                verified, today_from=ctx.clock(), at_consultation=True
-            )
+            opened = receiver.open_verified(verified, today_from=ctx.clock(), at_consultation=True)
         except MappaError as exc:
             with ctx.store.transaction():
                 ctx.audit.emit(

@@ -8,7 +8,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import api, areas, bench, demo, deploy, directory, keys, serve
+from broker.cli import api, areas, bench, demo, deploy, directory, keys, serve, transfer
 from broker.cli import audit as audit_cli
 from broker.cli import isa as isa_cli
 from broker.cli import schemas as schemas_cli
@@ -22,6 +22,7 @@ COMMAND_GROUPS = (
     isa_cli,
     schemas_cli,
     audit_cli,
+    transfer,
     serve,
     api,
     deploy,
