@@ -12,16 +12,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The one-area scenario and matrix, then an offender moving between two areas.
 demo: $(STAMP)
 	$(BIN)/mappa demo
+	$(BIN)/mappa transfer demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# One worker per core: most end-to-end tests wait on the broker, not the CPU.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 bench: $(STAMP)
 	$(BIN)/mappa bench
