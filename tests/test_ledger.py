@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from broker.crypto.keys import PrivateKey
-from broker.ledger import integrity
 from broker.ledger.query import QueryError, parse_query
 from broker.ledger.store import LedgerStore, event_row
 from broker.ledger.verify_proofs import (
@@ -268,14 +267,8 @@ TAMPERING: dict[str, tuple[Callable[[LedgerStore, LedgerWorld], None], int | Non
 }
 
 
-@pytest.mark.parametrize("chunk", [integrity.CHUNK, 2])
 @pytest.mark.parametrize("kind", sorted(TAMPERING))
-def test_verify_names_the_first_bad_entry(
-    world: LedgerWorld, kind: str, chunk: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Verify hashes rows a chunk at a time: checkpoints inside one chunk (the default) and
-    # on chunk boundaries, with complete chunks merged into the tree's edge (chunks of 2).
-    monkeypatch.setattr(integrity, "CHUNK", chunk)
+def test_verify_names_the_first_bad_entry(world: LedgerWorld, kind: str) -> None:
     populate(world)
     assert world.reader.verify().intact
     tamper, first_bad, problem = TAMPERING[kind]

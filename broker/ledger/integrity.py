@@ -94,39 +94,6 @@ def _moved(entry: int) -> _Tampered:
     )
 
 
-# Rows are hashed a chunk at a time: an aligned power of two, so each chunk is one
-# complete subtree and its levels are built with list comprehensions (no per-node calls).
-CHUNK = 1 << 14
-
-
-def _levels(leaves: list[bytes]) -> list[list[bytes]]:
-    """Every complete aligned subtree of a chunk, level by level (level 0: the leaves)."""
-    sha256 = hashlib.sha256
-    levels = [leaves]
-    row = leaves
-    while len(row) > 1:
-        row = [sha256(b"\x01" + a + b).digest() for a, b in zip(row[::2], row[1::2], strict=False)]
-        levels.append(row)
-    return levels
-
-
-def _push(stack: list[bytes], count: int, h: bytes) -> None:
-    """Add the root of the ``count``-th complete chunk to the tree's right edge."""
-    while count & 1:
-        h = merkle.node_hash(stack.pop(), h)
-        count >>= 1
-    stack.append(h)
-
-
-def _root_at(stack: list[bytes], levels: list[list[bytes]], start: int, size: int) -> bytes:
-    """The tree head at ``size``: the complete chunks before ``start``, then the aligned
-    subtrees of ``[start, size)`` read from the current chunk's levels."""
-    edge = list(stack)
-    for level, index in merkle.range_keys(start, size):
-        edge.append(levels[level][index - (start >> level)])
-    return merkle.fold(edge) if edge else merkle.EMPTY_ROOT
-
-
 def _recompute(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> int:
     """One pass over the rows; returns how many there are.
 
@@ -135,39 +102,38 @@ def _recompute(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> int
     differs when a root does not match, and for the entries no checkpoint covers yet.
     """
     sha256 = hashlib.sha256
+    node = merkle.node_hash
     targets = iter(checkpoints)
     target = next(targets, None)
-    stack: list[bytes] = []  # roots of the complete chunks so far (the tree's right edge)
-    pending: list[bytes] = []  # leaf hashes from ``vouched`` (the last matching checkpoint)
-    n = vouched = chunks = 0
-    for seqs, raws in store.signed_chunks(CHUNK):
-        # Seqs are unique and ascending, so matching first and last means no gap between.
-        if seqs[0] != n or seqs[-1] != n + len(seqs) - 1:
-            at = next(i for i, seq in enumerate(seqs, start=n) if seq != i)
-            raise _Tampered(at, f"entry {at} is missing (the next stored row is {seqs[at - n]})")
-        leaves = [sha256(b"\x00" + raw).digest() for raw in raws]
-        pending.extend(leaves)
-        levels = _levels(leaves)
-        start, n = n, n + len(leaves)
-        while target is not None and target.size <= n:
-            if _root_at(stack, levels, start, target.size) != target.root:
-                moved = _first_moved(store, vouched, pending[: target.size - vouched])
+    stack: list[bytes] = []
+    pending: list[bytes] = []  # leaf hashes since the last matching checkpoint
+    n = vouched = 0
+    for seq, raw in store.signed_entries():
+        if seq != n:
+            raise _Tampered(n, f"entry {n} is missing (the next stored row is {seq})")
+        h = sha256(b"\x00" + raw).digest()
+        pending.append(h)
+        index = n
+        while index & 1:
+            h = node(stack.pop(), h)
+            index >>= 1
+        stack.append(h)
+        n += 1
+        while target is not None and target.size == n:
+            if merkle.fold(stack) != target.root:
+                moved = _first_moved(store, vouched, pending)
                 if moved is not None:
                     raise _moved(moved)
                 # Leaf hashes were rewritten too; the signed checkpoints still bound it:
                 # everything before the last matching checkpoint is vouched for.
                 raise _Tampered(
                     vouched,
-                    f"an entry from {vouched} to {target.size - 1} is not what the signed "
-                    f"checkpoint of size {target.size} covers (entries and their recorded "
-                    "hashes were rewritten)",
+                    f"an entry from {vouched} to {n - 1} is not what the signed checkpoint of "
+                    f"size {n} covers (entries and their recorded hashes were rewritten)",
                 )
-            del pending[: target.size - vouched]
-            vouched = target.size
+            vouched = n
+            pending.clear()
             target = next(targets, None)
-        if len(leaves) == CHUNK:
-            _push(stack, chunks, levels[-1][0])
-            chunks += 1
     if target is not None and target.size > 0:
         raise _Tampered(n, f"entries from {n} are missing: a checkpoint covers {target.size}")
     moved = _first_moved(store, vouched, pending)

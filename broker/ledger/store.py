@@ -264,21 +264,6 @@ class LedgerStore:
                 return
             after = int(rows[-1][0])
 
-    def signed_chunks(self, size: int) -> Iterator[tuple[list[int], list[bytes]]]:
-        """(seqs, signed bytes) of every stored row in seq order, ``size`` rows at a time."""
-        after = -1
-        while True:
-            rows = self.db.execute(
-                "SELECT seq, signed FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, size),
-            )
-            if not rows:
-                return
-            yield [int(r[0]) for r in rows], [bytes(r[1]) for r in rows]
-            if len(rows) < size:
-                return
-            after = int(rows[-1][0])
-
     # -- checkpoints ------------------------------------------------------------------------
     def add_checkpoint(self, size: int, time: str, note: str) -> None:
         with self.db.transaction():
