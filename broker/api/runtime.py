@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from broker.api.backend import AdapterFor, ApiBackend, serve_agencies
+from broker.api.backend import AdapterFor, ApiBackend, ServedAgency
 from broker.api.credentials import CredentialStore, credentials_path
 from broker.deployment import Deployment
 from broker.embedded import EmbeddedBroker
 from broker.errors import ConfigurationError, MappaError
+from broker.gateway import AgencyGateway
 from broker.keystore import Keystore
 from broker.provision import DataPaths
 from broker.settings import Settings
@@ -59,6 +60,25 @@ def choose_agencies(
     if not held:
         raise ConfigurationError(f"no agency's keys are held in {settings.data_dir}")
     return held
+
+
+def with_adapters(
+    gateways: Sequence[AgencyGateway], adapter_for: AdapterFor, *, required: bool
+) -> dict[str, ServedAgency]:
+    """Each gateway with its agency's adapter. An agency asked for by name must have one;
+    one picked by default (its keys are here) without an adapter kind is skipped, said
+    so in the log."""
+    served = {}
+    for gateway in gateways:
+        try:
+            served[gateway.agency_id] = ServedAgency(gateway, adapter_for(gateway))
+        except ConfigurationError as exc:
+            if required:
+                raise
+            log.warning("%s not served: %s", gateway.agency_id, exc)
+    if not served:
+        raise ConfigurationError("none of the agencies has an adapter to serve it with")
+    return served
 
 
 async def poll_forever(
@@ -115,7 +135,12 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
         agencies = choose_agencies(settings, config.passphrase, listed, config.agencies)
         areas = sorted({area for a in agencies for area in deployment.directory.agency(a).areas})
         await transport.ensure_topics(deployment.topics.all_topics(areas))
-        gateways = {a: deployment.gateway(a) for a in agencies}
+        served = with_adapters(
+            [deployment.gateway(a) for a in agencies],
+            config.adapter_for,
+            required=bool(config.agencies),
+        )
+        gateways = {a: s.gateway for a, s in served.items()}
         for gateway in gateways.values():
             await gateway.start()
             stack.push_async_callback(gateway.stop)
@@ -130,10 +155,10 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
         credentials = CredentialStore(credentials_path(settings.data_dir))
         stack.callback(credentials.close)
         backend = ApiBackend(
-            agencies=serve_agencies(gateways, config.adapter_for),
+            agencies=served,
             credentials=credentials,
             clock=deployment.clock,
         )
         await stack.enter_async_context(_pollers(polls))
-        log.info("serving %s on %s", ", ".join(agencies), bootstrap)
+        log.info("serving %s on %s", ", ".join(served), bootstrap)
         yield backend

@@ -143,7 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     passphrase = passphrase_from_env()
     # Checked before anything starts, so a typo gets one clear line, not a traceback.
     listed = [a.agency_id for a in load_directory(paths).agencies()]
-    agencies = choose_agencies(settings, passphrase, listed, args.agency)
+    choose_agencies(settings, passphrase, listed, args.agency)
     config = ServeConfig(
         settings=settings,
         passphrase=passphrase,
@@ -151,7 +151,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.agreement
         else default_agreement(paths, args.area),
         adapter_for=choose,
-        agencies=agencies,
+        agencies=args.agency,
         run_ledger=not args.no_ledger,
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
