@@ -3,8 +3,8 @@
 
 Ctrl-C or SIGTERM stops accepting requests, finishes those in flight, then stops the
 pollers, gateways, stores and the embedded broker (the app's lifespan owns them), and
-exits 0. ``application()`` is the one composition of the HTTP API: what `serve` runs
-is what `mappa api openapi` documents.
+exits 0. This is the composition root: the one place that picks each agency's adapter
+(``agency_adapters.registry``) and hands it to the API, which imports no adapter itself.
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ from types import FrameType
 
 import uvicorn
 import yaml
-from fastapi import FastAPI
 from pydantic import ValidationError
 
 from agency_adapters.base import AgencyAdapter
 from agency_adapters.registry import adapter_for
 from broker.agreements import agreement_for_area
-from broker.api import create_app
-from broker.api.backend import BackendFactory
+from broker.api.compose import application
 from broker.api.runtime import ServeConfig, choose_agencies, deployment_backend
 from broker.errors import ConfigurationError
 from broker.gateway import AgencyGateway
@@ -38,11 +36,6 @@ from schemas.common import from_data
 from schemas.isa import Agreement
 
 DEFAULT_PORT = 8700
-
-
-def application(backend: BackendFactory) -> FastAPI:
-    """The API as deployed. Governance and transfer routers are added here."""
-    return create_app(backend)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
