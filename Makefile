@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench vectors openapi clean
+.PHONY: demo test lint bench vectors schemas openapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(STAMP)
 # Regenerate the envelope test vectors (tests check them for drift).
 vectors: $(STAMP)
 	$(BIN)/python -m tests.vectors.generate --fresh
+
+# Regenerate the message types' JSON Schemas (tests check them for drift).
+schemas: $(STAMP)
+	$(BIN)/mappa schemas export
 
 # Regenerate the checked-in OpenAPI document (a test checks it for drift).
 openapi: $(STAMP)

@@ -1,7 +1,15 @@
 """Housing authority: a housing-management system's tenancy risk flags.
 
-Received messages become a risk flag against the applicant or tenant. Only the
-redacted view ever arrives here: no victim identity, health detail or source::
+Publishes MAPPA A referrals from the housing register (JSON, ``caseType``
+``MAPPA_REFERRAL``, dates dd/mm/yyyy; the police reference is what the authority
+was given with the nomination)::
+
+    {"caseType": "MAPPA_REFERRAL", "applicantName": "...", "dateOfBirth": "dd/mm/yyyy",
+     "policeRef": "...", "mappaArea": "staffordshire", "mappaCategory": 1, "mappaLevel": 1,
+     "referral": {"date": "dd/mm/yyyy", "levelRequested": 2, "reason": "...",
+                  "risk": "HIGH", "summary": "...", "officer": "..."}}
+
+Received messages become a risk flag against the applicant or tenant::
 
     {"applicantName": "...", "dateOfBirth": "yyyy-mm-dd", "policeRef": "...",
      "flag": "MAPPA", "flagLevel": 2, "noticeType": "risk-assessment", "view": "redacted",
@@ -10,16 +18,42 @@ redacted view ever arrives here: no victim identity, health detail or source::
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from agency_adapters.base import AgencyAdapter
+from agency_adapters.base import AgencyAdapter, RecordMapping, enum_code, uk_date
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
 
+def referral(record: Mapping[str, Any]) -> dict[str, Any]:
+    r = record["referral"]
+    return {
+        "subject": {
+            "pnc_id": record["policeRef"],
+            "name": record["applicantName"],
+            "date_of_birth": uk_date(record["dateOfBirth"]),
+        },
+        "area": record["mappaArea"],
+        "category": int(record["mappaCategory"]),
+        "level": int(record["mappaLevel"]),
+        "referred_on": uk_date(r["date"]),
+        "requested_level": int(r["levelRequested"]),
+        "reason": r["reason"],
+        "risk_of_serious_harm": enum_code(r["risk"]),
+        "risk_summary": r["summary"],
+        "referrer": r["officer"],
+    }
+
+
 class HousingAdapter(AgencyAdapter):
     role = Role.HOUSING
+    kind = "housing"
     system = "housing management export"
+    record_type_field = "caseType"
+    record_types: ClassVar[Mapping[str, RecordMapping]] = {
+        "MAPPA_REFERRAL": ("level-referral", referral),
+    }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
         return {

@@ -1,24 +1,45 @@
-"""Police: ARMS risk assessments exported from the force's public-protection system.
+"""Police: the force's public-protection export (ViSOR nominal records and ARMS).
 
-Record format (JSON), one offender per record::
+JSON, one record per event; every record carries the nominal and its MAPPA state,
+and ``recordType`` says which event (``ARMS`` when absent, as older exports hold
+only assessments). Dates are dd/mm/yyyy. See docs/record-formats.md for each type::
 
-    {"pnc": "2009/0123456X", "visorRef": "VR00012345", "surname": "...", "forenames": "...",
-     "dob": "dd/mm/yyyy", "mappaArea": "staffordshire", "mappaCategory": 1, "mappaLevel": 2,
-     "arms": {"completed": "dd/mm/yyyy", "rosh": "HIGH", "riskTo": ["CHILDREN"],
-              "factors": ["..."], "narrative": "...",
-              "victims": [{"name": "...", "relationship": "...",
-                           "address": {"line1": "...", "town": "...", "postcode": "..."}}],
-              "healthConcerns": "...", "intelSource": "..."}}
+    {"recordType": "ARMS", "pnc": "2009/0123456X", "visorRef": "VR00012345",
+     "surname": "...", "forenames": "...", "dob": "dd/mm/yyyy", "mappaArea": "staffordshire",
+     "mappaCategory": 1, "mappaLevel": 2,
+     "arms": {"completed": "dd/mm/yyyy", "rosh": "HIGH", "riskTo": ["CHILDREN"], ...}}
+
+Received messages become PPU occurrence notes against the nominal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from agency_adapters.base import AgencyAdapter, uk_date
-from schemas.common import Role, ViewKind, from_data
-from schemas.messages import MessageBody, RiskAssessment
+from agency_adapters.base import AgencyAdapter, RecordMapping, enum_code, optional_uk_date, uk_date
+from schemas.common import Role, ViewKind
+from schemas.messages import MessageBody
+
+NOTIFICATION_TYPES = {
+    "INITIAL": "initial",
+    "CHANGE": "change",
+    "ANNUAL": "annual",
+    "WEEKLY_NFA": "weekly-no-fixed-abode",
+    "TRAVEL": "foreign-travel",
+}
+ORDER_TYPES = {
+    "SHPO": "shpo",
+    "SOPO": "sopo",
+    "SRO": "sro",
+    "NOTIFICATION_ORDER": "notification-order",
+    "FTO": "foreign-travel-order",
+}
+SCHEMES = {
+    "CSODS": "child-sex-offender-disclosure-scheme",
+    "MAPPA": "mappa-disclosure",
+    "RIGHT_TO_KNOW": "right-to-know",
+}
 
 
 def subject_from(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -30,30 +51,126 @@ def subject_from(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def premises(p: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """ViSOR premises (``street``, ``locality``, ``town``, ``postcode``) as an address."""
+    if p is None:
+        return None
+    return {
+        "line1": p["street"],
+        "line2": p.get("locality"),
+        "town": p["town"],
+        "postcode": p["postcode"],
+    }
+
+
+def nominal(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "subject": subject_from(record),
+        "area": record["mappaArea"],
+        "category": int(record["mappaCategory"]),
+        "level": int(record["mappaLevel"]),
+    }
+
+
+def arms(record: Mapping[str, Any]) -> dict[str, Any]:
+    a = record["arms"]
+    return {
+        **nominal(record),
+        "tool": "ARMS",
+        "assessed_on": uk_date(a["completed"]),
+        "risk_of_serious_harm": enum_code(a["rosh"]),
+        "risk_to": [enum_code(r) for r in a.get("riskTo", [])],
+        "factors": a.get("factors", []),
+        "summary": a["narrative"],
+        "victims": a.get("victims", []),
+        "health_notes": a.get("healthConcerns"),
+        "intelligence_source": a.get("intelSource"),
+    }
+
+
+def notification(record: Mapping[str, Any]) -> dict[str, Any]:
+    n = record["notification"]
+    travel = n.get("travel")
+    return {
+        **nominal(record),
+        "notification": NOTIFICATION_TYPES[n["type"]],
+        "notified_on": uk_date(n["date"]),
+        "due_by": optional_uk_date(n.get("dueBy")),
+        "police_station": n["station"],
+        "names_used": n.get("aliases", []),
+        "home_address": premises(n.get("address")),
+        "other_addresses": [premises(p) for p in n.get("otherAddresses", [])],
+        "no_fixed_abode": bool(n.get("nfa", False)),
+        "travel": travel
+        and {
+            "destination": travel["country"],
+            "depart_on": uk_date(travel["depart"]),
+            "return_on": optional_uk_date(travel.get("return")),
+        },
+        "child_in_household": n["childInHousehold"],
+        "household_members": n.get("householdMembers", []),
+        "bank_details_notified": bool(n.get("bank", False)),
+        "passport_notified": bool(n.get("passport", False)),
+        "national_insurance_notified": bool(n.get("niNumber", False)),
+    }
+
+
+def breach_outcome(record: Mapping[str, Any]) -> dict[str, Any]:
+    b = record["breach"]
+    return {
+        **nominal(record),
+        "requirement_breached": NOTIFICATION_TYPES[b["requirement"]],
+        "outcome": enum_code(b["disposal"]),
+        "outcome_date": uk_date(b["date"]),
+        "court": b.get("court"),
+        "sentence": b.get("sentence"),
+        "circumstances": b.get("circumstances"),
+        "intelligence_source": b.get("intelSource"),
+    }
+
+
+def civil_order(record: Mapping[str, Any]) -> dict[str, Any]:
+    o = record["order"]
+    return {
+        **nominal(record),
+        "order": ORDER_TYPES[o["type"]],
+        "change": enum_code(o["action"]),
+        "court": o["court"],
+        "made_on": uk_date(o["made"]),
+        "expires_on": optional_uk_date(o.get("expires")),
+        "prohibitions": o["prohibitions"],
+        "protected_persons": o.get("protectedPersons", []),
+    }
+
+
+def disclosure(record: Mapping[str, Any]) -> dict[str, Any]:
+    d = record["disclosure"]
+    return {
+        **nominal(record),
+        "scheme": SCHEMES[d["scheme"]],
+        "decision": "disclose" if d["disclose"] else "do-not-disclose",
+        "decided_on": uk_date(d["decided"]),
+        "decided_by": d["decidedBy"],
+        "recipient_type": enum_code(d["recipientType"]),
+        "rationale": d["rationale"],
+        "what_disclosed": d.get("disclosed"),
+        "disclosed_on": optional_uk_date(d.get("disclosedOn")),
+        "recipient_identity": d.get("recipient"),
+    }
+
+
 class PoliceAdapter(AgencyAdapter):
     role = Role.POLICE
-    system = "ARMS export"
-
-    def _to_canonical(self, record: Mapping[str, Any]) -> MessageBody:
-        arms = record["arms"]
-        return from_data(
-            RiskAssessment,
-            {
-                "subject": subject_from(record),
-                "area": record["mappaArea"],
-                "category": int(record["mappaCategory"]),
-                "level": int(record["mappaLevel"]),
-                "tool": "ARMS",
-                "assessed_on": uk_date(arms["completed"]),
-                "risk_of_serious_harm": arms["rosh"].lower().replace(" ", "-"),
-                "risk_to": [r.lower().replace("_", "-") for r in arms.get("riskTo", [])],
-                "factors": arms.get("factors", []),
-                "summary": arms["narrative"],
-                "victims": arms.get("victims", []),
-                "health_notes": arms.get("healthConcerns"),
-                "intelligence_source": arms.get("intelSource"),
-            },
-        )
+    kind = "police"
+    system = "ViSOR/ARMS export"
+    default_record_type = "ARMS"
+    record_types: ClassVar[Mapping[str, RecordMapping]] = {
+        "ARMS": ("risk-assessment", arms),
+        "NOTIFICATION": ("rso-notification-recorded", notification),
+        "BREACH_OUTCOME": ("notification-breach-outcome", breach_outcome),
+        "CIVIL_ORDER": ("civil-order-made", civil_order),
+        "DISCLOSURE": ("disclosure-decision", disclosure),
+    }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
         """Received messages become PPU occurrence notes against the nominal."""

@@ -1,23 +1,107 @@
 """Prison: offender management records (NOMIS-like), keyed by prison number.
 
-Received messages become case-note alerts::
+JSON, one record per event; ``eventType`` names it. Dates are ISO. The MAPPA
+state sits in the prisoner's ``mappa`` block as the OMU records it::
 
-    {"prisonNumber": "A1234BC" | null, "pncNumber": "...", "alertCode": "MAPPA",
-     "alertType": "risk-assessment", "mappaLevel": 2, "accessLevel": "full", "text": {...}}
+    {"eventType": "RELEASE", "offenderNo": "A1234BC", "pncNumber": "2011/0456789K",
+     "firstName": "ALEX", "lastName": "SAMPLE", "dateOfBirth": "1980-03-14",
+     "mappa": {"area": "staffordshire", "category": 1, "level": 2},
+     "release": {"releaseDate": "2026-12-01", "establishment": "HMP Stafford", ...}}
+
+Received messages become case-note alerts.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from agency_adapters.base import AgencyAdapter
+from agency_adapters.base import AgencyAdapter, RecordMapping, enum_code
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
+
+BASES = {
+    "SOA_PART2": "notification-requirements",
+    "VIOLENT_12M": "violent-sentence-12-months-or-more",
+    "HOSPITAL_ORDER": "hospital-or-guardianship-order",
+    "OTHER_DANGEROUS": "other-dangerous-offender",
+    "TERRORISM": "terrorism-risk",
+}
+
+
+def prisoner(record: Mapping[str, Any]) -> dict[str, Any]:
+    m = record["mappa"]
+    return {
+        "subject": {
+            "pnc_id": record["pncNumber"],
+            "prison_number": record["offenderNo"],
+            # NOMIS keeps names in capitals; messages carry them as people write them.
+            "name": f"{record['firstName'].title()} {record['lastName'].title()}",
+            "date_of_birth": record["dateOfBirth"],
+        },
+        "area": m["area"],
+        "category": int(m["category"]),
+        "level": int(m["level"]),
+    }
+
+
+def release(record: Mapping[str, Any]) -> dict[str, Any]:
+    r = record["release"]
+    return {
+        **prisoner(record),
+        "release_date": r["releaseDate"],
+        "establishment": r["establishment"],
+        "release_address": r.get("address"),
+        "address_approved": bool(r["addressApproved"]),
+        "licence_end": r.get("licenceExpiryDate"),
+        "notes": r.get("comment"),
+        "victim_requested_conditions": r.get("victimConditions", []),
+        "health_notes": r.get("healthcareNotes"),
+    }
+
+
+def reception(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A recalled prisoner received back into custody."""
+    r = record["reception"]
+    return {
+        **prisoner(record),
+        "event": "returned-to-custody",
+        "event_date": r["receptionDate"],
+        "breach_of": "licence",
+        "recall_type": enum_code(r["recallType"]),
+        "reason": r["reason"],
+        "establishment": r["establishment"],
+    }
+
+
+def sentence(record: Mapping[str, Any]) -> dict[str, Any]:
+    """MAPPA screening at sentence: the prisoner is eligible, on this basis."""
+    s = record["sentence"]
+    return {
+        **prisoner(record),
+        "basis": BASES[s["mappaBasis"]],
+        "index_offence": s["mainOffence"],
+        "conviction_date": s["convictionDate"],
+        "sentence": s["description"],
+        "sentence_date": s["sentenceDate"],
+        "earliest_release_date": s.get("conditionalReleaseDate"),
+        "sentence_expiry_date": s.get("sentenceExpiryDate"),
+        "notification_period": s.get("notificationPeriod"),
+        "hospital_order_detail": s.get("hospitalOrder"),
+        "victims": s.get("victims", []),
+    }
 
 
 class PrisonAdapter(AgencyAdapter):
     role = Role.PRISON
+    kind = "prison"
     system = "prison offender management export"
+    record_type_field = "eventType"
+    record_types: ClassVar[Mapping[str, RecordMapping]] = {
+        "RELEASE": ("release-scheduled", release),
+        "RECEPTION": ("breach-recall", reception),
+        "SENTENCE": ("eligibility-notified", sentence),
+    }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
         return {

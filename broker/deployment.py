@@ -11,13 +11,24 @@ from collections.abc import Callable
 from datetime import datetime
 
 from broker.agency import AgencyContext, utc_now
+from broker.agreements.documents import load_agreement
 from broker.directory import Directory
+from broker.errors import VerificationError
 from broker.gateway import AgencyGateway
 from broker.keystore import Keystore
+from broker.ledger.checkpoint import CheckpointSigner, ledger_origin
+from broker.ledger.reader import LedgerReader
 from broker.ledger.service import LedgerService
 from broker.ledger.store import LedgerStore
 from broker.policy import SharingPolicy
-from broker.provision import DataPaths, load_agency_keys, load_directory
+from broker.provision import (
+    DataPaths,
+    load_agency_keys,
+    load_directory,
+    load_governance_public,
+    load_ledger_key,
+    load_ledger_public,
+)
 from broker.settings import Settings
 from broker.store import AgencyStore
 from broker.topics import Topics
@@ -74,14 +85,61 @@ class Deployment:
             ctx.entry = entry
             ctx.reload_keys(load_agency_keys(self.keystore, entry, at=self.clock()))
 
+    def refresh_agreement(self) -> bool:
+        """Put the signed agreement on disk in force for every running agency if it is a
+        newer version of the one in force (``mappa isa sign`` writes it); an older one
+        is refused. True if the agreement changed: the next message follows it."""
+        signed = load_agreement(self.paths, self.agreement.id, load_governance_public(self.paths))
+        if signed.version < self.agreement.version:
+            raise VerificationError(
+                f"agreement {signed.id} version {signed.version} on disk is older than "
+                f"version {self.agreement.version} in force",
+                code="isa.rollback",
+            )
+        if signed == self.agreement:
+            return False
+        if signed.version == self.agreement.version:
+            raise VerificationError(
+                f"a different agreement {signed.id} claims version {signed.version}, already "
+                "in force",
+                code="isa.version-conflict",
+            )
+        self.agreement = signed
+        for ctx in self._contexts:
+            ctx.policy = SharingPolicy(signed, self.directory)
+        return True
+
     def gateway(self, agency_id: str, *, topics: list[str] | None = None) -> AgencyGateway:
         return AgencyGateway(self.context(agency_id), self.transport, topics=topics)
 
-    def ledger(self) -> LedgerService:
-        store = LedgerStore(self.paths.ledger)
+    def ledger_store(self) -> LedgerStore:
+        """The ledger database: ``database_url`` (PostgreSQL) if set, else SQLite in data_dir."""
+        store = LedgerStore(self.settings.database_url or self.paths.ledger)
         self._stores.append(store)
+        return store
+
+    @property
+    def ledger_origin(self) -> str:
+        return ledger_origin(self.settings.topic_namespace)
+
+    def ledger(self) -> LedgerService:
         return LedgerService(
-            store=store, directory=self.directory, transport=self.transport, topic=self.topics.audit
+            store=self.ledger_store(),
+            directory=self.directory,
+            transport=self.transport,
+            topic=self.topics.audit,
+            signer=CheckpointSigner(
+                origin=self.ledger_origin, key=load_ledger_key(self.paths, self.keystore)
+            ),
+            clock=self.clock,
+        )
+
+    def ledger_reader(self, store: LedgerStore | None = None) -> LedgerReader:
+        return LedgerReader(
+            store=store or self.ledger_store(),
+            public_key=load_ledger_public(self.paths),
+            origin=self.ledger_origin,
+            subject_ref=self.subject_ref,
         )
 
     def subject_ref(self, pnc_id: str) -> str:

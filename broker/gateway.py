@@ -7,12 +7,15 @@ their agency's own record formats to canonical messages and back.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from broker.agency import AgencyContext
 from broker.errors import MappaError, PolicyDenied, SchemaError
+from broker.lifecycle import Lifecycle
 from broker.publish import Publisher, PublishResult
 from broker.receive import Handled, Opened, Receiver
 from broker.relay import OutboxRelay
+from broker.store import InboxItem
 from broker.transport import KafkaTransport, PartitionReader
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import Classification, parse_timestamp
@@ -103,7 +106,9 @@ class AgencyGateway:
             verified = self.receiver.verify(
                 item.envelope, topic=item.topic, record_time=parse_timestamp(item.received_at)
             )
-            opened = self.receiver.open_verified(verified, today_from=ctx.clock())
+            opened = self.receiver.open_verified(
+                verified, today_from=ctx.clock(), at_consultation=True
+            )
         except MappaError as exc:
             with ctx.store.transaction():
                 ctx.audit.emit(
@@ -138,3 +143,31 @@ class AgencyGateway:
             )
         await self.relay.flush()
         return opened
+
+    # -- lifecycle (s62 alteration and erasure; see broker.lifecycle) ----------------------------
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return Lifecycle(self.ctx, self.publisher)
+
+    async def correct(
+        self,
+        original_message_id: str,
+        corrected: MessageBody,
+        *,
+        purpose: str,
+        user: str,
+        reason: str,
+    ) -> PublishResult:
+        """Publish a correction that supersedes an earlier message (an "alteration")."""
+        try:
+            return self.lifecycle.correct(
+                original_message_id, corrected, purpose=purpose, user=user, reason=reason
+            )
+        finally:
+            await self.relay.flush()
+
+    async def erase_expired(self, *, now: datetime | None = None) -> list[InboxItem]:
+        """Erase inbox items past the agreement's retention (an "erasure" record each)."""
+        erased = self.lifecycle.erase_expired(now=now)
+        await self.relay.flush()
+        return erased

@@ -12,9 +12,20 @@ from datetime import date
 
 from broker.directory import Directory
 from broker.errors import PolicyDenied
-from schemas.common import ViewKind
+from schemas.common import RESPONSIBLE_AUTHORITY, Role, ViewKind
 from schemas.directory import AgencyEntry
-from schemas.isa import Agreement, Party, ShareRule
+from schemas.isa import Access, Agreement, Party, ShareRule
+
+# The message type that sets a case team. Its own rules name who hears of a team; a
+# member who joins or leaves must hear of it even though its record (or the sender's)
+# does not yet say so, so for this type the team is the old team and the new together.
+CASE_TEAM_TYPE = "case-team"
+# The Responsible Authority and its co-ordination unit manage every MAPPA case in their
+# area; any other agency's case load is the cases whose team it is on.
+AREA_WIDE_CASE_LOAD = RESPONSIBLE_AUTHORITY | {Role.COORDINATOR}
+
+# A case team as an adapter knows it: the member agency ids, or None if it has none.
+Team = frozenset[str] | None
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,11 @@ class Disclosure:
     recipient: AgencyEntry
     view: ViewKind
     rule: ShareRule
+
+    @property
+    def redaction(self) -> str:
+        """The named field set removed from this recipient's view (redacted views only)."""
+        return self.rule.redaction_set
 
 
 class SharingPolicy:
@@ -55,20 +71,21 @@ class SharingPolicy:
     def check_area(self, area: str) -> None:
         if area not in self.agreement.areas:
             raise PolicyDenied(
-                f"agreement {self.agreement.id} does not cover area {area}",
-                code="policy.area-not-covered",
+                f"no agreement in force covers area {area} (agreement {self.agreement.id} "
+                f"covers {', '.join(self.agreement.areas)}): nothing may be shared there",
+                code="policy.no-agreement",
             )
 
     def authorise_publish(
         self, sender: AgencyEntry, message_type: str, area: str, today: date
     ) -> None:
         self.check_in_force(today)
-        self.check_area(area)
-        self.party(sender.agency_id)
         if area not in sender.areas:
             raise PolicyDenied(
                 f"{sender.agency_id} does not operate in {area}", code="policy.area-not-covered"
             )
+        self.check_area(area)
+        self.party(sender.agency_id)
         allowed = next(
             (p.roles for p in self.agreement.publishers if p.message_type == message_type), ()
         )
@@ -79,21 +96,49 @@ class SharingPolicy:
                 code="policy.publish-not-allowed",
             )
 
-    def entitlement(self, recipient: AgencyEntry, message_type: str) -> ShareRule | None:
-        """The rule that gives ``recipient`` a view of ``message_type``, if any."""
+    def check_case_load(self, sender: AgencyEntry, message_type: str, team: Team) -> None:
+        """Refuse a message about a subject outside the sender's case load."""
+        rule = next((p for p in self.agreement.publishers if p.message_type == message_type), None)
+        if rule is None or not rule.case_load_required:
+            return
+        if sender.role in AREA_WIDE_CASE_LOAD:
+            return
+        if team is None or sender.agency_id not in team:
+            raise PolicyDenied(
+                f"{sender.agency_id} is not on this subject's case team, so the subject is "
+                f"outside its case load: it may not publish {message_type} about them",
+                code="policy.outside-case-load",
+            )
+
+    def rule_for(self, recipient: AgencyEntry, message_type: str) -> ShareRule | None:
+        """The party's rule for ``message_type``, whatever the case team says."""
         if recipient.agency_id not in self._parties:
             return None
         rule = self._rules.get((message_type, recipient.role))
-        if rule is None or rule.access.view is None:
+        if rule is None or rule.access is Access.NONE:
             return None
         return rule
 
-    def recipients(self, sender: AgencyEntry, message_type: str, area: str) -> list[Disclosure]:
+    def entitlement(
+        self, recipient: AgencyEntry, message_type: str, team: Team = None
+    ) -> ShareRule | None:
+        """The rule that gives ``recipient`` a view of ``message_type``, if any: a rule
+        that requires an active role on the case applies only to members of ``team``."""
+        rule = self.rule_for(recipient, message_type)
+        if rule is None:
+            return None
+        if rule.active_role_required and (team is None or recipient.agency_id not in team):
+            return None
+        return rule
+
+    def recipients(
+        self, sender: AgencyEntry, message_type: str, area: str, team: Team = None
+    ) -> list[Disclosure]:
         out = []
         for agency in self.directory.agencies(area=area):
             if agency.agency_id == sender.agency_id:
                 continue
-            rule = self.entitlement(agency, message_type)
+            rule = self.entitlement(agency, message_type, team)
             if rule is not None and rule.access.view is not None:
                 out.append(Disclosure(agency, rule.access.view, rule))
         return out
@@ -107,10 +152,35 @@ class SharingPolicy:
         area: str,
         view: ViewKind,
         today: date,
+        team: Team = None,
+        isa_id: str | None = None,
+        judge_team: bool = True,
     ) -> ShareRule:
-        """Raise unless the sender could publish this and ``recipient`` may hold ``view``."""
+        """Raise unless the sender could publish this and ``recipient`` may hold ``view``.
+
+        ``team`` is the recipient's own record of the case team; for a case-team
+        message the caller checks membership against the message itself, after opening
+        it (``check_team``), since a joining agency is not yet on its own record.
+        ``judge_team=False`` skips the case-team checks: they judge whether a delivery was
+        right when it was made, not whether a record lawfully held may be opened later."""
+        if isa_id is not None and isa_id != self.agreement.id:
+            raise PolicyDenied(
+                f"message was shared under agreement {isa_id}; {recipient.agency_id} holds "
+                f"no such agreement (only {self.agreement.id})",
+                code="policy.no-agreement",
+            )
         self.authorise_publish(sender, message_type, area, today)
-        rule = self.entitlement(recipient, message_type)
+        if judge_team and team is not None:
+            # Judged only where this agency knows the team: without a record it cannot tell.
+            try:
+                self.check_case_load(sender, message_type, team)
+            except PolicyDenied as exc:
+                raise PolicyDenied(
+                    f"{exc.reason}: breach by the sender", code="policy.breach-outside-case-load"
+                ) from None
+        rule = self.rule_for(recipient, message_type)
+        if judge_team and rule is not None and message_type != CASE_TEAM_TYPE:
+            self.check_team(recipient, rule, team, sender=sender.agency_id)
         if rule is None or rule.access.view is None:
             raise PolicyDenied(
                 f"{recipient.agency_id} is entitled to no view of {message_type} from "
@@ -125,3 +195,14 @@ class SharingPolicy:
                 code="policy.breach-view-too-rich",
             )
         return rule
+
+    def check_team(
+        self, recipient: AgencyEntry, rule: ShareRule, team: Team, *, sender: str
+    ) -> None:
+        """Refuse what needs an active role on the case if ``recipient`` is not on ``team``."""
+        if rule.active_role_required and (team is None or recipient.agency_id not in team):
+            raise PolicyDenied(
+                f"{rule.message_type} reaches only agencies on the subject's case team, and "
+                f"{recipient.agency_id} is not on it by its own record: breach by {sender}",
+                code="policy.breach-not-on-case-team",
+            )

@@ -8,6 +8,8 @@ Layout:
   directory.json               the signed trust directory
   directory.accepted           the highest directory version accepted (rollback guard)
   directory.pending.json       a new version awaiting the governance signature
+  keys/ledger/<key_id>.key     the audit ledger's checkpoint signing key, sealed
+  ledger.pub                   its public key (officers verify checkpoints with it)
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from schemas.directory import (
 )
 
 GOVERNANCE = "governance"
+LEDGER = "ledger"
 KEY_VALIDITY = timedelta(days=2 * 365)
 
 
@@ -78,6 +81,15 @@ class DataPaths:
     @property
     def ledger(self) -> Path:
         return self.root / "ledger.sqlite"
+
+    @property
+    def ledger_pub(self) -> Path:
+        return self.root / "ledger.pub"
+
+    @property
+    def agreements(self) -> Path:
+        """Signed agreements, ``<id>.json``, and ``accepted.json`` (highest version per id)."""
+        return self.root / "agreements"
 
 
 def key_entry(key: PrivateKey, *, not_before: datetime, validity: timedelta) -> PublicKeyEntry:
@@ -152,6 +164,7 @@ def provision(
     keystore.save(GOVERNANCE, governance)
     save_governance_public(paths, governance.public)
     keystore.save_subject_key(SubjectKey(os.urandom(SUBJECT_KEY_BYTES)))
+    create_ledger_key(paths, keystore)
     agencies = tuple(
         AgencyEntry(
             agency_id=spec.agency_id,
@@ -190,3 +203,75 @@ def load_agency_keys(keystore: Keystore, entry: AgencyEntry, *, at: datetime) ->
     for alg, k in current.items():
         keys.signing[alg] = keystore.load(entry.agency_id, k.key_id)
     return keys
+
+
+def create_ledger_key(paths: DataPaths, keystore: Keystore) -> PublicKey:
+    """The audit ledger's checkpoint key: sealed in the keystore, public half published."""
+    key = PrivateKey.generate(KeyAlg.ED25519)
+    keystore.save(LEDGER, key)
+    paths.ledger_pub.write_text(
+        json.dumps(
+            {"alg": key.alg.value, "key_id": key.key_id, "public_key": b64encode(key.public.raw)}
+        )
+    )
+    return key.public
+
+
+def load_ledger_public(paths: DataPaths) -> PublicKey:
+    try:
+        doc = json.loads(paths.ledger_pub.read_text())
+        key = PublicKey(KeyAlg(doc["alg"]), b64decode(doc["public_key"], expected_len=32))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigurationError(f"no usable ledger public key at {paths.ledger_pub}") from exc
+    if key.alg is not KeyAlg.ED25519 or key.key_id != doc["key_id"]:
+        raise ConfigurationError(f"{paths.ledger_pub} is not an Ed25519 ledger key")
+    return key
+
+
+def load_ledger_key(paths: DataPaths, keystore: Keystore) -> PrivateKey:
+    """The checkpoint signing key; a data directory provisioned before the ledger signed
+    checkpoints gets one now."""
+    if not paths.ledger_pub.exists():
+        create_ledger_key(paths, keystore)
+    return keystore.load(LEDGER, load_ledger_public(paths).key_id)
+
+
+# The demo's roster: one agency of every kind in one area. Ids start with the
+# agency's kind (adapter registries find the kind from the prefix); two kinds
+# share the social-care role and two the housing role. The last agency is in the
+# directory but party to no agreement: it receives nothing it can read.
+DEMO_AREA = "staffordshire"
+DEMO_NON_PARTY = "health.independent-clinic"
+DEMO_ROSTER = tuple(
+    AgencySpec(agency_id, name, role, (DEMO_AREA,))
+    for agency_id, name, role in (
+        ("police.staffordshire", "Staffordshire Police", Role.POLICE),
+        ("probation.staffordshire", "Probation Service, Staffordshire", Role.PROBATION),
+        ("prison.hmp-stafford", "HMP Stafford", Role.PRISON),
+        ("coordinator.staffordshire", "Staffordshire MAPPA Co-ordination Unit", Role.COORDINATOR),
+        (
+            "youth-offending.stoke-on-trent",
+            "Stoke-on-Trent Youth Offending Service",
+            Role.YOUTH_OFFENDING,
+        ),
+        (
+            "childrens-social-care.staffordshire",
+            "Staffordshire Children's Services",
+            Role.SOCIAL_CARE,
+        ),
+        ("adult-social-care.stoke-on-trent", "Stoke-on-Trent Adult Social Care", Role.SOCIAL_CARE),
+        ("health.mpft", "Midlands Partnership NHS Foundation Trust", Role.HEALTH),
+        ("housing.stoke-on-trent", "Stoke-on-Trent City Council Housing", Role.HOUSING),
+        ("social-landlord.staffs-homes", "Staffs Homes Housing Association", Role.HOUSING),
+        ("jobcentre.stafford", "Jobcentre Plus, Stafford", Role.JOBCENTRE),
+        ("education.staffordshire", "Staffordshire County Council Education", Role.EDUCATION),
+        (
+            "electronic-monitoring.em-service",
+            "Electronic Monitoring Service",
+            Role.ELECTRONIC_MONITORING,
+        ),
+        ("immigration.midlands", "Immigration Enforcement, Midlands", Role.IMMIGRATION),
+        (DEMO_NON_PARTY, "Independent clinic (not a party)", Role.HEALTH),
+    )
+)
+DEMO_PARTIES = tuple(s.agency_id for s in DEMO_ROSTER if s.agency_id != DEMO_NON_PARTY)

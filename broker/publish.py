@@ -17,11 +17,11 @@ from broker.agency import AgencyContext
 from broker.crypto.encoding import jcs
 from broker.crypto.envelope import PAYLOAD_TYPE, Recipient, ViewToSeal, seal
 from broker.errors import MappaError, SchemaError
-from broker.policy import Disclosure
+from broker.policy import CASE_TEAM_TYPE, Disclosure, Team
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import Classification, ViewKind, format_timestamp
 from schemas.envelope import EnvelopeHeader
-from schemas.messages import CATALOGUE, MessageBody, derive_view, type_name, type_version
+from schemas.messages import CATALOGUE, CaseTeam, MessageBody, derive_view, type_name, type_version
 
 CONTENT_TYPE_HEADER = ("content-type", PAYLOAD_TYPE.encode())
 
@@ -46,6 +46,7 @@ class Publisher:
         purpose: str,
         user: str | None = None,
         classification: Classification = Classification.OFFICIAL_SENSITIVE,
+        supersedes: str | None = None,
     ) -> PublishResult:
         ctx = self._ctx
         model = type(message)
@@ -66,7 +67,11 @@ class Publisher:
         try:
             ctx.policy.authorise_publish(ctx.entry, message_type, message.area, now.date())
             party = ctx.policy.party(ctx.agency_id)
-            disclosures = ctx.policy.recipients(ctx.entry, message_type, message.area)
+            team = ctx.store.case_team(subject_ref)
+            ctx.policy.check_case_load(ctx.entry, message_type, team)
+            disclosures = ctx.policy.recipients(
+                ctx.entry, message_type, message.area, audience(message, team)
+            )
             suite = ctx.suite
             signers = ctx.keys.signers_for(suite.signature_keys)
         except MappaError as exc:
@@ -87,7 +92,10 @@ class Publisher:
             by_topic[ctx.topics.for_role(message.area, d.recipient.role)].append(d)
 
         envelopes: list[tuple[str, bytes]] = []
-        for topic, group in sorted(by_topic.items()):
+        # One envelope per topic, or one per named redaction set where recipients on a topic
+        # differ in it (an envelope holds one view of each kind).
+        sealed_groups = [(t, g) for t, whole in sorted(by_topic.items()) for g in bundles(whole)]
+        for topic, group in sealed_groups:
             header = EnvelopeHeader(
                 envelope_version=1,
                 suite=suite.name,
@@ -105,18 +113,20 @@ class Publisher:
                 purpose=purpose,
                 lawful_basis=lawful_basis,
                 classification=classification,
+                supersedes=supersedes,
             )
             views = []
             for kind in sorted({d.view for d in group}, key=lambda k: -k.richness):
+                of_kind = [d for d in group if d.view is kind]
                 recipients = tuple(
                     Recipient(
                         d.recipient.agency_id,
                         ctx.directory.encryption_key(d.recipient.agency_id, suite=suite, at=now),
                     )
-                    for d in group
-                    if d.view is kind
+                    for d in of_kind
                 )
-                views.append(ViewToSeal(kind, jcs(derive_view(message, kind)), recipients))
+                body = derive_view(message, kind, of_kind[0].redaction)
+                views.append(ViewToSeal(kind, jcs(body), recipients))
             envelopes.append(
                 (topic, seal(header=header, views=views, signers=signers, suite=suite))
             )
@@ -126,6 +136,15 @@ class Publisher:
             for topic, value in envelopes:
                 ctx.store.enqueue(
                     topic, value, key=subject_ref.encode(), headers=[CONTENT_TYPE_HEADER]
+                )
+            if isinstance(message, CaseTeam):
+                # The co-ordinator's own record moves with what it sent, atomically.
+                ctx.store.record_case_team(
+                    subject_ref,
+                    sorted(message.member_ids),
+                    lead_agency=message.lead_agency,
+                    set_at=format_timestamp(now),
+                    message_id=message_id,
                 )
             ctx.audit.emit(
                 AuditAct.COLLECTION,
@@ -149,5 +168,25 @@ class Publisher:
             subject_ref=subject_ref,
             message_type=message_type,
             disclosures=tuple((d.recipient.agency_id, d.view) for d in disclosures),
-            topics=tuple(t for t, _ in envelopes),
+            topics=tuple(dict.fromkeys(t for t, _ in envelopes)),
         )
+
+
+def audience(message: MessageBody, team: Team) -> Team:
+    """Whose case-team membership counts for ``message``: the team on record, and for a
+    new case team also its members, so that joiners and leavers both hear of it."""
+    if message.message_type == CASE_TEAM_TYPE and isinstance(message, CaseTeam):
+        return (team or frozenset()) | message.member_ids
+    return team
+
+
+def bundles(group: list[Disclosure]) -> list[list[Disclosure]]:
+    """Split one topic's recipients so each envelope holds one view per kind: recipients
+    of redacted views under different named field sets need envelopes of their own."""
+    redacted_sets = sorted({d.redaction for d in group if d.view is ViewKind.REDACTED})
+    if len(redacted_sets) <= 1:
+        return [group]
+    first, *rest = redacted_sets
+    out = [[d for d in group if d.view is not ViewKind.REDACTED or d.redaction == first]]
+    out += [[d for d in group if d.view is ViewKind.REDACTED and d.redaction == r] for r in rest]
+    return out

@@ -42,11 +42,22 @@ from broker.errors import (
     SchemaError,
     VerificationError,
 )
+from broker.policy import CASE_TEAM_TYPE
 from broker.store import InboxItem
 from broker.transport import Record
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import ViewKind, format_timestamp
+from schemas.isa import Access
 from schemas.messages import CATALOGUE, MessageBody, view_model
+from schemas.messages.base import STANDARD_REDACTION
+
+
+def case_team_of(body: MessageBody) -> tuple[frozenset[str], str] | None:
+    """Members and lead of a case-team body in any view (every view keeps both)."""
+    if body.message_type != CASE_TEAM_TYPE:
+        return None
+    data = body.model_dump(mode="json")
+    return frozenset(m["agency_id"] for m in data["members"]), str(data["lead_agency"])
 
 
 class Handling(enum.StrEnum):
@@ -96,19 +107,26 @@ class Receiver:
             code="envelope.replay-conflict",
         )
 
-    def open_verified(self, verified: VerifiedEnvelope, *, today_from: datetime) -> Opened:
-        """Policy, decryption and body checks for an envelope addressed to us."""
+    def open_verified(
+        self, verified: VerifiedEnvelope, *, today_from: datetime, at_consultation: bool = False
+    ) -> Opened:
+        """Policy, decryption and body checks for an envelope addressed to us. At a later
+        consultation the case-team checks are not run again: they judged the delivery."""
         ctx = self._ctx
         header = verified.header
         entry = next(r for r in verified.recipients if r.agency == ctx.agency_id)
         view_kind = next(v.kind for v in verified.views if v.view_id == entry.view_id)
-        ctx.policy.check_inbound(
+        team = ctx.store.case_team(header.subject_ref)
+        rule = ctx.policy.check_inbound(
             recipient=ctx.entry,
             sender=ctx.directory.agency(header.sender),
             message_type=header.message_type,
             area=header.area,
             view=view_kind,
             today=today_from.date(),
+            team=team,
+            isa_id=header.isa_id,
+            judge_team=not at_consultation,
         )
         opened = open_view(
             verified,
@@ -116,11 +134,24 @@ class Receiver:
             keys=ctx.keys.decryption,
             suite=suite_named(header.suite),
         )
-        body = self._parse_body(verified, opened.kind, opened.plaintext)
+        # A redacted view is read against the field set this agency's own rule names:
+        # a field that set removes is a breach by the sender, not a field to keep.
+        redaction = rule.redaction_set if rule.access is Access.REDACTED else STANDARD_REDACTION
+        body = self._parse_body(verified, opened.kind, opened.plaintext, redaction)
+        new_team = case_team_of(body)
+        if new_team is not None and not at_consultation:
+            # A joiner is on the new team, a leaver on its own record of the old one.
+            ctx.policy.check_team(
+                ctx.entry, rule, (team or frozenset()) | new_team[0], sender=header.sender
+            )
         return Opened(verified=verified, view=opened.kind, body=body)
 
     def _parse_body(
-        self, verified: VerifiedEnvelope, kind: ViewKind, plaintext: bytes
+        self,
+        verified: VerifiedEnvelope,
+        kind: ViewKind,
+        plaintext: bytes,
+        redaction: str = STANDARD_REDACTION,
     ) -> MessageBody:
         header = verified.header
         model = CATALOGUE.get(header.message_type)
@@ -129,7 +160,7 @@ class Receiver:
                 f"unknown message type {header.message_type!r}", code="schema.unknown-type"
             )
         try:
-            body = view_model(model, kind).model_validate_json(plaintext)
+            body = view_model(model, kind, redaction).model_validate_json(plaintext)
         except ValidationError as exc:
             extra = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
             if extra and kind is not ViewKind.FULL:
@@ -219,6 +250,15 @@ class Receiver:
                 )
             )
             ctx.store.advance(record.topic, record.partition, record.offset)
+            new_team = case_team_of(opened.body)
+            if new_team is not None:
+                ctx.store.record_case_team(
+                    header.subject_ref,
+                    sorted(new_team[0]),
+                    lead_agency=new_team[1],
+                    set_at=header.created_at,
+                    message_id=header.message_id,
+                )
             ctx.audit.emit(
                 AuditAct.COLLECTION,
                 Operation.DELIVER,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,3 +26,13 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=300, ge=0, le=3600)
     # Message ids are remembered this long; anything older is refused as stale.
     replay_window_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    # Transport security to a production cluster (see broker/kafka_security.py).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    # A file, never the password itself, so it stays out of the environment and ps.
+    kafka_password_file: Path | None = None
+    kafka_ca_file: Path | None = None
+    kafka_cert_file: Path | None = None
+    kafka_key_file: Path | None = None
+    kafka_allow_plaintext: bool = False

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     value BLOB NOT NULL, headers TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (sent, seq);
+CREATE TABLE IF NOT EXISTS case_teams (
+    subject_ref TEXT PRIMARY KEY, members TEXT NOT NULL, lead_agency TEXT NOT NULL,
+    set_at TEXT NOT NULL, message_id TEXT NOT NULL
+);
 """
 
 
@@ -210,6 +214,18 @@ class AgencyStore:
             )
         return cur.rowcount == 1
 
+    def inbox_received_before(self, received_before: str) -> list[InboxItem]:
+        rows = self._db.execute(
+            "SELECT * FROM inbox WHERE received_at < ? ORDER BY received_at, message_id",
+            (received_before,),
+        )
+        return [InboxItem(*row) for row in rows]
+
+    def delete_inbox_item(self, message_id: str) -> None:
+        """Retention erasure only; the caller records it (see ``broker.lifecycle``)."""
+        self._require_txn()
+        self._db.execute("DELETE FROM inbox WHERE message_id = ?", (message_id,))
+
     # -- outbox -----------------------------------------------------------------------------
     def enqueue(
         self,
@@ -240,3 +256,33 @@ class AgencyStore:
     def outbox_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT topic, count(*) FROM outbox GROUP BY topic")
         return dict(rows)
+
+    # -- case teams -------------------------------------------------------------------------
+    def case_team(self, subject_ref: str) -> frozenset[str] | None:
+        """The members of the latest case team this adapter knows for the subject."""
+        row = self._db.execute(
+            "SELECT members FROM case_teams WHERE subject_ref = ?", (subject_ref,)
+        ).fetchone()
+        return None if row is None else frozenset(json.loads(row[0]))
+
+    def record_case_team(
+        self,
+        subject_ref: str,
+        members: Sequence[str],
+        *,
+        lead_agency: str,
+        set_at: str,
+        message_id: str,
+    ) -> bool:
+        """Keep the team if it is newer than the one held (by the time it was set, then
+        message id); False if an older team arrived late and was ignored."""
+        self._require_txn()
+        cur = self._db.execute(
+            "INSERT INTO case_teams VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_ref) DO UPDATE "
+            "SET members = excluded.members, lead_agency = excluded.lead_agency, "
+            "set_at = excluded.set_at, message_id = excluded.message_id "
+            "WHERE (excluded.set_at, excluded.message_id) > (case_teams.set_at, "
+            "case_teams.message_id)",
+            (subject_ref, json.dumps(sorted(members)), lead_agency, set_at, message_id),
+        )
+        return cur.rowcount == 1

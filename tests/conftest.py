@@ -16,7 +16,7 @@ import pytest
 
 from broker.embedded import EmbeddedBroker
 from broker.transport import KafkaTransport
-from tests.support import World, build_world
+from tests.support import PARTIES, World, build_world
 
 
 def docker_engine_answers() -> bool:
@@ -83,6 +83,9 @@ async def transport(kafka_bootstrap: str) -> AsyncIterator[KafkaTransport]:
 async def world(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[World]:
     """A provisioned deployment in its own topic namespace, with its gateways started."""
     w = await build_world(tmp_path, transport)
+    # Every party on the subject's case team, so rules that need an active role reach
+    # the same agencies as the rules without one.
+    w.seed_case_team(PARTIES)
     try:
         yield w
     finally:

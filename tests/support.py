@@ -25,6 +25,7 @@ from broker.transport import KafkaTransport, Record
 from schemas.common import Classification, Role, ViewKind, format_timestamp, from_data
 from schemas.directory import KeyAlg
 from schemas.envelope import EnvelopeHeader
+from schemas.isa import Agreement
 from schemas.messages import ReleaseScheduled, RiskAssessment, derive_view
 
 AREA = "staffordshire"
@@ -145,6 +146,21 @@ class World:
                     break
         return records
 
+    def seed_case_team(self, members: Sequence[str], pnc: str = PNC) -> None:
+        """Put a case team straight into every adapter's record, as if the co-ordinator's
+        message had arrived: set-up for tests that are not about case teams but share
+        under rules that need an active role (tests/test_enforcement.py sends real ones)."""
+        ref = self.deployment.subject_ref(pnc)
+        for gw in self.gateways.values():
+            with gw.ctx.store.transaction():
+                gw.ctx.store.record_case_team(
+                    ref,
+                    members,
+                    lead_agency=members[0],
+                    set_at=format_timestamp(datetime.now(UTC) - timedelta(days=1)),
+                    message_id=str(uuid.uuid4()),
+                )
+
     async def close(self) -> None:
         await self.ledger.stop()
         for gw in self.gateways.values():
@@ -172,10 +188,13 @@ def seal_as(
     topic: str,
     *,
     signers: list[PrivateKey] | None = None,
+    view_kind: ViewKind = ViewKind.FULL,
+    body: dict[str, Any] | None = None,
     **header_fields: Any,
 ) -> dict[str, Any]:
-    """A fresh, correctly sealed full-view envelope from ``sender`` (signed by its current
-    keys unless ``signers`` says otherwise), as a document."""
+    """A fresh, correctly sealed envelope from ``sender`` (signed by its current keys
+    unless ``signers`` says otherwise) holding one ``view_kind`` view of a risk
+    assessment (or ``body``), as a document."""
     ctx = world.gw(sender).ctx
     now = ctx.clock()
     suite = ctx.suite
@@ -202,7 +221,8 @@ def seal_as(
     keys = tuple(
         Recipient(a, ctx.directory.encryption_key(a, suite=suite, at=now)) for a in recipients
     )
-    view = ViewToSeal(ViewKind.FULL, jcs(derive_view(risk_assessment(), ViewKind.FULL)), keys)
+    plaintext = jcs(body if body is not None else derive_view(risk_assessment(), view_kind))
+    view = ViewToSeal(view_kind, plaintext, keys)
     return strict_json(seal(header=header, views=[view], signers=signers, suite=suite))
 
 
@@ -214,6 +234,7 @@ async def build_world(
     parties: Sequence[str] = PARTIES,
     suite: str = "classic",
     clock: Callable[[], datetime] | None = None,
+    tailor: Callable[[Agreement], Agreement] | None = None,
     **settings: Any,
 ) -> World:
     namespace = f"t{uuid.uuid4().hex[:12]}"
@@ -225,6 +246,8 @@ async def build_world(
     now = (clock() if clock else datetime.now(UTC)) - timedelta(days=1)
     directory = provision(DataPaths(config.data_dir), specs, passphrase=passphrase, now=now)
     agreement = agreement_for_area(AREA, [directory.agency(a) for a in parties])
+    if tailor is not None:
+        agreement = tailor(agreement)
     deployment = Deployment(
         settings=config,
         passphrase=passphrase,

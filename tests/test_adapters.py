@@ -78,9 +78,10 @@ async def test_adapter_for_the_wrong_agency_kind_is_refused(world: World) -> Non
         PoliceAdapter(world.gw(HOUSING))
 
 
-async def test_receiving_only_adapters_do_not_publish(world: World) -> None:
-    with pytest.raises(SchemaError, match="not published by this adapter"):
+async def test_an_adapter_refuses_another_systems_records(world: World) -> None:
+    with pytest.raises(SchemaError, match="record has no 'caseType'"):
         await HousingAdapter(world.gw(HOUSING)).submit(arms(), purpose="x")
+    assert not world.gw(HOUSING).ctx.store.unsent()
 
 
 async def test_consultation_needs_a_justification_and_is_audited(world: World) -> None:

@@ -34,7 +34,7 @@ from broker.provision import DataPaths, provision
 from broker.settings import Settings
 from tests.support import AREA, HOUSING, PARTIES, POLICE, PRISON, PROBATION, SPECS
 
-SERVED = (POLICE, PROBATION, PRISON, HOUSING)
+SERVED = (POLICE, HOUSING, PRISON, PROBATION)
 EXAMPLES_PER_STRATEGY = 12
 
 
@@ -79,8 +79,8 @@ def target(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Target]:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:  # the background pollers deliver it
                 got = client.get(
-                    f"/v1/agencies/{HOUSING}/inbox/{message_id}",
-                    headers={"Authorization": f"Bearer {tokens[HOUSING]}"},
+                    f"/v1/agencies/{PROBATION}/inbox/{message_id}",
+                    headers={"Authorization": f"Bearer {tokens[PROBATION]}"},
                 )
                 if got.status_code == 200:
                     break
@@ -94,7 +94,7 @@ def target(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Target]:
 def strategies(target: Target, operation: Any) -> st.SearchStrategy[Any]:
     names = {p.name for p in operation.path_parameters}
     options = []
-    for agency in (POLICE, HOUSING):
+    for agency in (POLICE, PROBATION):
         headers = {"Authorization": f"Bearer {target.tokens[agency]}"}
         fixed = {"agency_id": agency} | (
             {"message_id": target.message_id} if "message_id" in names else {}
@@ -107,8 +107,8 @@ def strategies(target: Target, operation: Any) -> st.SearchStrategy[Any]:
     # Someone else's credential on the same paths.
     options.append(
         operation.as_strategy(
-            path_parameters={"agency_id": HOUSING},
-            headers={"Authorization": f"Bearer {target.tokens[PROBATION]}"},
+            path_parameters={"agency_id": PROBATION},
+            headers={"Authorization": f"Bearer {target.tokens[HOUSING]}"},
         )
     )
     return st.one_of(options)
@@ -153,7 +153,7 @@ def explicit_cases(target: Target, operation: Any) -> list[tuple[Any, int]]:
     names = {p.name for p in operation.path_parameters}
     path = {"message_id": target.message_id} if "message_id" in names else {}
     body: dict[str, Any] = {}
-    who, status = HOUSING, 200
+    who, status = PROBATION, 200
     if operation.path.endswith("/records"):
         who, status = POLICE, 201
         body = {"record": ARMS_EXAMPLE, "purpose": "risk management"}
@@ -161,7 +161,7 @@ def explicit_cases(target: Target, operation: Any) -> list[tuple[Any, int]]:
         body = {"user": "ho.7", "justification": "tenancy allocation panel, case 17"}
     with_body = {"body": body, "media_type": "application/json"} if body else {}
     cases = []
-    for token, expected in ((target.tokens[who], status), (target.tokens[PROBATION], 403)):
+    for token, expected in ((target.tokens[who], status), (target.tokens[HOUSING], 403)):
         case = operation.Case(
             path_parameters={"agency_id": who, **path},
             headers={"Authorization": f"Bearer {token}"},

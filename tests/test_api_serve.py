@@ -27,7 +27,7 @@ from tests.support import HOUSING, POLICE, PRISON, PROBATION, SPECS
 
 LISTENING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 SERVED = ("--agency", POLICE, "--agency", PROBATION, "--agency", PRISON, "--agency", HOUSING)
-JUSTIFICATION = "pre-tenancy risk check, panel 4"
+JUSTIFICATION = "supervision planning, case review"
 
 
 @dataclass
@@ -56,7 +56,7 @@ async def serve(tmp_path: Path, *extra: str) -> AsyncIterator[Served]:
     passphrase = secrets.token_urlsafe(18)
     provision(DataPaths(data), SPECS, passphrase=passphrase.encode(), now=utc_now())
     store = CredentialStore(credentials_path(data))
-    tokens = {a: store.issue(CredentialKind.AGENCY, a, now="t").token for a in (POLICE, HOUSING)}
+    tokens = {a: store.issue(CredentialKind.AGENCY, a, now="t").token for a in (POLICE, PROBATION)}
     store.close()
     env = {
         **os.environ,
@@ -126,20 +126,20 @@ async def test_serve_answers_delivers_and_stops_on_sigterm(
         assert submitted.status_code == 201, submitted.text
         message_id = submitted.json()["message_id"]
         # Nobody polls but the server's own background gateways.
-        url = f"/v1/agencies/{HOUSING}/inbox/{message_id}"
+        url = f"/v1/agencies/{PROBATION}/inbox/{message_id}"
         deadline = time.monotonic() + 20
-        while (got := await client.get(url, headers=served.auth(HOUSING))).status_code == 404:
+        while (got := await client.get(url, headers=served.auth(PROBATION))).status_code == 404:
             assert time.monotonic() < deadline, served.log.decode()
             await asyncio.sleep(0.1)
         assert got.status_code == 200
-        assert got.json()["view"] == "redacted"
+        assert got.json()["view"] == "full"
         opened = await client.post(
             f"{url}/open",
-            json={"user": "housing.officer.9", "justification": JUSTIFICATION},
-            headers=served.auth(HOUSING),
+            json={"user": "probation.officer.9", "justification": JUSTIFICATION},
+            headers=served.auth(PROBATION),
         )
         assert opened.status_code == 200, opened.text
-        assert opened.json()["record"]["flag"] == "MAPPA"
+        assert opened.json()["record"]["contactType"] == "MAPPA_RISK"
         spec = await client.get("/openapi.json")
         assert spec.json()["info"]["title"] == "mappa-broker"
         assert served.children() == []  # an external broker: nothing of ours to start
@@ -154,7 +154,7 @@ async def test_serve_with_the_embedded_broker_stops_it_on_ctrl_c(tmp_path: Path)
         serve(tmp_path) as served,  # every agency whose keys are held and that has an adapter
         httpx.AsyncClient(base_url=served.url, timeout=10) as client,
     ):
-        inbox = await client.get(f"/v1/agencies/{HOUSING}/inbox", headers=served.auth(HOUSING))
+        inbox = await client.get(f"/v1/agencies/{PROBATION}/inbox", headers=served.auth(PROBATION))
         assert inbox.status_code == 200
         assert inbox.json() == {"items": [], "next_cursor": None}
         assert re.search(rf"serving .*{POLICE}.*{HOUSING}", served.log.decode())

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from schemas.messages import CATALOGUE
+
 MAPPA = shutil.which("mappa") or str(Path(sys.executable).parent / "mappa")
 
 
@@ -27,19 +29,41 @@ def test_demo_json_summary(suite: str) -> None:
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["suite"] == suite
-    views = {a["agency_id"]: [r["view"] for r in a["received"]] for a in summary["agencies"]}
-    assert views == {
-        "police.staffordshire": [],
-        "probation.staffordshire": ["full"],
-        "prison.hmp-stafford": ["full"],
-        "housing.stoke-on-trent": ["redacted"],
-        "education.staffordshire": [],
+    first = summary["published"]["message_id"]
+    views = {
+        a["agency_id"]: [r["view"] for r in a["received"] if r["message_id"] == first]
+        for a in summary["agencies"]
+    }
+    assert views["police.staffordshire"] == []
+    assert views["probation.staffordshire"] == views["prison.hmp-stafford"] == ["full"]
+    assert views["housing.stoke-on-trent"] == views["social-landlord.staffs-homes"] == ["redacted"]
+    # A party, but not on the case team: its only rule for this type needs an active role.
+    assert views["jobcentre.stafford"] == []
+    assert "jobcentre.stafford" not in summary["case_team"]["members"]
+    assert "jobcentre.stafford" not in summary["case_team"]["told"]
+    assert summary["agreement"]["signed_by"] == "governance key"
+    assert views["education.staffordshire"] == views["health.independent-clinic"] == []
+    # The matrix: every message type once, from a permitted sender, to every agency.
+    matrix = summary["matrix"]
+    assert [r["message_type"] for r in matrix["rows"]] == [t for t in CATALOGUE if t != "case-team"]
+    assert len(matrix["columns"]) == len(summary["agencies"])
+    for row in matrix["rows"]:
+        assert row["views"][row["sender"]] == "sender"
+        assert row["views"]["health.independent-clinic"] == "none"
+        assert row["views"]["education.staffordshire"] == "none"
+        assert row["views"]["jobcentre.stafford"] == "none"
+    victim = next(r for r in matrix["rows"] if r["message_type"] == "victim-views")
+    assert {a: v for a, v in victim["views"].items() if v != "none"} == {
+        "probation.staffordshire": "sender",
+        "police.staffordshire": "redacted",
+        "coordinator.staffordshire": "redacted",
     }
     refused = {
         a["agency_id"]: {r["reason_code"] for r in a["refused"]} for a in summary["agencies"]
     }
     assert refused["housing.stoke-on-trent"] == {"directory.unknown-agency"}
     assert refused["probation.staffordshire"] == {"verification.signature-invalid"}
+    assert refused["police.staffordshire"] == {"verification.signature-invalid"}
     assert summary["consultation"]["victim_details_present"] is False
     assert summary["eavesdropper"]["readable"] == 0 < summary["eavesdropper"]["attempts"]
     assert summary["dead_letters"] >= 3
@@ -47,12 +71,26 @@ def test_demo_json_summary(suite: str) -> None:
     assert audit["records"] == audit["expected"] > 0
     assert audit["rejected"] == 0
     assert set(audit["by_act"]) == {"collection", "disclosure", "refusal", "consultation"}
+    assert audit["checkpoint"]["tree_size"] == audit["records"]
+    assert audit["checkpoint"]["note"].startswith("mappa-broker/mappa/audit-ledger\n")
+    assert audit["proof"]["verified"] is True
+    assert audit["proof"]["hashes"]
 
 
 def test_demo_text_summary_and_fresh_dir_rule(tmp_path: Path) -> None:
     done = run("demo", "--data-dir", str(tmp_path / "d"))
     assert done.returncode == 0, done.stderr
-    for phrase in ("redacted view", "not a party", "refused", "audit ledger", "0 readable"):
+    for phrase in (
+        "redacted view",
+        "not a party",
+        "refused",
+        "audit ledger",
+        "0 readable",
+        "matrix: every message type",
+        "victim-views",
+    ):
+        assert phrase in done.stdout
+    for phrase in ("latest signed checkpoint", "\u2014 mappa-broker/mappa/audit-ledger", "True"):
         assert phrase in done.stdout
     again = run("demo", "--data-dir", str(tmp_path / "d"))
     assert again.returncode == 2

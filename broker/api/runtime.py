@@ -72,7 +72,7 @@ def with_adapters(
     for gateway in gateways:
         try:
             served[gateway.agency_id] = ServedAgency(gateway, adapter_for(gateway))
-        except ConfigurationError as exc:
+        except MappaError as exc:
             if required:
                 raise
             log.warning("%s not served: %s", gateway.agency_id, exc)

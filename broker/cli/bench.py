@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import importlib
 import json
@@ -12,6 +11,7 @@ import tempfile
 from dataclasses import asdict
 
 from broker.bench import BenchOptions, Figure
+from broker.cli.runner import run_interruptible
 from broker.embedded import EmbeddedBroker
 
 # Module names under broker.bench, in print order.
@@ -52,6 +52,6 @@ def render(figures: list[Figure]) -> str:
 def run(args: argparse.Namespace) -> int:
     names = args.section or list(SECTIONS)
     bootstrap = args.bootstrap or os.environ.get("MAPPA_KAFKA_BOOTSTRAP") or None
-    figures = asyncio.run(run_sections(names, bootstrap, args.scale))
+    figures = run_interruptible(run_sections(names, bootstrap, args.scale))
     print(json.dumps([asdict(f) for f in figures], indent=1) if args.json else render(figures))
     return 0

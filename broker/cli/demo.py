@@ -11,7 +11,6 @@ says who received what, what was refused and why, and what the audit ledger hold
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -27,51 +26,59 @@ from typing import Any
 
 from agency_adapters.housing import HousingAdapter
 from agency_adapters.police import PoliceAdapter
+from agency_adapters.registry import kind_of
 from broker.agency import utc_now
-from broker.agreements import agreement_for_area
-from broker.crypto.encoding import jcs, strict_json
+from broker.agreements import (
+    agreement_for_area,
+    load_agreement,
+    save_agreement,
+    sign_agreement,
+)
+from broker.cli.runner import run_interruptible
+from broker.crypto.encoding import b64decode, jcs, strict_json
 from broker.crypto.envelope import Recipient, ViewToSeal, open_view, seal
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import suite_named
 from broker.deployment import Deployment
 from broker.embedded import EmbeddedBroker
-from broker.errors import MappaError
+from broker.errors import ConfigurationError, MappaError
 from broker.gateway import AgencyGateway
-from broker.provision import AgencySpec, DataPaths, provision
+from broker.kafka_security import client_options
+from broker.keystore import Keystore
+from broker.ledger.verify_proofs import leaf_hash, verify_checkpoint, verify_inclusion
+from broker.provision import (
+    DEMO_AREA,
+    DEMO_NON_PARTY,
+    DEMO_PARTIES,
+    DEMO_ROSTER,
+    DataPaths,
+    load_governance_public,
+    provision,
+)
 from broker.publish import PublishResult
 from broker.receive import Handled, Handling, Receiver
 from broker.settings import Settings
 from broker.transport import KafkaTransport, Record
-from schemas.common import Classification, Role, ViewKind, format_timestamp
+from broker.trust_admin import governance_key
+from schemas.common import Classification, Role, ViewKind, format_timestamp, from_data
 from schemas.envelope import EnvelopeHeader
+from schemas.isa import Agreement
+from schemas.messages import CATALOGUE, CaseTeam
+from schemas.messages.examples import example
 
-AREA = "staffordshire"
-SPECS = (
-    AgencySpec("police.staffordshire", "Staffordshire Police", Role.POLICE, (AREA,)),
-    AgencySpec(
-        "probation.staffordshire", "Probation Service, Staffordshire", Role.PROBATION, (AREA,)
-    ),
-    AgencySpec("prison.hmp-stafford", "HMP Stafford", Role.PRISON, (AREA,)),
-    AgencySpec(
-        "housing.stoke-on-trent", "Stoke-on-Trent City Council Housing", Role.HOUSING, (AREA,)
-    ),
-    # In the directory, but not a party to the agreement.
-    AgencySpec(
-        "education.staffordshire",
-        "Staffordshire County Council Education",
-        Role.EDUCATION,
-        (AREA,),
-    ),
-)
+# One agency of every kind in the area (see broker/provision.py), and one that is
+# in the directory but party to no agreement.
+AREA = DEMO_AREA
+SPECS = DEMO_ROSTER
 POLICE = "police.staffordshire"
 HOUSING = "housing.stoke-on-trent"
-PARTIES = (
-    "police.staffordshire",
-    "probation.staffordshire",
-    "prison.hmp-stafford",
-    "housing.stoke-on-trent",
-)
-NON_PARTY = "education.staffordshire"
+COORDINATOR = "coordinator.staffordshire"
+PARTIES = DEMO_PARTIES
+NON_PARTY = DEMO_NON_PARTY
+# A party to the agreement that is not on this offender's case team: every rule that
+# gives it a view needs an active role, so need-to-know keeps it out of the case.
+OFF_TEAM = "jobcentre.stafford"
+CASE_TEAM = tuple(a for a in PARTIES if a != OFF_TEAM)
 
 # A fictional offender and victim: no real person.
 ARMS_RECORD: dict[str, Any] = {
@@ -118,10 +125,13 @@ class DemoSummary:
     broker: str
     published: dict[str, Any]
     agencies: list[AgencyReport]
+    agreement: dict[str, Any]
+    case_team: dict[str, Any]
     consultation: dict[str, Any]
     eavesdropper: dict[str, int]
     dead_letters: int
     audit: dict[str, Any]
+    matrix: dict[str, Any] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -165,6 +175,17 @@ async def read_all(transport: KafkaTransport, topics: list[str], at_least: int) 
             if len(records) >= at_least:
                 break
     return records
+
+
+def sign_and_load_agreement(paths: DataPaths, passphrase: bytes, agreement: Agreement) -> Agreement:
+    """Sign the agreement with the governance key and run on the verified copy from disk,
+    as a deployment does (``mappa isa sign``)."""
+    signer = governance_key(Keystore(paths.keys, passphrase))
+    if signer is None:
+        raise ConfigurationError("the demo deployment has no governance key")
+    anchor = load_governance_public(paths)
+    save_agreement(paths, sign_agreement(agreement, signer), anchor)
+    return load_agreement(paths, agreement.id, anchor)
 
 
 def forged_envelope(deployment: Deployment, recipient: str, suite_name: str) -> bytes:
@@ -217,7 +238,8 @@ class DemoRun:
             s.agency_id: AgencyReport(s.agency_id, s.role.value, s.agency_id in PARTIES)
             for s in SPECS
         }
-        self.receivers = [gw for a, gw in self.gateways.items() if a != POLICE]
+        # Every agency polls: police too, as it receives from the others in the matrix.
+        self.receivers = list(self.gateways.values())
 
     async def start(self) -> None:
         for gw in self.gateways.values():
@@ -234,6 +256,7 @@ class DemoRun:
         if handled.handling is Handling.DELIVERED:
             report.received.append(
                 {
+                    "message_id": handled.message_id or "",
                     "message_type": handled.message_type or "",
                     "view": str(handled.view),
                     "from": handled.sender or "",
@@ -251,22 +274,63 @@ class DemoRun:
         )
         await settle(
             self.receivers,
-            lambda: all(self.reports[a].received for a, _ in result.disclosures),
+            lambda: all(self.got(a, result.message_type) for a, _ in result.disclosures),
             on_handled=self.record,
         )
         return result
 
-    async def attack(self, result: PublishResult, suite: str) -> list[Record]:
+    def got(self, agency_id: str, message_type: str) -> bool:
+        return any(r["message_type"] == message_type for r in self.reports[agency_id].received)
+
+    async def form_case_team(self) -> PublishResult:
+        """The co-ordination unit says who is active on the case, before anything else:
+        rules that need an active role reach only these agencies."""
+        team = from_data(
+            CaseTeam,
+            {
+                "subject": {
+                    "pnc_id": ARMS_RECORD["pnc"],
+                    "name": "Alex Sample",
+                    "date_of_birth": "1980-03-14",
+                },
+                "area": AREA,
+                "category": ARMS_RECORD["mappaCategory"],
+                "level": ARMS_RECORD["mappaLevel"],
+                "effective_from": utc_now().date().isoformat(),
+                "lead_agency": "probation.staffordshire",
+                "members": [
+                    {"agency_id": a, "role": self.deployment.directory.agency(a).role.value}
+                    for a in CASE_TEAM
+                ],
+            },
+        )
+        result = await self.gateways[COORDINATOR].publish(
+            team, purpose="MAPPA case management", user="mappa.coordinator.12"
+        )
+        await settle(
+            self.receivers,
+            lambda: all(self.got(a, result.message_type) for a, _ in result.disclosures),
+            on_handled=self.record,
+        )
+        return result
+
+    async def attack(self, result: PublishResult, suite: str, team: PublishResult) -> list[Record]:
         """A forgery for housing and a tampered copy of the RA envelope."""
         topics = self.deployment.topics
-        seen = await read_all(self.transport, topics.area_topics(AREA), len(result.topics))
+        envelopes = len(result.topics) + len(team.topics)
+        seen = await read_all(self.transport, topics.area_topics(AREA), envelopes)
         ra_topic = topics.for_role(AREA, Role.PROBATION)
-        ra_value = next(r.value for r in seen if r.topic == ra_topic)
+        ra_value = next(
+            r.value
+            for r in seen
+            if r.topic == ra_topic
+            and strict_json(r.value)["header"]["message_id"] == result.message_id
+        )
         key = result.subject_ref.encode()
         forged = forged_envelope(self.deployment, HOUSING, suite)
         await self.transport.send(topics.for_role(AREA, Role.HOUSING), forged, key=key)
         await self.transport.send(ra_topic, tampered(ra_value), key=key)
-        targets = (HOUSING, "probation.staffordshire", "prison.hmp-stafford")
+        targets = (HOUSING, POLICE, "probation.staffordshire", "prison.hmp-stafford")
         await settle(
             self.receivers,
             lambda: all(self.reports[a].refused for a in targets),
@@ -294,7 +358,7 @@ class DemoRun:
 
     async def consult(self) -> dict[str, Any]:
         gateway = self.gateways[HOUSING]
-        item = gateway.ctx.store.inbox()[0]
+        item = next(i for i in gateway.ctx.store.inbox() if i.message_type == "risk-assessment")
         record = await HousingAdapter(gateway).open(
             item.message_id,
             user="housing.officer.207",
@@ -310,6 +374,67 @@ class DemoRun:
             "health_notes_present": "health_notes" in notice,
         }
 
+    def view_received(self, agency_id: str, message_id: str) -> str | None:
+        return next(
+            (r["view"] for r in self.reports[agency_id].received if r["message_id"] == message_id),
+            None,
+        )
+
+    async def matrix(self) -> dict[str, Any]:
+        """Every message type from a permitted sender; the view each agency received."""
+        publishers = {p.message_type: p.roles for p in self.deployment.agreement.publishers}
+        first_of_role: dict[Role, str] = {}
+        for spec in SPECS:
+            if spec.agency_id in PARTIES:
+                first_of_role.setdefault(spec.role, spec.agency_id)
+        sent: list[tuple[str, PublishResult]] = []
+        for message_type in CATALOGUE:
+            if message_type == "case-team":
+                continue  # set once, first, by form_case_team
+            sender = first_of_role[publishers[message_type][0]]
+            result = await self.gateways[sender].publish(
+                example(message_type, area=AREA), purpose="MAPPA risk management", user="demo"
+            )
+            sent.append((sender, result))
+        await settle(
+            self.receivers,
+            lambda: all(
+                self.view_received(a, r.message_id) for _, r in sent for a, _ in r.disclosures
+            ),
+            on_handled=self.record,
+        )
+        # A few more rounds, so that anything delivered beyond the disclosures shows.
+        for _ in range(3):
+            for gw in self.receivers:
+                for handled in await gw.poll_once(timeout_ms=20):
+                    self.record(gw.agency_id, handled)
+        return {
+            "columns": [
+                {
+                    "agency_id": s.agency_id,
+                    "kind": kind_of(s.agency_id, s.role),
+                    "party": s.agency_id in PARTIES,
+                }
+                for s in SPECS
+            ],
+            "rows": [
+                {
+                    "message_type": r.message_type,
+                    "sender": sender,
+                    "message_id": r.message_id,
+                    "views": {
+                        s.agency_id: (
+                            "sender"
+                            if s.agency_id == sender
+                            else self.view_received(s.agency_id, r.message_id) or "none"
+                        )
+                        for s in SPECS
+                    },
+                }
+                for sender, r in sent
+            ],
+        }
+
     async def audit(self) -> dict[str, Any]:
         """Wait until the ledger holds every event the adapters emitted; count them."""
         expected = sum(gw.ctx.audit.emitted for gw in self.gateways.values())
@@ -322,17 +447,49 @@ class DemoRun:
             "expected": expected,
             "by_act": dict(sorted(acts.items())),
             "rejected": len(self.ledger.store.rejected()),
+            **self.ledger_proof(),
+        }
+
+    def ledger_proof(self) -> dict[str, Any]:
+        """The latest signed checkpoint and the consultation's inclusion proof, both checked
+        with the standalone verifier an officer would use."""
+        self.ledger.checkpoint()
+        reader = self.deployment.ledger_reader(self.ledger.store)
+        [consultation] = self.ledger.store.entries(act="consultation")
+        proof = reader.proof(consultation["seq"])
+        cp = verify_checkpoint(proof["checkpoint"], reader.verifier_key, origin=reader.origin)
+        verify_inclusion(
+            proof["seq"],
+            cp.size,
+            leaf_hash(proof["entry"].encode()),
+            [b64decode(h) for h in proof["hashes"]],
+            cp.root,
+        )
+        return {
+            "checkpoint": {"tree_size": cp.size, "note": proof["checkpoint"]},
+            "verifier_key": reader.verifier_key,
+            "proof": {
+                "seq": proof["seq"],
+                "act": "consultation",
+                "tree_size": cp.size,
+                "leaf_hash": proof["leaf_hash"],
+                "hashes": proof["hashes"],
+                "verified": True,
+            },
         }
 
 
 async def run_demo(settings: Settings) -> DemoSummary:
     started = time.monotonic()
     passphrase = secrets.token_urlsafe(24).encode()
-    directory = provision(DataPaths(settings.data_dir), SPECS, passphrase=passphrase, now=utc_now())
-    agreement = agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
+    paths = DataPaths(settings.data_dir)
+    directory = provision(paths, SPECS, passphrase=passphrase, now=utc_now())
+    agreement = sign_and_load_agreement(
+        paths, passphrase, agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
+    )
     async with (
         _bootstrap(settings) as (bootstrap, broker_text),
-        KafkaTransport(bootstrap) as transport,
+        KafkaTransport(bootstrap, client_options=client_options(settings, bootstrap)) as transport,
     ):
         deployment = Deployment(
             settings=settings, passphrase=passphrase, transport=transport, agreement=agreement
@@ -341,10 +498,12 @@ async def run_demo(settings: Settings) -> DemoSummary:
         run = DemoRun(deployment)
         try:
             await run.start()
+            team = await run.form_case_team()
             result = await run.publish()
-            seen = await run.attack(result, settings.suite)
+            seen = await run.attack(result, settings.suite, team)
             eavesdropper = run.eavesdrop(seen)
             consultation = await run.consult()
+            matrix = await run.matrix()
             dead = await read_all(transport, [deployment.topics.deadletter], 3)
             audit = await run.audit()
         finally:
@@ -363,10 +522,23 @@ async def run_demo(settings: Settings) -> DemoSummary:
             "disclosures": [{"agency": a, "view": v.value} for a, v in result.disclosures],
         },
         agencies=list(run.reports.values()),
+        agreement={
+            "id": agreement.id,
+            "version": agreement.version,
+            "valid_until": agreement.valid_until,
+            "signed_by": "governance key",
+        },
+        case_team={
+            "by": COORDINATOR,
+            "members": list(CASE_TEAM),
+            "off_team": [OFF_TEAM],
+            "told": [a for a, _ in team.disclosures],
+        },
         consultation=consultation,
         eavesdropper=eavesdropper,
         dead_letters=len(dead),
         audit=audit,
+        matrix=matrix,
         elapsed_seconds=round(time.monotonic() - started, 2),
     )
 
@@ -375,29 +547,37 @@ def render(summary: DemoSummary) -> str:
     lines = [
         f"mappa-broker demo: area {summary.area}, suite {summary.suite}",
         f"broker: {summary.broker}",
+        f"agreement: {summary.agreement['id']} v{summary.agreement['version']}, signed by the "
+        f"{summary.agreement['signed_by']}, in force until {summary.agreement['valid_until']}",
         "",
+        f"{summary.case_team['by']} set the case team first: "
+        f"{', '.join(summary.case_team['members'])}",
+        f"  not on the team: {', '.join(summary.case_team['off_team'])} (a party, but rules "
+        "that need an active role on the case do not reach it)",
         f"{summary.published['by']} published a {summary.published['message_type']} "
         f"(message {summary.published['message_id']})",
         f"  subject reference {summary.published['subject_ref'][:16]}... "
         "(keyed hash, never the PNC id)",
         f"  envelopes on: {', '.join(summary.published['topics'])}",
         "",
-        f"{'agency':<28} {'role':<10} {'party':<6} received",
+        f"{'agency':<36} {'role':<22} {'party':<6} received",
     ]
+    first = summary.published["message_id"]
     for a in summary.agencies:
+        received = [r for r in a.received if r["message_id"] == first]
         if a.agency_id == summary.published["by"]:
             got = "(sender)"
-        elif a.received:
-            got = "; ".join(f"{r['message_type']}: {r['view']} view" for r in a.received)
+        elif received:
+            got = "; ".join(f"{r['message_type']}: {r['view']} view" for r in received)
         else:
             got = "nothing it can read" + (
                 "" if a.party else " (not a party: no key wrapped for it)"
             )
-        lines.append(f"{a.agency_id:<28} {a.role:<10} {'yes' if a.party else 'no':<6} {got}")
+        lines.append(f"{a.agency_id:<36} {a.role:<22} {'yes' if a.party else 'no':<6} {got}")
     lines += ["", "refused (dead-lettered and audited):"]
     for a in summary.agencies:
         for r in a.refused:
-            lines.append(f"  {a.agency_id:<26} {r['reason_code']}: {r['reason']}")
+            lines.append(f"  {a.agency_id:<34} {r['reason_code']}: {r['reason']}")
     c = summary.consultation
     lines += [
         "",
@@ -414,9 +594,67 @@ def render(summary: DemoSummary) -> str:
         f"audit ledger: {summary.audit['records']} records "
         f"({', '.join(f'{k} {v}' for k, v in summary.audit['by_act'].items())}); "
         f"{summary.audit['rejected']} rejected",
+        "",
+        *render_matrix(summary.matrix),
+        "",
+        *_ledger_lines(summary.audit),
         f"all parts stopped; {summary.elapsed_seconds} s",
     ]
     return "\n".join(lines)
+
+
+def _ledger_lines(audit: dict[str, Any]) -> list[str]:
+    if "checkpoint" not in audit:
+        return []
+    p = audit["proof"]
+    return [
+        "latest signed checkpoint (C2SP signed note):",
+        *(f"  {line}" for line in audit["checkpoint"]["note"].rstrip("\n").split("\n")),
+        f"  verifier key: {audit['verifier_key']}",
+        f"inclusion proof of entry {p['seq']} ({p['act']}) in the tree of {p['tree_size']}: "
+        f"{len(p['hashes'])} hashes, verified with the standalone verifier: {p['verified']}",
+        *(f"  {h}" for h in p["hashes"]),
+    ]
+
+
+COLUMN_CODES = {
+    "police": "POL",
+    "probation": "PRB",
+    "prison": "PRS",
+    "coordinator": "MCU",
+    "youth-offending": "YOT",
+    "childrens-social-care": "CSC",
+    "adult-social-care": "ASC",
+    "health": "NHS",
+    "housing": "HA",
+    "social-landlord": "RSL",
+    "jobcentre": "DWP",
+    "education": "EDU",
+    "electronic-monitoring": "EM",
+    "immigration": "IE",
+}
+CELLS = {"full": "F", "redacted": "R", "summary": "S", "none": "-", "sender": "*"}
+
+
+def render_matrix(matrix: dict[str, Any]) -> list[str]:
+    """Rows: each message type from a permitted sender; columns: every agency."""
+    columns = matrix["columns"]
+    codes = [
+        COLUMN_CODES.get(c["kind"], c["kind"][:3].upper()) if c["party"] else "NP" for c in columns
+    ]
+    lines = [
+        "matrix: every message type from a permitted sender; the view each agency received",
+        "  (F full, R redacted, S summary, - nothing, * the sender)",
+        f"  {'message type':<30} {'sender':<26}" + "".join(f"{c:>4}" for c in codes),
+    ]
+    for row in matrix["rows"]:
+        cells = "".join(f"{CELLS[row['views'][c['agency_id']]]:>4}" for c in columns)
+        lines.append(f"  {row['message_type']:<30} {row['sender']:<26}{cells}")
+    lines.append(
+        "  columns: "
+        + ", ".join(f"{code} {c['agency_id']}" for code, c in zip(codes, columns, strict=True))
+    )
+    return lines
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -446,6 +684,6 @@ def demo_main(*, data_dir: Path | None, suite: str, bootstrap: str | None, as_js
             print(f"mappa demo: {data_dir} is not empty; the demo needs a fresh data directory")
             return 2
         settings = Settings(data_dir=data_dir, suite=suite, kafka_bootstrap=bootstrap)
-        summary = asyncio.run(run_demo(settings))
+        summary = run_interruptible(run_demo(settings))
     print(json.dumps(summary.to_json(), indent=2) if as_json else render(summary))
     return 0

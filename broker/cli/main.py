@@ -8,10 +8,25 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import api, areas, bench, demo, directory, keys, serve
+from broker.cli import api, areas, bench, demo, deploy, directory, keys, serve
+from broker.cli import audit as audit_cli
+from broker.cli import isa as isa_cli
+from broker.cli import schemas as schemas_cli
 from broker.errors import MappaError
 
-COMMAND_GROUPS = (demo, areas, keys, directory, bench, serve, api)
+COMMAND_GROUPS = (
+    demo,
+    areas,
+    keys,
+    directory,
+    bench,
+    audit_cli,
+    isa_cli,
+    deploy,
+    schemas_cli,
+    serve,
+    api,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,25 +1,44 @@
-"""The ledger service: reads ``mappa.audit``, verifies each event, appends it."""
+"""The ledger service: reads ``mappa.audit``, verifies each event, appends, signs a checkpoint.
+
+Each poll is one batch: events that verify are appended in arrival order in one
+transaction; events that do not (bad signature, unknown agency, malformed) are
+kept in ``rejected`` with the reason, never dropped. After a batch that grew the
+log, the service signs a checkpoint over the new tree head.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from broker.audit import verify_event
 from broker.directory import Directory
 from broker.errors import MappaError
-from broker.ledger.store import LedgerStore
+from broker.ledger.checkpoint import CheckpointSigner
+from broker.ledger.store import Item, LedgerStore
 from broker.transport import KafkaTransport, PartitionReader, Record
+from schemas.common import format_timestamp
 
 log = logging.getLogger(__name__)
 
 
 class LedgerService:
     def __init__(
-        self, *, store: LedgerStore, directory: Directory, transport: KafkaTransport, topic: str
+        self,
+        *,
+        store: LedgerStore,
+        directory: Directory,
+        transport: KafkaTransport,
+        topic: str,
+        signer: CheckpointSigner | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
+        self.signer = signer
+        self._clock = clock
         self._transport = transport
         self._topic = topic
         self._reader: PartitionReader | None = None
@@ -32,22 +51,46 @@ class LedgerService:
         if reader is not None:
             await reader.stop()
 
-    def handle(self, record: Record) -> None:
+    def _verified(self, record: Record) -> Item | None:
         at = (record.topic, record.partition, record.offset)
         try:
             signed = verify_event(record.value, self.directory)
         except MappaError as exc:
             log.warning("audit record refused at %s: %s", at, exc.code)
             self.store.reject(record.value, at=at, code=exc.code, reason=exc.reason)
-            return
-        self.store.append(signed, record.value, at=at)
+            return None
+        return (signed, record.value, at)
+
+    def handle(self, record: Record) -> None:
+        item = self._verified(record)
+        if item is not None:
+            self.store.append_batch([item])
+
+    def handle_batch(self, records: list[Record]) -> int:
+        items = [i for i in (self._verified(r) for r in records) if i is not None]
+        added = self.store.append_batch(items) if items else 0
+        if added:
+            self.checkpoint()
+        return added
+
+    def checkpoint(self) -> str | None:
+        """Sign the current tree head unless it is already signed; returns the note."""
+        if self.signer is None or self._clock is None:
+            return None
+        size = self.store.tree_size
+        latest = self.store.latest_checkpoint()
+        if latest is not None and latest[0] >= size:
+            return latest[2]
+        time = format_timestamp(self._clock())
+        note = self.signer.sign(size, self.store.tree_root(), time)
+        self.store.add_checkpoint(size, time, note)
+        return note
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
         if self._reader is None:
             raise RuntimeError("ledger service not started")
         records = await self._reader.poll(timeout_ms=timeout_ms)
-        for record in records:
-            self.handle(record)
+        self.handle_batch(records)
         return len(records)
 
     async def run(self, stop: asyncio.Event) -> None:

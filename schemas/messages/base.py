@@ -27,6 +27,29 @@ class Sensitivity(enum.StrEnum):
     INTELLIGENCE = "intelligence"
 
 
+# Named redaction sets: which sensitivity categories a redacted view removes. An
+# agreement names one per redacted rule; ``standard`` is the DOMAIN "R" (no victim
+# identities, health detail or intelligence source). The narrower sets leave more in
+# for a recipient whose function needs it (e.g. a health body that must see health
+# detail, but never a victim's identity).
+STANDARD_REDACTION = "standard"
+REDACTION_SETS: dict[str, frozenset[Sensitivity]] = {
+    STANDARD_REDACTION: frozenset(Sensitivity),
+    "victim": frozenset({Sensitivity.VICTIM}),
+    "victim-intelligence": frozenset({Sensitivity.VICTIM, Sensitivity.INTELLIGENCE}),
+    "victim-health": frozenset({Sensitivity.VICTIM, Sensitivity.HEALTH}),
+}
+
+
+def redaction_set(name: str) -> frozenset[Sensitivity]:
+    try:
+        return REDACTION_SETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown redaction set {name!r}; known: {', '.join(sorted(REDACTION_SETS))}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Sensitive:
     """Field metadata: removed from the redacted and summary views."""
@@ -99,12 +122,17 @@ def in_summary(model: type[BaseModel], field_name: str) -> bool:
     return any(isinstance(m, InSummary) for m in model.model_fields[field_name].metadata)
 
 
-def view_fields(model: type[MessageBody], kind: ViewKind) -> frozenset[str]:
+def view_fields(
+    model: type[MessageBody], kind: ViewKind, redaction: str = STANDARD_REDACTION
+) -> frozenset[str]:
+    """The fields of ``model`` a ``kind`` view keeps; ``redaction`` names the set of
+    sensitivity categories a redacted view removes (ignored by the other kinds)."""
     names = set(model.model_fields)
     if kind is ViewKind.FULL:
         return frozenset(names)
     if kind is ViewKind.REDACTED:
-        return frozenset(n for n in names if sensitivity_of(model, n) is None)
+        removed = redaction_set(redaction)
+        return frozenset(n for n in names if sensitivity_of(model, n) not in removed)
     return frozenset(
         n
         for n in names
@@ -113,16 +141,19 @@ def view_fields(model: type[MessageBody], kind: ViewKind) -> frozenset[str]:
 
 
 @cache
-def view_model(model: type[MessageBody], kind: ViewKind) -> type[MessageBody]:
+def view_model(
+    model: type[MessageBody], kind: ViewKind, redaction: str = STANDARD_REDACTION
+) -> type[MessageBody]:
     """The model a recipient of ``kind`` validates against: lesser views forbid the rest."""
     if kind is ViewKind.FULL:
         return model
-    keep = view_fields(model, kind)
+    keep = view_fields(model, kind, redaction)
     fields: dict[str, Any] = {
         name: (info.annotation, info) for name, info in model.model_fields.items() if name in keep
     }
+    suffix = "" if kind is not ViewKind.REDACTED or redaction == STANDARD_REDACTION else redaction
     derived = create_model(
-        f"{model.__name__}{kind.value.capitalize()}",
+        f"{model.__name__}{kind.value.capitalize()}{suffix.title().replace('-', '')}",
         __base__=MessageBody,
         __config__=None,
         __module__=model.__module__,
@@ -131,9 +162,12 @@ def view_model(model: type[MessageBody], kind: ViewKind) -> type[MessageBody]:
     return derived
 
 
-def derive_view(message: MessageBody, kind: ViewKind) -> dict[str, Any]:
+def derive_view(
+    message: MessageBody, kind: ViewKind, redaction: str = STANDARD_REDACTION
+) -> dict[str, Any]:
     """The JSON body of ``message`` as a recipient of ``kind`` may see it."""
-    return message.model_dump(mode="json", include=set(view_fields(type(message), kind)))
+    keep = view_fields(type(message), kind, redaction)
+    return message.model_dump(mode="json", include=set(keep))
 
 
 def type_name(model: type[MessageBody]) -> str:

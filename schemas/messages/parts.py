@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 from pydantic import StringConstraints
 
-from schemas.common import Frozen, ShortText
+from schemas.common import Frozen, IsoDate, Role, ShortText
 
 Postcode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$")]
+# Clock time as agencies write curfews: 24-hour "HH:MM".
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+# ISO 3166-1 alpha-2, as travel notifications record a destination.
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
 class Address(Frozen):
@@ -24,3 +29,18 @@ class VictimDetail(Frozen):
     name: ShortText
     relationship: ShortText
     address: Address | None = None
+
+
+class Change(enum.StrEnum):
+    """Whether a document records a first decision or a variation of one."""
+
+    MADE = "made"
+    VARIED = "varied"
+
+
+class Action(Frozen):
+    """One thing one agency has agreed to do, by when."""
+
+    owner: Role
+    action: ShortText
+    due: IsoDate | None = None

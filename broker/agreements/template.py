@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from broker.errors import SchemaError
-from schemas.common import from_data
+from schemas.common import Role, from_data
 from schemas.directory import AgencyEntry
 from schemas.isa import Agreement, LawfulBasis, Party
 
@@ -24,15 +24,17 @@ def template_data() -> dict[str, Any]:
 
 
 def lawful_basis_for(agency: AgencyEntry) -> Party:
-    """Law enforcement processing for the RA and councils; UK GDPR for the rest."""
-    if agency.role.is_responsible_authority:
+    """Law enforcement processing for the RA and its co-ordination unit; UK GDPR for the rest."""
+    if agency.role.is_responsible_authority or agency.role is Role.COORDINATOR:
         return Party(
             agency_id=agency.agency_id,
+            role=agency.role,
             lawful_basis=LawfulBasis.DPA_2018_PART_3,
             basis_detail="CJA 2003 s325: Responsible Authority duty",
         )
     return Party(
         agency_id=agency.agency_id,
+        role=agency.role,
         lawful_basis=LawfulBasis.UK_GDPR,
         basis_detail="Art 6(1)(e) public task; CJA 2003 s325(3) duty to co-operate",
     )

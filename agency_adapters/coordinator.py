@@ -1,0 +1,91 @@
+"""MAPPA co-ordination unit: the unit's case register (level decisions and MAPPA B minutes).
+
+JSON, one record per decision or meeting; ``recordType`` is ``LEVEL`` or ``MINUTES``.
+Dates are dd/mm/yyyy as the unit's register spreadsheets keep them::
+
+    {"recordType": "LEVEL", "pnc": "2011/0456789K", "visorRef": "VR0099001",
+     "name": "Alex Sample", "dob": "14/03/1980", "area": "staffordshire", "category": 1,
+     "level": 2, "decision": {"previousLevel": 1, "effective": "20/06/2026", ...}}
+
+Received messages become entries on the unit's case register.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from agency_adapters.base import AgencyAdapter, RecordMapping, detail, optional_uk_date, uk_date
+from schemas.common import Role, ViewKind
+from schemas.messages import MessageBody
+
+
+def case(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "subject": {
+            "pnc_id": record["pnc"],
+            "visor_ref": record.get("visorRef"),
+            "name": record["name"],
+            "date_of_birth": uk_date(record["dob"]),
+        },
+        "area": record["area"],
+        "category": int(record["category"]),
+        "level": int(record["level"]),
+    }
+
+
+def level(record: Mapping[str, Any]) -> dict[str, Any]:
+    d = record["decision"]
+    return {
+        **case(record),
+        "previous_level": d.get("previousLevel"),
+        "effective_date": uk_date(d["effective"]),
+        "next_review": uk_date(d["review"]),
+        "decided_at": d["meetingRef"],
+        "rationale": d.get("rationale"),
+        "intelligence_basis": d.get("intelligence"),
+    }
+
+
+def minutes(record: Mapping[str, Any]) -> dict[str, Any]:
+    m = record["meeting"]
+    return {
+        **case(record),
+        "meeting_date": uk_date(m["date"]),
+        "meeting_kind": m["type"].lower(),
+        "chair": m["chair"],
+        "attending": m["agencies"],
+        "decisions": m["decisions"],
+        "risk_management_plan": m["rmp"],
+        "actions": [
+            {"owner": a["agency"], "action": a["action"], "due": optional_uk_date(a.get("due"))}
+            for a in m.get("actions", [])
+        ],
+        "next_meeting": optional_uk_date(m.get("nextMeeting")),
+        "disclosure_considered": bool(m.get("disclosureConsidered", False)),
+        "victim_issues": m.get("victimIssues"),
+        "health_information": m.get("health"),
+        "intelligence": m.get("intelligence"),
+    }
+
+
+class CoordinatorAdapter(AgencyAdapter):
+    role = Role.COORDINATOR
+    kind = "coordinator"
+    system = "MAPPA co-ordination unit register"
+    record_types: ClassVar[Mapping[str, RecordMapping]] = {
+        "LEVEL": ("level-set", level),
+        "MINUTES": ("meeting-minutes", minutes),
+    }
+
+    def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
+        return {
+            "pnc": body.subject.pnc_id,
+            "visorRef": body.subject.visor_ref,
+            "name": body.subject.name,
+            "category": int(body.category),
+            "level": int(body.level),
+            "entryType": body.message_type,
+            "view": view.value,
+            "entry": detail(body),
+        }

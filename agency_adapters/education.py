@@ -1,0 +1,58 @@
+"""Education: a local authority education safeguarding team's CSV.
+
+The default agreement shares nothing with education (it is not in the domain's
+"who may see what" table), but a designated safeguarding lead may refer: MAPPA A
+referrals (``Type`` ``MAPPA_REFERRAL``; dates dd/mm/yyyy; see
+docs/record-formats.md). An agreement that does share with education delivers
+rows of the safeguarding-log import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from agency_adapters.base import (
+    AgencyAdapter,
+    RecordMapping,
+    ReferralColumns,
+    detail,
+    flat_text,
+)
+from schemas.common import Role, ViewKind
+from schemas.messages import MessageBody
+
+COLUMNS = ReferralColumns(
+    pnc="PNC",
+    name="Name",
+    dob="DateOfBirth",
+    area="MappaArea",
+    category="MappaCategory",
+    level="MappaLevel",
+    referred_on="Date",
+    requested_level="LevelRequested",
+    reason="Concern",
+    risk="RiskLevel",
+    summary="Detail",
+    referrer="DSL",
+)
+
+
+class EducationAdapter(AgencyAdapter):
+    role = Role.EDUCATION
+    kind = "education"
+    system = "education safeguarding CSV"
+    record_type_field = "Type"
+    record_types: ClassVar[Mapping[str, RecordMapping]] = {
+        "MAPPA_REFERRAL": ("level-referral", COLUMNS.read),
+    }
+
+    def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
+        return {
+            "LogType": "MAPPA",
+            "PNC": body.subject.pnc_id,
+            "Name": body.subject.name,
+            "Notice": body.message_type,
+            "View": view.value,
+            "Detail": flat_text(detail(body)),
+        }

@@ -1,0 +1,126 @@
+"""Governance endpoints for information-governance officers: the ledger over HTTP.
+
+A router *factory*: the application supplies the ledger reader (or a callable that
+returns one per request) and its own ``require_officer`` dependency, which must
+reject anyone who is not an officer; every route here depends on it. Routes hold
+no logic of their own: they call ``LedgerReader`` and map its errors to 4xx.
+
+    GET /governance/query        filters as query parameters, paged (next_after)
+    GET /governance/proof/{seq}  inclusion proof in a signed checkpoint (?size=)
+    GET /governance/consistency  ?size1=&size2= between two signed checkpoints
+    GET /governance/checkpoint   the latest signed checkpoint (?size=)
+    GET /governance/export       ?format=csv|json, every matching entry
+    GET /governance/verify       recompute the log; 200 with intact true/false
+    GET /governance/rejected     audit records the ledger refused, and why
+"""
+
+# No "from __future__ import annotations": FastAPI reads the route signatures at definition
+# time, and they name the router-local Reader dependency.
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from broker.errors import MappaError, SchemaError
+from broker.ledger.reader import LedgerReader
+
+ReaderSource = LedgerReader | Callable[[], LedgerReader]
+
+_FILTER_PARAMS = (
+    "subject",
+    "subject_ref",
+    "agency",
+    "user",
+    "act",
+    "agreement",
+    "outcome",
+    "since",
+    "until",
+    "after",
+    "limit",
+    "proofs",
+)
+
+
+def _http(exc: MappaError) -> HTTPException:
+    status = 400 if isinstance(exc, SchemaError) else 409
+    return HTTPException(status_code=status, detail={"code": exc.code, "reason": exc.reason})
+
+
+def _params(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """Query parameters as given; unknown ones reach ``parse_query`` and are refused by name."""
+    return {k: v for k, v in request.query_params.items() if k not in ("format",)} | {
+        k: None for k in allowed if k not in request.query_params
+    }
+
+
+def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any]) -> APIRouter:
+    router = APIRouter(
+        prefix="/governance", tags=["governance"], dependencies=[Depends(require_officer)]
+    )
+
+    def reader() -> LedgerReader:
+        return ledger if isinstance(ledger, LedgerReader) else ledger()
+
+    Reader = Annotated[LedgerReader, Depends(reader)]
+
+    @router.get("/query")
+    def query(request: Request, r: Reader) -> dict[str, Any]:
+        try:
+            return r.query(_params(request, _FILTER_PARAMS))
+        except MappaError as exc:
+            raise _http(exc) from None
+
+    @router.get("/proof/{seq}")
+    def proof(seq: int, r: Reader, size: Annotated[int | None, Query(ge=0)] = None) -> Any:
+        try:
+            return r.proof(seq, size=size)
+        except MappaError as exc:
+            raise _http(exc) from None
+
+    @router.get("/consistency")
+    def consistency(
+        r: Reader,
+        size1: Annotated[int, Query(ge=0)],
+        size2: Annotated[int | None, Query(ge=0)] = None,
+    ) -> Any:
+        try:
+            return r.consistency(size1, size2)
+        except MappaError as exc:
+            raise _http(exc) from None
+
+    @router.get("/checkpoint")
+    def checkpoint(r: Reader, size: Annotated[int | None, Query(ge=0)] = None) -> Any:
+        try:
+            return r.checkpoint_json(size)
+        except MappaError as exc:
+            raise _http(exc) from None
+
+    @router.get("/export")
+    def export(request: Request, r: Reader, format: Literal["csv", "json"] = "json") -> Response:
+        params = _params(request, _FILTER_PARAMS)
+        params.pop("after", None)
+        params.pop("limit", None)
+        try:
+            text = r.export(params, format)
+        except MappaError as exc:
+            raise _http(exc) from None
+        if format == "csv":
+            return PlainTextResponse(
+                text,
+                media_type="text/csv",
+                headers={"Content-Disposition": 'attachment; filename="audit-export.csv"'},
+            )
+        return Response(text, media_type="application/json")
+
+    @router.get("/verify")
+    def verify(r: Reader) -> dict[str, Any]:
+        return r.verify().to_json()
+
+    @router.get("/rejected")
+    def rejected(r: Reader) -> list[dict[str, Any]]:
+        return r.rejected()
+
+    return router

@@ -1,0 +1,92 @@
+"""Signed checkpoints: the ledger's tree head as a C2SP signed note.
+
+    <origin>\\n
+    <tree size, decimal>\\n
+    <root hash, standard base64>\\n
+    time <YYYY-MM-DDTHH:MM:SS.mmmZ>\\n       (extension line: when the head was signed)
+    \\n
+    \u2014 <key name> <base64(4-byte key id || Ed25519 signature over the text above)>\\n
+
+The key id is the signed-note one: SHA-256(name || 0x0A || 0x01 || public key)[:4].
+The public key is published as a signed-note verifier key,
+``<name>+<hex key id>+<base64(0x01 || public key)>``, in ``ledger.pub`` in the data
+directory. ``verify_proofs.verify_checkpoint`` checks all of this on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.crypto.encoding import b64encode
+from broker.crypto.keys import PrivateKey, PublicKey
+from broker.errors import ConfigurationError, VerificationError
+from broker.ledger.verify_proofs import (
+    ED25519_ALG,
+    Checkpoint,
+    ProofError,
+    note_key_id,
+    verify_checkpoint,
+)
+from schemas.directory import KeyAlg
+
+TIME_PREFIX = "time "
+
+
+def ledger_origin(namespace: str) -> str:
+    """One log per deployment namespace; the origin names it in every checkpoint."""
+    return f"mappa-broker/{namespace}/audit-ledger"
+
+
+def verifier_key(name: str, public: PublicKey) -> str:
+    if public.alg is not KeyAlg.ED25519:
+        raise ConfigurationError("the ledger signs checkpoints with an Ed25519 key")
+    key_id = note_key_id(name, public.raw)
+    return f"{name}+{key_id.hex()}+{b64encode(bytes([ED25519_ALG]) + public.raw)}"
+
+
+def checkpoint_text(origin: str, size: int, root: bytes, time: str) -> str:
+    return f"{origin}\n{size}\n{b64encode(root)}\n{TIME_PREFIX}{time}\n"
+
+
+@dataclass(frozen=True)
+class VerifiedCheckpoint:
+    note: str
+    checkpoint: Checkpoint
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+    @property
+    def root(self) -> bytes:
+        return self.checkpoint.root
+
+    @property
+    def time(self) -> str | None:
+        for line in self.checkpoint.extensions:
+            if line.startswith(TIME_PREFIX):
+                return line[len(TIME_PREFIX) :]
+        return None
+
+
+class CheckpointSigner:
+    def __init__(self, *, origin: str, key: PrivateKey) -> None:
+        if key.alg is not KeyAlg.ED25519:
+            raise ConfigurationError("the ledger signs checkpoints with an Ed25519 key")
+        self.origin = origin
+        self._key = key
+        self.verifier_key = verifier_key(origin, key.public)
+        self._key_id = note_key_id(origin, key.public.raw)
+
+    def sign(self, size: int, root: bytes, time: str) -> str:
+        text = checkpoint_text(self.origin, size, root, time)
+        signature = self._key.sign(text.encode())
+        return f"{text}\n\u2014 {self.origin} {b64encode(self._key_id + signature)}\n"
+
+
+def open_checkpoint(note: str, vkey: str, *, origin: str) -> VerifiedCheckpoint:
+    """Verify a stored or received checkpoint; raise ``VerificationError`` if it fails."""
+    try:
+        return VerifiedCheckpoint(note, verify_checkpoint(note, vkey, origin=origin))
+    except ProofError as exc:
+        raise VerificationError(str(exc), code="ledger.checkpoint-invalid") from None

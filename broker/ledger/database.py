@@ -1,0 +1,131 @@
+"""The ledger's database connection: SQLite by path, PostgreSQL by URL, one interface.
+
+Statements are written once with ``?`` placeholders; the PostgreSQL connection
+rewrites them to psycopg's ``%s``. Where the two dialects differ (types, upserts,
+JSON access) the store asks ``dialect`` and says so next to the SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from broker.errors import ConfigurationError
+
+Dialect = Literal["sqlite", "postgresql"]
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+class Database:
+    dialect: Dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def script(self, sql: str) -> None:
+        raise NotImplementedError
+
+    def transaction(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteDatabase(Database):
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # A web server answers from worker threads: one connection, used under a lock.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed audit record survives power loss; batches keep it cheap.
+        self._db.execute("PRAGMA synchronous=FULL")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._lock:
+            self._db.executemany(sql, rows)
+
+    def script(self, sql: str) -> None:
+        with self._lock:
+            self._db.executescript(sql)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PostgresDatabase(Database):
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        try:
+            self._conn = psycopg.connect(url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            # The URL may carry a password: name the host part only.
+            where = url.rsplit("@", maxsplit=1)[-1].split("?", maxsplit=1)[0]
+            raise ConfigurationError(f"cannot connect to the ledger database at {where}") from exc
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._conn.cursor() as cur:
+            cur.execute(self._sql(sql), params)
+            return cur.fetchall() if cur.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(self._sql(sql), rows)
+
+    def script(self, sql: str) -> None:
+        for statement in sql.split(";"):
+            if statement.strip():
+                self.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._conn.transaction():
+            yield
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def connect(target: str | Path) -> SqliteDatabase | PostgresDatabase:
+    """A PostgreSQL URL, or a SQLite file path."""
+    if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
+        return PostgresDatabase(target)
+    if isinstance(target, str) and "://" in target:
+        raise ConfigurationError(
+            f"unsupported ledger database URL scheme {target.split('://')[0]!r}: "
+            "use postgresql://... or a SQLite file path"
+        )
+    return SqliteDatabase(Path(target))

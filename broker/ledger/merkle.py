@@ -1,0 +1,177 @@
+"""RFC 9162 Merkle tree: tree heads, inclusion proofs and consistency proofs.
+
+The ledger stores the hash of every *complete, aligned* subtree as a node
+``(level, index)``: the node covers leaves ``[index * 2**level, (index + 1) * 2**level)``;
+level 0 holds the leaf hashes. Any subtree the RFC's recursion asks for is then
+either one stored node or the right fold of a few (its binary decomposition), so
+a proof costs O(log n) node look-ups and never recomputes the tree.
+
+Proofs are built in two steps so a database can answer with one query: first the
+node keys a proof needs (pure arithmetic), then the hashes assembled from a mapping
+of those keys. Verification lives in ``verify_proofs`` (standalone, by design).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+
+from broker.ledger.verify_proofs import leaf_hash, node_hash
+
+__all__ = [
+    "CompactRange",
+    "NodeKey",
+    "consistency_ranges",
+    "fold",
+    "inclusion_ranges",
+    "leaf_hash",
+    "node_hash",
+    "nodes_for",
+    "range_keys",
+    "root_of",
+]
+
+NodeKey = tuple[int, int]  # (level, index)
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two strictly smaller than ``n`` (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def range_keys(start: int, end: int) -> list[NodeKey]:
+    """The stored nodes whose right fold is the RFC subtree hash of leaves ``[start, end)``.
+
+    Valid for the ranges the RFC recursion produces (``start`` aligned to the
+    subtree's largest power-of-two part), which is every range used here.
+    """
+    keys: list[NodeKey] = []
+    while start < end:
+        size = end - start
+        level = size.bit_length() - 1
+        # The largest aligned power of two that fits at ``start``.
+        while start % (1 << level):
+            level -= 1
+        keys.append((level, start >> level))
+        start += 1 << level
+    return keys
+
+
+def fold(hashes: Sequence[bytes]) -> bytes:
+    """Right fold of subtree hashes: H(a, H(b, H(c, ...)))."""
+    h = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        h = node_hash(left, h)
+    return h
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Leaf ranges whose hashes form PATH(index, D[size]) (RFC 9162 2.1.3.1), in proof order."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf {index} is not in a tree of size {size}")
+    ranges: list[tuple[int, int]] = []
+    start, end = 0, size
+    while end - start > 1:
+        k = _split(end - start)
+        if index < start + k:
+            ranges.append((start + k, end))
+            end = start + k
+        else:
+            ranges.append((start, start + k))
+            start += k
+    ranges.reverse()
+    return ranges
+
+
+def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
+    """Leaf ranges whose hashes form PROOF(size1, D[size2]) (RFC 9162 2.1.4.1), in order."""
+    if not 0 <= size1 <= size2:
+        raise ValueError(f"no consistency proof from size {size1} to size {size2}")
+    if size1 in (0, size2):
+        return []
+    ranges: list[tuple[int, int]] = []
+    start, end, m, whole = 0, size2, size1, True
+    while True:
+        n = end - start
+        if m == n:
+            if not whole:
+                ranges.append((start, end))
+            break
+        k = _split(n)
+        if m <= k:
+            ranges.append((start + k, end))
+            end = start + k
+        else:
+            ranges.append((start, start + k))
+            start += k
+            m -= k
+            whole = False
+    ranges.reverse()
+    return ranges
+
+
+def nodes_for(ranges: Iterable[tuple[int, int]]) -> set[NodeKey]:
+    return {key for start, end in ranges for key in range_keys(start, end)}
+
+
+def assemble(ranges: Sequence[tuple[int, int]], nodes: Mapping[NodeKey, bytes]) -> list[bytes]:
+    """The proof hashes for ``ranges`` from fetched ``nodes`` (KeyError if one is missing)."""
+    return [fold([nodes[k] for k in range_keys(s, e)]) for s, e in ranges]
+
+
+def root_of(size: int, nodes: Mapping[NodeKey, bytes]) -> bytes:
+    return EMPTY_ROOT if size == 0 else fold([nodes[k] for k in range_keys(0, size)])
+
+
+class CompactRange:
+    """The right edge of a growing tree: one hash per complete subtree of the prefix.
+
+    Appending a leaf yields the new stored nodes (the leaf and every subtree it
+    completes), so a store writes them in the same transaction as the entry.
+    """
+
+    __slots__ = ("_stack", "size")
+
+    def __init__(self, size: int = 0, edge: Sequence[bytes] = ()) -> None:
+        if len(edge) != size.bit_count():
+            raise ValueError("a compact range has one hash per set bit of its size")
+        self.size = size
+        self._stack = list(edge)  # largest subtree first
+
+    @classmethod
+    def edge_keys(cls, size: int) -> list[NodeKey]:
+        return range_keys(0, size)
+
+    def copy(self) -> CompactRange:
+        return CompactRange(self.size, self._stack)
+
+    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Add one leaf hash; returns every new ``(level, index, hash)`` node."""
+        index = self.size
+        created = [(0, index, leaf)]
+        stack = self._stack
+        h, level = leaf, 0
+        while index & 1:
+            h = node_hash(stack.pop(), h)
+            level += 1
+            index >>= 1
+            created.append((level, index, h))
+        stack.append(h)
+        self.size += 1
+        return created
+
+    def root(self) -> bytes:
+        return EMPTY_ROOT if not self._stack else fold(self._stack)
+
+
+def root_from_leaves(leaves: Iterable[bytes]) -> bytes:
+    """The tree head over leaf hashes, in one pass and O(log n) memory (used by verify)."""
+    stack: list[bytes] = []
+    for n, leaf in enumerate(leaves):
+        h, index = leaf, n
+        while index & 1:
+            h = node_hash(stack.pop(), h)
+            index >>= 1
+        stack.append(h)
+    return EMPTY_ROOT if not stack else fold(stack)

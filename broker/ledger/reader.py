@@ -1,0 +1,204 @@
+"""What an information-governance officer can ask of the ledger, in one object.
+
+The CLI (``mappa audit``) and the governance HTTP endpoints are thin faces over
+this: queries (paged, each row optionally with its inclusion proof), a proof for
+one entry, consistency between two checkpoints, the latest signed checkpoint,
+SAR / ICO exports, the records the ledger refused, and a full integrity check.
+Everything returned is JSON-ready; hashes are standard base64, as in checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from broker.crypto.encoding import b64encode
+from broker.crypto.keys import PublicKey
+from broker.errors import ConfigurationError, SchemaError
+from broker.keystore import Keystore
+from broker.ledger import merkle
+from broker.ledger.checkpoint import (
+    VerifiedCheckpoint,
+    ledger_origin,
+    open_checkpoint,
+    verifier_key,
+)
+from broker.ledger.integrity import IntegrityReport, verify_ledger
+from broker.ledger.query import AuditQuery, QueryError, parse_query, to_csv, to_json
+from broker.ledger.store import LedgerStore
+from broker.provision import DataPaths, load_ledger_public
+from broker.settings import Settings
+
+ExportFormat = Literal["csv", "json"]
+# An export walks every page; this bounds one export (a SAR is far smaller).
+MAX_EXPORT_ROWS = 1_000_000
+
+
+class LedgerReader:
+    def __init__(
+        self,
+        *,
+        store: LedgerStore,
+        public_key: PublicKey,
+        origin: str,
+        subject_ref: Callable[[str], str],
+    ) -> None:
+        self.store = store
+        self.origin = origin
+        self.verifier_key = verifier_key(origin, public_key)
+        self._subject_ref = subject_ref
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def checkpoint(self, size: int | None = None) -> VerifiedCheckpoint:
+        """The latest signed checkpoint (or the one of ``size``), verified before it is shown."""
+        row = self.store.latest_checkpoint() if size is None else self.store.checkpoint_at(size)
+        if row is None:
+            what = "no checkpoint yet" if size is None else f"no checkpoint of size {size}"
+            raise SchemaError(f"the ledger has {what}", code="audit.no-checkpoint")
+        return open_checkpoint(row[2], self.verifier_key, origin=self.origin)
+
+    def checkpoint_json(self, size: int | None = None) -> dict[str, Any]:
+        cp = self.checkpoint(size)
+        return {
+            "origin": self.origin,
+            "tree_size": cp.size,
+            "root_hash": b64encode(cp.root),
+            "time": cp.time,
+            "note": cp.note,
+            "verifier_key": self.verifier_key,
+        }
+
+    # -- proofs -----------------------------------------------------------------------------
+    def _inclusion(self, seq: int, size: int) -> dict[str, Any]:
+        ranges = merkle.inclusion_ranges(seq, size)
+        keys = merkle.nodes_for(ranges) | {(0, seq)}
+        nodes = self.store.nodes(keys)
+        return {
+            "seq": seq,
+            "tree_size": size,
+            "leaf_hash": b64encode(nodes[(0, seq)]),
+            "hashes": [b64encode(h) for h in merkle.assemble(ranges, nodes)],
+        }
+
+    def proof(self, seq: int, *, size: int | None = None) -> dict[str, Any]:
+        """Inclusion proof of entry ``seq`` in the tree of a signed checkpoint (default: the
+        latest), with that checkpoint and the entry's signed bytes so all can be re-checked."""
+        cp = self.checkpoint(size)
+        if not 0 <= seq < cp.size:
+            raise QueryError(
+                f"entry {seq} is not covered by the checkpoint of size {cp.size}"
+                + (" (it may not have been checkpointed yet)" if seq >= cp.size else "")
+            )
+        entry = self.store.entry(seq)
+        if entry is None:
+            raise QueryError(f"entry {seq} is not in the ledger; run `mappa audit verify`")
+        return {
+            **self._inclusion(seq, cp.size),
+            "entry": entry["signed"].decode("utf-8", "replace"),
+            "checkpoint": cp.note,
+            "verifier_key": self.verifier_key,
+        }
+
+    def consistency(self, size1: int, size2: int | None = None) -> dict[str, Any]:
+        old = self.checkpoint(size1)
+        new = self.checkpoint(size2)
+        if old.size > new.size:
+            raise QueryError(f"checkpoint {old.size} is newer than checkpoint {new.size}")
+        ranges = merkle.consistency_ranges(old.size, new.size)
+        proof = merkle.assemble(ranges, self.store.nodes(merkle.nodes_for(ranges)))
+        return {
+            "size1": old.size,
+            "size2": new.size,
+            "hashes": [b64encode(h) for h in proof],
+            "checkpoint1": old.note,
+            "checkpoint2": new.note,
+            "verifier_key": self.verifier_key,
+        }
+
+    # -- queries ----------------------------------------------------------------------------
+    def _subject(self, query: AuditQuery) -> str | None:
+        if query.subject is not None:
+            return self._subject_ref(query.subject)
+        return query.subject_ref
+
+    def query(self, params: Mapping[str, Any] | AuditQuery) -> dict[str, Any]:
+        """One page of matching entries, oldest first. ``next_after`` continues the walk."""
+        query = params if isinstance(params, AuditQuery) else parse_query(params)
+        rows = self.store.select(
+            query.filters(self._subject(query)),
+            since=query.since,
+            until=query.until,
+            after_seq=query.after,
+            limit=query.limit,
+        )
+        page: dict[str, Any] = {
+            "entries": rows,
+            "next_after": rows[-1]["seq"] if len(rows) == query.limit else None,
+        }
+        if query.proofs:
+            latest = self.store.latest_checkpoint()
+            size = 0 if latest is None else latest[0]
+            for row in rows:
+                if row["seq"] < size:
+                    row["proof"] = self._inclusion(row["seq"], size)
+            page["checkpoint"] = None if latest is None else latest[2]
+        return page
+
+    def export(self, params: Mapping[str, Any], fmt: ExportFormat) -> str:
+        """Every matching entry (all pages) as CSV or as one JSON document, for a subject
+        access request or for the Information Commissioner."""
+        query = parse_query({**params, "after": None, "limit": None})
+        rows: list[dict[str, Any]] = []
+        after = -1
+        while True:
+            page = self.query(query.model_copy(update={"after": after, "limit": 1000}))
+            rows += page["entries"]
+            if page["next_after"] is None:
+                break
+            if len(rows) >= MAX_EXPORT_ROWS:
+                raise QueryError(f"more than {MAX_EXPORT_ROWS} rows: narrow the query")
+            after = page["next_after"]
+        if fmt == "csv":
+            return to_csv(rows)
+        described = query.model_dump(mode="json", exclude_none=True, exclude={"after", "limit"})
+        described.pop("subject", None)  # the plain PNC id stays out of the export
+        latest = self.store.latest_checkpoint()
+        return to_json(
+            {
+                "kind": "mappa.audit-export",
+                "query": described,
+                "subject_ref": self._subject(query),
+                "count": len(rows),
+                "entries": rows,
+                "checkpoint": None if latest is None else latest[2],
+                "verifier_key": self.verifier_key,
+            }
+        )
+
+    def rejected(self) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in r.items() if k != "raw"} | {"bytes": len(r["raw"])}
+            for r in self.store.rejected()
+        ]
+
+    def verify(self) -> IntegrityReport:
+        return verify_ledger(self.store, verifier_key=self.verifier_key, origin=self.origin)
+
+
+def open_ledger_reader(settings: Settings, passphrase: Callable[[], bytes]) -> LedgerReader:
+    """A reader on a deployment's ledger without the rest of the deployment (the officer's
+    CLI). The subject key is unsealed only when a query names a subject by PNC id."""
+    paths = DataPaths(settings.data_dir)
+    public = load_ledger_public(paths)
+    if settings.database_url is None and not paths.ledger.exists():
+        raise ConfigurationError(f"no audit ledger at {paths.ledger}")
+
+    def subject_ref(pnc_id: str) -> str:
+        return Keystore(paths.keys, passphrase()).load_subject_key().reference(pnc_id)
+
+    return LedgerReader(
+        store=LedgerStore(settings.database_url or paths.ledger),
+        public_key=public,
+        origin=ledger_origin(settings.topic_namespace),
+        subject_ref=subject_ref,
+    )

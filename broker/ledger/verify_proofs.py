@@ -1,0 +1,249 @@
+"""Standalone verifier for the audit ledger's proofs and checkpoints.
+
+Deliberately self-contained: it imports only ``hashlib``, ``base64`` and
+``cryptography``, so an information-governance officer, an auditor or the
+Information Commissioner's office can copy this one file and check what the
+ledger hands them without trusting (or installing) the rest of the product.
+
+Hashing is RFC 9162 section 2.1 (as RFC 6962): SHA-256, leaf hash
+``H(0x00 || entry)``, interior node hash ``H(0x01 || left || right)``.
+Inclusion and consistency proofs are checked with the algorithms of RFC 9162
+sections 2.1.3.2 and 2.1.4.2. Checkpoints are C2SP signed notes
+(https://c2sp.org/tlog-checkpoint, https://c2sp.org/signed-note) signed with Ed25519.
+
+Every check raises ``ProofError`` on failure and returns nothing useful to
+misread on success (STYLE 9: checks raise, never return a bare bool).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+HASH_SIZE = 32
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+# A proof for a tree of at most 2**63 leaves has at most 63 (inclusion) or 126
+# (consistency) hashes; anything longer is garbage and is refused before hashing.
+MAX_TREE_SIZE = 2**63 - 1
+MAX_PROOF_HASHES = 128
+# A checkpoint is a few hundred bytes; a megabyte of "checkpoint" is an attack.
+MAX_NOTE_BYTES = 8192
+MAX_SIGNATURES = 16
+ED25519_ALG = 0x01  # signed-note signature type for Ed25519
+KEY_ID_BYTES = 4
+
+
+class ProofError(Exception):
+    """A proof, a tree head or a checkpoint did not check out."""
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return hashlib.sha256(LEAF_PREFIX + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()
+
+
+def _check_hashes(proof: list[bytes]) -> None:
+    if len(proof) > MAX_PROOF_HASHES:
+        raise ProofError(f"proof has {len(proof)} hashes; at most {MAX_PROOF_HASHES} are possible")
+    for h in proof:
+        if len(h) != HASH_SIZE:
+            raise ProofError(f"proof hash of {len(h)} bytes; SHA-256 hashes are {HASH_SIZE}")
+
+
+def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: list[bytes]) -> bytes:
+    """The root implied by ``leaf`` (a leaf *hash*) at ``index`` in a tree of ``size``."""
+    if not 0 <= index < size <= MAX_TREE_SIZE:
+        raise ProofError(f"leaf index {index} is not inside a tree of size {size}")
+    if len(leaf) != HASH_SIZE:
+        raise ProofError("leaf hash must be 32 bytes")
+    _check_hashes(proof)
+    fn, sn = index, size - 1
+    r = leaf
+    for p in proof:
+        if sn == 0:
+            raise ProofError("inclusion proof is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("inclusion proof is shorter than the tree is deep")
+    return r
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes], root: bytes) -> None:
+    """Raise unless ``proof`` shows leaf hash ``leaf`` at ``index`` under ``root``."""
+    if root_from_inclusion_proof(index, size, leaf, proof) != root:
+        raise ProofError(f"inclusion proof for leaf {index} does not lead to the tree head")
+
+
+def _trivial_consistency(
+    size1: int, size2: int, root1: bytes, root2: bytes, proof: list[bytes]
+) -> bool:
+    """Check the cases with no proof hashes; True when one of them settled it."""
+    if not 0 <= size1 <= size2 <= MAX_TREE_SIZE:
+        raise ProofError(f"cannot prove size {size1} consistent with smaller size {size2}")
+    _check_hashes(proof)
+    if size1 == size2:
+        if proof:
+            raise ProofError("consistency proof between equal sizes must be empty")
+        if root1 != root2:
+            raise ProofError("same tree size, different roots: the log forked")
+        return True
+    if size1 == 0:
+        if proof:
+            raise ProofError("consistency proof from the empty tree must be empty")
+        return True
+    if not proof:
+        raise ProofError("consistency proof is empty")
+    return False
+
+
+def verify_consistency(
+    size1: int, size2: int, root1: bytes, root2: bytes, proof: list[bytes]
+) -> None:
+    """Raise unless ``proof`` shows tree ``(size1, root1)`` is a prefix of ``(size2, root2)``."""
+    if _trivial_consistency(size1, size2, root1, root2, proof):
+        return
+    # If size1 is an exact power of two, the first tree's root is the first node.
+    path = [root1, *proof] if size1 & (size1 - 1) == 0 else list(proof)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise ProofError("consistency proof is longer than needed")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ProofError("consistency proof is shorter than needed")
+    if fr != root1:
+        raise ProofError(f"consistency proof does not lead to the old tree head (size {size1})")
+    if sr != root2:
+        raise ProofError(f"consistency proof does not lead to the new tree head (size {size2})")
+
+
+# -- checkpoints (C2SP signed notes) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A verified checkpoint body. ``extensions`` are the lines after the root hash."""
+
+    origin: str
+    size: int
+    root: bytes
+    extensions: tuple[str, ...]
+
+
+def note_key_id(name: str, public_key: bytes) -> bytes:
+    """Signed-note key id: the first 4 bytes of SHA-256(name || 0x0A || 0x01 || key)."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519_ALG]) + public_key).digest()[
+        :KEY_ID_BYTES
+    ]
+
+
+def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
+    """``<name>+<hex key id>+<base64(0x01 || public key)>`` -> (name, raw public key)."""
+    parts = vkey.strip().split("+", 2)
+    if len(parts) != 3:
+        raise ProofError("a verifier key is <name>+<key id>+<key>")
+    name, hex_id, b64 = parts
+    try:
+        blob = base64.b64decode(b64, validate=True)
+        key_id = bytes.fromhex(hex_id)
+    except (binascii.Error, ValueError) as exc:
+        raise ProofError(f"verifier key is not well formed: {exc}") from None
+    if len(blob) != 33 or blob[0] != ED25519_ALG:
+        raise ProofError("verifier key is not an Ed25519 signed-note key")
+    if note_key_id(name, blob[1:]) != key_id:
+        raise ProofError("verifier key id does not match its name and key")
+    return name, blob[1:]
+
+
+def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
+    """(text, [(signer name, key id || signature)]) of a signed note; nothing verified yet."""
+    if len(note.encode()) > MAX_NOTE_BYTES:
+        raise ProofError(f"a checkpoint is at most {MAX_NOTE_BYTES} bytes")
+    text, sep, sigs = note.partition("\n\n")
+    if not sep or not sigs.endswith("\n"):
+        raise ProofError("not a signed note: text, a blank line, then signature lines")
+    text += "\n"
+    signatures = []
+    for line in sigs[:-1].split("\n"):
+        if not line.startswith("\u2014 "):
+            raise ProofError(f"signature line must start with an em dash: {line[:40]!r}")
+        name, _, b64 = line[2:].rpartition(" ")
+        try:
+            blob = base64.b64decode(b64, validate=True)
+        except binascii.Error:
+            raise ProofError("signature is not base64") from None
+        if not name or len(blob) <= KEY_ID_BYTES:
+            raise ProofError("signature line needs a key name and key id + signature")
+        signatures.append((name, blob))
+    if len(signatures) > MAX_SIGNATURES:
+        raise ProofError(f"more than {MAX_SIGNATURES} signatures on one note")
+    return text, signatures
+
+
+def parse_checkpoint_text(text: str) -> Checkpoint:
+    lines = text.split("\n")
+    if len(lines) < 4 or lines[-1] != "":
+        raise ProofError("checkpoint body is origin, size and root hash lines, newline-terminated")
+    origin, size_text, root_text, *extensions = lines[:-1]
+    if not origin or not size_text.isdigit() or (size_text != "0" and size_text[0] == "0"):
+        raise ProofError("checkpoint origin must be non-empty and size a decimal number")
+    try:
+        root = base64.b64decode(root_text, validate=True)
+    except binascii.Error:
+        raise ProofError("checkpoint root hash is not base64") from None
+    if len(root) != HASH_SIZE or int(size_text) > MAX_TREE_SIZE:
+        raise ProofError("checkpoint root hash must be 32 bytes and size in range")
+    if any(not line for line in extensions):
+        raise ProofError("checkpoint extension lines must not be empty")
+    return Checkpoint(origin, int(size_text), root, tuple(extensions))
+
+
+def verify_checkpoint(note: str, verifier_key: str, *, origin: str | None = None) -> Checkpoint:
+    """Verify a checkpoint's Ed25519 signature by ``verifier_key`` and parse its body."""
+    name, public = parse_verifier_key(verifier_key)
+    text, signatures = split_note(note)
+    key_id = note_key_id(name, public)
+    key = Ed25519PublicKey.from_public_bytes(public)
+    for signer, blob in signatures:
+        if signer == name and blob[:KEY_ID_BYTES] == key_id:
+            try:
+                key.verify(blob[KEY_ID_BYTES:], text.encode())
+            except InvalidSignature:
+                raise ProofError(f"checkpoint signature by {name} is invalid") from None
+            checkpoint = parse_checkpoint_text(text)
+            if origin is not None and checkpoint.origin != origin:
+                raise ProofError(f"checkpoint is for log {checkpoint.origin!r}, not {origin!r}")
+            return checkpoint
+    raise ProofError(f"checkpoint carries no signature by {name}")

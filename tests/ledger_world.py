@@ -1,0 +1,147 @@
+"""A provisioned deployment's ledger without Kafka: signed audit events fed as records.
+
+The ledger database is SQLite in the data directory, or a fresh PostgreSQL schema
+(dropped afterwards) when the server at MAPPA_TEST_POSTGRES_URL (default
+127.0.0.1:5432, database ``test``) answers; otherwise PostgreSQL tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.agreements import agreement_for_area
+from broker.audit import sign_event
+from broker.crypto.keys import PrivateKey
+from broker.deployment import Deployment
+from broker.ledger.reader import LedgerReader
+from broker.ledger.service import LedgerService
+from broker.provision import DataPaths, provision
+from broker.settings import Settings
+from broker.transport import KafkaTransport, Record
+from schemas.audit import AuditAct, AuditEvent, Operation, Outcome
+from schemas.common import format_timestamp
+from schemas.directory import KeyAlg
+from tests.support import AREA, PARTIES, PNC, SPECS
+
+POSTGRES_URL = os.environ.get(
+    "MAPPA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def postgres_reason() -> str | None:
+    """None if the PostgreSQL server answers, else why not."""
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {POSTGRES_URL} did not answer: {str(exc).strip()[:120]}"
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None (SQLite in the data dir) or the URL of a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield None
+        return
+    reason = postgres_reason()
+    if reason is not None:
+        print(f"skipping PostgreSQL ledger test: {reason}")
+        pytest.skip(reason)
+    import psycopg
+
+    schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@dataclass
+class LedgerWorld:
+    deployment: Deployment
+    service: LedgerService
+    reader: LedgerReader
+    keys: dict[str, PrivateKey]
+    passphrase: bytes
+    now: datetime = START
+    offset: int = 0
+    emitted: list[AuditEvent] = field(default_factory=list)
+
+    def event(self, agency: str, act: AuditAct = AuditAct.DISCLOSURE, **fields: Any) -> AuditEvent:
+        self.now += timedelta(minutes=1)
+        defaults: dict[str, Any] = {
+            "operation": Operation.PUBLISH,
+            "outcome": Outcome.OK,
+            "subject_ref": self.deployment.subject_ref(PNC),
+            "isa_id": self.deployment.agreement.id,
+            "isa_version": 1,
+            "area": AREA,
+        }
+        return AuditEvent(
+            event_id=str(uuid.uuid4()),
+            time=format_timestamp(self.now),
+            act=act,
+            agency=agency,
+            **(defaults | fields),
+        )
+
+    def record(self, value: bytes) -> Record:
+        self.offset += 1
+        return Record("mappa.audit", 0, self.offset, None, value, (), 0)
+
+    def signed(self, event: AuditEvent, key: PrivateKey | None = None) -> bytes:
+        return sign_event(event, key or self.keys[event.agency]).model_dump_json().encode()
+
+    def feed(self, *events: AuditEvent) -> int:
+        self.emitted += events
+        return self.service.handle_batch([self.record(self.signed(e)) for e in events])
+
+    def close(self) -> None:
+        self.deployment.close()
+
+
+def build_ledger_world(data_dir: Path, database_url: str | None) -> LedgerWorld:
+    passphrase = secrets.token_urlsafe(16).encode()
+    settings = Settings(data_dir=data_dir, database_url=database_url)
+    directory = provision(
+        DataPaths(data_dir), SPECS, passphrase=passphrase, now=START - timedelta(days=1)
+    )
+    agreement = agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
+    deployment = Deployment(
+        settings=settings,
+        passphrase=passphrase,
+        # Never started: these tests feed records straight to the service.
+        transport=KafkaTransport("127.0.0.1:9"),
+        agreement=agreement,
+        clock=lambda: START + timedelta(days=1),
+    )
+    service = deployment.ledger()
+    keys = {
+        spec.agency_id: deployment.keystore.load(
+            spec.agency_id,
+            next(
+                k.key_id for k in directory.agency(spec.agency_id).keys if k.alg is KeyAlg.ED25519
+            ),
+        )
+        for spec in SPECS
+    }
+    return LedgerWorld(
+        deployment, service, deployment.ledger_reader(service.store), keys, passphrase
+    )
