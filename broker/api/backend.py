@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from broker.agency import utc_now
 from broker.api.credentials import CredentialStore
 from broker.gateway import AgencyGateway
+from broker.ledger.reader import LedgerReader
 from broker.transport import TransportError
 from schemas.common import ViewKind
 from schemas.messages import MessageBody
@@ -54,6 +55,8 @@ class ApiBackend:
     agencies: Mapping[str, ServedAgency]
     credentials: CredentialStore
     clock: Callable[[], datetime] = utc_now
+    # The audit ledger, for the governance routes; None where this process runs none.
+    ledger: LedgerReader | None = None
 
 
 BackendFactory = Callable[[], AbstractAsyncContextManager[ApiBackend]]

@@ -20,13 +20,16 @@ no logic of their own: they call ``LedgerReader`` and map its errors to 4xx.
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from broker.errors import MappaError, SchemaError
 from broker.ledger.reader import LedgerReader
 
 ReaderSource = LedgerReader | Callable[[], LedgerReader]
+# Sizes and sequence numbers are SQLite/PostgreSQL 64-bit integers; a larger one is bad
+# input (422), not a database overflow (500).
+MAX_TREE_SIZE = 2**63 - 1
 
 _FILTER_PARAMS = (
     "subject",
@@ -74,7 +77,11 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
             raise _http(exc) from None
 
     @router.get("/proof/{seq}")
-    def proof(seq: int, r: Reader, size: Annotated[int | None, Query(ge=0)] = None) -> Any:
+    def proof(
+        seq: Annotated[int, Path(ge=0, le=MAX_TREE_SIZE)],
+        r: Reader,
+        size: Annotated[int | None, Query(ge=0, le=MAX_TREE_SIZE)] = None,
+    ) -> Any:
         try:
             return r.proof(seq, size=size)
         except MappaError as exc:
@@ -83,8 +90,8 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
     @router.get("/consistency")
     def consistency(
         r: Reader,
-        size1: Annotated[int, Query(ge=0)],
-        size2: Annotated[int | None, Query(ge=0)] = None,
+        size1: Annotated[int, Query(ge=0, le=MAX_TREE_SIZE)],
+        size2: Annotated[int | None, Query(ge=0, le=MAX_TREE_SIZE)] = None,
     ) -> Any:
         try:
             return r.consistency(size1, size2)
@@ -92,13 +99,19 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
             raise _http(exc) from None
 
     @router.get("/checkpoint")
-    def checkpoint(r: Reader, size: Annotated[int | None, Query(ge=0)] = None) -> Any:
+    def checkpoint(
+        r: Reader, size: Annotated[int | None, Query(ge=0, le=MAX_TREE_SIZE)] = None
+    ) -> Any:
         try:
             return r.checkpoint_json(size)
         except MappaError as exc:
             raise _http(exc) from None
 
-    @router.get("/export")
+    @router.get(
+        "/export",
+        response_class=Response,
+        responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+    )
     def export(request: Request, r: Reader, format: Literal["csv", "json"] = "json") -> Response:
         params = _params(request, _FILTER_PARAMS)
         params.pop("after", None)

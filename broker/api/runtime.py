@@ -147,17 +147,20 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
         polls: dict[str, Callable[[], Awaitable[object]]] = {
             f"gateway {a}": gw.poll_once for a, gw in gateways.items()
         }
+        reader = None
         if config.run_ledger:
             ledger = deployment.ledger()
             await ledger.start()
             stack.push_async_callback(ledger.stop)
             polls["ledger"] = ledger.poll_once
+            reader = deployment.ledger_reader(ledger.store)
         credentials = CredentialStore(credentials_path(settings.data_dir))
         stack.callback(credentials.close)
         backend = ApiBackend(
             agencies=served,
             credentials=credentials,
             clock=deployment.clock,
+            ledger=reader,
         )
         await stack.enter_async_context(_pollers(polls))
         log.info("serving %s on %s", ", ".join(served), bootstrap)
