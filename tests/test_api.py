@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from agency_adapters.registry import adapter_for
 from broker.api import create_app
 from broker.api.backend import ApiBackend, running, serve_agencies
+from broker.api.compose import application
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.api.models import ARMS_EXAMPLE
 from broker.policy import SharingPolicy
@@ -402,3 +403,46 @@ async def test_text_that_cannot_be_utf8_is_refused_not_a_500(api: Api) -> None:
         headers={**api.auth(POLICE), "content-type": "application/json"},
     )
     assert r.status_code == 422, r.text
+
+
+async def test_governance_routes_are_for_officers_only(api: Api) -> None:
+    await api.published()
+    await api.world.sync_ledger()
+    world = api.world
+    backend = ApiBackend(
+        agencies=api.app.state.backend.agencies,
+        credentials=api.credentials,
+        ledger=world.deployment.ledger_reader(world.ledger.store),
+    )
+    app = application(running(backend))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        r = await client.get(
+            "/governance/query",
+            params={"act": "disclosure", "agency": POLICE},
+            headers=api.auth("officer"),
+        )
+        assert r.status_code == 200, r.text
+        assert {e["recipient"] for e in r.json()["entries"]} == {PROBATION, PRISON, HOUSING}
+        for headers in (api.auth(HOUSING), api.auth(POLICE)):
+            r = await client.get("/governance/query", headers=headers)
+            assert (r.status_code, r.json()["error"]) == (403, "auth.forbidden")
+        r = await client.get("/governance/query")
+        assert (r.status_code, r.json()["error"]) == (401, "auth.invalid-credential")
+        # The ledger's own refusal, in the one error shape.
+        r = await client.get(
+            "/governance/query", params={"act": "gossip"}, headers=api.auth("officer")
+        )
+        assert r.status_code == 400, r.text
+        assert set(r.json()) == {"error", "detail"}
+        assert "'act'" in r.json()["detail"]
+    # A server that runs no ledger says so.
+    bare = application(running(api.app.state.backend))
+    async with (
+        bare.router.lifespan_context(bare),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=bare), base_url="http://t") as c,
+    ):
+        r = await c.get("/governance/verify", headers=api.auth("officer"))
+        assert (r.status_code, r.json()["error"]) == (404, "api.not-found")
