@@ -295,6 +295,8 @@ async def test_bad_records_are_refused_named_and_audited(api: Api) -> None:
             "risk_of_serious_harm",
         ),
         (arms_record(mappaArea="cheshire"), "policy.area-not-covered", "cheshire"),
+        # A kind of record (so a message type) the police adapter does not know.
+        (arms_record(recordType="HOROSCOPE"), "adapter.record-type-unknown", "HOROSCOPE"),
     ]
     for record, code, named in cases:
         r = await api.submit(record)
