@@ -32,7 +32,9 @@ from broker.provision import (
 from broker.settings import Settings
 from broker.store import AgencyStore
 from broker.topics import Topics
+from broker.transfer.desk import TransferDesk
 from broker.transport import KafkaTransport
+from schemas.directory import AgencyEntry
 from schemas.isa import Agreement
 
 
@@ -51,6 +53,8 @@ class Deployment:
         self.keystore = Keystore(self.paths.keys, passphrase)
         self.transport = transport
         self.agreement = agreement
+        # One agreement per area where a deployment spans areas (transfers between them).
+        self.agreements: dict[str, Agreement] = dict.fromkeys(agreement.areas, agreement)
         self.clock = clock
         self.topics = Topics(settings.topic_namespace)
         self.directory: Directory = load_directory(self.paths)
@@ -66,7 +70,7 @@ class Deployment:
             entry=entry,
             keys=load_agency_keys(self.keystore, entry, at=self.clock()),
             directory=self.directory,
-            policy=SharingPolicy(self.agreement, self.directory),
+            policy=SharingPolicy(self.agreement_for(entry), self.directory),
             subject_key=self._subject_key,
             store=store,
             settings=self.settings,
@@ -74,6 +78,19 @@ class Deployment:
         )
         self._contexts.append(ctx)
         return ctx
+
+    def add_agreement(self, agreement: Agreement) -> None:
+        """Put another area's agreement in force here (before building its contexts)."""
+        self.agreements.update(dict.fromkeys(agreement.areas, agreement))
+
+    def agreement_for(self, entry: AgencyEntry) -> Agreement:
+        """The agreement of the agency's (first covered) area."""
+        return next(
+            (self.agreements[a] for a in entry.areas if a in self.agreements), self.agreement
+        )
+
+    def transfer_desk(self, gateway: AgencyGateway) -> TransferDesk:
+        return TransferDesk(gateway, self.transport, agreements=self.agreements)
 
     def refresh_trust(self) -> None:
         """Put the directory on disk in force (only if newer) and reload every running

@@ -23,6 +23,15 @@ from schemas.messages import MessageBody
 
 # A consultation must say why; "x" is not a reason an inquiry would accept.
 MIN_JUSTIFICATION_CHARS = 10
+# "Blank" as JSON Schema's regex (ECMA-262 \s) has it, which is how the API documents the
+# rule; Python's str.strip() would also strip control characters such as U+001F.
+BLANK = "".join(
+    (
+        " \t\n\v\f\r\u00a0\u1680",
+        *map(chr, range(0x2000, 0x200B)),
+        "\u2028\u2029\u202f\u205f\u3000\ufeff",
+    )
+)
 
 
 class AgencyGateway:
@@ -36,6 +45,9 @@ class AgencyGateway:
         )
         self.publisher = Publisher(ctx)
         self.receiver = Receiver(ctx)
+        # Receivers for topics with their own rules (the transfer desk's, for its topic),
+        # so a consultation re-verifies an item the way it was received.
+        self.topic_receivers: dict[str, Receiver] = {}
         self.relay = OutboxRelay(ctx.store, transport)
         self._reader: PartitionReader | None = None
 
@@ -91,7 +103,7 @@ class AgencyGateway:
         ctx = self.ctx
         item = ctx.store.inbox_item(message_id)
         try:
-            if len(justification.strip()) < MIN_JUSTIFICATION_CHARS:
+            if len(justification.strip(BLANK)) < MIN_JUSTIFICATION_CHARS:
                 raise PolicyDenied(
                     f"a justification of at least {MIN_JUSTIFICATION_CHARS} characters is "
                     "required to open a record",
@@ -103,12 +115,11 @@ class AgencyGateway:
                     code="consult.not-found",
                 )
             # Re-verified from the stored bytes: the local database is not trusted either.
-            verified = self.receiver.verify(
+            receiver = self.topic_receivers.get(item.topic, self.receiver)
+            verified = receiver.verify(
                 item.envelope, topic=item.topic, record_time=parse_timestamp(item.received_at)
             )
-            opened = self.receiver.open_verified(
-                verified, today_from=ctx.clock(), at_consultation=True
-            )
+            opened = receiver.open_verified(verified, today_from=ctx.clock(), at_consultation=True)
         except MappaError as exc:
             with ctx.store.transaction():
                 ctx.audit.emit(
@@ -118,7 +129,7 @@ class AgencyGateway:
                     user=user,
                     message_id=message_id if item else None,
                     subject_ref=item.subject_ref if item else None,
-                    justification=justification.strip() or None,
+                    justification=justification.strip(BLANK) or None,
                     reason_code=exc.code,
                     reason=exc.reason,
                 )

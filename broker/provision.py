@@ -275,3 +275,30 @@ DEMO_ROSTER = tuple(
     )
 )
 DEMO_PARTIES = tuple(s.agency_id for s in DEMO_ROSTER if s.agency_id != DEMO_NON_PARTY)
+
+
+# Two neighbouring areas with an RA, a co-ordination unit and a housing authority each:
+# enough to move a case from one to the other (the transfer demo and tests).
+def two_area_specs(
+    sending: str = "staffordshire", receiving: str = "west-mercia"
+) -> tuple[AgencySpec, ...]:
+    prisons = {"staffordshire": "hmp-stafford", "west-mercia": "hmp-long-lartin"}
+    housing = {"staffordshire": "stoke-on-trent", "west-mercia": "worcester"}
+    specs: list[AgencySpec] = []
+    for area in (sending, receiving):
+        title = area.replace("-", " ").title()
+        specs += [
+            AgencySpec(f"police.{area}", f"{title} Police", Role.POLICE, (area,)),
+            AgencySpec(f"probation.{area}", f"Probation Service, {title}", Role.PROBATION, (area,)),
+            AgencySpec(f"prison.{prisons.get(area, area)}", f"HMP ({title})", Role.PRISON, (area,)),
+            AgencySpec(
+                f"housing.{housing.get(area, area)}", f"{title} Housing", Role.HOUSING, (area,)
+            ),
+            AgencySpec(
+                f"coordinator.{area}",
+                f"{title} MAPPA Co-ordination Unit",
+                Role.COORDINATOR,
+                (area,),
+            ),
+        ]
+    return tuple(specs)

@@ -18,6 +18,7 @@ from broker.crypto.encoding import jcs
 from broker.crypto.envelope import PAYLOAD_TYPE, Recipient, ViewToSeal, seal
 from broker.errors import MappaError, SchemaError
 from broker.policy import CASE_TEAM_TYPE, Disclosure, Team
+from broker.transfer.routing import follow_case
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import Classification, ViewKind, format_timestamp
 from schemas.envelope import EnvelopeHeader
@@ -65,6 +66,7 @@ class Publisher:
             "purpose": purpose,
         }
         try:
+            message = follow_case(ctx, message, subject_ref)
             ctx.policy.authorise_publish(ctx.entry, message_type, message.area, now.date())
             party = ctx.policy.party(ctx.agency_id)
             team = ctx.store.case_team(subject_ref)

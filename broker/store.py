@@ -115,6 +115,15 @@ class AgencyStore:
         if not self._in_txn:
             raise RuntimeError("call inside store.transaction()")
 
+    # -- for modules that keep their own tables here (the transfer case registry) ---------
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The same connection, so another module's writes join ``transaction()``."""
+        return self._db
+
+    def require_transaction(self) -> None:
+        self._require_txn()
+
     # -- offsets ----------------------------------------------------------------------------
     def offsets(self) -> dict[tuple[str, int], int]:
         rows = self._db.execute("SELECT topic, partition, next_offset FROM offsets")

@@ -17,10 +17,12 @@ from broker.crypto.envelope import Recipient, ViewToSeal, seal, signed_bytes
 from broker.crypto.keys import PrivateKey
 from broker.deployment import Deployment
 from broker.gateway import AgencyGateway
+from broker.keystore import Keystore
 from broker.ledger.service import LedgerService
 from broker.provision import AgencySpec, DataPaths, provision
 from broker.receive import Handled, Handling
 from broker.settings import Settings
+from broker.store import AgencyStore
 from broker.transport import KafkaTransport, Record
 from schemas.common import Classification, Role, ViewKind, format_timestamp, from_data
 from schemas.directory import KeyAlg
@@ -262,3 +264,25 @@ async def build_world(
         await gw.start()
     await ledger.start()
     return World(deployment, gateways, ledger, passphrase)
+
+
+def seed_case_team_on_disk(
+    data_dir: Path, passphrase: bytes, members: Sequence[str], pnc: str = PNC
+) -> None:
+    """As ``World.seed_case_team``, for a deployment whose adapters are not yet running
+    (a server a test is about to start): written straight into each agency's store."""
+    paths = DataPaths(data_dir)
+    ref = Keystore(paths.keys, passphrase).load_subject_key().reference(pnc)
+    for agency in members:
+        store = AgencyStore(paths.agency_store(agency))
+        try:
+            with store.transaction():
+                store.record_case_team(
+                    ref,
+                    members,
+                    lead_agency=members[0],
+                    set_at=format_timestamp(datetime.now(UTC) - timedelta(days=1)),
+                    message_id=str(uuid.uuid4()),
+                )
+        finally:
+            store.close()

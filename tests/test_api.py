@@ -27,6 +27,7 @@ from tests.support import (
     EDUCATION,
     HOUSING,
     PARTIES,
+    PNC,
     POLICE,
     PRISON,
     PROBATION,
@@ -95,14 +96,18 @@ def issue_tokens(store: CredentialStore) -> dict[str, str]:
 @pytest.fixture
 async def api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
     world = await build_world(tmp_path, transport)
-    # Housing sees risk assessments only while on the subject's case team.
     world.seed_case_team(PARTIES)
     store = CredentialStore(credentials_path(world.deployment.settings.data_dir))
     try:
         # Education is in the directory but not a party; it needs no system here.
         served = {a: gw for a, gw in world.gateways.items() if a != EDUCATION}
-        backend = ApiBackend(agencies=serve_agencies(served, adapter_for), credentials=store)
-        app = create_app(running(backend))
+        backend = ApiBackend(
+            agencies=serve_agencies(served, adapter_for),
+            credentials=store,
+            ledger=world.deployment.ledger_reader(world.ledger.store),
+        )
+        # The application as `mappa serve` builds it: agency and governance endpoints.
+        app = application(running(backend))
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(
@@ -287,7 +292,7 @@ async def test_bad_records_are_refused_named_and_audited(api: Api) -> None:
     cases = [
         (arms_record(pnc=None) | {"pnc": None}, "adapter.record-invalid", None),
         ({k: v for k, v in arms_record().items() if k != "arms"}, "adapter.record-invalid", "arms"),
-        (arms_record(mappaCategory="one"), "adapter.record-invalid", "one"),
+        (arms_record(mappaCategory="one"), "adapter.record-invalid", "invalid value"),
         (arms_record(dob="1980-03-14"), "schema.invalid", "dd/mm/yyyy"),
         (
             arms_record(arms={**ARMS_EXAMPLE["arms"], "rosh": "EXTREME"}),
@@ -304,10 +309,9 @@ async def test_bad_records_are_refused_named_and_audited(api: Api) -> None:
         assert r.json()["error"] == code, r.text
         if named:
             assert named in r.json()["detail"]
-    # An ARMS record is not something the housing system exports.
+    # A police ARMS export is not a housing record: the housing adapter names the problem.
     r = await api.submit(arms_record(), who=HOUSING)
-    assert r.status_code == 422
-    assert r.json()["error"].startswith("adapter.")
+    assert (r.status_code, r.json()["error"]) == (422, "adapter.record-invalid")
     # Nothing half-written: no envelope queued for any of them.
     envelopes_after = sum(
         n for t, n in store.outbox_counts().items() if not t.endswith((".audit", ".deadletter"))
@@ -407,44 +411,48 @@ async def test_text_that_cannot_be_utf8_is_refused_not_a_500(api: Api) -> None:
     assert r.status_code == 422, r.text
 
 
-async def test_governance_routes_are_for_officers_only(api: Api) -> None:
-    await api.published()
-    await api.world.sync_ledger()
-    world = api.world
-    backend = ApiBackend(
-        agencies=api.app.state.backend.agencies,
-        credentials=api.credentials,
-        ledger=world.deployment.ledger_reader(world.ledger.store),
+async def test_governance_endpoints_for_the_officer_only(api: Api) -> None:
+    response = await api.submit(arms_record())
+    message_id = response.json()["message_id"]
+    await api.world.pump(lambda: bool(api.world.of(HOUSING, Handling.DELIVERED)))
+    opened = await api.client.post(
+        f"/v1/agencies/{HOUSING}/inbox/{message_id}/open",
+        headers=api.auth(HOUSING),
+        json={"user": "housing.officer.207", "justification": JUSTIFICATION},
     )
-    app = application(running(backend))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        r = await client.get(
-            "/governance/query",
-            params={"act": "disclosure", "agency": POLICE},
-            headers=api.auth("officer"),
-        )
-        assert r.status_code == 200, r.text
-        assert {e["recipient"] for e in r.json()["entries"]} == {PROBATION, PRISON, HOUSING}
-        for headers in (api.auth(HOUSING), api.auth(POLICE)):
-            r = await client.get("/governance/query", headers=headers)
-            assert (r.status_code, r.json()["error"]) == (403, "auth.forbidden")
-        r = await client.get("/governance/query")
-        assert (r.status_code, r.json()["error"]) == (401, "auth.invalid-credential")
-        # The ledger's own refusal, in the one error shape.
-        r = await client.get(
-            "/governance/query", params={"act": "gossip"}, headers=api.auth("officer")
-        )
-        assert r.status_code == 400, r.text
-        assert set(r.json()) == {"error", "detail"}
-        assert "'act'" in r.json()["detail"]
-    # A server that runs no ledger says so.
-    bare = application(running(api.app.state.backend))
+    assert opened.status_code == 200, opened.text
+    await api.world.sync_ledger()
+
+    # An agency's credential never reaches the audit trail.
+    for who in (HOUSING, POLICE):
+        denied = await api.client.get("/governance/query", headers=api.auth(who))
+        assert denied.status_code == 403, who
+    officer = api.auth("officer")
+    # The officer names the offender by PNC id; the keyed hash is computed for them.
+    page = await api.client.get(
+        "/governance/query",
+        headers=officer,
+        params={"subject": PNC, "act": "consultation", "proofs": "true"},
+    )
+    assert page.status_code == 200, page.text
+    [entry] = page.json()["entries"]
+    assert (entry["agency"], entry["user"]) == (HOUSING, "housing.officer.207")
+    assert entry["justification"] == JUSTIFICATION
+    assert entry["subject_ref"] == api.world.deployment.subject_ref(PNC)
+    assert entry["proof"]["hashes"] is not None
+    verified = await api.client.get("/governance/verify", headers=officer)
+    assert verified.status_code == 200
+    assert verified.json()["intact"] is True
+    bad = await api.client.get("/governance/query", headers=officer, params={"act": "gossip"})
+    assert bad.status_code == 422
+
+
+async def test_a_server_without_a_ledger_says_so(api: Api) -> None:
+    backend = ApiBackend(agencies=api.app.state.backend.agencies, credentials=api.credentials)
+    bare = application(running(backend))
     async with (
         bare.router.lifespan_context(bare),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=bare), base_url="http://t") as c,
     ):
         r = await c.get("/governance/verify", headers=api.auth("officer"))
-        assert (r.status_code, r.json()["error"]) == (404, "api.not-found")
+    assert (r.status_code, r.json()["error"]) == (404, "api.not-found")

@@ -23,7 +23,15 @@ from broker.agency import utc_now
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.api.models import ARMS_EXAMPLE
 from broker.provision import DataPaths, provision
-from tests.support import HOUSING, POLICE, PRISON, PROBATION, SPECS
+from tests.support import (
+    HOUSING,
+    PARTIES,
+    POLICE,
+    PRISON,
+    PROBATION,
+    SPECS,
+    seed_case_team_on_disk,
+)
 
 LISTENING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 SERVED = ("--agency", POLICE, "--agency", PROBATION, "--agency", PRISON, "--agency", HOUSING)
@@ -55,6 +63,7 @@ async def serve(tmp_path: Path, *extra: str) -> AsyncIterator[Served]:
     data = tmp_path / "data"
     passphrase = secrets.token_urlsafe(18)
     provision(DataPaths(data), SPECS, passphrase=passphrase.encode(), now=utc_now())
+    seed_case_team_on_disk(data, passphrase.encode(), PARTIES)
     store = CredentialStore(credentials_path(data))
     tokens = {a: store.issue(CredentialKind.AGENCY, a, now="t").token for a in (POLICE, PROBATION)}
     store.close()

@@ -47,7 +47,7 @@ def create_app(
     app.include_router(agency_router())
     for router in routers:
         # Every route answers errors in the one shape; say so in the document.
-        app.include_router(router, responses=documented(400, 401, 403, 404, 409, 422, 503))
+        app.include_router(router, responses=documented(401, 403, 404, 409, 422, 503))
     return app
 
 

@@ -108,8 +108,10 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     match exc.detail:
         case {"code": str(code), "reason": str(reason)}:
-            # A router that speaks our codes (governance): keep its code and status.
-            return error_response(exc.status_code, code, reason)
+            # A router that speaks our codes (governance): keep its code; bad input is a
+            # 422 here as everywhere else.
+            status = 422 if exc.status_code == 400 else exc.status_code
+            return error_response(status, code, reason)
     if exc.status_code == 400:
         # FastAPI's answer to a body it cannot decode at all (not UTF-8, say): the same
         # kind of problem as a body that does not validate, so the same answer.
@@ -129,7 +131,6 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 DESCRIPTIONS = {
-    400: "The query cannot be answered as asked (a governance query's parameters)",
     401: "No credential, or an invalid or revoked one",
     403: "The credential does not cover this agency, or an agreement forbids the act",
     404: "No such message in this agency's inbox",

@@ -23,10 +23,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from broker.api.errors import documented
 from broker.errors import MappaError, SchemaError
 from broker.ledger.reader import LedgerReader
 
-ReaderSource = LedgerReader | Callable[[], LedgerReader]
+# A reader, or a FastAPI dependency that yields one (it may take the Request).
+ReaderSource = LedgerReader | Callable[..., LedgerReader]
 # Sizes and sequence numbers are SQLite/PostgreSQL 64-bit integers; a larger one is bad
 # input (422), not a database overflow (500).
 MAX_TREE_SIZE = 2**63 - 1
@@ -61,13 +63,18 @@ def _params(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
 
 def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any]) -> APIRouter:
     router = APIRouter(
-        prefix="/governance", tags=["governance"], dependencies=[Depends(require_officer)]
+        prefix="/governance",
+        tags=["governance"],
+        dependencies=[Depends(require_officer)],
+        responses=documented(401, 403, 404, 422, 503),
     )
 
-    def reader() -> LedgerReader:
-        return ledger if isinstance(ledger, LedgerReader) else ledger()
+    def fixed() -> LedgerReader:
+        assert isinstance(ledger, LedgerReader)  # noqa: S101 - narrowed by the caller
+        return ledger
 
-    Reader = Annotated[LedgerReader, Depends(reader)]
+    source = fixed if isinstance(ledger, LedgerReader) else ledger
+    Reader = Annotated[LedgerReader, Depends(source)]
 
     @router.get("/query")
     def query(request: Request, r: Reader) -> dict[str, Any]:
@@ -110,7 +117,15 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
     @router.get(
         "/export",
         response_class=Response,
-        responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+        responses={
+            200: {
+                "description": "Every matching entry: CSV (format=csv) or one JSON document",
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            }
+        },
     )
     def export(request: Request, r: Reader, format: Literal["csv", "json"] = "json") -> Response:
         params = _params(request, _FILTER_PARAMS)

@@ -22,6 +22,7 @@ from broker.deployment import Deployment
 from broker.embedded import EmbeddedBroker
 from broker.errors import ConfigurationError, MappaError
 from broker.gateway import AgencyGateway
+from broker.kafka_security import client_options
 from broker.keystore import Keystore
 from broker.provision import DataPaths
 from broker.settings import Settings
@@ -123,7 +124,9 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
         if bootstrap is None:
             embedded = EmbeddedBroker(log_path=settings.data_dir / "broker.log")
             bootstrap = await stack.enter_async_context(embedded)
-        transport = await stack.enter_async_context(KafkaTransport(bootstrap))
+        transport = await stack.enter_async_context(
+            KafkaTransport(bootstrap, client_options=client_options(settings, bootstrap))
+        )
         deployment = Deployment(
             settings=settings,
             passphrase=config.passphrase,

@@ -8,7 +8,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import api, areas, bench, demo, deploy, directory, keys, serve
+from broker.cli import api, areas, bench, demo, deploy, directory, keys, serve, transfer
 from broker.cli import audit as audit_cli
 from broker.cli import isa as isa_cli
 from broker.cli import schemas as schemas_cli
@@ -19,13 +19,14 @@ COMMAND_GROUPS = (
     areas,
     keys,
     directory,
-    bench,
-    audit_cli,
     isa_cli,
-    deploy,
     schemas_cli,
+    audit_cli,
+    transfer,
     serve,
     api,
+    deploy,
+    bench,
 )
 
 

@@ -1,0 +1,1 @@
+"""Area transfers: the case moves, routing and keys follow it (docs/transfers.md)."""

@@ -1,0 +1,228 @@
+"""Receiving on the transfer topic: the ordinary receiver's checks, then the transfer's.
+
+Checks 1-8 of ``broker.receive`` run unchanged (shape, suite, directory keys,
+signatures, topic binding, freshness, addressed to us, replay memory), except that an
+exact redelivery is refused and audited as ``transfer.duplicate`` rather than skipped
+silently: a transfer step is applied once, and a second copy is worth a record. Then:
+
+* a transfer step (``transfer-*``): decrypt, parse, header and body agree, and the
+  state machine and actor rules (``broker.transfer.rules``) allow it; applied to the
+  case registry with its audit event in one transaction;
+* a handover item (any catalogue message type): sent by the lead agency of a transfer
+  this agency knows completed into its area, and within what this agency's own
+  agreement entitles it to; delivered to the inbox like any message.
+
+Every refusal is dead-lettered and audited by the ordinary receiver's ``_refuse``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from broker.agency import AgencyContext
+from broker.crypto.envelope import VerifiedEnvelope, open_view
+from broker.crypto.suites import suite_named
+from broker.errors import MappaError, PolicyDenied, ReplayError, SchemaError, VerificationError
+from broker.policy import CASE_TEAM_TYPE
+from broker.receive import Handled, Handling, Opened, Receiver
+from broker.transfer.envelopes import HANDOVER_PURPOSE, transfer_verifier
+from broker.transfer.registry import CaseRegistry
+from broker.transfer.rules import TransferRefused, check_notice, check_step, step_of
+from broker.transport import Record
+from schemas.audit import AuditAct, Operation
+from schemas.common import Role, ViewKind, format_timestamp
+from schemas.isa import Access
+from schemas.messages.base import STANDARD_REDACTION
+from schemas.transfer import (
+    CONTROL_MESSAGE_TYPES,
+    TRANSFER_MESSAGE,
+    TransferComplete,
+    TransferControl,
+    TransferState,
+)
+
+CASE_HOLDERS = frozenset({Role.POLICE, Role.PROBATION, Role.PRISON, Role.COORDINATOR})
+
+
+def own_area(ctx: AgencyContext, message: TransferControl) -> str:
+    return message.from_area if message.from_area in ctx.entry.areas else message.to_area
+
+
+class TransferReceiver(Receiver):
+    def __init__(self, ctx: AgencyContext, registry: CaseRegistry) -> None:
+        super().__init__(ctx)
+        self._registry = registry
+        self._verifier = transfer_verifier(ctx)
+
+    def verify(self, value: bytes, *, topic: str, record_time: datetime) -> VerifiedEnvelope:
+        return self._verifier.verify(value, topic=topic, record_time=record_time)
+
+    def handle(self, record: Record) -> Handled:
+        ctx = self._ctx
+        now = ctx.clock()
+        record_time = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=now.tzinfo)
+        verified: VerifiedEnvelope | None = None
+        try:
+            verified = self.verify(record.value, topic=record.topic, record_time=record_time)
+            self._verifier.check_fresh(verified, now)
+            if not verified.addressed_to(ctx.agency_id):
+                return self._skip(record, Handling.NOT_ADDRESSED, verified)
+            if self._check_replay(verified):
+                raise ReplayError(
+                    f"message {verified.header.message_id} was delivered before; "
+                    "a transfer message is applied once",
+                    code="transfer.duplicate",
+                )
+            if verified.header.message_type in CONTROL_MESSAGE_TYPES:
+                view = self._apply_step(record, verified, now)
+            else:
+                opened = self._open_handover(verified)
+                self._deliver(record, opened, now)
+                view = opened.view
+        except MappaError as exc:
+            return self._refuse(record, verified, exc, now)
+        h = verified.header
+        return Handled(
+            Handling.DELIVERED, record.topic, h.message_id, h.sender, h.message_type, view
+        )
+
+    # -- transfer steps ---------------------------------------------------------------------
+    def _open_step(self, verified: VerifiedEnvelope) -> tuple[TransferControl, ViewKind]:
+        ctx = self._ctx
+        h = verified.header
+        opened = open_view(
+            verified, agency=ctx.agency_id, keys=ctx.keys.decryption, suite=suite_named(h.suite)
+        )
+        if opened.kind is ViewKind.FULL and ctx.entry.role not in CASE_HOLDERS:
+            raise PolicyDenied(
+                f"{h.sender} sent {ctx.agency_id} the full {h.message_type}; only the "
+                "co-ordinators and RA agencies of both areas may hold it: breach by the sender",
+                code="policy.breach-view-too-rich",
+            )
+        try:
+            message: TransferControl = TRANSFER_MESSAGE.validate_json(opened.plaintext)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise SchemaError(
+                f"{h.message_type} body invalid at "
+                f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
+                code="schema.invalid-body",
+            ) from None
+        if (
+            message.subject_ref != h.subject_ref
+            or step_of(message).message_type != h.message_type
+            or message.from_area != h.area
+        ):
+            raise VerificationError(
+                "transfer step does not match its header (subject, step or area)",
+                code="envelope.subject-mismatch",
+            )
+        return message, opened.kind
+
+    def _apply_step(self, record: Record, verified: VerifiedEnvelope, now: datetime) -> ViewKind:
+        ctx = self._ctx
+        h = verified.header
+        message, view = self._open_step(verified)
+        if view is ViewKind.FULL:
+            state: TransferState = check_step(
+                ctx.directory,
+                message,
+                sender=h.sender,
+                current=self._registry.get(message.transfer_id),
+                open_transfer=self._registry.open_for(message.subject_ref),
+                owner=self._registry.owner(message.subject_ref),
+            )
+        else:
+            state = check_notice(ctx.directory, message, sender=h.sender, recipient=ctx.entry)
+        received_at = format_timestamp(now)
+        with ctx.store.transaction():
+            ctx.store.remember(
+                h.message_id, verified.digest, record.topic, h.created_at, received_at
+            )
+            self._registry.apply(message, state, at=received_at)
+            # The receiving area's case team, as its co-ordinator named it: what the
+            # case-team rules of its agreement go by until a new case-team message.
+            if (
+                isinstance(message, TransferComplete)
+                and message.to_area in ctx.entry.areas
+                and message.case_team
+            ):
+                ctx.store.record_case_team(
+                    message.subject_ref,
+                    message.case_team,
+                    lead_agency=message.actor_agency,
+                    set_at=h.created_at,
+                    message_id=h.message_id,
+                )
+            ctx.store.advance(record.topic, record.partition, record.offset)
+            ctx.audit.emit(
+                AuditAct.COLLECTION,
+                Operation.DELIVER,
+                area=own_area(ctx, message),
+                subject_ref=h.subject_ref,
+                message_id=h.message_id,
+                message_type=h.message_type,
+                isa_id=h.isa_id,
+                isa_version=h.isa_version,
+                purpose=h.purpose,
+                lawful_basis=h.lawful_basis,
+                recipient=ctx.agency_id,
+                view=view,
+                reason=(
+                    f"transfer {message.transfer_id} {step_of(message).value} by {h.sender}: "
+                    f"now {state.value}"
+                ),
+            )
+        return view
+
+    # -- handover items ---------------------------------------------------------------------
+    def open_verified(
+        self, verified: VerifiedEnvelope, *, today_from: datetime, at_consultation: bool = False
+    ) -> Opened:
+        """How a consultation opens a handover item held in the inbox."""
+        return self._open_handover(verified)
+
+    def _open_handover(self, verified: VerifiedEnvelope) -> Opened:
+        ctx = self._ctx
+        h = verified.header
+        transfer_id = h.purpose.removeprefix(HANDOVER_PURPOSE)
+        known = self._registry.get(transfer_id) if h.purpose.startswith(HANDOVER_PURPOSE) else None
+        if h.message_type == CASE_TEAM_TYPE:
+            raise TransferRefused(
+                "a case team belongs to its area and is never handed over: the receiving "
+                "area's team comes with the completion",
+                code="transfer.handover-not-authorised",
+            )
+        if (
+            known is None
+            or known.state is not TransferState.COMPLETED
+            or known.subject_ref != h.subject_ref
+            or known.lead_agency != h.sender
+            or known.to_area not in ctx.entry.areas
+        ):
+            raise TransferRefused(
+                f"{h.message_type} from {h.sender} on the transfer topic is not a handover "
+                f"this agency can accept: it must come from the lead agency of a completed "
+                f"transfer of this case into {', '.join(ctx.entry.areas)}",
+                code="transfer.handover-not-authorised",
+            )
+        entry = next(r for r in verified.recipients if r.agency == ctx.agency_id)
+        kind = next(v.kind for v in verified.views if v.view_id == entry.view_id)
+        team = ctx.store.case_team(h.subject_ref)
+        if team is None and known.case_team:
+            team = frozenset(known.case_team)
+        rule = ctx.policy.entitlement(ctx.entry, h.message_type, team)
+        if rule is None or rule.access.view is None or kind.richness > rule.access.view.richness:
+            raise PolicyDenied(
+                f"{ctx.agency_id} may not hold a {kind.value} view of {h.message_type} under "
+                f"{ctx.policy.agreement.id}: breach by {h.sender} in the handover",
+                code="policy.breach-view-too-rich",
+            )
+        opened = open_view(
+            verified, agency=ctx.agency_id, keys=ctx.keys.decryption, suite=suite_named(h.suite)
+        )
+        redaction = rule.redaction_set if rule.access is Access.REDACTED else STANDARD_REDACTION
+        body = self._parse_body(verified, opened.kind, opened.plaintext, redaction)
+        return Opened(verified=verified, view=opened.kind, body=body)
