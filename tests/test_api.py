@@ -22,6 +22,7 @@ from broker.api.credentials import CredentialKind, CredentialStore, credentials_
 from broker.api.models import ARMS_EXAMPLE
 from broker.policy import SharingPolicy
 from broker.receive import Handling
+from broker.transfer.desk import TransferDesk
 from broker.transport import KafkaTransport
 from tests.support import (
     EDUCATION,
@@ -98,13 +99,18 @@ async def api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
     world = await build_world(tmp_path, transport)
     world.seed_case_team(PARTIES)
     store = CredentialStore(credentials_path(world.deployment.settings.data_dir))
+    desks: dict[str, TransferDesk] = {}
     try:
         # Education is in the directory but not a party; it needs no system here.
         served = {a: gw for a, gw in world.gateways.items() if a != EDUCATION}
+        desks.update({a: world.deployment.transfer_desk(gw) for a, gw in served.items()})
+        for desk in desks.values():
+            await desk.start()
         backend = ApiBackend(
             agencies=serve_agencies(served, adapter_for),
             credentials=store,
             ledger=world.deployment.ledger_reader(world.ledger.store),
+            desks=desks,
         )
         # The application as `mappa serve` builds it: agency and governance endpoints.
         app = application(running(backend))
@@ -116,6 +122,8 @@ async def api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
         ):
             yield Api(world, app, client, store, issue_tokens(store))
     finally:
+        for desk in desks.values():
+            await desk.stop()
         store.close()
         await world.close()
 
@@ -456,3 +464,25 @@ async def test_a_server_without_a_ledger_says_so(api: Api) -> None:
     ):
         r = await c.get("/governance/verify", headers=api.auth("officer"))
     assert (r.status_code, r.json()["error"]) == (404, "api.not-found")
+
+
+async def test_transfer_routes_are_the_calling_agencys(api: Api) -> None:
+    listed = await api.client.get("/transfers", headers=api.auth(POLICE))
+    assert (listed.status_code, listed.json()) == (200, [])
+    refused = await api.client.post(
+        "/transfers",
+        json={
+            "pnc_id": PNC,
+            "to_area": "atlantis",
+            "move_date": "2026-12-01",
+            "reason": "moving to live with family",
+            "user": "ppu.officer.12",
+        },
+        headers=api.auth(HOUSING),
+    )
+    assert 400 <= refused.status_code < 500, refused.text
+    assert set(refused.json()) == {"error", "detail"}
+    r = await api.client.get("/transfers", headers=api.auth("officer"))
+    assert (r.status_code, r.json()["error"]) == (403, "auth.forbidden")
+    r = await api.client.get("/transfers")
+    assert (r.status_code, r.json()["error"]) == (401, "auth.invalid-credential")

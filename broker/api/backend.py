@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from broker.agency import utc_now
 from broker.api.credentials import CredentialStore
 from broker.gateway import AgencyGateway
 from broker.ledger.reader import LedgerReader
+from broker.transfer.desk import TransferDesk
 from broker.transport import TransportError
 from schemas.common import ViewKind
 from schemas.messages import MessageBody
@@ -57,6 +58,8 @@ class ApiBackend:
     clock: Callable[[], datetime] = utc_now
     # The audit ledger, for the governance routes; None where this process runs none.
     ledger: LedgerReader | None = None
+    # Each served agency's transfer desk, for the transfer routes.
+    desks: Mapping[str, TransferDesk] = field(default_factory=dict)
 
 
 BackendFactory = Callable[[], AbstractAsyncContextManager[ApiBackend]]

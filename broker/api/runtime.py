@@ -150,6 +150,12 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
         polls: dict[str, Callable[[], Awaitable[object]]] = {
             f"gateway {a}": gw.poll_once for a, gw in gateways.items()
         }
+        # Transfers: each served agency's desk reads the cross-area topic beside its gateway.
+        desks = {a: deployment.transfer_desk(gw) for a, gw in gateways.items()}
+        for agency, desk in desks.items():
+            await desk.start()
+            stack.push_async_callback(desk.stop)
+            polls[f"transfer desk {agency}"] = desk.poll_once
         reader = None
         if config.run_ledger:
             ledger = deployment.ledger()
@@ -164,6 +170,7 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
             credentials=credentials,
             clock=deployment.clock,
             ledger=reader,
+            desks=desks,
         )
         await stack.enter_async_context(_pollers(polls))
         log.info("serving %s on %s", ", ".join(served), bootstrap)

@@ -17,12 +17,13 @@ every refusal; this module only maps its errors to HTTP statuses.
 # No `from __future__ import annotations`: FastAPI must see the route annotations, which
 # use a dependency alias local to the factory, as real objects.
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from broker.errors import MappaError, SchemaError
 from broker.transfer.deadlines import deadlines, overdue
@@ -31,6 +32,19 @@ from schemas.transfer import TransferRecord
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 TransferId = Annotated[str, Path(pattern=UUID_PATTERN)]
+
+
+def _iso_day(value: object) -> object:
+    """Dates as the document says, YYYY-MM-DD; pydantic alone would also take a number
+    as a Unix time."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return value
+    if isinstance(value, date):
+        return value
+    raise ValueError("expected a date as YYYY-MM-DD")
+
+
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]
 
 # Codes whose meaning is "not yours" or "not there" rather than "not now".
 _STATUS = {
@@ -45,9 +59,11 @@ class _In(BaseModel):
 
 
 class TransferRequestIn(_In):
-    pnc_id: str = Field(max_length=16)
+    # The PNC id's own format: anything else cannot name a subject (and, not ASCII,
+    # could not even be hashed into a subject reference).
+    pnc_id: str = Field(max_length=16, pattern=r"^\d{2,4}/\d{1,7}[A-Z]$")
     to_area: str = Field(max_length=42)
-    move_date: date
+    move_date: IsoDay
     reason: str = Field(min_length=1, max_length=4000)
     user: str = Field(min_length=1, max_length=200)
     open_actions: list[str] = Field(default_factory=list, max_length=50)
@@ -65,8 +81,8 @@ class CompleteIn(_In):
     reason: str = Field(
         default="receiving area has taken the case over", min_length=1, max_length=4000
     )
-    completed_on: date | None = None
-    address_notified_on: date | None = None
+    completed_on: IsoDay | None = None
+    address_notified_on: IsoDay | None = None
     case_team: list[str] = Field(default_factory=list, max_length=128)
 
 
@@ -184,7 +200,7 @@ def transfers_router(
         return [_out(r, today(d)) for r in d.registry.records()]
 
     @router.get("/overdue")
-    async def overdue_transfers(caller: Caller, on: date | None = None) -> list[OverdueOut]:
+    async def overdue_transfers(caller: Caller, on: IsoDay | None = None) -> list[OverdueOut]:
         d = desk(caller)
         return [
             OverdueOut(
