@@ -1,4 +1,4 @@
-"""MAPPA co-ordination unit: the unit's case register (level decisions and MAPPA B minutes).
+"""MAPPA co-ordination unit: the unit's case register (levels, MAPPA B minutes, case teams).
 
 JSON, one record per decision or meeting; ``recordType`` is ``LEVEL`` or ``MINUTES``.
 Dates are dd/mm/yyyy as the unit's register spreadsheets keep them::
@@ -69,6 +69,52 @@ def minutes(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def transfer(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The unit confirms a transfer with the receiving area's unit."""
+    t = record["transfer"]
+    return {
+        **case(record),
+        "stage": t["stage"].lower(),
+        "to_area": t["toArea"],
+        "move_date": uk_date(t["moveDate"]),
+        "transfer_due_by": uk_date(t["dueBy"]),
+        "receiving_lead": t.get("receivingLead"),
+        "reason": t["reason"],
+        "open_actions": [
+            {"owner": a["agency"], "action": a["action"], "due": optional_uk_date(a.get("due"))}
+            for a in t.get("openActions", [])
+        ],
+    }
+
+
+def disclosure(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The meeting chair's disclosure decision, recorded by the unit."""
+    d = record["disclosure"]
+    return {
+        **case(record),
+        "scheme": d["scheme"],
+        "decision": d["decision"],
+        "decided_on": uk_date(d["date"]),
+        "decided_by": d["chair"],
+        "recipient_type": d["recipientType"],
+        "rationale": d["rationale"],
+        "what_disclosed": d.get("whatDisclosed"),
+        "disclosed_on": optional_uk_date(d.get("disclosedOn")),
+        "recipient_identity": d.get("recipient"),
+    }
+
+
+def case_team(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Who is active on the case, as the unit's register lists the agencies."""
+    t = record["team"]
+    return {
+        **case(record),
+        "effective_from": uk_date(t["from"]),
+        "lead_agency": t["lead"],
+        "members": [{"agency_id": m["agency"], "role": m["role"]} for m in t["members"]],
+    }
+
+
 class CoordinatorAdapter(AgencyAdapter):
     role = Role.COORDINATOR
     kind = "coordinator"
@@ -76,6 +122,9 @@ class CoordinatorAdapter(AgencyAdapter):
     record_types: ClassVar[Mapping[str, RecordMapping]] = {
         "LEVEL": ("level-set", level),
         "MINUTES": ("meeting-minutes", minutes),
+        "TRANSFER": ("area-transfer", transfer),
+        "DISCLOSURE": ("disclosure-decision", disclosure),
+        "CASE_TEAM": ("case-team", case_team),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

@@ -159,6 +159,103 @@ def disclosure(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def eligibility(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A ViSOR nominal created at conviction: the basis of MAPPA eligibility."""
+    c = record["conviction"]
+    return {
+        **nominal(record),
+        "basis": enum_code(c["mappaBasis"]),
+        "index_offence": c["offence"],
+        "conviction_date": uk_date(c["convicted"]),
+        "sentence": c["sentence"],
+        "sentence_date": uk_date(c["sentenced"]),
+        "earliest_release_date": optional_uk_date(c.get("releaseDate")),
+        "sentence_expiry_date": optional_uk_date(c.get("sentenceExpiry")),
+        "notification_period": c.get("registrationPeriod"),
+        "victims": c.get("victims", []),
+    }
+
+
+def referral(record: Mapping[str, Any]) -> dict[str, Any]:
+    r = record["referral"]
+    return {
+        **nominal(record),
+        "referred_on": uk_date(r["date"]),
+        "requested_level": int(r["levelRequested"]),
+        "reason": r["reason"],
+        "risk_of_serious_harm": enum_code(r["rosh"]),
+        "risk_summary": r["summary"],
+        "referrer": r["officer"],
+        "victims": r.get("victims", []),
+        "intelligence_source": r.get("intelSource"),
+    }
+
+
+def plan(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The ViSOR risk management plan: actions under the four MAPPA headings."""
+    p = record["plan"]
+    return {
+        **nominal(record),
+        "lead_agency": p["leadAgency"],
+        "updated_on": uk_date(p["updated"]),
+        "review_by": uk_date(p["review"]),
+        "actions": [
+            {
+                "heading": enum_code(a["heading"]),
+                "owner": a["owner"],
+                "action": a["action"],
+                "due": optional_uk_date(a.get("due")),
+                "status": enum_code(a.get("status", "OPEN")),
+            }
+            for a in p["actions"]
+        ],
+        "contingency": p.get("contingency"),
+        "victim_safety_measures": p.get("victimSafety", []),
+    }
+
+
+def transfer(record: Mapping[str, Any]) -> dict[str, Any]:
+    """ViSOR record transfer to the force of the new area."""
+    t = record["transfer"]
+    return {
+        **nominal(record),
+        "stage": enum_code(t["stage"]),
+        "to_area": t["toArea"],
+        "move_date": uk_date(t["moveDate"]),
+        "transfer_due_by": uk_date(t["dueBy"]),
+        "receiving_lead": t.get("receivingForce"),
+        "new_address": premises(t.get("newAddress")),
+        "reason": t["reason"],
+        "open_actions": t.get("openActions", []),
+    }
+
+
+def further_offence(record: Mapping[str, Any]) -> dict[str, Any]:
+    f = record["furtherOffence"]
+    return {
+        **nominal(record),
+        "offence": f["offence"],
+        "offence_date": uk_date(f["committed"]),
+        "charged_on": optional_uk_date(f.get("charged")),
+        "under_supervision": bool(f["onLicence"]),
+        "review_required": bool(f["sfoReview"]),
+        "circumstances": f["circumstances"],
+        "victims": f.get("victims", []),
+    }
+
+
+def exit_mappa(record: Mapping[str, Any]) -> dict[str, Any]:
+    e = record["exit"]
+    return {
+        **nominal(record),
+        "reason": enum_code(e["reason"]),
+        "exit_date": uk_date(e["date"]),
+        "lead_agency": e["leadAgency"],
+        "notes": e.get("notes"),
+        "continuing_arrangements": e.get("continuing"),
+    }
+
+
 class PoliceAdapter(AgencyAdapter):
     role = Role.POLICE
     kind = "police"
@@ -170,6 +267,12 @@ class PoliceAdapter(AgencyAdapter):
         "BREACH_OUTCOME": ("notification-breach-outcome", breach_outcome),
         "CIVIL_ORDER": ("civil-order-made", civil_order),
         "DISCLOSURE": ("disclosure-decision", disclosure),
+        "ELIGIBILITY": ("eligibility-notified", eligibility),
+        "REFERRAL": ("level-referral", referral),
+        "RMP": ("risk-management-plan-updated", plan),
+        "TRANSFER": ("area-transfer", transfer),
+        "SFO": ("serious-further-offence", further_offence),
+        "EXIT": ("exit-from-mappa", exit_mappa),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

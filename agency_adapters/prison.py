@@ -92,6 +92,62 @@ def sentence(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def referral(record: Mapping[str, Any]) -> dict[str, Any]:
+    """MAPPA A from the offender management unit, due six months before release."""
+    r = record["referral"]
+    return {
+        **prisoner(record),
+        "referred_on": r["referralDate"],
+        "requested_level": int(r["levelRequested"]),
+        "reason": r["reason"],
+        "risk_of_serious_harm": enum_code(r["rosh"]),
+        "risk_summary": r["summary"],
+        "release_or_hearing_date": r.get("releaseDate"),
+        "referrer": r["omuContact"],
+        "health_notes": r.get("healthcareNotes"),
+        "intelligence_source": r.get("securityIntel"),
+    }
+
+
+def plan(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The custody risk management plan while the prison leads."""
+    p = record["plan"]
+    return {
+        **prisoner(record),
+        "lead_agency": p["leadAgency"],
+        "updated_on": p["updated"],
+        "review_by": p["reviewBy"],
+        "actions": [
+            {
+                "heading": enum_code(a["heading"]),
+                "owner": a["owner"],
+                "action": a["action"],
+                "due": a.get("due"),
+            }
+            for a in p["actions"]
+        ],
+        "treatment_detail": p.get("interventions"),
+    }
+
+
+def licence(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Licence conditions issued at release by the governor on the Secretary of State's behalf."""
+    lic = record["licence"]
+    return {
+        **prisoner(record),
+        "change": enum_code(lic["action"]),
+        "licence_start": lic["startDate"],
+        "licence_end": lic["expiryDate"],
+        "conditions": [
+            {"kind": enum_code(c["type"]), "text": c["text"]} for c in lic["conditions"]
+        ],
+        "exclusion_zones": lic.get("exclusionZones", []),
+        "electronic_monitoring": bool(lic.get("electronicMonitoring", False)),
+        "approved_premises": bool(lic.get("approvedPremises", False)),
+        "victim_conditions": lic.get("victimConditions", []),
+    }
+
+
 class PrisonAdapter(AgencyAdapter):
     role = Role.PRISON
     kind = "prison"
@@ -101,6 +157,9 @@ class PrisonAdapter(AgencyAdapter):
         "RELEASE": ("release-scheduled", release),
         "RECEPTION": ("breach-recall", reception),
         "SENTENCE": ("eligibility-notified", sentence),
+        "REFERRAL": ("level-referral", referral),
+        "RMP": ("risk-management-plan-updated", plan),
+        "LICENCE": ("licence-conditions-set", licence),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

@@ -165,6 +165,89 @@ def sfo(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def registration(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The MAPPA register entry nDelius adds at sentence: eligibility and its basis."""
+    r = record["registration"]
+    return {
+        **case(record),
+        "basis": enum_code(r["basis"]),
+        "index_offence": r["mainOffence"],
+        "conviction_date": r["convictionDate"],
+        "sentence": r["sentence"],
+        "sentence_date": r["sentenceDate"],
+        "earliest_release_date": r.get("expectedReleaseDate"),
+        "sentence_expiry_date": r.get("sentenceExpiryDate"),
+        "notification_period": r.get("notificationPeriod"),
+        "victims": r.get("victims", []),
+    }
+
+
+def referral(record: Mapping[str, Any]) -> dict[str, Any]:
+    r = record["referral"]
+    return {
+        **case(record),
+        "referred_on": r["date"],
+        "requested_level": mappa_code(r["levelRequested"], "L"),
+        "reason": r["reason"],
+        "risk_of_serious_harm": enum_code(r["rosh"]),
+        "risk_summary": r["summary"],
+        "release_or_hearing_date": r.get("releaseDate"),
+        "referrer": r["offenderManager"],
+        "victims": r.get("victims", []),
+        "health_notes": r.get("healthIssues"),
+    }
+
+
+def plan(record: Mapping[str, Any]) -> dict[str, Any]:
+    p = record["plan"]
+    return {
+        **case(record),
+        "lead_agency": p["leadAgency"],
+        "updated_on": p["updated"],
+        "review_by": p["reviewBy"],
+        "actions": [
+            {
+                "heading": enum_code(a["heading"]),
+                "owner": a["owner"],
+                "action": a["action"],
+                "due": a.get("due"),
+                "status": enum_code(a.get("status", "OPEN")),
+            }
+            for a in p["actions"]
+        ],
+        "contingency": p.get("contingency"),
+        "victim_safety_measures": p.get("victimSafety", []),
+        "treatment_detail": p.get("interventions"),
+    }
+
+
+def release_address(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The offender manager approves the release address (or approved premises)."""
+    r = record["releaseAddress"]
+    return {
+        **case(record),
+        "release_date": r["releaseDate"],
+        "establishment": r["establishment"],
+        "release_address": r["address"],
+        "address_approved": bool(r["approved"]),
+        "licence_end": r.get("licenceEnd"),
+        "notes": r.get("notes"),
+        "victim_requested_conditions": r.get("victimConditions", []),
+    }
+
+
+def termination(record: Mapping[str, Any]) -> dict[str, Any]:
+    t = record["termination"]
+    return {
+        **case(record),
+        "reason": enum_code(t["reason"]),
+        "exit_date": t["date"],
+        "lead_agency": t["leadAgency"],
+        "notes": t.get("notes"),
+        "continuing_arrangements": t.get("continuing"),
+    }
+
+
 def case_contact(body: MessageBody, view: ViewKind) -> dict[str, Any]:
     detail = body.model_dump(
         mode="json", exclude={"subject", "area", "category", "level", "message_type"}
@@ -191,6 +274,11 @@ class ProbationAdapter(AgencyAdapter):
         "TRANSFER": ("area-transfer", transfer),
         "VICTIM_CONTACT": ("victim-views", victim_contact),
         "SFO": ("serious-further-offence", sfo),
+        "REGISTRATION": ("eligibility-notified", registration),
+        "REFERRAL": ("level-referral", referral),
+        "RMP": ("risk-management-plan-updated", plan),
+        "RELEASE_ADDRESS": ("release-scheduled", release_address),
+        "TERMINATION": ("exit-from-mappa", termination),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

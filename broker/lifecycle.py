@@ -48,6 +48,7 @@ class Lifecycle:
     ) -> PublishResult:
         """Publish ``corrected`` as superseding ``original_message_id``; record the alteration."""
         ctx = self._ctx
+        emitted = ctx.audit.emitted
         try:
             with ctx.store.transaction():
                 result = self._publisher.publish(
@@ -68,7 +69,9 @@ class Lifecycle:
                     reason=f"supersedes {original_message_id}: {reason}"[:4000],
                 )
         except MappaError as exc:
-            # The publish (and its own refusal record) rolled back with the unit: record here.
+            # The publish (and its own refusal record) rolled back with the unit, so nothing
+            # it emitted was kept; the refusal of the correction is recorded here instead.
+            ctx.audit.emitted = emitted
             with ctx.store.transaction():
                 ctx.audit.emit(
                     AuditAct.REFUSAL,

@@ -7,11 +7,12 @@ each recipient's adapter when a view arrives.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
 from broker.directory import Directory
-from broker.errors import PolicyDenied
+from broker.errors import PolicyDenied, VerificationError
 from schemas.common import RESPONSIBLE_AUTHORITY, Role, ViewKind
 from schemas.directory import AgencyEntry
 from schemas.isa import Access, Agreement, Party, ShareRule
@@ -206,3 +207,26 @@ class SharingPolicy:
                 f"{recipient.agency_id} is not on it by its own record: breach by {sender}",
                 code="policy.breach-not-on-case-team",
             )
+
+    def check_case_team(self, members: Mapping[str, str], area: str) -> None:
+        """Refuse a case team naming an agency that is not an active party in ``area``
+        under the role the directory gives it: need to know rests on this list."""
+        for agency_id, role in sorted(members.items()):
+            try:
+                entry = self.directory.active_agency(agency_id)
+            except VerificationError as exc:
+                raise PolicyDenied(
+                    f"case team names {agency_id}: {exc.reason}", code="policy.case-team-invalid"
+                ) from None
+            problem = None
+            if entry.role.value != role:
+                problem = f"is a {entry.role.value} agency, not {role}"
+            elif area not in entry.areas:
+                problem = f"does not operate in {area}"
+            elif agency_id not in self._parties:
+                problem = f"is not a party to agreement {self.agreement.id}"
+            if problem is not None:
+                raise PolicyDenied(
+                    f"case team names {agency_id}, which {problem}",
+                    code="policy.case-team-invalid",
+                )

@@ -71,6 +71,9 @@ class Publisher:
             party = ctx.policy.party(ctx.agency_id)
             team = ctx.store.case_team(subject_ref)
             ctx.policy.check_case_load(ctx.entry, message_type, team)
+            if isinstance(message, CaseTeam):
+                roles = {m.agency_id: m.role.value for m in message.members}
+                ctx.policy.check_case_team(roles, message.area)
             disclosures = ctx.policy.recipients(
                 ctx.entry, message_type, message.area, audience(message, team)
             )

@@ -60,6 +60,11 @@ def case_team_of(body: MessageBody) -> tuple[frozenset[str], str] | None:
     return frozenset(m["agency_id"] for m in data["members"]), str(data["lead_agency"])
 
 
+def case_team_roles(body: MessageBody) -> dict[str, str]:
+    """Each member of a case-team body and the role it is listed under."""
+    return {m["agency_id"]: m["role"] for m in body.model_dump(mode="json")["members"]}
+
+
 class Handling(enum.StrEnum):
     DELIVERED = "delivered"
     DUPLICATE = "duplicate"
@@ -140,6 +145,7 @@ class Receiver:
         body = self._parse_body(verified, opened.kind, opened.plaintext, redaction)
         new_team = case_team_of(body)
         if new_team is not None and not at_consultation:
+            ctx.policy.check_case_team(case_team_roles(body), header.area)
             # A joiner is on the new team, a leaver on its own record of the old one.
             ctx.policy.check_team(
                 ctx.entry, rule, (team or frozenset()) | new_team[0], sender=header.sender

@@ -477,3 +477,253 @@ RECORDS: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
 }
+
+RECORDS.update(
+    {
+        ("police", "ELIGIBILITY"): {
+            "recordType": "ELIGIBILITY",
+            **VISOR_NOMINAL,
+            "conviction": {
+                "mappaBasis": "NOTIFICATION_REQUIREMENTS",
+                "offence": "Sexual assault",
+                "convicted": "10/05/2021",
+                "sentence": "6 years imprisonment",
+                "sentenced": "18/06/2021",
+                "releaseDate": "01/12/2026",
+                "sentenceExpiry": "17/06/2027",
+                "registrationPeriod": "indefinite",
+                "victims": [VICTIM],
+            },
+        },
+        ("police", "REFERRAL"): {
+            "recordType": "REFERRAL",
+            **VISOR_NOMINAL,
+            "referral": {
+                "date": "01/06/2026",
+                "levelRequested": 3,
+                "reason": "Intelligence of contact with children",
+                "rosh": "VERY_HIGH",
+                "summary": "Very high risk to children; evading notification.",
+                "officer": "MOSOVO officer",
+                "intelSource": "CHIS 4411",
+            },
+        },
+        ("police", "RMP"): {
+            "recordType": "RMP",
+            **VISOR_NOMINAL,
+            "plan": {
+                "leadAgency": "police.staffordshire",
+                "updated": "01/07/2026",
+                "review": "01/10/2026",
+                "actions": [
+                    {
+                        "heading": "MONITORING_AND_CONTROL",
+                        "owner": "police",
+                        "action": "Unannounced home visits",
+                        "due": "01/08/2026",
+                    }
+                ],
+                "contingency": "Arrest on any breach of the SHPO.",
+                "victimSafety": ["Marker on Jane Witness's address"],
+            },
+        },
+        ("police", "TRANSFER"): {
+            "recordType": "TRANSFER",
+            **VISOR_NOMINAL,
+            "transfer": {
+                "stage": "COMPLETED",
+                "toArea": "west-midlands",
+                "moveDate": "01/03/2027",
+                "dueBy": "29/03/2027",
+                "receivingForce": "police.west-midlands",
+                "newAddress": {
+                    "street": "4 Transfer Way",
+                    "town": "Walsall",
+                    "postcode": "WS1 1AA",
+                },
+                "reason": "Employment offer",
+            },
+        },
+        ("police", "SFO"): {
+            "recordType": "SFO",
+            **VISOR_NOMINAL,
+            "furtherOffence": {
+                "offence": "Rape",
+                "committed": "02/04/2027",
+                "charged": "05/04/2027",
+                "onLicence": True,
+                "sfoReview": True,
+                "circumstances": "Charged after a report by the victim.",
+            },
+        },
+        ("police", "EXIT"): {
+            "recordType": "EXIT",
+            **VISOR_NOMINAL,
+            "exit": {
+                "reason": "DECEASED",
+                "date": "01/09/2027",
+                "leadAgency": "police.staffordshire",
+                "notes": "Death confirmed by the coroner.",
+            },
+        },
+        ("probation", "REGISTRATION"): {
+            "recordType": "REGISTRATION",
+            **NDELIUS_CASE,
+            "registration": {
+                "basis": "NOTIFICATION_REQUIREMENTS",
+                "mainOffence": "Sexual assault",
+                "convictionDate": "2021-05-10",
+                "sentence": "6 years imprisonment",
+                "sentenceDate": "2021-06-18",
+                "expectedReleaseDate": "2026-12-01",
+                "sentenceExpiryDate": "2027-06-17",
+                "notificationPeriod": "indefinite",
+            },
+        },
+        ("probation", "REFERRAL"): {
+            "recordType": "REFERRAL",
+            **NDELIUS_CASE,
+            "referral": {
+                "date": "2026-06-01",
+                "levelRequested": "L2",
+                "reason": "Release within six months; new relationship",
+                "rosh": "HIGH",
+                "summary": "High risk to children; grooming via new partner's family.",
+                "releaseDate": "2026-12-01",
+                "offenderManager": "Offender manager, Stafford",
+                "healthIssues": "Depression, treated by GP.",
+            },
+        },
+        ("probation", "RMP"): {
+            "recordType": "RMP",
+            **NDELIUS_CASE,
+            "plan": {
+                "leadAgency": "probation.staffordshire",
+                "updated": "2026-07-01",
+                "reviewBy": "2026-10-01",
+                "actions": [
+                    {
+                        "heading": "SUPERVISION",
+                        "owner": "probation",
+                        "action": "Weekly supervision appointments",
+                        "status": "DONE",
+                    },
+                    {
+                        "heading": "INTERVENTIONS_AND_TREATMENT",
+                        "owner": "health",
+                        "action": "Psychiatric review",
+                        "due": "2026-08-15",
+                    },
+                ],
+                "interventions": "Horizon programme.",
+            },
+        },
+        ("probation", "RELEASE_ADDRESS"): {
+            "recordType": "RELEASE_ADDRESS",
+            **NDELIUS_CASE,
+            "releaseAddress": {
+                "releaseDate": "2026-12-01",
+                "establishment": "HMP Stafford",
+                "address": {
+                    "line1": "Approved Premises",
+                    "town": "Stoke-on-Trent",
+                    "postcode": "ST4 1AA",
+                },
+                "approved": True,
+                "licenceEnd": "2027-06-17",
+            },
+        },
+        ("probation", "TERMINATION"): {
+            "recordType": "TERMINATION",
+            **NDELIUS_CASE,
+            "termination": {
+                "reason": "LICENCE_EXPIRED",
+                "date": "2027-06-17",
+                "leadAgency": "probation.staffordshire",
+                "continuing": "Police management under notification requirements",
+            },
+        },
+        ("prison", "REFERRAL"): {
+            "eventType": "REFERRAL",
+            **NOMIS_PRISONER,
+            "referral": {
+                "referralDate": "2026-06-01",
+                "levelRequested": 2,
+                "reason": "Release due in six months",
+                "rosh": "HIGH",
+                "summary": "High risk to children on release.",
+                "releaseDate": "2026-12-01",
+                "omuContact": "Prison offender manager",
+                "securityIntel": "Security information report 2026/55",
+            },
+        },
+        ("prison", "RMP"): {
+            "eventType": "RMP",
+            **NOMIS_PRISONER,
+            "plan": {
+                "leadAgency": "prison.hmp-stafford",
+                "updated": "2026-06-01",
+                "reviewBy": "2026-09-01",
+                "actions": [
+                    {
+                        "heading": "MONITORING_AND_CONTROL",
+                        "owner": "prison",
+                        "action": "Monitor telephone calls and mail",
+                    }
+                ],
+            },
+        },
+        ("prison", "LICENCE"): {
+            "eventType": "LICENCE",
+            **NOMIS_PRISONER,
+            "licence": {
+                "action": "MADE",
+                "startDate": "2026-12-01",
+                "expiryDate": "2027-06-17",
+                "conditions": [
+                    {"type": "STANDARD", "text": "Be of good behaviour"},
+                    {"type": "ADDITIONAL", "text": "Reside at approved premises"},
+                ],
+                "electronicMonitoring": True,
+                "approvedPremises": True,
+            },
+        },
+        ("coordinator", "TRANSFER"): {
+            "recordType": "TRANSFER",
+            **REGISTER_CASE,
+            "transfer": {
+                "stage": "REQUESTED",
+                "toArea": "west-midlands",
+                "moveDate": "01/03/2027",
+                "dueBy": "29/03/2027",
+                "reason": "Employment offer",
+                "openActions": [{"agency": "police", "action": "Hand over ViSOR record"}],
+            },
+        },
+        ("coordinator", "DISCLOSURE"): {
+            "recordType": "DISCLOSURE",
+            **REGISTER_CASE,
+            "disclosure": {
+                "scheme": "mappa-disclosure",
+                "decision": "do-not-disclose",
+                "date": "20/06/2026",
+                "chair": "MAPP meeting chair",
+                "recipientType": "employer",
+                "rationale": "Risk managed by licence conditions; disclosure not necessary.",
+            },
+        },
+        ("coordinator", "CASE_TEAM"): {
+            "recordType": "CASE_TEAM",
+            **REGISTER_CASE,
+            "team": {
+                "from": "02/11/2026",
+                "lead": "probation.staffordshire",
+                "members": [
+                    {"agency": "probation.staffordshire", "role": "probation"},
+                    {"agency": "police.staffordshire", "role": "police"},
+                    {"agency": "housing.stoke-on-trent", "role": "housing"},
+                ],
+            },
+        },
+    }
+)

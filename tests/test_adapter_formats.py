@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agency_adapters.base import (
     AgencyAdapter,
@@ -33,9 +35,10 @@ from broker.gateway import AgencyGateway
 from broker.provision import DEMO_AREA, DEMO_PARTIES, DEMO_ROSTER, DataPaths, provision
 from broker.settings import Settings
 from broker.transport import KafkaTransport
-from schemas.common import Role, ViewKind
+from schemas.common import Role, ViewKind, from_data
 from schemas.messages import CATALOGUE, MessageBody, derive_view, view_model
-from schemas.messages.examples import example
+from schemas.messages.base import sensitivity_of
+from schemas.messages.examples import example, example_data
 from tests.agency_records import RECORDS
 from tests.record_formats import DOC, render
 
@@ -137,6 +140,13 @@ CHECKS: dict[tuple[str, str], dict[str, Any]] = {
     ("health", "MAPPA_REFERRAL"): {"requested_level": 3, "risk_of_serious_harm": "very-high"},
     ("adult-social-care", "MAPPA_REFERRAL"): {"health_notes": None, "requested_level": 2},
     ("electronic-monitoring", "ESCALATION"): {"requested_level": 3},
+    ("police", "EXIT"): {"reason": "deceased", "exit_date": "2027-09-01"},
+    ("police", "RMP"): {"review_by": "2026-10-01"},
+    ("probation", "REFERRAL"): {"requested_level": 2, "risk_of_serious_harm": "high"},
+    ("probation", "TERMINATION"): {"reason": "licence-expired"},
+    ("prison", "LICENCE"): {"change": "made", "approved_premises": True},
+    ("coordinator", "DISCLOSURE"): {"decision": "do-not-disclose", "what_disclosed": None},
+    ("coordinator", "TRANSFER"): {"stage": "requested", "receiving_lead": None},
 }
 
 
@@ -342,3 +352,54 @@ def test_csv_and_cell_helpers_refuse_what_they_cannot_read() -> None:
 def test_record_formats_document_is_current(gateways: dict[str, AgencyGateway]) -> None:
     adapters = {kind: adapter(gateways, kind) for kind in ADAPTERS}
     assert render(adapters) == DOC.read_text(), "run `python -m tests.record_formats`"
+
+
+def test_each_adapter_maps_every_type_its_role_may_publish() -> None:
+    publishers = {p["message_type"]: set(p["roles"]) for p in template_data()["publishers"]}
+    for kind, cls in ADAPTERS.items():
+        may = {t for t, roles in publishers.items() if cls.role.value in roles}
+        assert set(cls.publishes().values()) == may, kind
+
+
+CELL_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\x00"),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.from_regex(r"[A-Za-z][A-Za-z ]{0,11}", fullmatch=True),
+        min_size=1,
+        max_size=6,
+        unique=True,
+    ),
+    st.data(),
+)
+def test_csv_rows_survive_export_and_import(header: list[str], data: st.DataObject) -> None:
+    rows = data.draw(
+        st.lists(st.fixed_dictionaries(dict.fromkeys(header, CELL_TEXT)), min_size=1, max_size=5)
+    )
+    # A row of blanks only is the one thing a CSV line cannot tell from "no row".
+    rows = [r for r in rows if any(r.values())] or [dict.fromkeys(header, "x")]
+    assert parse_csv(to_csv(rows)) == rows
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(sorted(CATALOGUE)), st.text(min_size=8, max_size=30).map(str.strip))
+def test_a_sensitive_value_never_reaches_a_lesser_view(message_type: str, secret: str) -> None:
+    """Whatever a sensitive text field holds, the redacted and summary views never carry it."""
+    model = CATALOGUE[message_type]
+    data = example_data(message_type)
+    planted = False
+    for name in model.model_fields:
+        if sensitivity_of(model, name) and isinstance(data.get(name), str):
+            data[name] = f"<{secret}>"
+            planted = True
+    if not planted or not secret:
+        return
+    message = from_data(model, data)
+    for view in (ViewKind.REDACTED, ViewKind.SUMMARY):
+        assert not [v for v in leaves(derive_view(message, view)) if f"<{secret}>" in v]
+    assert f"<{secret}>" in leaves(derive_view(message, ViewKind.FULL))

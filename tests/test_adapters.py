@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agency_adapters.base import uk_date
+from agency_adapters.base import parse_csv, to_csv, uk_date
 from agency_adapters.housing import HousingAdapter
 from agency_adapters.police import PoliceAdapter
 from agency_adapters.prison import PrisonAdapter
 from agency_adapters.probation import ProbationAdapter
+from agency_adapters.registry import adapter_for
 from broker.cli.demo import ARMS_RECORD
 from broker.errors import PolicyDenied, SchemaError
+from broker.provision import DEMO_PARTIES, DEMO_ROSTER
 from broker.receive import Handling
-from tests.support import HOUSING, POLICE, PRISON, PROBATION, World
+from broker.transport import KafkaTransport
+from tests.agency_records import RECORDS
+from tests.support import HOUSING, POLICE, PRISON, PROBATION, World, build_world
 
 
 def arms(**changes: Any) -> dict[str, Any]:
@@ -114,3 +119,48 @@ def test_uk_date() -> None:
     assert uk_date("2/11/2026") == "2026-11-02"
     with pytest.raises(SchemaError):
         uk_date("2026-11-02")
+
+
+async def test_a_csv_referral_reaches_each_kind_in_its_own_format(
+    tmp_path: Path, transport: KafkaTransport
+) -> None:
+    """The unit's register sets the case team; then an EM provider's CSV escalation
+    reaches the unit in full and DWP (on the team) as a summary row."""
+    world = await build_world(tmp_path, transport, specs=DEMO_ROSTER, parties=DEMO_PARTIES)
+    try:
+        em, unit, dwp = (
+            "electronic-monitoring.em-service",
+            "coordinator.staffordshire",
+            "jobcentre.stafford",
+        )
+        team = copy.deepcopy(RECORDS[("coordinator", "CASE_TEAM")])
+        team["team"]["members"] += [
+            {"agency": em, "role": "electronic-monitoring"},
+            {"agency": dwp, "role": "jobcentre"},
+        ]
+        await adapter_for(world.gw(unit)).submit(team, purpose="MAPPA case management")
+        await world.pump(lambda: all(world.of(a, Handling.DELIVERED) for a in (em, dwp)))
+        [row] = parse_csv(to_csv([RECORDS[("electronic-monitoring", "ESCALATION")]]))
+        result = await adapter_for(world.gw(em)).submit(row, purpose="MAPPA referral")
+        await world.pump(
+            lambda: all(
+                any(h.message_id == result.message_id for h in world.of(a, Handling.DELIVERED))
+                for a in (unit, dwp)
+            )
+        )
+        why = "Screening a MAPPA A referral"
+        entry = await adapter_for(world.gw(unit)).open(
+            result.message_id, user="mcu.1", justification=why
+        )
+        assert entry["view"] == "full"
+        assert entry["entry"]["risk_summary"] == "Two exclusion-zone entries in 48 hours."
+        alert = await adapter_for(world.gw(dwp)).open(
+            result.message_id, user="wc.7", justification=why
+        )
+        assert alert["View"] == "summary"
+        assert alert["MappaLevel"] == "2"
+        assert "requested_level=3" in alert["Summary"]
+        assert "exclusion-zone entries" not in alert["Summary"]
+        assert all(isinstance(v, str) for v in alert.values())
+    finally:
+        await world.close()

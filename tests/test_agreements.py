@@ -172,13 +172,13 @@ def test_redaction_set_rules(text: str) -> None:
     )
     assert "applies only to access 'redacted', not 'full'" in only_error(on_full)
     unknown = text.replace(
-        "role: housing, access: redacted}", "role: housing, access: redacted, redaction: most}", 1
+        "role: housing, access: redacted,", "role: housing, access: redacted, redaction: most,", 1
     )
     message = only_error(unknown)
     assert "unknown redaction set 'most'; known: standard, victim" in message
     assert message.startswith(f"isa.yaml:{line_containing(unknown, 'redaction: most')}:")
     named = text.replace(
-        "role: housing, access: redacted}", "role: housing, access: redacted, redaction: victim}", 1
+        "role: housing, access: redacted,", "role: housing, access: redacted, redaction: victim,", 1
     )
     assert check_text(named, today=TODAY).ok
 
@@ -333,7 +333,8 @@ def test_cli_init_check_sign_show(
     header = next(line for line in lines if line.startswith("message type"))
     row = next(line for line in lines if line.startswith("risk-assessment"))
     # Two headings ("message type", "published by") are two words each.
-    assert row.split()[header.split().index("housing") - 2] == "R"
+    # Housing sees a risk assessment redacted, and only while on the case team.
+    assert row.split()[header.split().index("housing") - 2] == "C-R"
     assert isa(paths.root, "show", str(out), "--json") == 0
     assert json.loads(capsys.readouterr().out)["id"] == "mappa-default.staffordshire"
     assert isa(paths.root, "show", str(signed_file), "--json") == 0
@@ -400,3 +401,15 @@ def test_oversized_and_alias_bombs_are_refused_not_expanded() -> None:
     assert "too large" in result.errors[0].message
     recursive = check_text("kind: &k [*k]\n", today=TODAY)
     assert recursive.errors[0].message == "a YAML alias refers to itself"
+
+
+def test_responsible_authority_under_uk_gdpr_is_warned(text: str) -> None:
+    police_basis = (
+        "- agency_id: police.staffordshire\n  role: police\n  lawful_basis: DPA 2018 Part 3"
+    )
+    assert police_basis in text
+    changed = text.replace(police_basis, police_basis.replace("DPA 2018 Part 3", "UK GDPR"))
+    result = check_text(changed, today=TODAY)
+    assert result.ok
+    [warning] = [f for f in result.warnings if f.loc == ("parties", 0, "lawful_basis")]
+    assert warning.line == line_containing(changed, "lawful_basis: UK GDPR")

@@ -467,10 +467,11 @@ async def test_a_server_without_a_ledger_says_so(api: Api) -> None:
 
 
 async def test_transfer_routes_are_the_calling_agencys(api: Api) -> None:
-    listed = await api.client.get("/transfers", headers=api.auth(POLICE))
+    url = f"/v1/agencies/{POLICE}/transfers"
+    listed = await api.client.get(url, headers=api.auth(POLICE))
     assert (listed.status_code, listed.json()) == (200, [])
     refused = await api.client.post(
-        "/transfers",
+        f"/v1/agencies/{HOUSING}/transfers",
         json={
             "pnc_id": PNC,
             "to_area": "atlantis",
@@ -482,7 +483,8 @@ async def test_transfer_routes_are_the_calling_agencys(api: Api) -> None:
     )
     assert 400 <= refused.status_code < 500, refused.text
     assert set(refused.json()) == {"error", "detail"}
-    r = await api.client.get("/transfers", headers=api.auth("officer"))
-    assert (r.status_code, r.json()["error"]) == (403, "auth.forbidden")
-    r = await api.client.get("/transfers")
+    for who in ("officer", HOUSING):
+        r = await api.client.get(url, headers=api.auth(who))
+        assert (r.status_code, r.json()["error"]) == (403, "auth.forbidden")
+    r = await api.client.get(url)
     assert (r.status_code, r.json()["error"]) == (401, "auth.invalid-credential")

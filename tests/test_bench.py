@@ -16,6 +16,13 @@ async def test_every_section_reports_its_figures(kafka_bootstrap: str) -> None:
             assert ("transport", f"mappa {suite}: {what}") in names
     assert ("transport", "plain aiokafka: produce") in names
     assert ("transport", "plain aiokafka: consume") in names
+    for what in (
+        "append (SQLite, batched, + checkpoint)",
+        "inclusion proof (hashes)",
+        "query by subject (page of 100)",
+        "verify (whole log, all checks)",
+    ):
+        assert ("ledger", what) in names
     assert all(f.value > 0 for f in figures)
     table = render(figures)
     assert table.count("\n") == len(figures)

@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from broker.agency import utc_now
 from broker.agreements import agreement_for_area
 from broker.cli.demo import (
@@ -24,12 +26,13 @@ from broker.cli.demo import (
 )
 from broker.crypto.envelope import parse_envelope
 from broker.deployment import Deployment
+from broker.errors import PolicyDenied
 from broker.policy import SharingPolicy
 from broker.provision import DataPaths, provision
 from broker.settings import Settings
 from broker.transport import KafkaTransport
 from schemas.common import Role
-from tests.support import risk_assessment
+from tests.support import World, risk_assessment
 
 
 def filled(entry: dict[str, Any], *names: str) -> list[str]:
@@ -85,6 +88,7 @@ async def test_every_act_is_in_the_ledger_with_its_s62_fields(
         housing = run.gateways[HOUSING]
         held = {i.message_id for i in housing.ctx.store.inbox()}
         assert {result.message_id, corrected.message_id} <= held
+        assert await housing.erase_expired() == []  # nothing is past its retention yet
         years = agreement.retention.years
         erased = await housing.erase_expired(now=utc_now() + timedelta(days=366 * years + 1))
         # Everything past retention goes: the case team it was told of, too.
@@ -154,3 +158,29 @@ async def _read(deployment: Deployment, transport: KafkaTransport) -> list[Any]:
 
     topic = deployment.topics.for_role(AREA, Role.PROBATION)
     return [parse_envelope(r.value) for r in await read_all(transport, [topic], 3)]
+
+
+async def test_a_refused_correction_is_recorded_and_leaves_nothing_behind(world: World) -> None:
+    police = world.gw(POLICE)
+    queued = police.ctx.store.outbox_counts()
+    with pytest.raises(PolicyDenied):
+        await police.correct(
+            str(uuid.uuid4()),
+            risk_assessment(area="derbyshire"),
+            purpose="MAPPA risk management",
+            user="ppu.officer.4471",
+            reason="wrong area on purpose",
+        )
+    after = police.ctx.store.outbox_counts()
+    audit_topic = police.ctx.topics.audit
+    assert after.get(audit_topic, 0) == queued.get(audit_topic, 0) + 1
+    assert {t: c for t, c in after.items() if t != audit_topic} == {
+        t: c for t, c in queued.items() if t != audit_topic
+    }
+    await world.sync_ledger()
+    [refusal] = world.ledger.store.entries(act="refusal", operation="correct")
+    assert refusal["outcome"] == "refused"
+    assert refusal["user"] == "ppu.officer.4471"
+    assert refusal["subject_ref"]
+    assert "correction of" in refusal["reason"]
+    assert world.ledger.store.entries(act="alteration") == []

@@ -14,6 +14,7 @@ from broker.agreements import save_agreement, sign_agreement
 from broker.crypto.encoding import jcs, strict_json
 from broker.errors import PolicyDenied, VerificationError
 from broker.provision import AgencySpec, load_governance_public
+from broker.publish import PublishResult
 from broker.receive import Handling
 from broker.transport import KafkaTransport
 from broker.trust_admin import governance_key
@@ -95,13 +96,16 @@ def case_team(*members: tuple[str, Role], lead: str = PROBATION) -> CaseTeam:
 CORE = ((POLICE, Role.POLICE), (PROBATION, Role.PROBATION), (COORD, Role.COORDINATOR))
 
 
-async def set_team(world: World, *members: tuple[str, Role], hear: tuple[str, ...]) -> None:
+async def set_team(
+    world: World, *members: tuple[str, Role], hear: tuple[str, ...]
+) -> PublishResult:
     """The co-ordinator publishes a case team; wait until ``hear`` have recorded it."""
     msg = case_team(*members)
-    await world.gw(COORD).publish(msg, purpose="MAPPA case management")
+    result = await world.gw(COORD).publish(msg, purpose="MAPPA case management")
     ref = world.deployment.subject_ref(PNC)
     want = msg.member_ids
     await world.pump(lambda: all(world.gw(a).ctx.store.case_team(ref) == want for a in hear))
+    return result
 
 
 def delivered_types(world: World, agency: str) -> list[tuple[str | None, ViewKind | None]]:
@@ -113,7 +117,14 @@ async def test_joining_and_leaving_the_case_team_takes_effect_for_the_next_messa
 ) -> None:
     w = team_world
     police = w.gw(POLICE)
-    # No case team yet: housing is not wrapped for.
+    # Only the co-ordination unit sets case teams.
+    with pytest.raises(PolicyDenied) as err:
+        await police.publish(case_team(*CORE), purpose="MAPPA case management")
+    assert err.value.code == "policy.publish-not-allowed"
+    # The Responsible Authority hears of every team; housing is not on this one, nor told.
+    core = await set_team(w, *CORE, hear=(POLICE, PROBATION))
+    assert set(dict(core.disclosures)) == {POLICE, PROBATION, PRISON}
+    # Not on the team: housing is not wrapped for.
     first = await police.publish(risk_assessment(), purpose="risk management")
     assert HOUSING not in dict(first.disclosures)
     assert dict(first.disclosures)[PROBATION] is ViewKind.FULL
@@ -125,7 +136,8 @@ async def test_joining_and_leaving_the_case_team_takes_effect_for_the_next_messa
     await w.pump(lambda: ("risk-assessment", ViewKind.REDACTED) in delivered_types(w, HOUSING))
 
     # Housing leaves: it hears that it left (its record updates) and gets nothing more.
-    await set_team(w, *CORE, hear=(POLICE, PROBATION, HOUSING))
+    leave = await set_team(w, *CORE, hear=(POLICE, PROBATION, HOUSING))
+    assert HOUSING in dict(leave.disclosures)
     left = await police.publish(risk_assessment(), purpose="risk management")
     assert HOUSING not in dict(left.disclosures)
     await w.pump(lambda: len(w.of(PROBATION, Handling.DELIVERED)) >= 3)
@@ -165,17 +177,32 @@ async def test_receiver_refuses_need_to_know_message_when_not_on_its_own_team(
         b"policy.breach-not-on-case-team"
     ]
 
-
-async def test_case_team_only_from_the_coordinator_and_only_to_its_members(
-    team_world: World,
-) -> None:
-    w = team_world
+    # A case team naming a non-party is refused by the sender, and by a receiver if a
+    # sender skips that check.
+    bad_team = case_team(*CORE, ("education.staffordshire", Role.EDUCATION))
     with pytest.raises(PolicyDenied) as err:
-        await w.gw(POLICE).publish(case_team(*CORE), purpose="MAPPA case management")
-    assert err.value.code == "policy.publish-not-allowed"
-    result = await w.gw(COORD).publish(case_team(*CORE), purpose="MAPPA case management")
-    # RA agencies hear of every team; housing is not on this one and is not told.
-    assert set(dict(result.disclosures)) == {POLICE, PROBATION, PRISON}
+        await w.gw(COORD).publish(bad_team, purpose="MAPPA case management")
+    assert err.value.code == "policy.case-team-invalid"
+    police_topic = w.deployment.topics.for_role(AREA, Role.POLICE)
+    forced = seal_as(
+        w,
+        COORD,
+        (POLICE,),
+        police_topic,
+        body=derive_view(bad_team, ViewKind.FULL),
+        message_type="case-team",
+    )
+    await w.transport.send(police_topic, jcs(forced), key=b"x")
+    await w.pump(lambda: bool(w.of(POLICE, Handling.REFUSED)))
+    assert w.of(POLICE, Handling.REFUSED)[0].reason_code == "policy.case-team-invalid"
+    assert w.gw(POLICE).ctx.store.case_team(w.deployment.subject_ref(PNC)) is None
+
+    # A message shared under an agreement this agency does not hold is refused too.
+    ra_topic = w.deployment.topics.for_role(AREA, Role.PROBATION)
+    other = seal_as(w, POLICE, (PROBATION,), ra_topic, isa_id="some-other-isa.staffordshire")
+    await w.transport.send(ra_topic, jcs(other), key=b"x")
+    await w.pump(lambda: bool(w.of(PROBATION, Handling.REFUSED)))
+    assert w.of(PROBATION, Handling.REFUSED)[0].reason_code == "policy.no-agreement"
 
 
 # -- named redaction sets --------------------------------------------------------------------
@@ -242,15 +269,6 @@ async def test_redacted_view_with_the_wrong_field_set_is_a_breach(team_world: Wo
     assert not [i for i in w.gw(HOUSING).ctx.store.inbox() if i.message_type == "risk-assessment"]
     await w.sync_ledger()
     assert w.ledger.store.entries(act="refusal", reason_code="policy.breach-view-too-rich")
-
-
-async def test_message_under_another_agreement_is_refused(team_world: World) -> None:
-    w = team_world
-    topic = w.deployment.topics.for_role(AREA, Role.PROBATION)
-    doc = seal_as(w, POLICE, (PROBATION,), topic, isa_id="some-other-isa.staffordshire")
-    await w.transport.send(topic, jcs(doc), key=b"x")
-    await w.pump(lambda: bool(w.of(PROBATION, Handling.REFUSED)))
-    assert w.of(PROBATION, Handling.REFUSED)[0].reason_code == "policy.no-agreement"
 
 
 # -- the sending side refuses, audits, and writes nothing else --------------------------------

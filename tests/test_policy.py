@@ -33,7 +33,7 @@ def test_recipients_and_views(policy: SharingPolicy) -> None:
     police = policy.directory.agency(POLICE)
     got = {
         d.recipient.agency_id: d.view
-        for d in policy.recipients(police, "risk-assessment", "staffordshire")
+        for d in policy.recipients(police, "risk-assessment", "staffordshire", frozenset(PARTIES))
     }
     assert got == {PROBATION: ViewKind.FULL, PRISON: ViewKind.FULL, HOUSING: ViewKind.REDACTED}
 
@@ -63,6 +63,7 @@ def test_inbound_view_richer_than_allowed_is_a_breach(policy: SharingPolicy) -> 
         "message_type": "risk-assessment",
         "area": "staffordshire",
         "today": TODAY,
+        "team": frozenset(PARTIES),
     }
     assert policy.check_inbound(recipient=d.agency(HOUSING), view=ViewKind.REDACTED, **args)  # type: ignore[arg-type]
     assert policy.check_inbound(recipient=d.agency(HOUSING), view=ViewKind.SUMMARY, **args)  # type: ignore[arg-type]
@@ -147,3 +148,19 @@ def test_bundles_split_a_topic_by_redaction_set(policy: SharingPolicy) -> None:
     victim = disclosure(PROBATION, Access.REDACTED, "victim")
     assert bundles([full, standard]) == [[full, standard]]
     assert bundles([full, standard, victim]) == [[full, standard], [victim]]
+
+
+def test_case_team_members_must_be_parties_in_the_area(policy: SharingPolicy) -> None:
+    good = {POLICE: "police", HOUSING: "housing"}
+    policy.check_case_team(good, "staffordshire")
+    for members in (
+        {**good, EDUCATION: "education"},  # in the directory, not a party
+        {**good, "police.nowhere": "police"},  # not in the directory
+        {POLICE: "probation"},  # listed under another role
+    ):
+        with pytest.raises(PolicyDenied) as err:
+            policy.check_case_team(members, "staffordshire")
+        assert err.value.code == "policy.case-team-invalid"
+    with pytest.raises(PolicyDenied) as err:
+        policy.check_case_team(good, "derbyshire")
+    assert "does not operate in derbyshire" in err.value.reason

@@ -6,11 +6,15 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header
 
+from broker.api.credentials import AccessDenied
+from broker.api.errors import install_error_handlers
 from broker.api.transfers import transfers_router
+from broker.transfer.desk import TransferDesk
 from broker.transport import KafkaTransport
 from schemas.transfer import TransferState
 from tests.transfer_world import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_transfer_world
@@ -19,21 +23,26 @@ from tests.transfer_world import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_t
 async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> None:
     w = await build_transfer_world(tmp_path, transport)
 
-    def require_agency(x_agency: str = Header()) -> str:
-        # Stands in for the app's bearer-token dependency.
-        if x_agency not in w.desks:
-            raise HTTPException(status_code=401, detail={"error": "auth.unknown"})
-        return x_agency
+    def require_desk(agency_id: str, x_agency: str = Header()) -> TransferDesk:
+        # Stands in for the app's bearer-token dependency (tests/test_api*.py test that).
+        if x_agency != agency_id or agency_id not in w.desks:
+            raise AccessDenied(f"no access to {agency_id}")
+        return w.desk(agency_id)
 
     app = FastAPI()
-    app.include_router(transfers_router(w.desk, require_agency))
+    install_error_handlers(app)
+    app.include_router(transfers_router(require_desk))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     today = datetime.now(UTC).date().isoformat()
+
+    async def call(method: str, agency: str, path: str = "", **kw: Any) -> httpx.Response:
+        url = f"/v1/agencies/{agency}/transfers{path}"
+        return await client.request(method, url, headers={"x-agency": agency}, **kw)
+
     try:
-        as_lead = {"x-agency": PROBATION_A}
-        made = await client.post(
-            "/transfers",
-            headers=as_lead,
+        made = await call(
+            "POST",
+            PROBATION_A,
             json={
                 "pnc_id": PNC,
                 "to_area": TO,
@@ -52,29 +61,24 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
         await w.pump(lambda: w.desk(COORD_B).registry.get(tid) is not None)
 
         step = {"user": "c.1", "reason": "address approved"}
-        wrong = await client.post(
-            f"/transfers/{tid}/accept", headers={"x-agency": COORD_A}, json=step
-        )
+        wrong = await call("POST", COORD_A, f"/{tid}/accept", json=step)
         assert wrong.status_code == 403
-        assert wrong.json()["detail"]["error"] == "transfer.wrong-actor"
-        missing = await client.post(
-            f"/transfers/{uuid.uuid4()}/accept", headers={"x-agency": COORD_B}, json=step
-        )
+        assert wrong.json()["error"] == "transfer.wrong-actor"
+        missing = await call("POST", COORD_B, f"/{uuid.uuid4()}/accept", json=step)
         assert missing.status_code == 404
-        ok = await client.post(f"/transfers/{tid}/accept", headers={"x-agency": COORD_B}, json=step)
+        assert missing.json()["error"] == "transfer.unknown"
+        ok = await call("POST", COORD_B, f"/{tid}/accept", json=step)
         assert ok.status_code == 200, ok.text
         assert ok.json()["transfer"]["state"] == "accepted"
-        again = await client.post(
-            f"/transfers/{tid}/accept", headers={"x-agency": COORD_B}, json=step
-        )
+        again = await call("POST", COORD_B, f"/{tid}/accept", json=step)
         assert again.status_code == 409
-        assert again.json()["detail"]["error"] == "transfer.invalid-transition"
+        assert again.json()["error"] == "transfer.invalid-transition"
 
-        bad = await client.post("/transfers", headers=as_lead, json={"pnc_id": PNC})
+        bad = await call("POST", PROBATION_A, json={"pnc_id": PNC})
         assert bad.status_code == 422
-        nowhere = await client.post(
-            "/transfers",
-            headers=as_lead,
+        nowhere = await call(
+            "POST",
+            PROBATION_A,
             json={
                 "pnc_id": PNC,
                 "to_area": "Atlantis",
@@ -84,10 +88,23 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
             },
         )
         assert nowhere.status_code == 422
-        assert nowhere.json()["detail"]["error"] == "transfer.invalid"
-        assert (await client.get("/transfers", headers={"x-agency": "nobody.x"})).status_code == 401
-        assert (await client.get("/transfers/not-a-uuid", headers=as_lead)).status_code == 422
-        assert (await client.get(f"/transfers/{uuid.uuid4()}", headers=as_lead)).status_code == 404
+        assert nowhere.json()["error"] == "transfer.invalid"
+        # Digits from another script match the shape but are no PNC id; never hashed.
+        odd = {
+            "pnc_id": "\u0661\u0661/1A",
+            "to_area": TO,
+            "move_date": today,
+            "reason": "x",
+            "user": "po.1",
+        }
+        refused = await call("POST", PROBATION_A, json=odd)
+        assert refused.status_code == 422
+        other = await client.get(
+            f"/v1/agencies/{COORD_A}/transfers", headers={"x-agency": PROBATION_A}
+        )
+        assert other.status_code == 403
+        assert (await call("GET", PROBATION_A, "/not-a-uuid")).status_code == 422
+        assert (await call("GET", PROBATION_A, f"/{uuid.uuid4()}")).status_code == 404
 
         await w.pump(
             lambda: (
@@ -95,20 +112,21 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
                 and r.state is TransferState.ACCEPTED
             )
         )
-        one = await client.get(f"/transfers/{tid}", headers=as_lead)
+        one = await call("GET", PROBATION_A, f"/{tid}")
         assert one.json()["transfer"]["state"] == "accepted"
-        listed = await client.get("/transfers", headers=as_lead)
+        listed = await call("GET", PROBATION_A)
         assert [t["transfer"]["transfer_id"] for t in listed.json()] == [tid]
-        late = await client.get("/transfers/overdue", params={"on": "2099-01-05"}, headers=as_lead)
+        late = await call("GET", PROBATION_A, "/overdue", params={"on": "2099-01-05"})
         assert {o["deadline"] for o in late.json()} == {
             "probation-transfer",
             "rso-address-notification",
         }
-        assert (await client.get("/transfers/overdue", headers=as_lead)).json() == []
+        assert (await call("GET", PROBATION_A, "/overdue")).json() == []
 
-        done = await client.post(
-            f"/transfers/{tid}/complete",
-            headers={"x-agency": COORD_B},
+        done = await call(
+            "POST",
+            COORD_B,
+            f"/{tid}/complete",
             json={"user": "c.1", "address_notified_on": today, "case_team": [COORD_B]},
         )
         assert done.status_code == 200, done.text
@@ -125,15 +143,11 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
         await loop
         assert rec is not None
         assert rec.state is TransferState.COMPLETED
-        gone = await client.post(
-            f"/transfers/{tid}/cancel",
-            headers=as_lead,
-            json={"user": "po.1", "reason": "changed mind"},
+        gone = await call(
+            "POST", PROBATION_A, f"/{tid}/cancel", json={"user": "po.1", "reason": "changed"}
         )
         assert gone.status_code == 409
-        refuse = await client.post(
-            f"/transfers/{tid}/refuse", headers={"x-agency": COORD_B}, json=step
-        )
+        refuse = await call("POST", COORD_B, f"/{tid}/refuse", json=step)
         assert refuse.status_code == 409
     finally:
         await client.aclose()

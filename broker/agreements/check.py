@@ -25,7 +25,14 @@ from pydantic_core import ErrorDetails
 from broker.directory import Directory
 from broker.errors import SchemaError, VerificationError
 from schemas.common import Role
-from schemas.isa import DEFER_COHERENCE, Access, Agreement, Location, coherence_problems
+from schemas.isa import (
+    DEFER_COHERENCE,
+    Access,
+    Agreement,
+    LawfulBasis,
+    Location,
+    coherence_problems,
+)
 from schemas.messages import CATALOGUE
 
 # The default agreement is about 20 KiB; 1 MiB is far beyond any real one and keeps a
@@ -196,6 +203,15 @@ def semantic_findings(
         yield Finding(Severity.ERROR, loc, message)
     known = _known_types()
     yield from _type_findings(a, known)
+    for i, party in enumerate(a.parties):
+        law_enforcement = party.role.is_responsible_authority or party.role is Role.COORDINATOR
+        if law_enforcement and party.lawful_basis is not LawfulBasis.DPA_2018_PART_3:
+            yield Finding(
+                Severity.WARNING,
+                ("parties", i, "lawful_basis"),
+                f"{party.agency_id} ({party.role.value}) processes for law enforcement: "
+                f"DPA 2018 Part 3, not {party.lawful_basis.value}",
+            )
     party_roles = {p.role for p in a.parties}
     orphan: dict[Role, list[int]] = {}
     for i, rule in enumerate(a.rules):

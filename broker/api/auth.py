@@ -101,10 +101,3 @@ def require_officer(principal: PrincipalDep) -> Principal:
 
 
 OfficerDep = Annotated[Principal, Depends(require_officer)]
-
-
-def require_agency_caller(principal: PrincipalDep) -> str:
-    """For routes without an agency in the path (transfers): the calling agency's id."""
-    if principal.kind is not CredentialKind.AGENCY:
-        raise AccessDenied("an agency system's credential is required")
-    return principal.name

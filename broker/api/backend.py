@@ -56,25 +56,13 @@ class ApiBackend:
     agencies: Mapping[str, ServedAgency]
     credentials: CredentialStore
     clock: Callable[[], datetime] = utc_now
-    # The audit ledger, for the governance routes; None where this process runs none.
+    # The audit ledger this server runs, for the governance endpoints (None: --no-ledger).
     ledger: LedgerReader | None = None
-    # Each served agency's transfer desk, for the transfer routes.
+    # Each served agency's transfer desk, for the transfer endpoints.
     desks: Mapping[str, TransferDesk] = field(default_factory=dict)
 
 
 BackendFactory = Callable[[], AbstractAsyncContextManager[ApiBackend]]
-
-
-async def flush(gateway: AgencyGateway) -> bool:
-    """Send the outbox now if the broker answers. What stays queued is durable and goes
-    with the next relay (every poll flushes), so an unreachable broker is not an error
-    for the caller."""
-    try:
-        await gateway.relay.flush()
-    except TransportError as exc:
-        log.warning("%s: outbox not relayed yet: %s", gateway.agency_id, exc)
-        return False
-    return True
 
 
 def serve_agencies(
@@ -91,3 +79,15 @@ def running(backend: ApiBackend) -> BackendFactory:
         yield backend
 
     return factory
+
+
+async def flush(gateway: AgencyGateway) -> bool:
+    """Send the outbox now if the broker answers. What stays queued is durable and goes
+    with the next relay (every poll flushes), so an unreachable broker is not an error
+    for the caller."""
+    try:
+        await gateway.relay.flush()
+    except TransportError as exc:
+        log.warning("%s: outbox not relayed yet: %s", gateway.agency_id, exc)
+        return False
+    return True

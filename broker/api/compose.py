@@ -4,7 +4,8 @@ runs is what `mappa api openapi` documents.
 - agency routes (``routes.py``), each guarded by ``require_agency``;
 - governance routes (``governance.py``, the ledger over HTTP), guarded by
   ``require_officer``, reading the ledger of the running backend.
-- transfer routes (``transfers.py``), for the calling agency's own transfer desk.
+- transfer routes (``transfers.py``), on the calling agency's own transfer desk,
+  guarded by ``require_agency``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from broker.api.app import create_app
-from broker.api.auth import NotFound, ServiceStarting, require_agency_caller, require_officer
+from broker.api.auth import NotFound, ServiceStarting, require_officer
 from broker.api.backend import ApiBackend, BackendFactory
 from broker.api.governance import governance_router
 from broker.api.transfers import transfers_router
 from broker.ledger.reader import LedgerReader
-from broker.transfer.desk import TransferDesk
 
 
 class _Running:
@@ -46,14 +46,6 @@ class _Running:
             raise NotFound("this server runs no audit ledger (started with --no-ledger)")
         return self.backend.ledger
 
-    def desk(self, agency_id: str) -> TransferDesk:
-        if self.backend is None:
-            raise ServiceStarting("the service is not running yet")
-        desk = self.backend.desks.get(agency_id)
-        if desk is None:
-            raise NotFound(f"agency {agency_id} is not served by this broker")
-        return desk
-
 
 def application(backend: BackendFactory) -> FastAPI:
     running = _Running(backend)
@@ -61,6 +53,6 @@ def application(backend: BackendFactory) -> FastAPI:
         running,
         routers=[
             governance_router(running.ledger, require_officer),
-            transfers_router(running.desk, require_agency_caller),
+            transfers_router(),
         ],
     )

@@ -47,6 +47,17 @@ BY_CODE: dict[str, int] = {
     "api.not-found": 404,
     "api.unavailable": 503,
     "consult.justification-missing": 422,
+    # Transfers (broker/transfer/rules.py): not there, not now, or not well formed.
+    "transfer.unknown": 404,
+    "transfer.invalid-transition": 409,
+    "transfer.already-open": 409,
+    "transfer.duplicate-id": 409,
+    "transfer.not-owner": 409,
+    "transfer.mismatch": 409,
+    "transfer.before-move-date": 409,
+    "transfer.unknown-area": 422,
+    "transfer.bad-lead": 422,
+    "transfer.bad-team": 422,
 }
 # First match wins, so subclasses come before their bases.
 BY_KIND: tuple[tuple[type[MappaError], int], ...] = (
@@ -136,8 +147,9 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 DESCRIPTIONS = {
     401: "No credential, or an invalid or revoked one",
     403: "The credential does not cover this agency, or an agreement forbids the act",
-    404: "No such message in this agency's inbox",
-    409: "The stored message no longer passes its checks and cannot be opened",
+    404: "No such message in this agency's inbox, or no such transfer known to it",
+    409: "The stored message no longer passes its checks and cannot be opened, or the "
+    "transfer is not in a state that allows the step",
     422: "The request or the record is malformed, or maps to an invalid message",
     503: "The broker or a key is unavailable; retry later",
 }

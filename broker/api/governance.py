@@ -29,9 +29,9 @@ from broker.ledger.reader import LedgerReader
 
 # A reader, or a FastAPI dependency that yields one (it may take the Request).
 ReaderSource = LedgerReader | Callable[..., LedgerReader]
-# Sizes and sequence numbers are SQLite/PostgreSQL 64-bit integers; a larger one is bad
-# input (422), not a database overflow (500).
-MAX_TREE_SIZE = 2**63 - 1
+
+# Sizes and sequence numbers are SQLite INTEGERs: larger is no entry, and must not crash.
+MAX_INDEX = 2**63 - 1
 
 _FILTER_PARAMS = (
     "subject",
@@ -85,9 +85,9 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
 
     @router.get("/proof/{seq}")
     def proof(
-        seq: Annotated[int, Path(ge=0, le=MAX_TREE_SIZE)],
+        seq: Annotated[int, Path(ge=0, le=MAX_INDEX)],
         r: Reader,
-        size: Annotated[int | None, Query(ge=0, le=MAX_TREE_SIZE)] = None,
+        size: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
     ) -> Any:
         try:
             return r.proof(seq, size=size)
@@ -97,8 +97,8 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
     @router.get("/consistency")
     def consistency(
         r: Reader,
-        size1: Annotated[int, Query(ge=0, le=MAX_TREE_SIZE)],
-        size2: Annotated[int | None, Query(ge=0, le=MAX_TREE_SIZE)] = None,
+        size1: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+        size2: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
     ) -> Any:
         try:
             return r.consistency(size1, size2)
@@ -106,9 +106,7 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
             raise _http(exc) from None
 
     @router.get("/checkpoint")
-    def checkpoint(
-        r: Reader, size: Annotated[int | None, Query(ge=0, le=MAX_TREE_SIZE)] = None
-    ) -> Any:
+    def checkpoint(r: Reader, size: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None) -> Any:
         try:
             return r.checkpoint_json(size)
         except MappaError as exc:

@@ -16,12 +16,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-from broker.api.backend import AdapterFor, ApiBackend, ServedAgency
+from broker.api.backend import AdapterFor, ApiBackend, serve_agencies
 from broker.api.credentials import CredentialStore, credentials_path
 from broker.deployment import Deployment
 from broker.embedded import EmbeddedBroker
 from broker.errors import ConfigurationError, MappaError
-from broker.gateway import AgencyGateway
 from broker.kafka_security import client_options
 from broker.keystore import Keystore
 from broker.provision import DataPaths
@@ -61,25 +60,6 @@ def choose_agencies(
     if not held:
         raise ConfigurationError(f"no agency's keys are held in {settings.data_dir}")
     return held
-
-
-def with_adapters(
-    gateways: Sequence[AgencyGateway], adapter_for: AdapterFor, *, required: bool
-) -> dict[str, ServedAgency]:
-    """Each gateway with its agency's adapter. An agency asked for by name must have one;
-    one picked by default (its keys are here) without an adapter kind is skipped, said
-    so in the log."""
-    served = {}
-    for gateway in gateways:
-        try:
-            served[gateway.agency_id] = ServedAgency(gateway, adapter_for(gateway))
-        except MappaError as exc:
-            if required:
-                raise
-            log.warning("%s not served: %s", gateway.agency_id, exc)
-    if not served:
-        raise ConfigurationError("none of the agencies has an adapter to serve it with")
-    return served
 
 
 async def poll_forever(
@@ -138,24 +118,18 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
         agencies = choose_agencies(settings, config.passphrase, listed, config.agencies)
         areas = sorted({area for a in agencies for area in deployment.directory.agency(a).areas})
         await transport.ensure_topics(deployment.topics.all_topics(areas))
-        served = with_adapters(
-            [deployment.gateway(a) for a in agencies],
-            config.adapter_for,
-            required=bool(config.agencies),
-        )
-        gateways = {a: s.gateway for a, s in served.items()}
+        gateways = {a: deployment.gateway(a) for a in agencies}
         for gateway in gateways.values():
             await gateway.start()
             stack.push_async_callback(gateway.stop)
+        desks = {a: deployment.transfer_desk(gw) for a, gw in gateways.items()}
+        for desk in desks.values():
+            await desk.start()
+            stack.push_async_callback(desk.stop)
         polls: dict[str, Callable[[], Awaitable[object]]] = {
             f"gateway {a}": gw.poll_once for a, gw in gateways.items()
         }
-        # Transfers: each served agency's desk reads the cross-area topic beside its gateway.
-        desks = {a: deployment.transfer_desk(gw) for a, gw in gateways.items()}
-        for agency, desk in desks.items():
-            await desk.start()
-            stack.push_async_callback(desk.stop)
-            polls[f"transfer desk {agency}"] = desk.poll_once
+        polls.update({f"transfers {a}": desk.poll_once for a, desk in desks.items()})
         reader = None
         if config.run_ledger:
             ledger = deployment.ledger()
@@ -166,12 +140,12 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
         credentials = CredentialStore(credentials_path(settings.data_dir))
         stack.callback(credentials.close)
         backend = ApiBackend(
-            agencies=served,
+            agencies=serve_agencies(gateways, config.adapter_for),
             credentials=credentials,
             clock=deployment.clock,
             ledger=reader,
             desks=desks,
         )
         await stack.enter_async_context(_pollers(polls))
-        log.info("serving %s on %s", ", ".join(served), bootstrap)
+        log.info("serving %s on %s", ", ".join(agencies), bootstrap)
         yield backend

@@ -15,7 +15,7 @@ from broker.cli.runner import run_interruptible
 from broker.embedded import EmbeddedBroker
 
 # Module names under broker.bench, in print order.
-SECTIONS: tuple[str, ...] = ("crypto", "transport")
+SECTIONS: tuple[str, ...] = ("crypto", "transport", "ledger")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

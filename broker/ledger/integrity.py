@@ -3,11 +3,12 @@
 Checks, in one pass over the entries:
   1. every checkpoint's signature (the ledger key) and origin; sizes only grow;
   2. entries are numbered 0, 1, 2, ... with no gap (a deleted row leaves one);
-  3. each entry's leaf hash, recomputed from its signed bytes, equals the leaf hash
-     recorded when it was appended (a modified, inserted or reordered row differs);
-  4. the tree recomputed from the rows has, at every checkpoint size, the root that
+  3. the tree recomputed from the rows has, at every checkpoint size, the root that
      checkpoint signed; and consecutive checkpoints are consistent (RFC 9162 proof
      built from the stored nodes, checked with the standalone verifier);
+  4. where a root does not match, and past the last checkpoint, each entry's leaf hash,
+     recomputed from its signed bytes, equals the one recorded when it was appended
+     (a modified, inserted or reordered row differs): this names the entry;
   5. the query columns of every row agree with its signed event.
 The first failure is reported with the entry it concerns. Nothing is ever repaired.
 """
@@ -16,13 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from broker.errors import VerificationError
 from broker.ledger import merkle
 from broker.ledger.checkpoint import VerifiedCheckpoint, open_checkpoint
-from broker.ledger.store import LedgerStore
+from broker.ledger.database import connect
+from broker.ledger.store import LedgerStore, column_mismatch
 from broker.ledger.verify_proofs import ProofError, verify_consistency
 
 
@@ -74,24 +78,41 @@ def _consistent(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> No
             ) from None
 
 
+def _first_moved(store: LedgerStore, start: int, leaves: list[bytes]) -> int | None:
+    """The first entry from ``start`` whose leaf differs from the one recorded at append."""
+    recorded = store.recorded_leaves(start, start + len(leaves))
+    for offset, h in enumerate(leaves):
+        at, leaf = next(recorded, (None, b""))
+        if at != start + offset or leaf != h:
+            return start + offset
+    return None
+
+
+def _moved(entry: int) -> _Tampered:
+    return _Tampered(
+        entry, f"entry {entry} is not the entry appended at that position (modified or moved)"
+    )
+
+
 def _recompute(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> int:
-    """One pass over the rows; returns how many there are."""
+    """One pass over the rows; returns how many there are.
+
+    Where a signed checkpoint's root matches, every entry it covers is proven intact,
+    so the leaf hashes recorded at append time are only read to say *which* entry
+    differs when a root does not match, and for the entries no checkpoint covers yet.
+    """
     sha256 = hashlib.sha256
     node = merkle.node_hash
     targets = iter(checkpoints)
     target = next(targets, None)
-    recorded = store.recorded_leaves()
     stack: list[bytes] = []
+    pending: list[bytes] = []  # leaf hashes since the last matching checkpoint
     n = vouched = 0
     for seq, raw in store.signed_entries():
         if seq != n:
             raise _Tampered(n, f"entry {n} is missing (the next stored row is {seq})")
         h = sha256(b"\x00" + raw).digest()
-        at, leaf = next(recorded, (None, b""))
-        if at != n or leaf != h:
-            raise _Tampered(
-                n, f"entry {n} is not the entry appended at that position (modified or moved)"
-            )
+        pending.append(h)
         index = n
         while index & 1:
             h = node(stack.pop(), h)
@@ -100,6 +121,9 @@ def _recompute(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> int
         n += 1
         while target is not None and target.size == n:
             if merkle.fold(stack) != target.root:
+                moved = _first_moved(store, vouched, pending)
+                if moved is not None:
+                    raise _moved(moved)
                 # Leaf hashes were rewritten too; the signed checkpoints still bound it:
                 # everything before the last matching checkpoint is vouched for.
                 raise _Tampered(
@@ -108,16 +132,29 @@ def _recompute(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> int
                     f"size {n} covers (entries and their recorded hashes were rewritten)",
                 )
             vouched = n
+            pending.clear()
             target = next(targets, None)
     if target is not None and target.size > 0:
         raise _Tampered(n, f"entries from {n} are missing: a checkpoint covers {target.size}")
-    if next(recorded, None) is not None:
+    moved = _first_moved(store, vouched, pending)
+    if moved is not None:
+        raise _moved(moved)
+    if store.has_leaf(n):
         raise _Tampered(n, f"entry {n} was recorded at append time but is no longer stored")
     return n
 
 
-def _columns(store: LedgerStore) -> None:
-    mismatch = store.column_mismatch()
+def _column_check(target: Path | str) -> tuple[int, str] | None:
+    """On its own connection, so the database's JSON scan runs while Python hashes
+    (both SQLite and psycopg release the GIL while a statement runs)."""
+    db = connect(target)
+    try:
+        return column_mismatch(db)
+    finally:
+        db.close()
+
+
+def _columns(mismatch: tuple[int, str] | None) -> None:
     if mismatch is not None:
         seq, column = mismatch
         raise _Tampered(seq, f"entry {seq}: column {column!r} differs from its signed event")
@@ -126,13 +163,15 @@ def _columns(store: LedgerStore) -> None:
 def verify_ledger(store: LedgerStore, *, verifier_key: str, origin: str) -> IntegrityReport:
     rejected = len(store.rejected())
     count = checkpoints = latest = 0
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-verify")
+    columns = pool.submit(_column_check, store.target)
     try:
         verified = _checkpoints(store, verifier_key, origin)
         checkpoints = len(verified)
         latest = verified[-1].size if verified else 0
         count = _recompute(store, verified)
         _consistent(store, verified)
-        _columns(store)
+        _columns(columns.result())
     except _Tampered as bad:
         return IntegrityReport(
             intact=False,
@@ -143,6 +182,8 @@ def verify_ledger(store: LedgerStore, *, verifier_key: str, origin: str) -> Inte
             first_bad_entry=bad.entry,
             problem=bad.problem,
         )
+    finally:
+        pool.shutdown(wait=True)
     return IntegrityReport(
         intact=True,
         entries=count,

@@ -69,7 +69,7 @@ class LedgerReader:
         }
 
     # -- proofs -----------------------------------------------------------------------------
-    def _inclusion(self, seq: int, size: int) -> dict[str, Any]:
+    def inclusion(self, seq: int, size: int) -> dict[str, Any]:
         ranges = merkle.inclusion_ranges(seq, size)
         keys = merkle.nodes_for(ranges) | {(0, seq)}
         nodes = self.store.nodes(keys)
@@ -93,7 +93,7 @@ class LedgerReader:
         if entry is None:
             raise QueryError(f"entry {seq} is not in the ledger; run `mappa audit verify`")
         return {
-            **self._inclusion(seq, cp.size),
+            **self.inclusion(seq, cp.size),
             "entry": entry["signed"].decode("utf-8", "replace"),
             "checkpoint": cp.note,
             "verifier_key": self.verifier_key,
@@ -140,7 +140,7 @@ class LedgerReader:
             size = 0 if latest is None else latest[0]
             for row in rows:
                 if row["seq"] < size:
-                    row["proof"] = self._inclusion(row["seq"], size)
+                    row["proof"] = self.inclusion(row["seq"], size)
             page["checkpoint"] = None if latest is None else latest[2]
         return page
 

@@ -4,7 +4,8 @@
 entry's leaf index (0-based) in the Merkle log; ``signed`` keeps the signed event
 exactly as received, so anyone can re-verify the emitting adapter's signature,
 and the leaf is ``SHA-256(0x00 || signed)``. The other columns are copies of the
-signed event's fields, kept for queries; ``verify`` checks they still agree.
+fields officers filter on (``STORED``), kept for indexes; ``verify`` checks they
+still agree. Rows are read back from ``signed``, the one authoritative copy.
 
 ``nodes``: the hash of every complete aligned subtree, keyed ``index * 64 + level``
 (level 0 holds the leaf hashes as recorded at append time), so a proof is a
@@ -15,6 +16,7 @@ kept with the reason. Nothing here is ever updated or deleted by the product.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,9 @@ COLUMNS = (
     "reason_code",
     "reason",
 )
-_QUOTED = ", ".join(f'"{c}"' for c in COLUMNS)
+# The fields officers filter on: copied into columns (the rest is read from ``signed``).
+STORED = ("event_id", "time", "act", "agency", "user", "subject_ref", "isa_id", "outcome")
+_QUOTED = ", ".join(f'"{c}"' for c in STORED)
 # Columns an officer filters on; each has an index ending in seq, so a page is an index walk.
 INDEXED = ("subject_ref", "agency", "user", "isa_id", "time")
 # Levels fit in 6 bits (a tree of 2**63 leaves has 63 levels).
@@ -69,7 +73,7 @@ def _schema(dialect: str) -> str:
     return f"""
 CREATE TABLE IF NOT EXISTS entries (
     seq {big} PRIMARY KEY,
-    {", ".join(f'"{c}" TEXT' for c in COLUMNS)},
+    {", ".join(f'"{c}" TEXT' for c in STORED)},
     signed {blob} NOT NULL,
     UNIQUE (event_id)
 );
@@ -89,10 +93,22 @@ CREATE TABLE IF NOT EXISTS offsets (
 """
 
 
-def event_row(event: AuditEvent) -> list[str | None]:
-    """The query columns of an event, as text (enum values, decimal integers)."""
-    values = (getattr(event, c) for c in COLUMNS)
-    return [None if v is None else str(v) for v in values]
+_ENUM_AT = tuple(STORED.index(c) for c in ("act", "outcome"))
+
+
+def event_row(event: AuditEvent) -> list[Any]:
+    """The stored columns of an event, as text (enum values).
+    On the append path of every event, so it reads the model's fields directly."""
+    row: list[Any] = list(map(event.__dict__.__getitem__, STORED))
+    for i in _ENUM_AT:
+        row[i] = row[i].value
+    return row
+
+
+def event_fields(signed: bytes) -> dict[str, Any]:
+    """Every event field of a stored row, read from its signed bytes."""
+    event = json.loads(signed)["event"]
+    return {c: event.get(c) for c in COLUMNS}
 
 
 Item = tuple[SignedAuditEvent, bytes, tuple[str, int, int] | None]
@@ -100,6 +116,7 @@ Item = tuple[SignedAuditEvent, bytes, tuple[str, int, int] | None]
 
 class LedgerStore:
     def __init__(self, target: Path | str) -> None:
+        self.target = target
         self.db: Database = connect(target)
         self.dialect = self.db.dialect
         self.db.script(_schema(self.dialect))
@@ -158,7 +175,7 @@ class LedgerStore:
             if entries:
                 self.db.executemany(
                     f"INSERT INTO entries (seq, {_QUOTED}, signed) "  # noqa: S608
-                    f"VALUES (?, {', '.join('?' for _ in COLUMNS)}, ?)",
+                    f"VALUES (?, {', '.join('?' for _ in STORED)}, ?)",
                     entries,
                 )
                 self.db.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)", nodes)
@@ -212,20 +229,26 @@ class LedgerStore:
             found.update((wanted[int(k)], bytes(h)) for k, h in rows)
         return found
 
-    def recorded_leaves(self, batch: int = 20_000) -> Iterator[tuple[int, bytes]]:
-        """(leaf index, leaf hash as recorded at append time), in order."""
-        after = -1
+    def recorded_leaves(
+        self, start: int = 0, end: int | None = None, batch: int = 20_000
+    ) -> Iterator[tuple[int, bytes]]:
+        """(leaf index, leaf hash as recorded at append time) for ``[start, end)``, in order."""
+        after = (start << _LEVEL_BITS) - 1
+        stop = (1 << 62) if end is None else end << _LEVEL_BITS
         while True:
             rows = self.db.execute(
-                f"SELECT id, hash FROM nodes WHERE id > ? AND (id & {_LEVEL_MASK}) = 0 "  # noqa: S608
-                "ORDER BY id LIMIT ?",
-                (after, batch),
+                "SELECT id, hash FROM nodes WHERE id > ? AND id < ? "  # noqa: S608
+                f"AND (id & {_LEVEL_MASK}) = 0 ORDER BY id LIMIT ?",
+                (after, stop, batch),
             )
             for k, h in rows:
                 yield int(k) >> _LEVEL_BITS, bytes(h)
             if len(rows) < batch:
                 return
             after = int(rows[-1][0])
+
+    def has_leaf(self, index: int) -> bool:
+        return bool(self.db.execute("SELECT 1 FROM nodes WHERE id = ?", (node_id(0, index),)))
 
     def signed_entries(self, batch: int = 20_000) -> Iterator[tuple[int, bytes]]:
         """(seq, signed bytes) of every stored row, in seq order."""
@@ -277,8 +300,8 @@ class LedgerStore:
         with_signed: bool = False,
     ) -> list[dict[str, Any]]:
         """Rows matching every filter, in seq order. Column names are checked against
-        ``COLUMNS`` before they reach SQL; values are always bound parameters."""
-        unknown = set(equals) - set(COLUMNS)
+        ``STORED`` before they reach SQL; values are always bound parameters."""
+        unknown = set(equals) - set(STORED)
         if unknown:
             raise ValueError(f"cannot filter on {sorted(unknown)}")
         clauses = [f'"{c}" = ?' for c in equals] + ["seq > ?"]
@@ -293,24 +316,27 @@ class LedgerStore:
         if limit is not None:
             tail = " LIMIT ?"
             params.append(limit)
-        extra = ", signed" if with_signed else ""
         rows = self.db.execute(
-            f"SELECT seq, {_QUOTED}{extra} FROM entries "  # noqa: S608
+            f"SELECT seq, signed FROM entries "  # noqa: S608
             f"WHERE {' AND '.join(clauses)} ORDER BY seq{tail}",
             params,
         )
-        names = ("seq", *COLUMNS, *(("signed",) if with_signed else ()))
         out = []
-        for row in rows:
-            d = dict(zip(names, row, strict=True))
-            d["seq"] = int(d["seq"])
+        for seq, raw in rows:
+            d: dict[str, Any] = {"seq": int(seq), **event_fields(bytes(raw))}
             if with_signed:
-                d["signed"] = bytes(d["signed"])
+                d["signed"] = bytes(raw)
             out.append(d)
         return out
 
     def entries(self, **where: Any) -> list[dict[str, Any]]:
-        return self.select({k: str(v) for k, v in where.items()})
+        """Every row whose fields equal ``where`` (stored fields filter in SQL, others here)."""
+        unknown = set(where) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"cannot filter on {sorted(unknown)}")
+        indexed = {k: str(v) for k, v in where.items() if k in STORED}
+        rest = {k: v for k, v in where.items() if k not in STORED}
+        return [r for r in self.select(indexed) if all(r[k] == v for k, v in rest.items())]
 
     def entry(self, seq: int) -> dict[str, Any] | None:
         rows = self.select({}, after_seq=seq - 1, limit=1, with_signed=True)
@@ -335,20 +361,23 @@ class LedgerStore:
         ]
 
     def column_mismatch(self) -> tuple[int, str] | None:
-        """The first row whose query columns disagree with its signed event, if any.
-        Done inside the database (its JSON functions) so verify stays one pass in Python."""
-        if self.dialect == "postgresql":
-            doc = "(convert_from(signed, 'UTF8')::jsonb -> 'event')"
-            field = [f"{doc} ->> '{c}'" for c in COLUMNS]
-            differs = [f'"{c}" IS DISTINCT FROM {f}' for c, f in zip(COLUMNS, field, strict=True)]
-        else:
-            field = [f"json_extract(CAST(signed AS TEXT), '$.event.{c}')" for c in COLUMNS]
-            differs = [
-                f'"{c}" IS NOT CAST({f} AS TEXT)' for c, f in zip(COLUMNS, field, strict=True)
-            ]
-        cases = " ".join(f"WHEN {d} THEN '{c}'" for c, d in zip(COLUMNS, differs, strict=True))
-        rows = self.db.execute(
-            f"SELECT seq, CASE {cases} END FROM entries "  # noqa: S608
-            f"WHERE {' OR '.join(differs)} ORDER BY seq LIMIT 1"
-        )
-        return None if not rows else (int(rows[0][0]), str(rows[0][1]))
+        return column_mismatch(self.db)
+
+
+def column_mismatch(db: Database) -> tuple[int, str] | None:
+    """The first row whose query columns disagree with its signed event, if any.
+    Done inside the database (its JSON functions) so verify stays one pass in Python."""
+    if db.dialect == "postgresql":
+        doc = "(convert_from(signed, 'UTF8')::jsonb -> 'event')"
+        field = [f"{doc} ->> '{c}'" for c in STORED]
+        differs = [f'"{c}" IS DISTINCT FROM {f}' for c, f in zip(STORED, field, strict=True)]
+    else:
+        field = [f"json_extract(CAST(signed AS TEXT), '$.event.{c}')" for c in STORED]
+        pairs = zip(STORED, field, strict=True)
+        differs = [f'"{c}" IS NOT {f}' for c, f in pairs]
+    cases = " ".join(f"WHEN {d} THEN '{c}'" for c, d in zip(STORED, differs, strict=True))
+    rows = db.execute(
+        f"SELECT seq, CASE {cases} END FROM entries "  # noqa: S608
+        f"WHERE {' OR '.join(differs)} ORDER BY seq LIMIT 1"
+    )
+    return None if not rows else (int(rows[0][0]), str(rows[0][1]))

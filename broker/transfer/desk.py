@@ -11,6 +11,7 @@ the lead of a completed transfer it re-shares the case history (``handover``).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +45,8 @@ from schemas.transfer import (
     TransferState,
 )
 
+# The PNC id's shape (schemas.messages.base.PncId), checked before it is hashed.
+PNC_ID = re.compile(r"\d{2,4}/\d{1,7}[A-Z]", re.ASCII)
 # How long a step waits to see itself ordered on the topic before reporting it pending.
 ORDERING_TIMEOUT_SECONDS = 30
 # What a desk remembers having handled between two poll_once calls.
@@ -156,6 +159,10 @@ class TransferDesk:
         from_area: str | None = None,
     ) -> TransferRecord:
         ctx = self.ctx
+        if not PNC_ID.fullmatch(pnc_id):
+            raise SchemaError(
+                "pnc_id must be a PNC id such as 2011/0456789K", code="transfer.invalid"
+            )
         subject_ref = ctx.subject_key.reference(pnc_id)
         return await self._send(
             lambda: TransferRequest(

@@ -1,0 +1,89 @@
+"""`mappa audit` as an officer runs it against a deployment's ledger: in-process through
+``main()`` for speed, and the console script once for the tamper exit code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from broker.cli.main import main
+from broker.ledger.verify_proofs import verify_checkpoint
+from tests.ledger_world import build_ledger_world
+from tests.support import HOUSING, PNC
+from tests.test_demo import MAPPA
+from tests.test_ledger import populate
+
+
+def test_audit_commands_and_tamper_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    world = build_ledger_world(data, None)
+    populate(world)
+    world.close()
+    for name in [k for k in os.environ if k.startswith("MAPPA_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MAPPA_KEY_PASSPHRASE", world.passphrase.decode())
+
+    def audit(*args: str) -> subprocess.CompletedProcess[str]:
+        code = main(["audit", "--data-dir", str(data), *args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    done = audit("verify")
+    assert done.returncode == 0, done.stderr
+    assert "ledger intact: 12 entries, 3 signed checkpoints" in done.stdout
+
+    done = audit("query", "--subject", PNC, "--limit", "5", "--json")
+    assert done.returncode == 0, done.stderr
+    page = json.loads(done.stdout)
+    assert [e["seq"] for e in page["entries"]] == [0, 1, 2, 4, 5]
+    table = audit("query", "--agency", HOUSING)
+    assert "3 entries" in table.stdout
+
+    proof = json.loads(audit("proof", "6", "--consistency-from", "4").stdout)
+    assert proof["verified"] is True
+    assert proof["consistency"]["size1"] == 4
+
+    checkpoint = audit("checkpoint")
+    note, _, key_line = checkpoint.stdout.rpartition("verifier key: ")
+    assert verify_checkpoint(note, key_line.strip()).size == 12
+
+    exported = audit("export", "--subject", PNC, "--format", "csv")
+    assert len(list(csv.DictReader(io.StringIO(exported.stdout)))) == 11
+    out = tmp_path / "sar.json"
+    assert audit("export", "--act", "consultation", "--output", str(out)).returncode == 0
+    assert json.loads(out.read_text())["count"] == 1
+    assert "0 refused records" in audit("rejected").stdout
+
+    bad = audit("query", "--act", "gossip")
+    assert bad.returncode == 1
+    assert "audit.query-invalid" in bad.stderr
+
+    from broker.ledger.store import LedgerStore
+
+    store = LedgerStore(data / "ledger.sqlite")
+    store.db.execute("UPDATE entries SET seq = -1 WHERE seq = 2")
+    store.db.execute("UPDATE entries SET seq = 2 WHERE seq = 1")
+    store.db.execute("UPDATE entries SET seq = 1 WHERE seq = -1")
+    store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAPPA_")}
+    done = subprocess.run(  # noqa: S603 - our own console script
+        [MAPPA, "audit", "--data-dir", str(data), "verify"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "first bad entry 1" in done.stdout
+    report = json.loads(audit("verify", "--json").stdout)
+    assert report["intact"] is False
+    assert report["first_bad_entry"] == 1
