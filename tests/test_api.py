@@ -17,11 +17,12 @@ from fastapi import FastAPI
 from agency_adapters.registry import adapter_for
 from broker.api import create_app
 from broker.api.backend import ApiBackend, running, serve_agencies
+from broker.api.compose import application
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.api.models import ARMS_EXAMPLE
-from broker.cli.serve import application
 from broker.policy import SharingPolicy
 from broker.receive import Handling
+from broker.transfer.desk import TransferDesk
 from broker.transport import KafkaTransport
 from tests.support import (
     EDUCATION,
@@ -98,13 +99,18 @@ async def api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
     world = await build_world(tmp_path, transport)
     world.seed_case_team(PARTIES)
     store = CredentialStore(credentials_path(world.deployment.settings.data_dir))
+    desks: dict[str, TransferDesk] = {}
     try:
         # Education is in the directory but not a party; it needs no system here.
         served = {a: gw for a, gw in world.gateways.items() if a != EDUCATION}
+        desks.update({a: world.deployment.transfer_desk(gw) for a, gw in served.items()})
+        for desk in desks.values():
+            await desk.start()
         backend = ApiBackend(
             agencies=serve_agencies(served, adapter_for),
             credentials=store,
             ledger=world.deployment.ledger_reader(world.ledger.store),
+            desks=desks,
         )
         # The application as `mappa serve` builds it: agency and governance endpoints.
         app = application(running(backend))
@@ -116,6 +122,8 @@ async def api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
         ):
             yield Api(world, app, client, store, issue_tokens(store))
     finally:
+        for desk in desks.values():
+            await desk.stop()
         store.close()
         await world.close()
 
@@ -300,6 +308,8 @@ async def test_bad_records_are_refused_named_and_audited(api: Api) -> None:
             "risk_of_serious_harm",
         ),
         (arms_record(mappaArea="cheshire"), "policy.area-not-covered", "cheshire"),
+        # A kind of record (so a message type) the police adapter does not know.
+        (arms_record(recordType="HOROSCOPE"), "adapter.record-type-unknown", "HOROSCOPE"),
     ]
     for record, code, named in cases:
         r = await api.submit(record)
@@ -443,3 +453,38 @@ async def test_governance_endpoints_for_the_officer_only(api: Api) -> None:
     assert verified.json()["intact"] is True
     bad = await api.client.get("/governance/query", headers=officer, params={"act": "gossip"})
     assert bad.status_code == 422
+
+
+async def test_a_server_without_a_ledger_says_so(api: Api) -> None:
+    backend = ApiBackend(agencies=api.app.state.backend.agencies, credentials=api.credentials)
+    bare = application(running(backend))
+    async with (
+        bare.router.lifespan_context(bare),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=bare), base_url="http://t") as c,
+    ):
+        r = await c.get("/governance/verify", headers=api.auth("officer"))
+    assert (r.status_code, r.json()["error"]) == (404, "api.not-found")
+
+
+async def test_transfer_routes_are_the_calling_agencys(api: Api) -> None:
+    url = f"/v1/agencies/{POLICE}/transfers"
+    listed = await api.client.get(url, headers=api.auth(POLICE))
+    assert (listed.status_code, listed.json()) == (200, [])
+    refused = await api.client.post(
+        f"/v1/agencies/{HOUSING}/transfers",
+        json={
+            "pnc_id": PNC,
+            "to_area": "atlantis",
+            "move_date": "2026-12-01",
+            "reason": "moving to live with family",
+            "user": "ppu.officer.12",
+        },
+        headers=api.auth(HOUSING),
+    )
+    assert 400 <= refused.status_code < 500, refused.text
+    assert set(refused.json()) == {"error", "detail"}
+    for who in ("officer", HOUSING):
+        r = await api.client.get(url, headers=api.auth(who))
+        assert (r.status_code, r.json()["error"]) == (403, "auth.forbidden")
+    r = await api.client.get(url)
+    assert (r.status_code, r.json()["error"]) == (401, "auth.invalid-credential")

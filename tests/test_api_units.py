@@ -14,6 +14,7 @@ import pytest
 from broker.agency import utc_now
 from broker.api.app import openapi_json
 from broker.api.auth import NotFound, ServiceStarting
+from broker.api.compose import application
 from broker.api.credentials import (
     AccessDenied,
     AuthenticationFailed,
@@ -24,7 +25,7 @@ from broker.api.errors import status_for
 from broker.api.operations import decode_cursor
 from broker.cli.api import _documentation_only
 from broker.cli.main import main
-from broker.cli.serve import adapter_choice, application, default_agreement, load_agreement
+from broker.cli.serve import adapter_choice, default_agreement, load_agreement
 from broker.errors import (
     ConfigurationError,
     DecryptionError,

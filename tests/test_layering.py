@@ -7,6 +7,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FACES = ("broker/cli/", "broker/api/")
+WEB = {"fastapi", "starlette", "uvicorn"}
+# The HTTP layer lives in broker/api (ARCHITECTURE.md); `mappa serve` only runs it.
+WEB_ALLOWED = {"broker/api/": WEB, "broker/cli/serve.py": {"uvicorn"}}
+# The CLI is where main() assembles objects (STYLE 4): choosing each agency's adapter
+# there is composition, not a dependency of the core. broker/api takes an `adapter_for`
+# callable and imports no adapter itself.
+ADAPTERS_ALLOWED = ("broker/cli/",)
 # The ledger's proof verifier is standalone by design (an officer copies the one file),
 # so it cannot go through broker/crypto; it uses only Ed25519 verification.
 STANDALONE_VERIFIERS = ("broker/ledger/verify_proofs.py",)
@@ -37,11 +44,25 @@ def test_core_never_imports_adapters_or_web_frameworks() -> None:
         rel = path.relative_to(ROOT).as_posix()
         if rel.startswith(FACES):
             continue
-        bad = {
-            n
-            for n in imports(path)
-            if n.split(".")[0] in {"agency_adapters", "fastapi", "starlette"}
-        }
+        bad = {n for n in imports(path) if n.split(".")[0] in {"agency_adapters", *WEB}}
+        assert not bad, f"{rel} imports {bad}"
+
+
+def test_web_frameworks_only_in_the_http_layer() -> None:
+    for package in ("schemas", "broker", "agency_adapters"):
+        for path in modules(package):
+            rel = path.relative_to(ROOT).as_posix()
+            allowed = next((a for p, a in WEB_ALLOWED.items() if rel.startswith(p)), set())
+            bad = {n for n in imports(path) if n.split(".")[0] in WEB - allowed}
+            assert not bad, f"{rel} imports {bad}"
+
+
+def test_adapters_are_chosen_only_where_the_process_is_assembled() -> None:
+    for path in modules("broker"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith(ADAPTERS_ALLOWED):
+            continue
+        bad = {n for n in imports(path) if n.split(".")[0] == "agency_adapters"}
         assert not bad, f"{rel} imports {bad}"
 
 
@@ -61,6 +82,8 @@ def test_the_rule_checker_sees_real_imports() -> None:
         ROOT / "broker/crypto/envelope.py"
     )
     assert "broker.gateway" in imports(ROOT / "agency_adapters/base.py")
+    assert "fastapi" in imports(ROOT / "broker/api/app.py")
+    assert "uvicorn" in imports(ROOT / "broker/cli/serve.py")
 
 
 def test_standalone_verifier_imports_nothing_of_ours() -> None:

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from broker.api.backend import BackendFactory
-from broker.api.errors import install_error_handlers
+from broker.api.errors import documented, install_error_handlers
 from broker.api.routes import agency_router
 
 API_VERSION = "1.0.0"
@@ -46,7 +46,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(agency_router())
     for router in routers:
-        app.include_router(router)
+        # Every route answers errors in the one shape; say so in the document.
+        app.include_router(router, responses=documented(401, 403, 404, 409, 422, 503))
     return app
 
 

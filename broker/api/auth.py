@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from broker.api.backend import ApiBackend, ServedAgency
+from broker.api.backend import ApiBackend, ServedAgency, flush
 from broker.api.credentials import AccessDenied, AuthenticationFailed, CredentialKind, Principal
 from broker.errors import MappaError
 from schemas.audit import AuditAct, Operation, Outcome
@@ -87,7 +87,7 @@ async def _audit_refused(served: ServedAgency, principal: Principal) -> None:
             reason_code=AccessDenied.code,
             reason=f"{principal.kind.value} credential for {principal.name} refused",
         )
-    await served.gateway.relay.flush()
+    await flush(served.gateway)
 
 
 AgencyDep = Annotated[ServedAgency, Depends(require_agency)]

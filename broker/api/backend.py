@@ -8,6 +8,7 @@ adapter for which agency) happens where the process is assembled.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from broker.api.credentials import CredentialStore
 from broker.gateway import AgencyGateway
 from broker.ledger.reader import LedgerReader
 from broker.transfer.desk import TransferDesk
+from broker.transport import TransportError
 from schemas.common import ViewKind
 from schemas.messages import MessageBody
 
@@ -33,6 +35,8 @@ class RecordAdapter(Protocol):
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]: ...
 
+
+log = logging.getLogger(__name__)
 
 AdapterFor = Callable[[AgencyGateway], RecordAdapter]
 
@@ -75,3 +79,15 @@ def running(backend: ApiBackend) -> BackendFactory:
         yield backend
 
     return factory
+
+
+async def flush(gateway: AgencyGateway) -> bool:
+    """Send the outbox now if the broker answers. What stays queued is durable and goes
+    with the next relay (every poll flushes), so an unreachable broker is not an error
+    for the caller."""
+    try:
+        await gateway.relay.flush()
+    except TransportError as exc:
+        log.warning("%s: outbox not relayed yet: %s", gateway.agency_id, exc)
+        return False
+    return True

@@ -7,12 +7,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from broker.api.auth import NotFound
-from broker.api.backend import ServedAgency
+from broker.api.backend import ServedAgency, flush
 from broker.api.models import (
     Acknowledged,
     Disclosure,
@@ -23,29 +22,14 @@ from broker.api.models import (
     Submitted,
 )
 from broker.errors import SchemaError
-from broker.gateway import AgencyGateway
 from broker.publish import PublishResult
 from broker.store import InboxItem
-from broker.transport import TransportError
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import ViewKind, format_timestamp
 from schemas.messages import MessageBody
 
-log = logging.getLogger(__name__)
 # A cursor is base64url of a small JSON pair; anything longer is not one of ours.
 MAX_CURSOR_CHARS = 400
-
-
-async def flush(gateway: AgencyGateway) -> bool:
-    """Send the outbox now if the broker answers. What stays queued is durable and goes
-    with the next relay (every poll flushes), so an unreachable broker is not an error
-    for the caller."""
-    try:
-        await gateway.relay.flush()
-    except TransportError as exc:
-        log.warning("%s: outbox not relayed yet: %s", gateway.agency_id, exc)
-        return False
-    return True
 
 
 def map_record(served: ServedAgency, record: Mapping[str, Any]) -> MessageBody:

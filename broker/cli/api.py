@@ -16,6 +16,7 @@ from pathlib import Path
 from broker.agency import utc_now
 from broker.api.app import openapi_json
 from broker.api.backend import ApiBackend
+from broker.api.compose import application
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.errors import ConfigurationError
 from broker.provision import DataPaths, load_directory
@@ -141,7 +142,5 @@ async def _documentation_only() -> AsyncIterator[ApiBackend]:
 
 
 def cmd_openapi(_: argparse.Namespace) -> int:
-    from broker.cli.serve import application
-
     sys.stdout.write(openapi_json(application(_documentation_only)))
     return 0

@@ -3,8 +3,8 @@
 
 Ctrl-C or SIGTERM stops accepting requests, finishes those in flight, then stops the
 pollers, gateways, stores and the embedded broker (the app's lifespan owns them), and
-exits 0. ``application()`` is the one composition of the HTTP API: what `serve` runs
-is what `mappa api openapi` documents.
+exits 0. This is the composition root: the one place that picks each agency's adapter
+(``agency_adapters.registry``) and hands it to the API, which imports no adapter itself.
 """
 
 from __future__ import annotations
@@ -20,47 +20,22 @@ from types import FrameType
 
 import uvicorn
 import yaml
-from fastapi import FastAPI, Request
 from pydantic import ValidationError
 
 from agency_adapters.base import AgencyAdapter
 from agency_adapters.registry import adapter_for
 from broker.agreements import agreement_for_area
-from broker.api import create_app, require_officer
-from broker.api.backend import BackendFactory
-from broker.api.governance import governance_router
+from broker.api.compose import application
 from broker.api.runtime import ServeConfig, choose_agencies, deployment_backend
-from broker.api.transfers import transfers_router
 from broker.errors import ConfigurationError
 from broker.gateway import AgencyGateway
 from broker.keystore import passphrase_from_env
-from broker.ledger.reader import LedgerReader
 from broker.provision import DataPaths, load_directory
 from broker.settings import Settings
 from schemas.common import from_data
 from schemas.isa import Agreement
 
 DEFAULT_PORT = 8700
-
-
-def served_ledger(request: Request) -> LedgerReader:
-    """The running server's audit ledger, for the governance endpoints."""
-    reader = request.app.state.backend.ledger
-    if reader is None:
-        raise ConfigurationError(
-            "this server runs no audit ledger (started with --no-ledger)",
-            code="api.unavailable",
-        )
-    assert isinstance(reader, LedgerReader)  # noqa: S101 - the backend's declared type
-    return reader
-
-
-def application(backend: BackendFactory) -> FastAPI:
-    """The API as deployed: agency and transfer endpoints, governance ones for officers."""
-    return create_app(
-        backend,
-        routers=[governance_router(served_ledger, require_officer), transfers_router()],
-    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -161,7 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     passphrase = passphrase_from_env()
     # Checked before anything starts, so a typo gets one clear line, not a traceback.
     listed = [a.agency_id for a in load_directory(paths).agencies()]
-    agencies = choose_agencies(settings, passphrase, listed, args.agency)
+    choose_agencies(settings, passphrase, listed, args.agency)
     config = ServeConfig(
         settings=settings,
         passphrase=passphrase,
@@ -169,7 +144,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.agreement
         else default_agreement(paths, args.area),
         adapter_for=choose,
-        agencies=agencies,
+        agencies=args.agency,
         run_ledger=not args.no_ledger,
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")

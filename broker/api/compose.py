@@ -1,0 +1,58 @@
+"""The API as deployed: the one place its routers are put together, so what `mappa serve`
+runs is what `mappa api openapi` documents.
+
+- agency routes (``routes.py``), each guarded by ``require_agency``;
+- governance routes (``governance.py``, the ledger over HTTP), guarded by
+  ``require_officer``, reading the ledger of the running backend.
+- transfer routes (``transfers.py``), on the calling agency's own transfer desk,
+  guarded by ``require_agency``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from broker.api.app import create_app
+from broker.api.auth import NotFound, ServiceStarting, require_officer
+from broker.api.backend import ApiBackend, BackendFactory
+from broker.api.governance import governance_router
+from broker.api.transfers import transfers_router
+from broker.ledger.reader import LedgerReader
+
+
+class _Running:
+    """The backend the app is running with, for routers built before it starts."""
+
+    def __init__(self, backend: BackendFactory) -> None:
+        self._factory = backend
+        self.backend: ApiBackend | None = None
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[ApiBackend]:
+        async with self._factory() as backend:
+            self.backend = backend
+            try:
+                yield backend
+            finally:
+                self.backend = None
+
+    def ledger(self) -> LedgerReader:
+        if self.backend is None:
+            raise ServiceStarting("the service is not running yet")
+        if self.backend.ledger is None:
+            raise NotFound("this server runs no audit ledger (started with --no-ledger)")
+        return self.backend.ledger
+
+
+def application(backend: BackendFactory) -> FastAPI:
+    running = _Running(backend)
+    return create_app(
+        running,
+        routers=[
+            governance_router(running.ledger, require_officer),
+            transfers_router(),
+        ],
+    )
