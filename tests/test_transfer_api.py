@@ -122,6 +122,21 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
             "rso-address-notification",
         }
         assert (await call("GET", PROBATION_A, "/overdue")).json() == []
+        # A date is YYYY-MM-DD: a number is not taken as seconds since 1970.
+        epoch = await call("GET", PROBATION_A, "/overdue", params={"on": "0.0"})
+        assert epoch.status_code == 422, epoch.text
+        numeric = await call(
+            "POST",
+            PROBATION_A,
+            json={
+                "pnc_id": PNC,
+                "to_area": "west-mercia",
+                "move_date": 0,
+                "reason": "x",
+                "user": "po.1",
+            },
+        )
+        assert numeric.status_code == 422, numeric.text
 
         done = await call(
             "POST",

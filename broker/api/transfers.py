@@ -18,12 +18,13 @@ handlers (``broker.api.errors``) map its errors to HTTP statuses.
 # No `from __future__ import annotations`: FastAPI must see the route annotations, which
 # use a dependency alias local to the factory, as real objects.
 
+import re
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from broker.api.auth import AgencyDep, BackendDep, NotFound
 from broker.api.errors import documented
@@ -36,6 +37,19 @@ from schemas.transfer import TransferRecord
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 TransferId = Annotated[str, Path(pattern=UUID_PATTERN)]
 
+ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_day(value: object) -> object:
+    """A calendar date written as YYYY-MM-DD; pydantic alone would also take a number
+    as seconds since 1970, which no caller means by a move date."""
+    if isinstance(value, date) or (isinstance(value, str) and ISO_DAY.fullmatch(value)):
+        return value
+    raise ValueError("expected a date as YYYY-MM-DD")
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
+
 AUTH = (401, 403)
 STEP_ERRORS = (*AUTH, 404, 409, 422, 503)
 
@@ -47,7 +61,7 @@ class _In(BaseModel):
 class TransferRequestIn(_In):
     pnc_id: PncId
     to_area: str = Field(max_length=42)
-    move_date: date
+    move_date: Day
     reason: str = Field(min_length=1, max_length=4000)
     user: str = Field(min_length=1, max_length=200)
     open_actions: list[str] = Field(default_factory=list, max_length=50)
@@ -65,8 +79,8 @@ class CompleteIn(_In):
     reason: str = Field(
         default="receiving area has taken the case over", min_length=1, max_length=4000
     )
-    completed_on: date | None = None
-    address_notified_on: date | None = None
+    completed_on: Day | None = None
+    address_notified_on: Day | None = None
     case_team: list[str] = Field(default_factory=list, max_length=128)
 
 
@@ -199,7 +213,7 @@ def transfers_router(require_desk: Callable[..., Any] = served_desk) -> APIRoute
         responses=documented(*AUTH, 404, 422, 503),
         summary="Deadlines not met by a date (default today), as this agency sees them",
     )
-    async def overdue_transfers(d: Desk, on: date | None = None) -> list[OverdueOut]:
+    async def overdue_transfers(d: Desk, on: Day | None = None) -> list[OverdueOut]:
         return [
             OverdueOut(
                 transfer_id=o.record.transfer_id,
