@@ -18,34 +18,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from broker.errors import SchemaError
+from broker.ledger.store import COLUMNS
 from schemas.audit import AuditAct, Outcome
 from schemas.common import format_timestamp
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-EXPORT_COLUMNS = (
-    "seq",
-    "time",
-    "act",
-    "operation",
-    "agency",
-    "user",
-    "area",
-    "subject_ref",
-    "message_id",
-    "message_type",
-    "isa_id",
-    "isa_version",
-    "purpose",
-    "lawful_basis",
-    "recipient",
-    "view",
-    "justification",
-    "outcome",
-    "reason_code",
-    "reason",
-    "event_id",
-)
+# Every field of an audit event, in ledger order, the event id last.
+EXPORT_COLUMNS = ("seq", *(c for c in COLUMNS if c != "event_id"), "event_id")
 
 
 class QueryError(SchemaError):
