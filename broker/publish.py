@@ -67,6 +67,8 @@ class Publisher:
         }
         try:
             message = follow_case(ctx, message, subject_ref)
+            # A case that has moved is published, and so audited, in its new area.
+            common["area"] = message.area
             ctx.policy.authorise_publish(ctx.entry, message_type, message.area, now.date())
             party = ctx.policy.party(ctx.agency_id)
             team = ctx.store.case_team(subject_ref)
@@ -97,6 +99,8 @@ class Publisher:
             by_topic[ctx.topics.for_role(message.area, d.recipient.role)].append(d)
 
         envelopes: list[tuple[str, bytes]] = []
+        # Each view's canonical bytes, derived once however many topics carry that view.
+        plaintexts: dict[tuple[ViewKind, str], bytes] = {}
         # One envelope per topic, or one per named redaction set where recipients on a topic
         # differ in it (an envelope holds one view of each kind).
         sealed_groups = [(t, g) for t, whole in sorted(by_topic.items()) for g in bundles(whole)]
@@ -130,8 +134,10 @@ class Publisher:
                     )
                     for d in of_kind
                 )
-                body = derive_view(message, kind, of_kind[0].redaction)
-                views.append(ViewToSeal(kind, jcs(body), recipients))
+                key = (kind, of_kind[0].redaction)
+                if key not in plaintexts:
+                    plaintexts[key] = jcs(derive_view(message, kind, key[1]))
+                views.append(ViewToSeal(kind, plaintexts[key], recipients))
             envelopes.append(
                 (topic, seal(header=header, views=views, signers=signers, suite=suite))
             )
