@@ -7,10 +7,13 @@ The ledger database is SQLite in the data directory, or a fresh PostgreSQL schem
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
+from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +27,7 @@ from broker.crypto.keys import PrivateKey
 from broker.deployment import Deployment
 from broker.ledger.reader import LedgerReader
 from broker.ledger.service import LedgerService
+from broker.ledger.store import LedgerStore, split_block
 from broker.provision import DataPaths, provision
 from broker.settings import Settings
 from broker.transport import KafkaTransport, Record
@@ -144,4 +148,47 @@ def build_ledger_world(data_dir: Path, database_url: str | None) -> LedgerWorld:
     }
     return LedgerWorld(
         deployment, service, deployment.ledger_reader(service.store), keys, passphrase
+    )
+
+
+# -- tampering, as someone with write access to the ledger's database would ---------------
+def rewrite_block(
+    store: LedgerStore,
+    first_seq: int,
+    edit: Callable[[list[bytes]], list[bytes]],
+    *,
+    recompute_leaves: bool = False,
+) -> None:
+    """Replace the entries of the stored block at ``first_seq`` with ``edit`` of them; the
+    recorded leaf hashes are kept unless ``recompute_leaves`` (a thorough attacker)."""
+    [(ends, recorded, data)] = store.db.execute(
+        "SELECT ends, leaves, data FROM blocks WHERE first_seq = ?", (first_seq,)
+    )
+    entries = edit(split_block(bytes(ends), bytes(data)))
+    inputs = [b"\x00" + e for e in entries]
+    leaves = (
+        b"".join(hashlib.sha256(i).digest() for i in inputs)
+        if recompute_leaves
+        else bytes(recorded)
+    )
+    store.db.execute(
+        "UPDATE blocks SET count = ?, ends = ?, leaves = ?, data = ? WHERE first_seq = ?",
+        (
+            len(entries),
+            array("I", itertools.accumulate(map(len, inputs))).tobytes(),
+            leaves,
+            b"".join(inputs),
+            first_seq,
+        ),
+    )
+
+
+def renumber_blocks(store: LedgerStore, after: int, by: int) -> None:
+    """Move every block that starts after ``after`` by ``by`` entries (closing or opening
+    a gap), in two steps so no key collides on the way."""
+    store.db.execute(
+        "UPDATE blocks SET first_seq = first_seq + 1000000 WHERE first_seq > ?", (after,)
+    )
+    store.db.execute(
+        "UPDATE blocks SET first_seq = first_seq - 1000000 + ? WHERE first_seq > 1000000", (by,)
     )

@@ -25,6 +25,7 @@ from schemas.directory import KeyAlg
 ORIGIN = "mappa-broker/test/audit-ledger"
 ROOT = bytes(range(32))
 TIME = "2026-11-23T10:00:00.000Z"
+INDEX = bytes(range(32, 64))
 
 
 @pytest.fixture
@@ -33,19 +34,25 @@ def signer() -> CheckpointSigner:
 
 
 def test_round_trip_and_format(signer: CheckpointSigner) -> None:
-    note = signer.sign(12, ROOT, TIME)
+    note = signer.sign(12, ROOT, TIME, INDEX)
     text, _, sig = note.partition("\n\n")
-    assert text.split("\n") == [ORIGIN, "12", base64.b64encode(ROOT).decode(), f"time {TIME}"]
+    assert text.split("\n") == [
+        ORIGIN,
+        "12",
+        base64.b64encode(ROOT).decode(),
+        f"time {TIME}",
+        f"index {base64.b64encode(INDEX).decode()}",
+    ]
     assert sig.startswith(f"\u2014 {ORIGIN} ")
     name, public = parse_verifier_key(signer.verifier_key)
     assert name == ORIGIN
     assert base64.b64decode(sig.split()[-1])[:4] == note_key_id(ORIGIN, public)
     cp = open_checkpoint(note, signer.verifier_key, origin=ORIGIN)
-    assert (cp.size, cp.root, cp.time) == (12, ROOT, TIME)
+    assert (cp.size, cp.root, cp.time, cp.index) == (12, ROOT, TIME, INDEX)
 
 
 def test_every_refusal(signer: CheckpointSigner) -> None:
-    note = signer.sign(12, ROOT, TIME)
+    note = signer.sign(12, ROOT, TIME, INDEX)
     other = CheckpointSigner(origin=ORIGIN, key=PrivateKey.generate(KeyAlg.ED25519))
     forged_text = note.replace("\n12\n", "\n13\n", 1)
     refused = {

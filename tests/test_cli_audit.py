@@ -14,7 +14,7 @@ import pytest
 
 from broker.cli.main import main
 from broker.ledger.verify_proofs import verify_checkpoint
-from tests.ledger_world import build_ledger_world
+from tests.ledger_world import build_ledger_world, rewrite_block
 from tests.support import HOUSING, PNC
 from tests.test_demo import MAPPA
 from tests.test_ledger import populate
@@ -69,9 +69,7 @@ def test_audit_commands_and_tamper_exit_code(
     from broker.ledger.store import LedgerStore
 
     store = LedgerStore(data / "ledger.sqlite")
-    store.db.execute("UPDATE entries SET seq = -1 WHERE seq = 2")
-    store.db.execute("UPDATE entries SET seq = 2 WHERE seq = 1")
-    store.db.execute("UPDATE entries SET seq = 1 WHERE seq = -1")
+    rewrite_block(store, 0, lambda e: [e[0], e[2], e[1], *e[3:]])
     store.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAPPA_")}
     done = subprocess.run(  # noqa: S603 - our own console script

@@ -14,18 +14,28 @@ from typing import Any
 import pytest
 
 from broker.crypto.keys import PrivateKey
+from broker.ledger import search
+from broker.ledger.integrity import IntegrityReport, verify_ledger
 from broker.ledger.query import QueryError, parse_query
-from broker.ledger.store import LedgerStore, event_row
+from broker.ledger.search import posting_key
+from broker.ledger.store import LedgerStore
 from broker.ledger.verify_proofs import (
     leaf_hash,
     verify_checkpoint,
     verify_consistency,
     verify_inclusion,
 )
+from broker.ledger.verify_worker import ChunkResult, result_from_json, result_to_json
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import ViewKind
 from schemas.directory import KeyAlg
-from tests.ledger_world import LedgerWorld, build_ledger_world, ledger_url
+from tests.ledger_world import (
+    LedgerWorld,
+    build_ledger_world,
+    ledger_url,
+    renumber_blocks,
+    rewrite_block,
+)
 from tests.support import HOUSING, PNC, POLICE, PRISON, PROBATION
 
 __all__ = ["ledger_url"]
@@ -194,57 +204,42 @@ def test_bad_query_parameters_get_clear_errors(world: LedgerWorld) -> None:
     assert parse_query({"since": "2026-11-01"}).since == "2026-11-01T00:00:00.000Z"
 
 
-def _tamper_column(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("UPDATE entries SET agency = ? WHERE seq = 5", (POLICE,))
+def _forged(w: LedgerWorld) -> bytes:
+    """A validly signed event that was never appended."""
+    return w.signed(w.event(HOUSING, AuditAct.CONSULTATION, operation=Operation.CONSULT, user="x"))
 
 
-def _tamper_signed(store: LedgerStore, w: LedgerWorld) -> None:
-    # A validly signed event, swapped in for the stored one, columns and all.
-    event = w.event(HOUSING, AuditAct.COLLECTION, operation=Operation.DELIVER)
-    cols = ", ".join(f'"{c}" = ?' for c in ("event_id", "time"))
-    store.db.execute(
-        f"UPDATE entries SET signed = ?, {cols} WHERE seq = 5",  # noqa: S608
-        (w.signed(event), event_row(event)[0], event_row(event)[1]),
-    )
-
-
-def _tamper_delete(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("DELETE FROM entries WHERE seq = 5")
-
-
-def _tamper_delete_renumber(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("DELETE FROM entries WHERE seq = 5")
-    store.db.execute("UPDATE entries SET seq = seq + 1000 WHERE seq > 5")
-    store.db.execute("UPDATE entries SET seq = seq - 1001 WHERE seq > 1000")
-
-
-def _tamper_insert(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("UPDATE entries SET seq = seq + 1000 WHERE seq >= 5")
-    store.db.execute("UPDATE entries SET seq = seq - 999 WHERE seq >= 1000")
-    event = w.event(HOUSING, AuditAct.CONSULTATION, operation=Operation.CONSULT, user="x")
-    marks = ", ".join("?" for _ in range(len(event_row(event)) + 2))
-    store.db.execute(
-        f"INSERT INTO entries VALUES ({marks})",  # noqa: S608
-        (5, *event_row(event), w.signed(event)),
-    )
+def _tamper_entry(store: LedgerStore, w: LedgerWorld) -> None:
+    rewrite_block(store, 4, lambda e: [e[0], _forged(w), *e[2:]])
 
 
 def _tamper_reorder(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("UPDATE entries SET seq = -1 WHERE seq = 5")
-    store.db.execute("UPDATE entries SET seq = 5 WHERE seq = 6")
-    store.db.execute("UPDATE entries SET seq = 6 WHERE seq = -1")
+    rewrite_block(store, 4, lambda e: [e[0], e[2], e[1], e[3]])
+
+
+def _tamper_delete_entry(store: LedgerStore, w: LedgerWorld) -> None:
+    """Entry 5 removed, its recorded leaf too, and the later entries moved up to close the
+    gap: only the signed checkpoints still say what was there."""
+    rewrite_block(store, 4, lambda e: [e[0], *e[2:]], recompute_leaves=True)
+    renumber_blocks(store, 4, -1)
+
+
+def _tamper_insert_entry(store: LedgerStore, w: LedgerWorld) -> None:
+    rewrite_block(store, 4, lambda e: [e[0], _forged(w), *e[1:]], recompute_leaves=True)
+    renumber_blocks(store, 4, 1)
+
+
+def _tamper_delete_block(store: LedgerStore, w: LedgerWorld) -> None:
+    store.db.execute("DELETE FROM blocks WHERE first_seq = 4")
 
 
 def _tamper_truncate(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("DELETE FROM entries WHERE seq >= 10")
+    store.db.execute("DELETE FROM blocks WHERE first_seq >= 8")
 
 
 def _tamper_rewrite_hashes(store: LedgerStore, w: LedgerWorld) -> None:
-    """A thorough attacker: swaps a row and rewrites its recorded leaf hash too."""
-    _tamper_signed(store, w)
-    raw = store.entry(5)
-    assert raw is not None
-    store.db.execute("UPDATE nodes SET hash = ? WHERE id = ?", (leaf_hash(raw["signed"]), 5 << 6))
+    """A thorough attacker: swaps an entry and rewrites its recorded leaf hash too."""
+    rewrite_block(store, 4, lambda e: [e[0], _forged(w), *e[2:]], recompute_leaves=True)
 
 
 def _tamper_checkpoint(store: LedgerStore, w: LedgerWorld) -> None:
@@ -254,16 +249,83 @@ def _tamper_checkpoint(store: LedgerStore, w: LedgerWorld) -> None:
     store.db.execute("UPDATE checkpoints SET note = ? WHERE size = 8", ("\n".join(lines),))
 
 
+def _housing_posting(store: LedgerStore) -> tuple[int, str]:
+    key = posting_key("agency", HOUSING)
+    [(k, offsets)] = store.db.execute(
+        "SELECT key, offsets FROM postings WHERE key = ? AND first_seq = 4", (key,)
+    )
+    return int(k), offsets
+
+
+def _tamper_posting_deleted(store: LedgerStore, w: LedgerWorld) -> None:
+    """Housing's entries 5 to 7 hidden from a query by agency."""
+    key, _ = _housing_posting(store)
+    store.db.execute("DELETE FROM postings WHERE key = ? AND first_seq = 4", (key,))
+    assert not w.reader.query({"agency": HOUSING})["entries"]
+
+
+def _tamper_posting_moved(store: LedgerStore, w: LedgerWorld) -> None:
+    key, _ = _housing_posting(store)
+    store.db.execute("UPDATE postings SET key = ? WHERE key = ? AND first_seq = 4", (key + 1, key))
+
+
+def _tamper_posting_offsets(store: LedgerStore, w: LedgerWorld) -> None:
+    key, offsets = _housing_posting(store)
+    store.db.execute(
+        "UPDATE postings SET offsets = ? WHERE key = ? AND first_seq = 4",
+        (offsets.split(" ", 1)[1], key),
+    )
+
+
+def _tamper_batch_time(store: LedgerStore, w: LedgerWorld) -> None:
+    """Batch 4 to 7 moved out of every time range an officer would ask for."""
+    store.db.execute("UPDATE batches SET max_time = '2000-01-01T00:00:00.000Z' WHERE first_seq = 4")
+
+
+def _tamper_index_and_digests(store: LedgerStore, w: LedgerWorld) -> None:
+    """A thorough attacker: removes a posting and recomputes every recorded chain value."""
+    _tamper_posting_deleted(store, w)
+    value = search.GENESIS
+    for first, count, low, high in store.db.execute(
+        "SELECT first_seq, count, min_time, max_time FROM batches ORDER BY first_seq"
+    ):
+        rows = store.db.execute(
+            "SELECT key, offsets FROM postings WHERE first_seq = ? ORDER BY key", (first,)
+        )
+        content = search.content_hash(
+            first_seq=first,
+            count=count,
+            min_time=low,
+            max_time=high,
+            lines="\n".join(f"{k} {o}" for k, o in rows),
+        )
+        value = search.link(value, content)
+        store.db.execute("UPDATE batches SET digest = ? WHERE first_seq = ?", (value, first))
+
+
+def _tamper_event_ids(store: LedgerStore, w: LedgerWorld) -> None:
+    """The last batch removed, its checkpoint too: only the event ids recall it."""
+    store.db.execute("DELETE FROM blocks WHERE first_seq >= 8")
+    store.db.execute("DELETE FROM postings WHERE first_seq >= 8")
+    store.db.execute("DELETE FROM batches WHERE first_seq >= 8")
+    store.db.execute("DELETE FROM checkpoints WHERE size > 8")
+
+
 TAMPERING: dict[str, tuple[Callable[[LedgerStore, LedgerWorld], None], int | None, str]] = {
-    "modified-column": (_tamper_column, 5, "column 'agency'"),
-    "modified-row": (_tamper_signed, 5, "entry 5 is not the entry appended"),
-    "deleted": (_tamper_delete, 5, "entry 5 is missing"),
-    "deleted-renumbered": (_tamper_delete_renumber, 5, "entry 5 is not the entry appended"),
-    "inserted": (_tamper_insert, 5, "entry 5 is not the entry appended"),
+    "modified-entry": (_tamper_entry, 5, "entry 5 is not the entry appended"),
     "reordered": (_tamper_reorder, 5, "entry 5 is not the entry appended"),
-    "truncated": (_tamper_truncate, 10, "entries from 10 are missing"),
-    "hashes-rewritten": (_tamper_rewrite_hashes, 4, "signed checkpoint of size 8"),
+    "deleted-entry": (_tamper_delete_entry, 4, "signed checkpoint of size 8 covers"),
+    "inserted-entry": (_tamper_insert_entry, 4, "signed checkpoint of size 8 covers"),
+    "deleted-block": (_tamper_delete_block, 4, "entry 4 is missing"),
+    "truncated": (_tamper_truncate, 8, "entries from 8 are missing"),
+    "hashes-rewritten": (_tamper_rewrite_hashes, 4, "signed checkpoint of size 8 covers"),
     "checkpoint-forged": (_tamper_checkpoint, None, "checkpoint of size 8"),
+    "posting-deleted": (_tamper_posting_deleted, 4, "search index of entries 4 to 7 differs"),
+    "posting-moved": (_tamper_posting_moved, 4, "search index of entries 4 to 7 differs"),
+    "posting-offsets": (_tamper_posting_offsets, 4, "search index of entries 4 to 7 differs"),
+    "batch-time": (_tamper_batch_time, 4, "search index of entries 4 to 7 differs"),
+    "index-and-digests": (_tamper_index_and_digests, 4, "checkpoint of size 8 sealed"),
+    "event-ids": (_tamper_event_ids, 8, "entry 8 was recorded at append time"),
 }
 
 
@@ -280,3 +342,51 @@ def test_verify_names_the_first_bad_entry(world: LedgerWorld, kind: str) -> None
     assert problem in report.problem
     # Reported, never repaired: a second run sees the same.
     assert world.reader.verify() == report
+
+
+def test_verify_in_chunks_on_worker_processes(world: LedgerWorld) -> None:
+    """The same answer whether the log is hashed here or a chunk per worker process, and
+    the tampered entry named from whichever chunk holds it."""
+    for _ in range(3):  # blocks cut at every 64th entry: 0-49, 50-63, 64-99, 100-127, 128-149
+        world.feed(
+            *(
+                world.event(PRISON, AuditAct.COLLECTION, operation=Operation.DELIVER)
+                for _ in range(50)
+            )
+        )
+    store = world.service.store
+
+    def verify(chunk: int = 64, workers: int = 1) -> IntegrityReport:
+        return verify_ledger(
+            store,
+            verifier_key=world.reader.verifier_key,
+            origin=world.reader.origin,
+            chunk=chunk,
+            workers=workers,
+        )
+
+    here = verify()
+    assert here.intact
+    assert (here.entries, here.checkpoints) == (150, 3)
+    assert verify(workers=2) == here
+    with pytest.raises(ValueError, match="power of two"):
+        verify(chunk=100)
+
+    rewrite_block(store, 128, lambda e: [e[0], e[1], e[3], e[2], *e[4:]])
+    for workers in (1, 2):
+        report = verify(workers=workers)
+        assert (report.intact, report.first_bad_entry) == (False, 130), report.problem
+
+
+def test_a_chunk_result_survives_the_trip_from_a_worker() -> None:
+    result = ChunkResult(
+        start=64,
+        end=100,
+        edges={100: [bytes(32), bytes(range(32))]},
+        problem=(70, "malformed"),
+        moved=71,
+        batches=[(64, 36, bytes(32), bytes(range(32)))],
+        postings=5,
+        index_problem=(64, "stray"),
+    )
+    assert result_from_json(result_to_json(result)) == result

@@ -139,7 +139,12 @@ def measure(options: BenchOptions) -> list[Figure]:
             store.add_checkpoint(
                 store.tree_size,
                 format_timestamp_ms(start),
-                signer.sign(store.tree_size, store.tree_root(), format_timestamp_ms(start)),
+                signer.sign(
+                    store.tree_size,
+                    store.tree_root(),
+                    format_timestamp_ms(start),
+                    store.index_digest,
+                ),
             )
             appending += time.perf_counter() - t0
         reader = LedgerReader(

@@ -4,6 +4,7 @@
     <tree size, decimal>\\n
     <root hash, standard base64>\\n
     time <YYYY-MM-DDTHH:MM:SS.mmmZ>\\n       (extension line: when the head was signed)
+    index <base64 search-index digest>\\n    (extension line: see ``search``)
     \\n
     \u2014 <key name> <base64(4-byte key id || Ed25519 signature over the text above)>\\n
 
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.crypto.encoding import b64encode
+from broker.crypto.encoding import b64decode, b64encode
 from broker.crypto.keys import PrivateKey, PublicKey
-from broker.errors import ConfigurationError, VerificationError
+from broker.errors import ConfigurationError, SchemaError, VerificationError
 from broker.ledger.verify_proofs import (
     ED25519_ALG,
     Checkpoint,
@@ -30,6 +31,7 @@ from broker.ledger.verify_proofs import (
 from schemas.directory import KeyAlg
 
 TIME_PREFIX = "time "
+INDEX_PREFIX = "index "
 
 
 def ledger_origin(namespace: str) -> str:
@@ -44,8 +46,11 @@ def verifier_key(name: str, public: PublicKey) -> str:
     return f"{name}+{key_id.hex()}+{b64encode(bytes([ED25519_ALG]) + public.raw)}"
 
 
-def checkpoint_text(origin: str, size: int, root: bytes, time: str) -> str:
-    return f"{origin}\n{size}\n{b64encode(root)}\n{TIME_PREFIX}{time}\n"
+def checkpoint_text(origin: str, size: int, root: bytes, time: str, index: bytes) -> str:
+    return (
+        f"{origin}\n{size}\n{b64encode(root)}\n"
+        f"{TIME_PREFIX}{time}\n{INDEX_PREFIX}{b64encode(index)}\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -61,12 +66,24 @@ class VerifiedCheckpoint:
     def root(self) -> bytes:
         return self.checkpoint.root
 
+    def _extension(self, prefix: str) -> str | None:
+        for line in self.checkpoint.extensions:
+            if line.startswith(prefix):
+                return line[len(prefix) :]
+        return None
+
     @property
     def time(self) -> str | None:
-        for line in self.checkpoint.extensions:
-            if line.startswith(TIME_PREFIX):
-                return line[len(TIME_PREFIX) :]
-        return None
+        return self._extension(TIME_PREFIX)
+
+    @property
+    def index(self) -> bytes | None:
+        """The search index digest the checkpoint seals (None if the line is missing)."""
+        value = self._extension(INDEX_PREFIX)
+        try:
+            return None if value is None else b64decode(value, expected_len=32)
+        except SchemaError:
+            return None
 
 
 class CheckpointSigner:
@@ -78,8 +95,8 @@ class CheckpointSigner:
         self.verifier_key = verifier_key(origin, key.public)
         self._key_id = note_key_id(origin, key.public.raw)
 
-    def sign(self, size: int, root: bytes, time: str) -> str:
-        text = checkpoint_text(self.origin, size, root, time)
+    def sign(self, size: int, root: bytes, time: str, index: bytes) -> str:
+        text = checkpoint_text(self.origin, size, root, time, index)
         signature = self._key.sign(text.encode())
         return f"{text}\n\u2014 {self.origin} {b64encode(self._key_id + signature)}\n"
 

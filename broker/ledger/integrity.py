@@ -1,33 +1,43 @@
-"""``verify``: recompute the whole log from the stored rows and hold it to its checkpoints.
+"""``verify``: recompute the whole log from the stored entries and hold it to its checkpoints.
 
-Checks, in one pass over the entries:
+Checks, reading every stored byte once:
   1. every checkpoint's signature (the ledger key) and origin; sizes only grow;
-  2. entries are numbered 0, 1, 2, ... with no gap (a deleted row leaves one);
-  3. the tree recomputed from the rows has, at every checkpoint size, the root that
+  2. entries are stored 0, 1, 2, ... with no gap, in well-formed blocks;
+  3. the tree recomputed from the entries has, at every checkpoint size, the root that
      checkpoint signed; and consecutive checkpoints are consistent (RFC 9162 proof
      built from the stored nodes, checked with the standalone verifier);
   4. where a root does not match, and past the last checkpoint, each entry's leaf hash,
      recomputed from its signed bytes, equals the one recorded when it was appended
-     (a modified, inserted or reordered row differs): this names the entry;
-  5. the query columns of every row agree with its signed event.
+     (a modified, inserted or reordered entry differs): this names the entry;
+  5. the search index (postings and batch time ranges) recomputes to the digest each
+     checkpoint signed, and to the one recorded with each batch: this names the batch;
+  6. no event id is recorded for an entry that is no longer stored.
 The first failure is reported with the entry it concerns. Nothing is ever repaired.
+
+The log is hashed in aligned chunks of ``CHUNK`` entries, one process per core
+(``verify_worker``): a chunk's subtree does not depend on any other, so the chunks'
+edges fold into the tree head at any size (see ``_root_at``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-from concurrent.futures import ThreadPoolExecutor
+import json
+import os
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from broker.errors import VerificationError
-from broker.ledger import merkle
+from broker.ledger import merkle, search
 from broker.ledger.checkpoint import VerifiedCheckpoint, open_checkpoint
-from broker.ledger.database import connect
-from broker.ledger.store import LedgerStore, column_mismatch
+from broker.ledger.store import BLOCK, LedgerStore, split_block
 from broker.ledger.verify_proofs import ProofError, verify_consistency
+from broker.ledger.verify_worker import ChunkResult, check_chunk, result_from_json
+
+CHUNK = 1 << search.SEGMENT_BITS  # a chunk of the log is a segment of its index, or part
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,8 @@ def _checkpoints(store: LedgerStore, vkey: str, origin: str) -> list[VerifiedChe
             raise _Tampered(None, f"checkpoint of size {size}: its row disagrees with its note")
         if verified and cp.time is not None and (verified[-1].time or "") > cp.time:
             raise _Tampered(None, f"checkpoint of size {size} is dated before an earlier one")
+        if cp.index is None:
+            raise _Tampered(None, f"checkpoint of size {size} does not seal the search index")
         verified.append(cp)
     return verified
 
@@ -78,13 +90,15 @@ def _consistent(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> No
             ) from None
 
 
-def _first_moved(store: LedgerStore, start: int, leaves: list[bytes]) -> int | None:
-    """The first entry from ``start`` whose leaf differs from the one recorded at append."""
-    recorded = store.recorded_leaves(start, start + len(leaves))
-    for offset, h in enumerate(leaves):
-        at, leaf = next(recorded, (None, b""))
-        if at != start + offset or leaf != h:
-            return start + offset
+def _first_moved(store: LedgerStore, start: int, end: int) -> int | None:
+    """The first entry in ``[start, end)`` whose leaf differs from the one recorded at append
+    (or that has no recorded leaf)."""
+    recorded = dict(store.recorded_leaves(start, end))
+    for first, _, ends, data in store.blocks(start - start % BLOCK, end):
+        for offset, raw in enumerate(split_block(ends, data)):
+            seq = first + offset
+            if start <= seq < end and recorded.get(seq) != merkle.leaf_hash(raw):
+                return seq
     return None
 
 
@@ -94,84 +108,232 @@ def _moved(entry: int) -> _Tampered:
     )
 
 
-def _recompute(store: LedgerStore, checkpoints: list[VerifiedCheckpoint]) -> int:
-    """One pass over the rows; returns how many there are.
+def _named(store: LedgerStore, vouched: int, upto: int, size: int) -> _Tampered:
+    """Why the root at ``size`` does not match: the first entry unlike its recorded leaf,
+    or (when leaves were rewritten too) the range the last good checkpoint leaves open."""
+    moved = _first_moved(store, vouched, upto)
+    if moved is not None:
+        return _moved(moved)
+    return _Tampered(
+        vouched,
+        f"an entry from {vouched} to {size - 1} is not what the signed checkpoint of "
+        f"size {size} covers (entries and their recorded hashes were rewritten)",
+    )
 
-    Where a signed checkpoint's root matches, every entry it covers is proven intact,
-    so the leaf hashes recorded at append time are only read to say *which* entry
-    differs when a root does not match, and for the entries no checkpoint covers yet.
-    """
-    sha256 = hashlib.sha256
-    node = merkle.node_hash
+
+def _root_at(prefix: list[bytes], edge: list[bytes]) -> bytes:
+    return merkle.fold(prefix + edge) if prefix or edge else merkle.EMPTY_ROOT
+
+
+def _entries(
+    store: LedgerStore, checkpoints: list[VerifiedCheckpoint], chunk: int, workers: int
+) -> tuple[int, list[ChunkResult]]:
+    """Hash every stored entry (chunks in parallel) and hold the roots to the checkpoints;
+    returns how many entries there are, and every chunk's result."""
+    stored = store.size()
+    sizes = [cp.size for cp in checkpoints]
+    starts = list(range(0, max(stored, 1), chunk))
+    results = _hash_chunks(
+        store.target,
+        starts,
+        chunk,
+        marks=sizes,
+        compare_from=sizes[-1] if sizes else 0,
+        workers=workers,
+    )
     targets = iter(checkpoints)
     target = next(targets, None)
-    stack: list[bytes] = []
-    pending: list[bytes] = []  # leaf hashes since the last matching checkpoint
-    n = vouched = 0
-    for seq, raw in store.signed_entries():
-        if seq != n:
-            raise _Tampered(n, f"entry {n} is missing (the next stored row is {seq})")
-        h = sha256(b"\x00" + raw).digest()
-        pending.append(h)
-        index = n
-        while index & 1:
-            h = node(stack.pop(), h)
-            index >>= 1
-        stack.append(h)
-        n += 1
-        while target is not None and target.size == n:
-            if merkle.fold(stack) != target.root:
-                moved = _first_moved(store, vouched, pending)
-                if moved is not None:
-                    raise _moved(moved)
-                # Leaf hashes were rewritten too; the signed checkpoints still bound it:
-                # everything before the last matching checkpoint is vouched for.
-                raise _Tampered(
-                    vouched,
-                    f"an entry from {vouched} to {n - 1} is not what the signed checkpoint of "
-                    f"size {n} covers (entries and their recorded hashes were rewritten)",
-                )
-            vouched = n
-            pending.clear()
+    while target is not None and target.size == 0:
+        target = next(targets, None)
+    prefix: list[bytes] = []  # edge of the tree over every chunk before this one
+    vouched = n = 0
+    for start in starts:
+        result = results[start]
+        while target is not None and target.size <= result.end:
+            if _root_at(prefix, result.edges[target.size]) != target.root:
+                raise _named(store, vouched, target.size, target.size)
+            vouched = target.size
             target = next(targets, None)
-    if target is not None and target.size > 0:
+        if result.problem is not None:
+            at, problem = result.problem
+            moved = _first_moved(store, vouched, at)
+            raise _moved(moved) if moved is not None else _Tampered(at, problem)
+        n = result.end
+        if result.moved is not None:
+            raise _moved(result.moved)
+        if n < min(start + chunk, stored):
+            raise _Tampered(n, f"entry {n} is missing (the log goes on to {stored - 1})")
+        if n == start + chunk:
+            prefix = _merge(prefix, result.edges[n][0], start // chunk)
+    if target is not None:
         raise _Tampered(n, f"entries from {n} are missing: a checkpoint covers {target.size}")
-    moved = _first_moved(store, vouched, pending)
-    if moved is not None:
-        raise _moved(moved)
-    if store.has_leaf(n):
-        raise _Tampered(n, f"entry {n} was recorded at append time but is no longer stored")
-    return n
+    return n, [results[s] for s in starts]
 
 
-def _column_check(target: Path | str) -> tuple[int, str] | None:
-    """On its own connection, so the database's JSON scan runs while Python hashes
-    (both SQLite and psycopg release the GIL while a statement runs)."""
-    db = connect(target)
+def _hash_chunks(
+    target: Path | str,
+    starts: list[int],
+    chunk: int,
+    *,
+    marks: list[int],
+    compare_from: int,
+    workers: int,
+) -> dict[int, ChunkResult]:
+    """Every chunk's result: here for one chunk or one worker, else a process per worker
+    over interleaved chunks (so each gets a share of every stretch of the log)."""
+    if workers <= 1 or len(starts) <= 1:
+        return {
+            s: check_chunk(
+                target, s, s + chunk, [m for m in marks if s < m <= s + chunk], compare_from
+            )
+            for s in starts
+        }
+    procs: list[subprocess.Popen[str]] = []
     try:
-        return column_mismatch(db)
+        for w in range(min(workers, len(starts))):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "broker.ledger.verify_worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            procs.append(proc)
+            job = {
+                "target": str(target),
+                "chunk": chunk,
+                "compare_from": compare_from,
+                "marks": marks,
+                "starts": starts[w::workers],
+            }
+            assert proc.stdin is not None  # noqa: S101 - PIPE above
+            proc.stdin.write(json.dumps(job))
+            proc.stdin.close()
+        results: dict[int, ChunkResult] = {}
+        for proc in procs:
+            assert proc.stdout is not None  # noqa: S101 - PIPE above
+            with proc.stdout:
+                out = proc.stdout.read()
+            if proc.wait() != 0:
+                raise RuntimeError(f"a verify worker failed (exit {proc.returncode})")
+            for line in out.splitlines():
+                result = result_from_json(line)
+                results[result.start] = result
+        return results
     finally:
-        db.close()
+        for proc in procs:  # on any failure or Ctrl-C: no worker outlives verify
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
-def _columns(mismatch: tuple[int, str] | None) -> None:
-    if mismatch is not None:
-        seq, column = mismatch
-        raise _Tampered(seq, f"entry {seq}: column {column!r} differs from its signed event")
+def _merge(prefix: list[bytes], root: bytes, index: int) -> list[bytes]:
+    """The edge over chunks ``0..index`` from the edge over ``0..index-1`` and chunk
+    ``index``'s root (a compact range whose leaves are chunk roots)."""
+    edge = list(prefix)
+    h = root
+    while index & 1:
+        h = merkle.node_hash(edge.pop(), h)
+        index >>= 1
+    edge.append(h)
+    return edge
 
 
-def verify_ledger(store: LedgerStore, *, verifier_key: str, origin: str) -> IntegrityReport:
+def _index(
+    store: LedgerStore, chunks: list[ChunkResult], checkpoints: list[VerifiedCheckpoint], n: int
+) -> None:
+    """Chain the batches' index content hashes (from the chunks) and hold the chain to
+    each batch's recorded value and to each checkpoint's ``index`` line."""
+    batches = [b for c in chunks for b in c.batches]
+    for c in chunks:
+        if c.index_problem is not None:
+            raise _Tampered(*c.index_problem)
+    total = int(store.db.execute("SELECT count(*) FROM postings")[0][0])
+    if total != sum(c.postings for c in chunks):
+        # Filed under a segment no batch starts in (moved, or invented).
+        stray = store.db.execute(
+            "SELECT min(first_seq) FROM postings "  # noqa: S608
+            f"WHERE segment != (first_seq >> {search.SEGMENT_BITS})"
+        )[0][0]
+        raise _Tampered(None if stray is None else int(stray), search.orphan(stray))
+    expected = 0
+    chain: list[bytes] = []
+    value = search.GENESIS
+    for first, count, content, recorded in batches:
+        if first != expected:
+            raise _Tampered(expected, f"the search index has no batch for entry {expected}")
+        expected = first + count
+        value = search.link(value, content)
+        chain.append(value)
+        if value != recorded:
+            raise _Tampered(
+                first,
+                f"the search index of entries {first} to {first + count - 1} differs from "
+                "the one recorded when they were appended",
+            )
+    if expected != n:
+        raise _Tampered(
+            min(expected, n), f"the search index covers {expected} entries, the log {n}"
+        )
+    # The chain value at a size is the one after the last batch that starts below it.
+    firsts = [b[0] for b in batches]
+    vouched = 0
+    for cp in checkpoints:
+        i = _last_below(firsts, cp.size)
+        if (search.GENESIS if i < 0 else chain[i]) != cp.index:
+            raise _Tampered(
+                vouched,
+                f"the search index of entries from {vouched} to {cp.size - 1} is not what the "
+                f"signed checkpoint of size {cp.size} sealed (postings and their recorded "
+                "digests were rewritten)",
+            )
+        vouched = cp.size
+
+
+def _last_below(firsts: list[int], size: int) -> int:
+    lo, hi = 0, len(firsts)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if firsts[mid] < size:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1
+
+
+def _ids(store: LedgerStore, n: int) -> None:
+    """One recorded event id per stored entry: more means entries were removed, whole
+    blocks at the end included (which no checkpoint may cover yet)."""
+    count = int(store.db.execute("SELECT count(*) FROM event_ids")[0][0])
+    if count > n:
+        raise _Tampered(n, f"entry {n} was recorded at append time but is no longer stored")
+    if count < n:
+        raise _Tampered(None, f"{count} event ids are recorded for {n} entries")
+
+
+def verify_ledger(
+    store: LedgerStore,
+    *,
+    verifier_key: str,
+    origin: str,
+    chunk: int = CHUNK,
+    workers: int | None = None,
+) -> IntegrityReport:
+    if not BLOCK <= chunk <= CHUNK or chunk & (chunk - 1):
+        raise ValueError(f"chunk must be a power of two from {BLOCK} to {CHUNK} entries")
     rejected = len(store.rejected())
     count = checkpoints = latest = 0
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-verify")
-    columns = pool.submit(_column_check, store.target)
+    if workers is None:
+        workers = os.cpu_count() or 1
     try:
         verified = _checkpoints(store, verifier_key, origin)
         checkpoints = len(verified)
         latest = verified[-1].size if verified else 0
-        count = _recompute(store, verified)
+        count, chunks = _entries(store, verified, chunk, workers)
         _consistent(store, verified)
-        _columns(columns.result())
+        _index(store, chunks, verified, count)
+        _ids(store, count)
     except _Tampered as bad:
         return IntegrityReport(
             intact=False,
@@ -182,8 +344,6 @@ def verify_ledger(store: LedgerStore, *, verifier_key: str, origin: str) -> Inte
             first_bad_entry=bad.entry,
             problem=bad.problem,
         )
-    finally:
-        pool.shutdown(wait=True)
     return IntegrityReport(
         intact=True,
         entries=count,

@@ -27,6 +27,7 @@ __all__ = [
     "leaf_hash",
     "node_hash",
     "nodes_for",
+    "perfect_root",
     "range_keys",
     "root_of",
 ]
@@ -161,8 +162,38 @@ class CompactRange:
         self.size += 1
         return created
 
+    def extend(self, leaves: Iterable[bytes], keep_from: int = 0) -> list[tuple[int, int, bytes]]:
+        """Add leaf hashes; returns the new ``(level, index, hash)`` nodes at ``keep_from``
+        and above (the append path of every entry: ``append`` inlined)."""
+        stack = self._stack
+        size = self.size
+        created: list[tuple[int, int, bytes]] = []
+        sha256 = hashlib.sha256
+        for leaf in leaves:
+            index, h, level = size, leaf, 0
+            if keep_from == 0:
+                created.append((0, index, leaf))
+            while index & 1:
+                h = sha256(b"\x01" + stack.pop() + h).digest()
+                level += 1
+                index >>= 1
+                if level >= keep_from:
+                    created.append((level, index, h))
+            stack.append(h)
+            size += 1
+        self.size = size
+        return created
+
     def root(self) -> bytes:
         return EMPTY_ROOT if not self._stack else fold(self._stack)
+
+
+def perfect_root(hashes: Sequence[bytes]) -> bytes:
+    """The hash of a complete subtree over ``hashes`` (a power of two of them), level by level."""
+    level = list(hashes)
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
 
 
 def root_from_leaves(leaves: Iterable[bytes]) -> bytes:

@@ -82,7 +82,7 @@ class LedgerService:
         if latest is not None and latest[0] >= size:
             return latest[2]
         time = format_timestamp(self._clock())
-        note = self.signer.sign(size, self.store.tree_root(), time)
+        note = self.signer.sign(size, self.store.tree_root(), time, self.store.index_digest)
         self.store.add_checkpoint(size, time, note)
         return note
 

@@ -1,29 +1,39 @@
-"""Ledger storage (SQLite or PostgreSQL): the audit log, its Merkle nodes, its checkpoints.
+"""Ledger storage (SQLite or PostgreSQL): the audit log, its Merkle nodes, its search index.
 
-``entries``: one row per accepted audit event, in arrival order. ``seq`` is the
-entry's leaf index (0-based) in the Merkle log; ``signed`` keeps the signed event
-exactly as received, so anyone can re-verify the emitting adapter's signature,
-and the leaf is ``SHA-256(0x00 || signed)``. The other columns are copies of the
-fields officers filter on (``STORED``), kept for indexes; ``verify`` checks they
-still agree. Rows are read back from ``signed``, the one authoritative copy.
+The log is written a batch at a time (one poll of ``mappa.audit``), in arrival order;
+entry ``seq`` is its leaf index (0-based) in the Merkle log. Tables:
 
-``nodes``: the hash of every complete aligned subtree, keyed ``index * 64 + level``
-(level 0 holds the leaf hashes as recorded at append time), so a proof is a
-handful of point look-ups (see ``merkle``). ``checkpoints``: every signed tree head.
-``rejected``: records the ledger refused (bad signature, unknown agency, malformed),
-kept with the reason. Nothing here is ever updated or deleted by the product.
+``blocks``: the entries' signed bytes, exactly as received, up to ``BLOCK`` entries a
+row and never across a ``BLOCK``-aligned boundary: ``data`` is the entries' Merkle leaf
+inputs (``0x00 || signed``) end to end, ``ends`` where each ends (uint32 LE),
+``leaves`` each leaf hash ``SHA-256(0x00 || signed)`` as recorded at append time.
+One row per 64 entries rather than one per
+entry is what lets appends keep up: a row per entry costs more than the entry.
+
+``nodes``: the hash of every complete aligned subtree of ``2**TILE_LEVEL`` leaves or
+more, keyed ``index * 64 + level``. Lower subtrees are recomputed from the recorded
+leaves of their 256-entry window when a proof needs them (at most 255 hashes).
+
+``postings`` and ``batches``: the search index and its digest chain (see ``search``).
+``event_ids``: every event id, so a redelivered event is appended once.
+``checkpoints``: every signed tree head. ``rejected``: records the ledger refused
+(bad signature, unknown agency, malformed), kept with the reason. ``offsets``: how far
+the service has read, committed with the entries. Nothing is updated or deleted by
+the product.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from broker.ledger import merkle
+from broker.ledger import merkle, search
 from broker.ledger.database import Database, connect
-from schemas.audit import AuditEvent, SignedAuditEvent
+from schemas.audit import SignedAuditEvent
 
 COLUMNS = (
     "event_id",
@@ -47,14 +57,12 @@ COLUMNS = (
     "reason_code",
     "reason",
 )
-# The fields officers filter on: copied into columns (the rest is read from ``signed``).
-STORED = ("event_id", "time", "act", "agency", "user", "subject_ref", "isa_id", "outcome")
-_QUOTED = ", ".join(f'"{c}"' for c in STORED)
-# Columns an officer filters on; each has an index ending in seq, so a page is an index walk.
-INDEXED = ("subject_ref", "agency", "user", "isa_id", "time")
+BLOCK = 64
+TILE_LEVEL = 4  # nodes below this level are recomputed from a window of 16 leaves
+WINDOW = 1 << TILE_LEVEL
+SEGMENT_BITS = search.SEGMENT_BITS
 # Levels fit in 6 bits (a tree of 2**63 leaves has 63 levels).
 _LEVEL_BITS = 6
-_LEVEL_MASK = (1 << _LEVEL_BITS) - 1
 # SQLite allows 32,766 bound variables; stay well inside for look-ups by key.
 _MAX_IN = 900
 
@@ -64,21 +72,25 @@ def node_id(level: int, index: int) -> int:
 
 
 def _schema(dialect: str) -> str:
-    blob, big = ("BYTEA", "BIGINT") if dialect == "postgresql" else ("BLOB", "INTEGER")
-    serial = "BIGSERIAL" if dialect == "postgresql" else "INTEGER"
-    no_rowid = "" if dialect == "postgresql" else " WITHOUT ROWID"
-    indexes = "\n".join(
-        f'CREATE INDEX IF NOT EXISTS entries_{c} ON entries ("{c}", seq);' for c in INDEXED
-    )
+    pg = dialect == "postgresql"
+    blob, big = ("BYTEA", "BIGINT") if pg else ("BLOB", "INTEGER")
+    serial = "BIGSERIAL" if pg else "INTEGER"
+    no_rowid = "" if pg else " WITHOUT ROWID"
     return f"""
-CREATE TABLE IF NOT EXISTS entries (
-    seq {big} PRIMARY KEY,
-    {", ".join(f'"{c}" TEXT' for c in STORED)},
-    signed {blob} NOT NULL,
-    UNIQUE (event_id)
+CREATE TABLE IF NOT EXISTS blocks (
+    first_seq {big} PRIMARY KEY, count {big} NOT NULL,
+    ends {blob} NOT NULL, leaves {blob} NOT NULL, data {blob} NOT NULL
 );
-{indexes}
 CREATE TABLE IF NOT EXISTS nodes (id {big} PRIMARY KEY, hash {blob} NOT NULL){no_rowid};
+CREATE TABLE IF NOT EXISTS batches (
+    first_seq {big} PRIMARY KEY, count {big} NOT NULL,
+    min_time TEXT NOT NULL, max_time TEXT NOT NULL, digest {blob} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS postings (
+    segment {big} NOT NULL, key {big} NOT NULL, first_seq {big} NOT NULL,
+    offsets TEXT NOT NULL, PRIMARY KEY (segment, key, first_seq)
+){no_rowid};
+CREATE TABLE IF NOT EXISTS event_ids (event_id TEXT PRIMARY KEY){no_rowid};
 CREATE TABLE IF NOT EXISTS checkpoints (
     size {big} PRIMARY KEY, time TEXT NOT NULL, note TEXT NOT NULL
 );
@@ -93,22 +105,21 @@ CREATE TABLE IF NOT EXISTS offsets (
 """
 
 
-_ENUM_AT = tuple(STORED.index(c) for c in ("act", "outcome"))
-
-
-def event_row(event: AuditEvent) -> list[Any]:
-    """The stored columns of an event, as text (enum values).
-    On the append path of every event, so it reads the model's fields directly."""
-    row: list[Any] = list(map(event.__dict__.__getitem__, STORED))
-    for i in _ENUM_AT:
-        row[i] = row[i].value
-    return row
-
-
 def event_fields(signed: bytes) -> dict[str, Any]:
-    """Every event field of a stored row, read from its signed bytes."""
+    """Every event field of a stored entry, read from its signed bytes."""
     event = json.loads(signed)["event"]
     return {c: event.get(c) for c in COLUMNS}
+
+
+def split_block(ends: bytes, data: bytes) -> list[bytes]:
+    """The signed bytes of each entry of a block, from its ``ends`` and ``data`` (each
+    entry is stored as its leaf input, ``0x00 || signed``)."""
+    out: list[bytes] = []
+    start = 0
+    for end in array("I", ends):
+        out.append(data[start + 1 : end])
+        start = end
+    return out
 
 
 Item = tuple[SignedAuditEvent, bytes, tuple[str, int, int] | None]
@@ -119,8 +130,21 @@ class LedgerStore:
         self.target = target
         self.db: Database = connect(target)
         self.dialect = self.db.dialect
+        # A JSON array's elements as rows, and splitting text, in each dialect.
+        if self.dialect == "postgresql":
+            self._elements = "jsonb_array_elements_text(?::jsonb)"
+            self._big = "BIGINT"
+            self._before_space = "split_part(value, ' ', 1)"
+            self._after_space = "substr(value, strpos(value, ' ') + 1)"
+        else:
+            self._elements = "json_each(?)"
+            self._big = "INTEGER"
+            self._before_space = "substr(value, 1, instr(value, ' ') - 1)"
+            self._after_space = "substr(value, instr(value, ' ') + 1)"
         self.db.script(_schema(self.dialect))
         self._tree = self._load_tree()
+        rows = self.db.execute("SELECT digest FROM batches ORDER BY first_seq DESC LIMIT 1")
+        self._index_digest = bytes(rows[0][0]) if rows else search.GENESIS
 
     def close(self) -> None:
         self.db.close()
@@ -157,42 +181,68 @@ class LedgerStore:
         """Append verified events in the given (arrival) order, in one transaction.
         Events whose id is already in the ledger are skipped; returns how many were added."""
         ids = [s.event.event_id for s, _, _ in items]
-        present = self._present(ids)
+        present = self._present(ids) if ids else set()
         tree = self._tree.copy()
-        entries: list[list[Any]] = []
-        nodes: list[tuple[int, bytes]] = []
-        for signed, raw, _ in items:
-            event_id = signed.event.event_id
+        first = tree.size
+        events = []
+        raws: list[bytes] = []
+        added: list[str] = []
+        for (signed, raw, _), event_id in zip(items, ids, strict=True):
             if event_id in present:
                 continue
             present.add(event_id)
-            seq = tree.size
-            for level, index, h in tree.append(merkle.leaf_hash(raw)):
-                nodes.append((node_id(level, index), h))
-            entries.append([seq, *event_row(signed.event), raw])
+            added.append(event_id)
+            events.append(signed.event)
+            raws.append(raw)
+        sha256 = hashlib.sha256
+        # Stored as leaf inputs, so verify hashes slices of a block without copying them.
+        inputs = [b"\x00" + raw for raw in raws]
+        leaves = [sha256(i).digest() for i in inputs]
+        nodes = [(node_id(lv, i), h) for lv, i, h in tree.extend(leaves, TILE_LEVEL)]
+        digest = self._index_digest
+        batch = None
+        if events:
+            batch = search.build(first, events)
+            lines = batch.lines
+            digest = search.chain(digest, batch, lines)
         with self.db.transaction():
             self._advance(at for _, _, at in items if at is not None)
-            if entries:
+            if batch is not None:
                 self.db.executemany(
-                    f"INSERT INTO entries (seq, {_QUOTED}, signed) "  # noqa: S608
-                    f"VALUES (?, {', '.join('?' for _ in STORED)}, ?)",
-                    entries,
+                    "INSERT INTO blocks (first_seq, count, ends, leaves, data) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    list(_blocks(first, inputs, leaves)),
                 )
                 self.db.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)", nodes)
+                # Thousands of small rows a batch: handed over as one JSON document and
+                # inserted by the database itself, not bound one row at a time.
+                # Each "key offsets" line split by the database: the key up to the space.
+                self.db.execute(
+                    "INSERT INTO postings (segment, key, first_seq, offsets) "  # noqa: S608
+                    f"SELECT ?, CAST({self._before_space} AS {self._big}), ?, "
+                    f"{self._after_space} FROM {self._elements}",
+                    (first >> SEGMENT_BITS, first, json.dumps(lines)),
+                )
+                self.db.execute(
+                    f"INSERT INTO event_ids (event_id) SELECT value FROM {self._elements}",  # noqa: S608
+                    (json.dumps(added),),
+                )
+                self.db.execute(
+                    "INSERT INTO batches (first_seq, count, min_time, max_time, digest) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (first, batch.count, batch.min_time, batch.max_time, digest),
+                )
         self._tree = tree
-        return len(entries)
+        self._index_digest = digest
+        return len(events)
 
     def _present(self, event_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for i in range(0, len(event_ids), _MAX_IN):
-            chunk = event_ids[i : i + _MAX_IN]
-            rows = self.db.execute(
-                f"SELECT event_id FROM entries WHERE event_id IN "  # noqa: S608
-                f"({', '.join('?' for _ in chunk)})",
-                chunk,
-            )
-            found.update(r[0] for r in rows)
-        return found
+        rows = self.db.execute(
+            "SELECT event_id FROM event_ids "  # noqa: S608
+            f"WHERE event_id IN (SELECT value FROM {self._elements})",
+            (json.dumps(event_ids),),
+        )
+        return {r[0] for r in rows}
 
     def reject(self, raw: bytes, *, at: tuple[str, int, int], code: str, reason: str) -> None:
         with self.db.transaction():
@@ -212,54 +262,74 @@ class LedgerStore:
     def tree_root(self) -> bytes:
         return self._tree.root()
 
+    @property
+    def index_digest(self) -> bytes:
+        """The search index's chain value at ``tree_size`` (the next checkpoint signs it)."""
+        return self._index_digest
+
     def size(self) -> int:
-        row = self.db.execute("SELECT max(seq) FROM entries")
-        return 0 if row[0][0] is None else int(row[0][0]) + 1
+        rows = self.db.execute(
+            "SELECT first_seq + count FROM blocks ORDER BY first_seq DESC LIMIT 1"
+        )
+        return int(rows[0][0]) if rows else 0
 
     def nodes(self, keys: Iterable[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
-        wanted = {node_id(level, index): (level, index) for level, index in keys}
-        ids = list(wanted)
+        """Subtree hashes by (level, index): stored ones looked up, lower ones recomputed
+        from the recorded leaves of their window. A missing one is simply absent."""
+        stored: dict[int, merkle.NodeKey] = {}
+        windows: dict[int, list[merkle.NodeKey]] = {}
+        for level, index in keys:
+            if level >= TILE_LEVEL:
+                stored[node_id(level, index)] = (level, index)
+            else:
+                windows.setdefault((index << level) >> TILE_LEVEL, []).append((level, index))
         found: dict[merkle.NodeKey, bytes] = {}
+        ids = list(stored)
         for i in range(0, len(ids), _MAX_IN):
             chunk = ids[i : i + _MAX_IN]
             rows = self.db.execute(
                 f"SELECT id, hash FROM nodes WHERE id IN ({', '.join('?' for _ in chunk)})",  # noqa: S608
                 chunk,
             )
-            found.update((wanted[int(k)], bytes(h)) for k, h in rows)
+            found.update((stored[int(k)], bytes(h)) for k, h in rows)
+        for window, wanted in windows.items():
+            start = window << TILE_LEVEL
+            leaves = dict(self.recorded_leaves(start, start + WINDOW))
+            for level, index in wanted:
+                first = index << level
+                run = [leaves.get(i) for i in range(first, first + (1 << level))]
+                if all(h is not None for h in run):
+                    found[(level, index)] = merkle.perfect_root(run)  # type: ignore[arg-type]
         return found
 
     def recorded_leaves(
-        self, start: int = 0, end: int | None = None, batch: int = 20_000
+        self, start: int = 0, end: int | None = None
     ) -> Iterator[tuple[int, bytes]]:
         """(leaf index, leaf hash as recorded at append time) for ``[start, end)``, in order."""
-        after = (start << _LEVEL_BITS) - 1
-        stop = (1 << 62) if end is None else end << _LEVEL_BITS
+        stop = (1 << 62) if end is None else end
+        for first, count, leaves in self._walk("first_seq, count, leaves", start - BLOCK + 1, stop):
+            for i in range(count):
+                seq = first + i
+                if start <= seq < stop and 32 * i + 32 <= len(leaves):
+                    yield seq, leaves[32 * i : 32 * i + 32]
+
+    def blocks(
+        self, start: int = 0, end: int | None = None
+    ) -> Iterator[tuple[int, int, bytes, bytes]]:
+        """(first seq, count, ends, data) of each stored block starting in ``[start, end)``."""
+        yield from self._walk("first_seq, count, ends, data", start, end)
+
+    def _walk(self, columns: str, start: int, end: int | None, batch: int = 512) -> Iterator[Any]:
+        after = start - 1
+        stop = (1 << 62) if end is None else end
         while True:
             rows = self.db.execute(
-                "SELECT id, hash FROM nodes WHERE id > ? AND id < ? "  # noqa: S608
-                f"AND (id & {_LEVEL_MASK}) = 0 ORDER BY id LIMIT ?",
+                f"SELECT {columns} FROM blocks WHERE first_seq > ? AND first_seq < ? "  # noqa: S608
+                "ORDER BY first_seq LIMIT ?",
                 (after, stop, batch),
             )
-            for k, h in rows:
-                yield int(k) >> _LEVEL_BITS, bytes(h)
-            if len(rows) < batch:
-                return
-            after = int(rows[-1][0])
-
-    def has_leaf(self, index: int) -> bool:
-        return bool(self.db.execute("SELECT 1 FROM nodes WHERE id = ?", (node_id(0, index),)))
-
-    def signed_entries(self, batch: int = 20_000) -> Iterator[tuple[int, bytes]]:
-        """(seq, signed bytes) of every stored row, in seq order."""
-        after = -1
-        while True:
-            rows = self.db.execute(
-                "SELECT seq, signed FROM entries WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, batch),
-            )
-            for seq, raw in rows:
-                yield int(seq), bytes(raw)
+            for row in rows:
+                yield (int(row[0]), int(row[1]), *(bytes(v) for v in row[2:]))
             if len(rows) < batch:
                 return
             after = int(rows[-1][0])
@@ -287,7 +357,71 @@ class LedgerStore:
 
     # -- reading ----------------------------------------------------------------------------
     def count(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM entries")[0][0])
+        return self.size()
+
+    def signed_at(self, seqs: Sequence[int]) -> dict[int, bytes]:
+        """The signed bytes of the entries ``seqs`` that are stored (one read per block)."""
+        wanted = sorted(set(seqs))
+        out: dict[int, bytes] = {}
+        i = 0
+        while i < len(wanted):
+            # Blocks never cross a BLOCK boundary: every wanted entry in this aligned
+            # stretch is in a block that starts inside it.
+            base = wanted[i] - wanted[i] % BLOCK
+            for first, _, ends, data in self.blocks(base, base + BLOCK):
+                for offset, raw in enumerate(split_block(ends, data)):
+                    out[first + offset] = raw
+            while i < len(wanted) and wanted[i] < base + BLOCK:
+                i += 1
+        return {s: out[s] for s in wanted if s in out}
+
+    def _candidates(self, equals: Mapping[str, str], after_seq: int) -> Iterator[list[int]]:
+        """Entries after ``after_seq`` whose postings match every filter, a segment at a
+        time, in order."""
+        size = self.size()
+        fields = [f for f in search.POSTED if f in equals]
+        for segment in range(max(0, after_seq + 1) >> SEGMENT_BITS, (size >> SEGMENT_BITS) + 1):
+            matched: dict[int, set[int]] | None = None
+            for field in fields:
+                rows = self.db.execute(
+                    "SELECT first_seq, offsets FROM postings WHERE segment = ? AND key = ?",
+                    (segment, search.posting_key(field, equals[field])),
+                )
+                these = {
+                    int(first): {int(first) + o for o in search.decode_offsets(offsets)}
+                    for first, offsets in rows
+                }
+                if matched is None:
+                    matched = these
+                else:
+                    matched = {b: s & these[b] for b, s in matched.items() if b in these}
+                if not matched:
+                    break
+            if matched:
+                yield sorted(s for seqs in matched.values() for s in seqs if s > after_seq)
+
+    def _time_candidates(
+        self, since: str | None, until: str | None, after_seq: int
+    ) -> Iterator[list[int]]:
+        clauses, params = ["first_seq + count > ?"], [after_seq + 1]
+        if since is not None:
+            clauses.append("max_time >= ?")
+            params.append(since)  # type: ignore[arg-type]
+        if until is not None:
+            clauses.append("min_time < ?")
+            params.append(until)  # type: ignore[arg-type]
+        after = -1
+        while True:
+            rows = self.db.execute(
+                f"SELECT first_seq, count FROM batches WHERE {' AND '.join(clauses)} "  # noqa: S608
+                "AND first_seq > ? ORDER BY first_seq LIMIT 64",
+                [*params, after],
+            )
+            for first, count in rows:
+                yield list(range(max(int(first), after_seq + 1), int(first) + int(count)))
+            if len(rows) < 64:
+                return
+            after = int(rows[-1][0])
 
     def select(
         self,
@@ -299,48 +433,52 @@ class LedgerStore:
         limit: int | None = None,
         with_signed: bool = False,
     ) -> list[dict[str, Any]]:
-        """Rows matching every filter, in seq order. Column names are checked against
-        ``STORED`` before they reach SQL; values are always bound parameters."""
-        unknown = set(equals) - set(STORED)
+        """Entries matching every filter, in seq order. Field names are checked against the
+        search index's before they reach SQL; values are always bound parameters."""
+        unknown = set(equals) - set(search.POSTED)
         if unknown:
             raise ValueError(f"cannot filter on {sorted(unknown)}")
-        clauses = [f'"{c}" = ?' for c in equals] + ["seq > ?"]
-        params: list[Any] = [*equals.values(), after_seq]
-        if since is not None:
-            clauses.append('"time" >= ?')
-            params.append(since)
-        if until is not None:
-            clauses.append('"time" < ?')
-            params.append(until)
-        tail = ""
-        if limit is not None:
-            tail = " LIMIT ?"
-            params.append(limit)
-        rows = self.db.execute(
-            f"SELECT seq, signed FROM entries "  # noqa: S608
-            f"WHERE {' AND '.join(clauses)} ORDER BY seq{tail}",
-            params,
-        )
-        out = []
-        for seq, raw in rows:
-            d: dict[str, Any] = {"seq": int(seq), **event_fields(bytes(raw))}
-            if with_signed:
-                d["signed"] = bytes(raw)
-            out.append(d)
+        if equals:
+            runs = self._candidates(equals, after_seq)
+        else:
+            runs = self._time_candidates(since, until, after_seq)
+        out: list[dict[str, Any]] = []
+        for run in runs:
+            for i in range(0, len(run), 4 * BLOCK):
+                chunk = run[i : i + 4 * BLOCK]
+                signed = self.signed_at(chunk)
+                for seq in chunk:
+                    raw = signed.get(seq)
+                    if raw is None:
+                        continue  # a posting for an entry no longer stored: verify says so
+                    fields = event_fields(raw)
+                    if any(fields[k] != v for k, v in equals.items()):
+                        continue
+                    if since is not None and fields["time"] < since:
+                        continue
+                    if until is not None and fields["time"] >= until:
+                        continue
+                    row: dict[str, Any] = {"seq": seq, **fields}
+                    if with_signed:
+                        row["signed"] = raw
+                    out.append(row)
+                    if limit is not None and len(out) >= limit:
+                        return out
         return out
 
     def entries(self, **where: Any) -> list[dict[str, Any]]:
-        """Every row whose fields equal ``where`` (stored fields filter in SQL, others here)."""
+        """Every entry whose fields equal ``where`` (indexed fields are looked up, others
+        are compared here)."""
         unknown = set(where) - set(COLUMNS)
         if unknown:
             raise ValueError(f"cannot filter on {sorted(unknown)}")
-        indexed = {k: str(v) for k, v in where.items() if k in STORED}
-        rest = {k: v for k, v in where.items() if k not in STORED}
+        indexed = {k: str(v) for k, v in where.items() if k in search.POSTED}
+        rest = {k: v for k, v in where.items() if k not in search.POSTED}
         return [r for r in self.select(indexed) if all(r[k] == v for k, v in rest.items())]
 
     def entry(self, seq: int) -> dict[str, Any] | None:
-        rows = self.select({}, after_seq=seq - 1, limit=1, with_signed=True)
-        return rows[0] if rows and rows[0]["seq"] == seq else None
+        raw = self.signed_at([seq]).get(seq)
+        return None if raw is None else {"seq": seq, **event_fields(raw), "signed": raw}
 
     def rejected(self) -> list[dict[str, Any]]:
         rows = self.db.execute(
@@ -360,24 +498,20 @@ class LedgerStore:
             for i, t, p, o, c, r, raw in rows
         ]
 
-    def column_mismatch(self) -> tuple[int, str] | None:
-        return column_mismatch(self.db)
 
-
-def column_mismatch(db: Database) -> tuple[int, str] | None:
-    """The first row whose query columns disagree with its signed event, if any.
-    Done inside the database (its JSON functions) so verify stays one pass in Python."""
-    if db.dialect == "postgresql":
-        doc = "(convert_from(signed, 'UTF8')::jsonb -> 'event')"
-        field = [f"{doc} ->> '{c}'" for c in STORED]
-        differs = [f'"{c}" IS DISTINCT FROM {f}' for c, f in zip(STORED, field, strict=True)]
-    else:
-        field = [f"json_extract(CAST(signed AS TEXT), '$.event.{c}')" for c in STORED]
-        pairs = zip(STORED, field, strict=True)
-        differs = [f'"{c}" IS NOT {f}' for c, f in pairs]
-    cases = " ".join(f"WHEN {d} THEN '{c}'" for c, d in zip(STORED, differs, strict=True))
-    rows = db.execute(
-        f"SELECT seq, CASE {cases} END FROM entries "  # noqa: S608
-        f"WHERE {' OR '.join(differs)} ORDER BY seq LIMIT 1"
-    )
-    return None if not rows else (int(rows[0][0]), str(rows[0][1]))
+def _blocks(
+    first: int, raws: Sequence[bytes], leaves: Sequence[bytes]
+) -> Iterator[tuple[int, int, bytes, bytes, bytes]]:
+    """Rows for ``blocks``: the entries from ``first`` cut at every BLOCK-aligned boundary."""
+    i = 0
+    while i < len(raws):
+        seq = first + i
+        n = min(BLOCK - seq % BLOCK, len(raws) - i)
+        chunk = raws[i : i + n]
+        ends = array("I")
+        end = 0
+        for raw in chunk:
+            end += len(raw)
+            ends.append(end)
+        yield seq, n, ends.tobytes(), b"".join(leaves[i : i + n]), b"".join(chunk)
+        i += n

@@ -1,0 +1,148 @@
+"""The ledger's search index: postings per append batch, sealed by a digest chain.
+
+An officer finds entries by subject, agency, user, act, agreement or outcome. Instead
+of one index row per entry per field (six B-tree inserts an entry), each append batch
+writes one *posting* per distinct value: ``(segment, key, batch first seq) -> the
+entries of the batch that carry it``, where ``key`` is the first 8 bytes of
+``SHA-256(field 0x1F value)`` as a signed integer (small keys keep the index small;
+two values sharing a key only widen the candidates, which a query re-checks against
+each signed event). Time ranges are answered from each batch's earliest and latest
+event time.
+
+The index is a copy of what the signed events say, so it must not be editable
+unseen: removing a posting would hide an entry from a subject access request. Each
+batch's postings and time range are hashed into a chain,
+
+    D(batch) = SHA-256("mappa-ledger-index/v1 chain" || D(previous) || C(batch))
+    C(batch) = SHA-256("mappa-ledger-index/v1 batch" || first || count ||
+                       min time || max time || "key offsets" lines sorted by key)
+
+and every signed checkpoint carries the chain value at its size (``index`` line), so
+``verify`` recomputes the chain from the stored postings and holds it to the
+checkpoints, as it does the Merkle root. The chain value after each batch is also
+stored with the batch, so a mismatch names the batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import operator
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # verify's worker processes import this module: keep them light
+    from schemas.audit import AuditEvent
+
+# The fields a posting can be looked up by.
+POSTED = ("subject_ref", "user", "isa_id", "agency", "act", "outcome")
+# Postings are filed by segment of the log (``first_seq >> SEGMENT_BITS``) and looked
+# up a segment at a time, so each append only touches the index pages of the newest
+# segment (random keys all over the index would make every batch rewrite most of it).
+SEGMENT_BITS = 16
+GENESIS = hashlib.sha256(b"mappa-ledger-index/v1 genesis").digest()
+_DOMAIN = b"mappa-ledger-index/v1"
+_POSTED_OF = operator.itemgetter(*POSTED)
+_U64 = struct.Struct(">QQ")
+
+Posting = tuple[int, str]  # (key, the batch's entry offsets as decimal, space-separated)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def posting_key(field: str, value: str) -> int:
+    digest = hashlib.sha256(f"{field}\x1f{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def decode_offsets(text: str) -> list[int]:
+    return [int(o) for o in text.split(" ")]
+
+
+@dataclass(frozen=True)
+class BatchIndex:
+    first_seq: int
+    count: int
+    min_time: str
+    max_time: str
+    postings: list[Posting]  # sorted by key
+
+    @property
+    def lines(self) -> list[str]:
+        """Each posting as ``key offsets``: what its content hash covers, and how it is
+        handed to the database."""
+        return [f"{k} {offsets}" for k, offsets in self.postings]
+
+
+def build(first_seq: int, events: Sequence[AuditEvent]) -> BatchIndex:
+    """The postings and time range of the events appended from ``first_seq`` on.
+
+    On the append path of every event, so it is written for speed: a field at a time,
+    an offset kept as a bare int until its value is seen twice, texts made once."""
+    fields: list[dict[str, Any]] = [e.__dict__ for e in events]
+    text = list(map(str, range(len(fields))))
+    merged: dict[int, str] = {}
+    columns = zip(*map(_POSTED_OF, fields), strict=True) if fields else iter(())
+    for name, column in zip(POSTED, columns, strict=False):
+        groups: dict[Any, int | list[int]] = {}
+        get = groups.get
+        for offset, value in enumerate(column):
+            if value is None:
+                continue
+            found = get(value)
+            if found is None:
+                groups[value] = offset
+            elif isinstance(found, int):
+                groups[value] = [found, offset]
+            else:
+                found.append(offset)
+        for value, offsets in groups.items():
+            # str(): act and outcome are StrEnums; their text is the value.
+            k = posting_key(name, str(value))
+            if isinstance(offsets, int):
+                joined = text[offsets]
+            else:
+                joined = " ".join(map(text.__getitem__, offsets))
+            if k in merged:  # two values sharing a key (rare) share a posting
+                joined = " ".join(
+                    map(str, sorted({*decode_offsets(merged[k]), *decode_offsets(joined)}))
+                )
+            merged[k] = joined
+    times = [row["time"] for row in fields]
+    return BatchIndex(
+        first_seq, len(fields), min(times), max(times), [(k, merged[k]) for k in sorted(merged)]
+    )
+
+
+def chain(previous: bytes, batch: BatchIndex, lines: list[str]) -> bytes:
+    return link(
+        previous,
+        content_hash(
+            first_seq=batch.first_seq,
+            count=batch.count,
+            min_time=batch.min_time,
+            max_time=batch.max_time,
+            lines="\n".join(lines),
+        ),
+    )
+
+
+def content_hash(*, first_seq: int, count: int, min_time: str, max_time: str, lines: str) -> bytes:
+    """A batch's index content: its range, time range and postings, one ``key offsets``
+    line each (decimal key, a space, decimal offsets: no line reads two ways), by key."""
+    h = hashlib.sha256(_DOMAIN + b" batch")
+    h.update(_U64.pack(first_seq, count))
+    h.update(f"{min_time}\x1f{max_time}\x1e".encode())
+    h.update(lines.encode())
+    return h.digest()
+
+
+def link(previous: bytes, content: bytes) -> bytes:
+    """The chain value after a batch (content hashes are computed a chunk per process)."""
+    return hashlib.sha256(_DOMAIN + b" chain" + previous + content).digest()
+
+
+def orphan(first: int | None) -> str:
+    where = "" if first is None else f" for entries from {first}"
+    return f"the search index has postings{where} that no batch holds"

@@ -1,0 +1,215 @@
+"""The part of ``verify`` that reads every stored byte, one aligned chunk at a time.
+
+For a chunk of the log (``CHUNK`` entries from a multiple of it), ``check_chunk``
+recomputes each entry's leaf hash from the stored blocks and the chunk's subtree, a
+level at a time; and, for the append batches that start in the chunk, the content
+hash of each batch's search-index postings (the chunk is also a segment of the index,
+see ``search``). It decides nothing: ``integrity`` folds the chunks together and
+holds them to the signed checkpoints.
+
+Run as ``python -m broker.ledger.verify_worker``, a worker reads its job (JSON) on
+stdin and writes one JSON line per chunk on stdout. It imports nothing heavy, so a
+process per core starts in a tenth of a second (multiprocessing's spawn would
+re-import the caller's main module, the whole CLI, in every worker).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import operator
+import sys
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from broker.ledger import merkle, search
+from broker.ledger.database import Database, connect
+from broker.ledger.verify_proofs import NODE_PREFIX
+
+Batch = tuple[int, int, bytes, bytes]  # first seq, count, content hash, recorded chain value
+
+
+@dataclass
+class ChunkResult:
+    start: int
+    end: int  # one past the last entry hashed (less than asked if a problem stopped it)
+    # The chunk's subtree edge (largest first) at each asked size, and at ``end``.
+    edges: dict[int, list[bytes]] = field(default_factory=dict)
+    problem: tuple[int, str] | None = None  # (entry, what is wrong with the stored blocks)
+    moved: int | None = None  # first entry (from ``compare_from``) unlike its recorded leaf
+    batches: list[Batch] = field(default_factory=list)  # starting in this chunk, in order
+    postings: int = 0  # postings filed under this chunk's segment that a batch holds
+    index_problem: tuple[int, str] | None = None
+
+
+def _malformed(first: int) -> tuple[int, str]:
+    return (first, f"the stored block of entries from {first} is malformed")
+
+
+def _leaves(db: Database, result: ChunkResult, end: int, compare_from: int) -> list[bytes]:
+    """The leaf hashes of the entries stored from ``result.start``, stopping at a gap or
+    a malformed block (noted in ``result``)."""
+    sha256 = hashlib.sha256
+    leaves: list[bytes] = []
+    n = result.start
+    step = 1 << 12
+    for lo in range(result.start, end, step):
+        rows = db.execute(
+            "SELECT first_seq, count, ends, leaves, data FROM blocks "
+            "WHERE first_seq >= ? AND first_seq < ? ORDER BY first_seq",
+            (lo, min(lo + step, end)),
+        )
+        for first, count, ends_raw, recorded_raw, data_raw in rows:
+            if first != n:
+                result.problem = (n, f"entry {n} is missing (the next stored entry is {first})")
+                return leaves
+            ends, recorded, data = array("I", bytes(ends_raw)), bytes(recorded_raw), bytes(data_raw)
+            if (
+                count < 1
+                or len(ends) != count
+                or len(recorded) != 32 * count
+                or ends[-1] != len(data)
+                or first + count > end
+                or any(b < a for a, b in itertools.pairwise(ends))
+            ):
+                result.problem = _malformed(first)
+                return leaves
+            view = memoryview(data)  # entries are stored as leaf inputs: hash them in place
+            mine = [sha256(view[a:b]).digest() for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+            if first + count > compare_from and result.moved is None:
+                for i, h in enumerate(mine):
+                    if first + i >= compare_from and h != recorded[32 * i : 32 * i + 32]:
+                        result.moved = first + i
+                        break
+            leaves += mine
+            n += count
+    return leaves
+
+
+def _levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every complete aligned subtree of the chunk, level by level (level 0: the leaves)."""
+    sha256 = hashlib.sha256
+    levels = [leaves]
+    level = leaves
+    while len(level) > 1:
+        level = [
+            sha256(NODE_PREFIX + a + b).digest()
+            for a, b in zip(level[::2], level[1::2], strict=False)
+        ]
+        levels.append(level)
+    return levels
+
+
+def _index(db: Database, result: ChunkResult) -> None:
+    """Content hashes of the batches starting in this chunk, from their postings."""
+    segment = result.start >> search.SEGMENT_BITS
+    # Sorted by batch here, in the database: each batch's lines come out together, in
+    # key order, ready to be joined (no Python work per posting).
+    lines = db.execute(
+        f"SELECT first_seq, {_LINE} FROM postings WHERE segment = ? "  # noqa: S608
+        "ORDER BY first_seq, key",
+        (segment,),
+    )
+    by_batch = {
+        first: "\n".join(map(_second, group))
+        for first, group in itertools.groupby(lines, key=_first)
+    }
+    batches = db.execute(
+        "SELECT first_seq, count, min_time, max_time, digest FROM batches "
+        "WHERE first_seq >= ? AND first_seq < ? ORDER BY first_seq",
+        (segment << search.SEGMENT_BITS, (segment + 1) << search.SEGMENT_BITS),
+    )
+    for first, count, min_time, max_time, recorded in batches:
+        mine = by_batch.pop(first, "")
+        result.postings += mine.count("\n") + 1 if mine else 0
+        content = search.content_hash(
+            first_seq=int(first), count=int(count), min_time=min_time, max_time=max_time, lines=mine
+        )
+        result.batches.append((int(first), int(count), content, bytes(recorded)))
+    if by_batch:
+        stray = min(by_batch)
+        result.index_problem = (stray, search.orphan(stray))
+
+
+# One posting as the text its batch's content hash covers (see ``search.content_hash``).
+_LINE = "CAST(key AS TEXT) || ' ' || offsets"
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+
+
+def check_chunk(
+    target: Path | str, start: int, end: int, marks: list[int], compare_from: int
+) -> ChunkResult:
+    """Check entries ``[start, end)`` (``start`` a multiple of ``end - start``).
+
+    ``marks``: sizes in ``(start, end]`` at which to report the chunk's edge; leaves from
+    ``compare_from`` on are also compared with the ones recorded at append time."""
+    result = ChunkResult(start, start)
+    db = connect(target)
+    try:
+        leaves = _leaves(db, result, end, compare_from)
+        if start % (1 << search.SEGMENT_BITS) == 0:  # chunks never span segments
+            _index(db, result)
+    finally:
+        db.close()
+    result.end = start + len(leaves)
+    levels = _levels(leaves)
+    for size in [*(m for m in marks if m <= result.end), result.end]:
+        result.edges[size] = [
+            levels[level][index - (start >> level)]
+            for level, index in merkle.range_keys(start, size)
+        ]
+    return result
+
+
+def result_to_json(result: ChunkResult) -> str:
+    doc: dict[str, Any] = {
+        "start": result.start,
+        "end": result.end,
+        "edges": {str(s): [h.hex() for h in e] for s, e in result.edges.items()},
+        "problem": result.problem,
+        "moved": result.moved,
+        "batches": [[f, c, h.hex(), r.hex()] for f, c, h, r in result.batches],
+        "postings": result.postings,
+        "index_problem": result.index_problem,
+    }
+    return json.dumps(doc)
+
+
+def _pair(value: Any) -> tuple[int, str] | None:
+    return None if value is None else (int(value[0]), str(value[1]))
+
+
+def result_from_json(line: str) -> ChunkResult:
+    doc = json.loads(line)
+    return ChunkResult(
+        start=int(doc["start"]),
+        end=int(doc["end"]),
+        edges={int(s): [bytes.fromhex(h) for h in e] for s, e in doc["edges"].items()},
+        problem=_pair(doc["problem"]),
+        moved=doc["moved"],
+        batches=[
+            (int(f), int(c), bytes.fromhex(h), bytes.fromhex(r)) for f, c, h, r in doc["batches"]
+        ],
+        postings=int(doc["postings"]),
+        index_problem=_pair(doc["index_problem"]),
+    )
+
+
+def main() -> None:
+    """Job on stdin: {"target", "chunk", "compare_from", "marks", "starts"}."""
+    job = json.loads(sys.stdin.read())
+    marks: list[int] = job["marks"]
+    chunk: int = job["chunk"]
+    for start in job["starts"]:
+        wanted = [m for m in marks if start < m <= start + chunk]
+        result = check_chunk(job["target"], start, start + chunk, wanted, job["compare_from"])
+        sys.stdout.write(result_to_json(result) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
