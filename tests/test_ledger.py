@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from broker.crypto.keys import PrivateKey
+from broker.errors import ConfigurationError
 from broker.ledger import search
+from broker.ledger.database import connect
 from broker.ledger.integrity import IntegrityReport, verify_ledger
 from broker.ledger.query import QueryError, parse_query
 from broker.ledger.search import posting_key
@@ -390,3 +392,14 @@ def test_a_chunk_result_survives_the_trip_from_a_worker() -> None:
         index_problem=(64, "stray"),
     )
     assert result_from_json(result_to_json(result)) == result
+
+
+def test_a_ledger_in_the_earlier_layout_is_refused_not_shadowed(
+    tmp_path: Path, ledger_url: str | None
+) -> None:
+    target = ledger_url or str(tmp_path / "old.sqlite")
+    db = connect(target)
+    db.script("CREATE TABLE entries (seq BIGINT PRIMARY KEY, signed TEXT NOT NULL);")
+    db.close()
+    with pytest.raises(ConfigurationError, match="earlier layout"):
+        LedgerStore(target)

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from broker.errors import ConfigurationError
 from broker.ledger import merkle, search
 from broker.ledger.database import Database, connect
 from schemas.audit import SignedAuditEvent
@@ -141,6 +142,14 @@ class LedgerStore:
             self._big = "INTEGER"
             self._before_space = "substr(value, 1, instr(value, ' ') - 1)"
             self._after_space = "substr(value, instr(value, ' ') + 1)"
+        if self._has_table("entries"):
+            # Opening it as if empty would start a second log beside the first.
+            self.db.close()
+            raise ConfigurationError(
+                "the ledger database holds an audit log in the earlier layout (one row per "
+                "entry, table 'entries'), which this version does not read; keep it as it "
+                "is and give this version a new database (MAPPA_DATABASE_URL or data dir)"
+            )
         self.db.script(_schema(self.dialect))
         self._tree = self._load_tree()
         rows = self.db.execute("SELECT digest FROM batches ORDER BY first_seq DESC LIMIT 1")
@@ -148,6 +157,14 @@ class LedgerStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def _has_table(self, name: str) -> bool:
+        if self.dialect == "postgresql":
+            return self.db.execute("SELECT to_regclass(?) IS NOT NULL", (name,))[0][0] is True
+        rows = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        )
+        return bool(rows)
 
     def _load_tree(self) -> merkle.CompactRange:
         size = self.size()
