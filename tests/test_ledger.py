@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from broker.audit import sign_event
 from broker.crypto.keys import PrivateKey
 from broker.errors import ConfigurationError
 from broker.ledger import search
@@ -403,3 +404,31 @@ def test_a_ledger_in_the_earlier_layout_is_refused_not_shadowed(
     db.close()
     with pytest.raises(ConfigurationError, match="earlier layout"):
         LedgerStore(target)
+
+
+def test_verify_looks_at_the_log_as_it_began(
+    world: LedgerWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appends that land while verify runs are neither checked nor taken for tampering:
+    here the log is read as 12 entries though a fourth batch is already stored."""
+    populate(world)
+    store = world.service.store
+    store.append_batch(
+        [
+            (sign_event(e, world.keys[PRISON]), world.signed(e), None)
+            for e in (world.event(PRISON, AuditAct.COLLECTION) for _ in range(4))
+        ]
+    )
+    sizes = iter([12])
+    real = LedgerStore.size
+    monkeypatch.setattr(store, "size", lambda: next(sizes, None) or real(store))
+    for workers in (1, 2):
+        sizes = iter([12])
+        report = verify_ledger(
+            store,
+            verifier_key=world.reader.verifier_key,
+            origin=world.reader.origin,
+            chunk=64,
+            workers=workers,
+        )
+        assert (report.intact, report.entries) == (True, 12), report.problem

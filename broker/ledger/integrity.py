@@ -139,6 +139,7 @@ def _entries(
         chunk,
         marks=sizes,
         compare_from=sizes[-1] if sizes else 0,
+        size=stored,
         workers=workers,
     )
     targets = iter(checkpoints)
@@ -177,6 +178,7 @@ def _hash_chunks(
     *,
     marks: list[int],
     compare_from: int,
+    size: int,
     workers: int,
 ) -> dict[int, ChunkResult]:
     """Every chunk's result: here for one chunk or one worker, else a process per worker
@@ -184,7 +186,12 @@ def _hash_chunks(
     if workers <= 1 or len(starts) <= 1:
         return {
             s: check_chunk(
-                target, s, s + chunk, [m for m in marks if s < m <= s + chunk], compare_from
+                target,
+                s,
+                s + chunk,
+                marks=[m for m in marks if s < m <= s + chunk],
+                compare_from=compare_from,
+                size=size,
             )
             for s in starts
         }
@@ -204,6 +211,7 @@ def _hash_chunks(
                 "compare_from": compare_from,
                 "marks": marks,
                 "starts": starts[w::workers],
+                "size": size,
             }
             assert proc.stdin is not None  # noqa: S101 - PIPE above
             proc.stdin.write(json.dumps(job))
@@ -249,12 +257,13 @@ def _index(
     for c in chunks:
         if c.index_problem is not None:
             raise _Tampered(*c.index_problem)
-    total = int(store.db.execute("SELECT count(*) FROM postings")[0][0])
+    total = int(store.db.execute("SELECT count(*) FROM postings WHERE first_seq < ?", (n,))[0][0])
     if total != sum(c.postings for c in chunks):
         # Filed under a segment no batch starts in (moved, or invented).
         stray = store.db.execute(
             "SELECT min(first_seq) FROM postings "  # noqa: S608
-            f"WHERE segment != (first_seq >> {search.SEGMENT_BITS})"
+            f"WHERE segment != (first_seq >> {search.SEGMENT_BITS}) AND first_seq < ?",
+            (n,),
         )[0][0]
         raise _Tampered(None if stray is None else int(stray), search.orphan(stray))
     expected = 0
@@ -304,10 +313,13 @@ def _last_below(firsts: list[int], size: int) -> int:
 
 def _ids(store: LedgerStore, n: int) -> None:
     """One recorded event id per stored entry: more means entries were removed, whole
-    blocks at the end included (which no checkpoint may cover yet)."""
+    blocks at the end included (which no checkpoint may cover yet). The log may have
+    grown since verify began (ids and entries are committed together): so the ids are
+    counted first and held to the size read after them."""
     count = int(store.db.execute("SELECT count(*) FROM event_ids")[0][0])
-    if count > n:
-        raise _Tampered(n, f"entry {n} was recorded at append time but is no longer stored")
+    now = store.size()
+    if count > now:
+        raise _Tampered(now, f"entry {now} was recorded at append time but is no longer stored")
     if count < n:
         raise _Tampered(None, f"{count} event ids are recorded for {n} entries")
 

@@ -103,15 +103,16 @@ def _levels(leaves: list[bytes]) -> list[list[bytes]]:
     return levels
 
 
-def _index(db: Database, result: ChunkResult) -> None:
-    """Content hashes of the batches starting in this chunk, from their postings."""
+def _index(db: Database, result: ChunkResult, size: int) -> None:
+    """Content hashes of the batches starting in this chunk (below ``size``), from their
+    postings."""
     segment = result.start >> search.SEGMENT_BITS
     # Sorted by batch here, in the database: each batch's lines come out together, in
     # key order, ready to be joined (no Python work per posting).
     lines = db.execute(
-        f"SELECT first_seq, {_LINE} FROM postings WHERE segment = ? "  # noqa: S608
+        f"SELECT first_seq, {_LINE} FROM postings WHERE segment = ? AND first_seq < ? "  # noqa: S608
         "ORDER BY first_seq, key",
-        (segment,),
+        (segment, size),
     )
     by_batch = {
         first: "\n".join(map(_second, group))
@@ -120,7 +121,7 @@ def _index(db: Database, result: ChunkResult) -> None:
     batches = db.execute(
         "SELECT first_seq, count, min_time, max_time, digest FROM batches "
         "WHERE first_seq >= ? AND first_seq < ? ORDER BY first_seq",
-        (segment << search.SEGMENT_BITS, (segment + 1) << search.SEGMENT_BITS),
+        (segment << search.SEGMENT_BITS, min(size, (segment + 1) << search.SEGMENT_BITS)),
     )
     for first, count, min_time, max_time, recorded in batches:
         mine = by_batch.pop(first, "")
@@ -141,26 +142,26 @@ _second = operator.itemgetter(1)
 
 
 def check_chunk(
-    target: Path | str, start: int, end: int, marks: list[int], compare_from: int
+    target: Path | str, start: int, end: int, *, marks: list[int], compare_from: int, size: int
 ) -> ChunkResult:
-    """Check entries ``[start, end)`` (``start`` a multiple of ``end - start``).
+    """Check entries ``[start, end)`` (``start`` a multiple of ``end - start``) of the
+    first ``size`` (what the log held when verify began: later appends are not looked at).
 
     ``marks``: sizes in ``(start, end]`` at which to report the chunk's edge; leaves from
     ``compare_from`` on are also compared with the ones recorded at append time."""
     result = ChunkResult(start, start)
     db = connect(target)
     try:
-        leaves = _leaves(db, result, end, compare_from)
+        leaves = _leaves(db, result, min(end, size), compare_from)
         if start % (1 << search.SEGMENT_BITS) == 0:  # chunks never span segments
-            _index(db, result)
+            _index(db, result, size)
     finally:
         db.close()
     result.end = start + len(leaves)
     levels = _levels(leaves)
-    for size in [*(m for m in marks if m <= result.end), result.end]:
-        result.edges[size] = [
-            levels[level][index - (start >> level)]
-            for level, index in merkle.range_keys(start, size)
+    for at in [*(m for m in marks if m <= result.end), result.end]:
+        result.edges[at] = [
+            levels[level][index - (start >> level)] for level, index in merkle.range_keys(start, at)
         ]
     return result
 
@@ -200,13 +201,20 @@ def result_from_json(line: str) -> ChunkResult:
 
 
 def main() -> None:
-    """Job on stdin: {"target", "chunk", "compare_from", "marks", "starts"}."""
+    """Job on stdin: {"target", "chunk", "compare_from", "marks", "starts", "size"}."""
     job = json.loads(sys.stdin.read())
     marks: list[int] = job["marks"]
     chunk: int = job["chunk"]
     for start in job["starts"]:
         wanted = [m for m in marks if start < m <= start + chunk]
-        result = check_chunk(job["target"], start, start + chunk, wanted, job["compare_from"])
+        result = check_chunk(
+            job["target"],
+            start,
+            start + chunk,
+            marks=wanted,
+            compare_from=job["compare_from"],
+            size=job["size"],
+        )
         sys.stdout.write(result_to_json(result) + "\n")
         sys.stdout.flush()
 
