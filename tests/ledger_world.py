@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from broker.agreements import agreement_for_area
-from broker.audit import sign_event
+from broker.audit import sign_event, time_ordered_id
 from broker.crypto.keys import PrivateKey
 from broker.deployment import Deployment
 from broker.ledger.reader import LedgerReader
@@ -99,7 +99,7 @@ class LedgerWorld:
             "area": AREA,
         }
         return AuditEvent(
-            event_id=str(uuid.uuid4()),
+            event_id=time_ordered_id(),
             time=format_timestamp(self.now),
             act=act,
             agency=agency,

@@ -72,9 +72,12 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     # Before: the case is managed in Staffordshire, housing on its case team.
     team_a = (POLICE_A, PROBATION_A, PRISON_A, HOUSING_A)
     await w.gw(COORD_A).publish(case_team(FROM, team_a, PROBATION_A), purpose="MAPPA")
-    await w.pump(lambda: w.gw(HOUSING_A).ctx.store.case_team(subject_ref) is not None)
+    # Every member, the sender included: the sender addresses only the team it has seen.
+    await w.pump(lambda: all(w.gw(a).ctx.store.case_team(subject_ref) for a in team_a))
     await w.gw(POLICE_A).publish(risk_assessment(FROM), purpose="risk management")
-    await w.pump(lambda: all(w.delivered(a) for a in (PROBATION_A, PRISON_A, HOUSING_A, COORD_A)))
+    await w.pump(
+        lambda: all(ras(w, a, f".{FROM}.") for a in (PROBATION_A, PRISON_A, HOUSING_A, COORD_A))
+    )
 
     record = await w.desk(PROBATION_A).request(
         pnc_id=PNC,
