@@ -307,6 +307,12 @@ def _tamper_index_and_digests(store: LedgerStore, w: LedgerWorld) -> None:
         store.db.execute("UPDATE batches SET digest = ? WHERE first_seq = ?", (value, first))
 
 
+def _tamper_posting_filed_away(store: LedgerStore, w: LedgerWorld) -> None:
+    """Housing's posting refiled under a segment no query of this log would look in."""
+    key, _ = _housing_posting(store)
+    store.db.execute("UPDATE postings SET segment = 7 WHERE key = ? AND first_seq = 4", (key,))
+
+
 def _tamper_event_ids(store: LedgerStore, w: LedgerWorld) -> None:
     """The last batch removed, its checkpoint too: only the event ids recall it."""
     store.db.execute("DELETE FROM blocks WHERE first_seq >= 8")
@@ -329,6 +335,7 @@ TAMPERING: dict[str, tuple[Callable[[LedgerStore, LedgerWorld], None], int | Non
     "posting-offsets": (_tamper_posting_offsets, 4, "search index of entries 4 to 7 differs"),
     "batch-time": (_tamper_batch_time, 4, "search index of entries 4 to 7 differs"),
     "index-and-digests": (_tamper_index_and_digests, 4, "checkpoint of size 8 sealed"),
+    "posting-filed-away": (_tamper_posting_filed_away, 4, "postings for entries from 4 that no"),
     "event-ids": (_tamper_event_ids, 8, "entry 8 was recorded at append time"),
 }
 
@@ -390,7 +397,6 @@ def test_a_chunk_result_survives_the_trip_from_a_worker() -> None:
         problem=(70, "malformed"),
         moved=71,
         batches=[(64, 36, bytes(32), bytes(range(32)))],
-        postings=5,
         index_problem=(64, "stray"),
     )
     assert result_from_json(result_to_json(result)) == result

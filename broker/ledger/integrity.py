@@ -257,15 +257,17 @@ def _index(
     for c in chunks:
         if c.index_problem is not None:
             raise _Tampered(*c.index_problem)
-    total = int(store.db.execute("SELECT count(*) FROM postings WHERE first_seq < ?", (n,))[0][0])
-    if total != sum(c.postings for c in chunks):
-        # Filed under a segment no batch starts in (moved, or invented).
-        stray = store.db.execute(
-            "SELECT min(first_seq) FROM postings "  # noqa: S608
-            f"WHERE segment != (first_seq >> {search.SEGMENT_BITS}) AND first_seq < ?",
-            (n,),
-        )[0][0]
-        raise _Tampered(None if stray is None else int(stray), search.orphan(stray))
+    # Every segment a chunk began was read whole by its worker (a posting no batch there
+    # holds is reported above); a posting filed under any other segment is a stray.
+    last = max(n - 1, 0) >> search.SEGMENT_BITS
+    stray = store.db.execute(
+        "SELECT min(first_seq), count(*) FROM postings "
+        "WHERE (segment < 0 OR segment > ?) AND first_seq < ?",
+        (last, n),
+    )[0]
+    if int(stray[1]):
+        first = None if stray[0] is None else int(stray[0])
+        raise _Tampered(first, search.orphan(first))
     expected = 0
     chain: list[bytes] = []
     value = search.GENESIS

@@ -41,7 +41,6 @@ class ChunkResult:
     problem: tuple[int, str] | None = None  # (entry, what is wrong with the stored blocks)
     moved: int | None = None  # first entry (from ``compare_from``) unlike its recorded leaf
     batches: list[Batch] = field(default_factory=list)  # starting in this chunk, in order
-    postings: int = 0  # postings filed under this chunk's segment that a batch holds
     index_problem: tuple[int, str] | None = None
 
 
@@ -125,7 +124,6 @@ def _index(db: Database, result: ChunkResult, size: int) -> None:
     )
     for first, count, min_time, max_time, recorded in batches:
         mine = by_batch.pop(first, "")
-        result.postings += mine.count("\n") + 1 if mine else 0
         content = search.content_hash(
             first_seq=int(first), count=int(count), min_time=min_time, max_time=max_time, lines=mine
         )
@@ -174,7 +172,6 @@ def result_to_json(result: ChunkResult) -> str:
         "problem": result.problem,
         "moved": result.moved,
         "batches": [[f, c, h.hex(), r.hex()] for f, c, h, r in result.batches],
-        "postings": result.postings,
         "index_problem": result.index_problem,
     }
     return json.dumps(doc)
@@ -195,7 +192,6 @@ def result_from_json(line: str) -> ChunkResult:
         batches=[
             (int(f), int(c), bytes.fromhex(h), bytes.fromhex(r)) for f, c, h, r in doc["batches"]
         ],
-        postings=int(doc["postings"]),
         index_problem=_pair(doc["index_problem"]),
     )
 
