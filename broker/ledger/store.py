@@ -7,12 +7,12 @@ entry ``seq`` is its leaf index (0-based) in the Merkle log. Tables:
 row and never across a ``BLOCK``-aligned boundary: ``data`` is the entries' Merkle leaf
 inputs (``0x00 || signed``) end to end, ``ends`` where each ends (uint32 LE),
 ``leaves`` each leaf hash ``SHA-256(0x00 || signed)`` as recorded at append time.
-One row per 64 entries rather than one per
-entry is what lets appends keep up: a row per entry costs more than the entry.
+One row per 64 entries rather than one per entry is what lets appends keep up: a row
+per entry costs more than the entry.
 
-``nodes``: the hash of every complete aligned subtree of ``2**TILE_LEVEL`` leaves or
-more, keyed ``index * 64 + level``. Lower subtrees are recomputed from the recorded
-leaves of their 256-entry window when a proof needs them (at most 255 hashes).
+``nodes``: the hash of every complete aligned subtree of ``2**TILE_LEVEL`` (16) leaves
+or more, keyed ``index * 64 + level``. Lower subtrees are recomputed from the recorded
+leaves of their 16-entry window when a proof needs them (at most 15 hashes).
 
 ``postings`` and ``batches``: the search index and its digest chain (see ``search``).
 ``event_ids``: every event id, so a redelivered event is appended once.
