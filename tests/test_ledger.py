@@ -313,6 +313,37 @@ def _tamper_posting_filed_away(store: LedgerStore, w: LedgerWorld) -> None:
     store.db.execute("UPDATE postings SET segment = 7 WHERE key = ? AND first_seq = 4", (key,))
 
 
+def _tamper_block_count(store: LedgerStore, w: LedgerWorld) -> None:
+    """Entry 5 cut out, its recorded leaf left: the block no longer adds up."""
+    rewrite_block(store, 4, lambda e: [e[0], *e[2:]])
+
+
+def _tamper_batch_gone(store: LedgerStore, w: LedgerWorld) -> None:
+    store.db.execute("DELETE FROM postings WHERE first_seq = 4")
+    store.db.execute("DELETE FROM batches WHERE first_seq = 4")
+
+
+def _tamper_index_truncated(store: LedgerStore, w: LedgerWorld) -> None:
+    store.db.execute("DELETE FROM postings WHERE first_seq >= 8")
+    store.db.execute("DELETE FROM batches WHERE first_seq >= 8")
+
+
+def _tamper_event_id_gone(store: LedgerStore, w: LedgerWorld) -> None:
+    store.db.execute("DELETE FROM event_ids WHERE event_id = (SELECT min(event_id) FROM event_ids)")
+
+
+def _tamper_checkpoint_unsealed(store: LedgerStore, w: LedgerWorld) -> None:
+    """Signed with the ledger's own key, but without a readable index digest."""
+    size, time, note = store.checkpoints()[1]
+    root = base64.b64decode(note.split("\n")[2])
+    signer = w.service.signer
+    assert signer is not None
+    store.db.execute(
+        "UPDATE checkpoints SET note = ? WHERE size = ?",
+        (signer.sign(size, root, time, b"not a digest"), size),
+    )
+
+
 def _tamper_event_ids(store: LedgerStore, w: LedgerWorld) -> None:
     """The last batch removed, its checkpoint too: only the event ids recall it."""
     store.db.execute("DELETE FROM blocks WHERE first_seq >= 8")
@@ -337,6 +368,11 @@ TAMPERING: dict[str, tuple[Callable[[LedgerStore, LedgerWorld], None], int | Non
     "index-and-digests": (_tamper_index_and_digests, 4, "checkpoint of size 8 sealed"),
     "posting-filed-away": (_tamper_posting_filed_away, 4, "postings for entries from 4 that no"),
     "event-ids": (_tamper_event_ids, 8, "entry 8 was recorded at append time"),
+    "block-malformed": (_tamper_block_count, 4, "block of entries from 4 is malformed"),
+    "batch-gone": (_tamper_batch_gone, 4, "search index has no batch for entry 4"),
+    "index-truncated": (_tamper_index_truncated, 8, "search index covers 8 entries, the log 12"),
+    "event-id-gone": (_tamper_event_id_gone, None, "11 event ids are recorded for 12 entries"),
+    "checkpoint-unsealed": (_tamper_checkpoint_unsealed, None, "does not seal the search index"),
 }
 
 
@@ -454,3 +490,11 @@ def test_audit_event_ids_are_time_ordered_uuids(monkeypatch: pytest.MonkeyPatch)
     assert uuid.UUID(first).int >> 80 == 1_795_000_000_000
     monkeypatch.setattr("broker.audit.time.time_ns", lambda: 1_795_000_000_000_000_000)
     assert len({time_ordered_id() for _ in range(1000)}) == 1000  # all in one millisecond
+
+
+def test_the_store_refuses_a_filter_it_has_no_index_for(world: LedgerWorld) -> None:
+    store = world.service.store
+    with pytest.raises(ValueError, match="cannot filter on"):
+        store.select({"message_type": "risk-assessment"})
+    with pytest.raises(ValueError, match="cannot filter on"):
+        store.entries(colour="red")

@@ -21,6 +21,7 @@ edges fold into the tree head at any size (see ``_root_at``).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import os
@@ -291,7 +292,7 @@ def _index(
     firsts = [b[0] for b in batches]
     vouched = 0
     for cp in checkpoints:
-        i = _last_below(firsts, cp.size)
+        i = bisect.bisect_left(firsts, cp.size) - 1
         if (search.GENESIS if i < 0 else chain[i]) != cp.index:
             raise _Tampered(
                 vouched,
@@ -300,17 +301,6 @@ def _index(
                 "digests were rewritten)",
             )
         vouched = cp.size
-
-
-def _last_below(firsts: list[int], size: int) -> int:
-    lo, hi = 0, len(firsts)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if firsts[mid] < size:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo - 1
 
 
 def _ids(store: LedgerStore, n: int) -> None:
@@ -323,7 +313,11 @@ def _ids(store: LedgerStore, n: int) -> None:
     if count > now:
         raise _Tampered(now, f"entry {now} was recorded at append time but is no longer stored")
     if count < n:
-        raise _Tampered(None, f"{count} event ids are recorded for {n} entries")
+        raise _Tampered(
+            None,
+            f"{count} event ids are recorded for {n} entries: ids were deleted, so a "
+            "redelivered event could be appended twice",
+        )
 
 
 def verify_ledger(

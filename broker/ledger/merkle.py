@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 
-from broker.ledger.verify_proofs import leaf_hash, node_hash
+from broker.ledger.verify_proofs import NODE_PREFIX, leaf_hash, node_hash
 
 __all__ = [
     "CompactRange",
@@ -25,6 +25,7 @@ __all__ = [
     "fold",
     "inclusion_ranges",
     "leaf_hash",
+    "levels",
     "node_hash",
     "nodes_for",
     "perfect_root",
@@ -149,22 +150,11 @@ class CompactRange:
 
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         """Add one leaf hash; returns every new ``(level, index, hash)`` node."""
-        index = self.size
-        created = [(0, index, leaf)]
-        stack = self._stack
-        h, level = leaf, 0
-        while index & 1:
-            h = node_hash(stack.pop(), h)
-            level += 1
-            index >>= 1
-            created.append((level, index, h))
-        stack.append(h)
-        self.size += 1
-        return created
+        return self.extend([leaf])
 
     def extend(self, leaves: Iterable[bytes], keep_from: int = 0) -> list[tuple[int, int, bytes]]:
         """Add leaf hashes; returns the new ``(level, index, hash)`` nodes at ``keep_from``
-        and above (the append path of every entry: ``append`` inlined)."""
+        and above (the append path of every entry, so the hashing is inlined)."""
         stack = self._stack
         size = self.size
         created: list[tuple[int, int, bytes]] = []
@@ -174,7 +164,7 @@ class CompactRange:
             if keep_from == 0:
                 created.append((0, index, leaf))
             while index & 1:
-                h = sha256(b"\x01" + stack.pop() + h).digest()
+                h = sha256(NODE_PREFIX + stack.pop() + h).digest()
                 level += 1
                 index >>= 1
                 if level >= keep_from:
@@ -188,21 +178,28 @@ class CompactRange:
         return EMPTY_ROOT if not self._stack else fold(self._stack)
 
 
-def perfect_root(hashes: Sequence[bytes]) -> bytes:
-    """The hash of a complete subtree over ``hashes`` (a power of two of them), level by level."""
-    level = list(hashes)
+def levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Every complete aligned subtree over ``leaves``, level by level (level 0: the
+    leaves; an odd last hash of a level has no parent yet)."""
+    sha256 = hashlib.sha256
+    out = [list(leaves)]
+    level = out[0]
     while len(level) > 1:
-        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
-    return level[0]
+        level = [
+            sha256(NODE_PREFIX + a + b).digest()
+            for a, b in zip(level[::2], level[1::2], strict=False)
+        ]
+        out.append(level)
+    return out
+
+
+def perfect_root(hashes: Sequence[bytes]) -> bytes:
+    """The hash of a complete subtree over ``hashes`` (a power of two of them)."""
+    return levels(hashes)[-1][0]
 
 
 def root_from_leaves(leaves: Iterable[bytes]) -> bytes:
-    """The tree head over leaf hashes, in one pass and O(log n) memory (used by verify)."""
-    stack: list[bytes] = []
-    for n, leaf in enumerate(leaves):
-        h, index = leaf, n
-        while index & 1:
-            h = node_hash(stack.pop(), h)
-            index >>= 1
-        stack.append(h)
-    return EMPTY_ROOT if not stack else fold(stack)
+    """The tree head over leaf hashes, in one pass and O(log n) memory."""
+    tree = CompactRange()
+    tree.extend(leaves, keep_from=64)  # no level reaches 64: only the edge is kept
+    return tree.root()

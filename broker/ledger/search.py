@@ -47,8 +47,6 @@ _DOMAIN = b"mappa-ledger-index/v1"
 _POSTED_OF = operator.itemgetter(*POSTED)
 _U64 = struct.Struct(">QQ")
 
-Posting = tuple[int, str]  # (key, the batch's entry offsets as decimal, space-separated)
-
 
 @functools.lru_cache(maxsize=1 << 17)
 def posting_key(field: str, value: str) -> int:
@@ -66,13 +64,9 @@ class BatchIndex:
     count: int
     min_time: str
     max_time: str
-    postings: list[Posting]  # sorted by key
-
-    @property
-    def lines(self) -> list[str]:
-        """Each posting as ``key offsets``: what its content hash covers, and how it is
-        handed to the database."""
-        return [f"{k} {offsets}" for k, offsets in self.postings]
+    # Each posting as "key offsets", by key: what the content hash covers, and how the
+    # postings are handed to the database.
+    lines: list[str]
 
 
 def build(first_seq: int, events: Sequence[AuditEvent]) -> BatchIndex:
@@ -110,12 +104,11 @@ def build(first_seq: int, events: Sequence[AuditEvent]) -> BatchIndex:
                 )
             merged[k] = joined
     times = [row["time"] for row in fields]
-    return BatchIndex(
-        first_seq, len(fields), min(times), max(times), [(k, merged[k]) for k in sorted(merged)]
-    )
+    lines = [f"{k} {merged[k]}" for k in sorted(merged)]
+    return BatchIndex(first_seq, len(fields), min(times), max(times), lines)
 
 
-def chain(previous: bytes, batch: BatchIndex, lines: list[str]) -> bytes:
+def chain(previous: bytes, batch: BatchIndex) -> bytes:
     return link(
         previous,
         content_hash(
@@ -123,7 +116,7 @@ def chain(previous: bytes, batch: BatchIndex, lines: list[str]) -> bytes:
             count=batch.count,
             min_time=batch.min_time,
             max_time=batch.max_time,
-            lines="\n".join(lines),
+            lines="\n".join(batch.lines),
         ),
     )
 

@@ -190,10 +190,6 @@ class LedgerStore:
         )
 
     # -- appending --------------------------------------------------------------------------
-    def append(self, signed: SignedAuditEvent, raw: bytes, *, at: tuple[str, int, int]) -> bool:
-        """Append one verified event; False if its event id is already in the ledger."""
-        return self.append_batch([(signed, raw, at)]) == 1
-
     def append_batch(self, items: Sequence[Item]) -> int:
         """Append verified events in the given (arrival) order, in one transaction.
         Events whose id is already in the ledger are skipped; returns how many were added."""
@@ -220,8 +216,7 @@ class LedgerStore:
         batch = None
         if events:
             batch = search.build(first, events)
-            lines = batch.lines
-            digest = search.chain(digest, batch, lines)
+            digest = search.chain(digest, batch)
         with self.db.transaction():
             self._advance(at for _, _, at in items if at is not None)
             if batch is not None:
@@ -238,7 +233,7 @@ class LedgerStore:
                     "INSERT INTO postings (segment, key, first_seq, offsets) "  # noqa: S608
                     f"SELECT ?, CAST({self._before_space} AS {self._big}), ?, "
                     f"{self._after_space} FROM {self._elements}",
-                    (first >> SEGMENT_BITS, first, json.dumps(lines)),
+                    (first >> SEGMENT_BITS, first, json.dumps(batch.lines)),
                 )
                 self.db.execute(
                     f"INSERT INTO event_ids (event_id) SELECT value FROM {self._elements}",  # noqa: S608

@@ -27,7 +27,6 @@ from typing import Any
 
 from broker.ledger import merkle, search
 from broker.ledger.database import Database, connect
-from broker.ledger.verify_proofs import NODE_PREFIX
 
 Batch = tuple[int, int, bytes, bytes]  # first seq, count, content hash, recorded chain value
 
@@ -88,20 +87,6 @@ def _leaves(db: Database, result: ChunkResult, end: int, compare_from: int) -> l
     return leaves
 
 
-def _levels(leaves: list[bytes]) -> list[list[bytes]]:
-    """Every complete aligned subtree of the chunk, level by level (level 0: the leaves)."""
-    sha256 = hashlib.sha256
-    levels = [leaves]
-    level = leaves
-    while len(level) > 1:
-        level = [
-            sha256(NODE_PREFIX + a + b).digest()
-            for a, b in zip(level[::2], level[1::2], strict=False)
-        ]
-        levels.append(level)
-    return levels
-
-
 def _index(db: Database, result: ChunkResult, size: int) -> None:
     """Content hashes of the batches starting in this chunk (below ``size``), from their
     postings."""
@@ -156,7 +141,7 @@ def check_chunk(
     finally:
         db.close()
     result.end = start + len(leaves)
-    levels = _levels(leaves)
+    levels = merkle.levels(leaves)
     for at in [*(m for m in marks if m <= result.end), result.end]:
         result.edges[at] = [
             levels[level][index - (start >> level)] for level, index in merkle.range_keys(start, at)
