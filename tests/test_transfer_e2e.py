@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from broker.crypto.encoding import strict_json
+from broker.errors import SchemaError
 from broker.receive import Handled, Handling
 from broker.transfer.rules import TransferRefused
 from broker.transport import KafkaTransport, Record
@@ -253,6 +254,14 @@ async def test_bad_transfer_steps_are_refused_and_audited(tworld: TransferWorld)
     today = datetime.now(UTC).date()
     subject_ref = w.deployment.subject_ref(PNC)
     others = tuple(a for a in CASE_HOLDERS if a not in (COORD_B, POLICE_A))
+
+    # A PNC id with digits of another script is not a PNC id (the subject key would
+    # otherwise fail to encode it).
+    with pytest.raises(SchemaError) as not_pnc:
+        await w.desk(PROBATION_A).request(
+            pnc_id="\u0661\u0661/1A", to_area=TO, move_date=today, reason="moving", user="po.1"
+        )
+    assert not_pnc.value.code == "transfer.invalid"
 
     # Accepting a transfer never requested: refused where it is sent...
     with pytest.raises(TransferRefused) as unknown:

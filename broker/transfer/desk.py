@@ -11,14 +11,13 @@ the lead of a completed transfer it re-shares the case history (``handover``).
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from broker.crypto.encoding import jcs
 from broker.errors import KeyUnavailable, MappaError, SchemaError
@@ -34,6 +33,7 @@ from broker.transport import KafkaTransport, PartitionReader
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import ViewKind
 from schemas.isa import Agreement
+from schemas.messages.base import PncId
 from schemas.transfer import (
     TransferAccept,
     TransferCancel,
@@ -46,9 +46,9 @@ from schemas.transfer import (
 )
 
 # The PNC id's shape (schemas.messages.base.PncId), checked before it is hashed.
-PNC_ID = re.compile(r"\d{2,4}/\d{1,7}[A-Z]", re.ASCII)
 # How long a step waits to see itself ordered on the topic before reporting it pending.
 ORDERING_TIMEOUT_SECONDS = 30
+_PNC_ID: TypeAdapter[str] = TypeAdapter(PncId)
 # What a desk remembers having handled between two poll_once calls.
 BACKLOG_LIMIT = 1000
 
@@ -156,19 +156,20 @@ class TransferDesk:
         open_actions: Sequence[str] = (),
         lead_agency: str | None = None,
         registered_sex_offender: bool = False,
-        from_area: str | None = None,
     ) -> TransferRecord:
         ctx = self.ctx
-        if not PNC_ID.fullmatch(pnc_id):
+        try:
+            _PNC_ID.validate_python(pnc_id)
+        except ValidationError:
             raise SchemaError(
                 "pnc_id must be a PNC id such as 2011/0456789K", code="transfer.invalid"
-            )
+            ) from None
         subject_ref = ctx.subject_key.reference(pnc_id)
         return await self._send(
             lambda: TransferRequest(
                 transfer_id=str(uuid.uuid4()),
                 subject_ref=subject_ref,
-                from_area=from_area or ctx.entry.areas[0],
+                from_area=ctx.entry.areas[0],
                 to_area=to_area,
                 move_date=move_date.isoformat(),
                 reason=reason,

@@ -62,10 +62,10 @@ class InSummary:
     """Field metadata: kept in the summary view."""
 
 
-PncId = Annotated[str, StringConstraints(pattern=r"^\d{2,4}/\d{1,7}[A-Z]$")]
+PncId = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,4}/[0-9]{1,7}[A-Z]$")]
 VisorRef = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{4,16}$")]
-ProbationCrn = Annotated[str, StringConstraints(pattern=r"^[A-Z]\d{6}$")]
-PrisonNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z]\d{4}[A-Z]{2}$")]
+ProbationCrn = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]{6}$")]
+PrisonNumber = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]{4}[A-Z]{2}$")]
 
 
 class SubjectIdentifiers(Frozen):
@@ -76,7 +76,7 @@ class SubjectIdentifiers(Frozen):
     probation_crn: ProbationCrn | None = None
     prison_number: PrisonNumber | None = None
     name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
-    date_of_birth: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+    date_of_birth: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
 
 
 class Category(enum.IntEnum):

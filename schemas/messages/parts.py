@@ -9,9 +9,9 @@ from pydantic import StringConstraints
 
 from schemas.common import Frozen, IsoDate, Role, ShortText
 
-Postcode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$")]
+Postcode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$")]
 # Clock time as agencies write curfews: 24-hour "HH:MM".
-ClockTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 # ISO 3166-1 alpha-2, as travel notifications record a destination.
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
