@@ -18,6 +18,7 @@ from broker.crypto.encoding import jcs
 from broker.crypto.envelope import PAYLOAD_TYPE, Recipient, ViewToSeal, seal
 from broker.errors import MappaError, SchemaError
 from broker.policy import CASE_TEAM_TYPE, Disclosure, Team
+from broker.transfer.registry import CaseRegistry
 from broker.transfer.routing import follow_case
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import Classification, ViewKind, format_timestamp
@@ -39,6 +40,8 @@ class PublishResult:
 class Publisher:
     def __init__(self, ctx: AgencyContext) -> None:
         self._ctx = ctx
+        # Built once: every publish asks it where the case is.
+        self._cases = CaseRegistry(ctx.store)
 
     def publish(
         self,
@@ -66,7 +69,7 @@ class Publisher:
             "purpose": purpose,
         }
         try:
-            message = follow_case(ctx, message, subject_ref)
+            message = follow_case(ctx, self._cases, message, subject_ref)
             # A case that has moved is published, and so audited, in its new area.
             common["area"] = message.area
             ctx.policy.authorise_publish(ctx.entry, message_type, message.area, now.date())

@@ -93,9 +93,6 @@ MAY_SEND: dict[TransferStep, tuple[tuple[Side, tuple[Role, ...]], ...]] = {
     TransferStep.COMPLETE: ((Side.RECEIVING, (Role.COORDINATOR,)),),
 }
 
-ControlMessageType = Literal[
-    "transfer-request", "transfer-accept", "transfer-refuse", "transfer-cancel", "transfer-complete"
-]
 CONTROL_MESSAGE_TYPES: frozenset[str] = frozenset(s.message_type for s in TransferStep)
 
 
@@ -157,14 +154,6 @@ TransferMessage = Annotated[
     Field(discriminator="step"),
 ]
 TRANSFER_MESSAGE: TypeAdapter[TransferMessage] = TypeAdapter(TransferMessage)
-
-STEP_MODELS: dict[TransferStep, type[TransferControl]] = {
-    TransferStep.REQUEST: TransferRequest,
-    TransferStep.ACCEPT: TransferAccept,
-    TransferStep.REFUSE: TransferRefuse,
-    TransferStep.CANCEL: TransferCancel,
-    TransferStep.COMPLETE: TransferComplete,
-}
 
 
 class TransferRecord(Frozen):

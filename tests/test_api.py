@@ -4,6 +4,7 @@ so the app uses the same gateways the test pumps."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from broker.api.backend import ApiBackend, running, serve_agencies
 from broker.api.compose import application
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.api.models import ARMS_EXAMPLE
+from broker.api.runtime import poll_forever
 from broker.policy import SharingPolicy
 from broker.receive import Handling
 from broker.transfer.desk import TransferDesk
@@ -347,6 +349,8 @@ async def test_opening_needs_a_user_and_a_justification(api: Api) -> None:
     for body in (
         {"user": "ho.7"},
         {"user": "ho.7", "justification": "because   "},
+        # Blank as the API documents it (JSON Schema's \s), not only ASCII spaces.
+        {"user": "ho.7", "justification": "because\u00a0\u3000\u00a0"},
     ):
         r = await api.client.post(url, json=body, headers=api.auth(HOUSING))
         assert r.status_code == 422, r.text
@@ -363,6 +367,7 @@ async def test_opening_needs_a_user_and_a_justification(api: Api) -> None:
     )
     assert (r.status_code, r.json()["error"]) == (404, "consult.not-found")
     assert await refusal_codes(api, HOUSING) == [
+        "consult.justification-missing",
         "consult.justification-missing",
         "consult.justification-missing",
         "consult.not-found",
@@ -455,6 +460,13 @@ async def test_governance_endpoints_for_the_officer_only(api: Api) -> None:
     assert bad.status_code == 422
 
 
+async def test_an_agency_this_broker_does_not_serve_is_not_found(api: Api) -> None:
+    """A valid credential for an agency whose adapter does not run here."""
+    r = await api.client.get(f"/v1/agencies/{EDUCATION}/inbox", headers=api.auth(EDUCATION))
+    assert (r.status_code, r.json()["error"]) == (404, "api.not-found")
+    assert "not served by this broker" in r.json()["detail"]
+
+
 async def test_a_server_without_a_ledger_says_so(api: Api) -> None:
     backend = ApiBackend(agencies=api.app.state.backend.agencies, credentials=api.credentials)
     bare = application(running(backend))
@@ -488,3 +500,19 @@ async def test_transfer_routes_are_the_calling_agencys(api: Api) -> None:
         assert (r.status_code, r.json()["error"]) == (403, "auth.forbidden")
     r = await api.client.get(url)
     assert (r.status_code, r.json()["error"]) == (401, "auth.invalid-credential")
+
+
+async def test_a_poller_outlives_a_bug_in_one_poll() -> None:
+    """An unexpected exception is logged and retried, not left to end the agency's polling."""
+    stop = asyncio.Event()
+    calls = 0
+
+    async def poll() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        stop.set()
+
+    await asyncio.wait_for(poll_forever("police.x", poll, stop), timeout=10)
+    assert calls == 2

@@ -356,7 +356,7 @@ def routed(store: AgencyStore, areas: tuple[str, ...], area: str) -> str:
         SimpleNamespace(store=store, entry=SimpleNamespace(areas=areas), agency_id="prison.x"),
     )
     try:
-        return follow_case(ctx, risk_assessment(area), SUBJECT).area
+        return follow_case(ctx, CaseRegistry(store), risk_assessment(area), SUBJECT).area
     except TransferRefused as exc:
         return exc.code
 

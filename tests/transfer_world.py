@@ -23,7 +23,7 @@ from broker.transfer.desk import TransferDesk
 from broker.transfer.envelopes import STEP_PURPOSE, seal_for_transfers
 from broker.transfer.rules import step_of
 from broker.transport import KafkaTransport
-from schemas.common import ViewKind, from_data
+from schemas.common import from_data
 from schemas.messages import CaseTeam, RiskAssessment
 from schemas.transfer import TransferControl
 
@@ -178,7 +178,3 @@ async def build_transfer_world(
         ledger.start(),
     )
     return TransferWorld(deployment, gateways, desks, ledger, passphrase)
-
-
-def views_of(world: TransferWorld, agency: str, topic_part: str) -> list[ViewKind | None]:
-    return [h.view for h in world.of(agency, Handling.DELIVERED, topic_part)]

@@ -123,9 +123,6 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
             # 422 here as everywhere else.
             status = 422 if exc.status_code == 400 else exc.status_code
             return error_response(status, code, reason)
-        case {"error": str(code), **rest}:
-            # The transfer router's detail is already in our shape.
-            return error_response(exc.status_code, code, str(rest.get("detail", code)))
     if exc.status_code == 400:
         # FastAPI's answer to a body it cannot decode at all (not UTF-8, say): the same
         # kind of problem as a body that does not validate, so the same answer.

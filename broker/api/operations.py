@@ -149,12 +149,12 @@ def message(served: ServedAgency, message_id: str) -> InboxMessage:
 def acknowledge(served: ServedAgency, message_id: str) -> Acknowledged:
     """Idempotent: acknowledging twice keeps the first time."""
     ctx = served.gateway.ctx
-    _item(served, message_id)
-    ctx.store.acknowledge(message_id, format_timestamp(ctx.clock()))
-    acknowledged_at = _item(served, message_id).acknowledged_at
-    if acknowledged_at is None:  # pragma: no cover - set just above, in one database
-        raise NotFound(f"message {message_id} vanished while being acknowledged")
-    return Acknowledged(message_id=message_id, acknowledged_at=acknowledged_at)
+    item = _item(served, message_id)
+    if item.acknowledged_at is not None:
+        return Acknowledged(message_id=message_id, acknowledged_at=item.acknowledged_at)
+    at = format_timestamp(ctx.clock())
+    ctx.store.acknowledge(message_id, at)
+    return Acknowledged(message_id=message_id, acknowledged_at=at)
 
 
 async def open_message(

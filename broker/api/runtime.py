@@ -73,11 +73,15 @@ async def poll_forever(
             await poll()
         except (MappaError, OSError) as exc:
             log.warning("%s: poll failed, retrying in %.1fs: %s", name, delay, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, RETRY_CAP_SECONDS)
+        except Exception:
+            # A bug: keep the traceback, and keep this agency polled while it is looked at.
+            log.exception("%s: poll failed unexpectedly, retrying in %.1fs", name, delay)
         else:
             delay = RETRY_FIRST_SECONDS
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, RETRY_CAP_SECONDS)
 
 
 @asynccontextmanager

@@ -28,13 +28,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from broker.api.auth import AgencyDep, BackendDep, NotFound
 from broker.api.errors import documented
+from broker.api.routes import AUTH, UUID_PATTERN
 from broker.transfer.deadlines import deadlines, overdue
 from broker.transfer.desk import TransferDesk
 from broker.transfer.rules import TransferRefused
 from schemas.messages.base import PncId
 from schemas.transfer import TransferRecord
 
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 TransferId = Annotated[str, Path(pattern=UUID_PATTERN)]
 
 ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -50,7 +50,6 @@ def _iso_day(value: object) -> object:
 
 Day = Annotated[date, BeforeValidator(_iso_day)]
 
-AUTH = (401, 403)
 STEP_ERRORS = (*AUTH, 404, 409, 422, 503)
 
 

@@ -28,7 +28,7 @@ _TABLES = (
     )""",
 )
 
-_OPEN = (TransferState.REQUESTED.value, TransferState.ACCEPTED.value)
+_OPEN = tuple(s.value for s in TransferState if s.is_open)
 
 
 class CaseRegistry:

@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound="MessageBody")
 
 
-def follow_case(ctx: AgencyContext, message: M, subject_ref: str) -> M:
-    registry = CaseRegistry(ctx.store)
+def follow_case(ctx: AgencyContext, registry: CaseRegistry, message: M, subject_ref: str) -> M:
     in_progress = registry.open_for(subject_ref)
     if in_progress is not None and message.area == in_progress.to_area:
         raise TransferRefused(
