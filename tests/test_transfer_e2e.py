@@ -13,7 +13,7 @@ from broker.crypto.encoding import strict_json
 from broker.errors import SchemaError
 from broker.receive import Handled, Handling
 from broker.transfer.rules import TransferRefused
-from broker.transport import KafkaTransport, Record
+from broker.transport import KafkaTransport
 from schemas.common import ViewKind
 from schemas.transfer import TransferAccept, TransferRequest, TransferState
 from tests.transfer_world import (
@@ -33,6 +33,8 @@ from tests.transfer_world import (
     TransferWorld,
     build_transfer_world,
     case_team,
+    read_all,
+    refused_everywhere,
     risk_assessment,
 )
 
@@ -234,21 +236,6 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     assert {"transfer.not-yet-owner", "transfer.case-moved"} <= refusals
 
 
-async def refused_everywhere(
-    w: TransferWorld, value: bytes, code: str, agencies: tuple[str, ...]
-) -> None:
-    """Send ``value`` and wait until each of ``agencies`` refused it with ``code``."""
-    before = {a: len(w.of(a, Handling.REFUSED)) for a in agencies}
-
-    def refused(agency: str) -> list[str | None]:
-        return [h.reason_code for h in w.of(agency, Handling.REFUSED)[before[agency] :]]
-
-    await w.transport.send(w.deployment.topics.transfers, value, key=b"x")
-    await w.pump(lambda: all(code in refused(a) for a in agencies))
-    for agency in agencies:
-        assert all(h.reason for h in w.of(agency, Handling.REFUSED))
-
-
 async def test_bad_transfer_steps_are_refused_and_audited(tworld: TransferWorld) -> None:
     w = tworld
     today = datetime.now(UTC).date()
@@ -279,7 +266,7 @@ async def test_bad_transfer_steps_are_refused_and_audited(tworld: TransferWorld)
         actor_agency=COORD_B,
         actor_user="c.1",
     )
-    await refused_everywhere(w, await w.inject(COORD_B, forged), "transfer.unknown", others)
+    await refused_everywhere(w, w.seal_step(COORD_B, forged), "transfer.unknown", others)
 
     # A transfer to an unknown area.
     with pytest.raises(TransferRefused) as nowhere:
@@ -313,7 +300,7 @@ async def test_bad_transfer_steps_are_refused_and_audited(tworld: TransferWorld)
     )
     await refused_everywhere(
         w,
-        await w.inject(POLICE_A, second),
+        w.seal_step(POLICE_A, second),
         "transfer.already-open",
         tuple(a for a in CASE_HOLDERS if a != POLICE_A),
     )
@@ -335,7 +322,7 @@ async def test_bad_transfer_steps_are_refused_and_audited(tworld: TransferWorld)
     )
     await refused_everywhere(
         w,
-        await w.inject(COORD_A, wrong_accept),
+        w.seal_step(COORD_A, wrong_accept),
         "transfer.wrong-actor",
         tuple(a for a in CASE_HOLDERS if a != COORD_A),
     )
@@ -377,14 +364,3 @@ async def test_bad_transfer_steps_are_refused_and_audited(tworld: TransferWorld)
         "transfer.wrong-actor",
         "transfer.duplicate",
     } <= codes
-
-
-async def read_all(w: TransferWorld, topic: str) -> list[Record]:
-    records: list[Record] = []
-    async with await w.transport.reader([topic], {}) as reader:
-        for _ in range(20):
-            batch = await reader.poll(timeout_ms=100)
-            records += batch
-            if records and not batch:
-                break
-    return records

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +22,8 @@ from broker.settings import Settings
 from broker.transfer.desk import TransferDesk
 from broker.transfer.envelopes import STEP_PURPOSE, seal_for_transfers
 from broker.transfer.rules import step_of
-from broker.transport import KafkaTransport
-from schemas.common import from_data
+from broker.transport import KafkaTransport, Record
+from schemas.common import ViewKind, from_data
 from schemas.messages import CaseTeam, RiskAssessment
 from schemas.transfer import TransferControl
 
@@ -125,25 +125,45 @@ class TransferWorld:
                 raise AssertionError(f"ledger has {self.ledger.store.count()} of {expected}")
             await self.ledger.poll_once(timeout_ms=50)
 
-    async def inject(self, sender: str, message: TransferControl) -> bytes:
-        """Seal ``message`` as ``sender`` for every case holder of both areas and send it
-        straight to the topic, skipping the sender's own checks (as a faulty or
-        compromised adapter could)."""
-        desk = self.desk(sender)
-        ctx = desk.ctx
+    def seal(
+        self,
+        sender: str,
+        views: Sequence[tuple[ViewKind, bytes, Sequence[str]]],
+        *,
+        area: str,
+        message_type: str,
+        subject_ref: str,
+        purpose: str,
+    ) -> bytes:
+        """A record value for the transfer topic, sealed and signed as ``sender`` by the
+        broker's own ``seal_for_transfers`` whatever the views hold and the header says,
+        as a faulty or compromised adapter could."""
+        ctx = self.desk(sender).ctx
         _, value = seal_for_transfers(
             ctx,
             now=ctx.clock(),
+            area=area,
+            message_type=message_type,
+            schema_version=1,
+            subject_ref=subject_ref,
+            purpose=purpose,
+            isa=(ctx.policy.agreement.id, ctx.policy.agreement.version),
+            views=views,
+        )
+        return value
+
+    def seal_step(self, sender: str, message: TransferControl) -> bytes:
+        """``message`` sealed as ``sender`` for every case holder of both areas, as the
+        sender's desk would seal it but without the desk's own checks (as a faulty or
+        compromised adapter could send it)."""
+        return self.seal(
+            sender,
+            self.desk(sender)._recipients(message),
             area=message.from_area,
             message_type=step_of(message).message_type,
-            schema_version=1,
             subject_ref=message.subject_ref,
             purpose=f"{STEP_PURPOSE}{message.transfer_id}",
-            isa=(ctx.policy.agreement.id, ctx.policy.agreement.version),
-            views=desk._recipients(message),
         )
-        await self.transport.send(ctx.topics.transfers, value, key=message.subject_ref.encode())
-        return value
 
     async def close(self) -> None:
         await self.ledger.stop()
@@ -178,3 +198,29 @@ async def build_transfer_world(
         ledger.start(),
     )
     return TransferWorld(deployment, gateways, desks, ledger, passphrase)
+
+
+async def refused_everywhere(
+    w: TransferWorld, value: bytes, code: str, agencies: tuple[str, ...]
+) -> None:
+    """Send ``value`` and wait until each of ``agencies`` refused it with ``code``."""
+    before = {a: len(w.of(a, Handling.REFUSED)) for a in agencies}
+
+    def refused(agency: str) -> list[str | None]:
+        return [h.reason_code for h in w.of(agency, Handling.REFUSED)[before[agency] :]]
+
+    await w.transport.send(w.deployment.topics.transfers, value, key=b"x")
+    await w.pump(lambda: all(code in refused(a) for a in agencies))
+    for agency in agencies:
+        assert all(h.reason for h in w.of(agency, Handling.REFUSED))
+
+
+async def read_all(w: TransferWorld, topic: str) -> list[Record]:
+    records: list[Record] = []
+    async with await w.transport.reader([topic], {}) as reader:
+        for _ in range(20):
+            batch = await reader.poll(timeout_ms=100)
+            records += batch
+            if records and not batch:
+                break
+    return records
