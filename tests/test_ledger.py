@@ -7,11 +7,13 @@ import base64
 import csv
 import io
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from broker.audit import sign_event, time_ordered_id
@@ -19,7 +21,7 @@ from broker.crypto.keys import PrivateKey
 from broker.errors import ConfigurationError
 from broker.ledger import search
 from broker.ledger.database import connect
-from broker.ledger.integrity import IntegrityReport, verify_ledger
+from broker.ledger.integrity import IntegrityReport, _hash_chunks, verify_ledger
 from broker.ledger.query import QueryError, parse_query
 from broker.ledger.search import posting_key
 from broker.ledger.store import LedgerStore
@@ -29,7 +31,7 @@ from broker.ledger.verify_proofs import (
     verify_consistency,
     verify_inclusion,
 )
-from broker.ledger.verify_worker import ChunkResult, result_from_json, result_to_json
+from broker.ledger.verify_worker import ChunkResult, Job, result_from_json, result_to_json
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import ViewKind
 from schemas.directory import KeyAlg
@@ -313,6 +315,20 @@ def _tamper_posting_filed_away(store: LedgerStore, w: LedgerWorld) -> None:
     store.db.execute("UPDATE postings SET segment = 7 WHERE key = ? AND first_seq = 4", (key,))
 
 
+def _tamper_postings_merged(store: LedgerStore, w: LedgerWorld) -> None:
+    """Two postings of a batch kept as one row, the second's line hidden in the first's
+    offsets: joined, the lines read as before, but a look-up by the second key finds
+    nothing."""
+    (a, a_offsets), (b, b_offsets) = store.db.execute(
+        "SELECT key, offsets FROM postings WHERE first_seq = 4 ORDER BY key LIMIT 2"
+    )
+    store.db.execute("DELETE FROM postings WHERE key = ? AND first_seq = 4", (b,))
+    store.db.execute(
+        "UPDATE postings SET offsets = ? WHERE key = ? AND first_seq = 4",
+        (f"{a_offsets}\n{b} {b_offsets}", a),
+    )
+
+
 def _tamper_block_count(store: LedgerStore, w: LedgerWorld) -> None:
     """Entry 5 cut out, its recorded leaf left: the block no longer adds up."""
     rewrite_block(store, 4, lambda e: [e[0], *e[2:]])
@@ -367,6 +383,7 @@ TAMPERING: dict[str, tuple[Callable[[LedgerStore, LedgerWorld], None], int | Non
     "batch-time": (_tamper_batch_time, 4, "search index of entries 4 to 7 differs"),
     "index-and-digests": (_tamper_index_and_digests, 4, "checkpoint of size 8 sealed"),
     "posting-filed-away": (_tamper_posting_filed_away, 4, "postings for entries from 4 that no"),
+    "postings-merged": (_tamper_postings_merged, 4, "entries 4 to 7 has a malformed posting"),
     "event-ids": (_tamper_event_ids, 8, "entry 8 was recorded at append time"),
     "block-malformed": (_tamper_block_count, 4, "block of entries from 4 is malformed"),
     "batch-gone": (_tamper_batch_gone, 4, "search index has no batch for entry 4"),
@@ -423,6 +440,76 @@ def test_verify_in_chunks_on_worker_processes(world: LedgerWorld) -> None:
     for workers in (1, 2):
         report = verify(workers=workers)
         assert (report.intact, report.first_bad_entry) == (False, 130), report.problem
+
+
+def test_verify_reads_postings_in_whatever_order_they_are_stored(world: LedgerWorld) -> None:
+    """SQLite joins a batch's postings in the order it reads them. Stored and indexed
+    against key order, each batch is re-read in key order: the index verifies, and a
+    deleted posting is still found."""
+    populate(world)
+    store = world.service.store
+    rows = store.db.execute("SELECT segment, key, first_seq, offsets FROM postings")
+    store.db.execute("DROP TABLE postings")
+    store.db.execute(
+        "CREATE TABLE postings (segment BIGINT NOT NULL, key BIGINT NOT NULL, "
+        "first_seq BIGINT NOT NULL, offsets TEXT NOT NULL)"
+    )
+    store.db.executemany(
+        "INSERT INTO postings VALUES (?, ?, ?, ?)", sorted(rows, key=lambda r: -r[1])
+    )
+    store.db.execute("CREATE INDEX postings_by_key ON postings (segment, key DESC)")
+    report = world.reader.verify()
+    assert report.intact, report.problem
+    assert world.reader.query({"agency": HOUSING})["entries"]
+    _tamper_posting_deleted(store, world)
+    report = world.reader.verify()
+    assert (report.intact, report.first_bad_entry) == (False, 4), report.problem
+
+
+def test_a_posting_key_that_is_not_an_integer_is_malformed(world: LedgerWorld) -> None:
+    """Housing's posting with its key as text that swallows the first offset: its line
+    reads as before, but a look-up by housing's key finds nothing. SQLite lets a key
+    column hold text; PostgreSQL refuses it."""
+    populate(world)
+    store = world.service.store
+    key, offsets = _housing_posting(store)
+    first, rest = offsets.split(" ", 1)
+    hide = "UPDATE postings SET key = ?, offsets = ? WHERE key = ? AND first_seq = 4"
+    if store.dialect == "postgresql":
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            store.db.execute(hide, (f"{key} {first}", rest, key))
+        return
+    store.db.execute(hide, (f"{key} {first}", rest, key))
+    assert not world.reader.query({"agency": HOUSING})["entries"]
+    report = world.reader.verify()
+    assert (report.intact, report.first_bad_entry) == (False, 4)
+    assert "entries 4 to 7 has a malformed posting" in (report.problem or "")
+
+
+def _my_verify_workers() -> list[str]:
+    """This process's verify workers still running (other tests' may run beside it)."""
+    mine = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):  # not a process, or it ended meanwhile
+            continue
+        if b"broker.ledger.verify_worker" in cmdline and parent == os.getpid():
+            mine.append(proc.name)
+    return mine
+
+
+def test_a_failed_worker_fails_verify_and_leaves_no_process(tmp_path: Path) -> None:
+    """Here the workers cannot open the ledger: verify fails, naming the exit status,
+    rather than reporting on the chunks it has; no worker is left running."""
+    gone = Job(target=str(tmp_path / "gone.sqlite"), chunk=64, marks=[], compare_from=0, size=256)
+    with pytest.raises(RuntimeError, match="a verify worker failed: exit 2"):
+        _hash_chunks(gone, [0, 64, 128, 192], workers=2)
+    assert not _my_verify_workers()
+    assert not (tmp_path / "gone.sqlite").exists()
+    with pytest.raises(ConfigurationError, match="no ledger database at"):
+        _hash_chunks(gone, [0], workers=1)
 
 
 def test_a_chunk_result_survives_the_trip_from_a_worker() -> None:

@@ -23,6 +23,9 @@ CACHE_KIB = 256 * 1024
 PAGE_SIZE = 16384
 # How often the checkpointer copies committed pages from the WAL into the database.
 CHECKPOINT_EVERY_S = 0.05
+# A scan (verify) maps the file instead: SQLite then reads pages in place rather than
+# copying each into its cache first, which is most of the cost of reading a block.
+SCAN_MMAP_BYTES = 1 << 40  # SQLite caps it at its own compile-time limit
 
 
 class Database:
@@ -47,7 +50,9 @@ class Database:
 class SqliteDatabase(Database):
     dialect: Dialect = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, scan: bool = False) -> None:
+        if scan and not path.is_file():  # a scan reads a ledger; it never starts one
+            raise ConfigurationError(f"no ledger database at {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # A web server answers from worker threads: one connection, used under a lock.
@@ -57,7 +62,12 @@ class SqliteDatabase(Database):
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed audit record survives power loss; batches keep it cheap.
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        if scan:
+            # Reads every page once: a big cache would only be filled, never re-read.
+            self._db.execute(f"PRAGMA mmap_size={SCAN_MMAP_BYTES}")
+            self._db.execute("PRAGMA query_only=1")
+        else:
+            self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         # Readers and the checkpointer share the file: wait for a lock rather than fail.
         self._db.execute("PRAGMA busy_timeout=10000")
         self._checkpointer: _Checkpointer | None = None
@@ -167,8 +177,9 @@ class PostgresDatabase(Database):
         self._conn.close()
 
 
-def connect(target: str | Path) -> SqliteDatabase | PostgresDatabase:
-    """A PostgreSQL URL, or a SQLite file path."""
+def connect(target: str | Path, *, scan: bool = False) -> SqliteDatabase | PostgresDatabase:
+    """A PostgreSQL URL, or a SQLite file path. ``scan``: a read-only connection for one
+    pass over the whole log (verify)."""
     if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
         return PostgresDatabase(target)
     if isinstance(target, str) and "://" in target:
@@ -176,4 +187,4 @@ def connect(target: str | Path) -> SqliteDatabase | PostgresDatabase:
             f"unsupported ledger database URL scheme {target.split('://')[0]!r}: "
             "use postgresql://... or a SQLite file path"
         )
-    return SqliteDatabase(Path(target))
+    return SqliteDatabase(Path(target), scan=scan)

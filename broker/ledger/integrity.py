@@ -14,31 +14,35 @@ Checks, reading every stored byte once:
   6. no event id is recorded for an entry that is no longer stored.
 The first failure is reported with the entry it concerns. Nothing is ever repaired.
 
-The log is hashed in aligned chunks of ``CHUNK`` entries, one process per core
-(``verify_worker``): a chunk's subtree does not depend on any other, so the chunks'
-edges fold into the tree head at any size (see ``_root_at``).
+The log is hashed in aligned chunks of ``HASH_CHUNK`` entries on a process per core
+(``verify_worker``), each handed the next chunk as it finishes one: a chunk's subtree
+does not depend on any other, so the chunks' edges fold into the tree head at any size
+(see ``_root_at``).
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 import itertools
-import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from broker.errors import VerificationError
 from broker.ledger import merkle, search
 from broker.ledger.checkpoint import VerifiedCheckpoint, open_checkpoint
+from broker.ledger.database import connect
 from broker.ledger.store import BLOCK, LedgerStore, split_block
 from broker.ledger.verify_proofs import ProofError, verify_consistency
-from broker.ledger.verify_worker import ChunkResult, check_chunk, result_from_json
+from broker.ledger.verify_worker import ChunkResult, Job, result_from_json
 
 CHUNK = 1 << search.SEGMENT_BITS  # a chunk of the log is a segment of its index, or part
+# Chunks of a quarter segment: small enough that the workers finish together.
+HASH_CHUNK = CHUNK >> 2
 
 
 @dataclass(frozen=True)
@@ -134,15 +138,14 @@ def _entries(
     stored = store.size()
     sizes = [cp.size for cp in checkpoints]
     starts = list(range(0, max(stored, 1), chunk))
-    results = _hash_chunks(
-        store.target,
-        starts,
-        chunk,
+    job = Job(
+        target=str(store.target),
+        chunk=chunk,
         marks=sizes,
         compare_from=sizes[-1] if sizes else 0,
         size=stored,
-        workers=workers,
     )
+    results = _hash_chunks(job, starts, workers)
     targets = iter(checkpoints)
     target = next(targets, None)
     while target is not None and target.size == 0:
@@ -172,69 +175,101 @@ def _entries(
     return n, [results[s] for s in starts]
 
 
-def _hash_chunks(
-    target: Path | str,
-    starts: list[int],
-    chunk: int,
-    *,
-    marks: list[int],
-    compare_from: int,
-    size: int,
-    workers: int,
-) -> dict[int, ChunkResult]:
-    """Every chunk's result: here for one chunk or one worker, else a process per worker
-    over interleaved chunks (so each gets a share of every stretch of the log)."""
+def _hash_chunks(job: Job, starts: list[int], workers: int) -> dict[int, ChunkResult]:
+    """Every chunk's result: here for one chunk or one worker, else on a process per
+    worker, each handed the next chunk as it finishes one (the first chunk of each
+    segment also reads that segment's index, so chunks differ in cost)."""
     if workers <= 1 or len(starts) <= 1:
-        return {
-            s: check_chunk(
-                target,
-                s,
-                s + chunk,
-                marks=[m for m in marks if s < m <= s + chunk],
-                compare_from=compare_from,
-                size=size,
-            )
-            for s in starts
-        }
+        return _hash_here(job, starts)
+    pending = collections.deque(starts)
+    results: dict[int, ChunkResult] = {}
+    failures: list[BaseException] = []
     procs: list[subprocess.Popen[str]] = []
     try:
-        for w in range(min(workers, len(starts))):
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "broker.ledger.verify_worker"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
+        for _ in range(min(workers, len(starts))):
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "broker.ledger.verify_worker"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
             )
-            procs.append(proc)
-            job = {
-                "target": str(target),
-                "chunk": chunk,
-                "compare_from": compare_from,
-                "marks": marks,
-                "starts": starts[w::workers],
-                "size": size,
-            }
-            assert proc.stdin is not None  # noqa: S101 - PIPE above
-            proc.stdin.write(json.dumps(job))
-            proc.stdin.close()
-        results: dict[int, ChunkResult] = {}
-        for proc in procs:
-            assert proc.stdout is not None  # noqa: S101 - PIPE above
-            with proc.stdout:
-                out = proc.stdout.read()
-            if proc.wait() != 0:
-                raise RuntimeError(f"a verify worker failed (exit {proc.returncode})")
-            for line in out.splitlines():
-                result = result_from_json(line)
-                results[result.start] = result
+        drivers = [
+            threading.Thread(target=_drive, args=(p, job, pending, results, failures), daemon=True)
+            for p in procs
+        ]
+        for driver in drivers:
+            driver.start()
+        for driver in drivers:
+            driver.join()
+        exits = [proc.wait() for proc in procs]
+        if failures:
+            raise RuntimeError(f"a verify worker failed: {failures[0]}")
+        if any(exits):
+            raise RuntimeError(f"a verify worker failed: exit {next(e for e in exits if e)}")
+        if len(results) != len(starts):
+            raise RuntimeError("a verify worker failed: a chunk has no result")
         return results
     finally:
         for proc in procs:  # on any failure or Ctrl-C: no worker outlives verify
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+
+def _hash_here(job: Job, starts: list[int]) -> dict[int, ChunkResult]:
+    db = connect(job.target, scan=True)
+    try:
+        return {s: job.check(db, s) for s in starts}
+    finally:
+        db.close()
+
+
+def _drive(
+    proc: subprocess.Popen[str],
+    job: Job,
+    pending: collections.deque[int],
+    results: dict[int, ChunkResult],
+    failures: list[BaseException],
+) -> None:
+    """Feed one worker chunks from ``pending`` (two ahead, so it never waits for the
+    next) and collect its results, until ``pending`` is empty."""
+    stdin, stdout = proc.stdin, proc.stdout
+    assert stdin is not None  # noqa: S101 - PIPE
+    assert stdout is not None  # noqa: S101 - PIPE
+    try:
+        stdin.write(job.to_json() + "\n")
+        handed = _hand(stdin, pending) + _hand(stdin, pending)
+        while handed:
+            line = stdout.readline()
+            if not line:  # it died: its exit status says how
+                return
+            result = result_from_json(line)
+            results[result.start] = result
+            handed -= 1
+            if not stdin.closed:
+                handed += _hand(stdin, pending)
+    except (OSError, ValueError) as exc:  # a broken pipe, or a line that is not a result
+        failures.append(exc)
+    finally:
+        if not stdin.closed:
+            stdin.close()
+
+
+def _hand(stdin: IO[str], pending: collections.deque[int]) -> int:
+    """Hand the worker the next chunk (1), or end its input when none is left (0)."""
+    try:
+        start = pending.popleft()  # a deque's popleft is atomic across threads
+    except IndexError:
+        stdin.close()
+        return 0
+    stdin.write(f"{start}\n")
+    stdin.flush()
+    return 1
 
 
 def _merge(prefix: list[bytes], root: bytes, index: int) -> list[bytes]:
@@ -325,7 +360,7 @@ def verify_ledger(
     *,
     verifier_key: str,
     origin: str,
-    chunk: int = CHUNK,
+    chunk: int = HASH_CHUNK,
     workers: int | None = None,
 ) -> IntegrityReport:
     if not BLOCK <= chunk <= CHUNK or chunk & (chunk - 1):

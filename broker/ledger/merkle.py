@@ -14,6 +14,7 @@ of those keys. Verification lives in ``verify_proofs`` (standalone, by design).
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
 from broker.ledger.verify_proofs import NODE_PREFIX, leaf_hash, node_hash
@@ -154,24 +155,33 @@ class CompactRange:
 
     def extend(self, leaves: Iterable[bytes], keep_from: int = 0) -> list[tuple[int, int, bytes]]:
         """Add leaf hashes; returns the new ``(level, index, hash)`` nodes at ``keep_from``
-        and above (the append path of every entry, so the hashing is inlined)."""
+        and above. A level at a time: at each, the new nodes (after the edge's node at
+        that level, when they start at an odd index) pair into the next level's, and an
+        unpaired last one becomes the new edge's node at that level."""
+        current = list(leaves)
+        if not current:
+            return []
         stack = self._stack
-        size = self.size
+        start, level = self.size, 0  # index of current[0] at this level
+        self.size += len(current)
         created: list[tuple[int, int, bytes]] = []
+        edge: list[bytes] = []  # the new edge's nodes below the old edge's, lowest first
         sha256 = hashlib.sha256
-        for leaf in leaves:
-            index, h, level = size, leaf, 0
-            if keep_from == 0:
-                created.append((0, index, leaf))
-            while index & 1:
-                h = sha256(NODE_PREFIX + stack.pop() + h).digest()
-                level += 1
-                index >>= 1
-                if level >= keep_from:
-                    created.append((level, index, h))
-            stack.append(h)
-            size += 1
-        self.size = size
+        while current:
+            if level >= keep_from:
+                created += zip(itertools.repeat(level), itertools.count(start), current)
+            if start & 1:  # its left sibling is the old edge's node at this level
+                current.insert(0, stack.pop())
+                start -= 1
+            if len(current) & 1:
+                edge.append(current.pop())
+            current = [
+                sha256(NODE_PREFIX + a + b).digest()
+                for a, b in zip(current[::2], current[1::2], strict=True)
+            ]
+            start >>= 1
+            level += 1
+        stack += reversed(edge)
         return created
 
     def root(self) -> bytes:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import operator
 import struct
 from collections.abc import Sequence
@@ -44,7 +45,6 @@ POSTED = ("subject_ref", "user", "isa_id", "agency", "act", "outcome")
 SEGMENT_BITS = 16
 GENESIS = hashlib.sha256(b"mappa-ledger-index/v1 genesis").digest()
 _DOMAIN = b"mappa-ledger-index/v1"
-_POSTED_OF = operator.itemgetter(*POSTED)
 _U64 = struct.Struct(">QQ")
 
 
@@ -73,39 +73,51 @@ def build(first_seq: int, events: Sequence[AuditEvent]) -> BatchIndex:
     """The postings and time range of the events appended from ``first_seq`` on.
 
     On the append path of every event, so it is written for speed: a field at a time,
-    an offset kept as a bare int until its value is seen twice, texts made once."""
+    grouped and keyed by the interpreter's C loops where the field's values allow it."""
     fields: list[dict[str, Any]] = [e.__dict__ for e in events]
     text = list(map(str, range(len(fields))))
     merged: dict[int, str] = {}
-    columns = zip(*map(_POSTED_OF, fields), strict=True) if fields else iter(())
-    for name, column in zip(POSTED, columns, strict=False):
-        groups: dict[Any, int | list[int]] = {}
-        get = groups.get
-        for offset, value in enumerate(column):
-            if value is None:
-                continue
-            found = get(value)
-            if found is None:
-                groups[value] = offset
-            elif isinstance(found, int):
-                groups[value] = [found, offset]
-            else:
-                found.append(offset)
-        for value, offsets in groups.items():
-            # str(): act and outcome are StrEnums; their text is the value.
-            k = posting_key(name, str(value))
-            if isinstance(offsets, int):
-                joined = text[offsets]
-            else:
-                joined = " ".join(map(text.__getitem__, offsets))
+    for name in POSTED:
+        occurring = _occurrences(list(map(operator.itemgetter(name), fields)), text)
+        occurring.pop(None, None)
+        # str(): act and outcome are StrEnums; their text is the value.
+        keys = list(map(posting_key, itertools.repeat(name), map(str, occurring)))
+        if len(set(keys)) == len(keys) and merged.keys().isdisjoint(keys):
+            merged.update(zip(keys, occurring.values(), strict=True))
+            continue
+        for k, offsets in zip(keys, occurring.values(), strict=True):
             if k in merged:  # two values sharing a key (rare) share a posting
-                joined = " ".join(
-                    map(str, sorted({*decode_offsets(merged[k]), *decode_offsets(joined)}))
-                )
-            merged[k] = joined
+                both = {*decode_offsets(merged[k]), *decode_offsets(offsets)}
+                merged[k] = " ".join(map(str, sorted(both)))
+            else:
+                merged[k] = offsets
     times = [row["time"] for row in fields]
     lines = [f"{k} {merged[k]}" for k in sorted(merged)]
     return BatchIndex(first_seq, len(fields), min(times), max(times), lines)
+
+
+# Up to this many distinct values, a field is grouped by one C-speed pass per value.
+_FEW = 8
+
+
+def _occurrences(column: Sequence[Any], text: list[str]) -> dict[Any, str]:
+    """Each distinct value of a column with where it occurs: its offsets' text, in order."""
+    last = dict(zip(column, text, strict=True))
+    if len(last) == len(column):  # every value once: subjects, mostly
+        return last
+    if len(last) <= _FEW:  # a handful of values: agency, act, outcome, ...
+        return {
+            v: " ".join(itertools.compress(text, map(operator.eq, column, itertools.repeat(v))))
+            for v in last
+        }
+    groups: dict[Any, list[str]] = {}
+    for value, offset in zip(column, text, strict=True):
+        found = groups.get(value)
+        if found is None:
+            groups[value] = [offset]
+        else:
+            found.append(offset)
+    return {v: " ".join(offsets) for v, offsets in groups.items()}
 
 
 def chain(previous: bytes, batch: BatchIndex) -> bytes:

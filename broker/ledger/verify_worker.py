@@ -7,24 +7,23 @@ hash of each batch's search-index postings (the chunk is also a segment of the i
 see ``search``). It decides nothing: ``integrity`` folds the chunks together and
 holds them to the signed checkpoints.
 
-Run as ``python -m broker.ledger.verify_worker``, a worker reads its job (JSON) on
-stdin and writes one JSON line per chunk on stdout. It imports nothing heavy, so a
-process per core starts in a tenth of a second (multiprocessing's spawn would
+Run as ``python -m broker.ledger.verify_worker``, a worker reads its job (JSON) and
+then chunk starts on stdin and writes one JSON line per chunk on stdout, reading the
+database through one read-only, memory-mapped connection. It imports nothing heavy,
+so a process per core starts in a tenth of a second (multiprocessing's spawn would
 re-import the caller's main module, the whole CLI, in every worker).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import operator
 import sys
 from array import array
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from broker.errors import MappaError
 from broker.ledger import merkle, search
 from broker.ledger.database import Database, connect
 
@@ -71,7 +70,7 @@ def _leaves(db: Database, result: ChunkResult, end: int, compare_from: int) -> l
                 or len(recorded) != 32 * count
                 or ends[-1] != len(data)
                 or first + count > end
-                or any(b < a for a, b in itertools.pairwise(ends))
+                or sorted(ends) != ends.tolist()
             ):
                 result.problem = _malformed(first)
                 return leaves
@@ -91,41 +90,71 @@ def _index(db: Database, result: ChunkResult, size: int) -> None:
     """Content hashes of the batches starting in this chunk (below ``size``), from their
     postings."""
     segment = result.start >> search.SEGMENT_BITS
-    # Sorted by batch here, in the database: each batch's lines come out together, in
-    # key order, ready to be joined (no Python work per posting).
-    lines = db.execute(
-        f"SELECT first_seq, {_LINE} FROM postings WHERE segment = ? AND first_seq < ? "  # noqa: S608
-        "ORDER BY first_seq, key",
+    # The database joins each batch's lines (no Python work per posting). PostgreSQL is
+    # told their order; SQLite (before 3.44) joins them in the order it reads them,
+    # which is the stored order (segment, batch, key), so each batch is re-read in
+    # an order it is told whenever its joined lines do not chain to its recorded digest.
+    # Joined lines read one way only (so equal text means equal postings) if every key
+    # is an integer (SQLite keeps whatever it is given, and sorts text above numbers, so
+    # the largest key says) and there are as many line breaks as postings less one (a
+    # line break in offsets would pass one posting off as two): checked in the pass.
+    joined: dict[Any, str] = {}
+    malformed: list[int] = []
+    for first, lines, postings, top in db.execute(
+        f"SELECT first_seq, {_JOINED[db.dialect]}, count(*), max(key) "  # noqa: S608
+        "FROM postings WHERE segment = ? AND first_seq < ? GROUP BY first_seq",
         (segment, size),
+    ):
+        joined[first] = lines or ""
+        if not isinstance(top, int) or joined[first].count("\n") != postings - 1:
+            malformed.append(int(first))
+    low, high = segment << search.SEGMENT_BITS, min(size, (segment + 1) << search.SEGMENT_BITS)
+    before = db.execute(
+        "SELECT digest FROM batches WHERE first_seq < ? ORDER BY first_seq DESC LIMIT 1", (low,)
     )
-    by_batch = {
-        first: "\n".join(map(_second, group))
-        for first, group in itertools.groupby(lines, key=_first)
-    }
+    previous = bytes(before[0][0]) if before else search.GENESIS
     batches = db.execute(
         "SELECT first_seq, count, min_time, max_time, digest FROM batches "
         "WHERE first_seq >= ? AND first_seq < ? ORDER BY first_seq",
-        (segment << search.SEGMENT_BITS, min(size, (segment + 1) << search.SEGMENT_BITS)),
+        (low, high),
     )
     for first, count, min_time, max_time, recorded in batches:
-        mine = by_batch.pop(first, "")
-        content = search.content_hash(
-            first_seq=int(first), count=int(count), min_time=min_time, max_time=max_time, lines=mine
-        )
+        lines = joined.pop(first, None) or ""
+        fields = {"first_seq": int(first), "count": int(count), "min_time": min_time}
+        content = search.content_hash(**fields, max_time=max_time, lines=lines)
+        if search.link(previous, content) != bytes(recorded):
+            ordered = db.execute(
+                f"SELECT {_LINE} FROM postings WHERE segment = ? AND first_seq = ? "  # noqa: S608
+                "ORDER BY key",
+                (segment, first),
+            )
+            lines = "\n".join(line for (line,) in ordered)
+            content = search.content_hash(**fields, max_time=max_time, lines=lines)
+        previous = bytes(recorded)
         result.batches.append((int(first), int(count), content, bytes(recorded)))
-    if by_batch:
-        stray = min(by_batch)
+    if joined:
+        stray = min(joined)
         result.index_problem = (stray, search.orphan(stray))
+    elif malformed:
+        first = min(malformed)
+        count = next(c for f, c, _, _ in result.batches if f == first)
+        result.index_problem = (
+            first,
+            f"the search index of entries {first} to {first + count - 1} has a malformed "
+            "posting (a key that is not a number, or a line break in its offsets)",
+        )
 
 
 # One posting as the text its batch's content hash covers (see ``search.content_hash``).
 _LINE = "CAST(key AS TEXT) || ' ' || offsets"
-_first = operator.itemgetter(0)
-_second = operator.itemgetter(1)
+_JOINED = {
+    "sqlite": f"group_concat({_LINE}, char(10))",
+    "postgresql": f"string_agg({_LINE}, chr(10) ORDER BY key)",
+}
 
 
 def check_chunk(
-    target: Path | str, start: int, end: int, *, marks: list[int], compare_from: int, size: int
+    db: Database, start: int, end: int, *, marks: list[int], compare_from: int, size: int
 ) -> ChunkResult:
     """Check entries ``[start, end)`` (``start`` a multiple of ``end - start``) of the
     first ``size`` (what the log held when verify began: later appends are not looked at).
@@ -133,13 +162,9 @@ def check_chunk(
     ``marks``: sizes in ``(start, end]`` at which to report the chunk's edge; leaves from
     ``compare_from`` on are also compared with the ones recorded at append time."""
     result = ChunkResult(start, start)
-    db = connect(target)
-    try:
-        leaves = _leaves(db, result, min(end, size), compare_from)
-        if start % (1 << search.SEGMENT_BITS) == 0:  # chunks never span segments
-            _index(db, result, size)
-    finally:
-        db.close()
+    leaves = _leaves(db, result, min(end, size), compare_from)
+    if start % (1 << search.SEGMENT_BITS) == 0:  # chunks never span segments
+        _index(db, result, size)
     result.end = start + len(leaves)
     levels = merkle.levels(leaves)
     for at in [*(m for m in marks if m <= result.end), result.end]:
@@ -147,6 +172,31 @@ def check_chunk(
             levels[level][index - (start >> level)] for level, index in merkle.range_keys(start, at)
         ]
     return result
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every chunk of one verify run shares (see ``check_chunk``)."""
+
+    target: str
+    chunk: int
+    marks: list[int]
+    compare_from: int
+    size: int
+
+    def check(self, db: Database, start: int) -> ChunkResult:
+        end = start + self.chunk
+        return check_chunk(
+            db,
+            start,
+            end,
+            marks=[m for m in self.marks if start < m <= end],
+            compare_from=self.compare_from,
+            size=self.size,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
 
 
 def result_to_json(result: ChunkResult) -> str:
@@ -182,22 +232,20 @@ def result_from_json(line: str) -> ChunkResult:
 
 
 def main() -> None:
-    """Job on stdin: {"target", "chunk", "compare_from", "marks", "starts", "size"}."""
-    job = json.loads(sys.stdin.read())
-    marks: list[int] = job["marks"]
-    chunk: int = job["chunk"]
-    for start in job["starts"]:
-        wanted = [m for m in marks if start < m <= start + chunk]
-        result = check_chunk(
-            job["target"],
-            start,
-            start + chunk,
-            marks=wanted,
-            compare_from=job["compare_from"],
-            size=job["size"],
-        )
-        sys.stdout.write(result_to_json(result) + "\n")
-        sys.stdout.flush()
+    """On stdin: the job (one JSON line), then a chunk start a line, as the parent hands
+    them out; on stdout: each chunk's result (one JSON line). Ends at end of input."""
+    job = Job(**json.loads(sys.stdin.readline()))
+    try:
+        db = connect(job.target, scan=True)
+    except MappaError as exc:  # said once, plainly: the parent reports the exit status
+        sys.stderr.write(f"verify worker: {exc}\n")
+        raise SystemExit(2) from None
+    try:
+        for line in sys.stdin:
+            sys.stdout.write(result_to_json(job.check(db, int(line))) + "\n")
+            sys.stdout.flush()
+    finally:
+        db.close()
 
 
 if __name__ == "__main__":
