@@ -88,7 +88,12 @@ class AuditEmitter:
         self._store = store
         self._clock = clock
         self._topic = topic
-        self.emitted = 0
+
+    @property
+    def emitted(self) -> int:
+        """Audit events this agency's outbox holds: one emitted in a unit of work that
+        rolled back is not counted (it was never kept, so no ledger will hold it)."""
+        return self._store.outbox_counts().get(self._topic, 0)
 
     def rekey(self, signing_key: PrivateKey) -> None:
         """Sign from now on with a rotated key."""
@@ -114,5 +119,4 @@ class AuditEmitter:
             signed.model_dump_json().encode(),
             key=(event.subject_ref or event.agency).encode(),
         )
-        self.emitted += 1
         return event

@@ -48,7 +48,6 @@ class Lifecycle:
     ) -> PublishResult:
         """Publish ``corrected`` as superseding ``original_message_id``; record the alteration."""
         ctx = self._ctx
-        emitted = ctx.audit.emitted
         try:
             with ctx.store.transaction():
                 result = self._publisher.publish(
@@ -71,7 +70,6 @@ class Lifecycle:
         except MappaError as exc:
             # The publish (and its own refusal record) rolled back with the unit, so nothing
             # it emitted was kept; the refusal of the correction is recorded here instead.
-            ctx.audit.emitted = emitted
             with ctx.store.transaction():
                 ctx.audit.emit(
                     AuditAct.REFUSAL,

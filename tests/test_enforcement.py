@@ -18,6 +18,7 @@ from broker.publish import PublishResult
 from broker.receive import Handling
 from broker.transport import KafkaTransport
 from broker.trust_admin import governance_key
+from schemas.audit import AuditAct, Operation
 from schemas.common import Role, ViewKind, from_data
 from schemas.isa import Access, Agreement, PublishRule, ShareRule
 from schemas.messages import CaseTeam, derive_view
@@ -327,6 +328,19 @@ async def test_sender_refusals_are_audited_and_leave_nothing_half_written(
             assert {t: n - before.get(t, 0) for t, n in after.items() if n != before.get(t, 0)} == {
                 w.deployment.topics.audit: 1
             }
+            assert w.gw(sender).ctx.audit.emitted == after[w.deployment.topics.audit]
+        # An event emitted in a unit of work that rolls back was never kept: not counted.
+        ctx = w.gw(POLICE).ctx
+        kept = ctx.audit.emitted
+
+        def failing_unit() -> None:
+            with ctx.store.transaction():
+                ctx.audit.emit(AuditAct.CONSULTATION, Operation.CONSULT, user="ppu.officer.1")
+                raise RuntimeError("the unit of work fails after the event")
+
+        with pytest.raises(RuntimeError):
+            failing_unit()
+        assert ctx.audit.emitted == kept
         # On the team, the same housing message goes out.
         await set_team(w, *CORE, (HOUSING, Role.HOUSING), hear=(HOUSING,))
         sent = await w.gw(HOUSING).publish(release_scheduled(), purpose="tenancy planning")
