@@ -17,6 +17,7 @@ import pytest
 from broker.embedded import EmbeddedBroker
 from broker.transport import KafkaTransport
 from tests.support import PARTIES, World, build_world
+from tests.transfer_world import TransferWorld, build_transfer_world
 
 
 def docker_engine_answers() -> bool:
@@ -86,6 +87,16 @@ async def world(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Worl
     # Every party on the subject's case team, so rules that need an active role reach
     # the same agencies as the rules without one.
     w.seed_case_team(PARTIES)
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+@pytest.fixture
+async def tworld(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[TransferWorld]:
+    """Two areas' agencies, desks and a ledger, for an offender moving between them."""
+    w = await build_transfer_world(tmp_path, transport)
     try:
         yield w
     finally:

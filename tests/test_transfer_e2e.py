@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +11,6 @@ from broker.crypto.encoding import strict_json
 from broker.errors import SchemaError
 from broker.receive import Handled, Handling
 from broker.transfer.rules import TransferRefused
-from broker.transport import KafkaTransport
 from schemas.common import ViewKind
 from schemas.transfer import TransferAccept, TransferRequest, TransferState
 from tests.transfer_world import (
@@ -31,7 +28,6 @@ from tests.transfer_world import (
     PROBATION_B,
     TO,
     TransferWorld,
-    build_transfer_world,
     case_team,
     read_all,
     refused_everywhere,
@@ -39,15 +35,6 @@ from tests.transfer_world import (
 )
 
 CASE_HOLDERS = (POLICE_A, PROBATION_A, PRISON_A, COORD_A, POLICE_B, PROBATION_B, PRISON_B, COORD_B)
-
-
-@pytest.fixture
-async def tworld(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[TransferWorld]:
-    w = await build_transfer_world(tmp_path, transport)
-    try:
-        yield w
-    finally:
-        await w.close()
 
 
 def ras(w: TransferWorld, agency: str, topic_part: str) -> list[Handled]:

@@ -12,17 +12,13 @@ and nothing is applied: no registry change, no inbox item, no case team.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from broker.crypto.encoding import jcs, strict_json
 from broker.receive import Handling
 from broker.transfer.envelopes import HANDOVER_PURPOSE, STEP_PURPOSE
 from broker.transfer.rules import step_of
-from broker.transport import KafkaTransport
 from schemas.common import ViewKind
 from schemas.messages import MessageBody, derive_view
 from schemas.messages.examples import example
@@ -42,7 +38,6 @@ from tests.transfer_world import (
     PROBATION_B,
     TO,
     TransferWorld,
-    build_transfer_world,
     case_team,
     read_all,
     refused_everywhere,
@@ -56,15 +51,6 @@ RECEIVING_TEAM = (POLICE_B, PROBATION_B, HOUSING_B)
 OTHER_PNC = "2015/0012345Q"
 
 Refusal = tuple[bytes, str, tuple[str, ...]]
-
-
-@pytest.fixture
-async def tworld(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[TransferWorld]:
-    w = await build_transfer_world(tmp_path, transport)
-    try:
-        yield w
-    finally:
-        await w.close()
 
 
 # -- forging ---------------------------------------------------------------------------------
