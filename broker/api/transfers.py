@@ -32,12 +32,13 @@ from broker.api.routes import AUTH, UUID_PATTERN
 from broker.transfer.deadlines import deadlines, overdue
 from broker.transfer.desk import TransferDesk
 from broker.transfer.rules import TransferRefused
+from schemas.common import ISO_DATE_PATTERN
 from schemas.messages.base import PncId
 from schemas.transfer import TransferRecord
 
 TransferId = Annotated[str, Path(pattern=UUID_PATTERN)]
 
-ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ISO_DAY = re.compile(ISO_DATE_PATTERN)
 
 
 def _iso_day(value: object) -> object:

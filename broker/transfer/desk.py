@@ -45,9 +45,9 @@ from schemas.transfer import (
     TransferState,
 )
 
-# The PNC id's shape (schemas.messages.base.PncId), checked before it is hashed.
 # How long a step waits to see itself ordered on the topic before reporting it pending.
 ORDERING_TIMEOUT_SECONDS = 30
+# The PNC id's shape (schemas.messages.base.PncId), checked before it is hashed.
 _PNC_ID: TypeAdapter[str] = TypeAdapter(PncId)
 # What a desk remembers having handled between two poll_once calls.
 BACKLOG_LIMIT = 1000

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, create_model
 
-from schemas.common import AreaCode, Frozen, ViewKind
+from schemas.common import AreaCode, Frozen, IsoDate, ViewKind
 
 
 class Sensitivity(enum.StrEnum):
@@ -76,7 +76,7 @@ class SubjectIdentifiers(Frozen):
     probation_crn: ProbationCrn | None = None
     prison_number: PrisonNumber | None = None
     name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
-    date_of_birth: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    date_of_birth: IsoDate
 
 
 class Category(enum.IntEnum):
