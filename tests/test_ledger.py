@@ -18,7 +18,7 @@ import pytest
 
 from broker.audit import sign_event, time_ordered_id
 from broker.crypto.keys import PrivateKey
-from broker.errors import ConfigurationError
+from broker.errors import ConfigurationError, MappaError
 from broker.ledger import search
 from broker.ledger.database import connect
 from broker.ledger.integrity import IntegrityReport, _hash_chunks, verify_ledger
@@ -504,8 +504,12 @@ def test_a_failed_worker_fails_verify_and_leaves_no_process(tmp_path: Path) -> N
     """Here the workers cannot open the ledger: verify fails, naming the exit status,
     rather than reporting on the chunks it has; no worker is left running."""
     gone = Job(target=str(tmp_path / "gone.sqlite"), chunk=64, marks=[], compare_from=0, size=256)
-    with pytest.raises(RuntimeError, match="a verify worker failed: exit 2"):
+    with pytest.raises(RuntimeError, match="a verify worker failed: exit 2") as failed:
         _hash_chunks(gone, [0, 64, 128, 192], workers=2)
+    # Reported as an error the CLI and API show (not a traceback), and not as tampering.
+    assert isinstance(failed.value, MappaError)
+    assert failed.value.code == "audit.verify-incomplete"
+    assert "says nothing about the ledger" in str(failed.value)
     assert not _my_verify_workers()
     assert not (tmp_path / "gone.sqlite").exists()
     with pytest.raises(ConfigurationError, match="no ledger database at"):

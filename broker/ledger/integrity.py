@@ -32,7 +32,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
-from broker.errors import VerificationError
+from broker.errors import MappaError, VerificationError
 from broker.ledger import merkle, search
 from broker.ledger.checkpoint import VerifiedCheckpoint, open_checkpoint
 from broker.ledger.database import connect
@@ -57,6 +57,12 @@ class IntegrityReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class VerifyIncomplete(MappaError, RuntimeError):
+    """Verify could not finish (a worker process failed): nothing is said of the ledger."""
+
+    code = "audit.verify-incomplete"
 
 
 class _Tampered(Exception):
@@ -113,10 +119,10 @@ def _moved(entry: int) -> _Tampered:
     )
 
 
-def _named(store: LedgerStore, vouched: int, upto: int, size: int) -> _Tampered:
+def _named(store: LedgerStore, vouched: int, size: int) -> _Tampered:
     """Why the root at ``size`` does not match: the first entry unlike its recorded leaf,
     or (when leaves were rewritten too) the range the last good checkpoint leaves open."""
-    moved = _first_moved(store, vouched, upto)
+    moved = _first_moved(store, vouched, size)
     if moved is not None:
         return _moved(moved)
     return _Tampered(
@@ -150,13 +156,14 @@ def _entries(
     target = next(targets, None)
     while target is not None and target.size == 0:
         target = next(targets, None)
-    prefix: list[bytes] = []  # edge of the tree over every chunk before this one
+    # The tree over every complete chunk so far, each chunk's subtree one of its leaves.
+    prefix = merkle.CompactRange()
     vouched = n = 0
     for start in starts:
         result = results[start]
         while target is not None and target.size <= result.end:
-            if _root_at(prefix, result.edges[target.size]) != target.root:
-                raise _named(store, vouched, target.size, target.size)
+            if _root_at(prefix.edge, result.edges[target.size]) != target.root:
+                raise _named(store, vouched, target.size)
             vouched = target.size
             target = next(targets, None)
         if result.problem is not None:
@@ -169,7 +176,7 @@ def _entries(
         if n < min(start + chunk, stored):
             raise _Tampered(n, f"entry {n} is missing (the log goes on to {stored - 1})")
         if n == start + chunk:
-            prefix = _merge(prefix, result.edges[n][0], start // chunk)
+            prefix.extend([result.edges[n][0]], keep_from=64)  # a whole chunk: its root
     if target is not None:
         raise _Tampered(n, f"entries from {n} are missing: a checkpoint covers {target.size}")
     return n, [results[s] for s in starts]
@@ -203,13 +210,12 @@ def _hash_chunks(job: Job, starts: list[int], workers: int) -> dict[int, ChunkRe
             driver.start()
         for driver in drivers:
             driver.join()
-        exits = [proc.wait() for proc in procs]
-        if failures:
-            raise RuntimeError(f"a verify worker failed: {failures[0]}")
-        if any(exits):
-            raise RuntimeError(f"a verify worker failed: exit {next(e for e in exits if e)}")
-        if len(results) != len(starts):
-            raise RuntimeError("a verify worker failed: a chunk has no result")
+        why = _failure(failures, [proc.wait() for proc in procs], len(starts) - len(results))
+        if why is not None:
+            raise VerifyIncomplete(
+                f"a verify worker failed: {why} (its own message, if any, is on standard "
+                "error); verify did not finish and says nothing about the ledger"
+            )
         return results
     finally:
         for proc in procs:  # on any failure or Ctrl-C: no worker outlives verify
@@ -219,6 +225,14 @@ def _hash_chunks(job: Job, starts: list[int], workers: int) -> dict[int, ChunkRe
             for pipe in (proc.stdin, proc.stdout):
                 if pipe is not None:
                     pipe.close()
+
+
+def _failure(failures: list[BaseException], exits: list[int], missing: int) -> str | None:
+    if failures:
+        return str(failures[0])
+    if any(exits):
+        return f"exit {next(e for e in exits if e)}"
+    return "a chunk has no result" if missing else None
 
 
 def _hash_here(job: Job, starts: list[int]) -> dict[int, ChunkResult]:
@@ -270,18 +284,6 @@ def _hand(stdin: IO[str], pending: collections.deque[int]) -> int:
     stdin.write(f"{start}\n")
     stdin.flush()
     return 1
-
-
-def _merge(prefix: list[bytes], root: bytes, index: int) -> list[bytes]:
-    """The edge over chunks ``0..index`` from the edge over ``0..index-1`` and chunk
-    ``index``'s root (a compact range whose leaves are chunk roots)."""
-    edge = list(prefix)
-    h = root
-    while index & 1:
-        h = merkle.node_hash(edge.pop(), h)
-        index >>= 1
-    edge.append(h)
-    return edge
 
 
 def _index(

@@ -166,7 +166,6 @@ class CompactRange:
         self.size += len(current)
         created: list[tuple[int, int, bytes]] = []
         edge: list[bytes] = []  # the new edge's nodes below the old edge's, lowest first
-        sha256 = hashlib.sha256
         while current:
             if level >= keep_from:
                 created += zip(itertools.repeat(level), itertools.count(start), current)
@@ -175,31 +174,34 @@ class CompactRange:
                 start -= 1
             if len(current) & 1:
                 edge.append(current.pop())
-            current = [
-                sha256(NODE_PREFIX + a + b).digest()
-                for a, b in zip(current[::2], current[1::2], strict=True)
-            ]
+            current = _parents(current)
             start >>= 1
             level += 1
         stack += reversed(edge)
         return created
 
+    @property
+    def edge(self) -> list[bytes]:
+        """One hash per complete subtree of the prefix, largest first."""
+        return list(self._stack)
+
     def root(self) -> bytes:
         return EMPTY_ROOT if not self._stack else fold(self._stack)
+
+
+def _parents(level: Sequence[bytes]) -> list[bytes]:
+    """The node over each pair of a level's hashes (an odd last one has no parent yet)."""
+    sha256 = hashlib.sha256
+    pairs = zip(level[::2], level[1::2], strict=False)
+    return [sha256(NODE_PREFIX + a + b).digest() for a, b in pairs]
 
 
 def levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
     """Every complete aligned subtree over ``leaves``, level by level (level 0: the
     leaves; an odd last hash of a level has no parent yet)."""
-    sha256 = hashlib.sha256
     out = [list(leaves)]
-    level = out[0]
-    while len(level) > 1:
-        level = [
-            sha256(NODE_PREFIX + a + b).digest()
-            for a, b in zip(level[::2], level[1::2], strict=False)
-        ]
-        out.append(level)
+    while len(out[-1]) > 1:
+        out.append(_parents(out[-1]))
     return out
 
 
@@ -209,7 +211,9 @@ def perfect_root(hashes: Sequence[bytes]) -> bytes:
 
 
 def root_from_leaves(leaves: Iterable[bytes]) -> bytes:
-    """The tree head over leaf hashes, in one pass and O(log n) memory."""
+    """The tree head over leaf hashes, in one pass, holding a run of them at a time."""
     tree = CompactRange()
-    tree.extend(leaves, keep_from=64)  # no level reaches 64: only the edge is kept
+    run = iter(leaves)
+    while chunk := list(itertools.islice(run, 1 << 16)):
+        tree.extend(chunk, keep_from=64)  # no level reaches 64: only the edge is kept
     return tree.root()

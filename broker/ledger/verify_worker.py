@@ -1,11 +1,11 @@
 """The part of ``verify`` that reads every stored byte, one aligned chunk at a time.
 
-For a chunk of the log (``CHUNK`` entries from a multiple of it), ``check_chunk``
-recomputes each entry's leaf hash from the stored blocks and the chunk's subtree, a
-level at a time; and, for the append batches that start in the chunk, the content
-hash of each batch's search-index postings (the chunk is also a segment of the index,
-see ``search``). It decides nothing: ``integrity`` folds the chunks together and
-holds them to the signed checkpoints.
+For a chunk of the log (a power of two of entries, at most a segment of the index,
+from a multiple of its size), ``check_chunk`` recomputes each entry's leaf hash from
+the stored blocks and the chunk's subtree, a level at a time; and, when the chunk
+begins a segment, the content hash of each batch of that segment from its
+search-index postings (see ``search``). It decides nothing: ``integrity`` folds the
+chunks together and holds them to the signed checkpoints.
 
 Run as ``python -m broker.ledger.verify_worker``, a worker reads its job (JSON) and
 then chunk starts on stdin and writes one JSON line per chunk on stdout, reading the
@@ -16,6 +16,7 @@ re-import the caller's main module, the whole CLI, in every worker).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -99,7 +100,7 @@ def _index(db: Database, result: ChunkResult, size: int) -> None:
     # the largest key says) and there are as many line breaks as postings less one (a
     # line break in offsets would pass one posting off as two): checked in the pass.
     joined: dict[Any, str] = {}
-    malformed: list[int] = []
+    malformed: set[Any] = set()
     for first, lines, postings, top in db.execute(
         f"SELECT first_seq, {_JOINED[db.dialect]}, count(*), max(key) "  # noqa: S608
         "FROM postings WHERE segment = ? AND first_seq < ? GROUP BY first_seq",
@@ -107,7 +108,7 @@ def _index(db: Database, result: ChunkResult, size: int) -> None:
     ):
         joined[first] = lines or ""
         if not isinstance(top, int) or joined[first].count("\n") != postings - 1:
-            malformed.append(int(first))
+            malformed.add(first)
     low, high = segment << search.SEGMENT_BITS, min(size, (segment + 1) << search.SEGMENT_BITS)
     before = db.execute(
         "SELECT digest FROM batches WHERE first_seq < ? ORDER BY first_seq DESC LIMIT 1", (low,)
@@ -119,30 +120,32 @@ def _index(db: Database, result: ChunkResult, size: int) -> None:
         (low, high),
     )
     for first, count, min_time, max_time, recorded in batches:
-        lines = joined.pop(first, None) or ""
-        fields = {"first_seq": int(first), "count": int(count), "min_time": min_time}
-        content = search.content_hash(**fields, max_time=max_time, lines=lines)
+        batch = functools.partial(
+            search.content_hash,
+            first_seq=int(first),
+            count=int(count),
+            min_time=min_time,
+            max_time=max_time,
+        )
+        content = batch(lines=joined.pop(first, ""))
         if search.link(previous, content) != bytes(recorded):
             ordered = db.execute(
                 f"SELECT {_LINE} FROM postings WHERE segment = ? AND first_seq = ? "  # noqa: S608
                 "ORDER BY key",
                 (segment, first),
             )
-            lines = "\n".join(line for (line,) in ordered)
-            content = search.content_hash(**fields, max_time=max_time, lines=lines)
+            content = batch(lines="\n".join(line for (line,) in ordered))
         previous = bytes(recorded)
         result.batches.append((int(first), int(count), content, bytes(recorded)))
-    if joined:
+        if first in malformed and result.index_problem is None:
+            result.index_problem = (
+                first,
+                f"the search index of entries {first} to {first + count - 1} has a malformed "
+                "posting (a key that is not a number, or a line break in its offsets)",
+            )
+    if joined:  # before any malformed posting: a posting no batch holds
         stray = min(joined)
         result.index_problem = (stray, search.orphan(stray))
-    elif malformed:
-        first = min(malformed)
-        count = next(c for f, c, _, _ in result.batches if f == first)
-        result.index_problem = (
-            first,
-            f"the search index of entries {first} to {first + count - 1} has a malformed "
-            "posting (a key that is not a number, or a line break in its offsets)",
-        )
 
 
 # One posting as the text its batch's content hash covers (see ``search.content_hash``).
