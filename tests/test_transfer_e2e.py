@@ -14,6 +14,7 @@ from broker.transfer.rules import TransferRefused
 from schemas.common import ViewKind
 from schemas.transfer import TransferAccept, TransferRequest, TransferState
 from tests.transfer_world import (
+    CASE_HOLDERS,
     COORD_A,
     COORD_B,
     FROM,
@@ -33,8 +34,6 @@ from tests.transfer_world import (
     refused_everywhere,
     risk_assessment,
 )
-
-CASE_HOLDERS = (POLICE_A, PROBATION_A, PRISON_A, COORD_A, POLICE_B, PROBATION_B, PRISON_B, COORD_B)
 
 
 def ras(w: TransferWorld, agency: str, topic_part: str) -> list[Handled]:

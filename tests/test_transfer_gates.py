@@ -24,6 +24,7 @@ from schemas.messages import MessageBody, derive_view
 from schemas.messages.examples import example
 from schemas.transfer import TransferRequest, TransferState
 from tests.transfer_world import (
+    CASE_HOLDERS,
     COORD_A,
     COORD_B,
     FROM,
@@ -33,7 +34,6 @@ from tests.transfer_world import (
     POLICE_A,
     POLICE_B,
     PRISON_A,
-    PRISON_B,
     PROBATION_A,
     PROBATION_B,
     TO,
@@ -44,7 +44,6 @@ from tests.transfer_world import (
     risk_assessment,
 )
 
-CASE_HOLDERS = (POLICE_A, PROBATION_A, PRISON_A, COORD_A, POLICE_B, PROBATION_B, PRISON_B, COORD_B)
 # What the receiving co-ordinator names at completion: housing is told, and may hold a
 # redacted risk assessment under West Mercia's agreement.
 RECEIVING_TEAM = (POLICE_B, PROBATION_B, HOUSING_B)
@@ -237,7 +236,7 @@ async def test_handover_item_from_anyone_but_the_lead_of_a_completed_transfer_is
     )
     # The same item from the lead to the receiving area after completion is delivered.
     control = seal_item(w, PROBATION_A, ra, ra_b, purpose=handover)
-    await w.transport.send(w.deployment.topics.transfers, control, key=b"x")
+    await w.post(control)
     control_id = message_id_of(control)
     await w.pump(
         lambda: all(
@@ -305,7 +304,7 @@ async def test_handover_richer_than_the_receivers_agreement_allows_is_a_breach(
     ]
     # The same assessment at the view housing's rule gives is delivered.
     control = seal_item(w, PROBATION_A, ra, to, purpose=handover, kind=ViewKind.REDACTED)
-    await w.transport.send(w.deployment.topics.transfers, control, key=b"x")
+    await w.post(control)
     await w.pump(lambda: any(h.view is ViewKind.REDACTED for h in w.delivered(HOUSING_B)))
 
     await dead_lettered_and_audited(w, refusals)
@@ -348,9 +347,7 @@ async def test_transfer_step_that_disagrees_with_its_header_is_refused(
         assert not w.desk(agency).registry.records()
     # The same request with a header that matches is applied everywhere.
     control = a_request(w)
-    await w.transport.send(
-        w.deployment.topics.transfers, forge_step(w, control, CASE_HOLDERS), key=b"x"
-    )
+    await w.post(forge_step(w, control, CASE_HOLDERS))
     await w.pump(lambda: at(w, control.transfer_id, TransferState.REQUESTED, CASE_HOLDERS))
 
 

@@ -33,6 +33,8 @@ SPECS = two_area_specs(FROM, TO)
 POLICE_A, PROBATION_A, PRISON_A, HOUSING_A, COORD_A = (s.agency_id for s in SPECS[:5])
 POLICE_B, PROBATION_B, PRISON_B, HOUSING_B, COORD_B = (s.agency_id for s in SPECS[5:])
 PNC = "2011/0456789K"
+# The co-ordinators and RA agencies of both areas: who holds a transfer step in full.
+CASE_HOLDERS = (POLICE_A, PROBATION_A, PRISON_A, COORD_A, POLICE_B, PROBATION_B, PRISON_B, COORD_B)
 
 
 def risk_assessment(area: str, summary: str = "High risk to children.") -> RiskAssessment:
@@ -152,6 +154,10 @@ class TransferWorld:
         )
         return value
 
+    async def post(self, value: bytes) -> None:
+        """Put a record straight onto the transfer topic, as any signed agency could."""
+        await self.transport.send(self.deployment.topics.transfers, value, key=b"x")
+
     def seal_step(self, sender: str, message: TransferControl) -> bytes:
         """``message`` sealed as ``sender`` for every case holder of both areas, as the
         sender's desk would seal it but without the desk's own checks (as a faulty or
@@ -209,7 +215,7 @@ async def refused_everywhere(
     def refused(agency: str) -> list[str | None]:
         return [h.reason_code for h in w.of(agency, Handling.REFUSED)[before[agency] :]]
 
-    await w.transport.send(w.deployment.topics.transfers, value, key=b"x")
+    await w.post(value)
     await w.pump(lambda: all(code in refused(a) for a in agencies))
     for agency in agencies:
         assert all(h.reason for h in w.of(agency, Handling.REFUSED))
