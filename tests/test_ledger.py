@@ -163,7 +163,7 @@ def test_duplicates_are_appended_once(world: LedgerWorld) -> None:
     assert world.feed(event) == 1
     again = world.signed(event)
     assert world.service.handle_batch([world.record(again), world.record(again)]) == 0
-    assert world.service.store.count() == 1
+    assert world.service.store.size() == 1
     # Restart: the tree edge is reloaded from the database and the log keeps growing.
     store = LedgerStore(world.deployment.settings.database_url or world.deployment.paths.ledger)
     try:
@@ -186,7 +186,7 @@ def test_refused_events_are_recorded_and_visible(world: LedgerWorld) -> None:
     report = world.reader.verify()
     assert report.intact
     assert report.rejected == 3
-    assert world.service.store.count() == 12
+    assert world.service.store.size() == 12
 
 
 def test_bad_query_parameters_get_clear_errors(world: LedgerWorld) -> None:

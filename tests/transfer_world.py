@@ -122,9 +122,9 @@ class TransferWorld:
     async def sync_ledger(self, *, within: float = 20.0) -> None:
         expected = sum(gw.ctx.audit.emitted for gw in self.gateways.values())
         deadline = time.monotonic() + within
-        while self.ledger.store.count() < expected:
+        while self.ledger.store.size() < expected:
             if time.monotonic() > deadline:
-                raise AssertionError(f"ledger has {self.ledger.store.count()} of {expected}")
+                raise AssertionError(f"ledger has {self.ledger.store.size()} of {expected}")
             await self.ledger.poll_once(timeout_ms=50)
 
     def seal(

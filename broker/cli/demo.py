@@ -439,11 +439,11 @@ class DemoRun:
         """Wait until the ledger holds every event the adapters emitted; count them."""
         expected = sum(gw.ctx.audit.emitted for gw in self.gateways.values())
         deadline = time.monotonic() + 20
-        while self.ledger.store.count() < expected and time.monotonic() < deadline:
+        while self.ledger.store.size() < expected and time.monotonic() < deadline:
             await self.ledger.poll_once(timeout_ms=100)
         acts = Counter(e["act"] for e in self.ledger.store.entries())
         return {
-            "records": self.ledger.store.count(),
+            "records": self.ledger.store.size(),
             "expected": expected,
             "by_act": dict(sorted(acts.items())),
             "rejected": len(self.ledger.store.rejected()),

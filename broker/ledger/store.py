@@ -377,9 +377,6 @@ class LedgerStore:
         return None if not rows else (int(rows[0][0]), rows[0][1], rows[0][2])
 
     # -- reading ----------------------------------------------------------------------------
-    def count(self) -> int:
-        return self.size()
-
     def signed_at(self, seqs: Sequence[int]) -> dict[int, bytes]:
         """The signed bytes of the entries ``seqs`` that are stored (one read per block)."""
         wanted = sorted(set(seqs))
