@@ -21,7 +21,7 @@ from broker.crypto.keys import PrivateKey
 from broker.errors import ConfigurationError, MappaError
 from broker.ledger import search
 from broker.ledger.database import connect
-from broker.ledger.integrity import IntegrityReport, _hash_chunks, verify_ledger
+from broker.ledger.integrity import IntegrityReport, _hashing, verify_ledger
 from broker.ledger.query import QueryError, parse_query
 from broker.ledger.search import posting_key
 from broker.ledger.store import LedgerStore
@@ -248,6 +248,14 @@ def _tamper_rewrite_hashes(store: LedgerStore, w: LedgerWorld) -> None:
     rewrite_block(store, 4, lambda e: [e[0], _forged(w), *e[2:]], recompute_leaves=True)
 
 
+def _tamper_recorded_leaf(store: LedgerStore, w: LedgerWorld) -> None:
+    """Entry 5's recorded leaf hash, which proofs are built from, rewritten; the entries
+    are untouched, so every root recomputes: only the consistency proofs fail."""
+    [(recorded,)] = store.db.execute("SELECT leaves FROM blocks WHERE first_seq = 4")
+    forged = bytes(recorded[:32]) + bytes(32) + bytes(recorded[64:])
+    store.db.execute("UPDATE blocks SET leaves = ? WHERE first_seq = 4", (forged,))
+
+
 def _tamper_checkpoint(store: LedgerStore, w: LedgerWorld) -> None:
     note = store.checkpoints()[1][2]
     lines = note.split("\n")
@@ -377,6 +385,7 @@ TAMPERING: dict[str, tuple[Callable[[LedgerStore, LedgerWorld], None], int | Non
     "truncated": (_tamper_truncate, 8, "entries from 8 are missing"),
     "hashes-rewritten": (_tamper_rewrite_hashes, 4, "signed checkpoint of size 8 covers"),
     "checkpoint-forged": (_tamper_checkpoint, None, "checkpoint of size 8"),
+    "recorded-leaf": (_tamper_recorded_leaf, 4, "checkpoints of size 4 and 8 are not consistent"),
     "posting-deleted": (_tamper_posting_deleted, 4, "search index of entries 4 to 7 differs"),
     "posting-moved": (_tamper_posting_moved, 4, "search index of entries 4 to 7 differs"),
     "posting-offsets": (_tamper_posting_offsets, 4, "search index of entries 4 to 7 differs"),
@@ -504,16 +513,18 @@ def test_a_failed_worker_fails_verify_and_leaves_no_process(tmp_path: Path) -> N
     """Here the workers cannot open the ledger: verify fails, naming the exit status,
     rather than reporting on the chunks it has; no worker is left running."""
     gone = Job(target=str(tmp_path / "gone.sqlite"), chunk=64, marks=[], compare_from=0, size=256)
-    with pytest.raises(RuntimeError, match="a verify worker failed: exit 2") as failed:
-        _hash_chunks(gone, [0, 64, 128, 192], workers=2)
+    failing = pytest.raises(RuntimeError, match="a verify worker failed: exit 2")
+    with failing as failed, _hashing(gone, workers=2) as hashed:
+        hashed()
     # Reported as an error the CLI and API show (not a traceback), and not as tampering.
     assert isinstance(failed.value, MappaError)
     assert failed.value.code == "audit.verify-incomplete"
     assert "says nothing about the ledger" in str(failed.value)
     assert not _my_verify_workers()
     assert not (tmp_path / "gone.sqlite").exists()
-    with pytest.raises(ConfigurationError, match="no ledger database at"):
-        _hash_chunks(gone, [0], workers=1)
+    missing = pytest.raises(ConfigurationError, match="no ledger database at")
+    with missing, _hashing(gone, workers=1) as hashed:
+        hashed()
 
 
 def test_a_chunk_result_survives_the_trip_from_a_worker() -> None:

@@ -191,9 +191,17 @@ class CompactRange:
 
 def _parents(level: Sequence[bytes]) -> list[bytes]:
     """The node over each pair of a level's hashes (an odd last one has no parent yet)."""
-    sha256 = hashlib.sha256
-    pairs = zip(level[::2], level[1::2], strict=False)
-    return [sha256(NODE_PREFIX + a + b).digest() for a, b in pairs]
+    # Copying a context that has taken the prefix skips the digest's look-up and set-up,
+    # a sixth of the cost of hashing 65 bytes; it is every other hash verify computes.
+    copy = hashlib.sha256(NODE_PREFIX).copy
+    out: list[bytes] = []
+    append = out.append
+    for left, right in zip(level[::2], level[1::2], strict=False):
+        node = copy()
+        node.update(left)
+        node.update(right)
+        append(node.digest())
+    return out
 
 
 def levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
