@@ -129,11 +129,9 @@ class World:
 
     async def sync_ledger(self, *, within: float = 15.0) -> int:
         expected = sum(gw.ctx.audit.emitted for gw in self.gateways.values())
-        deadline = time.monotonic() + within
-        while self.ledger.store.size() < expected:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"ledger has {self.ledger.store.size()} of {expected}")
-            await self.ledger.poll_once(timeout_ms=50)
+        held = await self.ledger.catch_up(expected, within=within)
+        if held < expected:
+            raise AssertionError(f"ledger has {held} of {expected}")
         return expected
 
     async def read(self, topic: str, at_least: int = 0, *, within: float = 10.0) -> list[Record]:

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -525,6 +526,22 @@ def test_a_failed_worker_fails_verify_and_leaves_no_process(tmp_path: Path) -> N
     missing = pytest.raises(ConfigurationError, match="no ledger database at")
     with missing, _hashing(gone, workers=1) as hashed:
         hashed()
+
+
+def test_concurrent_verifies_take_turns(world: LedgerWorld) -> None:
+    """Each verify starts a worker process per core: a second request (the governance
+    API answers from a pool of threads) waits for the first rather than start a second
+    set."""
+    populate(world)
+    reports: list[IntegrityReport] = []
+    second = threading.Thread(target=lambda: reports.append(world.reader.verify()))
+    with world.reader._verifying:  # a verify under way
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive()
+        assert not reports
+    second.join(timeout=30)
+    assert [r.intact for r in reports] == [True]
 
 
 def test_a_chunk_result_survives_the_trip_from_a_worker() -> None:

@@ -121,11 +121,9 @@ class TransferWorld:
 
     async def sync_ledger(self, *, within: float = 20.0) -> None:
         expected = sum(gw.ctx.audit.emitted for gw in self.gateways.values())
-        deadline = time.monotonic() + within
-        while self.ledger.store.size() < expected:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"ledger has {self.ledger.store.size()} of {expected}")
-            await self.ledger.poll_once(timeout_ms=50)
+        held = await self.ledger.catch_up(expected, within=within)
+        if held < expected:
+            raise AssertionError(f"ledger has {held} of {expected}")
 
     def seal(
         self,

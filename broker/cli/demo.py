@@ -438,12 +438,10 @@ class DemoRun:
     async def audit(self) -> dict[str, Any]:
         """Wait until the ledger holds every event the adapters emitted; count them."""
         expected = sum(gw.ctx.audit.emitted for gw in self.gateways.values())
-        deadline = time.monotonic() + 20
-        while self.ledger.store.size() < expected and time.monotonic() < deadline:
-            await self.ledger.poll_once(timeout_ms=100)
+        records = await self.ledger.catch_up(expected, within=20)
         acts = Counter(e["act"] for e in self.ledger.store.entries())
         return {
-            "records": self.ledger.store.size(),
+            "records": records,
             "expected": expected,
             "by_act": dict(sorted(acts.items())),
             "rejected": len(self.ledger.store.rejected()),

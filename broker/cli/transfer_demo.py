@@ -201,9 +201,7 @@ class TransferDemoRun:
         await self.settle()
         subject_ref = self.deployment.subject_ref(PNC)
         expected = sum(gw.ctx.audit.emitted for gw in self.gateways.values())
-        end = time.monotonic() + 20
-        while self.ledger.store.size() < expected and time.monotonic() < end:
-            await self.ledger.poll_once(timeout_ms=50)
+        await self.ledger.catch_up(expected, within=20)
         chain = self.ledger.store.entries(subject_ref=subject_ref)
         return {
             "transfer": {

@@ -9,6 +9,7 @@ Everything returned is JSON-ready; hashes are standard base64, as in checkpoints
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -47,6 +48,9 @@ class LedgerReader:
         self.origin = origin
         self.verifier_key = verifier_key(origin, public_key)
         self._subject_ref = subject_ref
+        # A verify runs a worker process per core: concurrent requests take turns rather
+        # than start a set each.
+        self._verifying = threading.Lock()
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint(self, size: int | None = None) -> VerifiedCheckpoint:
@@ -182,7 +186,9 @@ class LedgerReader:
         ]
 
     def verify(self) -> IntegrityReport:
-        return verify_ledger(self.store, verifier_key=self.verifier_key, origin=self.origin)
+        """The whole log recomputed and held to its checkpoints; one run at a time."""
+        with self._verifying:
+            return verify_ledger(self.store, verifier_key=self.verifier_key, origin=self.origin)
 
 
 def open_ledger_reader(settings: Settings, passphrase: Callable[[], bytes]) -> LedgerReader:

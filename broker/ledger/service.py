@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -92,6 +93,14 @@ class LedgerService:
         records = await self._reader.poll(timeout_ms=timeout_ms)
         self.handle_batch(records)
         return len(records)
+
+    async def catch_up(self, size: int, *, within: float) -> int:
+        """Poll until the log holds ``size`` entries or ``within`` seconds have passed;
+        returns how many it holds (a caller that needs them all says what is missing)."""
+        deadline = time.monotonic() + within
+        while self.store.size() < size and time.monotonic() < deadline:
+            await self.poll_once(timeout_ms=50)
+        return self.store.size()
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
