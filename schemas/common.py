@@ -94,10 +94,8 @@ Timestamp = Annotated[
 # ASCII digits only: a pattern's \d would take any script's digits.
 ISO_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 IsoDate = Annotated[str, StringConstraints(pattern=ISO_DATE_PATTERN)]
-Uuid = Annotated[
-    str,
-    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
-]
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -19,8 +19,8 @@ from broker.api.models import (
     SubmitRecord,
     Submitted,
 )
+from schemas.common import UUID_PATTERN
 
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 MessageId = Annotated[str, Path(pattern=UUID_PATTERN, description="the message id")]
 MAX_PAGE = 500
 
