@@ -135,16 +135,7 @@ class World:
         return expected
 
     async def read(self, topic: str, at_least: int = 0, *, within: float = 10.0) -> list[Record]:
-        """Every record on ``topic``: waits for ``at_least``, then until a poll is empty."""
-        records: list[Record] = []
-        deadline = time.monotonic() + within
-        async with await self.transport.reader([topic], {}) as reader:
-            while time.monotonic() < deadline:
-                batch = await reader.poll(timeout_ms=100)
-                records += batch
-                if len(records) >= at_least and not batch:
-                    break
-        return records
+        return await read_topic(self.transport, topic, at_least, within=within)
 
     def seed_case_team(self, members: Sequence[str], pnc: str = PNC) -> None:
         """Put a case team straight into every adapter's record, as if the co-ordinator's
@@ -284,3 +275,18 @@ def seed_case_team_on_disk(
                 )
         finally:
             store.close()
+
+
+async def read_topic(
+    transport: KafkaTransport, topic: str, at_least: int = 0, *, within: float = 10.0
+) -> list[Record]:
+    """Every record on ``topic``: waits for ``at_least``, then until a poll is empty."""
+    records: list[Record] = []
+    deadline = time.monotonic() + within
+    async with await transport.reader([topic], {}) as reader:
+        while time.monotonic() < deadline:
+            batch = await reader.poll(timeout_ms=100)
+            records += batch
+            if len(records) >= at_least and not batch:
+                break
+    return records

@@ -30,7 +30,6 @@ from tests.transfer_world import (
     TO,
     TransferWorld,
     case_team,
-    read_all,
     refused_everywhere,
     risk_assessment,
 )
@@ -316,7 +315,7 @@ async def test_bad_transfer_steps_are_refused_and_audited(tworld: TransferWorld)
     # A duplicate: the real request delivered again.
     [original] = [
         r
-        for r in await read_all(w, w.deployment.topics.transfers)
+        for r in await w.read(w.deployment.topics.transfers)
         if r.value
         and strict_json(r.value)["header"]["message_type"] == "transfer-request"
         and strict_json(r.value)["header"]["sender"] == PROBATION_A
@@ -342,7 +341,7 @@ async def test_bad_transfer_steps_are_refused_and_audited(tworld: TransferWorld)
     ):
         assert (code, COORD_A if code != "transfer.wrong-actor" else COORD_B) in by_code
     assert ("transfer.unknown-area", PROBATION_A) in by_code
-    dead = await read_all(w, w.deployment.topics.deadletter)
+    dead = await w.read(w.deployment.topics.deadletter)
     codes = {dict(r.headers)["mappa-reason-code"].decode() for r in dead}
     assert {
         "transfer.unknown",

@@ -39,7 +39,6 @@ from tests.transfer_world import (
     TO,
     TransferWorld,
     case_team,
-    read_all,
     refused_everywhere,
     risk_assessment,
 )
@@ -171,7 +170,7 @@ async def dead_lettered_and_audited(w: TransferWorld, refusals: Sequence[Refusal
     """Each message was refused with its code by exactly its agencies and delivered
     nowhere, dead-lettered with that code by each, and audited as a refusal by each
     (and audited as nothing else: no delivery)."""
-    dead = await read_all(w, w.deployment.topics.deadletter)
+    dead = await w.read(w.deployment.topics.deadletter)
     await w.sync_ledger()
     for value, code, agencies in refusals:
         message_id = message_id_of(value)

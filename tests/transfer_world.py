@@ -26,6 +26,7 @@ from broker.transport import KafkaTransport, Record
 from schemas.common import ViewKind, from_data
 from schemas.messages import CaseTeam, RiskAssessment
 from schemas.transfer import TransferControl
+from tests.support import read_topic
 
 FROM = "staffordshire"
 TO = "west-mercia"
@@ -152,6 +153,10 @@ class TransferWorld:
         )
         return value
 
+    async def read(self, topic: str, at_least: int = 1) -> list[Record]:
+        """Every record on ``topic`` (at least one, unless none comes within 10 s)."""
+        return await read_topic(self.transport, topic, at_least)
+
     async def post(self, value: bytes) -> None:
         """Put a record straight onto the transfer topic, as any signed agency could."""
         await self.transport.send(self.deployment.topics.transfers, value, key=b"x")
@@ -217,14 +222,3 @@ async def refused_everywhere(
     await w.pump(lambda: all(code in refused(a) for a in agencies))
     for agency in agencies:
         assert all(h.reason for h in w.of(agency, Handling.REFUSED))
-
-
-async def read_all(w: TransferWorld, topic: str) -> list[Record]:
-    records: list[Record] = []
-    async with await w.transport.reader([topic], {}) as reader:
-        for _ in range(20):
-            batch = await reader.poll(timeout_ms=100)
-            records += batch
-            if records and not batch:
-                break
-    return records
