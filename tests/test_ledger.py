@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ import pytest
 from broker.audit import sign_event, time_ordered_id
 from broker.crypto.keys import PrivateKey
 from broker.errors import ConfigurationError, MappaError
-from broker.ledger import search
+from broker.ledger import integrity, search
 from broker.ledger.database import connect
 from broker.ledger.integrity import IntegrityReport, _hashing, verify_ledger
 from broker.ledger.query import QueryError, parse_query
@@ -526,6 +527,30 @@ def test_a_failed_worker_fails_verify_and_leaves_no_process(tmp_path: Path) -> N
     missing = pytest.raises(ConfigurationError, match="no ledger database at")
     with missing, _hashing(gone, workers=1) as hashed:
         hashed()
+
+
+@pytest.mark.parametrize(
+    ("worker", "why"),
+    [
+        # Reads its job and answers each chunk with something else.
+        (
+            "import sys\nsys.stdin.readline()\nfor line in sys.stdin: print('hello', flush=True)",
+            "a worker answered 'hello\\n', which is not a chunk result",
+        ),
+        # Reads its job and ends, answering nothing.
+        ("import sys; sys.stdin.readline()", "a worker ended without answering for"),
+    ],
+)
+def test_a_worker_that_does_not_answer_fails_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker: str, why: str
+) -> None:
+    """Verify says it did not finish, and why, rather than report on what it has."""
+    job = Job(target=str(tmp_path / "l.sqlite"), chunk=64, marks=[], compare_from=0, size=256)
+    monkeypatch.setattr(integrity, "_WORKER_COMMAND", [sys.executable, "-c", worker])
+    failing = pytest.raises(integrity.VerifyIncomplete, match="a verify worker failed")
+    with failing as failed, _hashing(job, workers=2) as hashed:
+        hashed()
+    assert why in str(failed.value)
 
 
 def test_concurrent_verifies_take_turns(world: LedgerWorld) -> None:

@@ -52,6 +52,7 @@ HASH_CHUNK = CHUNK >> 2
 # faulted in again, chunk after chunk (a tenth of its time, all system time). A worker
 # keeps what it has had instead: a few tens of MiB. Other C libraries ignore this.
 _WORKER_ENV = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+_WORKER_COMMAND = [sys.executable, "-m", "broker.ledger.verify_worker"]
 
 
 @dataclass(frozen=True)
@@ -198,17 +199,17 @@ def _hashing(job: Job, workers: int) -> Iterator[Callable[[], dict[int, ChunkRes
     segment also reads that segment's index, so chunks differ in cost)."""
     starts = job.starts()
     if workers <= 1 or len(starts) <= 1:
-        yield lambda: _hash_here(job, starts)
+        yield lambda: _hash_here(job)
         return
     pending = collections.deque(starts)
     results: dict[int, ChunkResult] = {}
-    failures: list[BaseException] = []
+    failures: list[str] = []
     procs: list[subprocess.Popen[str]] = []
     try:
         for _ in range(min(workers, len(starts))):
             procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "broker.ledger.verify_worker"],
+                subprocess.Popen(  # noqa: S603 - this package's own worker, no shell
+                    _WORKER_COMMAND,
                     env={**os.environ, **_WORKER_ENV},
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
@@ -225,6 +226,9 @@ def _hashing(job: Job, workers: int) -> Iterator[Callable[[], dict[int, ChunkRes
         def wait() -> dict[int, ChunkResult]:
             for driver in drivers:
                 driver.join()
+            if failures:  # a worker that answers nonsense may block on the rest of it
+                for proc in procs:
+                    proc.kill()
             exits = [proc.wait() for proc in procs]
             why = _failure(failures, exits, len(starts) - len(results))
             if why is not None:
@@ -245,18 +249,18 @@ def _hashing(job: Job, workers: int) -> Iterator[Callable[[], dict[int, ChunkRes
                     pipe.close()
 
 
-def _failure(failures: list[BaseException], exits: list[int], missing: int) -> str | None:
+def _failure(failures: list[str], exits: list[int], missing: int) -> str | None:
     if failures:
-        return str(failures[0])
+        return failures[0]
     if any(exits):
         return f"exit {next(e for e in exits if e)}"
-    return "a chunk has no result" if missing else None
+    return f"a worker ended without answering for {missing} chunk(s)" if missing else None
 
 
-def _hash_here(job: Job, starts: list[int]) -> dict[int, ChunkResult]:
+def _hash_here(job: Job) -> dict[int, ChunkResult]:
     db = connect(job.target, scan=True)
     try:
-        return {s: job.check(db, s) for s in starts}
+        return {s: job.check(db, s) for s in job.starts()}
     finally:
         db.close()
 
@@ -266,7 +270,7 @@ def _drive(
     job: Job,
     pending: collections.deque[int],
     results: dict[int, ChunkResult],
-    failures: list[BaseException],
+    failures: list[str],
 ) -> None:
     """Feed one worker chunks from ``pending`` (two ahead, so it never waits for the
     next) and collect its results, until ``pending`` is empty."""
@@ -280,13 +284,17 @@ def _drive(
             line = stdout.readline()
             if not line:  # it died: its exit status says how
                 return
-            result = result_from_json(line)
+            try:
+                result = result_from_json(line)
+            except (ValueError, LookupError, TypeError):
+                failures.append(f"a worker answered {line[:80]!r}, which is not a chunk result")
+                return
             results[result.start] = result
             handed -= 1
             if not stdin.closed:
                 handed += _hand(stdin, pending)
-    except (OSError, ValueError) as exc:  # a broken pipe, or a line that is not a result
-        failures.append(exc)
+    except OSError as exc:
+        failures.append(f"the pipe to a worker broke ({exc})")
     finally:
         if not stdin.closed:
             stdin.close()
