@@ -250,6 +250,32 @@ def _tamper_rewrite_hashes(store: LedgerStore, w: LedgerWorld) -> None:
     rewrite_block(store, 4, lambda e: [e[0], _forged(w), *e[2:]], recompute_leaves=True)
 
 
+def _tamper_checkpoint_row(store: LedgerStore, w: LedgerWorld) -> None:
+    store.db.execute("UPDATE checkpoints SET time = '2000-01-01T00:00:00.000Z' WHERE size = 8")
+
+
+def _tamper_checkpoint_backdated(store: LedgerStore, w: LedgerWorld) -> None:
+    """Re-signed with the ledger's own key (its operator, or a thief of the key) as if
+    made before the checkpoint of size 4."""
+    size, _, note = store.checkpoints()[1]
+    lines = note.split("\n")
+    root, index = base64.b64decode(lines[2]), base64.b64decode(lines[4].removeprefix("index "))
+    signer = w.service.signer
+    assert signer is not None
+    earlier = "2000-01-01T00:00:00.000Z"
+    store.db.execute(
+        "UPDATE checkpoints SET time = ?, note = ? WHERE size = ?",
+        (earlier, signer.sign(size, root, earlier, index), size),
+    )
+
+
+def _tamper_unsigned_tail(store: LedgerStore, w: LedgerWorld) -> None:
+    """Entry 9 replaced where no checkpoint covers it yet (the last one, of size 12, is
+    removed): only its leaf hash recorded at append time tells."""
+    store.db.execute("DELETE FROM checkpoints WHERE size = 12")
+    rewrite_block(store, 8, lambda e: [e[0], _forged(w), *e[2:]])
+
+
 def _tamper_recorded_leaf(store: LedgerStore, w: LedgerWorld) -> None:
     """Entry 5's recorded leaf hash, which proofs are built from, rewritten; the entries
     are untouched, so every root recomputes: only the consistency proofs fail."""
@@ -387,6 +413,9 @@ TAMPERING: dict[str, tuple[Callable[[LedgerStore, LedgerWorld], None], int | Non
     "truncated": (_tamper_truncate, 8, "entries from 8 are missing"),
     "hashes-rewritten": (_tamper_rewrite_hashes, 4, "signed checkpoint of size 8 covers"),
     "checkpoint-forged": (_tamper_checkpoint, None, "checkpoint of size 8"),
+    "checkpoint-row": (_tamper_checkpoint_row, None, "its row disagrees with its note"),
+    "checkpoint-backdated": (_tamper_checkpoint_backdated, None, "dated before an earlier one"),
+    "unsigned-tail": (_tamper_unsigned_tail, 9, "entry 9 is not the entry appended"),
     "recorded-leaf": (_tamper_recorded_leaf, 4, "checkpoints of size 4 and 8 are not consistent"),
     "posting-deleted": (_tamper_posting_deleted, 4, "search index of entries 4 to 7 differs"),
     "posting-moved": (_tamper_posting_moved, 4, "search index of entries 4 to 7 differs"),
@@ -451,6 +480,13 @@ def test_verify_in_chunks_on_worker_processes(world: LedgerWorld) -> None:
     for workers in (1, 2):
         report = verify(workers=workers)
         assert (report.intact, report.first_bad_entry) == (False, 130), report.problem
+    # The block that ends the first chunk deleted: that chunk stops short, though no
+    # gap shows inside it, while the log goes on.
+    store.db.execute("DELETE FROM blocks WHERE first_seq = 50")
+    for workers in (1, 2):
+        report = verify(workers=workers)
+        assert (report.intact, report.first_bad_entry) == (False, 50), report.problem
+        assert "entry 50 is missing (the log goes on to 149)" in (report.problem or "")
 
 
 def test_verify_reads_postings_in_whatever_order_they_are_stored(world: LedgerWorld) -> None:
