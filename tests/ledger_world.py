@@ -1,8 +1,8 @@
 """A provisioned deployment's ledger without Kafka: signed audit events fed as records.
 
 The ledger database is SQLite in the data directory, or a fresh PostgreSQL schema
-(dropped afterwards) when the server at MAPPA_TEST_POSTGRES_URL (default
-127.0.0.1:5432, database ``test``) answers; otherwise PostgreSQL tests skip and say why.
+(dropped afterwards) on the server at MAPPA_TEST_POSTGRES_URL, which conftest sets to a
+throwaway server when none is named; where there is none, PostgreSQL tests skip and say why.
 """
 
 from __future__ import annotations
@@ -36,25 +36,32 @@ from schemas.common import format_timestamp
 from schemas.directory import KeyAlg
 from tests.support import AREA, PARTIES, PNC, SPECS
 
-POSTGRES_URL = os.environ.get(
-    "MAPPA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_ENV = "MAPPA_TEST_POSTGRES_URL"
+# Set by conftest when it could neither reach a named server nor start one: why not.
+POSTGRES_ABSENT = "MAPPA_TEST_POSTGRES_ABSENT"
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def postgres_url() -> str:
+    return os.environ.get(POSTGRES_ENV, "")
 
 
 def postgres_reason() -> str | None:
     """None if the PostgreSQL server answers, else why not."""
     import psycopg
 
+    url = postgres_url()
+    if not url:
+        return os.environ.get(POSTGRES_ABSENT) or f"{POSTGRES_ENV} is not set"
     try:
-        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+        with psycopg.connect(url, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
-        return f"PostgreSQL at {POSTGRES_URL} did not answer: {str(exc).strip()[:120]}"
+        return f"PostgreSQL at {url} did not answer: {str(exc).strip()[:120]}"
     return None
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
     """None (SQLite in the data dir) or the URL of a fresh PostgreSQL schema."""
     if request.param == "sqlite":
@@ -66,14 +73,15 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str |
         pytest.skip(reason)
     import psycopg
 
+    url = postgres_url()
     schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in POSTGRES_URL else "?"
+    sep = "&" if "?" in url else "?"
     try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+        yield f"{url}{sep}options=-csearch_path%3D{schema}"
     finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 

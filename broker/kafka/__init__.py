@@ -1,0 +1,1 @@
+"""Kafka plumbing: the transport, the brokers we start, topics, ACLs, client security."""
