@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from broker.errors import SchemaError
 from broker.gateway import AgencyGateway
-from broker.publish import PublishResult
+from broker.gateway.publish import PublishResult
 from schemas.common import Role, ViewKind, from_data
 from schemas.messages import CATALOGUE, MessageBody
 

@@ -10,18 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from broker.agency import AgencyContext, utc_now
 from broker.agreements.documents import load_agreement
-from broker.directory import Directory
+from broker.agreements.policy import SharingPolicy
 from broker.errors import VerificationError
 from broker.gateway import AgencyGateway
-from broker.keystore import Keystore
+from broker.gateway.agency import AgencyContext, utc_now
+from broker.gateway.store import AgencyStore
+from broker.kafka.topics import Topics
+from broker.kafka.transport import KafkaTransport
 from broker.ledger.checkpoint import CheckpointSigner, ledger_origin
 from broker.ledger.reader import LedgerReader
 from broker.ledger.service import LedgerService
 from broker.ledger.store import LedgerStore
-from broker.policy import SharingPolicy
-from broker.provision import (
+from broker.settings import Settings
+from broker.transfer.desk import TransferDesk
+from broker.trust.directory import Directory
+from broker.trust.keystore import Keystore
+from broker.trust.provision import (
     DataPaths,
     load_agency_keys,
     load_directory,
@@ -29,11 +34,6 @@ from broker.provision import (
     load_ledger_key,
     load_ledger_public,
 )
-from broker.settings import Settings
-from broker.store import AgencyStore
-from broker.topics import Topics
-from broker.transfer.desk import TransferDesk
-from broker.transport import KafkaTransport
 from schemas.directory import AgencyEntry
 from schemas.isa import Agreement
 

@@ -56,6 +56,13 @@ class PolicyDenied(MappaError):
     code = "policy.denied"
 
 
+class TransferRefused(PolicyDenied):
+    """An area transfer step, or a message about a moving case, that the transfer's state
+    or its actors' roles do not allow."""
+
+    code = "transfer.refused"
+
+
 class KeyUnavailable(MappaError):
     """A key we need is missing or locked; may resolve once it is provided."""
 

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=300, ge=0, le=3600)
     # Message ids are remembered this long; anything older is refused as stale.
     replay_window_seconds: int = Field(default=14 * 24 * 3600, ge=60)
-    # Transport security to a production cluster (see broker/kafka_security.py).
+    # Transport security to a production cluster (see broker/kafka/security.py).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
     kafka_username: str | None = None

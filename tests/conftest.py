@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.embedded import EmbeddedBroker
-from broker.transport import KafkaTransport
+from broker.kafka.embedded import EmbeddedBroker
+from broker.kafka.transport import KafkaTransport
 from tests import postgres_server
 from tests.ledger_world import POSTGRES_ABSENT, POSTGRES_ENV, postgres_reason
 from tests.support import PARTIES, World, build_world

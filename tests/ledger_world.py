@@ -22,15 +22,15 @@ from typing import Any
 import pytest
 
 from broker.agreements import agreement_for_area
-from broker.audit import sign_event, time_ordered_id
 from broker.crypto.keys import PrivateKey
 from broker.deployment import Deployment
+from broker.gateway.audit import sign_event, time_ordered_id
+from broker.kafka.transport import KafkaTransport, Record
 from broker.ledger.reader import LedgerReader
 from broker.ledger.service import LedgerService
 from broker.ledger.store import LedgerStore, split_block
-from broker.provision import DataPaths, provision
 from broker.settings import Settings
-from broker.transport import KafkaTransport, Record
+from broker.trust.provision import DataPaths, provision
 from schemas.audit import AuditAct, AuditEvent, Operation, Outcome
 from schemas.common import format_timestamp
 from schemas.directory import KeyAlg

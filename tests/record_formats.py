@@ -131,9 +131,9 @@ def main() -> None:
     from agency_adapters.registry import adapter_for, kind_of
     from broker.agreements import agreement_for_area
     from broker.deployment import Deployment
-    from broker.provision import DEMO_AREA, DEMO_PARTIES, DEMO_ROSTER, DataPaths, provision
+    from broker.kafka.transport import KafkaTransport
     from broker.settings import Settings
-    from broker.transport import KafkaTransport
+    from broker.trust.provision import DEMO_AREA, DEMO_PARTIES, DEMO_ROSTER, DataPaths, provision
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -17,13 +17,13 @@ from broker.crypto.envelope import Recipient, ViewToSeal, seal, signed_bytes
 from broker.crypto.keys import PrivateKey
 from broker.deployment import Deployment
 from broker.gateway import AgencyGateway
-from broker.keystore import Keystore
+from broker.gateway.receive import Handled, Handling
+from broker.gateway.store import AgencyStore
+from broker.kafka.transport import KafkaTransport, Record
 from broker.ledger.service import LedgerService
-from broker.provision import AgencySpec, DataPaths, provision
-from broker.receive import Handled, Handling
 from broker.settings import Settings
-from broker.store import AgencyStore
-from broker.transport import KafkaTransport, Record
+from broker.trust.keystore import Keystore
+from broker.trust.provision import AgencySpec, DataPaths, provision
 from schemas.common import Classification, Role, ViewKind, format_timestamp, from_data
 from schemas.directory import KeyAlg
 from schemas.envelope import EnvelopeHeader

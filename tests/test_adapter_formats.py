@@ -32,9 +32,9 @@ from broker.agreements import agreement_for_area, template_data
 from broker.deployment import Deployment
 from broker.errors import SchemaError
 from broker.gateway import AgencyGateway
-from broker.provision import DEMO_AREA, DEMO_PARTIES, DEMO_ROSTER, DataPaths, provision
+from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
-from broker.transport import KafkaTransport
+from broker.trust.provision import DEMO_AREA, DEMO_PARTIES, DEMO_ROSTER, DataPaths, provision
 from schemas.common import Role, ViewKind, from_data
 from schemas.messages import CATALOGUE, MessageBody, derive_view, view_model
 from schemas.messages.base import sensitivity_of

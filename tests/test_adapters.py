@@ -16,9 +16,9 @@ from agency_adapters.probation import ProbationAdapter
 from agency_adapters.registry import adapter_for
 from broker.cli.demo import ARMS_RECORD
 from broker.errors import PolicyDenied, SchemaError
-from broker.provision import DEMO_PARTIES, DEMO_ROSTER
-from broker.receive import Handling
-from broker.transport import KafkaTransport
+from broker.gateway.receive import Handling
+from broker.kafka.transport import KafkaTransport
+from broker.trust.provision import DEMO_PARTIES, DEMO_ROSTER
 from tests.agency_records import RECORDS
 from tests.support import HOUSING, POLICE, PRISON, PROBATION, World, build_world
 

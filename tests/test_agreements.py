@@ -24,11 +24,11 @@ from broker.agreements.check import check_text, parse_agreement
 from broker.cli.isa import render_yaml
 from broker.cli.main import main
 from broker.crypto.keys import PrivateKey
-from broker.directory import Directory
 from broker.errors import ConfigurationError, SchemaError, VerificationError
-from broker.keystore import Keystore
-from broker.provision import GOVERNANCE, DataPaths, load_governance_public, provision
-from broker.trust_admin import governance_key
+from broker.trust.admin import governance_key
+from broker.trust.directory import Directory
+from broker.trust.keystore import Keystore
+from broker.trust.provision import GOVERNANCE, DataPaths, load_governance_public, provision
 from schemas.directory import KeyAlg
 from schemas.isa import Agreement
 from tests.support import PARTIES, SPECS

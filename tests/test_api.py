@@ -16,16 +16,16 @@ import pytest
 from fastapi import FastAPI
 
 from agency_adapters.registry import adapter_for
+from broker.agreements.policy import SharingPolicy
 from broker.api import create_app
 from broker.api.backend import ApiBackend, running, serve_agencies
 from broker.api.compose import application
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.api.models import ARMS_EXAMPLE
 from broker.api.runtime import poll_forever
-from broker.policy import SharingPolicy
-from broker.receive import Handling
+from broker.gateway.receive import Handling
+from broker.kafka.transport import KafkaTransport
 from broker.transfer.desk import TransferDesk
-from broker.transport import KafkaTransport
 from tests.support import (
     EDUCATION,
     HOUSING,

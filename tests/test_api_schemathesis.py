@@ -24,14 +24,14 @@ from schemathesis import GenerationMode
 from schemathesis.python import asgi
 
 from agency_adapters.registry import adapter_for
-from broker.agency import utc_now
 from broker.agreements import agreement_for_area
 from broker.api.compose import application
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.api.models import ARMS_EXAMPLE
 from broker.api.runtime import ServeConfig, deployment_backend
-from broker.provision import DataPaths, provision
+from broker.gateway.agency import utc_now
 from broker.settings import Settings
+from broker.trust.provision import DataPaths, provision
 from tests.support import (
     AREA,
     HOUSING,

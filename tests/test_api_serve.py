@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker.agency import utc_now
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.api.models import ARMS_EXAMPLE
-from broker.provision import DataPaths, provision
+from broker.gateway.agency import utc_now
+from broker.trust.provision import DataPaths, provision
 from tests.support import (
     HOUSING,
     PARTIES,

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from broker.agency import utc_now
 from broker.api.app import openapi_json
 from broker.api.auth import NotFound, ServiceStarting
 from broker.api.compose import application
@@ -37,8 +36,9 @@ from broker.errors import (
     SchemaError,
     VerificationError,
 )
-from broker.provision import DataPaths, provision
-from broker.transport import TransportError
+from broker.gateway.agency import utc_now
+from broker.kafka.transport import TransportError
+from broker.trust.provision import DataPaths, provision
 from tests.support import HOUSING, SPECS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from broker.cli.main import main
-from broker.keystore import Keystore
-from broker.provision import GOVERNANCE, DataPaths
+from broker.trust.keystore import Keystore
+from broker.trust.provision import GOVERNANCE, DataPaths
 
 AGENCIES = Path(__file__).resolve().parent.parent / "deploy" / "agencies.example.yaml"
 PASS = "an operator's passphrase"  # noqa: S105 - a test deployment's

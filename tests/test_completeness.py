@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from broker.agency import utc_now
 from broker.agreements import agreement_for_area
+from broker.agreements.policy import SharingPolicy
 from broker.cli.demo import (
     AREA,
     CASE_TEAM,
@@ -27,10 +27,10 @@ from broker.cli.demo import (
 from broker.crypto.envelope import parse_envelope
 from broker.deployment import Deployment
 from broker.errors import PolicyDenied
-from broker.policy import SharingPolicy
-from broker.provision import DataPaths, provision
+from broker.gateway.agency import utc_now
+from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
-from broker.transport import KafkaTransport
+from broker.trust.provision import DataPaths, provision
 from schemas.common import Role
 from tests.support import World, risk_assessment
 

@@ -13,15 +13,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from broker.acls import LEDGER_PRINCIPAL, Operation, acl_bindings
 from broker.agreements import agreement_for_area
+from broker.agreements.policy import SharingPolicy
 from broker.cli.main import main
 from broker.errors import ConfigurationError
-from broker.kafka_security import client_options
-from broker.policy import SharingPolicy
-from broker.provision import DataPaths, load_directory
+from broker.kafka.acls import LEDGER_PRINCIPAL, Operation, acl_bindings
+from broker.kafka.security import client_options
+from broker.kafka.topics import Topics
 from broker.settings import Settings
-from broker.topics import Topics
+from broker.trust.provision import DataPaths, load_directory
 
 AGENCIES = Path(__file__).resolve().parent.parent / "deploy" / "agencies.example.yaml"
 AREA = "staffordshire"
@@ -39,7 +39,7 @@ def test_acls_grant_what_publishing_and_reading_need_and_reads_no_more(data_dir:
     directory = load_directory(DataPaths(data_dir))
     agreement = agreement_for_area(AREA, directory.agencies(area=AREA))
     topics = Topics()
-    bindings = acl_bindings(directory, [agreement], topics)
+    bindings = acl_bindings(directory.agencies(), [agreement], topics)
     grants = {(b.principal, b.topic, b.operation) for b in bindings}
     policy = SharingPolicy(agreement, directory)
 

@@ -10,10 +10,10 @@ import pytest
 
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import CLASSIC, PQ_HYBRID
-from broker.directory import Directory, sign_directory
 from broker.errors import ConfigurationError, VerificationError
-from broker.keystore import Keystore
-from broker.provision import GOVERNANCE, DataPaths, load_directory, provision, write_directory
+from broker.trust.directory import Directory, sign_directory
+from broker.trust.keystore import Keystore
+from broker.trust.provision import GOVERNANCE, DataPaths, load_directory, provision, write_directory
 from schemas.common import format_timestamp
 from schemas.directory import KeyAlg
 from tests.support import HOUSING, POLICE, SPECS

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.embedded import EmbeddedBroker
-from broker.transport import KafkaTransport
+from broker.kafka.embedded import EmbeddedBroker
+from broker.kafka.transport import KafkaTransport
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux-only"
@@ -105,7 +105,7 @@ async def test_stops_when_the_owner_is_cancelled() -> None:
 
 OWNER_SCRIPT = """
 import asyncio, sys
-from broker.embedded import EmbeddedBroker
+from broker.kafka.embedded import EmbeddedBroker
 async def main():
     broker = EmbeddedBroker()
     async with broker:

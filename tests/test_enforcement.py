@@ -13,11 +13,11 @@ import pytest
 from broker.agreements import save_agreement, sign_agreement
 from broker.crypto.encoding import jcs, strict_json
 from broker.errors import PolicyDenied, VerificationError
-from broker.provision import AgencySpec, load_governance_public
-from broker.publish import PublishResult
-from broker.receive import Handling
-from broker.transport import KafkaTransport
-from broker.trust_admin import governance_key
+from broker.gateway.publish import PublishResult
+from broker.gateway.receive import Handling
+from broker.kafka.transport import KafkaTransport
+from broker.trust.admin import governance_key
+from broker.trust.provision import AgencySpec, load_governance_public
 from schemas.audit import AuditAct, Operation
 from schemas.common import Role, ViewKind, from_data
 from schemas.isa import Access, Agreement, PublishRule, ShareRule

@@ -11,7 +11,7 @@ import pytest
 from broker.crypto.keys import PrivateKey
 from broker.crypto.pseudonym import SubjectKey
 from broker.errors import KeyUnavailable
-from broker.keystore import Keystore, passphrase_from_env
+from broker.trust.keystore import Keystore, passphrase_from_env
 from schemas.directory import KeyAlg
 
 PASS = b"a long enough passphrase"

@@ -76,6 +76,41 @@ def test_only_the_crypto_corner_touches_hazmat() -> None:
             assert not hazmat, f"{rel} imports {hazmat}"
 
 
+# What stays at broker/'s root: what every room uses (errors, settings, areas, the
+# calendar) and the composition of the rooms (deployment). Anything else has a room.
+ROOT_MODULES = {
+    "__init__.py",
+    "areas.py",
+    "calendar.py",
+    "deployment.py",
+    "errors.py",
+    "settings.py",
+}
+# Rooms that a room may not enter: Kafka plumbing knows nothing of what it carries, and
+# a gateway nothing of the transfer workflow or the faces built on it.
+FORBIDDEN = {
+    "broker/kafka/": ("broker.gateway", "broker.trust", "broker.ledger", "broker.transfer"),
+    "broker/gateway/": ("broker.transfer", "broker.api", "broker.cli"),
+    "broker/trust/": ("broker.gateway", "broker.transfer", "broker.ledger", "broker.api"),
+}
+
+
+def enters(name: str, room: str) -> bool:
+    return name == room or name.startswith(f"{room}.")
+
+
+def test_only_the_shared_modules_stay_at_the_root() -> None:
+    loose = {p.name for p in (ROOT / "broker").glob("*.py")} - ROOT_MODULES
+    assert not loose, f"broker/ root holds {sorted(loose)}: put each in the package of its concern"
+
+
+def test_rooms_do_not_enter_the_rooms_above_them() -> None:
+    for prefix, rooms in FORBIDDEN.items():
+        for path in modules(prefix.rstrip("/")):
+            bad = {n for n in imports(path) for room in rooms if enters(n, room)}
+            assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
 def test_the_rule_checker_sees_real_imports() -> None:
     """Guards the guards: the checker finds imports that are known to exist."""
     assert "cryptography.hazmat.primitives.ciphers.aead" in imports(
@@ -84,6 +119,12 @@ def test_the_rule_checker_sees_real_imports() -> None:
     assert "broker.gateway" in imports(ROOT / "agency_adapters/base.py")
     assert "fastapi" in imports(ROOT / "broker/api/app.py")
     assert "uvicorn" in imports(ROOT / "broker/cli/serve.py")
+    # The room rules look where they should: these arrows exist, one room down.
+    assert "broker.kafka.topics" in imports(ROOT / "broker/kafka/transport.py")
+    assert "broker.gateway.cases" in imports(ROOT / "broker/gateway/publish.py")
+    assert "broker.trust.directory" in imports(ROOT / "broker/trust/provision.py")
+    assert enters("broker.transfer.desk", "broker.transfer")
+    assert not enters("broker.transfers", "broker.transfer")
 
 
 def test_standalone_verifier_imports_nothing_of_ours() -> None:

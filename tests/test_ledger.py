@@ -18,9 +18,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from broker.audit import sign_event, time_ordered_id
 from broker.crypto.keys import PrivateKey
 from broker.errors import ConfigurationError, MappaError
+from broker.gateway.audit import sign_event, time_ordered_id
 from broker.ledger import integrity, search
 from broker.ledger.database import connect
 from broker.ledger.integrity import IntegrityReport, _hashing, verify_ledger
@@ -661,14 +661,14 @@ def test_audit_event_ids_are_time_ordered_uuids(monkeypatch: pytest.MonkeyPatch)
     """Version 7 (RFC 9562): later milliseconds sort later, so the ledger's event-id index
     grows at one end; 74 random bits keep ids of the same millisecond apart."""
     clock = iter([1_795_000_000_000_000_000, 1_795_000_000_001_000_000])
-    monkeypatch.setattr("broker.audit.time.time_ns", lambda: next(clock))
+    monkeypatch.setattr("broker.gateway.audit.time.time_ns", lambda: next(clock))
     first, second = time_ordered_id(), time_ordered_id()
     assert first < second
     for value in (first, second):
         parsed = uuid.UUID(value)
         assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
     assert uuid.UUID(first).int >> 80 == 1_795_000_000_000
-    monkeypatch.setattr("broker.audit.time.time_ns", lambda: 1_795_000_000_000_000_000)
+    monkeypatch.setattr("broker.gateway.audit.time.time_ns", lambda: 1_795_000_000_000_000_000)
     assert len({time_ordered_id() for _ in range(1000)}) == 1000  # all in one millisecond
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from broker.agreements import template_data
-from broker.provision import DEMO_NON_PARTY, DEMO_PARTIES, DEMO_ROSTER
-from broker.receive import Handling
-from broker.transport import KafkaTransport
+from broker.gateway.receive import Handling
+from broker.kafka.transport import KafkaTransport
+from broker.trust.provision import DEMO_NON_PARTY, DEMO_PARTIES, DEMO_ROSTER
 from schemas.common import Role, ViewKind
 from schemas.messages import CATALOGUE
 from schemas.messages.examples import example

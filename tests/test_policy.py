@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from broker.agreements import agreement_for_area
+from broker.agreements.policy import SharingPolicy
 from broker.errors import PolicyDenied
-from broker.policy import SharingPolicy
-from broker.provision import DataPaths, provision
+from broker.trust.provision import DataPaths, provision
 from schemas.common import Role, ViewKind
 from tests.support import EDUCATION, HOUSING, PARTIES, POLICE, PRISON, PROBATION, SPECS
 
@@ -129,8 +129,8 @@ def test_case_load(policy: SharingPolicy) -> None:
 
 
 def test_bundles_split_a_topic_by_redaction_set(policy: SharingPolicy) -> None:
-    from broker.policy import Disclosure
-    from broker.publish import bundles
+    from broker.agreements.policy import Disclosure
+    from broker.gateway.publish import bundles
     from schemas.isa import Access, ShareRule
 
     d = policy.directory

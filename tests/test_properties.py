@@ -22,10 +22,10 @@ from broker.agreements import agreement_for_area
 from broker.crypto.encoding import b64decode, b64encode, jcs, strict_json
 from broker.crypto.envelope import DECRYPTION_FAILED, signed_bytes
 from broker.deployment import Deployment
-from broker.provision import DataPaths, provision
-from broker.receive import Handling, Receiver
+from broker.gateway.receive import Handling, Receiver
+from broker.kafka.transport import KafkaTransport, Record
 from broker.settings import Settings
-from broker.transport import KafkaTransport, Record
+from broker.trust.provision import DataPaths, provision
 from schemas.common import Role, ViewKind
 from tests.support import AREA, HOUSING, PARTIES, POLICE, PROBATION, SPECS, risk_assessment
 
@@ -56,7 +56,7 @@ class Bench:
 
     def publish(self) -> dict[str, bytes]:
         """Envelopes of one publication, by topic, taken from the sender's outbox."""
-        from broker.publish import Publisher
+        from broker.gateway.publish import Publisher
 
         Publisher(self.police).publish(risk_assessment(), purpose="risk management")
         rows = self.police.store.unsent()
@@ -204,7 +204,7 @@ def test_any_header_field_changed_is_refused(bench: Bench, envelope: bytes, fiel
     factors=st.lists(st.text(min_size=1, max_size=60), max_size=5),
 )
 def test_round_trip_preserves_any_content(bench: Bench, summary: str, factors: list[str]) -> None:
-    from broker.publish import Publisher
+    from broker.gateway.publish import Publisher
 
     message = risk_assessment(summary=summary, factors=factors)
     result = Publisher(bench.police).publish(message, purpose="risk management")

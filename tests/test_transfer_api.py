@@ -14,8 +14,8 @@ from fastapi import FastAPI, Header
 from broker.api.credentials import AccessDenied
 from broker.api.errors import install_error_handlers
 from broker.api.transfers import transfers_router
+from broker.kafka.transport import KafkaTransport
 from broker.transfer.desk import TransferDesk
-from broker.transport import KafkaTransport
 from schemas.transfer import TransferState
 from tests.transfer_world import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_transfer_world
 

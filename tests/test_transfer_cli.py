@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from broker.cli.main import main
-from broker.transport import KafkaTransport
+from broker.kafka.transport import KafkaTransport
 from schemas.transfer import TransferState
 from tests.transfer_world import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_transfer_world
 

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from broker.crypto.encoding import strict_json
-from broker.errors import SchemaError
-from broker.receive import Handled, Handling
-from broker.transfer.rules import TransferRefused
+from broker.errors import SchemaError, TransferRefused
+from broker.gateway.receive import Handled, Handling
 from schemas.common import ViewKind
 from schemas.transfer import TransferAccept, TransferRequest, TransferState
 from tests.transfer_world import (

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from broker.directory import Directory
-from broker.provision import DataPaths, provision
-from broker.store import AgencyStore
+from broker.errors import TransferRefused
+from broker.gateway.cases import CaseRegistry
+from broker.gateway.store import AgencyStore
 from broker.transfer.deadlines import deadlines, overdue
-from broker.transfer.registry import CaseRegistry
-from broker.transfer.rules import TransferRefused, check_notice, check_step
+from broker.transfer.rules import check_notice, check_step
+from broker.trust.directory import Directory
+from broker.trust.provision import DataPaths, provision
 from schemas.common import from_data
 from schemas.transfer import (
     TRANSFER_MESSAGE,
@@ -347,8 +348,8 @@ def routed(store: AgencyStore, areas: tuple[str, ...], area: str) -> str:
     from types import SimpleNamespace
     from typing import cast
 
-    from broker.agency import AgencyContext
-    from broker.transfer.routing import follow_case
+    from broker.gateway.agency import AgencyContext
+    from broker.gateway.routing import follow_case
     from tests.transfer_world import risk_assessment
 
     ctx = cast(

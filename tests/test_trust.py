@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from broker import trust_admin
 from broker.crypto.encoding import jcs
 from broker.errors import DecryptionError, KeyUnavailable, VerificationError
-from broker.receive import Handling
-from broker.transport import KafkaTransport
+from broker.gateway.receive import Handling
+from broker.kafka.transport import KafkaTransport
+from broker.trust import admin as trust_admin
 from schemas.common import Role, format_timestamp
 from schemas.directory import KeyAlg
 from tests.support import (

@@ -15,14 +15,14 @@ from typing import Any
 from broker.agreements import agreement_for_area
 from broker.deployment import Deployment
 from broker.gateway import AgencyGateway
+from broker.gateway.receive import Handled, Handling
+from broker.kafka.transport import KafkaTransport, Record
 from broker.ledger.service import LedgerService
-from broker.provision import DataPaths, provision, two_area_specs
-from broker.receive import Handled, Handling
 from broker.settings import Settings
 from broker.transfer.desk import TransferDesk
 from broker.transfer.envelopes import STEP_PURPOSE, seal_for_transfers
 from broker.transfer.rules import step_of
-from broker.transport import KafkaTransport, Record
+from broker.trust.provision import DataPaths, provision, two_area_specs
 from schemas.common import ViewKind, from_data
 from schemas.messages import CaseTeam, RiskAssessment
 from schemas.transfer import TransferControl

@@ -22,8 +22,8 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from broker.directory import Directory
 from broker.errors import SchemaError, VerificationError
+from broker.trust.directory import Directory
 from schemas.common import Role
 from schemas.isa import (
     DEFER_COHERENCE,

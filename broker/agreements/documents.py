@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.signing import AGREEMENT_PAYLOAD, sign_document, verify_document
 from broker.errors import ConfigurationError, SchemaError, VerificationError
-from broker.provision import DataPaths
+from broker.trust.provision import DataPaths
 from schemas.directory import DocumentSignature, KeyAlg
 from schemas.isa import Agreement, SignedAgreement
 

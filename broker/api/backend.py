@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from broker.agency import utc_now
 from broker.api.credentials import CredentialStore
 from broker.gateway import AgencyGateway
+from broker.gateway.agency import utc_now
+from broker.kafka.transport import TransportError
 from broker.ledger.reader import LedgerReader
 from broker.transfer.desk import TransferDesk
-from broker.transport import TransportError
 from schemas.common import ViewKind
 from schemas.messages import MessageBody
 

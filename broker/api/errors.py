@@ -29,7 +29,7 @@ from broker.errors import (
     SchemaError,
     VerificationError,
 )
-from broker.transport import TransportError
+from broker.kafka.transport import TransportError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from broker.gateway import MIN_JUSTIFICATION_CHARS
+from broker.gateway.gateway import MIN_JUSTIFICATION_CHARS
 from schemas.common import ViewKind
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]

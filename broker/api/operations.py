@@ -22,8 +22,8 @@ from broker.api.models import (
     Submitted,
 )
 from broker.errors import SchemaError
-from broker.publish import PublishResult
-from broker.store import InboxItem
+from broker.gateway.publish import PublishResult
+from broker.gateway.store import InboxItem
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import ViewKind, format_timestamp
 from schemas.messages import MessageBody

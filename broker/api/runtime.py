@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from broker.api.backend import AdapterFor, ApiBackend, serve_agencies
 from broker.api.credentials import CredentialStore, credentials_path
 from broker.deployment import Deployment
-from broker.embedded import EmbeddedBroker
 from broker.errors import ConfigurationError, MappaError
-from broker.kafka_security import client_options
-from broker.keystore import Keystore
-from broker.provision import DataPaths
+from broker.kafka.embedded import EmbeddedBroker
+from broker.kafka.security import client_options
+from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
-from broker.transport import KafkaTransport
+from broker.trust.keystore import Keystore
+from broker.trust.provision import DataPaths
 from schemas.isa import Agreement
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from broker.api.auth import AgencyDep, BackendDep, NotFound
 from broker.api.errors import documented
 from broker.api.routes import AUTH
+from broker.errors import TransferRefused
 from broker.transfer.deadlines import deadlines, overdue
 from broker.transfer.desk import TransferDesk
-from broker.transfer.rules import TransferRefused
 from schemas.common import ISO_DATE_PATTERN, UUID_PATTERN
 from schemas.messages.base import PncId
 from schemas.transfer import TransferRecord

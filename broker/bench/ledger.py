@@ -18,15 +18,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from broker.audit import sign_event, verify_event
 from broker.bench import BenchOptions, Figure
 from broker.crypto.encoding import b64encode
 from broker.crypto.keys import PrivateKey
-from broker.directory import Directory
+from broker.gateway.audit import sign_event, verify_event
 from broker.ledger import merkle
 from broker.ledger.checkpoint import CheckpointSigner, ledger_origin
 from broker.ledger.reader import LedgerReader
 from broker.ledger.store import Item, LedgerStore
+from broker.trust.directory import Directory
 from schemas.audit import AuditAct, AuditEvent, Operation, Outcome, SignedAuditEvent
 from schemas.common import Role, ViewKind
 from schemas.directory import (

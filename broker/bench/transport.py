@@ -21,11 +21,11 @@ from broker.bench import BenchOptions, Figure
 from broker.bench.fixtures import sample_message
 from broker.deployment import Deployment
 from broker.gateway import AgencyGateway
-from broker.provision import AgencySpec, DataPaths, provision
-from broker.receive import Handling
+from broker.gateway.receive import Handling
+from broker.kafka.topics import Topics
+from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
-from broker.topics import Topics
-from broker.transport import KafkaTransport
+from broker.trust.provision import AgencySpec, DataPaths, provision
 from schemas.common import Role
 
 AREA = "staffordshire"

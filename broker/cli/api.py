@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from broker.agency import utc_now
 from broker.api.app import openapi_json
 from broker.api.backend import ApiBackend
 from broker.api.compose import application
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.errors import ConfigurationError
-from broker.provision import DataPaths, load_directory
+from broker.gateway.agency import utc_now
 from broker.settings import Settings
+from broker.trust.provision import DataPaths, load_directory
 from schemas.common import format_timestamp
 
 

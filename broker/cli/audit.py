@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from broker.errors import VerificationError
-from broker.keystore import passphrase_from_env
 from broker.ledger.query import DEFAULT_PAGE
 from broker.ledger.reader import LedgerReader, open_ledger_reader
 from broker.ledger.verify_proofs import ProofError, leaf_hash, verify_checkpoint, verify_inclusion
 from broker.settings import Settings
+from broker.trust.keystore import passphrase_from_env
 from schemas.audit import AuditAct, Outcome
 
 EXIT_TAMPERED = 3

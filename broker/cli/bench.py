@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from broker.bench import BenchOptions, Figure
 from broker.cli.runner import run_interruptible
-from broker.embedded import EmbeddedBroker
+from broker.kafka.embedded import EmbeddedBroker
 
 # Module names under broker.bench, in print order.
 SECTIONS: tuple[str, ...] = ("crypto", "transport", "ledger")

@@ -27,7 +27,6 @@ from typing import Any
 from agency_adapters.housing import HousingAdapter
 from agency_adapters.police import PoliceAdapter
 from agency_adapters.registry import kind_of
-from broker.agency import utc_now
 from broker.agreements import (
     agreement_for_area,
     load_agreement,
@@ -40,13 +39,19 @@ from broker.crypto.envelope import Recipient, ViewToSeal, open_view, seal
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import suite_named
 from broker.deployment import Deployment
-from broker.embedded import EmbeddedBroker
 from broker.errors import ConfigurationError, MappaError
 from broker.gateway import AgencyGateway
-from broker.kafka_security import client_options
-from broker.keystore import Keystore
+from broker.gateway.agency import utc_now
+from broker.gateway.publish import PublishResult
+from broker.gateway.receive import Handled, Handling, Receiver
+from broker.kafka.embedded import EmbeddedBroker
+from broker.kafka.security import client_options
+from broker.kafka.transport import KafkaTransport, Record
 from broker.ledger.verify_proofs import leaf_hash, verify_checkpoint, verify_inclusion
-from broker.provision import (
+from broker.settings import Settings
+from broker.trust.admin import governance_key
+from broker.trust.keystore import Keystore
+from broker.trust.provision import (
     DEMO_AREA,
     DEMO_NON_PARTY,
     DEMO_PARTIES,
@@ -55,18 +60,13 @@ from broker.provision import (
     load_governance_public,
     provision,
 )
-from broker.publish import PublishResult
-from broker.receive import Handled, Handling, Receiver
-from broker.settings import Settings
-from broker.transport import KafkaTransport, Record
-from broker.trust_admin import governance_key
 from schemas.common import Classification, Role, ViewKind, format_timestamp, from_data
 from schemas.envelope import EnvelopeHeader
 from schemas.isa import Agreement
 from schemas.messages import CATALOGUE, CaseTeam
 from schemas.messages.examples import example
 
-# One agency of every kind in the area (see broker/provision.py), and one that is
+# One agency of every kind in the area (see broker/trust/provision.py), and one that is
 # in the directory but party to no agreement.
 AREA = DEMO_AREA
 SPECS = DEMO_ROSTER

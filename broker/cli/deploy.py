@@ -10,12 +10,12 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from broker.acls import acl_bindings, as_shell
 from broker.agreements import agreement_for_area
 from broker.errors import SchemaError
-from broker.provision import DataPaths, load_directory
+from broker.kafka.acls import acl_bindings, as_shell
+from broker.kafka.topics import Topics
 from broker.settings import Settings
-from broker.topics import Topics
+from broker.trust.provision import DataPaths, load_directory
 from schemas.common import from_data
 from schemas.isa import Agreement
 
@@ -59,7 +59,7 @@ def run_acls(args: argparse.Namespace) -> int:
     else:
         areas = sorted({a for agency in directory.agencies() for a in agency.areas})
         agreements = [agreement_for_area(a, directory.agencies(area=a)) for a in areas]
-    bindings = acl_bindings(directory, agreements, Topics(settings.topic_namespace))
+    bindings = acl_bindings(directory.agencies(), agreements, Topics(settings.topic_namespace))
     if args.json:
         print(json.dumps([asdict(b) for b in bindings], indent=2))
     else:

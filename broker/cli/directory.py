@@ -8,12 +8,17 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from broker.directory import Directory, sign_directory
 from broker.errors import ConfigurationError, SchemaError
-from broker.keystore import Keystore, passphrase_from_env
-from broker.provision import DataPaths, load_directory, load_governance_public, write_directory
 from broker.settings import Settings
-from broker.trust_admin import governance_key
+from broker.trust.admin import governance_key
+from broker.trust.directory import Directory, sign_directory
+from broker.trust.keystore import Keystore, passphrase_from_env
+from broker.trust.provision import (
+    DataPaths,
+    load_directory,
+    load_governance_public,
+    write_directory,
+)
 from schemas.directory import DirectoryDocument
 
 

@@ -27,12 +27,12 @@ from broker.agreements import (
 from broker.agreements.check import CheckResult, check_text, parse_agreement
 from broker.agreements.documents import agreement_path
 from broker.agreements.template import lawful_basis_for
-from broker.directory import Directory
 from broker.errors import ConfigurationError
-from broker.keystore import Keystore, passphrase_from_env
-from broker.provision import DataPaths, load_directory, load_governance_public
 from broker.settings import Settings
-from broker.trust_admin import governance_key
+from broker.trust.admin import governance_key
+from broker.trust.directory import Directory
+from broker.trust.keystore import Keystore, passphrase_from_env
+from broker.trust.provision import DataPaths, load_directory, load_governance_public
 from schemas.common import Role
 from schemas.isa import Access, Agreement, ShareRule
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from broker import trust_admin
 from broker.errors import ConfigurationError
-from broker.keystore import Keystore, passphrase_from_env
-from broker.provision import AgencySpec, DataPaths, load_directory, provision
 from broker.settings import Settings
+from broker.trust import admin as trust_admin
+from broker.trust.keystore import Keystore, passphrase_from_env
+from broker.trust.provision import AgencySpec, DataPaths, load_directory, provision
 from schemas.common import Role, parse_timestamp
 from schemas.directory import KeyAlg
 

@@ -29,9 +29,9 @@ from broker.api.compose import application
 from broker.api.runtime import ServeConfig, choose_agencies, deployment_backend
 from broker.errors import ConfigurationError
 from broker.gateway import AgencyGateway
-from broker.keystore import passphrase_from_env
-from broker.provision import DataPaths, load_directory
 from broker.settings import Settings
+from broker.trust.keystore import passphrase_from_env
+from broker.trust.provision import DataPaths, load_directory
 from schemas.common import from_data
 from schemas.isa import Agreement
 

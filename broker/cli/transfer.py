@@ -26,14 +26,14 @@ from broker.agreements import agreement_for_area
 from broker.cli.runner import run_interruptible
 from broker.deployment import Deployment
 from broker.errors import ConfigurationError, SchemaError
-from broker.keystore import passphrase_from_env
-from broker.provision import DataPaths, load_directory
+from broker.gateway.cases import CaseRegistry
+from broker.gateway.store import AgencyStore
+from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
-from broker.store import AgencyStore
 from broker.transfer.deadlines import Overdue, overdue
 from broker.transfer.desk import TransferDesk
-from broker.transfer.registry import CaseRegistry
-from broker.transport import KafkaTransport
+from broker.trust.keystore import passphrase_from_env
+from broker.trust.provision import DataPaths, load_directory
 from schemas.common import Role
 from schemas.transfer import TransferRecord
 

@@ -21,18 +21,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from broker.agency import utc_now
 from broker.agreements import agreement_for_area
 from broker.cli.demo import _bootstrap
 from broker.deployment import Deployment
 from broker.errors import MappaError
 from broker.gateway import AgencyGateway
-from broker.provision import DataPaths, provision, two_area_specs
-from broker.receive import Handled, Handling
+from broker.gateway.agency import utc_now
+from broker.gateway.receive import Handled, Handling
+from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
 from broker.transfer.deadlines import deadlines
 from broker.transfer.desk import TransferDesk
-from broker.transport import KafkaTransport
+from broker.trust.provision import DataPaths, provision, two_area_specs
 from schemas.common import from_data
 from schemas.messages import CaseTeam, MessageBody, ReleaseScheduled, RiskAssessment
 

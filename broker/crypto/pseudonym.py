@@ -40,5 +40,5 @@ class SubjectKey:
         return mac.finalize().hex()
 
     def export(self) -> bytes:
-        """Raw bytes for sealed storage only (see ``broker.keystore``)."""
+        """Raw bytes for sealed storage only (see ``broker.trust.keystore``)."""
         return self._key

@@ -16,7 +16,6 @@ from typing import Any, Literal
 from broker.crypto.encoding import b64encode
 from broker.crypto.keys import PublicKey
 from broker.errors import ConfigurationError, SchemaError
-from broker.keystore import Keystore
 from broker.ledger import merkle
 from broker.ledger.checkpoint import (
     VerifiedCheckpoint,
@@ -27,8 +26,9 @@ from broker.ledger.checkpoint import (
 from broker.ledger.integrity import IntegrityReport, verify_ledger
 from broker.ledger.query import AuditQuery, QueryError, parse_query, to_csv, to_json
 from broker.ledger.store import LedgerStore
-from broker.provision import DataPaths, load_ledger_public
 from broker.settings import Settings
+from broker.trust.keystore import Keystore
+from broker.trust.provision import DataPaths, load_ledger_public
 
 ExportFormat = Literal["csv", "json"]
 # An export walks every page; this bounds one export (a SAR is far smaller).

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from broker.audit import verify_event
-from broker.directory import Directory
 from broker.errors import MappaError
+from broker.gateway.audit import verify_event
+from broker.kafka.transport import KafkaTransport, PartitionReader, Record
 from broker.ledger.checkpoint import CheckpointSigner
 from broker.ledger.store import Item, LedgerStore
-from broker.transport import KafkaTransport, PartitionReader, Record
+from broker.trust.directory import Directory
 from schemas.common import format_timestamp
 
 log = logging.getLogger(__name__)

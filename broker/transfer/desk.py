@@ -20,16 +20,16 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from broker.crypto.encoding import jcs
-from broker.errors import KeyUnavailable, MappaError, SchemaError
+from broker.errors import KeyUnavailable, MappaError, SchemaError, TransferRefused
 from broker.gateway import AgencyGateway
-from broker.publish import CONTENT_TYPE_HEADER
-from broker.receive import Handled, Handling
+from broker.gateway.cases import CaseRegistry
+from broker.gateway.publish import CONTENT_TYPE_HEADER
+from broker.gateway.receive import Handled, Handling
+from broker.kafka.transport import KafkaTransport, PartitionReader
 from broker.transfer.envelopes import STEP_PURPOSE, lawful_basis_text, seal_for_transfers
 from broker.transfer.handover import Reshared, reshare_case
 from broker.transfer.receiver import CASE_HOLDERS, TransferReceiver, own_area
-from broker.transfer.registry import CaseRegistry
-from broker.transfer.rules import TransferRefused, check_step, step_of
-from broker.transport import KafkaTransport, PartitionReader
+from broker.transfer.rules import check_step, step_of
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import ViewKind
 from schemas.isa import Agreement

@@ -12,11 +12,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from broker.agency import AgencyContext
 from broker.agreements import lawful_basis_for
 from broker.areas import all_areas
 from broker.crypto.envelope import Recipient, ViewToSeal, seal
-from broker.verification import EnvelopeVerifier
+from broker.gateway.agency import AgencyContext
+from broker.gateway.verification import EnvelopeVerifier
 from schemas.common import Classification, ViewKind, format_timestamp
 from schemas.directory import AgencyEntry
 from schemas.envelope import EnvelopeHeader

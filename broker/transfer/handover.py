@@ -21,15 +21,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from broker.agency import AgencyContext
+from broker.agreements.policy import CASE_TEAM_TYPE, Disclosure, SharingPolicy
 from broker.crypto.encoding import jcs
 from broker.errors import MappaError
-from broker.policy import CASE_TEAM_TYPE, Disclosure, SharingPolicy
-from broker.publish import CONTENT_TYPE_HEADER, bundles
-from broker.receive import Receiver
-from broker.store import InboxItem
+from broker.gateway.agency import AgencyContext
+from broker.gateway.cases import CaseRegistry
+from broker.gateway.publish import CONTENT_TYPE_HEADER, bundles
+from broker.gateway.receive import Receiver
+from broker.gateway.store import InboxItem
 from broker.transfer.envelopes import HANDOVER_PURPOSE, lawful_basis_text, seal_for_transfers
-from broker.transfer.registry import CaseRegistry
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import ViewKind, parse_timestamp
 from schemas.isa import Agreement

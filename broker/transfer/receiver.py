@@ -1,6 +1,6 @@
 """Receiving on the transfer topic: the ordinary receiver's checks, then the transfer's.
 
-Checks 1-8 of ``broker.receive`` run unchanged (shape, suite, directory keys,
+Checks 1-8 of ``broker.gateway.receive`` run unchanged (shape, suite, directory keys,
 signatures, topic binding, freshness, addressed to us, replay memory), except that an
 exact redelivery is refused and audited as ``transfer.duplicate`` rather than skipped
 silently: a transfer step is applied once, and a second copy is worth a record. Then:
@@ -21,16 +21,23 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from broker.agency import AgencyContext
+from broker.agreements.policy import CASE_TEAM_TYPE
 from broker.crypto.envelope import VerifiedEnvelope, open_view
 from broker.crypto.suites import suite_named
-from broker.errors import MappaError, PolicyDenied, ReplayError, SchemaError, VerificationError
-from broker.policy import CASE_TEAM_TYPE
-from broker.receive import Handled, Handling, Opened, Receiver
+from broker.errors import (
+    MappaError,
+    PolicyDenied,
+    ReplayError,
+    SchemaError,
+    TransferRefused,
+    VerificationError,
+)
+from broker.gateway.agency import AgencyContext
+from broker.gateway.cases import CaseRegistry
+from broker.gateway.receive import Handled, Handling, Opened, Receiver
+from broker.kafka.transport import Record
 from broker.transfer.envelopes import HANDOVER_PURPOSE, transfer_verifier
-from broker.transfer.registry import CaseRegistry
-from broker.transfer.rules import TransferRefused, check_notice, check_step, step_of
-from broker.transport import Record
+from broker.transfer.rules import check_notice, check_step, step_of
 from schemas.audit import AuditAct, Operation
 from schemas.common import Role, ViewKind, format_timestamp
 from schemas.isa import Access

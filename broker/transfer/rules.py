@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import date
 
 from broker.areas import area as known_area
-from broker.directory import Directory
-from broker.errors import ConfigurationError, MappaError, PolicyDenied
+from broker.errors import ConfigurationError, MappaError, TransferRefused
+from broker.trust.directory import Directory
 from schemas.common import Role
 from schemas.directory import AgencyEntry
 from schemas.transfer import (
@@ -25,10 +25,6 @@ from schemas.transfer import (
     TransferState,
     TransferStep,
 )
-
-
-class TransferRefused(PolicyDenied):
-    code = "transfer.refused"
 
 
 def step_of(message: TransferControl) -> TransferStep:

@@ -44,10 +44,10 @@ from broker.crypto.envelope import (
 from broker.crypto.keys import PrivateKey
 from broker.crypto.pseudonym import SubjectKey
 from broker.crypto.suites import SUITES, suite_named
-from broker.directory import Directory, sign_directory
 from broker.errors import MappaError
-from broker.topics import Topics
-from broker.verification import EnvelopeVerifier
+from broker.gateway.verification import EnvelopeVerifier
+from broker.kafka.topics import Topics
+from broker.trust.directory import Directory, sign_directory
 from schemas.common import Classification, Role, ViewKind, parse_timestamp
 from schemas.directory import (
     AgencyEntry,

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from broker.agency import AgencyContext
 from broker.errors import MappaError, PolicyDenied, SchemaError
-from broker.lifecycle import Lifecycle
-from broker.publish import Publisher, PublishResult
-from broker.receive import Handled, Opened, Receiver
-from broker.relay import OutboxRelay
-from broker.store import InboxItem
-from broker.transport import KafkaTransport, PartitionReader
+from broker.gateway.agency import AgencyContext
+from broker.gateway.lifecycle import Lifecycle
+from broker.gateway.publish import Publisher, PublishResult
+from broker.gateway.receive import Handled, Opened, Receiver
+from broker.gateway.relay import OutboxRelay
+from broker.gateway.store import InboxItem
+from broker.kafka.transport import KafkaTransport, PartitionReader
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import Classification, parse_timestamp
 from schemas.messages import MessageBody
@@ -155,7 +155,7 @@ class AgencyGateway:
         await self.relay.flush()
         return opened
 
-    # -- lifecycle (s62 alteration and erasure; see broker.lifecycle) ----------------------------
+    # -- lifecycle (s62 alteration and erasure; see broker.gateway.lifecycle) ------------------
     @property
     def lifecycle(self) -> Lifecycle:
         return Lifecycle(self.ctx, self.publisher)

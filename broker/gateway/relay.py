@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 
-from broker.store import AgencyStore
-from broker.transport import KafkaTransport, TransportError
+from broker.gateway.store import AgencyStore
+from broker.kafka.transport import KafkaTransport, TransportError
 
 
 class OutboxRelay:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from broker.agency import AgencyContext
 from broker.errors import MappaError
-from broker.publish import Publisher, PublishResult
-from broker.store import InboxItem
+from broker.gateway.agency import AgencyContext
+from broker.gateway.publish import Publisher, PublishResult
+from broker.gateway.store import InboxItem
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import ViewKind, format_timestamp
 from schemas.messages import MessageBody

@@ -13,13 +13,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from broker.agency import AgencyContext
+from broker.agreements.policy import CASE_TEAM_TYPE, Disclosure, Team
 from broker.crypto.encoding import jcs
 from broker.crypto.envelope import PAYLOAD_TYPE, Recipient, ViewToSeal, seal
 from broker.errors import MappaError, SchemaError
-from broker.policy import CASE_TEAM_TYPE, Disclosure, Team
-from broker.transfer.registry import CaseRegistry
-from broker.transfer.routing import follow_case
+from broker.gateway.agency import AgencyContext
+from broker.gateway.cases import CaseRegistry
+from broker.gateway.routing import follow_case
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import Classification, ViewKind, format_timestamp
 from schemas.envelope import EnvelopeHeader

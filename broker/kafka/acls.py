@@ -23,8 +23,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from broker.directory import Directory
-from broker.topics import Topics
+from broker.kafka.topics import Topics
 from schemas.common import Role
 from schemas.directory import AgencyEntry
 from schemas.isa import Access, Agreement
@@ -75,11 +74,12 @@ def _reads(agency: AgencyEntry, topics: Topics) -> set[str]:
 
 
 def acl_bindings(
-    directory: Directory, agreements: Sequence[Agreement], topics: Topics
+    agencies: Iterable[AgencyEntry], agreements: Sequence[Agreement], topics: Topics
 ) -> list[AclBinding]:
-    """Every binding the cluster needs, sorted; active agencies only."""
+    """Every binding the cluster needs for ``agencies`` (the directory's active ones),
+    sorted."""
     bindings: set[AclBinding] = set()
-    for agency in directory.agencies():
+    for agency in agencies:
         principal = agency.kafka_principal
         for topic in _reads(agency, topics):
             bindings.add(AclBinding(principal, topic, Operation.READ))

@@ -2,7 +2,7 @@
 
 Layout:
 
-  keys/<owner>/<key_id>.key    private keys, sealed (see ``broker.keystore``)
+  keys/<owner>/<key_id>.key    private keys, sealed (see ``broker.trust.keystore``)
   keys/subject.key             the subject pseudonymisation key, sealed
   governance.pub               the trust anchor: the governance public key
   directory.json               the signed trust directory
@@ -24,9 +24,9 @@ from pathlib import Path
 from broker.crypto.encoding import b64decode, b64encode
 from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.pseudonym import SUBJECT_KEY_BYTES, SubjectKey
-from broker.directory import Directory, sign_directory
 from broker.errors import ConfigurationError
-from broker.keystore import AgencyKeys, Keystore
+from broker.trust.directory import Directory, sign_directory
+from broker.trust.keystore import AgencyKeys, Keystore
 from schemas.common import Role, format_timestamp, parse_timestamp
 from schemas.directory import (
     AgencyEntry,

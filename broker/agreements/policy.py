@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from broker.directory import Directory
 from broker.errors import PolicyDenied, VerificationError
+from broker.trust.directory import Directory
 from schemas.common import RESPONSIBLE_AUTHORITY, Role, ViewKind
 from schemas.directory import AgencyEntry
 from schemas.isa import Access, Agreement, Party, ShareRule

@@ -3,7 +3,7 @@
 The envelope protects content end to end whatever the transport; SASL_SSL adds
 what the envelope cannot hide (who talks to which topic, sizes, timing, the
 subject reference used as the record key) and lets the cluster enforce the ACLs
-of ``broker.acls``. Plaintext is therefore allowed only to a broker on this
+of ``broker.kafka.acls``. Plaintext is therefore allowed only to a broker on this
 machine (the embedded one, or a test cluster) unless explicitly permitted.
 """
 

@@ -6,16 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from broker.audit import AuditEmitter
+from broker.agreements.policy import SharingPolicy
 from broker.crypto.pseudonym import SubjectKey
 from broker.crypto.suites import Suite, suite_named
-from broker.directory import Directory
-from broker.keystore import AgencyKeys
-from broker.policy import SharingPolicy
+from broker.gateway.audit import AuditEmitter
+from broker.gateway.store import AgencyStore
+from broker.gateway.verification import EnvelopeVerifier
+from broker.kafka.topics import Topics
 from broker.settings import Settings
-from broker.store import AgencyStore
-from broker.topics import Topics
-from broker.verification import EnvelopeVerifier
+from broker.trust.directory import Directory
+from broker.trust.keystore import AgencyKeys
 from schemas.directory import AgencyEntry, KeyAlg
 
 

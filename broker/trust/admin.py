@@ -21,10 +21,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from broker.crypto.keys import PrivateKey
-from broker.directory import Directory, sign_directory
 from broker.errors import ConfigurationError, KeyUnavailable
-from broker.keystore import Keystore
-from broker.provision import (
+from broker.trust.directory import Directory, sign_directory
+from broker.trust.keystore import Keystore
+from broker.trust.provision import (
     GOVERNANCE,
     KEY_VALIDITY,
     DataPaths,

@@ -29,7 +29,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from broker.agency import AgencyContext
+from broker.agreements.policy import CASE_TEAM_TYPE
 from broker.crypto.envelope import (
     VerifiedEnvelope,
     open_view,
@@ -42,9 +42,9 @@ from broker.errors import (
     SchemaError,
     VerificationError,
 )
-from broker.policy import CASE_TEAM_TYPE
-from broker.store import InboxItem
-from broker.transport import Record
+from broker.gateway.agency import AgencyContext
+from broker.gateway.store import InboxItem
+from broker.kafka.transport import Record
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import ViewKind, format_timestamp
 from schemas.isa import Access

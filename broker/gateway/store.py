@@ -231,7 +231,7 @@ class AgencyStore:
         return [InboxItem(*row) for row in rows]
 
     def delete_inbox_item(self, message_id: str) -> None:
-        """Retention erasure only; the caller records it (see ``broker.lifecycle``)."""
+        """Retention erasure only; the caller records it (see ``broker.gateway.lifecycle``)."""
         self._require_txn()
         self._db.execute("DELETE FROM inbox WHERE message_id = ?", (message_id,))
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from broker.transfer.registry import CaseRegistry
-from broker.transfer.rules import TransferRefused
+from broker.errors import TransferRefused
+from broker.gateway.cases import CaseRegistry
 
 if TYPE_CHECKING:
-    from broker.agency import AgencyContext
+    from broker.gateway.agency import AgencyContext
     from schemas.messages import MessageBody
 
 M = TypeVar("M", bound="MessageBody")

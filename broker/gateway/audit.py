@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from broker.crypto.keys import PrivateKey
 from broker.crypto.signing import AUDIT_EVENT_PAYLOAD, sign_document, verify_document
-from broker.directory import Directory, public_key_of
 from broker.errors import SchemaError, VerificationError
-from broker.store import AgencyStore
+from broker.gateway.store import AgencyStore
+from broker.trust.directory import Directory, public_key_of
 from schemas.audit import AuditAct, AuditEvent, Operation, Outcome, SignedAuditEvent
 from schemas.common import format_timestamp
 from schemas.directory import KeyAlg

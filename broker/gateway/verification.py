@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 from broker.crypto.envelope import VerifiedEnvelope, parse_envelope, verify_envelope
 from broker.crypto.suites import suite_named
-from broker.directory import Directory
 from broker.errors import ReplayError, SchemaError, VerificationError
+from broker.trust.directory import Directory
 from schemas.common import parse_timestamp
 
 

@@ -7,7 +7,7 @@ verified transfer messages: what this agency sent, and what it received and acce
 
 from __future__ import annotations
 
-from broker.store import AgencyStore
+from broker.gateway.store import AgencyStore
 from schemas.transfer import (
     TransferComplete,
     TransferControl,

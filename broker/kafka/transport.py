@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from broker.errors import MappaError
-from broker.topics import PARTITIONS
+from broker.kafka.topics import PARTITIONS
 
 
 class TransportError(MappaError):
