@@ -23,7 +23,7 @@ from broker.errors import ConfigurationError, MappaError
 from broker.gateway.audit import sign_event, time_ordered_id
 from broker.ledger import integrity, search
 from broker.ledger.database import connect
-from broker.ledger.integrity import IntegrityReport, _hashing, verify_ledger
+from broker.ledger.integrity import IntegrityReport, hashing, verify_ledger
 from broker.ledger.query import QueryError, parse_query
 from broker.ledger.search import posting_key
 from broker.ledger.store import LedgerStore
@@ -238,11 +238,11 @@ def _tamper_insert_entry(store: LedgerStore, w: LedgerWorld) -> None:
 
 
 def _tamper_delete_block(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("DELETE FROM blocks WHERE first_seq = 4")
+    store.tamper_db.execute("DELETE FROM blocks WHERE first_seq = 4")
 
 
 def _tamper_truncate(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("DELETE FROM blocks WHERE first_seq >= 8")
+    store.tamper_db.execute("DELETE FROM blocks WHERE first_seq >= 8")
 
 
 def _tamper_rewrite_hashes(store: LedgerStore, w: LedgerWorld) -> None:
@@ -251,7 +251,9 @@ def _tamper_rewrite_hashes(store: LedgerStore, w: LedgerWorld) -> None:
 
 
 def _tamper_checkpoint_row(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("UPDATE checkpoints SET time = '2000-01-01T00:00:00.000Z' WHERE size = 8")
+    store.tamper_db.execute(
+        "UPDATE checkpoints SET time = '2000-01-01T00:00:00.000Z' WHERE size = 8"
+    )
 
 
 def _tamper_checkpoint_backdated(store: LedgerStore, w: LedgerWorld) -> None:
@@ -263,7 +265,7 @@ def _tamper_checkpoint_backdated(store: LedgerStore, w: LedgerWorld) -> None:
     signer = w.service.signer
     assert signer is not None
     earlier = "2000-01-01T00:00:00.000Z"
-    store.db.execute(
+    store.tamper_db.execute(
         "UPDATE checkpoints SET time = ?, note = ? WHERE size = ?",
         (earlier, signer.sign(size, root, earlier, index), size),
     )
@@ -272,28 +274,28 @@ def _tamper_checkpoint_backdated(store: LedgerStore, w: LedgerWorld) -> None:
 def _tamper_unsigned_tail(store: LedgerStore, w: LedgerWorld) -> None:
     """Entry 9 replaced where no checkpoint covers it yet (the last one, of size 12, is
     removed): only its leaf hash recorded at append time tells."""
-    store.db.execute("DELETE FROM checkpoints WHERE size = 12")
+    store.tamper_db.execute("DELETE FROM checkpoints WHERE size = 12")
     rewrite_block(store, 8, lambda e: [e[0], _forged(w), *e[2:]])
 
 
 def _tamper_recorded_leaf(store: LedgerStore, w: LedgerWorld) -> None:
     """Entry 5's recorded leaf hash, which proofs are built from, rewritten; the entries
     are untouched, so every root recomputes: only the consistency proofs fail."""
-    [(recorded,)] = store.db.execute("SELECT leaves FROM blocks WHERE first_seq = 4")
+    [(recorded,)] = store.tamper_db.execute("SELECT leaves FROM blocks WHERE first_seq = 4")
     forged = bytes(recorded[:32]) + bytes(32) + bytes(recorded[64:])
-    store.db.execute("UPDATE blocks SET leaves = ? WHERE first_seq = 4", (forged,))
+    store.tamper_db.execute("UPDATE blocks SET leaves = ? WHERE first_seq = 4", (forged,))
 
 
 def _tamper_checkpoint(store: LedgerStore, w: LedgerWorld) -> None:
     note = store.checkpoints()[1][2]
     lines = note.split("\n")
     lines[1] = "7"
-    store.db.execute("UPDATE checkpoints SET note = ? WHERE size = 8", ("\n".join(lines),))
+    store.tamper_db.execute("UPDATE checkpoints SET note = ? WHERE size = 8", ("\n".join(lines),))
 
 
 def _housing_posting(store: LedgerStore) -> tuple[int, str]:
     key = posting_key("agency", HOUSING)
-    [(k, offsets)] = store.db.execute(
+    [(k, offsets)] = store.tamper_db.execute(
         "SELECT key, offsets FROM postings WHERE key = ? AND first_seq = 4", (key,)
     )
     return int(k), offsets
@@ -302,18 +304,20 @@ def _housing_posting(store: LedgerStore) -> tuple[int, str]:
 def _tamper_posting_deleted(store: LedgerStore, w: LedgerWorld) -> None:
     """Housing's entries 5 to 7 hidden from a query by agency."""
     key, _ = _housing_posting(store)
-    store.db.execute("DELETE FROM postings WHERE key = ? AND first_seq = 4", (key,))
+    store.tamper_db.execute("DELETE FROM postings WHERE key = ? AND first_seq = 4", (key,))
     assert not w.reader.query({"agency": HOUSING})["entries"]
 
 
 def _tamper_posting_moved(store: LedgerStore, w: LedgerWorld) -> None:
     key, _ = _housing_posting(store)
-    store.db.execute("UPDATE postings SET key = ? WHERE key = ? AND first_seq = 4", (key + 1, key))
+    store.tamper_db.execute(
+        "UPDATE postings SET key = ? WHERE key = ? AND first_seq = 4", (key + 1, key)
+    )
 
 
 def _tamper_posting_offsets(store: LedgerStore, w: LedgerWorld) -> None:
     key, offsets = _housing_posting(store)
-    store.db.execute(
+    store.tamper_db.execute(
         "UPDATE postings SET offsets = ? WHERE key = ? AND first_seq = 4",
         (offsets.split(" ", 1)[1], key),
     )
@@ -321,17 +325,19 @@ def _tamper_posting_offsets(store: LedgerStore, w: LedgerWorld) -> None:
 
 def _tamper_batch_time(store: LedgerStore, w: LedgerWorld) -> None:
     """Batch 4 to 7 moved out of every time range an officer would ask for."""
-    store.db.execute("UPDATE batches SET max_time = '2000-01-01T00:00:00.000Z' WHERE first_seq = 4")
+    store.tamper_db.execute(
+        "UPDATE batches SET max_time = '2000-01-01T00:00:00.000Z' WHERE first_seq = 4"
+    )
 
 
 def _tamper_index_and_digests(store: LedgerStore, w: LedgerWorld) -> None:
     """A thorough attacker: removes a posting and recomputes every recorded chain value."""
     _tamper_posting_deleted(store, w)
     value = search.GENESIS
-    for first, count, low, high in store.db.execute(
+    for first, count, low, high in store.tamper_db.execute(
         "SELECT first_seq, count, min_time, max_time FROM batches ORDER BY first_seq"
     ):
-        rows = store.db.execute(
+        rows = store.tamper_db.execute(
             "SELECT key, offsets FROM postings WHERE first_seq = ? ORDER BY key", (first,)
         )
         content = search.content_hash(
@@ -342,24 +348,26 @@ def _tamper_index_and_digests(store: LedgerStore, w: LedgerWorld) -> None:
             lines="\n".join(f"{k} {o}" for k, o in rows),
         )
         value = search.link(value, content)
-        store.db.execute("UPDATE batches SET digest = ? WHERE first_seq = ?", (value, first))
+        store.tamper_db.execute("UPDATE batches SET digest = ? WHERE first_seq = ?", (value, first))
 
 
 def _tamper_posting_filed_away(store: LedgerStore, w: LedgerWorld) -> None:
     """Housing's posting refiled under a segment no query of this log would look in."""
     key, _ = _housing_posting(store)
-    store.db.execute("UPDATE postings SET segment = 7 WHERE key = ? AND first_seq = 4", (key,))
+    store.tamper_db.execute(
+        "UPDATE postings SET segment = 7 WHERE key = ? AND first_seq = 4", (key,)
+    )
 
 
 def _tamper_postings_merged(store: LedgerStore, w: LedgerWorld) -> None:
     """Two postings of a batch kept as one row, the second's line hidden in the first's
     offsets: joined, the lines read as before, but a look-up by the second key finds
     nothing."""
-    (a, a_offsets), (b, b_offsets) = store.db.execute(
+    (a, a_offsets), (b, b_offsets) = store.tamper_db.execute(
         "SELECT key, offsets FROM postings WHERE first_seq = 4 ORDER BY key LIMIT 2"
     )
-    store.db.execute("DELETE FROM postings WHERE key = ? AND first_seq = 4", (b,))
-    store.db.execute(
+    store.tamper_db.execute("DELETE FROM postings WHERE key = ? AND first_seq = 4", (b,))
+    store.tamper_db.execute(
         "UPDATE postings SET offsets = ? WHERE key = ? AND first_seq = 4",
         (f"{a_offsets}\n{b} {b_offsets}", a),
     )
@@ -371,17 +379,19 @@ def _tamper_block_count(store: LedgerStore, w: LedgerWorld) -> None:
 
 
 def _tamper_batch_gone(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("DELETE FROM postings WHERE first_seq = 4")
-    store.db.execute("DELETE FROM batches WHERE first_seq = 4")
+    store.tamper_db.execute("DELETE FROM postings WHERE first_seq = 4")
+    store.tamper_db.execute("DELETE FROM batches WHERE first_seq = 4")
 
 
 def _tamper_index_truncated(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("DELETE FROM postings WHERE first_seq >= 8")
-    store.db.execute("DELETE FROM batches WHERE first_seq >= 8")
+    store.tamper_db.execute("DELETE FROM postings WHERE first_seq >= 8")
+    store.tamper_db.execute("DELETE FROM batches WHERE first_seq >= 8")
 
 
 def _tamper_event_id_gone(store: LedgerStore, w: LedgerWorld) -> None:
-    store.db.execute("DELETE FROM event_ids WHERE event_id = (SELECT min(event_id) FROM event_ids)")
+    store.tamper_db.execute(
+        "DELETE FROM event_ids WHERE event_id = (SELECT min(event_id) FROM event_ids)"
+    )
 
 
 def _tamper_checkpoint_unsealed(store: LedgerStore, w: LedgerWorld) -> None:
@@ -390,7 +400,7 @@ def _tamper_checkpoint_unsealed(store: LedgerStore, w: LedgerWorld) -> None:
     root = base64.b64decode(note.split("\n")[2])
     signer = w.service.signer
     assert signer is not None
-    store.db.execute(
+    store.tamper_db.execute(
         "UPDATE checkpoints SET note = ? WHERE size = ?",
         (signer.sign(size, root, time, b"not a digest"), size),
     )
@@ -398,10 +408,10 @@ def _tamper_checkpoint_unsealed(store: LedgerStore, w: LedgerWorld) -> None:
 
 def _tamper_event_ids(store: LedgerStore, w: LedgerWorld) -> None:
     """The last batch removed, its checkpoint too: only the event ids recall it."""
-    store.db.execute("DELETE FROM blocks WHERE first_seq >= 8")
-    store.db.execute("DELETE FROM postings WHERE first_seq >= 8")
-    store.db.execute("DELETE FROM batches WHERE first_seq >= 8")
-    store.db.execute("DELETE FROM checkpoints WHERE size > 8")
+    store.tamper_db.execute("DELETE FROM blocks WHERE first_seq >= 8")
+    store.tamper_db.execute("DELETE FROM postings WHERE first_seq >= 8")
+    store.tamper_db.execute("DELETE FROM batches WHERE first_seq >= 8")
+    store.tamper_db.execute("DELETE FROM checkpoints WHERE size > 8")
 
 
 TAMPERING: dict[str, tuple[Callable[[LedgerStore, LedgerWorld], None], int | None, str]] = {
@@ -482,7 +492,7 @@ def test_verify_in_chunks_on_worker_processes(world: LedgerWorld) -> None:
         assert (report.intact, report.first_bad_entry) == (False, 130), report.problem
     # The block that ends the first chunk deleted: that chunk stops short, though no
     # gap shows inside it, while the log goes on.
-    store.db.execute("DELETE FROM blocks WHERE first_seq = 50")
+    store.tamper_db.execute("DELETE FROM blocks WHERE first_seq = 50")
     for workers in (1, 2):
         report = verify(workers=workers)
         assert (report.intact, report.first_bad_entry) == (False, 50), report.problem
@@ -495,16 +505,16 @@ def test_verify_reads_postings_in_whatever_order_they_are_stored(world: LedgerWo
     deleted posting is still found."""
     populate(world)
     store = world.service.store
-    rows = store.db.execute("SELECT segment, key, first_seq, offsets FROM postings")
-    store.db.execute("DROP TABLE postings")
-    store.db.execute(
+    rows = store.tamper_db.execute("SELECT segment, key, first_seq, offsets FROM postings")
+    store.tamper_db.execute("DROP TABLE postings")
+    store.tamper_db.execute(
         "CREATE TABLE postings (segment BIGINT NOT NULL, key BIGINT NOT NULL, "
         "first_seq BIGINT NOT NULL, offsets TEXT NOT NULL)"
     )
-    store.db.executemany(
+    store.tamper_db.executemany(
         "INSERT INTO postings VALUES (?, ?, ?, ?)", sorted(rows, key=lambda r: -r[1])
     )
-    store.db.execute("CREATE INDEX postings_by_key ON postings (segment, key DESC)")
+    store.tamper_db.execute("CREATE INDEX postings_by_key ON postings (segment, key DESC)")
     report = world.reader.verify()
     assert report.intact, report.problem
     assert world.reader.query({"agency": HOUSING})["entries"]
@@ -524,9 +534,9 @@ def test_a_posting_key_that_is_not_an_integer_is_malformed(world: LedgerWorld) -
     hide = "UPDATE postings SET key = ?, offsets = ? WHERE key = ? AND first_seq = 4"
     if store.dialect == "postgresql":
         with pytest.raises(psycopg.errors.InvalidTextRepresentation):
-            store.db.execute(hide, (f"{key} {first}", rest, key))
+            store.tamper_db.execute(hide, (f"{key} {first}", rest, key))
         return
-    store.db.execute(hide, (f"{key} {first}", rest, key))
+    store.tamper_db.execute(hide, (f"{key} {first}", rest, key))
     assert not world.reader.query({"agency": HOUSING})["entries"]
     report = world.reader.verify()
     assert (report.intact, report.first_bad_entry) == (False, 4)
@@ -552,7 +562,7 @@ def test_a_failed_worker_fails_verify_and_leaves_no_process(tmp_path: Path) -> N
     rather than reporting on the chunks it has; no worker is left running."""
     gone = Job(target=str(tmp_path / "gone.sqlite"), chunk=64, marks=[], compare_from=0, size=256)
     failing = pytest.raises(RuntimeError, match="a verify worker failed: exit 2")
-    with failing as failed, _hashing(gone, workers=2) as hashed:
+    with failing as failed, hashing(gone, workers=2) as hashed:
         hashed()
     # Reported as an error the CLI and API show (not a traceback), and not as tampering.
     assert isinstance(failed.value, MappaError)
@@ -561,7 +571,7 @@ def test_a_failed_worker_fails_verify_and_leaves_no_process(tmp_path: Path) -> N
     assert not _my_verify_workers()
     assert not (tmp_path / "gone.sqlite").exists()
     missing = pytest.raises(ConfigurationError, match="no ledger database at")
-    with missing, _hashing(gone, workers=1) as hashed:
+    with missing, hashing(gone, workers=1) as hashed:
         hashed()
 
 
@@ -582,9 +592,9 @@ def test_a_worker_that_does_not_answer_fails_verify(
 ) -> None:
     """Verify says it did not finish, and why, rather than report on what it has."""
     job = Job(target=str(tmp_path / "l.sqlite"), chunk=64, marks=[], compare_from=0, size=256)
-    monkeypatch.setattr(integrity, "_WORKER_COMMAND", [sys.executable, "-c", worker])
+    monkeypatch.setattr(integrity, "WORKER_COMMAND", [sys.executable, "-c", worker])
     failing = pytest.raises(integrity.VerifyIncomplete, match="a verify worker failed")
-    with failing as failed, _hashing(job, workers=2) as hashed:
+    with failing as failed, hashing(job, workers=2) as hashed:
         hashed()
     assert why in str(failed.value)
 
@@ -596,7 +606,7 @@ def test_concurrent_verifies_take_turns(world: LedgerWorld) -> None:
     populate(world)
     reports: list[IntegrityReport] = []
     second = threading.Thread(target=lambda: reports.append(world.reader.verify()))
-    with world.reader._verifying:  # a verify under way
+    with world.reader.verifying:  # a verify under way
         second.start()
         second.join(timeout=1.0)
         assert second.is_alive()

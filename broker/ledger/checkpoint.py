@@ -35,11 +35,15 @@ INDEX_PREFIX = "index "
 
 
 def ledger_origin(namespace: str) -> str:
-    """One log per deployment namespace; the origin names it in every checkpoint."""
+    """The origin of a deployment's log, ``mappa-broker/<namespace>/audit-ledger``: one
+    log per deployment namespace, named in every checkpoint."""
     return f"mappa-broker/{namespace}/audit-ledger"
 
 
 def verifier_key(name: str, public: PublicKey) -> str:
+    """The signed-note verifier key of ``public`` under ``name``: ``<name>+<hex key
+    id>+<base64(0x01 || public key)>``. Raises ``ConfigurationError`` (``config.invalid``)
+    unless ``public`` is an Ed25519 key."""
     if public.alg is not KeyAlg.ED25519:
         raise ConfigurationError("the ledger signs checkpoints with an Ed25519 key")
     key_id = note_key_id(name, public.raw)
@@ -47,6 +51,8 @@ def verifier_key(name: str, public: PublicKey) -> str:
 
 
 def checkpoint_text(origin: str, size: int, root: bytes, time: str, index: bytes) -> str:
+    """The text a checkpoint signs: origin, size, root hash, then the ``time`` and
+    ``index`` extension lines, each ending in a newline."""
     return (
         f"{origin}\n{size}\n{b64encode(root)}\n"
         f"{TIME_PREFIX}{time}\n{INDEX_PREFIX}{b64encode(index)}\n"
@@ -55,15 +61,20 @@ def checkpoint_text(origin: str, size: int, root: bytes, time: str, index: bytes
 
 @dataclass(frozen=True)
 class VerifiedCheckpoint:
+    """A checkpoint whose signature and origin have been checked (see ``open_checkpoint``):
+    its note as stored or received, and its parsed body."""
+
     note: str
     checkpoint: Checkpoint
 
     @property
     def size(self) -> int:
+        """The tree size it signs."""
         return self.checkpoint.size
 
     @property
     def root(self) -> bytes:
+        """The tree head it signs."""
         return self.checkpoint.root
 
     def _extension(self, prefix: str) -> str | None:
@@ -74,11 +85,13 @@ class VerifiedCheckpoint:
 
     @property
     def time(self) -> str | None:
+        """When it was signed (its ``time`` line), or None if the line is missing."""
         return self._extension(TIME_PREFIX)
 
     @property
     def index(self) -> bytes | None:
-        """The search index digest the checkpoint seals (None if the line is missing)."""
+        """The search index digest it seals, or None if the line is missing or is not
+        32 bytes of base64."""
         value = self._extension(INDEX_PREFIX)
         try:
             return None if value is None else b64decode(value, expected_len=32)
@@ -87,6 +100,9 @@ class VerifiedCheckpoint:
 
 
 class CheckpointSigner:
+    """Signs the ledger's checkpoints as ``origin`` with its Ed25519 ``key``. Raises
+    ``ConfigurationError`` (``config.invalid``) for a key of another kind."""
+
     def __init__(self, *, origin: str, key: PrivateKey) -> None:
         if key.alg is not KeyAlg.ED25519:
             raise ConfigurationError("the ledger signs checkpoints with an Ed25519 key")
@@ -96,13 +112,17 @@ class CheckpointSigner:
         self._key_id = note_key_id(origin, key.public.raw)
 
     def sign(self, size: int, root: bytes, time: str, index: bytes) -> str:
+        """The signed note over ``checkpoint_text`` of these values: the text, a blank
+        line, and one signature line."""
         text = checkpoint_text(self.origin, size, root, time, index)
         signature = self._key.sign(text.encode())
         return f"{text}\n\u2014 {self.origin} {b64encode(self._key_id + signature)}\n"
 
 
 def open_checkpoint(note: str, vkey: str, *, origin: str) -> VerifiedCheckpoint:
-    """Verify a stored or received checkpoint; raise ``VerificationError`` if it fails."""
+    """Verify a stored or received checkpoint against the verifier key ``vkey`` and
+    ``origin``; returns it verified. Raises ``VerificationError``
+    (``ledger.checkpoint-invalid``) if it does not check out."""
     try:
         return VerifiedCheckpoint(note, verify_checkpoint(note, vkey, origin=origin))
     except ProofError as exc:

@@ -29,25 +29,40 @@ SCAN_MMAP_BYTES = 1 << 40  # SQLite caps it at its own compile-time limit
 
 
 class Database:
+    """One connection to the ledger's database, in either dialect (``dialect``), with
+    ``?`` placeholders in both. The driver's own errors (sqlite3 / psycopg) pass through
+    every method unchanged."""
+
     dialect: Dialect
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement with ``params``; returns its rows (none if it has no result)."""
         raise NotImplementedError
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once for each of ``rows``. Returns nothing."""
         raise NotImplementedError
 
     def script(self, sql: str) -> None:
+        """Run ``;``-separated statements without parameters. Returns nothing."""
         raise NotImplementedError
 
     def transaction(self) -> Any:
+        """A context manager: what runs inside commits on exit, or is rolled back if it
+        raises (the exception then propagates)."""
         raise NotImplementedError
 
     def close(self) -> None:
+        """Close the connection. Returns nothing."""
         raise NotImplementedError
 
 
 class SqliteDatabase(Database):
+    """A SQLite file (created if missing), in WAL mode with full syncs, one connection
+    shared between threads under a lock. ``scan``: read-only and memory-mapped, for one
+    pass over the log; raises ``ConfigurationError`` (``config.invalid``) if there is no
+    file to scan."""
+
     dialect: Dialect = "sqlite"
 
     def __init__(self, path: Path, *, scan: bool = False) -> None:
@@ -73,19 +88,24 @@ class SqliteDatabase(Database):
         self._checkpointer: _Checkpointer | None = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """As ``Database.execute``, under the connection's lock."""
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """As ``Database.executemany``, under the connection's lock."""
         with self._lock:
             self._db.executemany(sql, rows)
 
     def script(self, sql: str) -> None:
+        """As ``Database.script``, under the connection's lock."""
         with self._lock:
             self._db.executescript(sql)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """As ``Database.transaction`` (``BEGIN IMMEDIATE``), holding the connection's
+        lock throughout; the first one starts the WAL checkpointer thread."""
         with self._lock:
             if self._checkpointer is None:
                 # This connection writes: hand WAL checkpoints to a thread of their own.
@@ -100,6 +120,7 @@ class SqliteDatabase(Database):
             self._db.execute("COMMIT")
 
     def close(self) -> None:
+        """Stop the WAL checkpointer, if started, and close the connection."""
         with self._lock:
             if self._checkpointer is not None:
                 self._checkpointer.stop()
@@ -133,11 +154,16 @@ class _Checkpointer:
             db.close()
 
     def stop(self) -> None:
+        """End the thread after its current checkpoint; returns once it has ended."""
         self._stopping.set()
         self._thread.join()
 
 
 class PostgresDatabase(Database):
+    """A PostgreSQL server by URL, autocommitting outside ``transaction``. Raises
+    ``ConfigurationError`` (``config.invalid``) if it does not answer; the message names
+    the host, never the password the URL may carry."""
+
     dialect: Dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
@@ -155,31 +181,39 @@ class PostgresDatabase(Database):
         return sql.replace("?", "%s")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """As ``Database.execute``, with ``?`` rewritten to psycopg's ``%s``."""
         with self._conn.cursor() as cur:
             cur.execute(self._sql(sql), params)
             return cur.fetchall() if cur.description else []
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """As ``Database.executemany``, with ``?`` rewritten to psycopg's ``%s``."""
         with self._conn.cursor() as cur:
             cur.executemany(self._sql(sql), rows)
 
     def script(self, sql: str) -> None:
+        """As ``Database.script``: one statement at a time, split at every ``;``."""
         for statement in sql.split(";"):
             if statement.strip():
                 self.execute(statement)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """As ``Database.transaction`` (psycopg's transaction block)."""
         with self._conn.transaction():
             yield
 
     def close(self) -> None:
+        """Close the connection."""
         self._conn.close()
 
 
 def connect(target: str | Path, *, scan: bool = False) -> SqliteDatabase | PostgresDatabase:
-    """A PostgreSQL URL, or a SQLite file path. ``scan``: a read-only connection for one
-    pass over the whole log (verify)."""
+    """A connection to ``target``: a PostgreSQL URL, or a SQLite file path. ``scan``
+    (SQLite only): a read-only connection for one pass over the whole log (verify).
+
+    Raises ``ConfigurationError`` (``config.invalid``) for a URL of another scheme, a
+    PostgreSQL server that does not answer, or a SQLite file to scan that does not exist."""
     if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
         return PostgresDatabase(target)
     if isinstance(target, str) and "://" in target:

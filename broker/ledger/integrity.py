@@ -40,7 +40,9 @@ from broker.errors import MappaError, VerificationError
 from broker.ledger import merkle, search
 from broker.ledger.checkpoint import VerifiedCheckpoint, open_checkpoint
 from broker.ledger.database import connect
-from broker.ledger.store import BLOCK, LedgerStore, split_block
+from broker.ledger.log import split_block
+from broker.ledger.schema import BLOCK
+from broker.ledger.store import LedgerStore
 from broker.ledger.verify_proofs import ProofError, verify_consistency
 from broker.ledger.verify_worker import ChunkResult, Job, result_from_json
 
@@ -52,11 +54,16 @@ HASH_CHUNK = CHUNK >> 2
 # faulted in again, chunk after chunk (a tenth of its time, all system time). A worker
 # keeps what it has had instead: a few tens of MiB. Other C libraries ignore this.
 _WORKER_ENV = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
-_WORKER_COMMAND = [sys.executable, "-m", "broker.ledger.verify_worker"]
+# How a verify worker is started (a test puts a misbehaving one in its place).
+WORKER_COMMAND = [sys.executable, "-m", "broker.ledger.verify_worker"]
 
 
 @dataclass(frozen=True)
 class IntegrityReport:
+    """What ``verify_ledger`` found: whether the ledger is intact, how many entries,
+    checkpoints and refused records it holds, and the first problem (with the entry it
+    concerns, where there is one) if it is not."""
+
     intact: bool
     entries: int
     checkpoints: int
@@ -66,6 +73,7 @@ class IntegrityReport:
     problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict, one key per field."""
         return asdict(self)
 
 
@@ -192,11 +200,17 @@ def _entries(
 
 
 @contextmanager
-def _hashing(job: Job, workers: int) -> Iterator[Callable[[], dict[int, ChunkResult]]]:
+def hashing(job: Job, workers: int) -> Iterator[Callable[[], dict[int, ChunkResult]]]:
     """Hash every chunk of ``job`` while the caller goes on; what it yields waits for
-    every chunk's result. Here for one chunk or one worker, else on a process per
-    worker, each handed the next chunk as it finishes one (the first chunk of each
-    segment also reads that segment's index, so chunks differ in cost)."""
+    every chunk's result and returns them by chunk start. Here for one chunk or one
+    worker, else on a process per worker, each handed the next chunk as it finishes one
+    (the first chunk of each segment also reads that segment's index, so chunks differ
+    in cost). No worker outlives the block.
+
+    Waiting raises ``VerifyIncomplete`` (``audit.verify-incomplete``) if a worker fails,
+    answers something other than a chunk result, or ends without answering; hashing
+    here raises ``ConfigurationError`` (``config.invalid``) if there is no ledger
+    database at ``job.target``."""
     starts = job.starts()
     if workers <= 1 or len(starts) <= 1:
         yield lambda: _hash_here(job)
@@ -209,7 +223,7 @@ def _hashing(job: Job, workers: int) -> Iterator[Callable[[], dict[int, ChunkRes
         for _ in range(min(workers, len(starts))):
             procs.append(
                 subprocess.Popen(  # noqa: S603 - this package's own worker, no shell
-                    _WORKER_COMMAND,
+                    WORKER_COMMAND,
                     env={**os.environ, **_WORKER_ENV},
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
@@ -323,15 +337,9 @@ def _index(
             raise _Tampered(*c.index_problem)
     # Every segment a chunk began was read whole by its worker (a posting no batch there
     # holds is reported above); a posting filed under any other segment is a stray.
-    last = max(n - 1, 0) >> search.SEGMENT_BITS
-    stray = store.db.execute(
-        "SELECT min(first_seq), count(*) FROM postings "
-        "WHERE (segment < 0 OR segment > ?) AND first_seq < ?",
-        (last, n),
-    )[0]
-    if int(stray[1]):
-        first = None if stray[0] is None else int(stray[0])
-        raise _Tampered(first, search.orphan(first))
+    stray, strays = store.index.strays(max(n - 1, 0) >> search.SEGMENT_BITS, n)
+    if strays:
+        raise _Tampered(stray, search.orphan(stray))
     expected = 0
     chain: list[bytes] = []
     value = search.GENESIS
@@ -370,7 +378,7 @@ def _id_count(store: LedgerStore) -> tuple[int, int]:
     """How many event ids are recorded, and then how many entries are stored. The log
     may have grown since verify began (ids and entries are committed together): so the
     ids are counted first and held to the size read after them."""
-    count = int(store.db.execute("SELECT count(*) FROM event_ids")[0][0])
+    count = store.event_id_count()
     return count, store.size()
 
 
@@ -396,6 +404,15 @@ def verify_ledger(
     chunk: int = HASH_CHUNK,
     workers: int | None = None,
 ) -> IntegrityReport:
+    """Recompute the whole log of ``store`` and hold it to its checkpoints, signed by
+    ``verifier_key`` for ``origin`` (the checks are in the module's docstring), hashing
+    ``chunk`` entries at a time on ``workers`` processes (default: one per core).
+    Returns the report: tampering is reported in it, never raised, and nothing is
+    repaired.
+
+    Raises ``ValueError`` if ``chunk`` is not a power of two from ``BLOCK`` to ``CHUNK``,
+    and ``VerifyIncomplete`` (``audit.verify-incomplete``) if a worker fails (then
+    nothing is said of the ledger)."""
     if not BLOCK <= chunk <= CHUNK or chunk & (chunk - 1):
         raise ValueError(f"chunk must be a power of two from {BLOCK} to {CHUNK} entries")
     rejected = len(store.rejected())
@@ -414,7 +431,7 @@ def verify_ledger(
         )
         # The workers hash while this process checks what needs no entry; problems are
         # still reported in the order of the module's list.
-        with _hashing(job, workers) as hashed:
+        with hashing(job, workers) as hashed:
             verified = _checkpoints(rows, verifier_key, origin)
             checkpoints = len(verified)
             latest = verified[-1].size if verified else 0

@@ -62,7 +62,8 @@ def range_keys(start: int, end: int) -> list[NodeKey]:
 
 
 def fold(hashes: Sequence[bytes]) -> bytes:
-    """Right fold of subtree hashes: H(a, H(b, H(c, ...)))."""
+    """Right fold of subtree hashes: H(a, H(b, H(c, ...))). Raises ``IndexError`` if
+    ``hashes`` is empty."""
     h = hashes[-1]
     for left in reversed(hashes[:-1]):
         h = node_hash(left, h)
@@ -70,7 +71,8 @@ def fold(hashes: Sequence[bytes]) -> bytes:
 
 
 def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """Leaf ranges whose hashes form PATH(index, D[size]) (RFC 9162 2.1.3.1), in proof order."""
+    """Leaf ranges whose hashes form PATH(index, D[size]) (RFC 9162 2.1.3.1), in proof order.
+    Raises ``ValueError`` unless ``0 <= index < size``."""
     if not 0 <= index < size:
         raise ValueError(f"leaf {index} is not in a tree of size {size}")
     ranges: list[tuple[int, int]] = []
@@ -88,7 +90,8 @@ def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
 
 
 def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
-    """Leaf ranges whose hashes form PROOF(size1, D[size2]) (RFC 9162 2.1.4.1), in order."""
+    """Leaf ranges whose hashes form PROOF(size1, D[size2]) (RFC 9162 2.1.4.1), in order.
+    Raises ``ValueError`` unless ``0 <= size1 <= size2``."""
     if not 0 <= size1 <= size2:
         raise ValueError(f"no consistency proof from size {size1} to size {size2}")
     if size1 in (0, size2):
@@ -115,6 +118,7 @@ def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
 
 
 def nodes_for(ranges: Iterable[tuple[int, int]]) -> set[NodeKey]:
+    """Every stored node the hashes of ``ranges`` are folded from (see ``range_keys``)."""
     return {key for start, end in ranges for key in range_keys(start, end)}
 
 
@@ -124,6 +128,8 @@ def assemble(ranges: Sequence[tuple[int, int]], nodes: Mapping[NodeKey, bytes]) 
 
 
 def root_of(size: int, nodes: Mapping[NodeKey, bytes]) -> bytes:
+    """The tree head of the first ``size`` leaves from fetched ``nodes``. Raises
+    ``KeyError`` if one is missing."""
     return EMPTY_ROOT if size == 0 else fold([nodes[k] for k in range_keys(0, size)])
 
 
@@ -131,7 +137,8 @@ class CompactRange:
     """The right edge of a growing tree: one hash per complete subtree of the prefix.
 
     Appending a leaf yields the new stored nodes (the leaf and every subtree it
-    completes), so a store writes them in the same transaction as the entry.
+    completes), so a store writes them in the same transaction as the entry. Made from a
+    size and its edge; raises ``ValueError`` unless the edge has a hash per set bit.
     """
 
     __slots__ = ("_stack", "size")
@@ -144,9 +151,11 @@ class CompactRange:
 
     @classmethod
     def edge_keys(cls, size: int) -> list[NodeKey]:
+        """The nodes of a tree of ``size`` leaves that make up its edge, largest first."""
         return range_keys(0, size)
 
     def copy(self) -> CompactRange:
+        """An independent copy (extending it leaves this one as it is)."""
         return CompactRange(self.size, self._stack)
 
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
@@ -186,6 +195,7 @@ class CompactRange:
         return list(self._stack)
 
     def root(self) -> bytes:
+        """The tree head of the prefix (``EMPTY_ROOT`` for no leaves)."""
         return EMPTY_ROOT if not self._stack else fold(self._stack)
 
 

@@ -29,6 +29,9 @@ EXPORT_COLUMNS = ("seq", *(c for c in COLUMNS if c != "event_id"), "event_id")
 
 
 class QueryError(SchemaError):
+    """An officer's query or request the ledger cannot answer as asked (a bad parameter,
+    an entry a checkpoint does not cover, too many rows): ``audit.query-invalid``."""
+
     code = "audit.query-invalid"
 
 
@@ -49,6 +52,9 @@ def _moment(value: str) -> str:
 
 
 class AuditQuery(BaseModel):
+    """An officer's query, validated: filters, time range, paging and whether to add
+    proofs (see the module). Made by ``parse_query``."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     subject: str | None = Field(default=None, min_length=1, max_length=40)
@@ -70,6 +76,8 @@ class AuditQuery(BaseModel):
         return None if value is None else _moment(value)
 
     def filters(self, subject_ref: str | None) -> dict[str, str]:
+        """The equality filters given, by ledger field (``LedgerStore.select``), with
+        ``subject_ref`` as the subject's (the caller hashes a plain PNC id)."""
         pairs = {
             "subject_ref": subject_ref,
             "agency": self.agency,
@@ -82,7 +90,8 @@ class AuditQuery(BaseModel):
 
 
 def parse_query(params: Mapping[str, Any]) -> AuditQuery:
-    """Validate officer-supplied parameters; ``QueryError`` names the first bad one."""
+    """Validate officer-supplied parameters (None and "" count as absent); returns the
+    query. Raises ``QueryError`` (``audit.query-invalid``) naming the first bad one."""
     cleaned = {k: v for k, v in params.items() if v is not None and v != ""}
     try:
         query = AuditQuery.model_validate(cleaned)
@@ -102,6 +111,9 @@ def parse_query(params: Mapping[str, Any]) -> AuditQuery:
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Entries as CSV: a header, then a line per row in ``EXPORT_COLUMNS`` order, with
+    each row's proof in three more columns if any row has one. A cell a spreadsheet
+    would run as a formula is quoted."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     extra = ("leaf_hash", "tree_size", "inclusion_proof")
@@ -123,4 +135,5 @@ def _cell(value: Any) -> str:
 
 
 def to_json(document: Mapping[str, Any]) -> str:
+    """``document`` as indented JSON, keys in the order given."""
     return json.dumps(document, indent=1, sort_keys=False)

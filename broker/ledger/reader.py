@@ -36,6 +36,11 @@ MAX_EXPORT_ROWS = 1_000_000
 
 
 class LedgerReader:
+    """What an officer can ask of the ledger in ``store``, whose checkpoints are signed by
+    ``public_key`` for ``origin`` (see the module). ``subject_ref`` turns a plain PNC id
+    into the subject's keyed hash. Raises ``ConfigurationError`` (``config.invalid``)
+    unless ``public_key`` is an Ed25519 key."""
+
     def __init__(
         self,
         *,
@@ -48,13 +53,15 @@ class LedgerReader:
         self.origin = origin
         self.verifier_key = verifier_key(origin, public_key)
         self._subject_ref = subject_ref
-        # A verify runs a worker process per core: concurrent requests take turns rather
-        # than start a set each.
-        self._verifying = threading.Lock()
+        # Held while a verify runs. A verify runs a worker process per core: concurrent
+        # requests take turns rather than start a set each.
+        self.verifying = threading.Lock()
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint(self, size: int | None = None) -> VerifiedCheckpoint:
-        """The latest signed checkpoint (or the one of ``size``), verified before it is shown."""
+        """The latest signed checkpoint (or the one of ``size``), verified before it is
+        shown. Raises ``SchemaError`` (``audit.no-checkpoint``) if there is none, and
+        ``VerificationError`` (``ledger.checkpoint-invalid``) if it does not verify."""
         row = self.store.latest_checkpoint() if size is None else self.store.checkpoint_at(size)
         if row is None:
             what = "no checkpoint yet" if size is None else f"no checkpoint of size {size}"
@@ -62,6 +69,8 @@ class LedgerReader:
         return open_checkpoint(row[2], self.verifier_key, origin=self.origin)
 
     def checkpoint_json(self, size: int | None = None) -> dict[str, Any]:
+        """``checkpoint(size)`` as JSON: origin, tree size, root hash, time, the note and
+        the verifier key to check it with. Raises as ``checkpoint`` does."""
         cp = self.checkpoint(size)
         return {
             "origin": self.origin,
@@ -74,6 +83,10 @@ class LedgerReader:
 
     # -- proofs -----------------------------------------------------------------------------
     def inclusion(self, seq: int, size: int) -> dict[str, Any]:
+        """The inclusion proof of entry ``seq`` in the tree of the first ``size`` entries:
+        the entry's recorded leaf hash and the proof's hashes, built from stored nodes.
+        Raises ``ValueError`` unless ``0 <= seq < size``, and ``KeyError`` if a node the
+        proof needs is not stored (``verify`` says why)."""
         ranges = merkle.inclusion_ranges(seq, size)
         keys = merkle.nodes_for(ranges) | {(0, seq)}
         nodes = self.store.nodes(keys)
@@ -86,7 +99,9 @@ class LedgerReader:
 
     def proof(self, seq: int, *, size: int | None = None) -> dict[str, Any]:
         """Inclusion proof of entry ``seq`` in the tree of a signed checkpoint (default: the
-        latest), with that checkpoint and the entry's signed bytes so all can be re-checked."""
+        latest), with that checkpoint and the entry's signed bytes so all can be re-checked.
+        Raises as ``checkpoint`` does, and ``QueryError`` (``audit.query-invalid``) if the
+        checkpoint does not cover the entry or the entry is not stored."""
         cp = self.checkpoint(size)
         if not 0 <= seq < cp.size:
             raise QueryError(
@@ -104,6 +119,10 @@ class LedgerReader:
         }
 
     def consistency(self, size1: int, size2: int | None = None) -> dict[str, Any]:
+        """The consistency proof from the checkpoint of ``size1`` to the one of ``size2``
+        (default: the latest), with both checkpoints and the verifier key. Raises as
+        ``checkpoint`` does, and ``QueryError`` (``audit.query-invalid``) if the first is
+        the newer."""
         old = self.checkpoint(size1)
         new = self.checkpoint(size2)
         if old.size > new.size:
@@ -126,7 +145,10 @@ class LedgerReader:
         return query.subject_ref
 
     def query(self, params: Mapping[str, Any] | AuditQuery) -> dict[str, Any]:
-        """One page of matching entries, oldest first. ``next_after`` continues the walk."""
+        """One page of matching entries, oldest first: ``entries``, and ``next_after`` to
+        continue the walk (None on the last page); with ``proofs``, each checkpointed
+        row's inclusion proof and the latest ``checkpoint``. Raises ``QueryError``
+        (``audit.query-invalid``) for a bad parameter."""
         query = params if isinstance(params, AuditQuery) else parse_query(params)
         rows = self.store.select(
             query.filters(self._subject(query)),
@@ -150,7 +172,8 @@ class LedgerReader:
 
     def export(self, params: Mapping[str, Any], fmt: ExportFormat) -> str:
         """Every matching entry (all pages) as CSV or as one JSON document, for a subject
-        access request or for the Information Commissioner."""
+        access request or for the Information Commissioner. Raises ``QueryError``
+        (``audit.query-invalid``) for a bad parameter or more than ``MAX_EXPORT_ROWS``."""
         query = parse_query({**params, "after": None, "limit": None})
         rows: list[dict[str, Any]] = []
         after = -1
@@ -180,20 +203,26 @@ class LedgerReader:
         )
 
     def rejected(self) -> list[dict[str, Any]]:
+        """The records the ledger refused, oldest first, each with its size in ``bytes``
+        in place of the bytes themselves."""
         return [
             {k: v for k, v in r.items() if k != "raw"} | {"bytes": len(r["raw"])}
             for r in self.store.rejected()
         ]
 
     def verify(self) -> IntegrityReport:
-        """The whole log recomputed and held to its checkpoints; one run at a time."""
-        with self._verifying:
+        """The whole log recomputed and held to its checkpoints, one run at a time (see
+        ``verify_ledger``); returns the report. Raises ``VerifyIncomplete``
+        (``audit.verify-incomplete``) if a worker process fails."""
+        with self.verifying:
             return verify_ledger(self.store, verifier_key=self.verifier_key, origin=self.origin)
 
 
 def open_ledger_reader(settings: Settings, passphrase: Callable[[], bytes]) -> LedgerReader:
     """A reader on a deployment's ledger without the rest of the deployment (the officer's
-    CLI). The subject key is unsealed only when a query names a subject by PNC id."""
+    CLI). The subject key is unsealed only when a query names a subject by PNC id.
+    Raises ``ConfigurationError`` (``config.invalid``) if the ledger's public key or its
+    SQLite database is missing, or the database cannot be opened (see ``LedgerStore``)."""
     paths = DataPaths(settings.data_dir)
     public = load_ledger_public(paths)
     if settings.database_url is None and not paths.ledger.exists():

@@ -50,16 +50,23 @@ _U64 = struct.Struct(">QQ")
 
 @functools.lru_cache(maxsize=1 << 17)
 def posting_key(field: str, value: str) -> int:
+    """The key ``value`` of ``field`` is posted under: the first 8 bytes of
+    ``SHA-256(field 0x1F value)`` as a signed big-endian integer."""
     digest = hashlib.sha256(f"{field}\x1f{value}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def decode_offsets(text: str) -> list[int]:
+    """A posting's offsets from its text (decimals separated by spaces). Raises
+    ``ValueError`` if the text is anything else."""
     return [int(o) for o in text.split(" ")]
 
 
 @dataclass(frozen=True)
 class BatchIndex:
+    """One append batch's index (see ``build``): its entries' range and time range, and
+    its postings."""
+
     first_seq: int
     count: int
     min_time: str
@@ -70,7 +77,8 @@ class BatchIndex:
 
 
 def build(first_seq: int, events: Sequence[AuditEvent]) -> BatchIndex:
-    """The postings and time range of the events appended from ``first_seq`` on.
+    """The postings and time range of the events appended from ``first_seq`` on (one
+    event at least: raises ``ValueError`` for none).
 
     On the append path of every event, so it is written for speed: a field at a time,
     grouped and keyed by the interpreter's C loops where the field's values allow it."""
@@ -121,6 +129,8 @@ def _occurrences(column: Sequence[Any], text: list[str]) -> dict[Any, str]:
 
 
 def chain(previous: bytes, batch: BatchIndex) -> bytes:
+    """The chain value after ``batch``, from the one before it: ``link`` of its
+    ``content_hash``."""
     return link(
         previous,
         content_hash(
@@ -149,5 +159,6 @@ def link(previous: bytes, content: bytes) -> bytes:
 
 
 def orphan(first: int | None) -> str:
+    """What verify says of postings no batch holds, from entry ``first`` (if known)."""
     where = "" if first is None else f" for entries from {first}"
     return f"the search index has postings{where} that no batch holds"

@@ -44,10 +44,12 @@ class ProofError(Exception):
 
 
 def leaf_hash(entry: bytes) -> bytes:
+    """The RFC 9162 leaf hash of ``entry``: SHA-256(0x00 || entry)."""
     return hashlib.sha256(LEAF_PREFIX + entry).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
+    """The RFC 9162 interior node hash: SHA-256(0x01 || left || right)."""
     return hashlib.sha256(NODE_PREFIX + left + right).digest()
 
 
@@ -60,7 +62,8 @@ def _check_hashes(proof: list[bytes]) -> None:
 
 
 def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: list[bytes]) -> bytes:
-    """The root implied by ``leaf`` (a leaf *hash*) at ``index`` in a tree of ``size``."""
+    """The root implied by ``leaf`` (a leaf *hash*) at ``index`` in a tree of ``size``.
+    Raises ``ProofError`` if the index, leaf or proof cannot be for such a tree."""
     if not 0 <= index < size <= MAX_TREE_SIZE:
         raise ProofError(f"leaf index {index} is not inside a tree of size {size}")
     if len(leaf) != HASH_SIZE:
@@ -170,7 +173,8 @@ def note_key_id(name: str, public_key: bytes) -> bytes:
 
 
 def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
-    """``<name>+<hex key id>+<base64(0x01 || public key)>`` -> (name, raw public key)."""
+    """``<name>+<hex key id>+<base64(0x01 || public key)>`` -> (name, raw public key).
+    Raises ``ProofError`` if it is malformed, not Ed25519, or its key id does not match."""
     parts = vkey.strip().split("+", 2)
     if len(parts) != 3:
         raise ProofError("a verifier key is <name>+<key id>+<key>")
@@ -188,7 +192,8 @@ def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
 
 
 def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
-    """(text, [(signer name, key id || signature)]) of a signed note; nothing verified yet."""
+    """(text, [(signer name, key id || signature)]) of a signed note; nothing verified yet.
+    Raises ``ProofError`` if it is too large or not shaped as a signed note."""
     if len(note.encode()) > MAX_NOTE_BYTES:
         raise ProofError(f"a checkpoint is at most {MAX_NOTE_BYTES} bytes")
     text, sep, sigs = note.partition("\n\n")
@@ -213,6 +218,8 @@ def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
 
 
 def parse_checkpoint_text(text: str) -> Checkpoint:
+    """The body of a checkpoint's (already verified) text. Raises ``ProofError`` unless
+    it is an origin, a decimal size, a 32-byte base64 root and non-empty extension lines."""
     lines = text.split("\n")
     if len(lines) < 4 or lines[-1] != "":
         raise ProofError("checkpoint body is origin, size and root hash lines, newline-terminated")
@@ -231,7 +238,9 @@ def parse_checkpoint_text(text: str) -> Checkpoint:
 
 
 def verify_checkpoint(note: str, verifier_key: str, *, origin: str | None = None) -> Checkpoint:
-    """Verify a checkpoint's Ed25519 signature by ``verifier_key`` and parse its body."""
+    """Verify a checkpoint's Ed25519 signature by ``verifier_key`` and parse its body;
+    returns the body. Raises ``ProofError`` if the key or note is malformed, no valid
+    signature by the key is on it, or (given ``origin``) it is for another log."""
     name, public = parse_verifier_key(verifier_key)
     text, signatures = split_note(note)
     key_id = note_key_id(name, public)

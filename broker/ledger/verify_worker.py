@@ -27,12 +27,16 @@ from typing import Any
 from broker.errors import MappaError
 from broker.ledger import merkle, search
 from broker.ledger.database import Database, connect
+from broker.ledger.log import read_blocks
+from broker.ledger.postings import PostingIndex
 
 Batch = tuple[int, int, bytes, bytes]  # first seq, count, content hash, recorded chain value
 
 
 @dataclass
 class ChunkResult:
+    """What a worker found in one chunk of the log, for ``integrity`` to fold and judge."""
+
     start: int
     end: int  # one past the last entry hashed (less than asked if a problem stopped it)
     # The chunk's subtree edge (largest first) at each asked size, and at ``end``.
@@ -55,11 +59,7 @@ def _leaves(db: Database, result: ChunkResult, end: int, compare_from: int) -> l
     n = result.start
     step = 1 << 12
     for lo in range(result.start, end, step):
-        rows = db.execute(
-            "SELECT first_seq, count, ends, leaves, data FROM blocks "
-            "WHERE first_seq >= ? AND first_seq < ? ORDER BY first_seq",
-            (lo, min(lo + step, end)),
-        )
+        rows = read_blocks(db, lo, min(lo + step, end))
         for first, count, ends_raw, recorded_raw, data_raw in rows:
             if first != n:
                 result.problem = (n, f"entry {n} is missing (the next stored entry is {first})")
@@ -90,6 +90,7 @@ def _leaves(db: Database, result: ChunkResult, end: int, compare_from: int) -> l
 def _index(db: Database, result: ChunkResult, size: int) -> None:
     """Content hashes of the batches starting in this chunk (below ``size``), from their
     postings."""
+    index = PostingIndex(db)
     segment = result.start >> search.SEGMENT_BITS
     # The database joins each batch's lines (no Python work per posting). PostgreSQL is
     # told their order; SQLite (before 3.44) joins them in the order it reads them,
@@ -101,25 +102,13 @@ def _index(db: Database, result: ChunkResult, size: int) -> None:
     # line break in offsets would pass one posting off as two): checked in the pass.
     joined: dict[Any, str] = {}
     malformed: set[Any] = set()
-    for first, lines, postings, top in db.execute(
-        f"SELECT first_seq, {_JOINED[db.dialect]}, count(*), max(key) "  # noqa: S608
-        "FROM postings WHERE segment = ? AND first_seq < ? GROUP BY first_seq",
-        (segment, size),
-    ):
+    for first, lines, postings, top in index.joined(segment, size):
         joined[first] = lines or ""
         if not isinstance(top, int) or joined[first].count("\n") != postings - 1:
             malformed.add(first)
     low, high = segment << search.SEGMENT_BITS, min(size, (segment + 1) << search.SEGMENT_BITS)
-    before = db.execute(
-        "SELECT digest FROM batches WHERE first_seq < ? ORDER BY first_seq DESC LIMIT 1", (low,)
-    )
-    previous = bytes(before[0][0]) if before else search.GENESIS
-    batches = db.execute(
-        "SELECT first_seq, count, min_time, max_time, digest FROM batches "
-        "WHERE first_seq >= ? AND first_seq < ? ORDER BY first_seq",
-        (low, high),
-    )
-    for first, count, min_time, max_time, recorded in batches:
+    previous = index.digest_before(low)
+    for first, count, min_time, max_time, recorded in index.batches(low, high):
         batch = functools.partial(
             search.content_hash,
             first_seq=int(first),
@@ -129,12 +118,7 @@ def _index(db: Database, result: ChunkResult, size: int) -> None:
         )
         content = batch(lines=joined.pop(first, ""))
         if search.link(previous, content) != bytes(recorded):
-            ordered = db.execute(
-                f"SELECT {_LINE} FROM postings WHERE segment = ? AND first_seq = ? "  # noqa: S608
-                "ORDER BY key",
-                (segment, first),
-            )
-            content = batch(lines="\n".join(line for (line,) in ordered))
+            content = batch(lines=index.lines(segment, first))
         previous = bytes(recorded)
         result.batches.append((int(first), int(count), content, bytes(recorded)))
         if first in malformed and result.index_problem is None:
@@ -148,15 +132,6 @@ def _index(db: Database, result: ChunkResult, size: int) -> None:
         result.index_problem = (stray, search.orphan(stray))
 
 
-# One posting as the text its batch's content hash covers (see ``search.content_hash``).
-_LINE = "CAST(key AS TEXT) || ' ' || offsets"
-_JOINED = {
-    # The same text as ``_LINE`` (|| converts as CAST does), without its extra copy.
-    "sqlite": "group_concat(key || ' ' || offsets, char(10))",
-    "postgresql": f"string_agg({_LINE}, chr(10) ORDER BY key)",
-}
-
-
 def check_chunk(
     db: Database, start: int, end: int, *, marks: list[int], compare_from: int, size: int
 ) -> ChunkResult:
@@ -164,7 +139,8 @@ def check_chunk(
     first ``size`` (what the log held when verify began: later appends are not looked at).
 
     ``marks``: sizes in ``(start, end]`` at which to report the chunk's edge; leaves from
-    ``compare_from`` on are also compared with the ones recorded at append time."""
+    ``compare_from`` on are also compared with the ones recorded at append time. Returns
+    what was found; a problem with the stored data is noted in it, never raised."""
     result = ChunkResult(start, start)
     leaves = _leaves(db, result, min(end, size), compare_from)
     if start % (1 << search.SEGMENT_BITS) == 0:  # chunks never span segments
@@ -189,6 +165,7 @@ class Job:
     size: int
 
     def check(self, db: Database, start: int) -> ChunkResult:
+        """``check_chunk`` of the chunk at ``start``, read through ``db``."""
         end = start + self.chunk
         return check_chunk(
             db,
@@ -204,10 +181,12 @@ class Job:
         return list(range(0, max(self.size, 1), self.chunk))
 
     def to_json(self) -> str:
+        """The job as one line of JSON, as a worker reads it (``Job(**json.loads(...))``)."""
         return json.dumps(asdict(self))
 
 
 def result_to_json(result: ChunkResult) -> str:
+    """``result`` as one line of JSON (hashes in hex), as a worker writes it."""
     doc: dict[str, Any] = {
         "start": result.start,
         "end": result.end,
@@ -225,6 +204,8 @@ def _pair(value: Any) -> tuple[int, str] | None:
 
 
 def result_from_json(line: str) -> ChunkResult:
+    """The chunk result a worker wrote as ``line``. Raises ``ValueError``, ``LookupError``
+    or ``TypeError`` if the line is not one."""
     doc = json.loads(line)
     return ChunkResult(
         start=int(doc["start"]),
@@ -241,7 +222,8 @@ def result_from_json(line: str) -> ChunkResult:
 
 def main() -> None:
     """On stdin: the job (one JSON line), then a chunk start a line, as the parent hands
-    them out; on stdout: each chunk's result (one JSON line). Ends at end of input."""
+    them out; on stdout: each chunk's result (one JSON line). Ends at end of input.
+    Exits with status 2 (saying why on stderr) if the ledger's database cannot be opened."""
     job = Job(**json.loads(sys.stdin.readline()))
     try:
         db = connect(job.target, scan=True)

@@ -1,0 +1,142 @@
+"""The ledger's tables (SQLite or PostgreSQL): their definition, the layout check, and the
+few pieces of SQL that differ between the two dialects.
+
+The log is written a batch at a time (one poll of ``mappa.audit``), in arrival order;
+entry ``seq`` is its leaf index (0-based) in the Merkle log. Tables:
+
+``blocks``: the entries' signed bytes, exactly as received, up to ``BLOCK`` entries a
+row and never across a ``BLOCK``-aligned boundary: ``data`` is the entries' Merkle leaf
+inputs (``0x00 || signed``) end to end, ``ends`` where each ends (uint32 LE),
+``leaves`` each leaf hash ``SHA-256(0x00 || signed)`` as recorded at append time.
+One row per 64 entries rather than one per entry is what lets appends keep up: a row
+per entry costs more than the entry.
+
+``nodes``: the hash of every complete aligned subtree of ``2**TILE_LEVEL`` (16) leaves
+or more, keyed ``index * 64 + level``. Lower subtrees are recomputed from the recorded
+leaves of their 16-entry window when a proof needs them (at most 15 hashes).
+
+``postings`` and ``batches``: the search index and its digest chain (see ``search``).
+Postings are stored in the order they are written and hashed (segment, batch, key), so
+an append adds rows at the end and verify reads each batch's postings in one pass;
+``postings_by_key`` finds them by key.
+``event_ids``: every event id, so a redelivered event is appended once.
+``checkpoints``: every signed tree head. ``rejected``: records the ledger refused
+(bad signature, unknown agency, malformed), kept with the reason. ``offsets``: how far
+the service has read, committed with the entries. Nothing is updated or deleted by
+the product.
+
+The statements that read and write these tables are in ``log`` (the append path and
+the tree) and ``postings`` (the search index); nothing else runs SQL on the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.errors import ConfigurationError
+from broker.ledger import search
+from broker.ledger.database import Database
+
+BLOCK = 64
+TILE_LEVEL = 4  # nodes below this level are recomputed from a window of 16 leaves
+WINDOW = 1 << TILE_LEVEL
+SEGMENT_BITS = search.SEGMENT_BITS
+# Levels fit in 6 bits (a tree of 2**63 leaves has 63 levels).
+_LEVEL_BITS = 6
+
+
+def node_id(level: int, index: int) -> int:
+    """The ``nodes`` key of the subtree ``(level, index)``: ``index * 64 + level``."""
+    return (index << _LEVEL_BITS) | level
+
+
+@dataclass(frozen=True)
+class DialectSql:
+    """The pieces of SQL that differ between SQLite and PostgreSQL (see ``of``)."""
+
+    elements: str  # a JSON array parameter's elements as rows (column ``value``)
+    big: str  # the 64-bit integer type
+    before_space: str  # ``value`` up to its first space
+    after_space: str  # ``value`` after its first space
+    by_key: str  # what makes a look-up by key use ``postings_by_key``
+    greatest: str  # the larger of two values
+
+    @classmethod
+    def of(cls, dialect: str) -> DialectSql:
+        """The pieces for ``dialect``: PostgreSQL's for ``"postgresql"``, else SQLite's."""
+        if dialect == "postgresql":
+            return cls(
+                elements="jsonb_array_elements_text(?::jsonb)",
+                big="BIGINT",
+                before_space="split_part(value, ' ', 1)",
+                after_space="substr(value, strpos(value, ' ') + 1)",
+                by_key="",
+                greatest="GREATEST",
+            )
+        return cls(
+            elements="json_each(?)",
+            big="INTEGER",
+            before_space="substr(value, 1, instr(value, ' ') - 1)",
+            after_space="substr(value, instr(value, ' ') + 1)",
+            # Without statistics SQLite would walk the segment in stored order instead.
+            by_key=" INDEXED BY postings_by_key",
+            greatest="max",
+        )
+
+
+def create_tables(db: Database) -> None:
+    """Create whichever of the ledger's tables and indexes ``db`` lacks; an existing
+    ledger is left as it is. Returns nothing.
+
+    Raises ``ConfigurationError`` (``config.invalid``) if ``db`` holds an audit log in
+    the earlier layout (table ``entries``), leaving ``db`` open and unchanged."""
+    if _has_table(db, "entries"):
+        # Opening it as if empty would start a second log beside the first.
+        raise ConfigurationError(
+            "the ledger database holds an audit log in the earlier layout (one row per "
+            "entry, table 'entries'), which this version does not read; keep it as it "
+            "is and give this version a new database (MAPPA_DATABASE_URL or data dir)"
+        )
+    db.script(_ddl(db.dialect))
+
+
+def _has_table(db: Database, name: str) -> bool:
+    if db.dialect == "postgresql":
+        return db.execute("SELECT to_regclass(?) IS NOT NULL", (name,))[0][0] is True
+    rows = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return bool(rows)
+
+
+def _ddl(dialect: str) -> str:
+    pg = dialect == "postgresql"
+    blob, big = ("BYTEA", "BIGINT") if pg else ("BLOB", "INTEGER")
+    serial = "BIGSERIAL" if pg else "INTEGER"
+    no_rowid = "" if pg else " WITHOUT ROWID"
+    return f"""
+CREATE TABLE IF NOT EXISTS blocks (
+    first_seq {big} PRIMARY KEY, count {big} NOT NULL,
+    ends {blob} NOT NULL, leaves {blob} NOT NULL, data {blob} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nodes (id {big} PRIMARY KEY, hash {blob} NOT NULL){no_rowid};
+CREATE TABLE IF NOT EXISTS batches (
+    first_seq {big} PRIMARY KEY, count {big} NOT NULL,
+    min_time TEXT NOT NULL, max_time TEXT NOT NULL, digest {blob} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS postings (
+    segment {big} NOT NULL, key {big} NOT NULL, first_seq {big} NOT NULL,
+    offsets TEXT NOT NULL, PRIMARY KEY (segment, first_seq, key)
+){no_rowid};
+CREATE INDEX IF NOT EXISTS postings_by_key ON postings (segment, key);
+CREATE TABLE IF NOT EXISTS event_ids (event_id TEXT PRIMARY KEY){no_rowid};
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size {big} PRIMARY KEY, time TEXT NOT NULL, note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    id {serial} PRIMARY KEY, topic TEXT, partition {big}, "offset" {big},
+    reason_code TEXT NOT NULL, reason TEXT NOT NULL, raw {blob} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS offsets (
+    topic TEXT NOT NULL, partition {big} NOT NULL, next_offset {big} NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
