@@ -3,11 +3,21 @@
 In the embedded default every adapter and the ledger run in one process; in
 production each agency runs its own adapter with only its own keys. Both build
 their parts through this class, so they cannot drift apart.
+
+``async with deployment.running(...) as running:`` is the one way the parts run, for
+``mappa serve``, both demos, the benchmark and the tests: it starts the broker (the
+embedded one unless ``kafka_bootstrap`` names a cluster), the transport, the topics,
+each agency's gateway with its transfer desk, the ledger and, if asked, background
+pollers; and on exit, failure or Ctrl-C stops them all in reverse order and closes
+every store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 from broker.agreements.documents import load_agreement
@@ -16,6 +26,8 @@ from broker.errors import VerificationError
 from broker.gateway import AgencyGateway
 from broker.gateway.agency import AgencyContext, utc_now
 from broker.gateway.store import AgencyStore
+from broker.kafka.embedded import EmbeddedBroker
+from broker.kafka.polling import Poll, polling
 from broker.kafka.topics import Topics
 from broker.kafka.transport import KafkaTransport
 from broker.ledger.checkpoint import CheckpointSigner, ledger_origin
@@ -38,23 +50,46 @@ from schemas.directory import AgencyEntry
 from schemas.isa import Agreement
 
 
+@dataclass(frozen=True)
+class Running:
+    """A deployment's parts while they run (what ``Deployment.running`` yields)."""
+
+    broker: str
+    transport: KafkaTransport
+    gateways: dict[str, AgencyGateway]
+    desks: dict[str, TransferDesk]
+    ledger: LedgerService | None
+
+    def polls(self) -> dict[str, Poll]:
+        """One poll per reader, by name: what background pollers run."""
+        polls: dict[str, Poll] = {f"gateway {a}": gw.poll_once for a, gw in self.gateways.items()}
+        if self.ledger is not None:
+            polls["ledger"] = self.ledger.poll_once
+        return polls
+
+
 class Deployment:
+    """The parts of one deployment, from its settings, its passphrase and the agreements
+    in force (one per area; the first is the one ``agreement`` names)."""
+
     def __init__(
         self,
         *,
         settings: Settings,
         passphrase: bytes,
-        transport: KafkaTransport,
-        agreement: Agreement,
+        agreements: Sequence[Agreement],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        if not agreements:
+            raise ValueError("a deployment needs at least one agreement")
         self.settings = settings
         self.paths = DataPaths(settings.data_dir)
         self.keystore = Keystore(self.paths.keys, passphrase)
-        self.transport = transport
-        self.agreement = agreement
+        self.agreement = agreements[0]
         # One agreement per area where a deployment spans areas (transfers between them).
-        self.agreements: dict[str, Agreement] = dict.fromkeys(agreement.areas, agreement)
+        self.agreements: dict[str, Agreement] = {
+            area: agreement for agreement in agreements for area in agreement.areas
+        }
         self.clock = clock
         self.topics = Topics(settings.topic_namespace)
         self.directory: Directory = load_directory(self.paths)
@@ -63,6 +98,10 @@ class Deployment:
         self._contexts: list[AgencyContext] = []
 
     def context(self, agency_id: str) -> AgencyContext:
+        """What ``agency_id``'s adapter knows: its directory entry, its keys (unsealed with
+        the passphrase), its agreement and its own store (opened here, closed by
+        ``close``). Raises ``VerificationError`` for an agency not in the directory and
+        ``KeyUnavailable`` when its keys are not held here."""
         entry = self.directory.agency(agency_id)
         store = AgencyStore(self.paths.agency_store(agency_id))
         self._stores.append(store)
@@ -79,18 +118,11 @@ class Deployment:
         self._contexts.append(ctx)
         return ctx
 
-    def add_agreement(self, agreement: Agreement) -> None:
-        """Put another area's agreement in force here (before building its contexts)."""
-        self.agreements.update(dict.fromkeys(agreement.areas, agreement))
-
     def agreement_for(self, entry: AgencyEntry) -> Agreement:
         """The agreement of the agency's (first covered) area."""
         return next(
             (self.agreements[a] for a in entry.areas if a in self.agreements), self.agreement
         )
-
-    def transfer_desk(self, gateway: AgencyGateway) -> TransferDesk:
-        return TransferDesk(gateway, self.transport, agreements=self.agreements)
 
     def refresh_trust(self) -> None:
         """Put the directory on disk in force (only if newer) and reload every running
@@ -126,9 +158,6 @@ class Deployment:
             ctx.policy = SharingPolicy(signed, self.directory)
         return True
 
-    def gateway(self, agency_id: str, *, topics: list[str] | None = None) -> AgencyGateway:
-        return AgencyGateway(self.context(agency_id), self.transport, topics=topics)
-
     def ledger_store(self) -> LedgerStore:
         """The ledger database: ``database_url`` (PostgreSQL) if set, else SQLite in data_dir."""
         store = LedgerStore(self.settings.database_url or self.paths.ledger)
@@ -139,11 +168,13 @@ class Deployment:
     def ledger_origin(self) -> str:
         return ledger_origin(self.settings.topic_namespace)
 
-    def ledger(self) -> LedgerService:
+    def ledger(self, transport: KafkaTransport) -> LedgerService:
+        """The ledger service on this deployment's ledger database, reading the audit
+        topic through ``transport`` and signing checkpoints with the ledger key."""
         return LedgerService(
             store=self.ledger_store(),
             directory=self.directory,
-            transport=self.transport,
+            transport=transport,
             topic=self.topics.audit,
             signer=CheckpointSigner(
                 origin=self.ledger_origin, key=load_ledger_key(self.paths, self.keystore)
@@ -152,6 +183,7 @@ class Deployment:
         )
 
     def ledger_reader(self, store: LedgerStore | None = None) -> LedgerReader:
+        """Queries, proofs and verification over ``store`` (else a new connection)."""
         return LedgerReader(
             store=store or self.ledger_store(),
             public_key=load_ledger_public(self.paths),
@@ -160,9 +192,56 @@ class Deployment:
         )
 
     def subject_ref(self, pnc_id: str) -> str:
+        """The subject's pseudonymous reference: a keyed hash of the PNC id."""
         return self._subject_key.reference(pnc_id)
 
     def close(self) -> None:
+        """Close every store this deployment opened. Idempotent."""
         for store in self._stores:
             store.close()
         self._stores.clear()
+
+    @asynccontextmanager
+    async def running(
+        self,
+        agencies: Sequence[str] | None = None,
+        *,
+        ledger: bool = True,
+        background: bool = False,
+    ) -> AsyncIterator[Running]:
+        """Run ``agencies`` (default: every active agency in the directory), each with
+        its gateway and transfer desk, the ledger unless ``ledger`` is false, and
+        background pollers if ``background``; everything stops, and every store closes,
+        when the block ends, also on failure and Ctrl-C. Raises ``ConfigurationError``
+        for insecure Kafka settings and ``TransportError`` if the broker does not answer."""
+        served = (
+            list(agencies)
+            if agencies is not None
+            else [a.agency_id for a in self.directory.agencies()]
+        )
+        async with AsyncExitStack() as stack:
+            stack.callback(self.close)
+            bootstrap = self.settings.kafka_bootstrap
+            if bootstrap is None:
+                embedded = EmbeddedBroker(log_path=self.paths.root / "broker.log")
+                bootstrap = await stack.enter_async_context(embedded)
+                broker = f"embedded tansu at {bootstrap} (memory-only, stopped on exit)"
+            else:
+                broker = f"Kafka at {bootstrap}"
+            transport = await stack.enter_async_context(
+                KafkaTransport(self.settings, bootstrap=bootstrap)
+            )
+            areas = sorted({area for a in served for area in self.directory.agency(a).areas})
+            await transport.ensure_topics(self.topics.all_topics(areas))
+            gateways = {a: AgencyGateway(self.context(a), transport) for a in served}
+            # Desks plug the transfer topic into their gateway before it starts reading.
+            desks = {a: TransferDesk(gw, agreements=self.agreements) for a, gw in gateways.items()}
+            for gateway in gateways.values():
+                stack.push_async_callback(gateway.stop)
+            # Each reader is its own connection: start them together.
+            await asyncio.gather(*(gw.start() for gw in gateways.values()))
+            service = await stack.enter_async_context(self.ledger(transport)) if ledger else None
+            parts = Running(broker, transport, gateways, desks, service)
+            if background:
+                await stack.enter_async_context(polling(parts.polls()))
+            yield parts

@@ -7,6 +7,11 @@ failure never says which check failed inside the AEAD.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # not at run time: the ledger's verify workers import this module lean
+    from pydantic import ValidationError
+
 
 class MappaError(Exception):
     """Root of every error this product raises on purpose."""
@@ -74,3 +79,19 @@ class NotAddressed(MappaError):
     """The envelope carries nothing for this agency. Not an attack: not for us."""
 
     code = "envelope.not-addressed"
+
+
+def invalid(
+    exc: ValidationError,
+    what: str,
+    *,
+    code: str | None = None,
+    kind: type[MappaError] = SchemaError,
+) -> MappaError:
+    """Our error for a pydantic ``ValidationError`` about ``what``: where the first problem
+    is and what it is (``"<what> invalid at <field path>: <message>"``), as ``kind`` with
+    ``code``. Raise it ``from None``: pydantic's own report can quote the input, which may
+    be personal data, and must not reach a log through the exception chain."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "the top level"
+    return kind(f"{what} invalid at {where}: {first['msg']}", code=code)

@@ -12,9 +12,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 # Agency ids look like "police.staffordshire" or "housing.stoke-on-trent": a kind,
 # a dot, a local name. They end up in topic names, audit rows and HPKE info, so the
 # alphabet is small and the length bounded.
-AgencyId = Annotated[
-    str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,31}\.[a-z0-9][a-z0-9-]{0,62}$")
-]
+AGENCY_ID_PATTERN = r"^[a-z][a-z0-9-]{1,31}\.[a-z0-9][a-z0-9-]{0,62}$"
+AgencyId = Annotated[str, StringConstraints(pattern=AGENCY_ID_PATTERN)]
 AreaCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]{1,40}[a-z]$")]
 # A key id is the hex SHA-256 prefix of the algorithm name and the raw public key.
 KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]

@@ -22,10 +22,11 @@ import pytest
 
 from broker.kafka.embedded import EmbeddedBroker
 from broker.kafka.transport import KafkaTransport
+from broker.settings import Settings
 from tests import postgres_server
 from tests.ledger_world import POSTGRES_ABSENT, POSTGRES_ENV, postgres_reason
 from tests.support import PARTIES, World, build_world
-from tests.transfer_world import TransferWorld, build_transfer_world
+from tests.two_areas import build_transfer_world
 
 
 def docker_engine_answers() -> bool:
@@ -120,7 +121,7 @@ async def kafka_bootstrap(_kafka_container: str | None) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def transport(kafka_bootstrap: str) -> AsyncIterator[KafkaTransport]:
-    async with KafkaTransport(kafka_bootstrap) as t:
+    async with KafkaTransport(Settings(), bootstrap=kafka_bootstrap) as t:
         yield t
 
 
@@ -138,7 +139,7 @@ async def world(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Worl
 
 
 @pytest.fixture
-async def tworld(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[TransferWorld]:
+async def tworld(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[World]:
     """Two areas' agencies, desks and a ledger, for an offender moving between them."""
     w = await build_transfer_world(tmp_path, transport)
     try:

@@ -26,9 +26,10 @@ from broker.crypto.keys import PrivateKey
 from broker.deployment import Deployment
 from broker.gateway.audit import sign_event, time_ordered_id
 from broker.kafka.transport import KafkaTransport, Record
+from broker.ledger.log import split_block
 from broker.ledger.reader import LedgerReader
 from broker.ledger.service import LedgerService
-from broker.ledger.store import LedgerStore, split_block
+from broker.ledger.store import LedgerStore
 from broker.settings import Settings
 from broker.trust.provision import DataPaths, provision
 from schemas.audit import AuditAct, AuditEvent, Operation, Outcome
@@ -139,12 +140,11 @@ def build_ledger_world(data_dir: Path, database_url: str | None) -> LedgerWorld:
     deployment = Deployment(
         settings=settings,
         passphrase=passphrase,
-        # Never started: these tests feed records straight to the service.
-        transport=KafkaTransport("127.0.0.1:9"),
-        agreement=agreement,
+        agreements=[agreement],
         clock=lambda: START + timedelta(days=1),
     )
-    service = deployment.ledger()
+    # A transport never started: these tests feed records straight to the service.
+    service = deployment.ledger(KafkaTransport(settings, bootstrap="127.0.0.1:9"))
     keys = {
         spec.agency_id: deployment.keystore.load(
             spec.agency_id,
@@ -169,7 +169,7 @@ def rewrite_block(
 ) -> None:
     """Replace the entries of the stored block at ``first_seq`` with ``edit`` of them; the
     recorded leaf hashes are kept unless ``recompute_leaves`` (a thorough attacker)."""
-    [(ends, recorded, data)] = store.db.execute(
+    [(ends, recorded, data)] = store.tamper_db.execute(
         "SELECT ends, leaves, data FROM blocks WHERE first_seq = ?", (first_seq,)
     )
     entries = edit(split_block(bytes(ends), bytes(data)))
@@ -179,7 +179,7 @@ def rewrite_block(
         if recompute_leaves
         else bytes(recorded)
     )
-    store.db.execute(
+    store.tamper_db.execute(
         "UPDATE blocks SET count = ?, ends = ?, leaves = ?, data = ? WHERE first_seq = ?",
         (
             len(entries),
@@ -194,9 +194,9 @@ def rewrite_block(
 def renumber_blocks(store: LedgerStore, after: int, by: int) -> None:
     """Move every block that starts after ``after`` by ``by`` entries (closing or opening
     a gap), in two steps so no key collides on the way."""
-    store.db.execute(
+    store.tamper_db.execute(
         "UPDATE blocks SET first_seq = first_seq + 1000000 WHERE first_seq > ?", (after,)
     )
-    store.db.execute(
+    store.tamper_db.execute(
         "UPDATE blocks SET first_seq = first_seq - 1000000 + ? WHERE first_seq > 1000000", (by,)
     )

@@ -131,6 +131,7 @@ def main() -> None:
     from agency_adapters.registry import adapter_for, kind_of
     from broker.agreements import agreement_for_area
     from broker.deployment import Deployment
+    from broker.gateway import AgencyGateway
     from broker.kafka.transport import KafkaTransport
     from broker.settings import Settings
     from broker.trust.provision import DEMO_AREA, DEMO_PARTIES, DEMO_ROSTER, DataPaths, provision
@@ -143,14 +144,15 @@ def main() -> None:
         deployment = Deployment(
             settings=Settings(data_dir=root, topic_namespace="docs"),
             passphrase=passphrase,
-            transport=KafkaTransport("127.0.0.1:9"),
-            agreement=agreement_for_area(DEMO_AREA, [directory.agency(a) for a in DEMO_PARTIES]),
+            agreements=[agreement_for_area(DEMO_AREA, [directory.agency(a) for a in DEMO_PARTIES])],
         )
+        idle = KafkaTransport(deployment.settings, bootstrap="127.0.0.1:9")
         adapters = {}
         for spec in DEMO_ROSTER:
             kind = kind_of(spec.agency_id, spec.role)
             if kind not in adapters:
-                adapters[kind] = adapter_for(deployment.gateway(spec.agency_id))
+                gateway = AgencyGateway(deployment.context(spec.agency_id), idle)
+                adapters[kind] = adapter_for(gateway)
         DOC.write_text(render({k: adapters[k] for k in ADAPTERS}))
         deployment.close()
 

@@ -1,4 +1,9 @@
-"""Test helpers: a small provisioned world of agencies on the session's broker."""
+"""Test helpers: a provisioned world of agencies running on the session's broker.
+
+One ``World`` for every end-to-end test: one area (the default) or several (the
+transfer tests, ``tests/two_areas.py``), run by ``Deployment.running`` as ``mappa
+serve`` and the demos run it, with every gateway's handled records collected.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,20 +21,24 @@ from broker.agreements import agreement_for_area
 from broker.crypto.encoding import b64encode, jcs, strict_json
 from broker.crypto.envelope import Recipient, ViewToSeal, seal, signed_bytes
 from broker.crypto.keys import PrivateKey
-from broker.deployment import Deployment
+from broker.deployment import Deployment, Running
 from broker.gateway import AgencyGateway
 from broker.gateway.receive import Handled, Handling
+from broker.gateway.sealing import ViewFor, new_header
 from broker.gateway.store import AgencyStore
 from broker.kafka.transport import KafkaTransport, Record
 from broker.ledger.service import LedgerService
 from broker.settings import Settings
+from broker.transfer.desk import TransferDesk
+from broker.transfer.envelopes import STEP_PURPOSE, seal_for_transfers, step_views
+from broker.transfer.rules import step_of
 from broker.trust.keystore import Keystore
 from broker.trust.provision import AgencySpec, DataPaths, provision
-from schemas.common import Classification, Role, ViewKind, format_timestamp, from_data
+from schemas.common import Role, ViewKind, format_timestamp, from_data
 from schemas.directory import KeyAlg
-from schemas.envelope import EnvelopeHeader
 from schemas.isa import Agreement
 from schemas.messages import ReleaseScheduled, RiskAssessment, derive_view
+from schemas.transfer import TransferControl
 
 AREA = "staffordshire"
 POLICE = "police.staffordshire"
@@ -96,38 +106,72 @@ def release_scheduled(pnc: str = PNC) -> ReleaseScheduled:
 
 @dataclass
 class World:
+    """A running deployment and what each of its gateways has handled so far."""
+
     deployment: Deployment
-    gateways: dict[str, AgencyGateway]
-    ledger: LedgerService
+    running: Running
     passphrase: bytes
+    stack: AsyncExitStack
     handled: dict[str, list[Handled]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for agency, gw in self.gateways.items():
+            gw.on_handled(self._collector(agency))
+
+    def _collector(self, agency: str) -> Callable[[Handled], None]:
+        return lambda h: self.handled.setdefault(agency, []).append(h)
 
     @property
     def transport(self) -> KafkaTransport:
-        return self.deployment.transport
+        return self.running.transport
+
+    @property
+    def gateways(self) -> dict[str, AgencyGateway]:
+        return self.running.gateways
+
+    @property
+    def desks(self) -> dict[str, TransferDesk]:
+        return self.running.desks
+
+    @property
+    def ledger(self) -> LedgerService:
+        assert self.running.ledger is not None
+        return self.running.ledger
 
     def gw(self, agency_id: str) -> AgencyGateway:
         return self.gateways[agency_id]
 
-    async def pump(self, until: Callable[[], bool], *, within: float = 15.0) -> None:
+    def desk(self, agency_id: str) -> TransferDesk:
+        return self.desks[agency_id]
+
+    async def _round(self) -> None:
+        for gw in self.gateways.values():
+            await gw.poll_once(timeout_ms=30)
+
+    async def pump(self, until: Callable[[], bool], *, within: float = 20.0) -> None:
         """Poll every gateway until ``until()``; fails the test after ``within`` seconds."""
         deadline = time.monotonic() + within
         while not until():
             if time.monotonic() > deadline:
                 raise AssertionError(f"condition not met within {within}s: {self.handled}")
-            for gw in self.gateways.values():
-                self.handled.setdefault(gw.agency_id, []).extend(await gw.poll_once(timeout_ms=30))
+            await self._round()
 
     async def pump_quiet(self, rounds: int = 5) -> None:
         """Poll a few extra rounds, to see that nothing more arrives."""
         for _ in range(rounds):
-            for gw in self.gateways.values():
-                self.handled.setdefault(gw.agency_id, []).extend(await gw.poll_once(timeout_ms=30))
+            await self._round()
 
-    def of(self, agency_id: str, handling: Handling) -> list[Handled]:
-        return [h for h in self.handled.get(agency_id, []) if h.handling is handling]
+    def of(self, agency_id: str, handling: Handling, topic_part: str = "") -> list[Handled]:
+        return [
+            h
+            for h in self.handled.get(agency_id, [])
+            if h.handling is handling and topic_part in h.topic
+        ]
 
-    async def sync_ledger(self, *, within: float = 15.0) -> int:
+    def delivered(self, agency_id: str) -> list[Handled]:
+        return self.of(agency_id, Handling.DELIVERED)
+
+    async def sync_ledger(self, *, within: float = 20.0) -> int:
         expected = sum(gw.ctx.audit.emitted for gw in self.gateways.values())
         held = await self.ledger.catch_up(expected, within=within)
         if held < expected:
@@ -136,6 +180,49 @@ class World:
 
     async def read(self, topic: str, at_least: int = 0, *, within: float = 10.0) -> list[Record]:
         return await read_topic(self.transport, topic, at_least, within=within)
+
+    async def post(self, value: bytes) -> None:
+        """Put a record straight onto the transfer topic, as any signed agency could."""
+        await self.transport.send(self.deployment.topics.transfers, value, key=b"x")
+
+    def seal(
+        self,
+        sender: str,
+        views: Sequence[ViewFor],
+        *,
+        area: str,
+        message_type: str,
+        subject_ref: str,
+        purpose: str,
+    ) -> bytes:
+        """A record value for the transfer topic, sealed and signed as ``sender`` by the
+        broker's own ``seal_for_transfers`` whatever the views hold and the header says,
+        as a faulty or compromised adapter could."""
+        ctx = self.gw(sender).ctx
+        return seal_for_transfers(
+            ctx,
+            now=ctx.clock(),
+            area=area,
+            message_type=message_type,
+            schema_version=1,
+            subject_ref=subject_ref,
+            purpose=purpose,
+            isa=(ctx.policy.agreement.id, ctx.policy.agreement.version),
+            views=views,
+        ).value
+
+    def seal_step(self, sender: str, message: TransferControl) -> bytes:
+        """``message`` sealed as ``sender`` for every case holder of both areas, as the
+        sender's desk would seal it but without the desk's own checks (as a faulty or
+        compromised adapter could send it)."""
+        return self.seal(
+            sender,
+            step_views(self.gw(sender).ctx, message),
+            area=message.from_area,
+            message_type=step_of(message).message_type,
+            subject_ref=message.subject_ref,
+            purpose=f"{STEP_PURPOSE}{message.transfer_id}",
+        )
 
     def seed_case_team(self, members: Sequence[str], pnc: str = PNC) -> None:
         """Put a case team straight into every adapter's record, as if the co-ordinator's
@@ -153,10 +240,8 @@ class World:
                 )
 
     async def close(self) -> None:
-        await self.ledger.stop()
-        for gw in self.gateways.values():
-            await gw.stop()
-        self.deployment.close()
+        """Stop everything the world started and close its stores."""
+        await self.stack.aclose()
 
 
 def resign(world: World, document: dict[str, Any], signer: str) -> bytes:
@@ -191,23 +276,19 @@ def seal_as(
     suite = ctx.suite
     signers = signers or ctx.keys.signers_for(suite.signature_keys)
     agreement = ctx.policy.agreement
-    header = EnvelopeHeader(
-        envelope_version=1,
-        suite=suite.name,
-        message_id=str(uuid.uuid4()),
-        created_at=format_timestamp(now),
+    header = new_header(
+        suite=suite,
         sender=sender,
-        sender_keys=tuple(k.key_id for k in signers),
-        area="staffordshire",
+        signers=signers,
+        now=now,
         topic=topic,
+        area=AREA,
         message_type="risk-assessment",
         schema_version=1,
         subject_ref=world.deployment.subject_ref(PNC),
-        isa_id=agreement.id,
-        isa_version=agreement.version,
+        isa=(agreement.id, agreement.version),
         purpose="risk management",
         lawful_basis="DPA 2018 Part 3",
-        classification=Classification.OFFICIAL_SENSITIVE,
     ).model_copy(update=header_fields)
     keys = tuple(
         Recipient(a, ctx.directory.encryption_key(a, suite=suite, at=now)) for a in recipients
@@ -222,37 +303,47 @@ async def build_world(
     transport: KafkaTransport,
     *,
     specs: Sequence[AgencySpec] = SPECS,
-    parties: Sequence[str] = PARTIES,
+    parties: Sequence[str] | None = PARTIES,
+    areas: Sequence[str] = (AREA,),
     suite: str = "classic",
     clock: Callable[[], datetime] | None = None,
     tailor: Callable[[Agreement], Agreement] | None = None,
     **settings: Any,
 ) -> World:
-    namespace = f"t{uuid.uuid4().hex[:12]}"
+    """``specs`` provisioned in a fresh data directory and topic namespace, one agreement
+    per area of ``areas`` (with ``parties`` of that area, or all its agencies if None,
+    then ``tailor``), every agency running on the session broker with the ledger."""
     config = Settings(
-        data_dir=tmp_path / "data", topic_namespace=namespace, suite=suite, **settings
+        data_dir=tmp_path / "data",
+        topic_namespace=f"t{uuid.uuid4().hex[:12]}",
+        suite=suite,
+        kafka_bootstrap=transport.bootstrap,
+        **settings,
     )
     passphrase = secrets.token_urlsafe(18).encode()
     # Keys valid from a day back, as in a deployment that has been running a while.
     now = (clock() if clock else datetime.now(UTC)) - timedelta(days=1)
     directory = provision(DataPaths(config.data_dir), specs, passphrase=passphrase, now=now)
-    agreement = agreement_for_area(AREA, [directory.agency(a) for a in parties])
-    if tailor is not None:
-        agreement = tailor(agreement)
+    agreements = []
+    for area in areas:
+        members = directory.agencies(area=area)
+        if parties is not None:
+            members = [a for a in members if a.agency_id in parties]
+        agreement = agreement_for_area(area, members)
+        agreements.append(tailor(agreement) if tailor is not None else agreement)
     deployment = Deployment(
         settings=config,
         passphrase=passphrase,
-        transport=transport,
-        agreement=agreement,
+        agreements=agreements,
         **({"clock": clock} if clock else {}),
     )
-    await transport.ensure_topics(deployment.topics.all_topics([AREA]))
-    gateways = {s.agency_id: deployment.gateway(s.agency_id) for s in specs}
-    ledger = deployment.ledger()
-    for gw in gateways.values():
-        await gw.start()
-    await ledger.start()
-    return World(deployment, gateways, ledger, passphrase)
+    stack = AsyncExitStack()
+    try:
+        running = await stack.enter_async_context(deployment.running([s.agency_id for s in specs]))
+    except BaseException:
+        await stack.aclose()
+        raise
+    return World(deployment, running, passphrase, stack)
 
 
 def seed_case_team_on_disk(

@@ -22,10 +22,9 @@ from broker.api.backend import ApiBackend, running, serve_agencies
 from broker.api.compose import application
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.api.models import ARMS_EXAMPLE
-from broker.api.runtime import poll_forever
 from broker.gateway.receive import Handling
+from broker.kafka.polling import poll_forever
 from broker.kafka.transport import KafkaTransport
-from broker.transfer.desk import TransferDesk
 from tests.support import (
     EDUCATION,
     HOUSING,
@@ -101,13 +100,10 @@ async def api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
     world = await build_world(tmp_path, transport)
     world.seed_case_team(PARTIES)
     store = CredentialStore(credentials_path(world.deployment.settings.data_dir))
-    desks: dict[str, TransferDesk] = {}
     try:
         # Education is in the directory but not a party; it needs no system here.
         served = {a: gw for a, gw in world.gateways.items() if a != EDUCATION}
-        desks.update({a: world.deployment.transfer_desk(gw) for a, gw in served.items()})
-        for desk in desks.values():
-            await desk.start()
+        desks = {a: world.desk(a) for a in served}
         backend = ApiBackend(
             agencies=serve_agencies(served, adapter_for),
             credentials=store,
@@ -124,8 +120,6 @@ async def api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
         ):
             yield Api(world, app, client, store, issue_tokens(store))
     finally:
-        for desk in desks.values():
-            await desk.stop()
         store.close()
         await world.close()
 

@@ -22,7 +22,7 @@ from broker.api.credentials import (
 )
 from broker.api.errors import status_for
 from broker.api.operations import decode_cursor
-from broker.cli.api import _documentation_only
+from broker.cli.api import documentation_only
 from broker.cli.main import main
 from broker.cli.serve import adapter_choice, default_agreement, load_agreement
 from broker.errors import (
@@ -136,7 +136,7 @@ def test_cursor_decoding_refuses_what_it_did_not_make() -> None:
 
 
 def test_checked_in_openapi_has_not_drifted() -> None:
-    generated = openapi_json(application(_documentation_only))
+    generated = openapi_json(application(documentation_only))
     checked_in = (ROOT / "docs/openapi.json").read_text()
     assert checked_in == generated, "docs/openapi.json is stale: run `make openapi`"
     paths = json.loads(checked_in)["paths"]

@@ -13,7 +13,7 @@ import pytest
 
 from broker.agreements import agreement_for_area
 from broker.agreements.policy import SharingPolicy
-from broker.cli.demo import (
+from broker.cli.demo.scenario import (
     AREA,
     CASE_TEAM,
     COORDINATOR,
@@ -43,17 +43,17 @@ def filled(entry: dict[str, Any], *names: str) -> list[str]:
 async def test_every_act_is_in_the_ledger_with_its_s62_fields(
     tmp_path: Path, transport: KafkaTransport
 ) -> None:
-    settings = Settings(data_dir=tmp_path / "data", topic_namespace=f"t{uuid.uuid4().hex[:12]}")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        topic_namespace=f"t{uuid.uuid4().hex[:12]}",
+        kafka_bootstrap=transport.bootstrap,
+    )
     passphrase = secrets.token_urlsafe(18).encode()
     directory = provision(
         DataPaths(settings.data_dir), SPECS, passphrase=passphrase, now=utc_now() - timedelta(1)
     )
     agreement = agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
-    deployment = Deployment(
-        settings=settings, passphrase=passphrase, transport=transport, agreement=agreement
-    )
-    await transport.ensure_topics(deployment.topics.all_topics([AREA]))
-    run = DemoRun(deployment)
+    deployment = Deployment(settings=settings, passphrase=passphrase, agreements=[agreement])
     # Whoever the agreement entitles to a police risk assessment in the area.
     receivers = [
         d.recipient.agency_id
@@ -62,8 +62,8 @@ async def test_every_act_is_in_the_ledger_with_its_s62_fields(
         )
     ]
     assert HOUSING in receivers
-    try:
-        await run.start()
+    async with deployment.running([s.agency_id for s in SPECS]) as running:
+        run = DemoRun(deployment, running)
         team = await run.form_case_team()
         result = await run.publish()
         await run.attack(result, "classic", team)
@@ -83,7 +83,6 @@ async def test_every_act_is_in_the_ledger_with_its_s62_fields(
                 sum(r["message_type"] == "risk-assessment" for r in run.reports[a].received) == 2
                 for a in receivers
             ),
-            on_handled=run.record,
         )
         housing = run.gateways[HOUSING]
         held = {i.message_id for i in housing.ctx.store.inbox()}
@@ -148,13 +147,10 @@ async def test_every_act_is_in_the_ledger_with_its_s62_fields(
             assert e["outcome"] == "refused"
         assert run.ledger.checkpoint() is not None
         assert deployment.ledger_reader(run.ledger.store).verify().intact
-    finally:
-        await run.stop()
-        deployment.close()
 
 
 async def _read(deployment: Deployment, transport: KafkaTransport) -> list[Any]:
-    from broker.cli.demo import read_all
+    from broker.cli.demo.scenario import read_all
 
     topic = deployment.topics.for_role(AREA, Role.PROBATION)
     return [parse_envelope(r.value) for r in await read_all(transport, [topic], 3)]

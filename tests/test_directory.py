@@ -72,7 +72,7 @@ def test_older_directory_is_refused(paths: DataPaths) -> None:
 
 
 def test_directory_bytes_must_be_a_signed_directory(paths: DataPaths) -> None:
-    with pytest.raises(Exception, match="not a signed directory"):
+    with pytest.raises(Exception, match="signed directory invalid"):
         Directory.verify(b"{}", governance_key=governance(paths).public)
 
 

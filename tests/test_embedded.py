@@ -14,6 +14,7 @@ import pytest
 
 from broker.kafka.embedded import EmbeddedBroker
 from broker.kafka.transport import KafkaTransport
+from broker.settings import Settings
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux-only"
@@ -53,7 +54,7 @@ async def test_starts_answers_and_stops() -> None:
         pid = broker.pid
         assert pid is not None
         assert alive(pid)
-        async with KafkaTransport(bootstrap) as transport:
+        async with KafkaTransport(Settings(), bootstrap=bootstrap) as transport:
             await transport.ensure_topics(["probe.a"])
             _partition, offset = await transport.send("probe.a", b"hello")
             assert offset == 0

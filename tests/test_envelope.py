@@ -12,13 +12,13 @@ from broker.crypto.encoding import b64decode, b64encode, jcs, strict_json
 from broker.crypto.envelope import (
     Recipient,
     ViewToSeal,
-    _wrap_info,
     header_digest,
     open_view,
     parse_envelope,
     seal,
     signed_bytes,
     verify_envelope,
+    wrap_info,
 )
 from broker.crypto.keys import PrivateKey, load_encryption_public
 from broker.crypto.suites import CLASSIC, PQ_HYBRID, Suite, suite_named
@@ -184,7 +184,7 @@ def test_key_commitment_stops_one_ciphertext_two_plaintexts(
     doc = strict_json(value)
     h_doc = doc["header"]
     rogue_key = b"\x07" * 32
-    info = _wrap_info(header_digest(h_doc), "housing.a", parties["housing.a"].decrypt.key_id, 0)
+    info = wrap_info(header_digest(h_doc), "housing.a", parties["housing.a"].decrypt.key_id, 0)
     doc["recipients"][1]["wrapped_key"] = b64encode(
         suite.hpke().encrypt(
             rogue_key, load_encryption_public(parties["housing.a"].decrypt.public), info=info

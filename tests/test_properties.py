@@ -23,7 +23,7 @@ from broker.crypto.encoding import b64decode, b64encode, jcs, strict_json
 from broker.crypto.envelope import DECRYPTION_FAILED, signed_bytes
 from broker.deployment import Deployment
 from broker.gateway.receive import Handling, Receiver
-from broker.kafka.transport import KafkaTransport, Record
+from broker.kafka.transport import Record
 from broker.settings import Settings
 from broker.trust.provision import DataPaths, provision
 from schemas.common import Role, ViewKind
@@ -46,12 +46,12 @@ class Bench:
         self.deployment = Deployment(
             settings=cfg,
             passphrase=passphrase,
-            # Never started: these tests hand records to the receiver themselves.
-            transport=KafkaTransport("127.0.0.1:9"),
-            agreement=agreement_for_area(AREA, [directory.agency(a) for a in PARTIES]),
+            agreements=[agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])],
         )
         self.police = self.deployment.context(POLICE)
-        self.receivers = {a: Receiver(self.deployment.context(a)) for a in (PROBATION, HOUSING)}
+        contexts = {a: self.deployment.context(a) for a in (PROBATION, HOUSING)}
+        self.stores = {a: ctx.store for a, ctx in contexts.items()}
+        self.receivers = {a: Receiver(ctx) for a, ctx in contexts.items()}
         self.offset = 0
 
     def publish(self) -> dict[str, bytes]:
@@ -212,12 +212,9 @@ def test_round_trip_preserves_any_content(bench: Bench, summary: str, factors: l
     bench.police.store.mark_sent([r.seq for r in rows])
     value = next(r.value for r in rows if r.topic == bench.ra_topic())
     assert bench.deliver(PROBATION, bench.ra_topic(), value).handling is Handling.DELIVERED
-    ctx = bench.receivers[PROBATION]
-    item = ctx._ctx.store.inbox_item(result.message_id)
+    receiver = bench.receivers[PROBATION]
+    item = bench.stores[PROBATION].inbox_item(result.message_id)
     assert item is not None
-    opened = ctx.open_verified(
-        ctx.verify(item.envelope, topic=item.topic, record_time=datetime.now(UTC)),
-        today_from=datetime.now(UTC),
-    )
+    opened = receiver.reopen(item, now=datetime.now(UTC), at_consultation=False)
     assert opened.view is ViewKind.FULL
     assert opened.body == message

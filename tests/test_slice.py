@@ -12,6 +12,7 @@ from broker.crypto.encoding import b64decode, b64encode, jcs, strict_json
 from broker.crypto.envelope import signed_bytes
 from broker.crypto.keys import PrivateKey
 from broker.gateway.receive import Handling
+from broker.gateway.store import InboxItem
 from schemas.common import Role, ViewKind
 from schemas.directory import KeyAlg
 from tests.support import (
@@ -263,14 +264,14 @@ async def test_a_failed_batch_is_read_again_not_skipped(world: World) -> None:
     database would have) rolls the whole batch back and rewinds the reader."""
     result = await world.gw(POLICE).publish(risk_assessment(), purpose="risk management")
     store = world.gw(PROBATION).ctx.store
-    conflict = (result.message_id, "t", "x", "x", "x", "x", "x", 1, "x", "x", None, b"x")
+    conflict = InboxItem(result.message_id, "t", "x", "x", "x", "x", "x", 1, "x", "x", None, b"x")
     with store.transaction():
-        store._db.execute("INSERT INTO inbox VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", conflict)
+        store.add_to_inbox(conflict)
     with pytest.raises(sqlite3.IntegrityError):
         await poll_until_raises(world, PROBATION)
     assert store.offsets() == {}  # nothing committed past the failed record
     with store.transaction():
-        store._db.execute("DELETE FROM inbox WHERE message_id = ?", (result.message_id,))
+        store.delete_inbox_item(result.message_id)
     await world.pump(lambda: bool(world.of(PROBATION, Handling.DELIVERED)))
     [item] = store.inbox()
     assert item.message_id == result.message_id

@@ -14,10 +14,11 @@ from fastapi import FastAPI, Header
 from broker.api.credentials import AccessDenied
 from broker.api.errors import install_error_handlers
 from broker.api.transfers import transfers_router
+from broker.kafka.polling import polling
 from broker.kafka.transport import KafkaTransport
 from broker.transfer.desk import TransferDesk
 from schemas.transfer import TransferState
-from tests.transfer_world import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_transfer_world
+from tests.two_areas import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_transfer_world
 
 
 async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> None:
@@ -146,16 +147,13 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
         )
         assert done.status_code == 200, done.text
         assert all(d["met_on"] == today for d in done.json()["deadlines"])
-        # The sending co-ordinator's desk, running as a service's background loop.
-        stop = asyncio.Event()
-        loop = asyncio.create_task(w.desk(COORD_A).run(stop))
-        for _ in range(200):
-            rec = w.desk(COORD_A).registry.get(tid)
-            if rec is not None and rec.state is TransferState.COMPLETED:
-                break
-            await asyncio.sleep(0.05)
-        stop.set()
-        await loop
+        # The sending co-ordinator's gateway, polled by a service's background loop.
+        async with polling({"coordinator": w.gw(COORD_A).poll_once}):
+            for _ in range(200):
+                rec = w.desk(COORD_A).registry.get(tid)
+                if rec is not None and rec.state is TransferState.COMPLETED:
+                    break
+                await asyncio.sleep(0.05)
         assert rec is not None
         assert rec.state is TransferState.COMPLETED
         gone = await call(

@@ -12,7 +12,7 @@ import pytest
 from broker.cli.main import main
 from broker.kafka.transport import KafkaTransport
 from schemas.transfer import TransferState
-from tests.transfer_world import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_transfer_world
+from tests.two_areas import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_transfer_world
 
 
 async def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -66,7 +66,7 @@ async def test_cli_requests_accepts_and_reports(
 
         desk = w.desk(COORD_A)  # the sending co-ordinator's adapter, running meanwhile
         for _ in range(100):
-            await desk.poll_once(timeout_ms=50)
+            await w.gw(COORD_A).poll_once(timeout_ms=50)
             rec = desk.registry.get(tid)
             if rec is not None and rec.state is TransferState.ACCEPTED:
                 break

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from broker.cli.transfer_demo import render, run_transfer_demo
+from broker.cli.demo.transfer import render, run_transfer_demo
 from broker.settings import Settings
 
 

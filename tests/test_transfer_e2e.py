@@ -12,7 +12,8 @@ from broker.errors import SchemaError, TransferRefused
 from broker.gateway.receive import Handled, Handling
 from schemas.common import ViewKind
 from schemas.transfer import TransferAccept, TransferRequest, TransferState
-from tests.transfer_world import (
+from tests.support import World
+from tests.two_areas import (
     CASE_HOLDERS,
     COORD_A,
     COORD_B,
@@ -27,32 +28,31 @@ from tests.transfer_world import (
     PROBATION_A,
     PROBATION_B,
     TO,
-    TransferWorld,
     case_team,
     refused_everywhere,
     risk_assessment,
 )
 
 
-def ras(w: TransferWorld, agency: str, topic_part: str) -> list[Handled]:
+def ras(w: World, agency: str, topic_part: str) -> list[Handled]:
     """Risk assessments delivered to ``agency`` on topics containing ``topic_part``."""
     got = w.of(agency, Handling.DELIVERED, topic_part)
     return [h for h in got if h.message_type == "risk-assessment"]
 
 
-def handed_over(w: TransferWorld, agency: str) -> list[Handled]:
+def handed_over(w: World, agency: str) -> list[Handled]:
     got = w.of(agency, Handling.DELIVERED, ".transfers")
     return [h for h in got if h.message_type == "risk-assessment"]
 
 
-def state_everywhere(world: TransferWorld, transfer_id: str, state: TransferState) -> bool:
+def state_everywhere(world: World, transfer_id: str, state: TransferState) -> bool:
     return all(
         (r := world.desk(a).registry.get(transfer_id)) is not None and r.state is state
         for a in CASE_HOLDERS
     )
 
 
-async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -> None:
+async def test_offender_moves_with_handover_and_routing(tworld: World) -> None:
     w = tworld
     today = datetime.now(UTC).date()
     subject_ref = w.deployment.subject_ref(PNC)
@@ -88,9 +88,6 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
 
     await w.desk(COORD_B).accept(tid, user="coord.wm.3", reason="address approved")
     await w.pump(lambda: state_everywhere(w, tid, TransferState.ACCEPTED))
-    # In flight at completion: published while Staffordshire still owns the case, it
-    # reaches the lead only after the lead has applied the completion.
-    await w.gw(POLICE_A).publish(risk_assessment(FROM, "In flight."), purpose="review")
     await w.desk(COORD_B).complete(
         tid,
         user="coord.wm.3",
@@ -101,8 +98,12 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     for _ in range(200):
         if lead.reshared:
             break
-        w.handled.setdefault(PROBATION_A, []).extend(await lead.poll_once(timeout_ms=50))
+        await w.gw(PROBATION_A).poll_once(timeout_ms=50)
     assert len(lead.reshared) == 2  # the package: what the lead held at completion
+    # In flight at completion: Staffordshire police have not read the completion yet, so
+    # for them their area still owns the case; the item reaches the lead after it has
+    # applied the completion and sent the package, and goes in its catch-up re-share.
+    await w.gw(POLICE_A).publish(risk_assessment(FROM, "In flight."), purpose="review")
 
     # Handover: the package, then the late item by the lead's catch-up, each at the
     # receiving agency's view under West Mercia's agreement.
@@ -220,7 +221,7 @@ async def test_offender_moves_with_handover_and_routing(tworld: TransferWorld) -
     assert {"transfer.not-yet-owner", "transfer.case-moved"} <= refusals
 
 
-async def test_bad_transfer_steps_are_refused_and_audited(tworld: TransferWorld) -> None:
+async def test_bad_transfer_steps_are_refused_and_audited(tworld: World) -> None:
     w = tworld
     today = datetime.now(UTC).date()
     subject_ref = w.deployment.subject_ref(PNC)

@@ -17,13 +17,15 @@ from datetime import UTC, datetime
 
 from broker.crypto.encoding import jcs, strict_json
 from broker.gateway.receive import Handling
+from broker.gateway.sealing import ViewFor
 from broker.transfer.envelopes import HANDOVER_PURPOSE, STEP_PURPOSE
 from broker.transfer.rules import step_of
 from schemas.common import ViewKind
 from schemas.messages import MessageBody, derive_view
 from schemas.messages.examples import example
 from schemas.transfer import TransferRequest, TransferState
-from tests.transfer_world import (
+from tests.support import World
+from tests.two_areas import (
     CASE_HOLDERS,
     COORD_A,
     COORD_B,
@@ -37,7 +39,6 @@ from tests.transfer_world import (
     PROBATION_A,
     PROBATION_B,
     TO,
-    TransferWorld,
     case_team,
     refused_everywhere,
     risk_assessment,
@@ -54,7 +55,7 @@ Refusal = tuple[bytes, str, tuple[str, ...]]
 # -- forging ---------------------------------------------------------------------------------
 
 
-def a_request(w: TransferWorld) -> TransferRequest:
+def a_request(w: World) -> TransferRequest:
     """A request Staffordshire probation may make: applied wherever it is received."""
     today = datetime.now(UTC).date().isoformat()
     return TransferRequest(
@@ -73,7 +74,7 @@ def a_request(w: TransferWorld) -> TransferRequest:
 
 
 def forge_step(
-    w: TransferWorld,
+    w: World,
     message: TransferRequest,
     to: Sequence[str],
     *,
@@ -91,11 +92,11 @@ def forge_step(
         **header,
     }
     body = jcs(message.model_dump(mode="json")) if plaintext is None else plaintext
-    return w.seal(message.actor_agency, [(kind, body, to)], **fields)
+    return w.seal(message.actor_agency, [ViewFor(kind, body, tuple(to))], **fields)
 
 
 def seal_item(
-    w: TransferWorld,
+    w: World,
     sender: str,
     body: MessageBody,
     to: Sequence[str],
@@ -107,7 +108,7 @@ def seal_item(
     is sealed (header area, type and subject from the body)."""
     return w.seal(
         sender,
-        [(kind, jcs(derive_view(body, kind)), to)],
+        [ViewFor(kind, jcs(derive_view(body, kind)), tuple(to))],
         area=body.area,
         message_type=body.message_type,
         subject_ref=w.deployment.subject_ref(body.subject.pnc_id),
@@ -118,14 +119,14 @@ def seal_item(
 # -- the workflow the handover depends on ------------------------------------------------------
 
 
-def at(w: TransferWorld, transfer_id: str, state: TransferState, agencies: Sequence[str]) -> bool:
+def at(w: World, transfer_id: str, state: TransferState, agencies: Sequence[str]) -> bool:
     return all(
         (r := w.desk(a).registry.get(transfer_id)) is not None and r.state is state
         for a in agencies
     )
 
 
-async def accepted_transfer(w: TransferWorld) -> str:
+async def accepted_transfer(w: World) -> str:
     """Staffordshire probation asks to move the case to West Mercia, which accepts."""
     record = await w.desk(PROBATION_A).request(
         pnc_id=PNC,
@@ -141,7 +142,7 @@ async def accepted_transfer(w: TransferWorld) -> str:
     return tid
 
 
-async def complete(w: TransferWorld, transfer_id: str) -> None:
+async def complete(w: World, transfer_id: str) -> None:
     """West Mercia's co-ordinator completes it, naming ``RECEIVING_TEAM``."""
     await w.desk(COORD_B).complete(transfer_id, user="coord.wm.3", case_team=RECEIVING_TEAM)
     ref = w.deployment.subject_ref(PNC)
@@ -160,13 +161,13 @@ def message_id_of(value: bytes) -> str:
     return str(strict_json(value)["header"]["message_id"])
 
 
-async def refuse(w: TransferWorld, value: bytes, code: str, agencies: tuple[str, ...]) -> Refusal:
+async def refuse(w: World, value: bytes, code: str, agencies: tuple[str, ...]) -> Refusal:
     """Send ``value``; wait until each of ``agencies`` refused it with ``code``."""
     await refused_everywhere(w, value, code, agencies)
     return value, code, agencies
 
 
-async def dead_lettered_and_audited(w: TransferWorld, refusals: Sequence[Refusal]) -> None:
+async def dead_lettered_and_audited(w: World, refusals: Sequence[Refusal]) -> None:
     """Each message was refused with its code by exactly its agencies and delivered
     nowhere, dead-lettered with that code by each, and audited as a refusal by each
     (and audited as nothing else: no delivery)."""
@@ -190,7 +191,7 @@ async def dead_lettered_and_audited(w: TransferWorld, refusals: Sequence[Refusal
         )
 
 
-def inbox_ids(w: TransferWorld, agency: str) -> set[str]:
+def inbox_ids(w: World, agency: str) -> set[str]:
     return {i.message_id for i in w.gw(agency).ctx.store.inbox()}
 
 
@@ -198,7 +199,7 @@ def inbox_ids(w: TransferWorld, agency: str) -> set[str]:
 
 
 async def test_handover_item_from_anyone_but_the_lead_of_a_completed_transfer_is_refused(
-    tworld: TransferWorld,
+    tworld: World,
 ) -> None:
     w = tworld
     code = "transfer.handover-not-authorised"
@@ -254,7 +255,7 @@ async def test_handover_item_from_anyone_but_the_lead_of_a_completed_transfer_is
         assert rec.state is TransferState.COMPLETED
 
 
-async def test_a_case_team_is_never_handed_over(tworld: TransferWorld) -> None:
+async def test_a_case_team_is_never_handed_over(tworld: World) -> None:
     """Even from the lead of the completed transfer: the receiving area's team came with
     the completion, and a handed-over team would replace it with the old area's."""
     w = tworld
@@ -275,7 +276,7 @@ async def test_a_case_team_is_never_handed_over(tworld: TransferWorld) -> None:
 
 
 async def test_handover_richer_than_the_receivers_agreement_allows_is_a_breach(
-    tworld: TransferWorld,
+    tworld: World,
 ) -> None:
     """West Mercia housing may hold a redacted risk assessment, and no victim views."""
     w = tworld
@@ -311,7 +312,7 @@ async def test_handover_richer_than_the_receivers_agreement_allows_is_a_breach(
 
 
 async def test_full_transfer_step_to_an_agency_outside_the_case_holders_is_a_breach(
-    tworld: TransferWorld,
+    tworld: World,
 ) -> None:
     """Only the co-ordinators and RA agencies of both areas may hold a step in full; the
     housing authorities would otherwise apply this request to their registries."""
@@ -329,7 +330,7 @@ async def test_full_transfer_step_to_an_agency_outside_the_case_holders_is_a_bre
 
 
 async def test_transfer_step_that_disagrees_with_its_header_is_refused(
-    tworld: TransferWorld,
+    tworld: World,
 ) -> None:
     w = tworld
     code = "envelope.subject-mismatch"
@@ -350,7 +351,7 @@ async def test_transfer_step_that_disagrees_with_its_header_is_refused(
     await w.pump(lambda: at(w, control.transfer_id, TransferState.REQUESTED, CASE_HOLDERS))
 
 
-async def test_transfer_step_with_an_invalid_body_is_refused(tworld: TransferWorld) -> None:
+async def test_transfer_step_with_an_invalid_body_is_refused(tworld: World) -> None:
     w = tworld
     code = "schema.invalid-body"
     same_areas = {**a_request(w).model_dump(mode="json"), "to_area": FROM}

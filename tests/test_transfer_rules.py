@@ -31,7 +31,7 @@ from schemas.transfer import (
     TransferRequest,
     TransferState,
 )
-from tests.transfer_world import (
+from tests.two_areas import (
     COORD_A,
     COORD_B,
     FROM,
@@ -350,7 +350,7 @@ def routed(store: AgencyStore, areas: tuple[str, ...], area: str) -> str:
 
     from broker.gateway.agency import AgencyContext
     from broker.gateway.routing import follow_case
-    from tests.transfer_world import risk_assessment
+    from tests.two_areas import risk_assessment
 
     ctx = cast(
         AgencyContext,

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.signing import AGREEMENT_PAYLOAD, sign_document, verify_document
-from broker.errors import ConfigurationError, SchemaError, VerificationError
+from broker.errors import ConfigurationError, VerificationError, invalid
 from broker.trust.provision import DataPaths
 from schemas.directory import DocumentSignature, KeyAlg
 from schemas.isa import Agreement, SignedAgreement
@@ -44,11 +44,7 @@ def parse_signed(data: bytes) -> SignedAgreement:
     try:
         return SignedAgreement.model_validate_json(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise SchemaError(
-            f"not a signed agreement: {where}: {first['msg']}", code="isa.malformed"
-        ) from None
+        raise invalid(exc, "signed agreement", code="isa.malformed") from None
 
 
 def verify_agreement(

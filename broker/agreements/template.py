@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from broker.errors import SchemaError
+from broker.errors import SchemaError, invalid
 from schemas.common import Role, from_data
 from schemas.directory import AgencyEntry
 from schemas.isa import Agreement, LawfulBasis, Party
@@ -51,4 +51,4 @@ def agreement_for_area(
     try:
         return from_data(Agreement, data)
     except ValidationError as exc:
-        raise SchemaError(f"agreement template invalid: {exc.errors()[0]['msg']}") from None
+        raise invalid(exc, "agreement template") from None

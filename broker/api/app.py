@@ -33,6 +33,10 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     title: str = "mappa-broker",
 ) -> FastAPI:
+    """The app over ``backend``, which is entered for the app's lifespan: the agency
+    routes, then ``routers`` as given, and the one error table. Returns the app; raises
+    nothing of its own."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with backend() as running:

@@ -18,8 +18,7 @@ from broker.api.backend import ApiBackend, ServedAgency, flush
 from broker.api.credentials import AccessDenied, AuthenticationFailed, CredentialKind, Principal
 from broker.errors import MappaError
 from schemas.audit import AuditAct, Operation, Outcome
-
-AGENCY_ID_PATTERN = r"^[a-z][a-z0-9-]{1,31}\.[a-z0-9][a-z0-9-]{0,62}$"
+from schemas.common import AGENCY_ID_PATTERN
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -29,15 +28,21 @@ bearer = HTTPBearer(
 
 
 class NotFound(MappaError):
+    """Nothing here answers to what the request names (404)."""
+
     code = "api.not-found"
 
 
 class ServiceStarting(MappaError):
+    """The backend is not running, not yet or no longer (503; retry later)."""
+
     code = "api.unavailable"
     retriable = True
 
 
 def get_backend(request: Request) -> ApiBackend:
+    """Dependency: the running backend. Raises ``ServiceStarting`` (``api.unavailable``)
+    outside the app's lifespan."""
     backend = getattr(request.app.state, "backend", None)
     if not isinstance(backend, ApiBackend):
         raise ServiceStarting("the service is not running yet")
@@ -51,6 +56,10 @@ def authenticate(
     backend: BackendDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    """Dependency: the principal of the request's bearer token. Raises
+    ``AuthenticationFailed`` (``auth.invalid-credential``) when there is no bearer
+    token, or it is malformed, unknown or revoked; ``ServiceStarting`` through
+    ``get_backend``."""
     if credentials is None:
         raise AuthenticationFailed("an `Authorization: Bearer <token>` header is required")
     return backend.credentials.authenticate(credentials.credentials)
@@ -64,6 +73,12 @@ async def require_agency(
     principal: PrincipalDep,
     backend: BackendDep,
 ) -> ServedAgency:
+    """Dependency: the served agency named in the path, for that agency's own credential
+    only. Raises ``AccessDenied`` (``auth.forbidden``) for any other credential whether or
+    not the agency exists (audited in the agency's log if it is served here), and
+    ``NotFound`` (``api.not-found``) when the agency's own credential names an agency not
+    served here; ``AuthenticationFailed`` and ``ServiceStarting`` through its
+    dependencies."""
     served = backend.agencies.get(agency_id)
     if principal.kind is not CredentialKind.AGENCY or principal.name != agency_id:
         if served is not None:
@@ -94,7 +109,10 @@ AgencyDep = Annotated[ServedAgency, Depends(require_agency)]
 
 
 def require_officer(principal: PrincipalDep) -> Principal:
-    """For governance routes: an information-governance officer's credential only."""
+    """For governance routes: an information-governance officer's credential only;
+    returns its principal. Raises ``AccessDenied`` (``auth.forbidden``) for any other
+    credential; ``AuthenticationFailed`` and ``ServiceStarting`` through its
+    dependencies."""
     if principal.kind is not CredentialKind.OFFICER:
         raise AccessDenied("an information-governance officer credential is required")
     return principal

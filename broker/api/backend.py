@@ -29,11 +29,22 @@ class RecordAdapter(Protocol):
     """The part of ``agency_adapters.base.AgencyAdapter`` the API uses."""
 
     @property
-    def system(self) -> str: ...
+    def system(self) -> str:
+        """The name of the agency system whose format the adapter reads (error messages
+        name it)."""
+        ...
 
-    def to_canonical(self, record: Mapping[str, Any]) -> MessageBody: ...
+    def to_canonical(self, record: Mapping[str, Any]) -> MessageBody:
+        """Map one record in the agency system's own format to a canonical message. Must
+        raise ``SchemaError`` for a record it cannot map (``operations.map_record`` turns
+        a stray ``ValueError``, ``LookupError``, ``TypeError`` or ``AttributeError`` into
+        one as well)."""
+        ...
 
-    def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]: ...
+    def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
+        """Map a received message, in the ``view`` this agency holds, to the agency
+        system's format: a JSON-ready object."""
+        ...
 
 
 log = logging.getLogger(__name__)
@@ -43,16 +54,23 @@ AdapterFor = Callable[[AgencyGateway], RecordAdapter]
 
 @dataclass(frozen=True)
 class ServedAgency:
+    """One agency this API serves: its gateway and its record adapter."""
+
     gateway: AgencyGateway
     adapter: RecordAdapter
 
     @property
     def agency_id(self) -> str:
+        """The served agency's id."""
         return self.gateway.agency_id
 
 
 @dataclass(frozen=True)
 class ApiBackend:
+    """What the routes work with, built once per running server (by
+    ``runtime.deployment_backend`` or a test). ``agencies`` and ``desks`` are keyed by
+    agency id."""
+
     agencies: Mapping[str, ServedAgency]
     credentials: CredentialStore
     clock: Callable[[], datetime] = utc_now
@@ -68,6 +86,8 @@ BackendFactory = Callable[[], AbstractAsyncContextManager[ApiBackend]]
 def serve_agencies(
     gateways: Mapping[str, AgencyGateway], adapter_for: AdapterFor
 ) -> dict[str, ServedAgency]:
+    """Each gateway with the adapter ``adapter_for`` gives it, keyed by agency id. Raises
+    nothing of its own."""
     return {agency: ServedAgency(gw, adapter_for(gw)) for agency, gw in gateways.items()}
 
 
@@ -84,7 +104,7 @@ def running(backend: ApiBackend) -> BackendFactory:
 async def flush(gateway: AgencyGateway) -> bool:
     """Send the outbox now if the broker answers. What stays queued is durable and goes
     with the next relay (every poll flushes), so an unreachable broker is not an error
-    for the caller."""
+    for the caller: returns False then (and logs it), True once everything is sent."""
     try:
         await gateway.relay.flush()
     except TransportError as exc:

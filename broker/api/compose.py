@@ -48,6 +48,10 @@ class _Running:
 
 
 def application(backend: BackendFactory) -> FastAPI:
+    """The app as deployed over ``backend``: agency, governance and transfer routes.
+    Returns the app; raises nothing of its own. Its governance routes answer
+    ``ServiceStarting`` (``api.unavailable``) until the backend runs, and ``NotFound``
+    (``api.not-found``) if it runs no ledger."""
     running = _Running(backend)
     return create_app(
         running,

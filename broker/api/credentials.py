@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS credentials (
 
 
 class CredentialKind(enum.StrEnum):
+    """Whom a credential is for: an agency system, or an information-governance officer."""
+
     AGENCY = "agency"
     OFFICER = "officer"
 
@@ -56,6 +58,8 @@ class AccessDenied(MappaError):
 
 @dataclass(frozen=True)
 class Principal:
+    """Who a presented token stands for."""
+
     kind: CredentialKind
     # The agency id for an agency system; the officer's own id for an officer.
     name: str
@@ -64,6 +68,8 @@ class Principal:
 
 @dataclass(frozen=True)
 class CredentialInfo:
+    """A credential as listed: never its token, nor the token's hash."""
+
     credential_id: str
     kind: CredentialKind
     principal: str
@@ -74,6 +80,8 @@ class CredentialInfo:
 
 @dataclass(frozen=True)
 class IssuedCredential:
+    """A credential just issued, with its token; ``repr`` hides the token."""
+
     info: CredentialInfo
     # Shown once, to the person issuing it; never stored.
     token: str
@@ -83,6 +91,7 @@ class IssuedCredential:
 
 
 def credentials_path(data_dir: Path) -> Path:
+    """Where the credential store lives in ``data_dir``."""
     return data_dir / CREDENTIALS_FILE
 
 
@@ -91,6 +100,8 @@ def _digest(token: str) -> str:
 
 
 class CredentialStore:
+    """The API's credentials (module docstring), in SQLite."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -100,11 +111,17 @@ class CredentialStore:
         path.chmod(0o600)
 
     def close(self) -> None:
+        """Close the connection; the store is unusable afterwards."""
         self._db.close()
 
     def issue(
         self, kind: CredentialKind, principal: str, *, now: str, label: str | None = None
     ) -> IssuedCredential:
+        """Issue a new credential of ``kind`` for ``principal`` at ``now``; returns it with
+        its token, which is stored only as a hash. Raises ``AuthenticationFailed``
+        (``auth.invalid-principal``) for a name that is not 1-100 lower-case letters,
+        digits, ``.``, ``_`` or ``-`` starting with a letter or digit. Whether the
+        principal exists is not checked."""
         if not _PRINCIPAL.match(principal):
             raise AuthenticationFailed(
                 f"{principal!r} is not a valid {kind.value} name (lower case, digits, . _ -)",
@@ -120,6 +137,8 @@ class CredentialStore:
         return IssuedCredential(info, token)
 
     def revoke(self, credential_id: str, *, now: str) -> bool:
+        """Revoke ``credential_id`` at ``now``; returns False, changing nothing, if there is
+        no such credential or it is revoked already."""
         cur = self._db.execute(
             "UPDATE credentials SET revoked_at = ? WHERE credential_id = ? AND revoked_at IS NULL",
             (now, credential_id),
@@ -127,6 +146,7 @@ class CredentialStore:
         return cur.rowcount == 1
 
     def list(self) -> list[CredentialInfo]:
+        """Every credential, revoked ones included, in the order issued."""
         rows = self._db.execute(
             "SELECT credential_id, kind, principal, label, issued_at, revoked_at "
             "FROM credentials ORDER BY rowid"
@@ -134,8 +154,10 @@ class CredentialStore:
         return [CredentialInfo(c, CredentialKind(k), p, lb, i, r) for c, k, p, lb, i, r in rows]
 
     def authenticate(self, token: str) -> Principal:
-        """The principal a presented token stands for; one error for every failure, so a
-        caller learns nothing about which ids exist."""
+        """The principal a presented token stands for. Raises ``AuthenticationFailed``
+        (``auth.invalid-credential``) for every failure alike (too long, malformed,
+        unknown, wrong secret, revoked), so a caller learns nothing about which ids
+        exist."""
         match = _TOKEN.match(token) if len(token) <= MAX_TOKEN_CHARS else None
         credential_id = match.group(1) if match else ""
         row = self._db.execute(

@@ -34,6 +34,7 @@ from broker.kafka.transport import TransportError
 log = logging.getLogger(__name__)
 
 
+# The one error body. No docstring: pydantic would publish it in docs/openapi.json.
 class ApiError(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -78,6 +79,8 @@ BY_KIND: tuple[tuple[type[MappaError], int], ...] = (
 
 
 def status_for(exc: MappaError) -> int:
+    """The HTTP status for ``exc``: by its code if ``BY_CODE`` names it, else by the first
+    kind in ``BY_KIND`` it is an instance of, else 400. Raises nothing."""
     if exc.code in BY_CODE:
         return BY_CODE[exc.code]
     for kind, status in BY_KIND:
@@ -87,6 +90,8 @@ def status_for(exc: MappaError) -> int:
 
 
 def error_response(status: int, code: str, detail: str) -> JSONResponse:
+    """A response with our error body and ``status``; a 401 also asks for a bearer token
+    (``WWW-Authenticate: Bearer``)."""
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(
         ApiError(error=code, detail=detail).model_dump(), status_code=status, headers=headers
@@ -131,6 +136,8 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Answer every ``MappaError``, invalid request and HTTP exception raised in ``app``
+    with our one error body, at the status ``status_for`` (or the handler) gives it."""
     app.add_exception_handler(MappaError, _mappa_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

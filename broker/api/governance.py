@@ -62,6 +62,14 @@ def _params(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
 
 
 def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any]) -> APIRouter:
+    """The governance routes (module docstring) over ``ledger``, every one behind
+    ``require_officer``. Returns the router; raises nothing of its own.
+
+    The query, proof, consistency, checkpoint and export routes answer the reader's
+    ``SchemaError`` (``audit.no-checkpoint``, ``audit.query-invalid``) as a 400, which
+    the app's error table sends as 422, and any other ``MappaError``
+    (``ledger.checkpoint-invalid``) as 409, keeping its code. The route functions carry
+    comments, not docstrings: FastAPI would put a docstring in docs/openapi.json."""
     router = APIRouter(
         prefix="/governance",
         tags=["governance"],
@@ -76,6 +84,7 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
     source = fixed if isinstance(ledger, LedgerReader) else ledger
     Reader = Annotated[LedgerReader, Depends(source)]
 
+    # One page of entries matching the filters, oldest first (``LedgerReader.query``).
     @router.get("/query")
     def query(request: Request, r: Reader) -> dict[str, Any]:
         try:
@@ -83,6 +92,7 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
         except MappaError as exc:
             raise _http(exc) from None
 
+    # Entry ``seq``'s inclusion proof in a signed checkpoint (``LedgerReader.proof``).
     @router.get("/proof/{seq}")
     def proof(
         seq: Annotated[int, Path(ge=0, le=MAX_INDEX)],
@@ -94,6 +104,7 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
         except MappaError as exc:
             raise _http(exc) from None
 
+    # The consistency proof between two signed checkpoints (``LedgerReader.consistency``).
     @router.get("/consistency")
     def consistency(
         r: Reader,
@@ -105,6 +116,7 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
         except MappaError as exc:
             raise _http(exc) from None
 
+    # The latest signed checkpoint, or the one of ``size`` (``LedgerReader.checkpoint_json``).
     @router.get("/checkpoint")
     def checkpoint(r: Reader, size: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None) -> Any:
         try:
@@ -112,6 +124,8 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
         except MappaError as exc:
             raise _http(exc) from None
 
+    # Every matching entry, as a CSV attachment or one JSON document; ``after`` and
+    # ``limit`` are dropped, since an export is never paged (``LedgerReader.export``).
     @router.get(
         "/export",
         response_class=Response,
@@ -141,10 +155,13 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
             )
         return Response(text, media_type="application/json")
 
+    # The whole log recomputed; a broken log is a 200 with ``intact`` false, not an error.
+    # ``VerifyIncomplete`` is not caught here: the app's error table answers it.
     @router.get("/verify")
     def verify(r: Reader) -> dict[str, Any]:
         return r.verify().to_json()
 
+    # The audit records the ledger refused, and why (``LedgerReader.rejected``).
     @router.get("/rejected")
     def rejected(r: Reader) -> list[dict[str, Any]]:
         return r.rejected()

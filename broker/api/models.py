@@ -35,13 +35,22 @@ ARMS_EXAMPLE: dict[str, Any] = {
 
 
 class Input(BaseModel):
+    """Base of request bodies: a field not declared is refused."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class Output(BaseModel):
+    """Base of response bodies: frozen, and only the fields declared."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Bodies below without a docstring have a comment instead: pydantic puts a model's
+# docstring in its JSON schema, so a new one would change docs/openapi.json.
+
+
+# A record for ``operations.submit`` to map and publish.
 class SubmitRecord(Input):
     record: dict[str, Any] = Field(
         description="One record in the agency system's own export format (see the adapter "
@@ -54,11 +63,13 @@ class SubmitRecord(Input):
     )
 
 
+# One recipient of a submitted message and the view it gets.
 class Disclosure(Output):
     agency: str
     view: ViewKind
 
 
+# What ``operations.submit`` published (``PublishResult``), and whether it went at once.
 class Submitted(Output):
     message_id: str
     message_type: str
@@ -87,6 +98,7 @@ class InboxMessage(Output):
     acknowledged_at: str | None
 
 
+# One page of the inbox, in delivery order.
 class InboxPage(Output):
     items: list[InboxMessage]
     next_cursor: str | None = Field(
@@ -94,6 +106,7 @@ class InboxPage(Output):
     )
 
 
+# A message acknowledged, with the time of its first acknowledgement.
 class Acknowledged(Output):
     message_id: str
     acknowledged_at: str
@@ -121,6 +134,7 @@ def _justification_required(schema: dict[str, Any]) -> None:
     schema["required"] = sorted({*schema.get("required", []), "justification"})
 
 
+# Who opens a message and why, for the consultation's audit record.
 class OpenRequest(Input):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_justification_required)
 
@@ -128,6 +142,7 @@ class OpenRequest(Input):
     justification: str | None = Field(default=None, max_length=MAX_JUSTIFICATION_CHARS)
 
 
+# An opened message, mapped to the agency system's own format.
 class Opened(Output):
     message_id: str
     message_type: str

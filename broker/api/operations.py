@@ -33,6 +33,9 @@ MAX_CURSOR_CHARS = 400
 
 
 def map_record(served: ServedAgency, record: Mapping[str, Any]) -> MessageBody:
+    """The canonical message the agency's adapter makes of ``record``. Raises
+    ``SchemaError``: the adapter's own, or ``adapter.record-invalid`` for any
+    ``ValueError``, ``LookupError``, ``TypeError`` or ``AttributeError`` it trips over."""
     try:
         return served.adapter.to_canonical(record)
     except SchemaError:
@@ -47,6 +50,11 @@ def map_record(served: ServedAgency, record: Mapping[str, Any]) -> MessageBody:
 
 
 async def submit(served: ServedAgency, request: SubmitRecord) -> Submitted:
+    """Map ``request.record``, publish it, and relay the outbox whether or not it was
+    refused; returns what was published, ``relayed`` false if the broker did not answer
+    (never ``TransportError``). Raises ``SchemaError`` for a record that cannot be
+    mapped (audited as a refused collection), and the publisher's errors (see
+    ``Publisher.publish``)."""
     gateway = served.gateway
     try:
         result = _publish(served, request)
@@ -102,11 +110,16 @@ def _metadata(item: InboxItem) -> InboxMessage:
 
 
 def encode_cursor(item: InboxItem) -> str:
+    """The inbox cursor for the page after ``item``: unpadded base64url of
+    ``[received_at, message_id]``."""
     raw = json.dumps([item.received_at, item.message_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[str, str]:
+    """The ``(received_at, message_id)`` of a cursor from ``encode_cursor``. Raises
+    ``SchemaError`` (``request.invalid-cursor``) for anything else, including a cursor
+    longer than ``MAX_CURSOR_CHARS``."""
     pair: object = None
     if len(cursor) <= MAX_CURSOR_CHARS:
         try:
@@ -122,6 +135,10 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 def inbox(
     served: ServedAgency, *, cursor: str | None, unacknowledged: bool, limit: int
 ) -> InboxPage:
+    """Up to ``limit`` items' metadata in delivery order, after ``cursor`` (from the start
+    if None), only those not acknowledged if ``unacknowledged``; ``next_cursor`` is set
+    when more follow. Raises ``SchemaError`` (``request.invalid-cursor``) for a cursor
+    this API did not give."""
     after = decode_cursor(cursor) if cursor is not None else None
     # One more than asked tells whether there is a next page without a count query.
     items = served.gateway.ctx.store.inbox_page(
@@ -143,11 +160,15 @@ def _item(served: ServedAgency, message_id: str) -> InboxItem:
 
 
 def message(served: ServedAgency, message_id: str) -> InboxMessage:
+    """One held message's metadata, without opening it. Raises ``NotFound``
+    (``api.not-found``) if the inbox holds no such message."""
     return _metadata(_item(served, message_id))
 
 
 def acknowledge(served: ServedAgency, message_id: str) -> Acknowledged:
-    """Idempotent: acknowledging twice keeps the first time."""
+    """Mark a held message acknowledged; returns the time of its first acknowledgement
+    (idempotent: acknowledging twice keeps the first time). Raises ``NotFound``
+    (``api.not-found``) if the inbox holds no such message."""
     ctx = served.gateway.ctx
     item = _item(served, message_id)
     if item.acknowledged_at is not None:
@@ -160,6 +181,11 @@ def acknowledge(served: ServedAgency, message_id: str) -> Acknowledged:
 async def open_message(
     served: ServedAgency, message_id: str, *, user: str, justification: str | None
 ) -> Opened:
+    """Open ``message_id`` for ``user`` (``AgencyGateway.consult``: justified and audited)
+    and map it to the agency system's format; returns it. Raises what ``consult``
+    raises: ``PolicyDenied`` (``consult.justification-missing``), ``SchemaError``
+    (``consult.not-found``), the error of a check the stored message no longer passes,
+    or ``TransportError`` if the audit record cannot be relayed at once."""
     # The gateway checks the justification and audits the consultation, or the refusal.
     opened = await served.gateway.consult(message_id, user=user, justification=justification or "")
     header = opened.verified.header

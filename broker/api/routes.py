@@ -28,8 +28,15 @@ AUTH = (401, 403)
 
 
 def agency_router() -> APIRouter:
+    """The agency system's routes under ``/v1/agencies/{agency_id}``, each behind
+    ``require_agency``. Returns the router; raises nothing of its own.
+
+    The route functions have a ``summary=`` and comments, not docstrings: FastAPI would
+    add a docstring to docs/openapi.json as the operation's description. Their errors
+    come from ``require_agency`` and ``operations``, answered by the error table."""
     router = APIRouter(prefix="/v1/agencies/{agency_id}", tags=["agency"])
 
+    # ``operations.submit``: map, publish (errors audited as refusals), relay if possible.
     @router.post(
         "/records",
         status_code=201,
@@ -40,6 +47,7 @@ def agency_router() -> APIRouter:
     async def submit_record(served: AgencyDep, body: SubmitRecord) -> Submitted:
         return await operations.submit(served, body)
 
+    # ``operations.inbox``: 422 (``request.invalid-cursor``) for a cursor we did not give.
     @router.get(
         "/inbox",
         response_model=InboxPage,
@@ -56,6 +64,7 @@ def agency_router() -> APIRouter:
     ) -> InboxPage:
         return operations.inbox(served, cursor=cursor, unacknowledged=unacknowledged, limit=limit)
 
+    # ``operations.message``: 404 (``api.not-found``) if the inbox holds no such message.
     @router.get(
         "/inbox/{message_id}",
         response_model=InboxMessage,
@@ -65,6 +74,7 @@ def agency_router() -> APIRouter:
     async def get_message(served: AgencyDep, message_id: MessageId) -> InboxMessage:
         return operations.message(served, message_id)
 
+    # ``operations.acknowledge``: 404 (``api.not-found``) if the inbox holds no such message.
     @router.post(
         "/inbox/{message_id}/ack",
         response_model=Acknowledged,
@@ -74,6 +84,8 @@ def agency_router() -> APIRouter:
     async def acknowledge(served: AgencyDep, message_id: MessageId) -> Acknowledged:
         return operations.acknowledge(served, message_id)
 
+    # ``operations.open_message``: the gateway's consultation, every refusal audited. A stored
+    # message that no longer passes is a 409 (keys, signatures) or a 403 (the agreement).
     @router.post(
         "/inbox/{message_id}/open",
         response_model=Opened,

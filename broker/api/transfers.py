@@ -58,6 +58,11 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The bodies below have comments, not docstrings: pydantic puts a model's docstring in
+# its JSON schema, so one would change docs/openapi.json.
+
+
+# A request that another area take a case over (``TransferDesk.request``).
 class TransferRequestIn(_In):
     pnc_id: PncId
     to_area: str = Field(max_length=42)
@@ -69,11 +74,13 @@ class TransferRequestIn(_In):
     registered_sex_offender: bool = False
 
 
+# Who takes an accept, refuse or cancel step, and why.
 class StepIn(_In):
     user: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=4000)
 
 
+# The take-over: when, when the address was notified, and the receiving case team.
 class CompleteIn(_In):
     user: str = Field(min_length=1, max_length=200)
     reason: str = Field(
@@ -84,6 +91,7 @@ class CompleteIn(_In):
     case_team: list[str] = Field(default_factory=list, max_length=128)
 
 
+# One deadline of a transfer (``broker.transfer.deadlines``), and whether it is overdue today.
 class DeadlineOut(BaseModel):
     kind: str
     due: date
@@ -91,11 +99,13 @@ class DeadlineOut(BaseModel):
     overdue: bool
 
 
+# A transfer as this agency knows it, with its deadlines.
 class TransferOut(BaseModel):
     transfer: TransferRecord
     deadlines: list[DeadlineOut]
 
 
+# A deadline not met by the day asked about, and by how many days.
 class OverdueOut(BaseModel):
     transfer_id: str
     from_area: str
@@ -117,7 +127,9 @@ def _out(record: TransferRecord, today: date) -> TransferOut:
 
 
 def served_desk(served: AgencyDep, backend: BackendDep) -> TransferDesk:
-    """The calling agency's transfer desk in the deployed app."""
+    """The calling agency's transfer desk in the deployed app. Raises ``NotFound``
+    (``api.not-found``) when the agency has no desk here, and what ``require_agency``
+    raises."""
     desk = backend.desks.get(served.agency_id)
     if desk is None:
         raise NotFound(f"agency {served.agency_id} takes no part in transfers on this broker")
@@ -125,6 +137,13 @@ def served_desk(served: AgencyDep, backend: BackendDep) -> TransferDesk:
 
 
 def transfers_router(require_desk: Callable[..., Any] = served_desk) -> APIRouter:
+    """The transfer routes (module docstring) on the desk that ``require_desk`` gives.
+    Returns the router; raises nothing of its own.
+
+    Each step route raises what its desk step raises (see ``TransferDesk.request``:
+    ``SchemaError``, ``TransferRefused``, ``TransferPending``), answered by the error
+    table. The route functions have a ``summary=`` and no docstring: FastAPI would add
+    one to docs/openapi.json."""
     router = APIRouter(prefix="/v1/agencies/{agency_id}/transfers", tags=["transfers"])
     Desk = Annotated[TransferDesk, Depends(require_desk)]
 
@@ -227,6 +246,7 @@ def transfers_router(require_desk: Callable[..., Any] = served_desk) -> APIRoute
             for o in overdue(d.registry.records(), on or today(d))
         ]
 
+    # Not a step, so nothing to audit: an unknown id is a 404 (``transfer.unknown``).
     @router.get(
         "/{transfer_id}",
         response_model=TransferOut,

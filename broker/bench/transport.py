@@ -22,7 +22,6 @@ from broker.bench.fixtures import sample_message
 from broker.deployment import Deployment
 from broker.gateway import AgencyGateway
 from broker.gateway.receive import Handling
-from broker.kafka.topics import Topics
 from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
 from broker.trust.provision import AgencySpec, DataPaths, provision
@@ -59,10 +58,13 @@ async def plain(transport: KafkaTransport, n: int, size: int) -> list[Figure]:
     ]
 
 
-async def pipeline(transport: KafkaTransport, n: int, root: Path, suite: str) -> list[Figure]:
+async def pipeline(bootstrap: str, n: int, root: Path, suite: str) -> list[Figure]:
     passphrase = secrets.token_urlsafe(18).encode()
     settings = Settings(
-        data_dir=root / suite, topic_namespace=f"bench{secrets.token_hex(4)}", suite=suite
+        data_dir=root / suite,
+        topic_namespace=f"bench{secrets.token_hex(4)}",
+        suite=suite,
+        kafka_bootstrap=bootstrap,
     )
     directory = provision(
         DataPaths(settings.data_dir),
@@ -71,15 +73,10 @@ async def pipeline(transport: KafkaTransport, n: int, root: Path, suite: str) ->
         now=datetime.now(UTC) - timedelta(days=1),
     )
     agreement = agreement_for_area(AREA, [directory.agency(s.agency_id) for s in SPECS])
-    deployment = Deployment(
-        settings=settings, passphrase=passphrase, transport=transport, agreement=agreement
-    )
-    await transport.ensure_topics(Topics(settings.topic_namespace).all_topics([AREA]))
-    police = deployment.gateway("police.bench")
-    probation = deployment.gateway("probation.bench")
-    try:
-        await police.start()
-        await probation.start()
+    deployment = Deployment(settings=settings, passphrase=passphrase, agreements=[agreement])
+    async with deployment.running(["police.bench", "probation.bench"], ledger=False) as running:
+        police = running.gateways["police.bench"]
+        probation = running.gateways["probation.bench"]
         messages = [sample_message(pnc=f"2011/{i:07d}K") for i in range(n)]
         start = time.perf_counter()
         for message in messages:
@@ -93,10 +90,6 @@ async def pipeline(transport: KafkaTransport, n: int, root: Path, suite: str) ->
             handled = await probation.poll_once(timeout_ms=100)
             delivered += sum(h.handling is Handling.DELIVERED for h in handled)
         received = n / (time.perf_counter() - start)
-    finally:
-        await police.stop()
-        await probation.stop()
-        deployment.close()
     return [
         Figure(
             "transport",
@@ -125,8 +118,8 @@ async def publish_concurrently(police: AgencyGateway, n: int, *, callers: int) -
 async def run(options: BenchOptions) -> list[Figure]:
     n = max(50, int(2000 * options.scale))
     figures = []
-    async with KafkaTransport(options.bootstrap) as transport:
+    async with KafkaTransport(Settings(), bootstrap=options.bootstrap) as transport:
         figures += await plain(transport, n, size=4800)
-        for suite in ("classic", "pq-hybrid"):
-            figures += await pipeline(transport, n, Path(options.data_dir), suite)
+    for suite in ("classic", "pq-hybrid"):
+        figures += await pipeline(options.bootstrap, n, Path(options.data_dir), suite)
     return figures

@@ -136,11 +136,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 @asynccontextmanager
-async def _documentation_only() -> AsyncIterator[ApiBackend]:
+async def documentation_only() -> AsyncIterator[ApiBackend]:
+    """A backend that never starts: for an app built only to print its OpenAPI document.
+    Raises ``ConfigurationError`` if anything tries to run it."""
     raise ConfigurationError("this app instance only documents the API")
     yield  # pragma: no cover - makes this a generator
 
 
 def cmd_openapi(_: argparse.Namespace) -> int:
-    sys.stdout.write(openapi_json(application(_documentation_only)))
+    sys.stdout.write(openapi_json(application(documentation_only)))
     return 0

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from broker.agreements import agreement_for_area
-from broker.errors import SchemaError
+from broker.errors import SchemaError, invalid
 from broker.kafka.acls import acl_bindings, as_shell
 from broker.kafka.topics import Topics
 from broker.settings import Settings
@@ -46,9 +46,7 @@ def _load_agreement(path: Path) -> Agreement:
     try:
         return from_data(Agreement, data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise SchemaError(f"agreement {path} invalid at {where}: {first['msg']}") from None
+        raise invalid(exc, f"agreement {path}") from None
 
 
 def run_acls(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from broker.errors import ConfigurationError, SchemaError
+from broker.errors import ConfigurationError, invalid
 from broker.settings import Settings
 from broker.trust.admin import governance_key
 from broker.trust.directory import Directory, sign_directory
@@ -49,9 +49,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigurationError(f"cannot read {source}: {exc.strerror}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise SchemaError(f"{source}: invalid directory at {where}: {first['msg']}") from None
+        raise invalid(exc, f"directory {source}") from None
     signer = governance_key(Keystore(paths.keys, passphrase_from_env()))
     if signer is None:
         raise ConfigurationError(f"no governance key in {paths.keys}: sign where it is held")

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from broker.errors import ConfigurationError
+from broker.errors import ConfigurationError, invalid
 from broker.settings import Settings
 from broker.trust import admin as trust_admin
 from broker.trust.keystore import Keystore, passphrase_from_env
@@ -81,7 +81,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     try:
         directory = provision(paths, specs, passphrase=passphrase_from_env(), now=datetime.now(UTC))
     except ValidationError as exc:
-        raise ConfigurationError(f"invalid agency entry: {exc.errors()[0]['msg']}") from None
+        raise invalid(exc, "agency entry", kind=ConfigurationError) from None
     print(f"initialised {paths.root}: {len(specs)} agencies, directory version {directory.version}")
     return 0
 

@@ -27,7 +27,7 @@ from agency_adapters.registry import adapter_for
 from broker.agreements import agreement_for_area
 from broker.api.compose import application
 from broker.api.runtime import ServeConfig, choose_agencies, deployment_backend
-from broker.errors import ConfigurationError
+from broker.errors import ConfigurationError, invalid
 from broker.gateway import AgencyGateway
 from broker.settings import Settings
 from broker.trust.keystore import passphrase_from_env
@@ -71,9 +71,7 @@ def load_agreement(path: Path) -> Agreement:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"cannot read agreement {path}: {exc}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigurationError(f"{path}: {where}: {first['msg']}") from None
+        raise invalid(exc, f"agreement {path}", kind=ConfigurationError) from None
 
 
 def default_agreement(paths: DataPaths, area: str | None) -> Agreement:

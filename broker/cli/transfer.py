@@ -28,7 +28,6 @@ from broker.deployment import Deployment
 from broker.errors import ConfigurationError, SchemaError
 from broker.gateway.cases import CaseRegistry
 from broker.gateway.store import AgencyStore
-from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
 from broker.transfer.deadlines import Overdue, overdue
 from broker.transfer.desk import TransferDesk
@@ -149,30 +148,17 @@ async def _send_step(settings: Settings, args: argparse.Namespace) -> TransferRe
     directory = load_directory(DataPaths(settings.data_dir))
     areas = sorted({a for entry in directory.agencies() for a in entry.areas})
     agreements = [agreement_for_area(a, directory.agencies(area=a)) for a in areas]
-    bootstrap = settings.kafka_bootstrap
-    assert bootstrap is not None  # noqa: S101 - checked by the caller
-    async with KafkaTransport(bootstrap) as transport:
-        deployment = Deployment(
-            settings=settings,
-            passphrase=passphrase_from_env(),
-            transport=transport,
-            agreement=agreements[0],
-        )
-        for agreement in agreements[1:]:
-            deployment.add_agreement(agreement)
-        await transport.ensure_topics(deployment.topics.all_topics(areas))
-        gateway = deployment.gateway(args.agency)
-        desk = deployment.transfer_desk(gateway)
-        try:
-            await desk.start()
-            await gateway.relay.flush()  # anything left unsent by an earlier run
-            quiet = 0
-            while quiet < QUIET_POLLS:
-                quiet = 0 if await desk.poll_once(timeout_ms=300) else quiet + 1
-            return await _act(desk, args)
-        finally:
-            await desk.stop()
-            deployment.close()
+    deployment = Deployment(
+        settings=settings, passphrase=passphrase_from_env(), agreements=agreements
+    )
+    async with deployment.running([args.agency], ledger=False) as running:
+        gateway = running.gateways[args.agency]
+        # Read the transfer topic up to date before acting (the gateway's start sent
+        # anything an earlier run left in the outbox).
+        quiet = 0
+        while quiet < QUIET_POLLS:
+            quiet = 0 if await gateway.poll_once(timeout_ms=300) else quiet + 1
+        return await _act(running.desks[args.agency], args)
 
 
 # -- reading the registries -------------------------------------------------------------------
@@ -253,7 +239,7 @@ def cmd_overdue(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from broker.cli.transfer_demo import render, run_transfer_demo
+    from broker.cli.demo.transfer import render, run_transfer_demo
 
     bootstrap = args.bootstrap or os.environ.get("MAPPA_KAFKA_BOOTSTRAP") or None
     with contextlib.ExitStack() as stack:

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from broker.crypto.encoding import b64decode, b64encode, jcs, pae, strict_json
 from broker.crypto.keys import PrivateKey, PublicKey, load_encryption_public, verify_signature
 from broker.crypto.suites import Suite
-from broker.errors import DecryptionError, NotAddressed, SchemaError, VerificationError
+from broker.errors import DecryptionError, NotAddressed, SchemaError, VerificationError, invalid
 from schemas.common import ViewKind
 from schemas.envelope import (
     MAX_ENVELOPE_BYTES,
@@ -112,17 +112,22 @@ def header_digest(header: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(jcs(dict(header))).digest()
 
 
-def _derive(data_key: bytes, salt: bytes, info: bytes) -> bytes:
+def derive_key(data_key: bytes, salt: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256 of a view's data key, salted with the header digest: the view key or
+    the key commitment, by ``info`` (docs/envelope.md; the vectors show each value)."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(data_key)
 
 
-def _view_aad(h: bytes, view_id: int, kind: ViewKind) -> bytes:
+def view_aad(h: bytes, view_id: int, kind: ViewKind) -> bytes:
+    """The associated data of a view's AES-GCM: binds it to its header, id and kind."""
     return jcs(
         {"context": VIEW_CONTEXT, "header_sha256": h.hex(), "kind": kind.value, "view_id": view_id}
     )
 
 
-def _wrap_info(h: bytes, agency: str, key_id: str, view_id: int) -> bytes:
+def wrap_info(h: bytes, agency: str, key_id: str, view_id: int) -> bytes:
+    """The HPKE ``info`` of a wrapped data key: binds it to its header, recipient, key and
+    view."""
     return jcs(
         {
             "agency": agency,
@@ -159,20 +164,20 @@ def seal(
     for view_id, view in enumerate(views):
         data_key = os.urandom(DATA_KEY_BYTES)
         nonce = os.urandom(NONCE_BYTES)
-        ciphertext = AESGCM(_derive(data_key, h, VIEW_KEY_INFO)).encrypt(
-            nonce, view.plaintext, _view_aad(h, view_id, view.kind)
+        ciphertext = AESGCM(derive_key(data_key, h, VIEW_KEY_INFO)).encrypt(
+            nonce, view.plaintext, view_aad(h, view_id, view.kind)
         )
         sealed_views.append(
             {
                 "view_id": view_id,
                 "kind": view.kind.value,
                 "nonce": b64encode(nonce),
-                "key_commitment": b64encode(_derive(data_key, h, COMMITMENT_INFO)),
+                "key_commitment": b64encode(derive_key(data_key, h, COMMITMENT_INFO)),
                 "ciphertext": b64encode(ciphertext),
             }
         )
         for recipient in view.recipients:
-            info = _wrap_info(h, recipient.agency, recipient.key.key_id, view_id)
+            info = wrap_info(h, recipient.agency, recipient.key.key_id, view_id)
             enc = hpke_suite.encrypt(data_key, load_encryption_public(recipient.key), info=info)
             wrapped.append(
                 {
@@ -238,11 +243,7 @@ def parse_envelope(value: bytes) -> UnverifiedEnvelope:
     try:
         envelope = Envelope.model_validate_json(value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise SchemaError(
-            f"malformed envelope at {where}: {first['msg']}", code="envelope.malformed"
-        ) from None
+        raise invalid(exc, "envelope", code="envelope.malformed") from None
     return UnverifiedEnvelope(document=document, envelope=envelope)
 
 
@@ -318,17 +319,17 @@ def open_view(
         data_key = suite.hpke().decrypt(
             wrapped,
             private.hpke_private(),
-            info=_wrap_info(h, agency, entry.key_id, entry.view_id),
+            info=wrap_info(h, agency, entry.key_id, entry.view_id),
         )
         commitment = b64decode(view.key_commitment, expected_len=COMMITMENT_BYTES)
         if len(data_key) != DATA_KEY_BYTES or not hmac.compare_digest(
-            _derive(data_key, h, COMMITMENT_INFO), commitment
+            derive_key(data_key, h, COMMITMENT_INFO), commitment
         ):
             raise DecryptionError(DECRYPTION_FAILED)
-        plaintext = AESGCM(_derive(data_key, h, VIEW_KEY_INFO)).decrypt(
+        plaintext = AESGCM(derive_key(data_key, h, VIEW_KEY_INFO)).decrypt(
             b64decode(view.nonce, expected_len=NONCE_BYTES),
             b64decode(view.ciphertext, max_len=MAX_VIEW_PLAINTEXT_BYTES + 16),
-            _view_aad(h, view.view_id, view.kind),
+            view_aad(h, view.view_id, view.kind),
         )
     except (InvalidTag, ValueError, SchemaError) as exc:
         # HPKE raises InvalidTag or ValueError; one message for every cause.

@@ -20,11 +20,16 @@ from schemas.directory import AgencyEntry, KeyAlg
 
 
 def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC: the default clock of every part."""
     return datetime.now(UTC)
 
 
 @dataclass
 class AgencyContext:
+    """One agency's view of the world for its gateway: its directory entry and own keys,
+    the trust directory, its agreement, the subject key, its store, the settings and a
+    clock. ``audit`` is built from them (the Ed25519 signing key must be held)."""
+
     entry: AgencyEntry
     keys: AgencyKeys
     directory: Directory
@@ -54,14 +59,17 @@ class AgencyContext:
 
     @property
     def agency_id(self) -> str:
+        """This agency's id, from its directory entry."""
         return self.entry.agency_id
 
     @property
     def topics(self) -> Topics:
+        """The topic names of the configured namespace."""
         return Topics(self.settings.topic_namespace)
 
     @property
     def verifier(self) -> EnvelopeVerifier:
+        """A verifier for the area topics, with the settings' suites, skew and window."""
         return EnvelopeVerifier(
             directory=self.directory,
             allowed_suites=self.settings.allowed_suites,
@@ -72,4 +80,7 @@ class AgencyContext:
 
     @property
     def suite(self) -> Suite:
+        """The suite this agency seals with. Raises ``VerificationError``
+        (``envelope.unknown-suite``, ``envelope.suite-not-allowed``) if the settings name
+        a suite that is unknown or not among the allowed ones."""
         return suite_named(self.settings.suite, allowed=self.settings.allowed_suites)

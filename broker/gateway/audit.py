@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from broker.crypto.keys import PrivateKey
 from broker.crypto.signing import AUDIT_EVENT_PAYLOAD, sign_document, verify_document
-from broker.errors import SchemaError, VerificationError
+from broker.errors import VerificationError, invalid
 from broker.gateway.store import AgencyStore
 from broker.trust.directory import Directory, public_key_of
 from schemas.audit import AuditAct, AuditEvent, Operation, Outcome, SignedAuditEvent
@@ -37,6 +37,8 @@ def time_ordered_id() -> str:
 
 
 def sign_event(event: AuditEvent, key: PrivateKey) -> SignedAuditEvent:
+    """Sign ``event`` with ``key`` over its canonical JSON (``AUDIT_EVENT_PAYLOAD``); returns
+    the signed event. Raises ``TypeError`` if ``key`` cannot sign (an encryption key)."""
     return SignedAuditEvent(
         event=event,
         key_id=key.key_id,
@@ -45,13 +47,15 @@ def sign_event(event: AuditEvent, key: PrivateKey) -> SignedAuditEvent:
 
 
 def verify_event(raw: bytes, directory: Directory) -> SignedAuditEvent:
-    """Parse and verify a signed audit event against the emitting agency's keys."""
+    """Parse and verify a signed audit event against the emitting agency's keys; returns
+    it. Raises ``SchemaError`` (``audit.malformed``) or ``VerificationError``
+    (``directory.unknown-agency``; ``audit.wrong-signer``: the key named is not an Ed25519
+    key of that agency; ``verification.signature-invalid``). The key's validity period and
+    revocation are not checked here."""
     try:
         signed = SignedAuditEvent.model_validate_json(raw)
     except ValidationError as exc:
-        raise SchemaError(
-            f"not a signed audit event: {exc.errors()[0]['msg']}", code="audit.malformed"
-        ) from None
+        raise invalid(exc, "signed audit event", code="audit.malformed") from None
     agency = directory.agency(signed.event.agency)
     entry = next((k for k in agency.keys if k.key_id == signed.key_id), None)
     if entry is None or entry.alg is not KeyAlg.ED25519:
@@ -104,6 +108,12 @@ class AuditEmitter:
     def emit(
         self, act: AuditAct, operation: Operation, outcome: Outcome = Outcome.OK, **fields: Any
     ) -> AuditEvent:
+        """Build an event of this agency (a new time-ordered id, the clock's time), sign
+        it and put it in the outbox, keyed by its subject (else the agency) so a subject's
+        events keep their order; returns the event. Call inside the store's
+        transaction: raises ``RuntimeError`` outside one, and pydantic's
+        ``ValidationError`` for a field the event's model refuses (callers cut long
+        text to fit)."""
         event = AuditEvent(
             event_id=time_ordered_id(),
             time=format_timestamp(self._clock()),

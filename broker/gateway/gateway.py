@@ -2,23 +2,29 @@
 
 The agency-specific adapters in ``agency_adapters`` wrap one of these and map
 their agency's own record formats to canonical messages and back.
+
+One reader serves every topic the gateway reads: its area topics, and any topic
+another part plugged its rules into before the gateway started (the transfer desk's
+``<ns>.transfers``). ``async with gateway:`` starts the reader and stops it on exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 
 from broker.errors import MappaError, PolicyDenied, SchemaError
 from broker.gateway.agency import AgencyContext
 from broker.gateway.lifecycle import Lifecycle
 from broker.gateway.publish import Publisher, PublishResult
-from broker.gateway.receive import Handled, Opened, Receiver
+from broker.gateway.receive import Handled, Opened, Receiver, TopicRules
 from broker.gateway.relay import OutboxRelay
 from broker.gateway.store import InboxItem
+from broker.kafka.parts import AsyncPart
 from broker.kafka.transport import KafkaTransport, PartitionReader
 from schemas.audit import AuditAct, Operation, Outcome
-from schemas.common import Classification, parse_timestamp
+from schemas.common import Classification
 from schemas.messages import MessageBody
 
 # A consultation must say why; "x" is not a reason an inquiry would accept.
@@ -34,33 +40,62 @@ BLANK = "".join(
 )
 
 
-class AgencyGateway:
-    def __init__(
-        self, ctx: AgencyContext, transport: KafkaTransport, *, topics: list[str] | None = None
-    ) -> None:
+class AgencyGateway(AsyncPart):
+    """One agency's way onto Kafka, with only its own keys (``ctx``)."""
+
+    def __init__(self, ctx: AgencyContext, transport: KafkaTransport) -> None:
         self.ctx = ctx
         self._transport = transport
-        self.topics = topics or sorted(
-            {ctx.topics.for_role(area, ctx.entry.role) for area in ctx.entry.areas}
-        )
         self.publisher = Publisher(ctx)
         self.receiver = Receiver(ctx)
-        # Receivers for topics with their own rules (the transfer desk's, for its topic),
-        # so a consultation re-verifies an item the way it was received.
-        self.topic_receivers: dict[str, Receiver] = {}
         self.relay = OutboxRelay(ctx.store, transport)
         self._reader: PartitionReader | None = None
+        # One poll at a time: a background poller and a caller waiting for its own
+        # message (a transfer step) both poll.
+        self._polling = asyncio.Lock()
+        self._after_batch: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[Handled], None]] = []
 
     @property
     def agency_id(self) -> str:
+        """The id of the agency this gateway acts for."""
         return self.ctx.agency_id
 
+    @property
+    def topics(self) -> list[str]:
+        """What the gateway reads: its role's topic in each of its areas, and every topic
+        with rules of its own."""
+        ctx = self.ctx
+        own = {ctx.topics.for_role(area, ctx.entry.role) for area in ctx.entry.areas}
+        return sorted(own | set(self.receiver.topics_with_rules))
+
+    def add_topic(self, topic: str, rules: TopicRules) -> None:
+        """Also read ``topic``, by ``rules``. Raises ``RuntimeError`` once reading."""
+        if self._reader is not None:
+            raise RuntimeError(f"gateway {self.agency_id} is reading: add topics before start")
+        self.receiver.add_rules(topic, rules)
+
+    def after_each_batch(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` after every batch of records, inside the batch's transaction (so
+        what it writes stands or falls with what the batch did)."""
+        self._after_batch.append(hook)
+
+    def on_handled(self, listener: Callable[[Handled], None]) -> Callable[[], None]:
+        """Call ``listener`` with every record handled from now on, whoever polled it;
+        returns the function that stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
     async def start(self) -> None:
+        """Start reading where the store says it stopped, and send what the outbox holds.
+        Idempotent. Raises ``TransportError`` when the transport is not started or the
+        outbox cannot be sent (a reader already started stays started)."""
         if self._reader is None:
             self._reader = await self._transport.reader(self.topics, self.ctx.store.offsets())
         await self.relay.flush()
 
     async def stop(self) -> None:
+        """Stop reading. Idempotent; the store stays open (the deployment closes it)."""
         reader, self._reader = self._reader, None
         if reader is not None:
             await reader.stop()
@@ -73,6 +108,10 @@ class AgencyGateway:
         user: str | None = None,
         classification: Classification = Classification.OFFICIAL_SENSITIVE,
     ) -> PublishResult:
+        """Authorise, seal, queue and audit ``message`` (``Publisher.publish``), then relay;
+        returns the publication. Raises the publisher's errors (see ``Publisher.publish``
+        for which are audited as a refusal) or ``TransportError`` (the envelopes are
+        queued and go with the next relay)."""
         result = self.publisher.publish(
             message, purpose=purpose, user=user, classification=classification
         )
@@ -80,26 +119,40 @@ class AgencyGateway:
         return result
 
     async def poll_once(self, timeout_ms: int = 200) -> list[Handled]:
-        if self._reader is None:
-            raise RuntimeError(f"gateway {self.agency_id} not started")
-        records = await self._reader.poll(timeout_ms=timeout_ms)
-        try:
-            # One transaction per batch (group commit); all or nothing.
-            with self.ctx.store.transaction():
-                handled = [self.receiver.handle(r) for r in records]
-        except BaseException:
-            await self._reader.rewind(self.ctx.store.offsets())
-            raise
+        """Read one batch and handle each record by its topic's rules, in one transaction
+        (group commit) with the after-batch hooks; tell the listeners; relay. Returns what
+        became of each record. If the batch fails, nothing of it is kept and the reader
+        goes back to the stored offsets, so its records are read again, and the failure
+        is raised. Raises ``RuntimeError`` before ``start``, and ``TransportError`` if the
+        relay fails (the batch is kept)."""
+        async with self._polling:
+            if self._reader is None:
+                raise RuntimeError(f"gateway {self.agency_id} not started")
+            records = await self._reader.poll(timeout_ms=timeout_ms)
+            try:
+                with self.ctx.store.transaction():
+                    handled = [self.receiver.handle(r) for r in records]
+                    if records:
+                        for hook in self._after_batch:
+                            hook()
+            except BaseException:
+                await self._reader.rewind(self.ctx.store.offsets())
+                raise
+        for listener in list(self._listeners):
+            for h in handled:
+                listener(h)
         await self.relay.flush()
         return handled
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self.poll_once()
-
     async def consult(self, message_id: str, *, user: str, justification: str) -> Opened:
         """Open a delivered message for a person. Writes a consultation audit record;
-        every refusal (no justification, unknown message, failed checks) is audited too."""
+        every refusal (no justification, unknown message, failed checks) is audited too.
+        Returns the opened message. Raises ``PolicyDenied``
+        (``consult.justification-missing``: fewer than ``MIN_JUSTIFICATION_CHARS``
+        non-blank characters), ``SchemaError`` (``consult.not-found``: not in the inbox),
+        or the ``MappaError`` of a check the stored message no longer passes (see
+        ``Receiver.reopen``). Raises ``TransportError`` if the audit record, kept either
+        way, cannot be relayed: it then takes the place of the refusal or the result."""
         ctx = self.ctx
         item = ctx.store.inbox_item(message_id)
         try:
@@ -114,12 +167,7 @@ class AgencyGateway:
                     f"no message {message_id} in {self.agency_id}'s inbox",
                     code="consult.not-found",
                 )
-            # Re-verified from the stored bytes: the local database is not trusted either.
-            receiver = self.topic_receivers.get(item.topic, self.receiver)
-            verified = receiver.verify(
-                item.envelope, topic=item.topic, record_time=parse_timestamp(item.received_at)
-            )
-            opened = receiver.open_verified(verified, today_from=ctx.clock(), at_consultation=True)
+            opened = self.receiver.reopen(item, now=ctx.clock(), at_consultation=True)
         except MappaError as exc:
             with ctx.store.transaction():
                 ctx.audit.emit(
@@ -158,6 +206,7 @@ class AgencyGateway:
     # -- lifecycle (s62 alteration and erasure; see broker.gateway.lifecycle) ------------------
     @property
     def lifecycle(self) -> Lifecycle:
+        """Correction, erasure and re-share records, over this gateway's publisher."""
         return Lifecycle(self.ctx, self.publisher)
 
     async def correct(
@@ -169,7 +218,9 @@ class AgencyGateway:
         user: str,
         reason: str,
     ) -> PublishResult:
-        """Publish a correction that supersedes an earlier message (an "alteration")."""
+        """Publish a correction that supersedes an earlier message (an "alteration"), then
+        relay, whether or not it was refused; returns the publication. Raises as
+        ``Lifecycle.correct`` does, or ``TransportError`` if the relay fails."""
         try:
             return self.lifecycle.correct(
                 original_message_id, corrected, purpose=purpose, user=user, reason=reason
@@ -178,7 +229,9 @@ class AgencyGateway:
             await self.relay.flush()
 
     async def erase_expired(self, *, now: datetime | None = None) -> list[InboxItem]:
-        """Erase inbox items past the agreement's retention (an "erasure" record each)."""
+        """Erase inbox items past the agreement's retention (an "erasure" record each), then
+        relay; returns the erased items. Raises ``TransportError`` if the relay fails
+        (the erasure stands)."""
         erased = self.lifecycle.erase_expired(now=now)
         await self.relay.flush()
         return erased

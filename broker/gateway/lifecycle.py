@@ -33,6 +33,9 @@ def retention_cutoff(now: datetime, years: int) -> datetime:
 
 
 class Lifecycle:
+    """One agency's acts after publication (module docstring): correction, retention
+    erasure and the records of a transfer's re-shares."""
+
     def __init__(self, ctx: AgencyContext, publisher: Publisher) -> None:
         self._ctx = ctx
         self._publisher = publisher
@@ -46,7 +49,11 @@ class Lifecycle:
         user: str,
         reason: str,
     ) -> PublishResult:
-        """Publish ``corrected`` as superseding ``original_message_id``; record the alteration."""
+        """Publish ``corrected`` as superseding ``original_message_id`` and record the
+        alteration, in one transaction; returns the publication. Raises every
+        ``MappaError`` of ``Publisher.publish`` after recording it as a refused
+        correction (any refusal record of the publisher's own rolls back with the unit).
+        ``original_message_id`` is taken as given: nothing checks that it exists."""
         ctx = self._ctx
         try:
             with ctx.store.transaction():
@@ -86,7 +93,9 @@ class Lifecycle:
         return result
 
     def erase_expired(self, *, now: datetime | None = None) -> list[InboxItem]:
-        """Erase inbox items received before the agreement's retention period; returns them."""
+        """Erase inbox items received before the agreement's retention period (counted back
+        from ``now``, default the clock's time), each with an erasure record, in one
+        transaction; returns the erased items. Raises nothing of its own."""
         ctx = self._ctx
         now = now or ctx.clock()
         retention = ctx.policy.agreement.retention

@@ -3,7 +3,7 @@
 One publication becomes one envelope per recipient topic. Each envelope carries
 one view per view kind among its recipients, each view's data key wrapped only
 for the agencies entitled to that view. Envelopes and audit events enter the
-store's outbox in one transaction; the relay sends them.
+store's outbox in one transaction (``broker.gateway.sealing``); the relay sends them.
 """
 
 from __future__ import annotations
@@ -15,29 +15,33 @@ from typing import Any
 
 from broker.agreements.policy import CASE_TEAM_TYPE, Disclosure, Team
 from broker.crypto.encoding import jcs
-from broker.crypto.envelope import PAYLOAD_TYPE, Recipient, ViewToSeal, seal
 from broker.errors import MappaError, SchemaError
 from broker.gateway.agency import AgencyContext
 from broker.gateway.cases import CaseRegistry
 from broker.gateway.routing import follow_case
+from broker.gateway.sealing import Sealed, ViewFor, queue, seal_views
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import Classification, ViewKind, format_timestamp
-from schemas.envelope import EnvelopeHeader
 from schemas.messages import CATALOGUE, CaseTeam, MessageBody, derive_view, type_name, type_version
-
-CONTENT_TYPE_HEADER = ("content-type", PAYLOAD_TYPE.encode())
 
 
 @dataclass(frozen=True)
 class PublishResult:
+    """What one publication sent: its message id, subject and type, who gets which view,
+    and the topics its envelopes were queued for."""
+
     message_id: str
     subject_ref: str
     message_type: str
+    # (recipient agency id, the view wrapped for it), one pair per recipient.
     disclosures: tuple[tuple[str, ViewKind], ...]
+    # Each once, in sorted order.
     topics: tuple[str, ...]
 
 
 class Publisher:
+    """The sending half of one agency's gateway (module docstring)."""
+
     def __init__(self, ctx: AgencyContext) -> None:
         self._ctx = ctx
         # Built once: every publish asks it where the case is.
@@ -52,6 +56,20 @@ class Publisher:
         classification: Classification = Classification.OFFICIAL_SENSITIVE,
         supersedes: str | None = None,
     ) -> PublishResult:
+        """Publish ``message``: follow the case to its owning area, authorise it under the
+        agreement, seal one envelope per recipient topic (or redaction set), and queue
+        them with their audit records in one transaction; returns what was sent.
+
+        Raises ``SchemaError`` (``schema.invalid``) if ``message`` is not of a registered
+        message type. Raises, after recording a refusal (in its own transaction, or the
+        caller's): ``TransferRefused`` (``transfer.not-yet-owner``,
+        ``transfer.case-moved``), ``PolicyDenied`` (``policy.*``: agreement, area,
+        publisher role, case load, case team), ``KeyUnavailable`` (no current signing key)
+        and ``VerificationError`` (``envelope.unknown-suite``/``suite-not-allowed``: the
+        configured suite). While sealing, after those checks and with no refusal record,
+        it raises ``VerificationError`` (``directory.no-encryption-key``: a recipient has
+        no valid encryption key) or ``SchemaError`` (``envelope.too-large``). No envelope
+        is queued when it raises."""
         ctx = self._ctx
         model = type(message)
         message_type = type_name(model)
@@ -82,8 +100,8 @@ class Publisher:
             disclosures = ctx.policy.recipients(
                 ctx.entry, message_type, message.area, audience(message, team)
             )
-            suite = ctx.suite
-            signers = ctx.keys.signers_for(suite.signature_keys)
+            # Checked here, so that a missing or revoked signing key is an audited refusal.
+            ctx.keys.signers_for(ctx.suite.signature_keys)
         except MappaError as exc:
             with ctx.store.transaction():
                 ctx.audit.emit(
@@ -101,56 +119,57 @@ class Publisher:
         for d in disclosures:
             by_topic[ctx.topics.for_role(message.area, d.recipient.role)].append(d)
 
-        envelopes: list[tuple[str, bytes]] = []
         # Each view's canonical bytes, derived once however many topics carry that view.
         plaintexts: dict[tuple[ViewKind, str], bytes] = {}
+
+        def plaintext(kind: ViewKind, redaction: str) -> bytes:
+            if (kind, redaction) not in plaintexts:
+                plaintexts[(kind, redaction)] = jcs(derive_view(message, kind, redaction))
+            return plaintexts[(kind, redaction)]
+
+        envelopes: list[Sealed] = []
         # One envelope per topic, or one per named redaction set where recipients on a topic
         # differ in it (an envelope holds one view of each kind).
-        sealed_groups = [(t, g) for t, whole in sorted(by_topic.items()) for g in bundles(whole)]
-        for topic, group in sealed_groups:
-            header = EnvelopeHeader(
-                envelope_version=1,
-                suite=suite.name,
-                message_id=message_id,
-                created_at=format_timestamp(now),
-                sender=ctx.agency_id,
-                sender_keys=tuple(k.key_id for k in signers),
-                area=message.area,
-                topic=topic,
-                message_type=message_type,
-                schema_version=type_version(model),
-                subject_ref=subject_ref,
+        for topic, whole in sorted(by_topic.items()):
+            for group in bundles(whole):
+                views = [
+                    ViewFor(
+                        kind,
+                        plaintext(kind, of_kind[0].redaction),
+                        tuple(d.recipient.agency_id for d in of_kind),
+                    )
+                    for kind in sorted({d.view for d in group}, key=lambda k: -k.richness)
+                    for of_kind in [[d for d in group if d.view is kind]]
+                ]
+                envelopes.append(
+                    seal_views(
+                        ctx,
+                        now=now,
+                        topic=topic,
+                        area=message.area,
+                        message_type=message_type,
+                        schema_version=type_version(model),
+                        subject_ref=subject_ref,
+                        isa=(agreement.id, agreement.version),
+                        purpose=purpose,
+                        lawful_basis=lawful_basis,
+                        views=views,
+                        classification=classification,
+                        supersedes=supersedes,
+                        message_id=message_id,
+                    )
+                )
+        with ctx.store.transaction():
+            queue(
+                ctx,
+                envelopes,
+                key=subject_ref.encode(),
+                operation=Operation.PUBLISH,
+                lawful_basis=lawful_basis,
                 isa_id=agreement.id,
                 isa_version=agreement.version,
-                purpose=purpose,
-                lawful_basis=lawful_basis,
-                classification=classification,
-                supersedes=supersedes,
+                **{k: v for k, v in common.items() if k != "message_id"},
             )
-            views = []
-            for kind in sorted({d.view for d in group}, key=lambda k: -k.richness):
-                of_kind = [d for d in group if d.view is kind]
-                recipients = tuple(
-                    Recipient(
-                        d.recipient.agency_id,
-                        ctx.directory.encryption_key(d.recipient.agency_id, suite=suite, at=now),
-                    )
-                    for d in of_kind
-                )
-                key = (kind, of_kind[0].redaction)
-                if key not in plaintexts:
-                    plaintexts[key] = jcs(derive_view(message, kind, key[1]))
-                views.append(ViewToSeal(kind, plaintexts[key], recipients))
-            envelopes.append(
-                (topic, seal(header=header, views=views, signers=signers, suite=suite))
-            )
-
-        basis: dict[str, Any] = {"isa_id": agreement.id, "isa_version": agreement.version}
-        with ctx.store.transaction():
-            for topic, value in envelopes:
-                ctx.store.enqueue(
-                    topic, value, key=subject_ref.encode(), headers=[CONTENT_TYPE_HEADER]
-                )
             if isinstance(message, CaseTeam):
                 # The co-ordinator's own record moves with what it sent, atomically.
                 ctx.store.record_case_team(
@@ -160,29 +179,12 @@ class Publisher:
                     set_at=format_timestamp(now),
                     message_id=message_id,
                 )
-            ctx.audit.emit(
-                AuditAct.COLLECTION,
-                Operation.PUBLISH,
-                lawful_basis=lawful_basis,
-                **basis,
-                **common,
-            )
-            for d in disclosures:
-                ctx.audit.emit(
-                    AuditAct.DISCLOSURE,
-                    Operation.PUBLISH,
-                    recipient=d.recipient.agency_id,
-                    view=d.view,
-                    lawful_basis=lawful_basis,
-                    **basis,
-                    **common,
-                )
         return PublishResult(
             message_id=message_id,
             subject_ref=subject_ref,
             message_type=message_type,
             disclosures=tuple((d.recipient.agency_id, d.view) for d in disclosures),
-            topics=tuple(dict.fromkeys(t for t, _ in envelopes)),
+            topics=tuple(dict.fromkeys(e.topic for e in envelopes)),
         )
 
 

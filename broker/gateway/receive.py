@@ -10,11 +10,21 @@ Order of checks for each record (the first failure decides the refusal):
  5. bound to this topic and area                   envelope.topic-mismatch
  6. fresh                                          envelope.stale / envelope.clock-skew
  7. addressed to us                                (otherwise skipped: not ours to read)
- 8. not a replay                                   duplicate: delivered once / replay-conflict
+ 8. not a replay                                   duplicate: per the topic's rules /
+                                                   envelope.replay-conflict
  9. the agreement allows this view for us          policy.*
 10. unwrap, commitment, decrypt                    decryption.failed / unknown-recipient-key
 11. body matches its view model and the header     policy.breach-view-too-rich / schema.* /
                                                    envelope.subject-mismatch
+
+One receiving path serves every topic a gateway reads. Checks 1-8, delivery and refusal
+are the ``Receiver``'s public steps (``admit``, ``is_redelivery``, ``deliver``,
+``refuse``), written once here. What differs between topics is plugged in as
+``TopicRules``: which topics an envelope may be bound to (check 5), what an exact
+redelivery means, and checks 9-11 with what is recorded. The area topics' rules are
+``AreaRules`` below: an exact redelivery is skipped, and a message is opened against
+the agreement and delivered to the inbox. The transfer topic's rules are in
+``broker.transfer.receiver``.
 
 A refusal is dead-lettered with its reason and audited, and the offset moves on
 in the same transaction: nothing is silently dropped, nothing blocks the queue.
@@ -24,16 +34,16 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import ValidationError
 
 from broker.agreements.policy import CASE_TEAM_TYPE
-from broker.crypto.envelope import (
-    VerifiedEnvelope,
-    open_view,
-)
+from broker.crypto.envelope import VerifiedEnvelope, open_view
 from broker.crypto.suites import suite_named
 from broker.errors import (
     MappaError,
@@ -41,19 +51,22 @@ from broker.errors import (
     ReplayError,
     SchemaError,
     VerificationError,
+    invalid,
 )
 from broker.gateway.agency import AgencyContext
 from broker.gateway.store import InboxItem
+from broker.gateway.verification import EnvelopeVerifier
 from broker.kafka.transport import Record
 from schemas.audit import AuditAct, Operation, Outcome
-from schemas.common import ViewKind, format_timestamp
+from schemas.common import ViewKind, format_timestamp, parse_timestamp
 from schemas.isa import Access
 from schemas.messages import CATALOGUE, MessageBody, view_model
 from schemas.messages.base import STANDARD_REDACTION
 
 
 def case_team_of(body: MessageBody) -> tuple[frozenset[str], str] | None:
-    """Members and lead of a case-team body in any view (every view keeps both)."""
+    """Members and lead of a case-team body in any view (every view keeps both); None
+    for any other message type."""
     if body.message_type != CASE_TEAM_TYPE:
         return None
     data = body.model_dump(mode="json")
@@ -66,6 +79,8 @@ def case_team_roles(body: MessageBody) -> dict[str, str]:
 
 
 class Handling(enum.StrEnum):
+    """What became of one record: taken, skipped (a redelivery, or not ours) or refused."""
+
     DELIVERED = "delivered"
     DUPLICATE = "duplicate"
     NOT_ADDRESSED = "not-addressed"
@@ -74,6 +89,9 @@ class Handling(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Handled:
+    """What became of one record: delivered (with the view), skipped, or refused (with
+    the reason). Only verified header fields are filled in."""
+
     handling: Handling
     topic: str
     message_id: str | None = None
@@ -86,41 +104,125 @@ class Handled:
 
 @dataclass(frozen=True)
 class Opened:
+    """A message opened for this agency: its verified envelope, the view it holds, and
+    the body checked against that view and the header."""
+
     verified: VerifiedEnvelope
     view: ViewKind
     body: MessageBody
 
 
-class Receiver:
-    def __init__(self, ctx: AgencyContext) -> None:
-        self._ctx = ctx
+class TopicRules(Protocol):
+    """What one topic's records must satisfy beyond checks 1-8, and where they go."""
 
-    # -- the checks ---------------------------------------------------------------------------
-    def verify(self, value: bytes, *, topic: str, record_time: datetime) -> VerifiedEnvelope:
-        """Checks 1-5: shape, suite, directory keys, signatures, topic binding."""
-        return self._ctx.verifier.verify(value, topic=topic, record_time=record_time)
+    @property
+    def verifier(self) -> EnvelopeVerifier:
+        """Checks 1-6, with this topic's binding rule (check 5)."""
+        ...
 
-    def _check_replay(self, verified: VerifiedEnvelope) -> bool:
-        """True if this exact message was delivered before (a redelivery)."""
-        seen = self._ctx.store.seen_digest(verified.header.message_id)
-        if seen is None:
-            return False
-        if seen == verified.digest:
-            return True
-        raise ReplayError(
-            f"message id {verified.header.message_id} was delivered before with other content",
-            code="envelope.replay-conflict",
-        )
+    def redelivered(self, verified: VerifiedEnvelope) -> None:
+        """An exact redelivery of a message already taken: return to skip it silently,
+        or raise ``MappaError`` to refuse it."""
+        ...
+
+    def accept(self, record: Record, verified: VerifiedEnvelope, now: datetime) -> ViewKind:
+        """Checks 9 and on for a fresh envelope addressed to us, then record it (through
+        ``Receiver.collecting`` or ``Receiver.deliver``); returns the view taken. Raises
+        ``MappaError`` to refuse."""
+        ...
 
     def open_verified(
-        self, verified: VerifiedEnvelope, *, today_from: datetime, at_consultation: bool = False
+        self, verified: VerifiedEnvelope, *, today_from: datetime, at_consultation: bool
+    ) -> Opened:
+        """Open an envelope of this topic again, from the stored copy (a consultation,
+        a handover). Raises ``MappaError`` if it no longer passes."""
+        ...
+
+
+def parse_body(
+    ctx: AgencyContext,
+    verified: VerifiedEnvelope,
+    kind: ViewKind,
+    plaintext: bytes,
+    redaction: str = STANDARD_REDACTION,
+) -> MessageBody:
+    """Check 11: the plaintext is a valid ``kind`` view of the header's message type
+    under the named ``redaction`` set, about the header's subject, area and schema
+    version. Raises ``SchemaError`` (``schema.unknown-type``, ``schema.invalid-body``),
+    ``PolicyDenied`` (``policy.breach-view-too-rich``: a field the view must not carry)
+    or ``VerificationError`` (``envelope.subject-mismatch``)."""
+    header = verified.header
+    model = CATALOGUE.get(header.message_type)
+    if model is None:
+        raise SchemaError(
+            f"unknown message type {header.message_type!r}", code="schema.unknown-type"
+        )
+    try:
+        body = view_model(model, kind, redaction).model_validate_json(plaintext)
+    except ValidationError as exc:
+        extra = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
+        if extra and kind is not ViewKind.FULL:
+            fields = sorted({str(e["loc"][0]) for e in extra})
+            raise PolicyDenied(
+                f"{kind.value} view of {header.message_type} from {header.sender} carries "
+                f"{', '.join(fields)}, which that view must not: breach by the sender",
+                code="policy.breach-view-too-rich",
+            ) from None
+        raise invalid(exc, f"{header.message_type} body", code="schema.invalid-body") from None
+    if (
+        body.area != header.area
+        or ctx.subject_key.reference(body.subject.pnc_id) != header.subject_ref
+        or body.schema_version != header.schema_version
+    ):
+        raise VerificationError(
+            "body does not match its header (subject, area or schema version)",
+            code="envelope.subject-mismatch",
+        )
+    return body
+
+
+def view_for(verified: VerifiedEnvelope, agency_id: str) -> ViewKind:
+    """The kind of view wrapped for ``agency_id`` (the envelope is addressed to it)."""
+    entry = next(r for r in verified.recipients if r.agency == agency_id)
+    return next(v.kind for v in verified.views if v.view_id == entry.view_id)
+
+
+class AreaRules:
+    """The area topics (``<ns>.<area>.<scope>``): checks 9-11 against this agency's own
+    copy of the agreement and its record of the case team, then the inbox."""
+
+    def __init__(self, ctx: AgencyContext, receiver: Receiver) -> None:
+        self._ctx = ctx
+        self._receiver = receiver
+
+    @property
+    def verifier(self) -> EnvelopeVerifier:
+        """Area topics bind an envelope to a topic of its own area."""
+        return self._ctx.verifier
+
+    def redelivered(self, verified: VerifiedEnvelope) -> None:
+        """Kafka delivers at least once: an exact copy is skipped without a record."""
+
+    def accept(self, record: Record, verified: VerifiedEnvelope, now: datetime) -> ViewKind:
+        """Checks 9-11, then into the inbox (see ``Receiver.deliver``); returns the view
+        taken. Raises as ``open_verified`` does."""
+        opened = self.open_verified(verified, today_from=now, at_consultation=False)
+        self._receiver.deliver(record, opened, now)
+        return opened.view
+
+    def open_verified(
+        self, verified: VerifiedEnvelope, *, today_from: datetime, at_consultation: bool
     ) -> Opened:
         """Policy, decryption and body checks for an envelope addressed to us. At a later
-        consultation the case-team checks are not run again: they judged the delivery."""
+        consultation the case-team checks are not run again: they judged the delivery.
+        Returns the opened message. Raises ``PolicyDenied`` (``policy.*`` from the
+        agreement; for a case team also ``policy.case-team-invalid`` and
+        ``policy.breach-not-on-case-team``), ``NotAddressed``, ``DecryptionError``
+        (``decryption.failed``, ``envelope.unknown-recipient-key``), ``VerificationError``
+        (``directory.unknown-agency``) and ``parse_body``'s errors (check 11)."""
         ctx = self._ctx
         header = verified.header
-        entry = next(r for r in verified.recipients if r.agency == ctx.agency_id)
-        view_kind = next(v.kind for v in verified.views if v.view_id == entry.view_id)
+        view_kind = view_for(verified, ctx.agency_id)
         team = ctx.store.case_team(header.subject_ref)
         rule = ctx.policy.check_inbound(
             recipient=ctx.entry,
@@ -142,7 +244,7 @@ class Receiver:
         # A redacted view is read against the field set this agency's own rule names:
         # a field that set removes is a breach by the sender, not a field to keep.
         redaction = rule.redaction_set if rule.access is Access.REDACTED else STANDARD_REDACTION
-        body = self._parse_body(verified, opened.kind, opened.plaintext, redaction)
+        body = parse_body(ctx, verified, opened.kind, opened.plaintext, redaction)
         new_team = case_team_of(body)
         if new_team is not None and not at_consultation:
             ctx.policy.check_case_team(case_team_roles(body), header.area)
@@ -152,93 +254,96 @@ class Receiver:
             )
         return Opened(verified=verified, view=opened.kind, body=body)
 
-    def _parse_body(
-        self,
-        verified: VerifiedEnvelope,
-        kind: ViewKind,
-        plaintext: bytes,
-        redaction: str = STANDARD_REDACTION,
-    ) -> MessageBody:
-        header = verified.header
-        model = CATALOGUE.get(header.message_type)
-        if model is None:
-            raise SchemaError(
-                f"unknown message type {header.message_type!r}", code="schema.unknown-type"
-            )
-        try:
-            body = view_model(model, kind, redaction).model_validate_json(plaintext)
-        except ValidationError as exc:
-            extra = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
-            if extra and kind is not ViewKind.FULL:
-                fields = sorted({str(e["loc"][0]) for e in extra})
-                raise PolicyDenied(
-                    f"{kind.value} view of {header.message_type} from {header.sender} carries "
-                    f"{', '.join(fields)}, which that view must not: breach by the sender",
-                    code="policy.breach-view-too-rich",
-                ) from None
-            first = exc.errors()[0]
-            raise SchemaError(
-                f"{header.message_type} body invalid at "
-                f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
-                code="schema.invalid-body",
-            ) from None
-        if (
-            body.area != header.area
-            or self._ctx.subject_key.reference(body.subject.pnc_id) != header.subject_ref
-            or body.schema_version != header.schema_version
-        ):
-            raise VerificationError(
-                "body does not match its header (subject, area or schema version)",
-                code="envelope.subject-mismatch",
-            )
-        return body
 
-    # -- one record ---------------------------------------------------------------------------
-    def handle(self, record: Record) -> Handled:
-        ctx = self._ctx
-        now = ctx.clock()
+class Receiver:
+    """Handles each record of every topic the gateway reads, by that topic's rules."""
+
+    def __init__(self, ctx: AgencyContext) -> None:
+        self._ctx = ctx
+        self.area_rules = AreaRules(ctx, self)
+        self._rules: dict[str, TopicRules] = {}
+
+    def add_rules(self, topic: str, rules: TopicRules) -> None:
+        """Read ``topic`` by ``rules`` instead of the area topics' rules."""
+        self._rules[topic] = rules
+
+    @property
+    def topics_with_rules(self) -> list[str]:
+        """The topics that have rules of their own, besides the area topics."""
+        return sorted(self._rules)
+
+    def rules_for(self, topic: str) -> TopicRules:
+        """The rules of ``topic``: its own if it has some, else the area topics'."""
+        return self._rules.get(topic, self.area_rules)
+
+    # -- the steps ----------------------------------------------------------------------------
+    def admit(self, record: Record, rules: TopicRules, now: datetime) -> VerifiedEnvelope:
+        """Checks 1-6 on a record, by ``rules``' verifier. Raises the check's
+        ``MappaError``."""
         record_time = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=now.tzinfo)
-        verified: VerifiedEnvelope | None = None
-        try:
-            verified = self.verify(record.value, topic=record.topic, record_time=record_time)
-            ctx.verifier.check_fresh(verified, now)
-            if not verified.addressed_to(ctx.agency_id):
-                return self._skip(record, Handling.NOT_ADDRESSED, verified)
-            if self._check_replay(verified):
-                return self._skip(record, Handling.DUPLICATE, verified)
-            opened = self.open_verified(verified, today_from=now)
-        except MappaError as exc:
-            return self._refuse(record, verified, exc, now)
-        self._deliver(record, opened, now)
-        header = verified.header
-        return Handled(
-            Handling.DELIVERED,
-            record.topic,
-            header.message_id,
-            header.sender,
-            header.message_type,
-            opened.view,
+        verified = rules.verifier.verify(record.value, topic=record.topic, record_time=record_time)
+        rules.verifier.check_fresh(verified, now)
+        return verified
+
+    def is_redelivery(self, verified: VerifiedEnvelope) -> bool:
+        """Check 8: True if this exact message was taken before. Raises ``ReplayError``
+        (``envelope.replay-conflict``) if its id was taken with other content."""
+        seen = self._ctx.store.seen_digest(verified.header.message_id)
+        if seen is None:
+            return False
+        if seen == verified.digest:
+            return True
+        raise ReplayError(
+            f"message id {verified.header.message_id} was delivered before with other content",
+            code="envelope.replay-conflict",
         )
 
-    def _skip(self, record: Record, handling: Handling, verified: VerifiedEnvelope) -> Handled:
-        """Not ours, or ours already: move past it, record nothing."""
-        with self._ctx.store.transaction():
-            self._ctx.store.advance(record.topic, record.partition, record.offset)
-        h = verified.header
-        return Handled(handling, record.topic, h.message_id, h.sender, h.message_type)
-
-    def _deliver(self, record: Record, opened: Opened, now: datetime) -> None:
+    @contextmanager
+    def collecting(
+        self,
+        record: Record,
+        verified: VerifiedEnvelope,
+        view: ViewKind,
+        now: datetime,
+        *,
+        reason: str,
+        area: str | None = None,
+    ) -> Iterator[None]:
+        """One transaction that takes a message: the caller's own writes (inside the
+        ``with``), the message id remembered against replays, the offset moved past the
+        record and a ``collection`` audit event (in ``area``, else the header's)."""
         ctx = self._ctx
-        header = opened.verified.header
-        received_at = format_timestamp(now)
+        h = verified.header
         with ctx.store.transaction():
             ctx.store.remember(
-                header.message_id,
-                opened.verified.digest,
-                record.topic,
-                header.created_at,
-                received_at,
+                h.message_id, verified.digest, record.topic, h.created_at, format_timestamp(now)
             )
+            yield
+            ctx.store.advance(record.topic, record.partition, record.offset)
+            ctx.audit.emit(
+                AuditAct.COLLECTION,
+                Operation.DELIVER,
+                area=area or h.area,
+                subject_ref=h.subject_ref,
+                message_id=h.message_id,
+                message_type=h.message_type,
+                isa_id=h.isa_id,
+                isa_version=h.isa_version,
+                purpose=h.purpose,
+                lawful_basis=h.lawful_basis,
+                recipient=ctx.agency_id,
+                view=view,
+                reason=reason,
+            )
+
+    def deliver(self, record: Record, opened: Opened, now: datetime) -> None:
+        """Into the inbox (and, for a case team, into the agency's record of it), in one
+        transaction with everything ``collecting`` records."""
+        ctx = self._ctx
+        header = opened.verified.header
+        with self.collecting(
+            record, opened.verified, opened.view, now, reason=f"from {header.sender}"
+        ):
             ctx.store.add_to_inbox(
                 InboxItem(
                     message_id=header.message_id,
@@ -250,12 +355,11 @@ class Receiver:
                     isa_id=header.isa_id,
                     isa_version=header.isa_version,
                     created_at=header.created_at,
-                    received_at=received_at,
+                    received_at=format_timestamp(now),
                     acknowledged_at=None,
                     envelope=record.value,
                 )
             )
-            ctx.store.advance(record.topic, record.partition, record.offset)
             new_team = case_team_of(opened.body)
             if new_team is not None:
                 ctx.store.record_case_team(
@@ -265,28 +369,21 @@ class Receiver:
                     set_at=header.created_at,
                     message_id=header.message_id,
                 )
-            ctx.audit.emit(
-                AuditAct.COLLECTION,
-                Operation.DELIVER,
-                area=header.area,
-                subject_ref=header.subject_ref,
-                message_id=header.message_id,
-                message_type=header.message_type,
-                isa_id=header.isa_id,
-                isa_version=header.isa_version,
-                purpose=header.purpose,
-                lawful_basis=header.lawful_basis,
-                recipient=ctx.agency_id,
-                view=opened.view,
-                reason=f"from {header.sender}",
-            )
 
-    def _refuse(
+    def skip(self, record: Record, handling: Handling, verified: VerifiedEnvelope) -> Handled:
+        """Not ours, or ours already: move past it, record nothing."""
+        with self._ctx.store.transaction():
+            self._ctx.store.advance(record.topic, record.partition, record.offset)
+        h = verified.header
+        return Handled(handling, record.topic, h.message_id, h.sender, h.message_type)
+
+    def refuse(
         self, record: Record, verified: VerifiedEnvelope | None, exc: MappaError, now: datetime
     ) -> Handled:
+        """Dead-letter the record with the reason, audit the refusal and move past it, in
+        one transaction. Only what verified is recorded as fact: an unverified claim
+        (sender, subject) is never written into the audit trail as if it were true."""
         ctx = self._ctx
-        # Only what verified goes into the audit trail as fact; an unverified claim
-        # (sender, subject) is never recorded as if it were true.
         about = {}
         if verified is not None:
             h = verified.header
@@ -336,3 +433,35 @@ class Receiver:
             reason_code=exc.code,
             reason=exc.reason,
         )
+
+    # -- one record, and one stored message ---------------------------------------------------
+    def handle(self, record: Record) -> Handled:
+        """Every check in order (module docstring), by the rules of the record's topic;
+        then deliver, skip or refuse. Returns what became of it."""
+        rules = self.rules_for(record.topic)
+        now = self._ctx.clock()
+        verified: VerifiedEnvelope | None = None
+        try:
+            verified = self.admit(record, rules, now)
+            if not verified.addressed_to(self._ctx.agency_id):
+                return self.skip(record, Handling.NOT_ADDRESSED, verified)
+            if self.is_redelivery(verified):
+                rules.redelivered(verified)
+                return self.skip(record, Handling.DUPLICATE, verified)
+            view = rules.accept(record, verified, now)
+        except MappaError as exc:
+            return self.refuse(record, verified, exc, now)
+        h = verified.header
+        return Handled(
+            Handling.DELIVERED, record.topic, h.message_id, h.sender, h.message_type, view
+        )
+
+    def reopen(self, item: InboxItem, *, now: datetime, at_consultation: bool) -> Opened:
+        """Verify and open a held message again from its stored bytes, by its topic's
+        rules: the local database is not trusted either. Raises ``MappaError`` if it no
+        longer passes (a key revoked since, an agreement that no longer allows it)."""
+        rules = self.rules_for(item.topic)
+        verified = rules.verifier.verify(
+            item.envelope, topic=item.topic, record_time=parse_timestamp(item.received_at)
+        )
+        return rules.open_verified(verified, today_from=now, at_consultation=at_consultation)

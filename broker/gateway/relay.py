@@ -16,6 +16,8 @@ from broker.kafka.transport import KafkaTransport, TransportError
 
 
 class OutboxRelay:
+    """Sends one agency store's outbox to Kafka (module docstring)."""
+
     def __init__(self, store: AgencyStore, transport: KafkaTransport) -> None:
         self._store = store
         self._transport = transport
@@ -23,6 +25,10 @@ class OutboxRelay:
         self._lock = asyncio.Lock()
 
     async def flush(self) -> int:
+        """Send every unsent row, a batch at a time, and mark the acknowledged ones sent;
+        returns how many were sent. Raises the first ``TransportError`` of a batch once its
+        acknowledged rows are marked (the rest stay unsent), or at once if the transport
+        is not started."""
         async with self._lock:
             sent = 0
             while rows := self._store.unsent():

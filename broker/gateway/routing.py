@@ -33,6 +33,9 @@ M = TypeVar("M", bound="MessageBody")
 
 
 def follow_case(ctx: AgencyContext, registry: CaseRegistry, message: M, subject_ref: str) -> M:
+    """Route ``message`` about ``subject_ref`` by the rules above: returns it unchanged, or
+    a copy moved to the area that now owns the case. Raises ``TransferRefused``
+    (``transfer.not-yet-owner``, ``transfer.case-moved``)."""
     in_progress = registry.open_for(subject_ref)
     if in_progress is not None and message.area == in_progress.to_area:
         raise TransferRefused(

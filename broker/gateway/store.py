@@ -41,11 +41,22 @@ CREATE TABLE IF NOT EXISTS case_teams (
     subject_ref TEXT PRIMARY KEY, members TEXT NOT NULL, lead_agency TEXT NOT NULL,
     set_at TEXT NOT NULL, message_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS transfers (
+    transfer_id TEXT PRIMARY KEY, subject_ref TEXT NOT NULL, state TEXT NOT NULL,
+    seq INTEGER NOT NULL, record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS transfers_subject ON transfers (subject_ref, seq);
+CREATE TABLE IF NOT EXISTS transfer_reshared (
+    transfer_id TEXT NOT NULL, message_id TEXT NOT NULL, reshared_as TEXT NOT NULL,
+    PRIMARY KEY (transfer_id, message_id)
+);
 """
 
 
 @dataclass(frozen=True)
 class OutboxRow:
+    """One outbox row: a Kafka record waiting for the relay, in ``seq`` order."""
+
     seq: int
     topic: str
     key: bytes | None
@@ -55,17 +66,21 @@ class OutboxRow:
 
 @dataclass(frozen=True)
 class InboxItem:
+    """One message held in the inbox, with the envelope exactly as received."""
+
     message_id: str
     topic: str
     sender: str
     message_type: str
     subject_ref: str
+    # A ``ViewKind`` value: the view this agency holds.
     view: str
     isa_id: str
     isa_version: int
     created_at: str
     received_at: str
     acknowledged_at: str | None
+    # Verified again whenever it is opened: the database is not trusted either.
     envelope: bytes
 
 
@@ -78,6 +93,13 @@ def _decode_headers(text: str) -> tuple[tuple[str, bytes], ...]:
 
 
 class AgencyStore:
+    """The agency's SQLite database; every write happens inside ``transaction()``.
+
+    The case registry's rows (``broker.gateway.cases``) live here too, as JSON records
+    this module stores and finds without reading them, so that all of the database's
+    SQL is in one module and a registry change joins the same transaction.
+    """
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -90,6 +112,7 @@ class AgencyStore:
         self._in_txn = False
 
     def close(self) -> None:
+        """Close the connection; the store is unusable afterwards."""
         self._db.close()
 
     @contextmanager
@@ -115,21 +138,20 @@ class AgencyStore:
         if not self._in_txn:
             raise RuntimeError("call inside store.transaction()")
 
-    # -- for modules that keep their own tables here (the transfer case registry) ---------
-    @property
-    def db(self) -> sqlite3.Connection:
-        """The same connection, so another module's writes join ``transaction()``."""
-        return self._db
-
     def require_transaction(self) -> None:
+        """Raise ``RuntimeError`` unless called inside ``transaction()``: for a caller
+        whose several writes must be one unit."""
         self._require_txn()
 
     # -- offsets ----------------------------------------------------------------------------
     def offsets(self) -> dict[tuple[str, int], int]:
+        """The next offset to read of each ``(topic, partition)`` processed so far."""
         rows = self._db.execute("SELECT topic, partition, next_offset FROM offsets")
         return {(t, p): o for t, p, o in rows}
 
     def advance(self, topic: str, partition: int, offset: int) -> None:
+        """Record ``offset`` as processed, so reading resumes after it (never moving back).
+        Raises ``RuntimeError`` outside ``transaction()``."""
         self._require_txn()
         self._db.execute(
             "INSERT INTO offsets VALUES (?, ?, ?) ON CONFLICT (topic, partition) "
@@ -139,6 +161,8 @@ class AgencyStore:
 
     # -- replay memory ----------------------------------------------------------------------
     def seen_digest(self, message_id: str) -> str | None:
+        """The digest ``message_id`` was taken with; None if it was never taken (or has
+        been forgotten)."""
         row = self._db.execute("SELECT digest FROM seen WHERE message_id = ?", (message_id,))
         found = row.fetchone()
         return None if found is None else str(found[0])
@@ -146,6 +170,9 @@ class AgencyStore:
     def remember(
         self, message_id: str, digest: str, topic: str, created_at: str, seen_at: str
     ) -> None:
+        """Remember ``message_id`` and its digest against replays. Raises ``RuntimeError``
+        outside ``transaction()`` and ``sqlite3.IntegrityError`` if it is remembered
+        already."""
         self._require_txn()
         self._db.execute(
             "INSERT INTO seen VALUES (?, ?, ?, ?, ?)",
@@ -160,6 +187,8 @@ class AgencyStore:
 
     # -- inbox ------------------------------------------------------------------------------
     def add_to_inbox(self, item: InboxItem) -> None:
+        """Hold ``item`` in the inbox. Raises ``RuntimeError`` outside ``transaction()`` and
+        ``sqlite3.IntegrityError`` if its message id is held already."""
         self._require_txn()
         self._db.execute(
             "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -180,6 +209,8 @@ class AgencyStore:
         )
 
     def inbox(self, *, unacknowledged_only: bool = False, limit: int = 100) -> list[InboxItem]:
+        """The first ``limit`` items held, in delivery order (only those not acknowledged,
+        if asked)."""
         where = "WHERE acknowledged_at IS NULL" if unacknowledged_only else ""
         rows = self._db.execute(
             f"SELECT * FROM inbox {where} ORDER BY received_at, message_id LIMIT ?",  # noqa: S608
@@ -210,11 +241,14 @@ class AgencyStore:
         return [InboxItem(*row) for row in rows]
 
     def inbox_item(self, message_id: str) -> InboxItem | None:
+        """The item held as ``message_id``; None if there is none."""
         row = self._db.execute("SELECT * FROM inbox WHERE message_id = ?", (message_id,))
         found = row.fetchone()
         return None if found is None else InboxItem(*found)
 
     def acknowledge(self, message_id: str, at: str) -> bool:
+        """Mark the item acknowledged at ``at``; returns False, changing nothing, if no
+        such item is held or it was acknowledged before (the first time is kept)."""
         with self.transaction():
             cur = self._db.execute(
                 "UPDATE inbox SET acknowledged_at = ? WHERE message_id = ? "
@@ -223,7 +257,16 @@ class AgencyStore:
             )
         return cur.rowcount == 1
 
+    def inbox_about(self, subject_ref: str) -> list[InboxItem]:
+        """Every inbox item about the subject, in delivery order."""
+        rows = self._db.execute(
+            "SELECT * FROM inbox WHERE subject_ref = ? ORDER BY received_at, message_id",
+            (subject_ref,),
+        )
+        return [InboxItem(*row) for row in rows]
+
     def inbox_received_before(self, received_before: str) -> list[InboxItem]:
+        """Every item received before the timestamp ``received_before``, oldest first."""
         rows = self._db.execute(
             "SELECT * FROM inbox WHERE received_at < ? ORDER BY received_at, message_id",
             (received_before,),
@@ -244,6 +287,8 @@ class AgencyStore:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
+        """Queue a record for ``topic`` in the outbox, for the relay to send. Raises
+        ``RuntimeError`` outside ``transaction()``."""
         self._require_txn()
         self._db.execute(
             "INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)",
@@ -251,6 +296,7 @@ class AgencyStore:
         )
 
     def unsent(self, limit: int = 500) -> list[OutboxRow]:
+        """The first ``limit`` rows not yet sent, oldest first."""
         rows = self._db.execute(
             "SELECT seq, topic, key, value, headers FROM outbox WHERE sent = 0 "
             "ORDER BY seq LIMIT ?",
@@ -259,10 +305,12 @@ class AgencyStore:
         return [OutboxRow(s, t, k, v, _decode_headers(h)) for s, t, k, v, h in rows]
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
+        """Mark the rows numbered ``seqs`` sent."""
         with self.transaction():
             self._db.executemany("UPDATE outbox SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
 
     def outbox_counts(self) -> dict[str, int]:
+        """How many rows the outbox holds for each topic, sent or not."""
         rows = self._db.execute("SELECT topic, count(*) FROM outbox GROUP BY topic")
         return dict(rows)
 
@@ -295,3 +343,55 @@ class AgencyStore:
             (subject_ref, json.dumps(sorted(members)), lead_agency, set_at, message_id),
         )
         return cur.rowcount == 1
+
+    # -- the case registry's rows (see broker.gateway.cases) -------------------------------
+    def transfer_json(self, transfer_id: str) -> str | None:
+        """The stored record of one transfer, as JSON; None if unknown."""
+        row = self._db.execute(
+            "SELECT record FROM transfers WHERE transfer_id = ?", (transfer_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def latest_transfer_json(self, subject_ref: str, states: Sequence[str]) -> str | None:
+        """The subject's most recently changed transfer in one of ``states``, as JSON."""
+        marks = ", ".join("?" * len(states))
+        row = self._db.execute(
+            f"SELECT record FROM transfers WHERE subject_ref = ? AND state IN ({marks}) "  # noqa: S608
+            "ORDER BY seq DESC LIMIT 1",
+            (subject_ref, *states),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def transfers_json(self, state: str | None = None) -> list[str]:
+        """Every transfer record (or those in ``state``), oldest change first, as JSON."""
+        if state is None:
+            rows = self._db.execute("SELECT record FROM transfers ORDER BY seq")
+        else:
+            rows = self._db.execute(
+                "SELECT record FROM transfers WHERE state = ? ORDER BY seq", (state,)
+            )
+        return [str(r[0]) for r in rows]
+
+    def put_transfer(self, transfer_id: str, subject_ref: str, state: str, record: str) -> None:
+        """Insert or replace a transfer's record; it becomes the latest change."""
+        self._require_txn()
+        self._db.execute(
+            "INSERT INTO transfers VALUES (?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 "
+            "FROM transfers), ?) ON CONFLICT (transfer_id) DO UPDATE SET state = excluded.state, "
+            "seq = excluded.seq, record = excluded.record",
+            (transfer_id, subject_ref, state, record),
+        )
+
+    def reshared(self, transfer_id: str) -> set[str]:
+        """The message ids already handled by the handover of ``transfer_id``."""
+        rows = self._db.execute(
+            "SELECT message_id FROM transfer_reshared WHERE transfer_id = ?", (transfer_id,)
+        )
+        return {r[0] for r in rows}
+
+    def mark_reshared(self, transfer_id: str, message_id: str, reshared_as: str) -> None:
+        """Remember how the handover of ``transfer_id`` dealt with ``message_id``."""
+        self._require_txn()
+        self._db.execute(
+            "INSERT INTO transfer_reshared VALUES (?, ?, ?)", (transfer_id, message_id, reshared_as)
+        )

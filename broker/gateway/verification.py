@@ -16,6 +16,9 @@ from schemas.common import parse_timestamp
 
 
 class EnvelopeVerifier:
+    """Checks 1-6 of the receiving path (``broker.gateway.receive``), with one rule for
+    which topics an envelope of an area may arrive on (``topic_in_area``)."""
+
     def __init__(
         self,
         *,
@@ -32,7 +35,15 @@ class EnvelopeVerifier:
         self._topic_in_area = topic_in_area
 
     def verify(self, value: bytes, *, topic: str, record_time: datetime) -> VerifiedEnvelope:
-        """Shape, suite, the sender's keys in the directory, signatures, topic binding."""
+        """Checks 1-5 in order: shape, suite, the sender's keys in the directory (revocation
+        judged at the later of the header's time and ``record_time``), signatures, topic
+        binding. Returns the verified envelope. Raises ``SchemaError``
+        (``envelope.too-large``, ``envelope.malformed``, ``schema.*``) or
+        ``VerificationError``: ``envelope.unknown-suite``/``suite-not-allowed``,
+        ``directory.unknown-agency``/``agency-inactive``/``unknown-key``/``key-revoked``/
+        ``key-expired``, ``envelope.sender-key-mismatch``/``signature-missing``,
+        ``verification.signature-invalid``, ``envelope.malformed`` (a view or recipient
+        twice), ``envelope.topic-mismatch``."""
         unverified = parse_envelope(value)
         header = unverified.unverified_header
         suite = suite_named(header.suite, allowed=self._allowed)
@@ -58,6 +69,9 @@ class EnvelopeVerifier:
         return verified
 
     def check_fresh(self, verified: VerifiedEnvelope, now: datetime) -> None:
+        """Check 6: ``verified`` was created at most the clock skew after ``now`` and at
+        most the replay window before it. Raises ``ReplayError`` (``envelope.clock-skew``,
+        ``envelope.stale``)."""
         created = parse_timestamp(verified.header.created_at)
         if created - now > self._skew:
             raise ReplayError(

@@ -1,5 +1,10 @@
 """Kafka I/O: one producer per process, topic creation, and partition readers.
 
+A transport is made from the settings and nothing else: its constructor applies the
+client security options (``broker.kafka.security``: SASL_SSL, TLS, and the refusal of
+plaintext to a broker not on this machine), so no caller can forget them. No other
+module builds an aiokafka client (``tests/test_transport.py`` checks it).
+
 Readers use explicit partition assignment and take their start offsets from the
 caller, which keeps them in its own database and advances them in the same
 transaction as what it did with the record (Kafka's "offsets stored outside
@@ -14,15 +19,17 @@ import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from broker.errors import MappaError
+from broker.errors import ConfigurationError, MappaError
+from broker.kafka.parts import AsyncPart
+from broker.kafka.security import client_options
 from broker.kafka.topics import PARTITIONS
+from broker.settings import Settings
 
 
 class TransportError(MappaError):
@@ -50,15 +57,28 @@ class Record:
 Offsets = Mapping[tuple[str, int], int]
 
 
-class KafkaTransport:
-    """Owns the producer; hands out readers. ``async with`` or start()/stop()."""
+class KafkaTransport(AsyncPart):
+    """Owns the producer; hands out readers. ``async with`` or start()/stop().
 
-    def __init__(self, bootstrap: str, *, client_options: Mapping[str, Any] | None = None) -> None:
-        self.bootstrap = bootstrap
-        self._options = dict(client_options or {})
+    ``KafkaTransport(settings)`` talks to ``settings.kafka_bootstrap``; ``bootstrap=``
+    names a broker found at run time (the embedded one). Raises ``ConfigurationError``
+    (``kafka.plaintext-refused``, ``kafka.security-incomplete``) before any connection
+    when the settings would send plaintext off this machine or lack TLS/SASL material.
+    """
+
+    def __init__(self, settings: Settings, *, bootstrap: str | None = None) -> None:
+        address = bootstrap or settings.kafka_bootstrap
+        if not address:
+            raise ConfigurationError(
+                "no Kafka bootstrap address: set MAPPA_KAFKA_BOOTSTRAP or give --bootstrap"
+            )
+        self.bootstrap: str = address
+        self._options = client_options(settings, address)
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        """Connect the producer. Idempotent. Raises ``TransportError`` if the broker
+        does not answer."""
         if self._producer is not None:
             return
         producer = AIOKafkaProducer(
@@ -76,29 +96,21 @@ class KafkaTransport:
         self._producer = producer
 
     async def stop(self) -> None:
+        """Flush and close the producer. Idempotent."""
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
 
-    async def __aenter__(self) -> KafkaTransport:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     @property
     def producer(self) -> AIOKafkaProducer:
+        """The started producer (the benchmark's plain-aiokafka baseline uses it raw).
+        Raises ``TransportError`` before ``start()``."""
         if self._producer is None:
             raise TransportError("transport not started")
         return self._producer
 
     async def ensure_topics(self, names: Sequence[str], *, partitions: int = PARTITIONS) -> None:
+        """Create whichever of ``names`` the cluster lacks; an existing topic is left as is."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self._options)
         await admin.start()
         try:
@@ -153,6 +165,7 @@ class KafkaTransport:
         ]
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
+        """The partitions of ``topic``, in order."""
         parts = await self.producer.partitions_for(topic)
         return [TopicPartition(topic, p) for p in sorted(parts)]
 

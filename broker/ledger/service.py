@@ -8,7 +8,6 @@ log, the service signs a checkpoint over the new tree head.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from datetime import datetime
 
 from broker.errors import MappaError
 from broker.gateway.audit import verify_event
+from broker.kafka.parts import AsyncPart
 from broker.kafka.transport import KafkaTransport, PartitionReader, Record
 from broker.ledger.checkpoint import CheckpointSigner
 from broker.ledger.store import Item, LedgerStore
@@ -25,7 +25,11 @@ from schemas.common import format_timestamp
 log = logging.getLogger(__name__)
 
 
-class LedgerService:
+class LedgerService(AsyncPart):
+    """The ledger's reader of the audit topic. ``async with service:`` reads from where
+    the store says it stopped and stops reading on exit; ``handle_batch`` appends
+    without Kafka (tests feed records straight in)."""
+
     def __init__(
         self,
         *,
@@ -45,9 +49,12 @@ class LedgerService:
         self._reader: PartitionReader | None = None
 
     async def start(self) -> None:
-        self._reader = await self._transport.reader([self._topic], self.store.offsets())
+        """Start reading the audit topic where the store says it stopped. Idempotent."""
+        if self._reader is None:
+            self._reader = await self._transport.reader([self._topic], self.store.offsets())
 
     async def stop(self) -> None:
+        """Stop reading. Idempotent; the store stays open (its owner closes it)."""
         reader, self._reader = self._reader, None
         if reader is not None:
             await reader.stop()
@@ -63,11 +70,15 @@ class LedgerService:
         return (signed, record.value, at)
 
     def handle(self, record: Record) -> None:
+        """Verify and append one record (or keep it as rejected), without a checkpoint."""
         item = self._verified(record)
         if item is not None:
             self.store.append_batch([item])
 
     def handle_batch(self, records: list[Record]) -> int:
+        """Verify each record; append those that verify in one transaction, keep the
+        others as rejected with the reason; sign a checkpoint if the log grew. Returns
+        how many entries were added."""
         items = [i for i in (self._verified(r) for r in records) if i is not None]
         added = self.store.append_batch(items) if items else 0
         if added:
@@ -88,6 +99,8 @@ class LedgerService:
         return note
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
+        """Read one batch and ``handle_batch`` it; returns how many records were read.
+        Raises ``RuntimeError`` before ``start()``."""
         if self._reader is None:
             raise RuntimeError("ledger service not started")
         records = await self._reader.poll(timeout_ms=timeout_ms)
@@ -101,7 +114,3 @@ class LedgerService:
         while self.store.size() < size and time.monotonic() < deadline:
             await self.poll_once(timeout_ms=50)
         return self.store.size()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self.poll_once()

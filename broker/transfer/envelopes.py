@@ -8,24 +8,27 @@ binding check accepts this topic for any of the 42 areas instead of an area topi
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from broker.agreements import lawful_basis_for
 from broker.areas import all_areas
-from broker.crypto.envelope import Recipient, ViewToSeal, seal
+from broker.crypto.encoding import jcs
 from broker.gateway.agency import AgencyContext
+from broker.gateway.sealing import Sealed, ViewFor, seal_views
 from broker.gateway.verification import EnvelopeVerifier
-from schemas.common import Classification, ViewKind, format_timestamp
+from schemas.common import Role, ViewKind
 from schemas.directory import AgencyEntry
-from schemas.envelope import EnvelopeHeader
+from schemas.transfer import TransferComplete, TransferControl
 
 HANDOVER_PURPOSE = "area transfer handover "
 STEP_PURPOSE = "area transfer "
+# Who holds a transfer step in full: the co-ordinators and RA agencies of both areas.
+CASE_HOLDERS = frozenset({Role.POLICE, Role.PROBATION, Role.PRISON, Role.COORDINATOR})
 
 
 def transfer_verifier(ctx: AgencyContext) -> EnvelopeVerifier:
+    """Checks 1-6 for the transfer topic: an envelope bound to it, for any known area."""
     topic = ctx.topics.transfers
     return EnvelopeVerifier(
         directory=ctx.directory,
@@ -37,8 +40,37 @@ def transfer_verifier(ctx: AgencyContext) -> EnvelopeVerifier:
 
 
 def lawful_basis_text(entry: AgencyEntry) -> str:
+    """The agency's lawful basis for transfer traffic, as the header carries it."""
     party = lawful_basis_for(entry)
     return f"{party.lawful_basis.value}: {party.basis_detail}"[:200]
+
+
+def step_views(ctx: AgencyContext, message: TransferControl) -> list[ViewFor]:
+    """Who is told of a step, and how: the full step for the case holders of both areas
+    (the sender too: it applies its own step when it comes back in order), and for a
+    completion a summary for the receiving case team's other members who are parties to
+    this agency's agreement (need to know)."""
+    directory = ctx.directory
+    full = sorted(
+        {
+            a.agency_id
+            for area in (message.from_area, message.to_area)
+            for a in directory.agencies(area=area, roles=CASE_HOLDERS)
+        }
+    )
+    views = [ViewFor(ViewKind.FULL, jcs(message.model_dump(mode="json")), tuple(full))]
+    if isinstance(message, TransferComplete):
+        parties = {p.agency_id for p in ctx.policy.agreement.parties}
+        told = sorted(
+            a.agency_id
+            for a in directory.agencies(area=message.to_area)
+            if a.role not in CASE_HOLDERS
+            and a.agency_id in parties
+            and a.agency_id in message.case_team
+        )
+        summary = message.model_copy(update={"reason": "case transferred", "open_actions": ()})
+        views.append(ViewFor(ViewKind.SUMMARY, jcs(summary.model_dump(mode="json")), tuple(told)))
+    return views
 
 
 def seal_for_transfers(
@@ -51,39 +83,20 @@ def seal_for_transfers(
     subject_ref: str,
     purpose: str,
     isa: tuple[str, int],
-    views: Sequence[tuple[ViewKind, bytes, Sequence[str]]],
-) -> tuple[str, bytes]:
-    """One envelope on the transfer topic: (message id, record value)."""
-    suite = ctx.suite
-    signers = ctx.keys.signers_for(suite.signature_keys)
-    message_id = str(uuid.uuid4())
-    header = EnvelopeHeader(
-        envelope_version=1,
-        suite=suite.name,
-        message_id=message_id,
-        created_at=format_timestamp(now),
-        sender=ctx.agency_id,
-        sender_keys=tuple(k.key_id for k in signers),
-        area=area,
+    views: Sequence[ViewFor],
+) -> Sealed:
+    """One envelope on the transfer topic, bound to ``area`` (the area the case moves
+    from, or a handed-over item's own area). Raises as ``seal_views``."""
+    return seal_views(
+        ctx,
+        now=now,
         topic=ctx.topics.transfers,
+        area=area,
         message_type=message_type,
         schema_version=schema_version,
         subject_ref=subject_ref,
-        isa_id=isa[0],
-        isa_version=isa[1],
-        purpose=purpose[:200],
+        isa=isa,
+        purpose=purpose,
         lawful_basis=lawful_basis_text(ctx.entry),
-        classification=Classification.OFFICIAL_SENSITIVE,
+        views=views,
     )
-    to_seal = [
-        ViewToSeal(
-            kind,
-            plaintext,
-            tuple(
-                Recipient(a, ctx.directory.encryption_key(a, suite=suite, at=now)) for a in agencies
-            ),
-        )
-        for kind, plaintext, agencies in sorted(views, key=lambda v: -v[0].richness)
-        if agencies
-    ]
-    return message_id, seal(header=header, views=to_seal, signers=signers, suite=suite)

@@ -1,9 +1,11 @@
-"""Receiving on the transfer topic: the ordinary receiver's checks, then the transfer's.
+"""The transfer topic's rules, plugged into the one receiving path (``broker.gateway.receive``).
 
-Checks 1-8 of ``broker.gateway.receive`` run unchanged (shape, suite, directory keys,
-signatures, topic binding, freshness, addressed to us, replay memory), except that an
-exact redelivery is refused and audited as ``transfer.duplicate`` rather than skipped
-silently: a transfer step is applied once, and a second copy is worth a record. Then:
+Checks 1-8 run as for every topic (shape, suite, directory keys, signatures, topic
+binding, freshness, addressed to us, replay memory), with two differences: an envelope
+on ``<ns>.transfers`` may be bound to any of the 42 areas (the area the case moves
+from), and an exact redelivery is refused and audited as ``transfer.duplicate`` rather
+than skipped silently: a transfer step is applied once, and a second copy is worth a
+record. Then:
 
 * a transfer step (``transfer-*``): decrypt, parse, header and body agree, and the
   state machine and actor rules (``broker.transfer.rules``) allow it; applied to the
@@ -12,7 +14,7 @@ silently: a transfer step is applied once, and a second copy is worth a record. 
   this agency knows completed into its area, and within what this agency's own
   agreement entitles it to; delivered to the inbox like any message.
 
-Every refusal is dead-lettered and audited by the ordinary receiver's ``_refuse``.
+Every refusal is dead-lettered and audited by the receiving path's ``refuse``.
 """
 
 from __future__ import annotations
@@ -24,22 +26,15 @@ from pydantic import ValidationError
 from broker.agreements.policy import CASE_TEAM_TYPE
 from broker.crypto.envelope import VerifiedEnvelope, open_view
 from broker.crypto.suites import suite_named
-from broker.errors import (
-    MappaError,
-    PolicyDenied,
-    ReplayError,
-    SchemaError,
-    TransferRefused,
-    VerificationError,
-)
+from broker.errors import PolicyDenied, ReplayError, TransferRefused, VerificationError, invalid
 from broker.gateway.agency import AgencyContext
 from broker.gateway.cases import CaseRegistry
-from broker.gateway.receive import Handled, Handling, Opened, Receiver
+from broker.gateway.receive import Opened, Receiver, parse_body, view_for
+from broker.gateway.verification import EnvelopeVerifier
 from broker.kafka.transport import Record
-from broker.transfer.envelopes import HANDOVER_PURPOSE, transfer_verifier
+from broker.transfer.envelopes import CASE_HOLDERS, HANDOVER_PURPOSE, transfer_verifier
 from broker.transfer.rules import check_notice, check_step, step_of
-from schemas.audit import AuditAct, Operation
-from schemas.common import Role, ViewKind, format_timestamp
+from schemas.common import ViewKind, format_timestamp
 from schemas.isa import Access
 from schemas.messages.base import STANDARD_REDACTION
 from schemas.transfer import (
@@ -50,50 +45,49 @@ from schemas.transfer import (
     TransferState,
 )
 
-CASE_HOLDERS = frozenset({Role.POLICE, Role.PROBATION, Role.PRISON, Role.COORDINATOR})
-
 
 def own_area(ctx: AgencyContext, message: TransferControl) -> str:
+    """The side of the transfer this agency is on: the area its audit events are in."""
     return message.from_area if message.from_area in ctx.entry.areas else message.to_area
 
 
-class TransferReceiver(Receiver):
-    def __init__(self, ctx: AgencyContext, registry: CaseRegistry) -> None:
-        super().__init__(ctx)
+class TransferRules:
+    """``TopicRules`` for ``<ns>.transfers``: transfer steps and handover items."""
+
+    def __init__(self, ctx: AgencyContext, receiver: Receiver, registry: CaseRegistry) -> None:
+        self._ctx = ctx
+        self._receiver = receiver
         self._registry = registry
         self._verifier = transfer_verifier(ctx)
 
-    def verify(self, value: bytes, *, topic: str, record_time: datetime) -> VerifiedEnvelope:
-        return self._verifier.verify(value, topic=topic, record_time=record_time)
+    @property
+    def verifier(self) -> EnvelopeVerifier:
+        """The transfer topic binds an envelope to itself, for any of the 42 areas."""
+        return self._verifier
 
-    def handle(self, record: Record) -> Handled:
-        ctx = self._ctx
-        now = ctx.clock()
-        record_time = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=now.tzinfo)
-        verified: VerifiedEnvelope | None = None
-        try:
-            verified = self.verify(record.value, topic=record.topic, record_time=record_time)
-            self._verifier.check_fresh(verified, now)
-            if not verified.addressed_to(ctx.agency_id):
-                return self._skip(record, Handling.NOT_ADDRESSED, verified)
-            if self._check_replay(verified):
-                raise ReplayError(
-                    f"message {verified.header.message_id} was delivered before; "
-                    "a transfer message is applied once",
-                    code="transfer.duplicate",
-                )
-            if verified.header.message_type in CONTROL_MESSAGE_TYPES:
-                view = self._apply_step(record, verified, now)
-            else:
-                opened = self._open_handover(verified)
-                self._deliver(record, opened, now)
-                view = opened.view
-        except MappaError as exc:
-            return self._refuse(record, verified, exc, now)
-        h = verified.header
-        return Handled(
-            Handling.DELIVERED, record.topic, h.message_id, h.sender, h.message_type, view
+    def redelivered(self, verified: VerifiedEnvelope) -> None:
+        """A step is applied once: a second copy is refused (``transfer.duplicate``)."""
+        raise ReplayError(
+            f"message {verified.header.message_id} was delivered before; "
+            "a transfer message is applied once",
+            code="transfer.duplicate",
         )
+
+    def accept(self, record: Record, verified: VerifiedEnvelope, now: datetime) -> ViewKind:
+        """Apply a step to the case registry, or deliver a handover item to the inbox.
+        Raises ``MappaError`` (``transfer.*``, ``policy.*``, ``schema.*``) to refuse."""
+        if verified.header.message_type in CONTROL_MESSAGE_TYPES:
+            return self._apply_step(record, verified, now)
+        opened = self._open_handover(verified)
+        self._receiver.deliver(record, opened, now)
+        return opened.view
+
+    def open_verified(
+        self, verified: VerifiedEnvelope, *, today_from: datetime, at_consultation: bool
+    ) -> Opened:
+        """How a consultation (or a later handover) opens a handover item held in the
+        inbox: the same checks as when it was delivered."""
+        return self._open_handover(verified)
 
     # -- transfer steps ---------------------------------------------------------------------
     def _open_step(self, verified: VerifiedEnvelope) -> tuple[TransferControl, ViewKind]:
@@ -111,12 +105,7 @@ class TransferReceiver(Receiver):
         try:
             message: TransferControl = TRANSFER_MESSAGE.validate_json(opened.plaintext)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise SchemaError(
-                f"{h.message_type} body invalid at "
-                f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
-                code="schema.invalid-body",
-            ) from None
+            raise invalid(exc, f"{h.message_type} body", code="schema.invalid-body") from None
         if (
             message.subject_ref != h.subject_ref
             or step_of(message).message_type != h.message_type
@@ -143,12 +132,14 @@ class TransferReceiver(Receiver):
             )
         else:
             state = check_notice(ctx.directory, message, sender=h.sender, recipient=ctx.entry)
-        received_at = format_timestamp(now)
-        with ctx.store.transaction():
-            ctx.store.remember(
-                h.message_id, verified.digest, record.topic, h.created_at, received_at
-            )
-            self._registry.apply(message, state, at=received_at)
+        reason = (
+            f"transfer {message.transfer_id} {step_of(message).value} by {h.sender}: "
+            f"now {state.value}"
+        )
+        with self._receiver.collecting(
+            record, verified, view, now, reason=reason, area=own_area(ctx, message)
+        ):
+            self._registry.apply(message, state, at=format_timestamp(now))
             # The receiving area's case team, as its co-ordinator named it: what the
             # case-team rules of its agreement go by until a new case-team message.
             if (
@@ -163,34 +154,9 @@ class TransferReceiver(Receiver):
                     set_at=h.created_at,
                     message_id=h.message_id,
                 )
-            ctx.store.advance(record.topic, record.partition, record.offset)
-            ctx.audit.emit(
-                AuditAct.COLLECTION,
-                Operation.DELIVER,
-                area=own_area(ctx, message),
-                subject_ref=h.subject_ref,
-                message_id=h.message_id,
-                message_type=h.message_type,
-                isa_id=h.isa_id,
-                isa_version=h.isa_version,
-                purpose=h.purpose,
-                lawful_basis=h.lawful_basis,
-                recipient=ctx.agency_id,
-                view=view,
-                reason=(
-                    f"transfer {message.transfer_id} {step_of(message).value} by {h.sender}: "
-                    f"now {state.value}"
-                ),
-            )
         return view
 
     # -- handover items ---------------------------------------------------------------------
-    def open_verified(
-        self, verified: VerifiedEnvelope, *, today_from: datetime, at_consultation: bool = False
-    ) -> Opened:
-        """How a consultation opens a handover item held in the inbox."""
-        return self._open_handover(verified)
-
     def _open_handover(self, verified: VerifiedEnvelope) -> Opened:
         ctx = self._ctx
         h = verified.header
@@ -215,8 +181,7 @@ class TransferReceiver(Receiver):
                 f"transfer of this case into {', '.join(ctx.entry.areas)}",
                 code="transfer.handover-not-authorised",
             )
-        entry = next(r for r in verified.recipients if r.agency == ctx.agency_id)
-        kind = next(v.kind for v in verified.views if v.view_id == entry.view_id)
+        kind = view_for(verified, ctx.agency_id)
         team = ctx.store.case_team(h.subject_ref)
         if team is None and known.case_team:
             team = frozenset(known.case_team)
@@ -231,5 +196,5 @@ class TransferReceiver(Receiver):
             verified, agency=ctx.agency_id, keys=ctx.keys.decryption, suite=suite_named(h.suite)
         )
         redaction = rule.redaction_set if rule.access is Access.REDACTED else STANDARD_REDACTION
-        body = self._parse_body(verified, opened.kind, opened.plaintext, redaction)
+        body = parse_body(ctx, verified, opened.kind, opened.plaintext, redaction)
         return Opened(verified=verified, view=opened.kind, body=body)

@@ -19,7 +19,7 @@ from broker.crypto.encoding import b64decode
 from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.signing import DIRECTORY_PAYLOAD, sign_document, verify_document
 from broker.crypto.suites import Suite
-from broker.errors import SchemaError, VerificationError
+from broker.errors import VerificationError, invalid
 from schemas.common import Role, parse_timestamp
 from schemas.directory import (
     AgencyEntry,
@@ -75,10 +75,7 @@ class Directory:
             try:
                 signed = SignedDirectory.model_validate_json(signed)
             except ValidationError as exc:
-                raise SchemaError(
-                    f"not a signed directory: {exc.errors()[0]['msg']}",
-                    code="directory.malformed",
-                ) from None
+                raise invalid(exc, "signed directory", code="directory.malformed") from None
         if signed.signature.key_id != governance_key.key_id:
             raise VerificationError(
                 "directory is not signed by the governance key", code="directory.wrong-signer"

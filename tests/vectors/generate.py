@@ -33,13 +33,13 @@ from broker.crypto.envelope import (
     VIEW_KEY_INFO,
     Recipient,
     ViewToSeal,
-    _derive,
-    _view_aad,
-    _wrap_info,
+    derive_key,
     header_digest,
     open_view,
     seal,
     signed_bytes,
+    view_aad,
+    wrap_info,
 )
 from broker.crypto.keys import PrivateKey
 from broker.crypto.pseudonym import SubjectKey
@@ -210,7 +210,7 @@ def unwrap(doc: dict[str, Any], agency: str) -> bytes:
     suite = suite_named(doc["header"]["suite"])
     entry = next(r for r in doc["recipients"] if r["agency"] == agency)
     private = key(agency, suite.kem_key)
-    info = _wrap_info(header_digest(doc["header"]), agency, entry["key_id"], entry["view_id"])
+    info = wrap_info(header_digest(doc["header"]), agency, entry["key_id"], entry["view_id"])
     return suite.hpke().decrypt(b64decode(entry["wrapped_key"]), private.hpke_private(), info=info)
 
 
@@ -222,9 +222,9 @@ def derive(doc: dict[str, Any], data_keys: dict[str, str]) -> dict[str, Any]:
     for view in doc["views"]:
         k = bytes.fromhex(data_keys[str(view["view_id"])])
         views[str(view["view_id"])] = {
-            "aad": _view_aad(h, view["view_id"], ViewKind(view["kind"])).decode(),
-            "view_key": _derive(k, h, VIEW_KEY_INFO).hex(),
-            "key_commitment": _derive(k, h, COMMITMENT_INFO).hex(),
+            "aad": view_aad(h, view["view_id"], ViewKind(view["kind"])).decode(),
+            "view_key": derive_key(k, h, VIEW_KEY_INFO).hex(),
+            "key_commitment": derive_key(k, h, COMMITMENT_INFO).hex(),
         }
     return {
         "header_jcs": jcs(doc["header"]).decode(),
@@ -233,7 +233,7 @@ def derive(doc: dict[str, Any], data_keys: dict[str, str]) -> dict[str, Any]:
         "signed_bytes_sha256": hashlib.sha256(signed).hexdigest(),
         "views": views,
         "wrap_info": {
-            r["agency"]: _wrap_info(h, r["agency"], r["key_id"], r["view_id"]).decode()
+            r["agency"]: wrap_info(h, r["agency"], r["key_id"], r["view_id"]).decode()
             for r in doc["recipients"]
         },
     }
@@ -251,8 +251,8 @@ def check_valid(vector: dict[str, Any], texts: dict[ViewKind, bytes]) -> list[st
     for view in doc["views"]:
         k = bytes.fromhex(vector["data_keys"][str(view["view_id"])])
         kind = ViewKind(view["kind"])
-        again = AESGCM(_derive(k, h, VIEW_KEY_INFO)).encrypt(
-            b64decode(view["nonce"]), texts[kind], _view_aad(h, view["view_id"], kind)
+        again = AESGCM(derive_key(k, h, VIEW_KEY_INFO)).encrypt(
+            b64decode(view["nonce"]), texts[kind], view_aad(h, view["view_id"], kind)
         )
         if b64encode(again) != view["ciphertext"]:
             problems.append(f"view {view['view_id']}: ciphertext is not AES-GCM of its inputs")

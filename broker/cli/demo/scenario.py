@@ -10,18 +10,11 @@ says who received what, what was refused and why, and what the audit ledger hold
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
-import os
 import secrets
-import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from agency_adapters.housing import HousingAdapter
@@ -33,19 +26,18 @@ from broker.agreements import (
     save_agreement,
     sign_agreement,
 )
-from broker.cli.runner import run_interruptible
+from broker.cli.demo.report import AgencyReport, DemoSummary
 from broker.crypto.encoding import b64decode, jcs, strict_json
 from broker.crypto.envelope import Recipient, ViewToSeal, open_view, seal
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import suite_named
-from broker.deployment import Deployment
+from broker.deployment import Deployment, Running
 from broker.errors import ConfigurationError, MappaError
 from broker.gateway import AgencyGateway
 from broker.gateway.agency import utc_now
 from broker.gateway.publish import PublishResult
-from broker.gateway.receive import Handled, Handling, Receiver
-from broker.kafka.embedded import EmbeddedBroker
-from broker.kafka.security import client_options
+from broker.gateway.receive import Handled, Handling
+from broker.gateway.sealing import new_header
 from broker.kafka.transport import KafkaTransport, Record
 from broker.ledger.verify_proofs import leaf_hash, verify_checkpoint, verify_inclusion
 from broker.settings import Settings
@@ -60,8 +52,7 @@ from broker.trust.provision import (
     load_governance_public,
     provision,
 )
-from schemas.common import Classification, Role, ViewKind, format_timestamp, from_data
-from schemas.envelope import EnvelopeHeader
+from schemas.common import Role, ViewKind, from_data
 from schemas.isa import Agreement
 from schemas.messages import CATALOGUE, CaseTeam
 from schemas.messages.examples import example
@@ -109,65 +100,22 @@ ARMS_RECORD: dict[str, Any] = {
 }
 
 
-@dataclass
-class AgencyReport:
-    agency_id: str
-    role: str
-    party: bool
-    received: list[dict[str, str]] = field(default_factory=list)
-    refused: list[dict[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class DemoSummary:
-    area: str
-    suite: str
-    broker: str
-    published: dict[str, Any]
-    agencies: list[AgencyReport]
-    agreement: dict[str, Any]
-    case_team: dict[str, Any]
-    consultation: dict[str, Any]
-    eavesdropper: dict[str, int]
-    dead_letters: int
-    audit: dict[str, Any]
-    matrix: dict[str, Any] = field(default_factory=dict)
-    elapsed_seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return asdict(self)
-
-
-@contextlib.asynccontextmanager
-async def _bootstrap(settings: Settings) -> AsyncIterator[tuple[str, str]]:
-    if settings.kafka_bootstrap:
-        yield settings.kafka_bootstrap, f"external Kafka at {settings.kafka_bootstrap}"
-        return
-    async with EmbeddedBroker(log_path=settings.data_dir / "broker.log") as bootstrap:
-        yield bootstrap, f"embedded tansu at {bootstrap} (memory-only, stopped on exit)"
-
-
 async def settle(
-    gateways: list[AgencyGateway],
-    done: Callable[[], bool],
-    *,
-    on_handled: Callable[[str, Handled], None],
-    within: float = 20.0,
+    gateways: Iterable[AgencyGateway], done: Callable[[], bool], *, within: float = 20.0
 ) -> None:
-    """Poll every gateway until ``done()``; fail loudly after ``within`` seconds."""
+    """Poll every gateway until ``done()``; raises ``TimeoutError`` after ``within``
+    seconds. What each poll handles reaches the gateways' listeners."""
     deadline = time.monotonic() + within
     while not done():
         if time.monotonic() > deadline:
             raise TimeoutError("deliveries did not settle in time")
         for gw in gateways:
-            for handled in await gw.poll_once(timeout_ms=50):
-                on_handled(gw.agency_id, handled)
+            await gw.poll_once(timeout_ms=50)
 
 
 async def read_all(transport: KafkaTransport, topics: list[str], at_least: int) -> list[Record]:
-    """Everything on ``topics`` from the beginning (at least ``at_least`` records)."""
+    """Everything on ``topics`` from the beginning (at least ``at_least`` records, unless
+    they do not come within about five seconds)."""
     records: list[Record] = []
     async with await transport.reader(topics, {}) as reader:
         for _ in range(50):
@@ -194,23 +142,19 @@ def forged_envelope(deployment: Deployment, recipient: str, suite_name: str) -> 
     rogue = [PrivateKey.generate(alg) for alg in suite.signature_keys]
     entry = deployment.directory.agency(recipient)
     now = utc_now()
-    header = EnvelopeHeader(
-        envelope_version=1,
-        suite=suite.name,
-        message_id=str(uuid.uuid4()),
-        created_at=format_timestamp(now),
+    header = new_header(
+        suite=suite,
         sender="rogue.unknown",
-        sender_keys=tuple(k.key_id for k in rogue),
-        area=AREA,
+        signers=rogue,
+        now=now,
         topic=deployment.topics.for_role(AREA, entry.role),
+        area=AREA,
         message_type="risk-assessment",
         schema_version=1,
         subject_ref=deployment.subject_ref(ARMS_RECORD["pnc"]),
-        isa_id=deployment.agreement.id,
-        isa_version=deployment.agreement.version,
+        isa=(deployment.agreement.id, deployment.agreement.version),
         purpose="forged",
         lawful_basis="none",
-        classification=Classification.OFFICIAL_SENSITIVE,
     )
     key = deployment.directory.encryption_key(recipient, suite=suite, at=now)
     view = ViewToSeal(ViewKind.FULL, jcs({"forged": True}), (Recipient(recipient, key),))
@@ -229,29 +173,27 @@ def tampered(value: bytes) -> bytes:
 class DemoRun:
     """The scenario, one method per step, on a running deployment."""
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Deployment, running: Running) -> None:
+        if running.ledger is None:
+            raise ConfigurationError("the demo needs the audit ledger running")
         self.deployment = deployment
-        self.transport = deployment.transport
-        self.gateways = {spec.agency_id: deployment.gateway(spec.agency_id) for spec in SPECS}
-        self.ledger = deployment.ledger()
+        self.transport = running.transport
+        self.gateways = running.gateways
+        self.ledger = running.ledger
         self.reports = {
             s.agency_id: AgencyReport(s.agency_id, s.role.value, s.agency_id in PARTIES)
             for s in SPECS
         }
+        for agency, gw in self.gateways.items():
+            gw.on_handled(self._recorder(agency))
         # Every agency polls: police too, as it receives from the others in the matrix.
         self.receivers = list(self.gateways.values())
 
-    async def start(self) -> None:
-        for gw in self.gateways.values():
-            await gw.start()
-        await self.ledger.start()
-
-    async def stop(self) -> None:
-        await self.ledger.stop()
-        for gw in self.gateways.values():
-            await gw.stop()
+    def _recorder(self, agency_id: str) -> Callable[[Handled], None]:
+        return lambda handled: self.record(agency_id, handled)
 
     def record(self, agency_id: str, handled: Handled) -> None:
+        """Note what ``agency_id``'s gateway made of a record, for the summary."""
         report = self.reports[agency_id]
         if handled.handling is Handling.DELIVERED:
             report.received.append(
@@ -275,7 +217,6 @@ class DemoRun:
         await settle(
             self.receivers,
             lambda: all(self.got(a, result.message_type) for a, _ in result.disclosures),
-            on_handled=self.record,
         )
         return result
 
@@ -310,7 +251,6 @@ class DemoRun:
         await settle(
             self.receivers,
             lambda: all(self.got(a, result.message_type) for a, _ in result.disclosures),
-            on_handled=self.record,
         )
         return result
 
@@ -334,7 +274,6 @@ class DemoRun:
         await settle(
             self.receivers,
             lambda: all(self.reports[a].refused for a in targets),
-            on_handled=self.record,
         )
         return seen
 
@@ -343,7 +282,7 @@ class DemoRun:
         eavesdropper = self.deployment.context(NON_PARTY)
         readable = attempts = 0
         for r in seen:
-            verified = Receiver(eavesdropper).verify(r.value, topic=r.topic, record_time=utc_now())
+            verified = eavesdropper.verifier.verify(r.value, topic=r.topic, record_time=utc_now())
             for claimed in sorted({NON_PARTY, *(w.agency for w in verified.recipients)}):
                 attempts += 1
                 with contextlib.suppress(MappaError):
@@ -401,13 +340,11 @@ class DemoRun:
             lambda: all(
                 self.view_received(a, r.message_id) for _, r in sent for a, _ in r.disclosures
             ),
-            on_handled=self.record,
         )
         # A few more rounds, so that anything delivered beyond the disclosures shows.
         for _ in range(3):
             for gw in self.receivers:
-                for handled in await gw.poll_once(timeout_ms=20):
-                    self.record(gw.agency_id, handled)
+                await gw.poll_once(timeout_ms=20)
         return {
             "columns": [
                 {
@@ -478,6 +415,8 @@ class DemoRun:
 
 
 async def run_demo(settings: Settings) -> DemoSummary:
+    """Provision a fresh data directory, run every step on a running deployment, stop
+    everything; returns the summary."""
     started = time.monotonic()
     passphrase = secrets.token_urlsafe(24).encode()
     paths = DataPaths(settings.data_dir)
@@ -485,32 +424,21 @@ async def run_demo(settings: Settings) -> DemoSummary:
     agreement = sign_and_load_agreement(
         paths, passphrase, agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
     )
-    async with (
-        _bootstrap(settings) as (bootstrap, broker_text),
-        KafkaTransport(bootstrap, client_options=client_options(settings, bootstrap)) as transport,
-    ):
-        deployment = Deployment(
-            settings=settings, passphrase=passphrase, transport=transport, agreement=agreement
-        )
-        await transport.ensure_topics(deployment.topics.all_topics([AREA]))
-        run = DemoRun(deployment)
-        try:
-            await run.start()
-            team = await run.form_case_team()
-            result = await run.publish()
-            seen = await run.attack(result, settings.suite, team)
-            eavesdropper = run.eavesdrop(seen)
-            consultation = await run.consult()
-            matrix = await run.matrix()
-            dead = await read_all(transport, [deployment.topics.deadletter], 3)
-            audit = await run.audit()
-        finally:
-            await run.stop()
-            deployment.close()
+    deployment = Deployment(settings=settings, passphrase=passphrase, agreements=[agreement])
+    async with deployment.running([s.agency_id for s in SPECS]) as running:
+        run = DemoRun(deployment, running)
+        team = await run.form_case_team()
+        result = await run.publish()
+        seen = await run.attack(result, settings.suite, team)
+        eavesdropper = run.eavesdrop(seen)
+        consultation = await run.consult()
+        matrix = await run.matrix()
+        dead = await read_all(running.transport, [deployment.topics.deadletter], 3)
+        audit = await run.audit()
     return DemoSummary(
         area=AREA,
         suite=settings.suite,
-        broker=broker_text,
+        broker=running.broker,
         published={
             "by": POLICE,
             "message_type": result.message_type,
@@ -539,149 +467,3 @@ async def run_demo(settings: Settings) -> DemoSummary:
         matrix=matrix,
         elapsed_seconds=round(time.monotonic() - started, 2),
     )
-
-
-def render(summary: DemoSummary) -> str:
-    lines = [
-        f"mappa-broker demo: area {summary.area}, suite {summary.suite}",
-        f"broker: {summary.broker}",
-        f"agreement: {summary.agreement['id']} v{summary.agreement['version']}, signed by the "
-        f"{summary.agreement['signed_by']}, in force until {summary.agreement['valid_until']}",
-        "",
-        f"{summary.case_team['by']} set the case team first: "
-        f"{', '.join(summary.case_team['members'])}",
-        f"  not on the team: {', '.join(summary.case_team['off_team'])} (a party, but rules "
-        "that need an active role on the case do not reach it)",
-        f"{summary.published['by']} published a {summary.published['message_type']} "
-        f"(message {summary.published['message_id']})",
-        f"  subject reference {summary.published['subject_ref'][:16]}... "
-        "(keyed hash, never the PNC id)",
-        f"  envelopes on: {', '.join(summary.published['topics'])}",
-        "",
-        f"{'agency':<36} {'role':<22} {'party':<6} received",
-    ]
-    first = summary.published["message_id"]
-    for a in summary.agencies:
-        received = [r for r in a.received if r["message_id"] == first]
-        if a.agency_id == summary.published["by"]:
-            got = "(sender)"
-        elif received:
-            got = "; ".join(f"{r['message_type']}: {r['view']} view" for r in received)
-        else:
-            got = "nothing it can read" + (
-                "" if a.party else " (not a party: no key wrapped for it)"
-            )
-        lines.append(f"{a.agency_id:<36} {a.role:<22} {'yes' if a.party else 'no':<6} {got}")
-    lines += ["", "refused (dead-lettered and audited):"]
-    for a in summary.agencies:
-        for r in a.refused:
-            lines.append(f"  {a.agency_id:<34} {r['reason_code']}: {r['reason']}")
-    c = summary.consultation
-    lines += [
-        "",
-        f"consultation: {c['user']} at {c['agency']} opened the {c['view']} view with a "
-        "justification;",
-        f"  fields seen: {', '.join(c['fields_seen'])}",
-        f"  victim details present: {c['victim_details_present']}; health notes present: "
-        f"{c['health_notes_present']}",
-        f"eavesdropper reading every {summary.area} topic with the non-party's keys: "
-        f"{summary.eavesdropper['records_seen']} records, {summary.eavesdropper['attempts']} "
-        f"attempts to open, {summary.eavesdropper['readable']} readable",
-        f"dead-letter topic: {summary.dead_letters} records",
-        "",
-        f"audit ledger: {summary.audit['records']} records "
-        f"({', '.join(f'{k} {v}' for k, v in summary.audit['by_act'].items())}); "
-        f"{summary.audit['rejected']} rejected",
-        "",
-        *render_matrix(summary.matrix),
-        "",
-        *_ledger_lines(summary.audit),
-        f"all parts stopped; {summary.elapsed_seconds} s",
-    ]
-    return "\n".join(lines)
-
-
-def _ledger_lines(audit: dict[str, Any]) -> list[str]:
-    if "checkpoint" not in audit:
-        return []
-    p = audit["proof"]
-    return [
-        "latest signed checkpoint (C2SP signed note):",
-        *(f"  {line}" for line in audit["checkpoint"]["note"].rstrip("\n").split("\n")),
-        f"  verifier key: {audit['verifier_key']}",
-        f"inclusion proof of entry {p['seq']} ({p['act']}) in the tree of {p['tree_size']}: "
-        f"{len(p['hashes'])} hashes, verified with the standalone verifier: {p['verified']}",
-        *(f"  {h}" for h in p["hashes"]),
-    ]
-
-
-COLUMN_CODES = {
-    "police": "POL",
-    "probation": "PRB",
-    "prison": "PRS",
-    "coordinator": "MCU",
-    "youth-offending": "YOT",
-    "childrens-social-care": "CSC",
-    "adult-social-care": "ASC",
-    "health": "NHS",
-    "housing": "HA",
-    "social-landlord": "RSL",
-    "jobcentre": "DWP",
-    "education": "EDU",
-    "electronic-monitoring": "EM",
-    "immigration": "IE",
-}
-CELLS = {"full": "F", "redacted": "R", "summary": "S", "none": "-", "sender": "*"}
-
-
-def render_matrix(matrix: dict[str, Any]) -> list[str]:
-    """Rows: each message type from a permitted sender; columns: every agency."""
-    columns = matrix["columns"]
-    codes = [
-        COLUMN_CODES.get(c["kind"], c["kind"][:3].upper()) if c["party"] else "NP" for c in columns
-    ]
-    lines = [
-        "matrix: every message type from a permitted sender; the view each agency received",
-        "  (F full, R redacted, S summary, - nothing, * the sender)",
-        f"  {'message type':<30} {'sender':<26}" + "".join(f"{c:>4}" for c in codes),
-    ]
-    for row in matrix["rows"]:
-        cells = "".join(f"{CELLS[row['views'][c['agency_id']]]:>4}" for c in columns)
-        lines.append(f"  {row['message_type']:<30} {row['sender']:<26}{cells}")
-    lines.append(
-        "  columns: "
-        + ", ".join(f"{code} {c['agency_id']}" for code, c in zip(codes, columns, strict=True))
-    )
-    return lines
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = sub.add_parser("demo", help="run the end-to-end slice on a fresh data directory")
-    demo.add_argument("--json", action="store_true", help="print the summary as one JSON document")
-    demo.add_argument("--suite", choices=["classic", "pq-hybrid"], default="classic")
-    demo.add_argument("--data-dir", type=Path, help="fresh directory to use (default: temporary)")
-    demo.add_argument(
-        "--bootstrap",
-        help="external Kafka bootstrap (default: MAPPA_KAFKA_BOOTSTRAP, else embedded broker)",
-    )
-    demo.set_defaults(
-        handler=lambda args: demo_main(
-            data_dir=args.data_dir,
-            suite=args.suite,
-            bootstrap=args.bootstrap or os.environ.get("MAPPA_KAFKA_BOOTSTRAP") or None,
-            as_json=args.json,
-        )
-    )
-
-
-def demo_main(*, data_dir: Path | None, suite: str, bootstrap: str | None, as_json: bool) -> int:
-    with contextlib.ExitStack() as stack:
-        if data_dir is None:
-            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mappa-demo-")))
-        elif data_dir.exists() and any(data_dir.iterdir()):
-            print(f"mappa demo: {data_dir} is not empty; the demo needs a fresh data directory")
-            return 2
-        settings = Settings(data_dir=data_dir, suite=suite, kafka_bootstrap=bootstrap)
-        summary = run_interruptible(run_demo(settings))
-    print(json.dumps(summary.to_json(), indent=2) if as_json else render(summary))
-    return 0

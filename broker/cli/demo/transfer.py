@@ -17,21 +17,18 @@ import asyncio
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from broker.agreements import agreement_for_area
-from broker.cli.demo import _bootstrap
-from broker.deployment import Deployment
-from broker.errors import MappaError
-from broker.gateway import AgencyGateway
+from broker.deployment import Deployment, Running
+from broker.errors import ConfigurationError, MappaError
 from broker.gateway.agency import utc_now
 from broker.gateway.receive import Handled, Handling
-from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
 from broker.transfer.deadlines import deadlines
-from broker.transfer.desk import TransferDesk
 from broker.trust.provision import DataPaths, provision, two_area_specs
 from schemas.common import from_data
 from schemas.messages import CaseTeam, MessageBody, ReleaseScheduled, RiskAssessment
@@ -105,33 +102,27 @@ class AgencyLog:
 
 
 class TransferDemoRun:
-    def __init__(self, deployment: Deployment) -> None:
+    """The transfer scenario on a running deployment of both areas."""
+
+    def __init__(self, deployment: Deployment, running: Running) -> None:
+        if running.ledger is None:
+            raise ConfigurationError("the transfer demo needs the audit ledger running")
         self.deployment = deployment
-        self.gateways: dict[str, AgencyGateway] = {
-            s.agency_id: deployment.gateway(s.agency_id) for s in SPECS
-        }
-        self.desks: dict[str, TransferDesk] = {
-            a: deployment.transfer_desk(gw) for a, gw in self.gateways.items()
-        }
-        self.ledger = deployment.ledger()
+        self.gateways = running.gateways
+        self.desks = running.desks
+        self.ledger = running.ledger
         self.logs = {s.agency_id: AgencyLog(s.agency_id, s.areas[0], s.role.value) for s in SPECS}
         self.phase = "before"
         self.refusals: list[dict[str, str]] = []
-
-    async def start(self) -> None:
-        await asyncio.gather(
-            *(gw.start() for gw in self.gateways.values()),
-            *(desk.start() for desk in self.desks.values()),
-            self.ledger.start(),
-        )
-
-    async def stop(self) -> None:
-        await self.ledger.stop()
+        self.quiet = True
         for agency, gw in self.gateways.items():
-            await self.desks[agency].stop()
-            await gw.stop()
+            gw.on_handled(self._noter(agency))
+
+    def _noter(self, agency: str) -> Callable[[Handled], None]:
+        return lambda h: self._note(agency, h)
 
     def _note(self, agency: str, h: Handled) -> None:
+        self.quiet = False
         if h.handling is not Handling.DELIVERED or not h.message_type:
             return
         how = "handover" if h.topic.endswith(".transfers") else "message"
@@ -146,14 +137,9 @@ class TransferDemoRun:
         quiet = 0
         deadline = time.monotonic() + 30
         while quiet < rounds and time.monotonic() < deadline:
-            polls = [gw.poll_once(timeout_ms=20) for gw in self.gateways.values()]
-            polls += [desk.poll_once(timeout_ms=20) for desk in self.desks.values()]
-            results = await asyncio.gather(*polls)
-            agencies = [*self.gateways, *self.desks]
-            for agency, handled in zip(agencies, results, strict=True):
-                for h in handled:
-                    self._note(agency, h)
-            quiet = 0 if any(results) else quiet + 1
+            self.quiet = True
+            await asyncio.gather(*(gw.poll_once(timeout_ms=20) for gw in self.gateways.values()))
+            quiet = quiet + 1 if self.quiet else 0
 
     async def publish(self, agency: str, message: MessageBody) -> None:
         try:
@@ -162,6 +148,7 @@ class TransferDemoRun:
             self.refusals.append({"agency": agency, "code": exc.code, "reason": exc.reason})
 
     async def run(self) -> dict[str, Any]:
+        """Every step of the move, then what each agency received and the audit chain."""
         today = self.deployment.clock().date()
         team = (
             f"police.{FROM}",
@@ -230,32 +217,22 @@ class TransferDemoRun:
 
 
 async def run_transfer_demo(settings: Settings) -> dict[str, Any]:
+    """Provision both areas on a fresh data directory, move the case, stop everything;
+    returns the summary."""
     started = time.monotonic()
     passphrase = secrets.token_urlsafe(24).encode()
     directory = provision(DataPaths(settings.data_dir), SPECS, passphrase=passphrase, now=utc_now())
     agreements = [agreement_for_area(a, directory.agencies(area=a)) for a in (FROM, TO)]
-    async with (
-        _bootstrap(settings) as (bootstrap, broker_text),
-        KafkaTransport(bootstrap) as transport,
-    ):
-        deployment = Deployment(
-            settings=settings, passphrase=passphrase, transport=transport, agreement=agreements[0]
-        )
-        deployment.add_agreement(agreements[1])
-        await transport.ensure_topics(deployment.topics.all_topics([FROM, TO]))
-        run = TransferDemoRun(deployment)
-        try:
-            await run.start()
-            summary = await run.run()
-        finally:
-            await run.stop()
-            deployment.close()
-    summary["broker"] = broker_text
+    deployment = Deployment(settings=settings, passphrase=passphrase, agreements=agreements)
+    async with deployment.running([s.agency_id for s in SPECS]) as running:
+        summary = await TransferDemoRun(deployment, running).run()
+        summary["broker"] = running.broker
     summary["elapsed_seconds"] = round(time.monotonic() - started, 2)
     return summary
 
 
 def render(summary: dict[str, Any]) -> str:
+    """The transfer demo's summary as text."""
     t = summary["transfer"]
     lines = [
         f"mappa-broker transfer demo: {t['from']} -> {t['to']}",

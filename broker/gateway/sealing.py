@@ -1,0 +1,189 @@
+"""Sealing a message and queuing it with its audit events: the one way a gateway sends.
+
+Three parts send envelopes: the publisher (a message, one envelope per recipient
+topic), the transfer desk (a step on the transfer topic) and the handover (re-shared
+case history). Each builds its header with ``new_header``, seals its views for the
+agencies entitled to each (``seal_views``), and queues the envelopes with their audit
+events in one transaction (``queue``): a ``collection`` when the gateway takes the
+data in, and one ``disclosure`` per recipient and view. So a message is never sent
+without its record, nor recorded without being sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from broker.crypto.envelope import PAYLOAD_TYPE, Recipient, ViewToSeal, seal
+from broker.crypto.keys import PrivateKey
+from broker.crypto.suites import Suite
+from broker.gateway.agency import AgencyContext
+from schemas.audit import AuditAct, Operation
+from schemas.common import Classification, ViewKind, format_timestamp
+from schemas.envelope import EnvelopeHeader
+
+CONTENT_TYPE_HEADER = ("content-type", PAYLOAD_TYPE.encode())
+ENVELOPE_VERSION: Literal[1] = 1
+# The header's free-text fields are bounded (ShortText); a longer purpose is cut, not refused.
+MAX_PURPOSE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ViewFor:
+    """One view of a message and the agencies whose data key is wrapped for it."""
+
+    kind: ViewKind
+    plaintext: bytes
+    agencies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A sealed envelope ready for the outbox, and who can open which view of it."""
+
+    message_id: str
+    topic: str
+    value: bytes
+    recipients: tuple[tuple[str, ViewKind], ...]
+
+
+def new_header(
+    *,
+    suite: Suite,
+    sender: str,
+    signers: Sequence[PrivateKey],
+    now: datetime,
+    topic: str,
+    area: str,
+    message_type: str,
+    schema_version: int,
+    subject_ref: str,
+    isa: tuple[str, int],
+    purpose: str,
+    lawful_basis: str,
+    classification: Classification = Classification.OFFICIAL_SENSITIVE,
+    supersedes: str | None = None,
+    message_id: str | None = None,
+) -> EnvelopeHeader:
+    """The header of a new envelope (docs/envelope.md): a fresh message id unless one is
+    given (one message sealed for several topics keeps one id), created now, naming the
+    keys that will sign it. Raises pydantic's ``ValidationError`` for a field out of
+    its bounds (callers pass values they built, not input)."""
+    return EnvelopeHeader(
+        envelope_version=ENVELOPE_VERSION,
+        suite=suite.name,
+        message_id=message_id or str(uuid.uuid4()),
+        created_at=format_timestamp(now),
+        sender=sender,
+        sender_keys=tuple(k.key_id for k in signers),
+        area=area,
+        topic=topic,
+        message_type=message_type,
+        schema_version=schema_version,
+        subject_ref=subject_ref,
+        isa_id=isa[0],
+        isa_version=isa[1],
+        purpose=purpose[:MAX_PURPOSE_CHARS],
+        lawful_basis=lawful_basis,
+        classification=classification,
+        supersedes=supersedes,
+    )
+
+
+def seal_views(
+    ctx: AgencyContext,
+    *,
+    now: datetime,
+    topic: str,
+    area: str,
+    message_type: str,
+    schema_version: int,
+    subject_ref: str,
+    isa: tuple[str, int],
+    purpose: str,
+    lawful_basis: str,
+    views: Sequence[ViewFor],
+    classification: Classification = Classification.OFFICIAL_SENSITIVE,
+    supersedes: str | None = None,
+    message_id: str | None = None,
+) -> Sealed:
+    """One envelope from this agency, signed with its current keys for the configured
+    suite, each view's data key wrapped for its agencies' current encryption keys
+    (richest view first; a view with no agency is left out). Raises ``KeyUnavailable``
+    when a signing key is missing and ``VerificationError``/``KeyUnavailable`` from the
+    directory when a recipient has no usable encryption key."""
+    suite = ctx.suite
+    signers = ctx.keys.signers_for(suite.signature_keys)
+    header = new_header(
+        suite=suite,
+        sender=ctx.agency_id,
+        signers=signers,
+        now=now,
+        topic=topic,
+        area=area,
+        message_type=message_type,
+        schema_version=schema_version,
+        subject_ref=subject_ref,
+        isa=isa,
+        purpose=purpose,
+        lawful_basis=lawful_basis,
+        classification=classification,
+        supersedes=supersedes,
+        message_id=message_id,
+    )
+    to_seal = [
+        ViewToSeal(
+            v.kind,
+            v.plaintext,
+            tuple(
+                Recipient(a, ctx.directory.encryption_key(a, suite=suite, at=now))
+                for a in v.agencies
+            ),
+        )
+        for v in sorted(views, key=lambda v: -v.kind.richness)
+        if v.agencies
+    ]
+    value = seal(header=header, views=to_seal, signers=signers, suite=suite)
+    recipients = tuple((a, v.kind) for v in to_seal for a in (r.agency for r in v.recipients))
+    return Sealed(header.message_id, topic, value, recipients)
+
+
+def queue(
+    ctx: AgencyContext,
+    sealed: Sequence[Sealed],
+    *,
+    key: bytes,
+    operation: Operation,
+    collection_reason: str | None = None,
+    collect: bool = True,
+    **audit: Any,
+) -> None:
+    """Put ``sealed`` in the outbox with their audit events, in one transaction (or the
+    caller's): a ``collection`` of the message (unless ``collect`` is false: a re-share
+    collects nothing new) and a ``disclosure`` for each recipient of each envelope.
+    ``audit`` holds the events' common fields (area, subject, type, agreement, purpose,
+    user, ...); each event names its envelope's message id."""
+    with ctx.store.transaction():
+        for s in sealed:
+            ctx.store.enqueue(s.topic, s.value, key=key, headers=[CONTENT_TYPE_HEADER])
+        if collect and sealed:
+            ctx.audit.emit(
+                AuditAct.COLLECTION,
+                operation,
+                message_id=sealed[0].message_id,
+                reason=collection_reason,
+                **audit,
+            )
+        for s in sealed:
+            for agency, view in s.recipients:
+                ctx.audit.emit(
+                    AuditAct.DISCLOSURE,
+                    operation,
+                    message_id=s.message_id,
+                    recipient=agency,
+                    view=view,
+                    **audit,
+                )
