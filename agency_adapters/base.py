@@ -4,7 +4,8 @@ An adapter reads one record of its agency's system (a JSON object, or one row of
 a CSV export as ``csv.DictReader`` yields it), names the canonical message it
 maps to by the record's type code, and builds that message; received messages go
 the other way, into whatever the agency's system imports. The gateway does the
-security; an adapter only translates.
+security; an adapter only translates. Where exports differ only in names, formats
+and codes, the mapping is a table (``agency_adapters.tables``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import csv
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from broker.errors import SchemaError
+from broker.errors import SchemaError, invalid
 from broker.gateway import AgencyGateway
 from broker.gateway.publish import PublishResult
 from schemas.common import Role, ViewKind, from_data
@@ -43,6 +43,7 @@ def uk_date(text: str) -> str:
 
 
 def optional_uk_date(text: str | None) -> str | None:
+    """As ``uk_date``, but a blank or absent date is no date (None)."""
     return uk_date(text) if text else None
 
 
@@ -56,6 +57,11 @@ def iso_day(text: str) -> str:
 def items(cell: str | None) -> list[str]:
     """A CSV cell holding a list: items separated by ';', blanks dropped."""
     return [part.strip() for part in (cell or "").split(LIST_SEPARATOR) if part.strip()]
+
+
+def optional_text(cell: str | None) -> str | None:
+    """A CSV cell's text, or None for a blank one: a row cannot leave a cell out."""
+    return cell or None
 
 
 def yes(cell: str | bool | None) -> bool:
@@ -164,11 +170,8 @@ class AgencyAdapter(ABC):
                 code="adapter.record-invalid",
             ) from None
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise SchemaError(
-                f"{self.system} record maps to an invalid message at "
-                f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
-                code="adapter.record-invalid",
+            raise invalid(
+                exc, f"{self.system} record's message", code="adapter.record-invalid"
             ) from None
         except ValueError as exc:
             raise SchemaError(
@@ -213,43 +216,3 @@ class AgencyAdapter(ABC):
     async def open(self, message_id: str, *, user: str, justification: str) -> dict[str, Any]:
         opened = await self.gateway.consult(message_id, user=user, justification=justification)
         return self.from_canonical(opened.body, opened.view)
-
-
-@dataclass(frozen=True)
-class ReferralColumns:
-    """Where a CSV export keeps the parts of a MAPPA A referral (column names).
-
-    DtC agencies' systems export referrals as flat rows that differ only in their
-    column names; dates are dd/mm/yyyy.
-    """
-
-    pnc: str
-    name: str
-    dob: str
-    area: str
-    category: str
-    level: str
-    referred_on: str
-    requested_level: str
-    reason: str
-    risk: str
-    summary: str
-    referrer: str
-
-    def read(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "subject": {
-                "pnc_id": row[self.pnc],
-                "name": row[self.name],
-                "date_of_birth": uk_date(row[self.dob]),
-            },
-            "area": row[self.area],
-            "category": int(row[self.category]),
-            "level": int(row[self.level]),
-            "referred_on": uk_date(row[self.referred_on]),
-            "requested_level": int(row[self.requested_level]),
-            "reason": row[self.reason],
-            "risk_of_serious_harm": enum_code(row[self.risk]),
-            "risk_summary": row[self.summary],
-            "referrer": row[self.referrer],
-        }

@@ -16,28 +16,23 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from agency_adapters.base import AgencyAdapter, RecordMapping, detail, optional_uk_date, uk_date
+from agency_adapters.tables import SubjectColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
-
-def case(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "subject": {
-            "pnc_id": record["pnc"],
-            "visor_ref": record.get("visorRef"),
-            "name": record["name"],
-            "date_of_birth": uk_date(record["dob"]),
-        },
-        "area": record["area"],
-        "category": int(record["category"]),
-        "level": int(record["level"]),
-    }
+CASE = SubjectColumns(
+    refs={"visor_ref": "visorRef?"},
+    name="name",
+    dob="dob",
+    mappa=("area", "category", "level"),
+    date=uk_date,
+)
 
 
 def level(record: Mapping[str, Any]) -> dict[str, Any]:
     d = record["decision"]
     return {
-        **case(record),
+        **CASE.about(record),
         "previous_level": d.get("previousLevel"),
         "effective_date": uk_date(d["effective"]),
         "next_review": uk_date(d["review"]),
@@ -50,7 +45,7 @@ def level(record: Mapping[str, Any]) -> dict[str, Any]:
 def minutes(record: Mapping[str, Any]) -> dict[str, Any]:
     m = record["meeting"]
     return {
-        **case(record),
+        **CASE.about(record),
         "meeting_date": uk_date(m["date"]),
         "meeting_kind": m["type"].lower(),
         "chair": m["chair"],
@@ -73,7 +68,7 @@ def transfer(record: Mapping[str, Any]) -> dict[str, Any]:
     """The unit confirms a transfer with the receiving area's unit."""
     t = record["transfer"]
     return {
-        **case(record),
+        **CASE.about(record),
         "stage": t["stage"].lower(),
         "to_area": t["toArea"],
         "move_date": uk_date(t["moveDate"]),
@@ -91,7 +86,7 @@ def disclosure(record: Mapping[str, Any]) -> dict[str, Any]:
     """The meeting chair's disclosure decision, recorded by the unit."""
     d = record["disclosure"]
     return {
-        **case(record),
+        **CASE.about(record),
         "scheme": d["scheme"],
         "decision": d["decision"],
         "decided_on": uk_date(d["date"]),
@@ -108,7 +103,7 @@ def case_team(record: Mapping[str, Any]) -> dict[str, Any]:
     """Who is active on the case, as the unit's register lists the agencies."""
     t = record["team"]
     return {
-        **case(record),
+        **CASE.about(record),
         "effective_from": uk_date(t["from"]),
         "lead_agency": t["lead"],
         "members": [{"agency_id": m["agency"], "role": m["role"]} for m in t["members"]],

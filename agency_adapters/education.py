@@ -12,17 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import (
-    AgencyAdapter,
-    RecordMapping,
-    ReferralColumns,
-    detail,
-    flat_text,
-)
+from agency_adapters.base import AgencyAdapter, RecordMapping
+from agency_adapters.tables import AlertColumns, ReferralColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
-COLUMNS = ReferralColumns(
+COLUMNS = ReferralColumns.row(
     pnc="PNC",
     name="Name",
     dob="DateOfBirth",
@@ -37,6 +32,8 @@ COLUMNS = ReferralColumns(
     referrer="DSL",
 )
 
+ALERTS = AlertColumns(kind=("LogType", "MAPPA"), dob=None, level=None, detail="Detail")
+
 
 class EducationAdapter(AgencyAdapter):
     role = Role.EDUCATION
@@ -48,11 +45,4 @@ class EducationAdapter(AgencyAdapter):
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
-        return {
-            "LogType": "MAPPA",
-            "PNC": body.subject.pnc_id,
-            "Name": body.subject.name,
-            "Notice": body.message_type,
-            "View": view.value,
-            "Detail": flat_text(detail(body)),
-        }
+        return ALERTS.render(body, view)

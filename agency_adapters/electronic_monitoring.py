@@ -14,18 +14,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import (
-    AgencyAdapter,
-    RecordMapping,
-    ReferralColumns,
-    detail,
-    flat_text,
-    items,
-)
+from agency_adapters.base import AgencyAdapter, RecordMapping, flat_text, items
+from agency_adapters.tables import AlertColumns, ReferralColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import LicenceConditionsSet, MessageBody
 
-COLUMNS = ReferralColumns(
+
+def violations(cell: str) -> str:
+    """The ';'-separated violations of an escalation as the referral's reason.
+
+    Raises ValueError if the cell lists none: an escalation is about at least one.
+    """
+    listed = items(cell)
+    if not listed:
+        raise ValueError("an escalation lists at least one violation")
+    return f"Monitoring violations: {', '.join(listed)}"[:200]
+
+
+COLUMNS = ReferralColumns.row(
     pnc="SubjectPNC",
     name="SubjectName",
     dob="SubjectDOB",
@@ -38,16 +44,12 @@ COLUMNS = ReferralColumns(
     risk="RoSH",
     summary="Summary",
     referrer="MonitoringOfficer",
+    convert={"Violations": violations},
 )
 
-
-def escalation(row: Mapping[str, Any]) -> dict[str, Any]:
-    data = COLUMNS.read(row)
-    violations = items(row["Violations"])
-    if not violations:
-        raise ValueError("an escalation lists at least one violation")
-    data["reason"] = f"Monitoring violations: {', '.join(violations)}"[:200]
-    return data
+ALERTS = AlertColumns(
+    kind=("RecordType", "NOTICE"), pnc="SubjectPNC", name="SubjectName", dob=None, level=None
+)
 
 
 class ElectronicMonitoringAdapter(AgencyAdapter):
@@ -56,18 +58,11 @@ class ElectronicMonitoringAdapter(AgencyAdapter):
     system = "electronic monitoring centre CSV"
     record_type_field = "RecordType"
     record_types: ClassVar[Mapping[str, RecordMapping]] = {
-        "ESCALATION": ("level-referral", escalation),
+        "ESCALATION": ("level-referral", COLUMNS.read),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
-        row = {
-            "RecordType": "NOTICE",
-            "SubjectPNC": body.subject.pnc_id,
-            "SubjectName": body.subject.name,
-            "Notice": body.message_type,
-            "View": view.value,
-            "Details": flat_text(detail(body)),
-        }
+        row = ALERTS.render(body, view)
         if isinstance(body, LicenceConditionsSet):
             curfew = body.curfew
             row |= {

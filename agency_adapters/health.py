@@ -18,29 +18,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import AgencyAdapter, RecordMapping, detail, enum_code
+from agency_adapters.base import AgencyAdapter, RecordMapping, detail
+from agency_adapters.tables import ReferralColumns, SubjectColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
-
-def patient(record: Mapping[str, Any]) -> dict[str, Any]:
-    m = record["mappa"]
-    return {
-        "subject": {
-            "pnc_id": record["pnc"],
-            "name": record["patientName"],
-            "date_of_birth": record["dateOfBirth"],
-        },
-        "area": m["area"],
-        "category": int(m["category"]),
-        "level": int(m["level"]),
-    }
+PATIENT = SubjectColumns(name="patientName", date=None)
+REFERRAL = ReferralColumns(
+    PATIENT,
+    risk="riskLevel",
+    summary="riskSummary",
+    referrer="clinician",
+    health_notes="clinicalNotes?",
+)
 
 
 def hospital_order(record: Mapping[str, Any]) -> dict[str, Any]:
     o = record["order"]
     return {
-        **patient(record),
+        **PATIENT.about(record),
         "basis": "hospital-or-guardianship-order",
         "index_offence": o["offence"],
         "conviction_date": o["convicted"],
@@ -51,20 +47,6 @@ def hospital_order(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def referral(record: Mapping[str, Any]) -> dict[str, Any]:
-    r = record["referral"]
-    return {
-        **patient(record),
-        "referred_on": r["date"],
-        "requested_level": int(r["levelRequested"]),
-        "reason": r["reason"],
-        "risk_of_serious_harm": enum_code(r["riskLevel"]),
-        "risk_summary": r["riskSummary"],
-        "referrer": r["clinician"],
-        "health_notes": r.get("clinicalNotes"),
-    }
-
-
 class HealthAdapter(AgencyAdapter):
     role = Role.HEALTH
     kind = "health"
@@ -72,7 +54,7 @@ class HealthAdapter(AgencyAdapter):
     record_type_field = "documentType"
     record_types: ClassVar[Mapping[str, RecordMapping]] = {
         "HOSPITAL_ORDER": ("eligibility-notified", hospital_order),
-        "MAPPA_REFERRAL": ("level-referral", referral),
+        "MAPPA_REFERRAL": ("level-referral", REFERRAL.read),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

@@ -21,29 +21,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import AgencyAdapter, RecordMapping, enum_code, uk_date
+from agency_adapters.base import AgencyAdapter, RecordMapping, uk_date
+from agency_adapters.tables import ReferralColumns, SubjectColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
-
-def referral(record: Mapping[str, Any]) -> dict[str, Any]:
-    r = record["referral"]
-    return {
-        "subject": {
-            "pnc_id": record["policeRef"],
-            "name": record["applicantName"],
-            "date_of_birth": uk_date(record["dateOfBirth"]),
-        },
-        "area": record["mappaArea"],
-        "category": int(record["mappaCategory"]),
-        "level": int(record["mappaLevel"]),
-        "referred_on": uk_date(r["date"]),
-        "requested_level": int(r["levelRequested"]),
-        "reason": r["reason"],
-        "risk_of_serious_harm": enum_code(r["risk"]),
-        "risk_summary": r["summary"],
-        "referrer": r["officer"],
-    }
+REFERRAL = ReferralColumns(
+    SubjectColumns(
+        pnc="policeRef",
+        name="applicantName",
+        mappa=("mappaArea", "mappaCategory", "mappaLevel"),
+        date=uk_date,
+    ),
+    risk="risk",
+    referrer="officer",
+)
 
 
 class HousingAdapter(AgencyAdapter):
@@ -52,7 +44,7 @@ class HousingAdapter(AgencyAdapter):
     system = "housing management export"
     record_type_field = "caseType"
     record_types: ClassVar[Mapping[str, RecordMapping]] = {
-        "MAPPA_REFERRAL": ("level-referral", referral),
+        "MAPPA_REFERRAL": ("level-referral", REFERRAL.read),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

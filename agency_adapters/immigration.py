@@ -17,29 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import AgencyAdapter, RecordMapping, detail, enum_code
+from agency_adapters.base import AgencyAdapter, RecordMapping, detail
+from agency_adapters.tables import ReferralColumns, SubjectColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
-
-def referral(record: Mapping[str, Any]) -> dict[str, Any]:
-    m, r = record["mappa"], record["referral"]
-    return {
-        "subject": {
-            "pnc_id": record["pnc"],
-            "name": f"{record['givenNames']} {record['familyName']}",
-            "date_of_birth": record["dateOfBirth"],
-        },
-        "area": m["area"],
-        "category": int(m["category"]),
-        "level": int(m["level"]),
-        "referred_on": r["date"],
-        "requested_level": int(r["levelRequested"]),
-        "reason": r["reason"],
-        "risk_of_serious_harm": enum_code(r["risk"]),
-        "risk_summary": r["summary"],
-        "referrer": r["caseworker"],
-    }
+REFERRAL = ReferralColumns(
+    SubjectColumns(name=("givenNames", "familyName"), date=None),
+    risk="risk",
+    referrer="caseworker",
+)
 
 
 class ImmigrationAdapter(AgencyAdapter):
@@ -48,7 +35,7 @@ class ImmigrationAdapter(AgencyAdapter):
     system = "Home Office case-working export"
     record_type_field = "caseEvent"
     record_types: ClassVar[Mapping[str, RecordMapping]] = {
-        "MAPPA_REFERRAL": ("level-referral", referral),
+        "MAPPA_REFERRAL": ("level-referral", REFERRAL.read),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

@@ -11,17 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import (
-    AgencyAdapter,
-    RecordMapping,
-    ReferralColumns,
-    detail,
-    flat_text,
-)
+from agency_adapters.base import AgencyAdapter, RecordMapping
+from agency_adapters.tables import AlertColumns, ReferralColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
-COLUMNS = ReferralColumns(
+COLUMNS = ReferralColumns.row(
     pnc="PNC",
     name="ClaimantName",
     dob="DOB",
@@ -36,6 +31,8 @@ COLUMNS = ReferralColumns(
     referrer="WorkCoach",
 )
 
+ALERTS = AlertColumns(name="ClaimantName", detail="Summary")
+
 
 class JobcentreAdapter(AgencyAdapter):
     role = Role.JOBCENTRE
@@ -47,13 +44,4 @@ class JobcentreAdapter(AgencyAdapter):
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
-        return {
-            "AlertType": "MAPPA",
-            "PNC": body.subject.pnc_id,
-            "ClaimantName": body.subject.name,
-            "DOB": body.subject.date_of_birth,
-            "MappaLevel": str(int(body.level)),
-            "Notice": body.message_type,
-            "View": view.value,
-            "Summary": flat_text(detail(body)),
-        }
+        return ALERTS.render(body, view)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from agency_adapters.base import AgencyAdapter, RecordMapping, enum_code, optional_uk_date, uk_date
+from agency_adapters.tables import ExitColumns, PlanColumns, ReferralColumns, SubjectColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
@@ -41,14 +42,23 @@ SCHEMES = {
     "RIGHT_TO_KNOW": "right-to-know",
 }
 
-
-def subject_from(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "pnc_id": record["pnc"],
-        "visor_ref": record.get("visorRef"),
-        "name": f"{record['forenames']} {record['surname']}",
-        "date_of_birth": uk_date(record["dob"]),
-    }
+NOMINAL = SubjectColumns(
+    refs={"visor_ref": "visorRef?"},
+    name=("forenames", "surname"),
+    dob="dob",
+    mappa=("mappaArea", "mappaCategory", "mappaLevel"),
+    date=uk_date,
+)
+REFERRAL = ReferralColumns(
+    NOMINAL,
+    risk="rosh",
+    referrer="officer",
+    victims="victims?",
+    intelligence_source="intelSource?",
+)
+# The ViSOR risk management plan: actions under the four MAPPA headings.
+PLAN = PlanColumns(NOMINAL, review_by="review", treatment_detail=None)
+EXIT = ExitColumns(NOMINAL, within="exit")
 
 
 def premises(p: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -63,19 +73,10 @@ def premises(p: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def nominal(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "subject": subject_from(record),
-        "area": record["mappaArea"],
-        "category": int(record["mappaCategory"]),
-        "level": int(record["mappaLevel"]),
-    }
-
-
 def arms(record: Mapping[str, Any]) -> dict[str, Any]:
     a = record["arms"]
     return {
-        **nominal(record),
+        **NOMINAL.about(record),
         "tool": "ARMS",
         "assessed_on": uk_date(a["completed"]),
         "risk_of_serious_harm": enum_code(a["rosh"]),
@@ -92,7 +93,7 @@ def notification(record: Mapping[str, Any]) -> dict[str, Any]:
     n = record["notification"]
     travel = n.get("travel")
     return {
-        **nominal(record),
+        **NOMINAL.about(record),
         "notification": NOTIFICATION_TYPES[n["type"]],
         "notified_on": uk_date(n["date"]),
         "due_by": optional_uk_date(n.get("dueBy")),
@@ -118,7 +119,7 @@ def notification(record: Mapping[str, Any]) -> dict[str, Any]:
 def breach_outcome(record: Mapping[str, Any]) -> dict[str, Any]:
     b = record["breach"]
     return {
-        **nominal(record),
+        **NOMINAL.about(record),
         "requirement_breached": NOTIFICATION_TYPES[b["requirement"]],
         "outcome": enum_code(b["disposal"]),
         "outcome_date": uk_date(b["date"]),
@@ -132,7 +133,7 @@ def breach_outcome(record: Mapping[str, Any]) -> dict[str, Any]:
 def civil_order(record: Mapping[str, Any]) -> dict[str, Any]:
     o = record["order"]
     return {
-        **nominal(record),
+        **NOMINAL.about(record),
         "order": ORDER_TYPES[o["type"]],
         "change": enum_code(o["action"]),
         "court": o["court"],
@@ -146,7 +147,7 @@ def civil_order(record: Mapping[str, Any]) -> dict[str, Any]:
 def disclosure(record: Mapping[str, Any]) -> dict[str, Any]:
     d = record["disclosure"]
     return {
-        **nominal(record),
+        **NOMINAL.about(record),
         "scheme": SCHEMES[d["scheme"]],
         "decision": "disclose" if d["disclose"] else "do-not-disclose",
         "decided_on": uk_date(d["decided"]),
@@ -163,7 +164,7 @@ def eligibility(record: Mapping[str, Any]) -> dict[str, Any]:
     """A ViSOR nominal created at conviction: the basis of MAPPA eligibility."""
     c = record["conviction"]
     return {
-        **nominal(record),
+        **NOMINAL.about(record),
         "basis": enum_code(c["mappaBasis"]),
         "index_offence": c["offence"],
         "conviction_date": uk_date(c["convicted"]),
@@ -176,49 +177,11 @@ def eligibility(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def referral(record: Mapping[str, Any]) -> dict[str, Any]:
-    r = record["referral"]
-    return {
-        **nominal(record),
-        "referred_on": uk_date(r["date"]),
-        "requested_level": int(r["levelRequested"]),
-        "reason": r["reason"],
-        "risk_of_serious_harm": enum_code(r["rosh"]),
-        "risk_summary": r["summary"],
-        "referrer": r["officer"],
-        "victims": r.get("victims", []),
-        "intelligence_source": r.get("intelSource"),
-    }
-
-
-def plan(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The ViSOR risk management plan: actions under the four MAPPA headings."""
-    p = record["plan"]
-    return {
-        **nominal(record),
-        "lead_agency": p["leadAgency"],
-        "updated_on": uk_date(p["updated"]),
-        "review_by": uk_date(p["review"]),
-        "actions": [
-            {
-                "heading": enum_code(a["heading"]),
-                "owner": a["owner"],
-                "action": a["action"],
-                "due": optional_uk_date(a.get("due")),
-                "status": enum_code(a.get("status", "OPEN")),
-            }
-            for a in p["actions"]
-        ],
-        "contingency": p.get("contingency"),
-        "victim_safety_measures": p.get("victimSafety", []),
-    }
-
-
 def transfer(record: Mapping[str, Any]) -> dict[str, Any]:
     """ViSOR record transfer to the force of the new area."""
     t = record["transfer"]
     return {
-        **nominal(record),
+        **NOMINAL.about(record),
         "stage": enum_code(t["stage"]),
         "to_area": t["toArea"],
         "move_date": uk_date(t["moveDate"]),
@@ -233,7 +196,7 @@ def transfer(record: Mapping[str, Any]) -> dict[str, Any]:
 def further_offence(record: Mapping[str, Any]) -> dict[str, Any]:
     f = record["furtherOffence"]
     return {
-        **nominal(record),
+        **NOMINAL.about(record),
         "offence": f["offence"],
         "offence_date": uk_date(f["committed"]),
         "charged_on": optional_uk_date(f.get("charged")),
@@ -241,18 +204,6 @@ def further_offence(record: Mapping[str, Any]) -> dict[str, Any]:
         "review_required": bool(f["sfoReview"]),
         "circumstances": f["circumstances"],
         "victims": f.get("victims", []),
-    }
-
-
-def exit_mappa(record: Mapping[str, Any]) -> dict[str, Any]:
-    e = record["exit"]
-    return {
-        **nominal(record),
-        "reason": enum_code(e["reason"]),
-        "exit_date": uk_date(e["date"]),
-        "lead_agency": e["leadAgency"],
-        "notes": e.get("notes"),
-        "continuing_arrangements": e.get("continuing"),
     }
 
 
@@ -268,11 +219,11 @@ class PoliceAdapter(AgencyAdapter):
         "CIVIL_ORDER": ("civil-order-made", civil_order),
         "DISCLOSURE": ("disclosure-decision", disclosure),
         "ELIGIBILITY": ("eligibility-notified", eligibility),
-        "REFERRAL": ("level-referral", referral),
-        "RMP": ("risk-management-plan-updated", plan),
+        "REFERRAL": ("level-referral", REFERRAL.read),
+        "RMP": ("risk-management-plan-updated", PLAN.read),
         "TRANSFER": ("area-transfer", transfer),
         "SFO": ("serious-further-offence", further_offence),
-        "EXIT": ("exit-from-mappa", exit_mappa),
+        "EXIT": ("exit-from-mappa", EXIT.read),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from agency_adapters.base import AgencyAdapter, RecordMapping, enum_code
+from agency_adapters.tables import PlanColumns, ReferralColumns, SubjectColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
@@ -28,27 +29,31 @@ BASES = {
     "TERRORISM": "terrorism-risk",
 }
 
-
-def prisoner(record: Mapping[str, Any]) -> dict[str, Any]:
-    m = record["mappa"]
-    return {
-        "subject": {
-            "pnc_id": record["pncNumber"],
-            "prison_number": record["offenderNo"],
-            # NOMIS keeps names in capitals; messages carry them as people write them.
-            "name": f"{record['firstName'].title()} {record['lastName'].title()}",
-            "date_of_birth": record["dateOfBirth"],
-        },
-        "area": m["area"],
-        "category": int(m["category"]),
-        "level": int(m["level"]),
-    }
+PRISONER = SubjectColumns(
+    pnc="pncNumber",
+    refs={"prison_number": "offenderNo"},
+    name=("firstName", "lastName"),
+    date=None,
+    names_in_capitals=True,
+)
+# MAPPA A from the offender management unit, due six months before release.
+REFERRAL = ReferralColumns(
+    PRISONER,
+    referred_on="referralDate",
+    risk="rosh",
+    release_or_hearing_date="releaseDate?",
+    referrer="omuContact",
+    health_notes="healthcareNotes?",
+    intelligence_source="securityIntel?",
+)
+# The custody risk management plan while the prison leads.
+PLAN = PlanColumns(PRISONER, action_status=False, contingency=None, victim_safety_measures=None)
 
 
 def release(record: Mapping[str, Any]) -> dict[str, Any]:
     r = record["release"]
     return {
-        **prisoner(record),
+        **PRISONER.about(record),
         "release_date": r["releaseDate"],
         "establishment": r["establishment"],
         "release_address": r.get("address"),
@@ -64,7 +69,7 @@ def reception(record: Mapping[str, Any]) -> dict[str, Any]:
     """A recalled prisoner received back into custody."""
     r = record["reception"]
     return {
-        **prisoner(record),
+        **PRISONER.about(record),
         "event": "returned-to-custody",
         "event_date": r["receptionDate"],
         "breach_of": "licence",
@@ -78,7 +83,7 @@ def sentence(record: Mapping[str, Any]) -> dict[str, Any]:
     """MAPPA screening at sentence: the prisoner is eligible, on this basis."""
     s = record["sentence"]
     return {
-        **prisoner(record),
+        **PRISONER.about(record),
         "basis": BASES[s["mappaBasis"]],
         "index_offence": s["mainOffence"],
         "conviction_date": s["convictionDate"],
@@ -92,49 +97,11 @@ def sentence(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def referral(record: Mapping[str, Any]) -> dict[str, Any]:
-    """MAPPA A from the offender management unit, due six months before release."""
-    r = record["referral"]
-    return {
-        **prisoner(record),
-        "referred_on": r["referralDate"],
-        "requested_level": int(r["levelRequested"]),
-        "reason": r["reason"],
-        "risk_of_serious_harm": enum_code(r["rosh"]),
-        "risk_summary": r["summary"],
-        "release_or_hearing_date": r.get("releaseDate"),
-        "referrer": r["omuContact"],
-        "health_notes": r.get("healthcareNotes"),
-        "intelligence_source": r.get("securityIntel"),
-    }
-
-
-def plan(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The custody risk management plan while the prison leads."""
-    p = record["plan"]
-    return {
-        **prisoner(record),
-        "lead_agency": p["leadAgency"],
-        "updated_on": p["updated"],
-        "review_by": p["reviewBy"],
-        "actions": [
-            {
-                "heading": enum_code(a["heading"]),
-                "owner": a["owner"],
-                "action": a["action"],
-                "due": a.get("due"),
-            }
-            for a in p["actions"]
-        ],
-        "treatment_detail": p.get("interventions"),
-    }
-
-
 def licence(record: Mapping[str, Any]) -> dict[str, Any]:
     """Licence conditions issued at release by the governor on the Secretary of State's behalf."""
     lic = record["licence"]
     return {
-        **prisoner(record),
+        **PRISONER.about(record),
         "change": enum_code(lic["action"]),
         "licence_start": lic["startDate"],
         "licence_end": lic["expiryDate"],
@@ -157,8 +124,8 @@ class PrisonAdapter(AgencyAdapter):
         "RELEASE": ("release-scheduled", release),
         "RECEPTION": ("breach-recall", reception),
         "SENTENCE": ("eligibility-notified", sentence),
-        "REFERRAL": ("level-referral", referral),
-        "RMP": ("risk-management-plan-updated", plan),
+        "REFERRAL": ("level-referral", REFERRAL.read),
+        "RMP": ("risk-management-plan-updated", PLAN.read),
         "LICENCE": ("licence-conditions-set", licence),
     }
 

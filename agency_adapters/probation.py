@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import AgencyAdapter, RecordMapping, enum_code, iso_day
+from agency_adapters.base import AgencyAdapter, RecordMapping, detail, enum_code, iso_day
+from agency_adapters.tables import ExitColumns, PlanColumns, ReferralColumns, SubjectColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 from schemas.messages.risk import RiskLevel
@@ -45,25 +46,23 @@ ROSH_ORDER = [RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH, RiskLevel.VERY_HI
 EVENTS = {"BREACH": "breach", "RECALL": "recall", "RTC": "returned-to-custody"}
 
 
-def mappa_code(text: str, prefix: str) -> int:
-    """nDelius register codes "M1" (category) and "L2" (level) as numbers."""
-    if not (isinstance(text, str) and text.startswith(prefix) and text[1:].isdigit()):
-        raise ValueError(f"expected a MAPPA code like {prefix}1, got {text!r}")
-    return int(text[1:])
-
-
-def case(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "subject": {
-            "pnc_id": record["pnc"],
-            "probation_crn": record["crn"],
-            "name": f"{record['firstName']} {record['surname']}",
-            "date_of_birth": record["dateOfBirth"],
-        },
-        "area": record["mappaArea"],
-        "category": mappa_code(record["mappa"]["category"], "M"),
-        "level": mappa_code(record["mappa"]["level"], "L"),
-    }
+CASE = SubjectColumns(
+    refs={"probation_crn": "crn"},
+    name=("firstName", "surname"),
+    mappa=("mappaArea", "mappa.category", "mappa.level"),
+    date=None,
+    code_prefixes=("M", "L"),
+)
+REFERRAL = ReferralColumns(
+    CASE,
+    risk="rosh",
+    release_or_hearing_date="releaseDate?",
+    referrer="offenderManager",
+    victims="victims?",
+    health_notes="healthIssues?",
+)
+PLAN = PlanColumns(CASE)
+TERMINATION = ExitColumns(CASE, within="termination")
 
 
 def oasys(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,7 +72,7 @@ def oasys(record: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("an OASys RoSH summary scores at least one group")
     overall = max(scores.values(), key=ROSH_ORDER.index)
     return {
-        **case(record),
+        **CASE.about(record),
         "tool": "OASys",
         "assessed_on": iso_day(o["completedDate"]),
         "risk_of_serious_harm": overall.value,
@@ -90,7 +89,7 @@ def licence(record: Mapping[str, Any]) -> dict[str, Any]:
     lic = record["licence"]
     curfew = lic.get("curfew")
     return {
-        **case(record),
+        **CASE.about(record),
         "change": "made" if lic["action"] == "SET" else enum_code(lic["action"]),
         "licence_start": lic["startDate"],
         "licence_end": lic["endDate"],
@@ -109,7 +108,7 @@ def licence(record: Mapping[str, Any]) -> dict[str, Any]:
 def recall(record: Mapping[str, Any]) -> dict[str, Any]:
     r = record["recall"]
     return {
-        **case(record),
+        **CASE.about(record),
         "event": EVENTS[r["event"]],
         "event_date": r["date"],
         "breach_of": enum_code(r["breachOf"]),
@@ -123,7 +122,7 @@ def recall(record: Mapping[str, Any]) -> dict[str, Any]:
 def transfer(record: Mapping[str, Any]) -> dict[str, Any]:
     t = record["transfer"]
     return {
-        **case(record),
+        **CASE.about(record),
         "stage": enum_code(t["status"]),
         "to_area": t["receivingArea"],
         "move_date": t["moveDate"],
@@ -139,7 +138,7 @@ def transfer(record: Mapping[str, Any]) -> dict[str, Any]:
 def victim_contact(record: Mapping[str, Any]) -> dict[str, Any]:
     v = record["victimContact"]
     return {
-        **case(record),
+        **CASE.about(record),
         "received_on": v["date"],
         "liaison_officer": v["vlo"],
         "statutory_scheme": bool(v["statutory"]),
@@ -154,7 +153,7 @@ def victim_contact(record: Mapping[str, Any]) -> dict[str, Any]:
 def sfo(record: Mapping[str, Any]) -> dict[str, Any]:
     s = record["sfo"]
     return {
-        **case(record),
+        **CASE.about(record),
         "offence": s["offence"],
         "offence_date": s["offenceDate"],
         "charged_on": s.get("chargeDate"),
@@ -169,7 +168,7 @@ def registration(record: Mapping[str, Any]) -> dict[str, Any]:
     """The MAPPA register entry nDelius adds at sentence: eligibility and its basis."""
     r = record["registration"]
     return {
-        **case(record),
+        **CASE.about(record),
         "basis": enum_code(r["basis"]),
         "index_offence": r["mainOffence"],
         "conviction_date": r["convictionDate"],
@@ -182,50 +181,11 @@ def registration(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def referral(record: Mapping[str, Any]) -> dict[str, Any]:
-    r = record["referral"]
-    return {
-        **case(record),
-        "referred_on": r["date"],
-        "requested_level": mappa_code(r["levelRequested"], "L"),
-        "reason": r["reason"],
-        "risk_of_serious_harm": enum_code(r["rosh"]),
-        "risk_summary": r["summary"],
-        "release_or_hearing_date": r.get("releaseDate"),
-        "referrer": r["offenderManager"],
-        "victims": r.get("victims", []),
-        "health_notes": r.get("healthIssues"),
-    }
-
-
-def plan(record: Mapping[str, Any]) -> dict[str, Any]:
-    p = record["plan"]
-    return {
-        **case(record),
-        "lead_agency": p["leadAgency"],
-        "updated_on": p["updated"],
-        "review_by": p["reviewBy"],
-        "actions": [
-            {
-                "heading": enum_code(a["heading"]),
-                "owner": a["owner"],
-                "action": a["action"],
-                "due": a.get("due"),
-                "status": enum_code(a.get("status", "OPEN")),
-            }
-            for a in p["actions"]
-        ],
-        "contingency": p.get("contingency"),
-        "victim_safety_measures": p.get("victimSafety", []),
-        "treatment_detail": p.get("interventions"),
-    }
-
-
 def release_address(record: Mapping[str, Any]) -> dict[str, Any]:
     """The offender manager approves the release address (or approved premises)."""
     r = record["releaseAddress"]
     return {
-        **case(record),
+        **CASE.about(record),
         "release_date": r["releaseDate"],
         "establishment": r["establishment"],
         "release_address": r["address"],
@@ -236,22 +196,7 @@ def release_address(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def termination(record: Mapping[str, Any]) -> dict[str, Any]:
-    t = record["termination"]
-    return {
-        **case(record),
-        "reason": enum_code(t["reason"]),
-        "exit_date": t["date"],
-        "lead_agency": t["leadAgency"],
-        "notes": t.get("notes"),
-        "continuing_arrangements": t.get("continuing"),
-    }
-
-
 def case_contact(body: MessageBody, view: ViewKind) -> dict[str, Any]:
-    detail = body.model_dump(
-        mode="json", exclude={"subject", "area", "category", "level", "message_type"}
-    )
     return {
         "crn": body.subject.probation_crn,
         "pnc": body.subject.pnc_id,
@@ -259,7 +204,7 @@ def case_contact(body: MessageBody, view: ViewKind) -> dict[str, Any]:
         "contactType": CONTACT_TYPES.get(body.message_type, "MAPPA_OTHER"),
         "mappa": {"category": f"M{int(body.category)}", "level": f"L{int(body.level)}"},
         "view": view.value,
-        "detail": detail,
+        "detail": detail(body),
     }
 
 
@@ -275,10 +220,10 @@ class ProbationAdapter(AgencyAdapter):
         "VICTIM_CONTACT": ("victim-views", victim_contact),
         "SFO": ("serious-further-offence", sfo),
         "REGISTRATION": ("eligibility-notified", registration),
-        "REFERRAL": ("level-referral", referral),
-        "RMP": ("risk-management-plan-updated", plan),
+        "REFERRAL": ("level-referral", REFERRAL.read),
+        "RMP": ("risk-management-plan-updated", PLAN.read),
         "RELEASE_ADDRESS": ("release-scheduled", release_address),
-        "TERMINATION": ("exit-from-mappa", termination),
+        "TERMINATION": ("exit-from-mappa", TERMINATION.read),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

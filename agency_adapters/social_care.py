@@ -21,57 +21,37 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import (
-    AgencyAdapter,
-    RecordMapping,
-    detail,
-    enum_code,
-    flat_text,
-    uk_date,
-)
+from agency_adapters.base import AgencyAdapter, RecordMapping, detail
+from agency_adapters.tables import AlertColumns, ReferralColumns, SubjectColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
-
-def mosaic_referral(record: Mapping[str, Any]) -> dict[str, Any]:
-    m, f = record["mappa"], record["form"]
-    return {
-        "subject": {
-            "pnc_id": record["pnc"],
-            "name": record["fullName"],
-            "date_of_birth": record["dateOfBirth"],
-        },
-        "area": m["area"],
-        "category": int(m["category"]),
-        "level": int(m["level"]),
-        "referred_on": f["dateReferred"],
-        "requested_level": int(f["levelRequested"]),
-        "reason": f["reason"],
-        "risk_of_serious_harm": enum_code(f["riskLevel"]),
-        "risk_summary": f["riskSummary"],
-        "referrer": f["socialWorker"],
-        "victims": f.get("childrenAtRisk", []),
-    }
+MOSAIC = ReferralColumns(
+    SubjectColumns(name="fullName", date=None),
+    within="form",
+    referred_on="dateReferred",
+    risk="riskLevel",
+    summary="riskSummary",
+    referrer="socialWorker",
+    victims="childrenAtRisk?",
+)
 
 
-def las_referral(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "subject": {
-            "pnc_id": row["PNC"],
-            "name": f"{row['Forename']} {row['Surname']}",
-            "date_of_birth": uk_date(row["DOB"]),
-        },
-        "area": row["MappaArea"],
-        "category": int(row["MappaCategory"]),
-        "level": int(row["MappaLevel"]),
-        "referred_on": uk_date(row["ReferralDate"]),
-        "requested_level": int(row["LevelRequested"]),
-        "reason": row["Reason"],
-        "risk_of_serious_harm": enum_code(row["RoSH"]),
-        "risk_summary": row["RiskSummary"],
-        "referrer": row["Worker"],
-        "health_notes": row.get("HealthNotes") or None,
-    }
+LAS = ReferralColumns.row(
+    pnc="PNC",
+    name=("Forename", "Surname"),
+    dob="DOB",
+    area="MappaArea",
+    category="MappaCategory",
+    level="MappaLevel",
+    referred_on="ReferralDate",
+    requested_level="LevelRequested",
+    reason="Reason",
+    risk="RoSH",
+    summary="RiskSummary",
+    referrer="Worker",
+    health_notes="HealthNotes?",
+)
 
 
 class ChildrensSocialCareAdapter(AgencyAdapter):
@@ -80,7 +60,7 @@ class ChildrensSocialCareAdapter(AgencyAdapter):
     system = "children's social care workflow export"
     record_type_field = "workflowStep"
     record_types: ClassVar[Mapping[str, RecordMapping]] = {
-        "MAPPA_REFERRAL": ("level-referral", mosaic_referral),
+        "MAPPA_REFERRAL": ("level-referral", MOSAIC.read),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
@@ -101,18 +81,9 @@ class AdultSocialCareAdapter(AgencyAdapter):
     system = "adult social care CSV export"
     record_type_field = "FormType"
     record_types: ClassVar[Mapping[str, RecordMapping]] = {
-        "MAPPA_REFERRAL": ("level-referral", las_referral),
+        "MAPPA_REFERRAL": ("level-referral", LAS.read),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
         """One CSV row of the alerts import: every value a string."""
-        return {
-            "AlertType": "MAPPA",
-            "PNC": body.subject.pnc_id,
-            "Name": body.subject.name,
-            "DOB": body.subject.date_of_birth,
-            "MappaLevel": str(int(body.level)),
-            "Notice": body.message_type,
-            "View": view.value,
-            "Details": flat_text(detail(body)),
-        }
+        return AlertColumns().render(body, view)

@@ -13,17 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import (
-    AgencyAdapter,
-    RecordMapping,
-    ReferralColumns,
-    detail,
-    flat_text,
-)
+from agency_adapters.base import AgencyAdapter, RecordMapping
+from agency_adapters.tables import AlertColumns, ReferralColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
-COLUMNS = ReferralColumns(
+COLUMNS = ReferralColumns.row(
     pnc="Police Ref",
     name="Tenant Name",
     dob="DOB",
@@ -38,6 +33,8 @@ COLUMNS = ReferralColumns(
     referrer="Housing Officer",
 )
 
+ALERTS = AlertColumns(kind=("Alert", "MAPPA"), pnc="Police Ref", name="Tenant Name", level="Level")
+
 
 class SocialLandlordAdapter(AgencyAdapter):
     role = Role.HOUSING
@@ -49,13 +46,4 @@ class SocialLandlordAdapter(AgencyAdapter):
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:
-        return {
-            "Alert": "MAPPA",
-            "Police Ref": body.subject.pnc_id,
-            "Tenant Name": body.subject.name,
-            "DOB": body.subject.date_of_birth,
-            "Level": str(int(body.level)),
-            "Notice": body.message_type,
-            "View": view.value,
-            "Details": flat_text(detail(body)),
-        }
+        return ALERTS.render(body, view)

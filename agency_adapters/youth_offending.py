@@ -18,14 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import (
-    AgencyAdapter,
-    RecordMapping,
-    detail,
-    enum_code,
-    optional_uk_date,
-    uk_date,
-)
+from agency_adapters.base import AgencyAdapter, RecordMapping, detail, optional_uk_date, uk_date
+from agency_adapters.tables import ReferralColumns, SubjectColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
 
@@ -36,24 +30,20 @@ BASES = {
 }
 
 
-def young_person(record: Mapping[str, Any]) -> dict[str, Any]:
-    m = record["mappa"]
-    return {
-        "subject": {
-            "pnc_id": record["pnc"],
-            "name": f"{record['givenName']} {record['familyName']}",
-            "date_of_birth": uk_date(record["dob"]),
-        },
-        "area": m["area"],
-        "category": int(m["category"]),
-        "level": int(m["level"]),
-    }
+YOUNG_PERSON = SubjectColumns(name=("givenName", "familyName"), dob="dob", date=uk_date)
+REFERRAL = ReferralColumns(
+    YOUNG_PERSON,
+    risk="rosh",
+    referrer="practitioner",
+    victims="victims?",
+    health_notes="health?",
+)
 
 
 def eligibility(record: Mapping[str, Any]) -> dict[str, Any]:
     o = record["order"]
     return {
-        **young_person(record),
+        **YOUNG_PERSON.about(record),
         "basis": BASES[o["basis"]],
         "index_offence": o["offence"],
         "conviction_date": uk_date(o["convicted"]),
@@ -65,28 +55,13 @@ def eligibility(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def referral(record: Mapping[str, Any]) -> dict[str, Any]:
-    r = record["referral"]
-    return {
-        **young_person(record),
-        "referred_on": uk_date(r["date"]),
-        "requested_level": int(r["levelRequested"]),
-        "reason": r["reason"],
-        "risk_of_serious_harm": enum_code(r["rosh"]),
-        "risk_summary": r["summary"],
-        "referrer": r["practitioner"],
-        "victims": r.get("victims", []),
-        "health_notes": r.get("health"),
-    }
-
-
 class YouthOffendingAdapter(AgencyAdapter):
     role = Role.YOUTH_OFFENDING
     kind = "youth-offending"
     system = "YOT case management export"
     record_types: ClassVar[Mapping[str, RecordMapping]] = {
         "ELIGIBILITY": ("eligibility-notified", eligibility),
-        "REFERRAL": ("level-referral", referral),
+        "REFERRAL": ("level-referral", REFERRAL.read),
     }
 
     def from_canonical(self, body: MessageBody, view: ViewKind) -> dict[str, Any]:

@@ -58,14 +58,15 @@ def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Age
     deployment = Deployment(
         settings=Settings(data_dir=root, topic_namespace="formats"),
         passphrase=passphrase,
-        # Never started: these tests only translate records.
-        transport=KafkaTransport("127.0.0.1:9"),
-        agreement=agreement_for_area(DEMO_AREA, [directory.agency(a) for a in DEMO_PARTIES]),
+        agreements=[agreement_for_area(DEMO_AREA, [directory.agency(a) for a in DEMO_PARTIES])],
     )
+    # Never started: these tests only translate records.
+    idle = KafkaTransport(deployment.settings, bootstrap="127.0.0.1:9")
     by_kind: dict[str, AgencyGateway] = {}
     for spec in DEMO_ROSTER:
         kind = kind_of(spec.agency_id, spec.role)
-        by_kind.setdefault(kind, deployment.gateway(spec.agency_id))
+        if kind not in by_kind:
+            by_kind[kind] = AgencyGateway(deployment.context(spec.agency_id), idle)
     yield by_kind
     deployment.close()
 
@@ -212,9 +213,9 @@ def test_csv_export_round_trip_to_canonical(gateways: dict[str, AgencyGateway]) 
     assert body.model_dump()["referrer"] == "Work coach, Stafford Jobcentre"
 
 
-def broken(kind: str, code: str, path: tuple[str, ...], value: Any) -> dict[str, Any]:
+def broken(kind: str, code: str, path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
     record = copy.deepcopy(RECORDS[(kind, code)])
-    target = record
+    target: Any = record
     for key in path[:-1]:
         target = target[key]
     if value is KeyError:
@@ -290,6 +291,95 @@ def test_malformed_records_get_a_clear_schema_error(
     with pytest.raises(SchemaError, match=fragment) as caught:
         adapter(gateways, kind).to_canonical(record)
     assert caught.value.code.startswith(("adapter.", "schema."))
+
+
+INVALID, BAD_DATE = "adapter.record-invalid", "schema.invalid"
+
+
+def refusal(
+    kind: str,
+    code: str,
+    path: tuple[str | int, ...],
+    value: Any,
+    fragment: str,
+    *,
+    error: str = INVALID,
+) -> Any:
+    """A case: a ``kind`` record broken at ``path``, what its refusal names, and its code."""
+    record = broken(kind, code, path, value)
+    return pytest.param(kind, record, fragment, error, id=f"{kind}-{'.'.join(map(str, path))}")
+
+
+def bad_date(kind: str, code: str, path: tuple[str | int, ...], value: Any) -> Any:
+    """A case: a ``kind`` record with a date at ``path`` that is not dd/mm/yyyy."""
+    return refusal(kind, code, path, value, "dd/mm/yyyy", error=BAD_DATE)
+
+
+@pytest.mark.parametrize(
+    ("kind", "record", "fragment", "code"),
+    [
+        # A dotted path whose object is missing, or is not an object.
+        refusal("health", "MAPPA_REFERRAL", ("referral",), KeyError, "field 'referral'"),
+        refusal("police", "REFERRAL", ("referral",), "x", "mistypes"),
+        refusal("prison", "RMP", ("plan",), KeyError, "field 'plan'"),
+        refusal("probation", "TERMINATION", ("termination",), KeyError, "field 'termination'"),
+        # An optional part that the record does carry must still be what the message takes.
+        refusal("prison", "REFERRAL", ("referral", "releaseDate"), "1/12/2026", "release_or"),
+        refusal("youth-offending", "REFERRAL", ("referral", "victims"), None, "victims"),
+        # The other references an export keeps for the person are required.
+        refusal("probation", "REFERRAL", ("crn",), KeyError, "field 'crn'"),
+        refusal("prison", "REFERRAL", ("offenderNo",), KeyError, "field 'offenderNo'"),
+        # A name kept in parts needs each part; a NOMIS name in capitals must be text.
+        refusal("immigration", "MAPPA_REFERRAL", ("givenNames",), KeyError, "'givenNames'"),
+        refusal("prison", "REFERRAL", ("lastName",), 7, "mistypes"),
+        # nDelius register codes: the category, and the level a referral asks for.
+        refusal("probation", "REFERRAL", ("mappa", "category"), "1", "like M1"),
+        refusal("probation", "REFERRAL", ("referral", "levelRequested"), 2, "like L1"),
+        # Each export's own date format: parsed where dd/mm/yyyy, checked where ISO.
+        bad_date("youth-offending", "REFERRAL", ("referral", "date"), "2026-06-01"),
+        bad_date("housing", "MAPPA_REFERRAL", ("dateOfBirth",), "1980-03-14"),
+        refusal("immigration", "MAPPA_REFERRAL", ("referral", "date"), "1/6/2026", "referred_on"),
+        bad_date("police", "EXIT", ("exit", "date"), "2027-09-01"),
+        # A plan's actions are keyed alike in every export, with due dates its way.
+        refusal("police", "RMP", ("plan", "actions", 0, "heading"), KeyError, "field 'heading'"),
+        bad_date("police", "RMP", ("plan", "actions", 0, "due"), "2026-08-01"),
+        refusal("probation", "RMP", ("plan", "actions"), 5, "mistypes"),
+        # A code that is not one of the message's values.
+        refusal("probation", "TERMINATION", ("termination", "reason"), "RETIRED", "reason"),
+        # A part with its own reading still needs its column.
+        refusal("electronic-monitoring", "ESCALATION", ("Violations",), KeyError, "'Violations'"),
+    ],
+)
+def test_mapping_tables_refuse_what_they_cannot_read(
+    gateways: dict[str, AgencyGateway], kind: str, record: dict[str, Any], fragment: str, code: str
+) -> None:
+    with pytest.raises(SchemaError, match=fragment) as caught:
+        adapter(gateways, kind).to_canonical(record)
+    assert caught.value.code == code
+
+
+def test_parts_a_record_leaves_out_are_none(gateways: dict[str, AgencyGateway]) -> None:
+    police = broken("police", "REFERRAL", ("visorRef",), KeyError)
+    del police["referral"]["intelSource"]
+    data = adapter(gateways, "police").to_canonical(police).model_dump(mode="json")
+    assert data["subject"]["visor_ref"] is None
+    assert (data["intelligence_source"], data["victims"]) == (None, [])
+    # A CSV row cannot leave a cell out: a blank optional cell, or no such column, is none.
+    for value in ("", KeyError):
+        row = broken("adult-social-care", "MAPPA_REFERRAL", ("HealthNotes",), value)
+        assert (
+            adapter(gateways, "adult-social-care").to_canonical(row).model_dump()["health_notes"]
+            is None
+        )
+    exit_ = broken("probation", "TERMINATION", ("termination", "continuing"), KeyError)
+    assert (
+        adapter(gateways, "probation").to_canonical(exit_).model_dump()["continuing_arrangements"]
+        is None
+    )
+    # NOMIS records no status for a plan's actions: each takes the message's own.
+    plan = broken("prison", "RMP", ("plan", "actions", 0, "status"), "DONE")
+    [action] = adapter(gateways, "prison").to_canonical(plan).model_dump(mode="json")["actions"]
+    assert action["status"] == "open"
 
 
 def test_a_record_that_is_not_an_object_is_refused(gateways: dict[str, AgencyGateway]) -> None:

@@ -14,7 +14,7 @@ from agency_adapters.police import PoliceAdapter
 from agency_adapters.prison import PrisonAdapter
 from agency_adapters.probation import ProbationAdapter
 from agency_adapters.registry import adapter_for
-from broker.cli.demo import ARMS_RECORD
+from broker.cli.demo.scenario import ARMS_RECORD
 from broker.errors import PolicyDenied, SchemaError
 from broker.gateway.receive import Handling
 from broker.kafka.transport import KafkaTransport
