@@ -24,7 +24,7 @@ from broker.api.models import (
 from broker.errors import SchemaError
 from broker.gateway.publish import PublishResult
 from broker.gateway.store import InboxItem
-from schemas.audit import AuditAct, Operation, Outcome
+from schemas.audit import Operation
 from schemas.common import ViewKind, format_timestamp
 from schemas.messages import MessageBody
 
@@ -78,16 +78,7 @@ def _publish(served: ServedAgency, request: SubmitRecord) -> PublishResult:
     except SchemaError as exc:
         # A record the agency system sent us, with personal data in it, was not taken:
         # a refused collection, recorded without its content.
-        with ctx.store.transaction():
-            ctx.audit.emit(
-                AuditAct.REFUSAL,
-                Operation.PUBLISH,
-                Outcome.REFUSED,
-                user=request.user,
-                purpose=request.purpose,
-                reason_code=exc.code,
-                reason=exc.reason,
-            )
+        ctx.audit.refusal(Operation.PUBLISH, exc, user=request.user, purpose=request.purpose)
         raise
     # The publisher audits its own refusals (agreement, area, keys) in its transaction.
     return served.gateway.publisher.publish(message, purpose=request.purpose, user=request.user)

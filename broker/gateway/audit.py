@@ -18,12 +18,30 @@ from pydantic import ValidationError
 
 from broker.crypto.keys import PrivateKey
 from broker.crypto.signing import AUDIT_EVENT_PAYLOAD, sign_document, verify_document
-from broker.errors import VerificationError, invalid
+from broker.errors import MappaError, VerificationError, invalid
 from broker.gateway.store import AgencyStore
 from broker.trust.directory import Directory, public_key_of
 from schemas.audit import AuditAct, AuditEvent, Operation, Outcome, SignedAuditEvent
 from schemas.common import format_timestamp
 from schemas.directory import KeyAlg
+from schemas.envelope import EnvelopeHeader
+
+# An audit event's reason is LongText: a longer one is cut, never refused.
+MAX_REASON_CHARS = 4000
+
+
+def header_fields(header: EnvelopeHeader) -> dict[str, Any]:
+    """What an audit event records of a verified envelope header: area, subject, message
+    id and type, agreement and purpose (never anything an unverified header claims)."""
+    return {
+        "area": header.area,
+        "subject_ref": header.subject_ref,
+        "message_id": header.message_id,
+        "message_type": header.message_type,
+        "isa_id": header.isa_id,
+        "isa_version": header.isa_version,
+        "purpose": header.purpose,
+    }
 
 
 def time_ordered_id() -> str:
@@ -130,3 +148,19 @@ class AuditEmitter:
             key=(event.subject_ref or event.agency).encode(),
         )
         return event
+
+    def refusal(
+        self, operation: Operation, error: MappaError, *, reason: str | None = None, **fields: Any
+    ) -> AuditEvent:
+        """Record that ``operation`` was refused for ``error``: its code, and its reason
+        (or ``reason``, which says it in context), cut to the field's bound. In its own
+        transaction, or the caller's if one is open."""
+        with self._store.transaction():
+            return self.emit(
+                AuditAct.REFUSAL,
+                operation,
+                Outcome.REFUSED,
+                reason_code=error.code,
+                reason=(reason or error.reason)[:MAX_REASON_CHARS],
+                **fields,
+            )

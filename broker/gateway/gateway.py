@@ -16,6 +16,7 @@ from datetime import datetime
 
 from broker.errors import MappaError, PolicyDenied, SchemaError
 from broker.gateway.agency import AgencyContext
+from broker.gateway.audit import header_fields
 from broker.gateway.lifecycle import Lifecycle
 from broker.gateway.publish import Publisher, PublishResult
 from broker.gateway.receive import Handled, Opened, Receiver, TopicRules
@@ -23,7 +24,7 @@ from broker.gateway.relay import OutboxRelay
 from broker.gateway.store import InboxItem
 from broker.kafka.parts import AsyncPart
 from broker.kafka.transport import KafkaTransport, PartitionReader
-from schemas.audit import AuditAct, Operation, Outcome
+from schemas.audit import AuditAct, Operation
 from schemas.common import Classification
 from schemas.messages import MessageBody
 
@@ -169,18 +170,14 @@ class AgencyGateway(AsyncPart):
                 )
             opened = self.receiver.reopen(item, now=ctx.clock(), at_consultation=True)
         except MappaError as exc:
-            with ctx.store.transaction():
-                ctx.audit.emit(
-                    AuditAct.REFUSAL,
-                    Operation.CONSULT,
-                    Outcome.REFUSED,
-                    user=user,
-                    message_id=message_id if item else None,
-                    subject_ref=item.subject_ref if item else None,
-                    justification=justification.strip(BLANK) or None,
-                    reason_code=exc.code,
-                    reason=exc.reason,
-                )
+            ctx.audit.refusal(
+                Operation.CONSULT,
+                exc,
+                user=user,
+                message_id=message_id if item else None,
+                subject_ref=item.subject_ref if item else None,
+                justification=justification.strip(BLANK) or None,
+            )
             await self.relay.flush()
             raise
         h = opened.verified.header
@@ -190,15 +187,9 @@ class AgencyGateway(AsyncPart):
                 Operation.CONSULT,
                 user=user,
                 justification=justification,
-                area=h.area,
-                subject_ref=h.subject_ref,
-                message_id=h.message_id,
-                message_type=h.message_type,
-                isa_id=h.isa_id,
-                isa_version=h.isa_version,
-                purpose=h.purpose,
                 lawful_basis=h.lawful_basis,
                 view=opened.view,
+                **header_fields(h),
             )
         await self.relay.flush()
         return opened

@@ -19,7 +19,7 @@ from broker.errors import MappaError
 from broker.gateway.agency import AgencyContext
 from broker.gateway.publish import Publisher, PublishResult
 from broker.gateway.store import InboxItem
-from schemas.audit import AuditAct, Operation, Outcome
+from schemas.audit import AuditAct, Operation
 from schemas.common import ViewKind, format_timestamp
 from schemas.messages import MessageBody
 
@@ -77,18 +77,15 @@ class Lifecycle:
         except MappaError as exc:
             # The publish (and its own refusal record) rolled back with the unit, so nothing
             # it emitted was kept; the refusal of the correction is recorded here instead.
-            with ctx.store.transaction():
-                ctx.audit.emit(
-                    AuditAct.REFUSAL,
-                    Operation.CORRECT,
-                    Outcome.REFUSED,
-                    user=user,
-                    area=corrected.area,
-                    subject_ref=ctx.subject_key.reference(corrected.subject.pnc_id),
-                    purpose=purpose,
-                    reason_code=exc.code,
-                    reason=f"correction of {original_message_id} refused: {exc.reason}"[:4000],
-                )
+            ctx.audit.refusal(
+                Operation.CORRECT,
+                exc,
+                reason=f"correction of {original_message_id} refused: {exc.reason}",
+                user=user,
+                area=corrected.area,
+                subject_ref=ctx.subject_key.reference(corrected.subject.pnc_id),
+                purpose=purpose,
+            )
             raise
         return result
 

@@ -20,7 +20,7 @@ from broker.gateway.agency import AgencyContext
 from broker.gateway.cases import CaseRegistry
 from broker.gateway.routing import follow_case
 from broker.gateway.sealing import Sealed, ViewFor, queue, seal_views
-from schemas.audit import AuditAct, Operation, Outcome
+from schemas.audit import Operation
 from schemas.common import Classification, ViewKind, format_timestamp
 from schemas.messages import CATALOGUE, CaseTeam, MessageBody, derive_view, type_name, type_version
 
@@ -103,15 +103,7 @@ class Publisher:
             # Checked here, so that a missing or revoked signing key is an audited refusal.
             ctx.keys.signers_for(ctx.suite.signature_keys)
         except MappaError as exc:
-            with ctx.store.transaction():
-                ctx.audit.emit(
-                    AuditAct.REFUSAL,
-                    Operation.PUBLISH,
-                    Outcome.REFUSED,
-                    reason_code=exc.code,
-                    reason=exc.reason,
-                    **common,
-                )
+            ctx.audit.refusal(Operation.PUBLISH, exc, **common)
             raise
         agreement = ctx.policy.agreement
         lawful_basis = f"{party.lawful_basis.value}: {party.basis_detail}"[:200]

@@ -54,10 +54,11 @@ from broker.errors import (
     invalid,
 )
 from broker.gateway.agency import AgencyContext
+from broker.gateway.audit import header_fields
 from broker.gateway.store import InboxItem
 from broker.gateway.verification import EnvelopeVerifier
 from broker.kafka.transport import Record
-from schemas.audit import AuditAct, Operation, Outcome
+from schemas.audit import AuditAct, Operation
 from schemas.common import ViewKind, format_timestamp, parse_timestamp
 from schemas.isa import Access
 from schemas.messages import CATALOGUE, MessageBody, view_model
@@ -323,13 +324,7 @@ class Receiver:
             ctx.audit.emit(
                 AuditAct.COLLECTION,
                 Operation.DELIVER,
-                area=area or h.area,
-                subject_ref=h.subject_ref,
-                message_id=h.message_id,
-                message_type=h.message_type,
-                isa_id=h.isa_id,
-                isa_version=h.isa_version,
-                purpose=h.purpose,
+                **{**header_fields(h), "area": area or h.area},
                 lawful_basis=h.lawful_basis,
                 recipient=ctx.agency_id,
                 view=view,
@@ -384,18 +379,7 @@ class Receiver:
         one transaction. Only what verified is recorded as fact: an unverified claim
         (sender, subject) is never written into the audit trail as if it were true."""
         ctx = self._ctx
-        about = {}
-        if verified is not None:
-            h = verified.header
-            about = {
-                "area": h.area,
-                "subject_ref": h.subject_ref,
-                "message_id": h.message_id,
-                "message_type": h.message_type,
-                "isa_id": h.isa_id,
-                "isa_version": h.isa_version,
-                "purpose": h.purpose,
-            }
+        about = header_fields(verified.header) if verified is not None else {}
         where = f"{record.topic}/{record.partition}@{record.offset}"
         reason = f"{exc.reason} [record {where}]"
         with ctx.store.transaction():
@@ -415,19 +399,13 @@ class Receiver:
                 ],
             )
             ctx.store.advance(record.topic, record.partition, record.offset)
-            ctx.audit.emit(
-                AuditAct.REFUSAL,
-                Operation.DELIVER,
-                Outcome.REFUSED,
-                recipient=ctx.agency_id,
-                reason_code=exc.code,
-                reason=reason[:4000],
-                **about,
+            ctx.audit.refusal(
+                Operation.DELIVER, exc, reason=reason, recipient=ctx.agency_id, **about
             )
         return Handled(
             Handling.REFUSED,
             record.topic,
-            message_id=about.get("message_id"),  # type: ignore[arg-type]
+            message_id=verified.header.message_id if verified else None,
             sender=verified.header.sender if verified else None,
             message_type=verified.header.message_type if verified else None,
             reason_code=exc.code,

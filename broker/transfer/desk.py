@@ -34,7 +34,7 @@ from broker.transfer.envelopes import (
 from broker.transfer.handover import Reshared, reshare_case
 from broker.transfer.receiver import TransferRules, own_area
 from broker.transfer.rules import check_step, step_of
-from schemas.audit import AuditAct, Operation, Outcome
+from schemas.audit import Operation
 from schemas.isa import Agreement
 from schemas.messages.base import PncId
 from schemas.transfer import (
@@ -244,17 +244,13 @@ class TransferDesk:
                 views=step_views(ctx, message),
             )
         except MappaError as exc:
-            with ctx.store.transaction():
-                ctx.audit.emit(
-                    AuditAct.REFUSAL,
-                    Operation.PUBLISH,
-                    Outcome.REFUSED,
-                    area=own_area(ctx, message) if message else None,
-                    subject_ref=subject_ref or (message.subject_ref if message else None),
-                    message_type=step_of(message).message_type if message else None,
-                    reason_code=exc.code,
-                    reason=exc.reason,
-                )
+            ctx.audit.refusal(
+                Operation.PUBLISH,
+                exc,
+                area=own_area(ctx, message) if message else None,
+                subject_ref=subject_ref or (message.subject_ref if message else None),
+                message_type=step_of(message).message_type if message else None,
+            )
             await self.gateway.relay.flush()
             raise
         step = step_of(message)

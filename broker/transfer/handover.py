@@ -29,7 +29,7 @@ from broker.gateway.publish import bundles
 from broker.gateway.receive import Receiver
 from broker.gateway.sealing import Sealed, ViewFor, queue
 from broker.transfer.envelopes import HANDOVER_PURPOSE, lawful_basis_text, seal_for_transfers
-from schemas.audit import AuditAct, Operation, Outcome
+from schemas.audit import Operation
 from schemas.common import ViewKind
 from schemas.isa import Agreement
 from schemas.messages import derive_view
@@ -88,12 +88,10 @@ def reshare_case(
             # trusted either, and the lead may re-share only what it may still hold.
             opened = receiver.reopen(item, now=now, at_consultation=False)
         except MappaError as exc:
-            ctx.audit.emit(
-                AuditAct.REFUSAL,
+            ctx.audit.refusal(
                 Operation.RESHARE,
-                Outcome.REFUSED,
-                reason_code=exc.code,
-                reason=f"message {item.message_id} not re-shared: {exc.reason}"[:4000],
+                exc,
+                reason=f"message {item.message_id} not re-shared: {exc.reason}",
                 **common,
             )
             registry.mark_reshared(record.transfer_id, item.message_id, f"refused:{exc.code}")
