@@ -26,6 +26,7 @@ from broker.errors import VerificationError
 from broker.gateway import AgencyGateway
 from broker.gateway.agency import AgencyContext, utc_now
 from broker.gateway.store import AgencyStore
+from broker.kafka.acls import LEDGER_USER, scram_user
 from broker.kafka.embedded import EmbeddedBroker
 from broker.kafka.polling import Poll, polling
 from broker.kafka.topics import Topics
@@ -233,14 +234,30 @@ class Deployment:
             )
             areas = sorted({area for a in served for area in self.directory.agency(a).areas})
             await transport.ensure_topics(self.topics.all_topics(areas))
-            gateways = {a: AgencyGateway(self.context(a), transport) for a in served}
+            # Each agency as its own principal where credentials are held per principal
+            # (the ACLs then apply to each as they would to separate deployments).
+            users = {a: scram_user(self.directory.agency(a).kafka_principal) for a in served}
+            if ledger:
+                users[LEDGER_USER] = LEDGER_USER
+            own: dict[str, KafkaTransport] = dict.fromkeys(users, transport)
+            if self.settings.kafka_credentials_dir is not None:
+                own = {
+                    who: KafkaTransport(self.settings, bootstrap=bootstrap, username=user)
+                    for who, user in users.items()
+                }
+                for part in own.values():
+                    stack.push_async_callback(part.stop)
+                await asyncio.gather(*(part.start() for part in own.values()))
+            gateways = {a: AgencyGateway(self.context(a), own[a]) for a in served}
             # Desks plug the transfer topic into their gateway before it starts reading.
             desks = {a: TransferDesk(gw, agreements=self.agreements) for a, gw in gateways.items()}
             for gateway in gateways.values():
                 stack.push_async_callback(gateway.stop)
             # Each reader is its own connection: start them together.
             await asyncio.gather(*(gw.start() for gw in gateways.values()))
-            service = await stack.enter_async_context(self.ledger(transport)) if ledger else None
+            service = (
+                await stack.enter_async_context(self.ledger(own[LEDGER_USER])) if ledger else None
+            )
             parts = Running(broker, transport, gateways, desks, service)
             if background:
                 await stack.enter_async_context(polling(parts.polls()))

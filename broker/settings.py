@@ -20,6 +20,9 @@ class Settings(BaseSettings):
         default=None, description="audit ledger database; unset uses SQLite in data_dir"
     )
     topic_namespace: str = Field(default="mappa", description="first part of every topic")
+    # How long a topic keeps records: well past the 14-day replay window, so a recipient
+    # away for days can still catch up from the log (see broker/kafka/topics.py).
+    topic_retention_days: int = Field(default=30, ge=1, le=3650)
     suite: str = "classic"
     allowed_suites: frozenset[str] = frozenset({"classic", "pq-hybrid"})
     # Clocks of agency systems drift; beyond this a message is from the future.
@@ -36,3 +39,8 @@ class Settings(BaseSettings):
     kafka_cert_file: Path | None = None
     kafka_key_file: Path | None = None
     kafka_allow_plaintext: bool = False
+    # A folder of password files named after SCRAM users: where set, a process serving
+    # several agencies connects each agency's gateway as that agency's own principal (the
+    # directory's kafka_principal) and the ledger as mappa-ledger, as separate deployments
+    # would; MAPPA_KAFKA_USERNAME stays the process's own principal (topics, tools).
+    kafka_credentials_dir: Path | None = None

@@ -54,7 +54,8 @@ def test_acls_grant_what_publishing_and_reading_need_and_reads_no_more(data_dir:
                 checked += 1
     assert checked > 0
 
-    # Least privilege: each agency reads only its own scope (and transfers if RA/co-ord).
+    # Least privilege: each agency reads only its own scope, and the transfer topic, where
+    # a handover item or a completion notice may come for any agency.
     for agency in directory.agencies():
         reads = {t for p, t, op in grants if p == agency.kafka_principal and op is Operation.READ}
         own = {topics.for_role(a, agency.role) for a in agency.areas}
@@ -66,7 +67,9 @@ def test_acls_grant_what_publishing_and_reading_need_and_reads_no_more(data_dir:
         topics.for_role(AREA, directory.agency("police.staffordshire").role),
         Operation.READ,
     ) not in grants
-    assert (housing, topics.transfers, Operation.READ) not in grants
+    assert (housing, topics.transfers, Operation.READ) in grants
+    # Only those who may send a transfer step (co-ordinators, RA agencies) write there.
+    assert (housing, topics.transfers, Operation.WRITE) not in grants
     assert (LEDGER_PRINCIPAL, topics.audit, Operation.READ) in grants
     # Nobody but the ledger reads the audit trail off the broker.
     assert {p for p, t, op in grants if t == topics.audit and op is Operation.READ} == {

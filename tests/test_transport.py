@@ -21,17 +21,27 @@ from tests.two_areas import PNC, PROBATION_A, SPECS, TO
 ROOT = Path(__file__).resolve().parent.parent
 # Where aiokafka may be used: the Kafka plumbing, and nowhere else in the product.
 KAFKA_ROOM = "broker/kafka/"
-CLIENTS = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient", "AIOKafkaClient"}
+CLIENTS = {
+    "AIOKafkaProducer",
+    "AIOKafkaConsumer",
+    "AIOKafkaAdminClient",
+    "AIOKafkaClient",
+    "AdminClient",
+    "Producer",
+    "Consumer",
+}
+# Both client libraries: aiokafka for traffic, confluent-kafka for administration.
+LIBRARIES = {"aiokafka", "confluent_kafka"}
 REMOTE = "kafka-1.force.police.uk:9093"
 
 
 def aiokafka_uses(path: Path) -> list[str]:
-    """Every import of aiokafka and every mention of one of its client classes."""
+    """Every import of a Kafka client library and every mention of a client class."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found += [a.name for a in node.names if a.name.split(".")[0] == "aiokafka"]
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "aiokafka":
+            found += [a.name for a in node.names if a.name.split(".")[0] in LIBRARIES]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in LIBRARIES:
             found.append(node.module or "")
         elif isinstance(node, ast.Name | ast.Attribute):
             name = node.id if isinstance(node, ast.Name) else node.attr
@@ -53,6 +63,7 @@ def test_the_guard_sees_real_clients() -> None:
     """The scan finds the clients that the Kafka room does build."""
     assert "AIOKafkaProducer" in aiokafka_uses(ROOT / "broker/kafka/transport.py")
     assert "AIOKafkaAdminClient" in aiokafka_uses(ROOT / "broker/kafka/embedded.py")
+    assert "AdminClient" in aiokafka_uses(ROOT / "broker/kafka/admin.py")
 
 
 def test_the_constructor_refuses_plaintext_off_this_machine() -> None:

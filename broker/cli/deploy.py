@@ -1,9 +1,17 @@
-"""`mappa deploy`: artefacts for a production Apache Kafka cluster."""
+"""`mappa deploy`: the production Apache Kafka cluster's topics and ACLs.
+
+``mappa deploy acls`` prints the ACLs the directory and the agreements imply;
+``--apply`` makes the cluster hold exactly those (and creates the topics with their
+explicit configs), ``--check`` compares and exits 1 on any difference. Both connect
+through the Kafka Admin API as the admin principal of the settings
+(MAPPA_KAFKA_SECURITY_PROTOCOL, MAPPA_KAFKA_USERNAME, ...).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,13 +19,16 @@ import yaml
 from pydantic import ValidationError
 
 from broker.agreements import agreement_for_area
-from broker.errors import SchemaError, invalid
-from broker.kafka.acls import acl_bindings, as_shell
-from broker.kafka.topics import Topics
+from broker.errors import ConfigurationError, SchemaError, invalid
+from broker.kafka.acls import LEDGER_USER, AclBinding, acl_bindings, as_shell, scram_user
+from broker.kafka.topics import PARTITIONS, Topics
 from broker.settings import Settings
 from broker.trust.provision import DataPaths, load_directory
 from schemas.common import from_data
 from schemas.isa import Agreement
+
+# 24 random bytes: 192 bits, far past guessing; SCRAM stores only a salted hash of it.
+PASSWORD_BYTES = 24
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +44,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     acls.add_argument("--data-dir", type=Path, help="default: MAPPA_DATA_DIR or .mappa")
     acls.add_argument("--agreement", type=Path, action="append", default=[], metavar="FILE")
     acls.add_argument("--json", action="store_true", help="one JSON list of bindings")
+    acts = acls.add_mutually_exclusive_group()
+    acts.add_argument(
+        "--apply",
+        action="store_true",
+        help="create the topics and make the cluster's ACLs exactly these (Admin API)",
+    )
+    acts.add_argument(
+        "--check",
+        action="store_true",
+        help="compare the cluster's ACLs with these; exit 1 on any difference",
+    )
+    acls.add_argument(
+        "--bootstrap", help="the cluster, for --apply/--check (MAPPA_KAFKA_BOOTSTRAP)"
+    )
     acls.set_defaults(handler=run_acls)
+    creds = actions.add_parser(
+        "credentials",
+        help="create or reset the SCRAM credentials of the agency principals and the ledger",
+        description="Give each principal of the directory (and mappa-ledger) a fresh random "
+        "SCRAM-SHA-512 password through the Kafka Admin API, and write each to OUT/<user> "
+        "(mode 0600) to hand to that agency: it is its MAPPA_KAFKA_PASSWORD_FILE.",
+    )
+    creds.add_argument("--data-dir", type=Path, help="default: MAPPA_DATA_DIR or .mappa")
+    creds.add_argument("--bootstrap", help="the cluster (MAPPA_KAFKA_BOOTSTRAP)")
+    creds.add_argument("--out", type=Path, required=True, help="folder for the password files")
+    creds.add_argument(
+        "--user", action="append", default=[], help="only this user (repeatable; default: all)"
+    )
+    creds.set_defaults(handler=run_credentials)
 
 
 def _load_agreement(path: Path) -> Agreement:
@@ -50,16 +89,87 @@ def _load_agreement(path: Path) -> Agreement:
 
 
 def run_acls(args: argparse.Namespace) -> int:
-    settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
+    overrides: dict[str, object] = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.bootstrap:
+        overrides["kafka_bootstrap"] = args.bootstrap
+    settings = Settings(**overrides)  # type: ignore[arg-type]
     directory = load_directory(DataPaths(settings.data_dir))
+    areas = sorted({a for agency in directory.agencies() for a in agency.areas})
     if args.agreement:
         agreements = [_load_agreement(p) for p in args.agreement]
     else:
-        areas = sorted({a for agency in directory.agencies() for a in agency.areas})
         agreements = [agreement_for_area(a, directory.agencies(area=a)) for a in areas]
-    bindings = acl_bindings(directory.agencies(), agreements, Topics(settings.topic_namespace))
+    topics = Topics(settings.topic_namespace)
+    bindings = acl_bindings(directory.agencies(), agreements, topics)
+    if args.apply or args.check:
+        return _against_cluster(settings, bindings, topics.all_topics(areas), apply=args.apply)
     if args.json:
         print(json.dumps([asdict(b) for b in bindings], indent=2))
     else:
         print(as_shell(bindings), end="")
+    return 0
+
+
+def _against_cluster(
+    settings: Settings, bindings: list[AclBinding], names: list[str], *, apply: bool
+) -> int:
+    from broker.kafka.admin import KafkaAdmin
+
+    admin = KafkaAdmin(settings)
+    namespace = settings.topic_namespace
+    if apply:
+        created = admin.create_topics(names, partitions=PARTITIONS)
+        change = admin.apply(bindings, namespace)
+        print(
+            f"topics: {len(created)} created, {len(names) - len(created)} already there; "
+            f"ACLs: {len(change.missing)} added, {len(change.extra) + len(change.other)} "
+            f"removed; {len(bindings)} in force"
+        )
+        return 0
+    diff = admin.diff(bindings, namespace)
+    for b in diff.missing:
+        print(f"missing  {b.principal} {b.operation.value} {b.topic}")
+    for b in diff.extra:
+        print(f"extra    {b.principal} {b.operation.value} {b.topic}")
+    for text in diff.other:
+        print(f"other    {text}")
+    if diff.same:
+        print(f"the cluster holds exactly the {len(bindings)} ACLs the agreements imply")
+        return 0
+    print(
+        f"the cluster differs: {len(diff.missing)} missing, {len(diff.extra)} extra, "
+        f"{len(diff.other)} other; `mappa deploy acls --apply` makes it match"
+    )
+    return 1
+
+
+def run_credentials(args: argparse.Namespace) -> int:
+    from broker.kafka.admin import KafkaAdmin
+
+    overrides: dict[str, object] = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.bootstrap:
+        overrides["kafka_bootstrap"] = args.bootstrap
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    directory = load_directory(DataPaths(settings.data_dir))
+    every = sorted({scram_user(a.kafka_principal) for a in directory.agencies()} | {LEDGER_USER})
+    unknown = sorted(set(args.user) - set(every))
+    if unknown:
+        raise ConfigurationError(f"not a principal of the directory: {', '.join(unknown)}")
+    users = args.user or every
+    passwords = {user: secrets.token_urlsafe(PASSWORD_BYTES) for user in users}
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.out.chmod(0o700)
+    KafkaAdmin(settings).upsert_scram_users(passwords)
+    for user, password in passwords.items():
+        path = args.out / user
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(password)
+    print(f"{len(passwords)} SCRAM-SHA-512 credentials set; password files in {args.out}:")
+    for user in users:
+        print(f"  {user}")
     return 0

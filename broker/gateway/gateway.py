@@ -58,6 +58,12 @@ class AgencyGateway(AsyncPart):
         self._listeners: list[Callable[[Handled], None]] = []
 
     @property
+    def transport(self) -> KafkaTransport:
+        """The connection this gateway sends through (as its agency's own principal where
+        credentials are held per principal)."""
+        return self._transport
+
+    @property
     def agency_id(self) -> str:
         """The id of the agency this gateway acts for."""
         return self.ctx.agency_id

@@ -6,8 +6,8 @@ sizes and timing of traffic it has no business with, nor write to a topic no
 agreement lets it write to. Each agency's principal (``kafka_principal`` in the
 signed directory) may:
 
-- read the topic of its own scope in each of its areas, and the transfer topic
-  if it is a co-ordination unit or a Responsible Authority agency;
+- read the topic of its own scope in each of its areas, and the transfer topic (every
+  agency may be sent a handover item or a completion notice there);
 - write to each topic whose readers an agreement lets it publish to, and to the
   audit, receipts and dead-letter topics (every adapter emits audit events and
   dead-letters what it refuses).
@@ -28,7 +28,14 @@ from schemas.common import Role
 from schemas.directory import AgencyEntry
 from schemas.isa import Access, Agreement
 
-LEDGER_PRINCIPAL = "User:mappa-ledger"
+LEDGER_USER = "mappa-ledger"
+LEDGER_PRINCIPAL = f"User:{LEDGER_USER}"
+
+
+def scram_user(principal: str) -> str:
+    """The SCRAM user name of a ``User:<name>`` principal (the default principal
+    builder maps a SCRAM user to ``User:<name>``)."""
+    return principal.removeprefix("User:")
 
 
 class Operation(enum.StrEnum):
@@ -67,10 +74,7 @@ def _writes(agency: AgencyEntry, agreements: Sequence[Agreement], topics: Topics
 
 
 def _reads(agency: AgencyEntry, topics: Topics) -> set[str]:
-    out = {topics.for_role(area, agency.role) for area in agency.areas}
-    if agency.role is Role.COORDINATOR or agency.role.is_responsible_authority:
-        out.add(topics.transfers)
-    return out
+    return {topics.for_role(area, agency.role) for area in agency.areas} | {topics.transfers}
 
 
 def acl_bindings(

@@ -6,11 +6,18 @@ PostgreSQL server, so that each stops with its owner the same way.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import math
 import signal
 import socket
+import subprocess
+from collections.abc import Sequence
 
 _PR_SET_PDEATHSIG = 1
+# How often a graceful stop looks whether the processes have gone: short against any
+# grace period, long enough not to spin.
+_STOP_POLL_SECONDS = 0.05
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -27,3 +34,23 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def stop_processes(procs: Sequence[subprocess.Popen[bytes]], grace_seconds: float) -> None:
+    """Stop several processes together: SIGTERM to each that still runs, up to
+    ``grace_seconds`` for all to exit (a Kafka node's controlled shutdown), then SIGKILL
+    to the rest. Cancelled while waiting (Ctrl-C twice), it still SIGKILLs them all
+    before the cancellation goes on: none is ever left running. Reaps every one."""
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        proc.terminate()
+    try:
+        for _ in range(math.ceil(grace_seconds / _STOP_POLL_SECONDS)):
+            if all(proc.poll() is not None for proc in running):
+                break
+            await asyncio.sleep(_STOP_POLL_SECONDS)
+    finally:
+        for proc in running:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()  # after SIGKILL: at once

@@ -21,10 +21,31 @@ from dataclasses import dataclass
 
 from broker.areas import area as check_area
 from broker.errors import ConfigurationError
+from broker.settings import Settings
 from schemas.common import RESPONSIBLE_AUTHORITY, Role
+from schemas.envelope import MAX_ENVELOPE_BYTES
 
 PARTITIONS = 3
+# One record carries one envelope (at most MAX_ENVELOPE_BYTES) plus its key, headers and
+# the batch's framing: a dead letter adds its reason headers, about 1 KiB.
+RECORD_LIMIT_BYTES = MAX_ENVELOPE_BYTES + 64 * 1024
+# Writes wait for this many in-sync replicas where there are at least that many: one
+# broker can be lost without losing or refusing an acknowledged record.
+MIN_IN_SYNC = 2
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+def topic_configs(settings: Settings, replication: int) -> dict[str, str]:
+    """The explicit configs every topic of ours is created with: ``min.insync.replicas``
+    (2 where replicated, so acks=all survives one broker's loss), retention
+    (``MAPPA_TOPIC_RETENTION_DAYS``: longer than a sender keeps re-sending an envelope
+    nobody receipted, so a recipient that was away can still read it) and the record
+    size an envelope needs."""
+    return {
+        "min.insync.replicas": str(min(MIN_IN_SYNC, replication)),
+        "retention.ms": str(settings.topic_retention_days * 24 * 3600 * 1000),
+        "max.message.bytes": str(RECORD_LIMIT_BYTES),
+    }
 
 
 def scope_for(role: Role) -> str:

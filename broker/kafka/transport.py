@@ -9,27 +9,46 @@ Readers use explicit partition assignment and take their start offsets from the
 caller, which keeps them in its own database and advances them in the same
 transaction as what it did with the record (Kafka's "offsets stored outside
 Kafka" pattern). So a record is processed once even across crashes, and nothing
-waits for consumer-group rebalances. The idempotent producer stays off: tansu
-does not support it, and duplicates are caught by message id on the receiving end.
+waits for consumer-group rebalances.
+
+The producer always waits for every in-sync replica (``acks=all``), and is idempotent
+where the broker can give it a producer id: probed at start with an InitProducerId
+request, not configured, so Apache Kafka gets it and tansu (which refuses it) does not.
+Duplicates are caught by message id on the receiving end either way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    NoError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    for_code,
+)
+from aiokafka.protocol.transaction import InitProducerIdRequest
 
 from broker.errors import ConfigurationError, MappaError
 from broker.kafka.parts import AsyncPart
 from broker.kafka.security import client_options
-from broker.kafka.topics import PARTITIONS
+from broker.kafka.topics import PARTITIONS, RECORD_LIMIT_BYTES, topic_configs
 from broker.settings import Settings
+
+log = logging.getLogger(__name__)
+# A cluster that has just started loads its producer-id blocks for some seconds, and says
+# so with a retriable error: worth waiting for, since the producer is made once.
+PRODUCER_ID_WAIT_SECONDS = 20.0
+PRODUCER_ID_PAUSE_SECONDS = 0.25
 
 
 class TransportError(MappaError):
@@ -61,31 +80,42 @@ class KafkaTransport(AsyncPart):
     """Owns the producer; hands out readers. ``async with`` or start()/stop().
 
     ``KafkaTransport(settings)`` talks to ``settings.kafka_bootstrap``; ``bootstrap=``
-    names a broker found at run time (the embedded one). Raises ``ConfigurationError``
+    names a broker found at run time (the embedded one); ``username=`` connects as that
+    SCRAM user (an agency's own principal) instead of the process's. Raises
+    ``ConfigurationError``
     (``kafka.plaintext-refused``, ``kafka.security-incomplete``) before any connection
     when the settings would send plaintext off this machine or lack TLS/SASL material.
     """
 
-    def __init__(self, settings: Settings, *, bootstrap: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, bootstrap: str | None = None, username: str | None = None
+    ) -> None:
         address = bootstrap or settings.kafka_bootstrap
         if not address:
             raise ConfigurationError(
                 "no Kafka bootstrap address: set MAPPA_KAFKA_BOOTSTRAP or give --bootstrap"
             )
         self.bootstrap: str = address
-        self._options = client_options(settings, address)
+        self._settings = settings
+        self._options = client_options(settings, address, username=username)
         self._producer: AIOKafkaProducer | None = None
+        # Known after start(): whether the broker gave this transport a producer id.
+        self.idempotent = False
 
     async def start(self) -> None:
         """Connect the producer. Idempotent. Raises ``TransportError`` if the broker
         does not answer."""
         if self._producer is not None:
             return
+        try:
+            self.idempotent = await self._gives_producer_ids()
+        except KafkaError as exc:
+            raise TransportError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
-            enable_idempotence=False,
-            max_request_size=1_100_000,
+            enable_idempotence=self.idempotent,
+            max_request_size=RECORD_LIMIT_BYTES,
             **self._options,
         )
         try:
@@ -94,6 +124,29 @@ class KafkaTransport(AsyncPart):
             await producer.stop()
             raise TransportError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
         self._producer = producer
+
+    async def _gives_producer_ids(self) -> bool:
+        """Ask the cluster for an idempotent producer id. False on a refusal (tansu
+        answers UnknownError; a principal that may write nowhere, an authorization
+        error); a retriable answer (a fresh cluster still loading its producer ids) is
+        asked again, for up to ``PRODUCER_ID_WAIT_SECONDS``."""
+        client = AIOKafkaClient(bootstrap_servers=self.bootstrap, **self._options)
+        try:
+            await client.bootstrap()
+            deadline = time.monotonic() + PRODUCER_ID_WAIT_SECONDS
+            while True:
+                response = await client.send(
+                    client.get_random_node(),
+                    InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000),
+                )
+                error = for_code(int(response.error_code))
+                if error is NoError:
+                    return True
+                if not error.retriable or time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(PRODUCER_ID_PAUSE_SECONDS)
+        finally:
+            await client.close()
 
     async def stop(self) -> None:
         """Flush and close the producer. Idempotent."""
@@ -109,22 +162,48 @@ class KafkaTransport(AsyncPart):
             raise TransportError("transport not started")
         return self._producer
 
-    async def ensure_topics(self, names: Sequence[str], *, partitions: int = PARTITIONS) -> None:
-        """Create whichever of ``names`` the cluster lacks; an existing topic is left as is."""
+    async def ensure_topics(
+        self, names: Sequence[str], *, partitions: int = PARTITIONS
+    ) -> list[str]:
+        """Create whichever of ``names`` the cluster lacks, replicated on up to three
+        brokers, with ``topic_configs``; returns those created. A principal that may not
+        create topics (a cluster whose ACLs leave that to the platform team) is told so in
+        the log, not an error: the topics may exist without it being allowed to see them.
+        Raises ``TransportError`` for any other refusal."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self._options)
         await admin.start()
         try:
             existing = set(await admin.list_topics())
             missing = [n for n in names if n not in existing]
-            if missing:
-                new = [
-                    NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing
-                ]
-                # Another adapter may have created one first: that is what we wanted.
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(new)
+            if not missing:
+                return []
+            brokers = len((await admin.describe_cluster())["brokers"])
+            replication = min(3, max(brokers, 1))
+            configs = topic_configs(self._settings, replication)
+            response = await admin.create_topics(
+                [NewTopic(n, partitions, replication, topic_configs=configs) for n in missing]
+            )
         finally:
             await admin.close()
+        created, refused = [], []
+        for topic, code, *_ in response.topic_errors:
+            error = for_code(code)
+            if code == 0:
+                created.append(topic)
+            elif error in (TopicAlreadyExistsError,):
+                continue
+            elif error in (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+                refused.append(topic)
+            else:
+                raise TransportError(f"creating topic {topic} failed: {error.__name__}")
+        if refused:
+            log.warning(
+                "not allowed to create %d topics (%s...): the cluster's platform team creates "
+                "them (mappa deploy acls --apply)",
+                len(refused),
+                refused[0],
+            )
+        return created
 
     async def send(
         self,
@@ -174,7 +253,11 @@ class KafkaTransport(AsyncPart):
         (the next offset to read per partition; absent means from the beginning)."""
         assignment = [tp for t in topics for tp in await self.partitions(t)]
         reader = PartitionReader(self.bootstrap, assignment, offsets, self._options)
-        await reader.start()
+        try:
+            await reader.start()
+        except BaseException:
+            await reader.stop()
+            raise
         return reader
 
 
@@ -192,7 +275,7 @@ class PartitionReader:
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=1_100_000,
+            max_partition_fetch_bytes=RECORD_LIMIT_BYTES,
             fetch_max_wait_ms=100,
             **options,
         )
