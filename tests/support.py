@@ -7,6 +7,7 @@ serve`` and the demos run it, with every gateway's handled records collected.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import uuid
@@ -39,6 +40,7 @@ from schemas.directory import KeyAlg
 from schemas.isa import Agreement
 from schemas.messages import ReleaseScheduled, RiskAssessment, derive_view
 from schemas.transfer import TransferControl
+from tests.brokers import Broker, prepare_namespace
 
 AREA = "staffordshire"
 POLICE = "police.staffordshire"
@@ -300,7 +302,7 @@ def seal_as(
 
 async def build_world(
     tmp_path: Path,
-    transport: KafkaTransport,
+    broker: Broker,
     *,
     specs: Sequence[AgencySpec] = SPECS,
     parties: Sequence[str] | None = PARTIES,
@@ -312,12 +314,14 @@ async def build_world(
 ) -> World:
     """``specs`` provisioned in a fresh data directory and topic namespace, one agreement
     per area of ``areas`` (with ``parties`` of that area, or all its agencies if None,
-    then ``tailor``), every agency running on the session broker with the ledger."""
+    then ``tailor``), every agency running on ``broker`` with the ledger. On the secured
+    Apache cluster the topics and ACLs are set up first, as the platform team would, and
+    each agency connects as its own principal."""
     config = Settings(
         data_dir=tmp_path / "data",
         topic_namespace=f"t{uuid.uuid4().hex[:12]}",
         suite=suite,
-        kafka_bootstrap=transport.bootstrap,
+        **broker.settings,
         **settings,
     )
     passphrase = secrets.token_urlsafe(18).encode()
@@ -331,6 +335,10 @@ async def build_world(
             members = [a for a in members if a.agency_id in parties]
         agreement = agreement_for_area(area, members)
         agreements.append(tailor(agreement) if tailor is not None else agreement)
+    if broker.secured:
+        await asyncio.to_thread(
+            prepare_namespace, broker, config, directory.agencies(), agreements, areas
+        )
     deployment = Deployment(
         settings=config,
         passphrase=passphrase,

@@ -20,6 +20,7 @@ from broker.gateway.receive import Handling
 from broker.kafka.transport import KafkaTransport
 from broker.trust.provision import DEMO_PARTIES, DEMO_ROSTER
 from tests.agency_records import RECORDS
+from tests.brokers import tansu
 from tests.support import HOUSING, POLICE, PRISON, PROBATION, World, build_world
 
 
@@ -126,7 +127,9 @@ async def test_a_csv_referral_reaches_each_kind_in_its_own_format(
 ) -> None:
     """The unit's register sets the case team; then an EM provider's CSV escalation
     reaches the unit in full and DWP (on the team) as a summary row."""
-    world = await build_world(tmp_path, transport, specs=DEMO_ROSTER, parties=DEMO_PARTIES)
+    world = await build_world(
+        tmp_path, tansu(transport.bootstrap), specs=DEMO_ROSTER, parties=DEMO_PARTIES
+    )
     try:
         em, unit, dwp = (
             "electronic-monitoring.em-service",

@@ -25,6 +25,7 @@ from broker.api.models import ARMS_EXAMPLE
 from broker.gateway.receive import Handling
 from broker.kafka.polling import poll_forever
 from broker.kafka.transport import KafkaTransport
+from tests.brokers import tansu
 from tests.support import (
     EDUCATION,
     HOUSING,
@@ -97,7 +98,7 @@ def issue_tokens(store: CredentialStore) -> dict[str, str]:
 
 @pytest.fixture
 async def api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
-    world = await build_world(tmp_path, transport)
+    world = await build_world(tmp_path, tansu(transport.bootstrap))
     world.seed_case_team(PARTIES)
     store = CredentialStore(credentials_path(world.deployment.settings.data_dir))
     try:

@@ -22,6 +22,7 @@ from schemas.audit import AuditAct, Operation
 from schemas.common import Role, ViewKind, from_data
 from schemas.isa import Access, Agreement, PublishRule, ShareRule
 from schemas.messages import CaseTeam, derive_view
+from tests.brokers import tansu
 from tests.support import (
     AREA,
     HOUSING,
@@ -66,7 +67,12 @@ async def make_world(
     tmp_path: Path, transport: KafkaTransport, tailor: Callable[[Agreement], Agreement], **kw: Any
 ) -> World:
     return await build_world(
-        tmp_path, transport, specs=WITH_COORD, parties=PARTIES_WITH_COORD, tailor=tailor, **kw
+        tmp_path,
+        tansu(transport.bootstrap),
+        specs=WITH_COORD,
+        parties=PARTIES_WITH_COORD,
+        tailor=tailor,
+        **kw,
     )
 
 
@@ -300,7 +306,7 @@ async def test_sender_refusals_are_audited_and_leave_nothing_half_written(
     )
     w = await build_world(
         tmp_path,
-        transport,
+        tansu(transport.bootstrap),
         specs=specs,
         parties=PARTIES_WITH_COORD,
         tailor=housing_may_publish_release,

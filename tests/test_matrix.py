@@ -20,11 +20,11 @@ import pytest
 
 from broker.agreements import template_data
 from broker.gateway.receive import Handling
-from broker.kafka.transport import KafkaTransport
 from broker.trust.provision import DEMO_NON_PARTY, DEMO_PARTIES, DEMO_ROSTER
 from schemas.common import Role, ViewKind
 from schemas.messages import CATALOGUE
 from schemas.messages.examples import example
+from tests.brokers import Broker
 from tests.support import build_world
 
 COLUMNS = (
@@ -114,9 +114,9 @@ def test_the_default_agreement_is_the_domain_table() -> None:
 
 
 async def test_every_type_from_every_permitted_sender_reaches_exactly_its_views(
-    tmp_path: Path, transport: KafkaTransport
+    tmp_path: Path, any_broker: Broker
 ) -> None:
-    world = await build_world(tmp_path, transport, specs=DEMO_ROSTER, parties=DEMO_PARTIES)
+    world = await build_world(tmp_path, any_broker, specs=DEMO_ROSTER, parties=DEMO_PARTIES)
     world.seed_case_team(DEMO_PARTIES)
     try:
         publishers = {p.message_type: p.roles for p in world.deployment.agreement.publishers}

@@ -15,6 +15,7 @@ from broker.gateway.receive import Handling
 from broker.gateway.store import InboxItem
 from schemas.common import Role, ViewKind
 from schemas.directory import KeyAlg
+from tests.brokers import Broker
 from tests.support import (
     EDUCATION,
     HOUSING,
@@ -27,6 +28,13 @@ from tests.support import (
     risk_assessment,
     seal_as,
 )
+
+
+@pytest.fixture
+def world_broker(any_broker: Broker) -> Broker:
+    """This module's worlds run on each broker: tansu, and the secured Apache cluster."""
+    return any_broker
+
 
 RA_RECIPIENTS = (PROBATION, PRISON)
 # Every reader of a topic verifies every record on it, addressed to it or not: an
@@ -276,3 +284,13 @@ async def test_a_failed_batch_is_read_again_not_skipped(world: World) -> None:
     [item] = store.inbox()
     assert item.message_id == result.message_id
     assert item.sender == POLICE
+
+
+async def test_the_producer_is_idempotent_where_the_broker_gives_producer_ids(
+    world: World, world_broker: Broker
+) -> None:
+    """Probed, not configured: Apache Kafka gives every agency's producer an id, tansu
+    refuses (and duplicates are then caught by message id at the receiver)."""
+    expected = world_broker.name == "apache"
+    assert {gw.transport.idempotent for gw in world.gateways.values()} == {expected}
+    assert world.ledger is not None

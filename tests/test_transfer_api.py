@@ -18,11 +18,12 @@ from broker.kafka.polling import polling
 from broker.kafka.transport import KafkaTransport
 from broker.transfer.desk import TransferDesk
 from schemas.transfer import TransferState
+from tests.brokers import tansu
 from tests.two_areas import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_transfer_world
 
 
 async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> None:
-    w = await build_transfer_world(tmp_path, transport)
+    w = await build_transfer_world(tmp_path, tansu(transport.bootstrap))
 
     def require_desk(agency_id: str, x_agency: str = Header()) -> TransferDesk:
         # Stands in for the app's bearer-token dependency (tests/test_api*.py test that).

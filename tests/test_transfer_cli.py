@@ -12,6 +12,7 @@ import pytest
 from broker.cli.main import main
 from broker.kafka.transport import KafkaTransport
 from schemas.transfer import TransferState
+from tests.brokers import tansu
 from tests.two_areas import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_transfer_world
 
 
@@ -28,7 +29,7 @@ async def test_cli_requests_accepts_and_reports(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    w = await build_transfer_world(tmp_path, transport)
+    w = await build_transfer_world(tmp_path, tansu(transport.bootstrap))
     try:
         monkeypatch.setenv("MAPPA_KEY_PASSPHRASE", w.passphrase.decode())
         monkeypatch.setenv("MAPPA_TOPIC_NAMESPACE", w.deployment.topics.namespace)

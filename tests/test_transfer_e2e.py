@@ -12,6 +12,7 @@ from broker.errors import SchemaError, TransferRefused
 from broker.gateway.receive import Handled, Handling
 from schemas.common import ViewKind
 from schemas.transfer import TransferAccept, TransferRequest, TransferState
+from tests.brokers import Broker
 from tests.support import World
 from tests.two_areas import (
     CASE_HOLDERS,
@@ -32,6 +33,12 @@ from tests.two_areas import (
     refused_everywhere,
     risk_assessment,
 )
+
+
+@pytest.fixture
+def world_broker(any_broker: Broker) -> Broker:
+    """This module's worlds run on each broker: tansu, and the secured Apache cluster."""
+    return any_broker
 
 
 def ras(w: World, agency: str, topic_part: str) -> list[Handled]:

@@ -15,6 +15,7 @@ from broker.kafka.transport import KafkaTransport
 from broker.trust import admin as trust_admin
 from schemas.common import Role, format_timestamp
 from schemas.directory import KeyAlg
+from tests.brokers import tansu
 from tests.support import (
     HOUSING,
     POLICE,
@@ -182,7 +183,7 @@ async def test_message_from_the_future_is_refused(world: World) -> None:
 async def test_message_older_than_the_replay_window_is_refused(
     tmp_path: Path, transport: KafkaTransport
 ) -> None:
-    world = await build_world(tmp_path, transport, replay_window_seconds=3600)
+    world = await build_world(tmp_path, tansu(transport.bootstrap), replay_window_seconds=3600)
     try:
         topic = world.deployment.topics.for_role("staffordshire", Role.PROBATION)
         # Signed two hours ago by a key valid then (worlds provision keys a day back).

@@ -8,9 +8,9 @@ from typing import Any
 
 from broker.cli.demo.transfer import case_team, risk
 from broker.gateway.receive import Handling
-from broker.kafka.transport import KafkaTransport
 from broker.trust.provision import two_area_specs
 from schemas.messages import RiskAssessment
+from tests.brokers import Broker
 from tests.support import World, build_world
 
 __all__ = ["case_team"]  # the transfer demo's case team builder, for the transfer tests
@@ -30,10 +30,10 @@ def risk_assessment(area: str, summary: str = "High risk to children.") -> RiskA
     return risk(area, summary)
 
 
-async def build_transfer_world(tmp_path: Path, transport: KafkaTransport, **settings: Any) -> World:
+async def build_transfer_world(tmp_path: Path, broker: Broker, **settings: Any) -> World:
     """Both areas' agencies, each area's default agreement with all its agencies, running."""
     return await build_world(
-        tmp_path, transport, specs=SPECS, parties=None, areas=(FROM, TO), **settings
+        tmp_path, broker, specs=SPECS, parties=None, areas=(FROM, TO), **settings
     )
 
 
