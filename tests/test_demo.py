@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from broker.kafka.apache import kafka_unavailable
 from schemas.messages import CATALOGUE
 
 MAPPA = shutil.which("mappa") or str(Path(sys.executable).parent / "mappa")
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "MAPPA_KAFKA_BOOTSTRAP"}
     return subprocess.run(  # noqa: S603 - our own console script
-        [MAPPA, *args], capture_output=True, text=True, timeout=60, env=env, check=False
+        [MAPPA, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
 
 
@@ -66,6 +67,7 @@ def test_demo_json_summary(suite: str) -> None:
     assert refused["police.staffordshire"] == {"verification.signature-invalid"}
     assert summary["consultation"]["victim_details_present"] is False
     assert summary["eavesdropper"]["readable"] == 0 < summary["eavesdropper"]["attempts"]
+    assert summary["eavesdropper"]["broker_refused"] == 0  # tansu has no ACLs to refuse with
     assert summary["dead_letters"] >= 3
     audit = summary["audit"]
     assert audit["records"] == audit["expected"] > 0
@@ -103,3 +105,25 @@ def test_areas_lists_all_42() -> None:
     lines = done.stdout.splitlines()
     assert len(lines) == 42
     assert any(line.startswith("staffordshire ") for line in lines)
+
+
+@pytest.mark.apache_kafka
+@pytest.mark.xdist_group("own-kafka-cluster")
+def test_demo_on_apache_kafka_the_broker_refuses_the_eavesdropper_too() -> None:
+    reason = kafka_unavailable()
+    if reason is not None:
+        pytest.skip(f"Apache Kafka cannot run here: {reason}")
+    done = run("demo", "--kafka", "apache", "--json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["broker"].startswith("Apache Kafka 4.4.0, 3 KRaft nodes")
+    eavesdropper = summary["eavesdropper"]
+    # Every area topic but its own role's is refused by the broker before any fetch;
+    # what an operator could read anyway, the envelope keeps closed.
+    assert eavesdropper["broker_refused"] == eavesdropper["broker_topics"] - 1 > 0
+    assert eavesdropper["readable"] == 0 < eavesdropper["attempts"]
+    assert summary["audit"]["records"] == summary["audit"]["expected"] > 0
+    assert summary["audit"]["proof"]["verified"] is True
+    views = {a["agency_id"]: [r["view"] for r in a["received"]] for a in summary["agencies"]}
+    assert "full" in views["probation.staffordshire"]
+    assert views["health.independent-clinic"] == []

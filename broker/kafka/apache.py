@@ -218,6 +218,21 @@ class ApacheKafkaCluster(AsyncPart):
             kafka_ca_file=self.ca_file,
         )
 
+    def deployment_settings(self, base: Settings) -> Settings:
+        """``base`` pointed at this cluster over SASL_SSL: the process as the admin user,
+        each agency (and the ledger) as its own user from ``credentials_dir``."""
+        return base.model_copy(
+            update={
+                "kafka_bootstrap": self.bootstrap,
+                "kafka_security_protocol": "SASL_SSL",
+                "kafka_sasl_mechanism": apache_config.SCRAM_MECHANISM,
+                "kafka_username": self.admin_user,
+                "kafka_password_file": self.password_file(self.admin_user),
+                "kafka_ca_file": self.ca_file,
+                "kafka_credentials_dir": self.credentials_dir,
+            }
+        )
+
     @property
     def node_pids(self) -> list[int | None]:
         """Each node's JVM process id, ``None`` for a node not running."""

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 # so with a retriable error: worth waiting for, since the producer is made once.
 PRODUCER_ID_WAIT_SECONDS = 20.0
 PRODUCER_ID_PAUSE_SECONDS = 0.25
+# One fetch is enough to hear an authorization refusal; an allowed one may find nothing.
+FETCH_PROBE_MS = 500
 
 
 class TransportError(MappaError):
@@ -247,6 +249,24 @@ class KafkaTransport(AsyncPart):
         """The partitions of ``topic``, in order."""
         parts = await self.producer.partitions_for(topic)
         return [TopicPartition(topic, p) for p in sorted(parts)]
+
+    async def may_fetch(self, topic: str) -> bool:
+        """Whether the broker lets this principal fetch from ``topic``: False when it
+        refuses, at the topic's metadata or at the fetch itself (an ACL cluster). The
+        refusal is the answer sought, so aiokafka's error lines about it are held back
+        while asking; the topic stays in this transport's metadata, so probe with a
+        transport made for it."""
+        chatter = logging.getLogger("aiokafka.cluster")
+        level = chatter.level
+        chatter.setLevel(logging.CRITICAL)
+        try:
+            async with await self.reader([topic], {}) as reader:
+                await reader.poll(timeout_ms=FETCH_PROBE_MS)
+        except TopicAuthorizationFailedError:
+            return False
+        finally:
+            chatter.setLevel(level)
+        return True
 
     async def reader(self, topics: Sequence[str], offsets: Offsets) -> PartitionReader:
         """A reader over every partition of ``topics``, resuming at ``offsets``

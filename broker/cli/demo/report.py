@@ -83,6 +83,7 @@ def render(summary: DemoSummary) -> str:
         f"eavesdropper reading every {summary.area} topic with the non-party's keys: "
         f"{summary.eavesdropper['records_seen']} records, {summary.eavesdropper['attempts']} "
         f"attempts to open, {summary.eavesdropper['readable']} readable",
+        _broker_line(summary.eavesdropper),
         f"dead-letter topic: {summary.dead_letters} records",
         "",
         f"audit ledger: {summary.audit['records']} records "
@@ -95,6 +96,17 @@ def render(summary: DemoSummary) -> str:
         f"all parts stopped; {summary.elapsed_seconds} s",
     ]
     return "\n".join(lines)
+
+
+def _broker_line(eavesdropper: dict[str, int]) -> str:
+    refused, topics = eavesdropper["broker_refused"], eavesdropper["broker_topics"]
+    if not refused:
+        return "  the broker refused nothing: it has no ACLs (tansu); the envelope kept it out"
+    return (
+        f"  with the non-party's own Kafka credential the broker refused {refused} of "
+        f"{topics} area topics before a byte was fetched (TopicAuthorizationFailed; the "
+        "ACLs give it its own role's topic only)"
+    )
 
 
 def _ledger_lines(audit: dict[str, Any]) -> list[str]:

@@ -38,6 +38,9 @@ from broker.gateway.agency import utc_now
 from broker.gateway.publish import PublishResult
 from broker.gateway.receive import Handled, Handling
 from broker.gateway.sealing import new_header
+from broker.kafka.acls import scram_user
+from broker.kafka.apache import KAFKA_VERSION
+from broker.kafka.secured import secured_cluster
 from broker.kafka.transport import KafkaTransport, Record
 from broker.ledger.verify_proofs import leaf_hash, verify_checkpoint, verify_inclusion
 from broker.settings import Settings
@@ -277,8 +280,27 @@ class DemoRun:
         )
         return seen
 
+    async def broker_refusals(self) -> dict[str, int]:
+        """The non-party's own Kafka credential against every topic of the area: how many
+        the broker itself refuses to let it fetch. Only a cluster with ACLs can refuse
+        (tansu has none), and only where each agency has a credential of its own."""
+        settings = self.deployment.settings
+        topics = self.deployment.topics.area_topics(AREA)
+        if settings.kafka_credentials_dir is None:
+            return {"topics": len(topics), "refused": 0}
+        user = scram_user(self.deployment.directory.agency(NON_PARTY).kafka_principal)
+        refused = 0
+        async with KafkaTransport(
+            settings, bootstrap=self.transport.bootstrap, username=user
+        ) as own:
+            for topic in topics:
+                refused += not await own.may_fetch(topic)
+        return {"topics": len(topics), "refused": refused}
+
     def eavesdrop(self, seen: list[Record]) -> dict[str, int]:
-        """The non-party's keys against every record, as itself and as each addressee."""
+        """The non-party's keys against every record (fetched by the process's own
+        principal: on a secured cluster the platform operator, who may read everything),
+        as itself and as each addressee."""
         eavesdropper = self.deployment.context(NON_PARTY)
         readable = attempts = 0
         for r in seen:
@@ -414,9 +436,10 @@ class DemoRun:
         }
 
 
-async def run_demo(settings: Settings) -> DemoSummary:
+async def run_demo(settings: Settings, *, apache: bool = False) -> DemoSummary:
     """Provision a fresh data directory, run every step on a running deployment, stop
-    everything; returns the summary."""
+    everything; returns the summary. With ``apache``, on a 3-node Apache Kafka cluster
+    started here (SASL_SSL, the agreement's ACLs, each agency its own credential)."""
     started = time.monotonic()
     passphrase = secrets.token_urlsafe(24).encode()
     paths = DataPaths(settings.data_dir)
@@ -424,13 +447,32 @@ async def run_demo(settings: Settings) -> DemoSummary:
     agreement = sign_and_load_agreement(
         paths, passphrase, agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
     )
+    if not apache:
+        return await _run(settings, passphrase, agreement, started, "")
+    kafka = settings.data_dir / "kafka"
+    agencies = directory.agencies()
+    async with secured_cluster(kafka, settings, agencies, [agreement], [AREA]) as secured:
+        cluster, on_it, bindings = secured
+        broker = (
+            f"Apache Kafka {KAFKA_VERSION}, 3 KRaft nodes at {cluster.bootstrap}: SASL_SSL "
+            f"(SCRAM-SHA-512), {len(bindings)} ACLs from the agreement, each agency its own "
+            f"principal; started in {cluster.startup_seconds:.1f} s, stopped on exit"
+        )
+        return await _run(on_it, passphrase, agreement, started, broker)
+
+
+async def _run(
+    settings: Settings, passphrase: bytes, agreement: Agreement, started: float, broker: str
+) -> DemoSummary:
     deployment = Deployment(settings=settings, passphrase=passphrase, agreements=[agreement])
     async with deployment.running([s.agency_id for s in SPECS]) as running:
         run = DemoRun(deployment, running)
         team = await run.form_case_team()
         result = await run.publish()
         seen = await run.attack(result, settings.suite, team)
-        eavesdropper = run.eavesdrop(seen)
+        eavesdropper = run.eavesdrop(seen) | {
+            f"broker_{k}": v for k, v in (await run.broker_refusals()).items()
+        }
         consultation = await run.consult()
         matrix = await run.matrix()
         dead = await read_all(running.transport, [deployment.topics.deadletter], 3)
@@ -438,7 +480,7 @@ async def run_demo(settings: Settings) -> DemoSummary:
     return DemoSummary(
         area=AREA,
         suite=settings.suite,
-        broker=running.broker,
+        broker=broker or running.broker,
         published={
             "by": POLICE,
             "message_type": result.message_type,
