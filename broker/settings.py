@@ -44,3 +44,10 @@ class Settings(BaseSettings):
     # directory's kafka_principal) and the ledger as mappa-ledger, as separate deployments
     # would; MAPPA_KAFKA_USERNAME stays the process's own principal (topics, tools).
     kafka_credentials_dir: Path | None = None
+
+    @classmethod
+    def with_flags(cls, **flags: object) -> Settings:
+        """The environment's settings, with each command-line flag that was given (not
+        None, not empty) in place of its variable. Raises pydantic's ValidationError for a
+        value out of bounds (the CLI reports it in one line)."""
+        return cls(**{k: v for k, v in flags.items() if v not in (None, "")})  # type: ignore[arg-type]

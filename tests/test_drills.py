@@ -11,13 +11,10 @@ the audit trail complete and verified. ``make drills`` runs them alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import os
-import secrets
 import signal
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,14 +26,13 @@ from broker.agreements import agreement_for_area
 from broker.api.models import ARMS_EXAMPLE
 from broker.cli.main import main
 from broker.gateway.store import AgencyStore
-from broker.kafka.acls import LEDGER_USER, acl_bindings
-from broker.kafka.admin import KafkaAdmin
-from broker.kafka.apache import ApacheKafkaCluster, kafka_unavailable
-from broker.kafka.topics import PARTITIONS, Topics
+from broker.kafka.apache import kafka_unavailable
+from broker.kafka.secured import secured_cluster
 from broker.ledger.store import LedgerStore
+from broker.settings import Settings
 from broker.trust.provision import DataPaths, load_directory
 from tests.served import SERVED, DataDir, Served, provisioned, serve, stop
-from tests.support import AREA, HOUSING, POLICE, PRISON, PROBATION, SPECS
+from tests.support import AREA, HOUSING, POLICE, PRISON, PROBATION
 
 pytestmark = pytest.mark.drill
 
@@ -173,49 +169,33 @@ def report(name: str, data: DataDir, stream: Stream) -> tuple[str, dict[str, int
     return line, figures | {"verified": int(verified)}
 
 
-@contextlib.asynccontextmanager
-async def secured_cluster(tmp_path: Path, data: DataDir) -> AsyncIterator[ApacheKafkaCluster]:
-    """A cluster of this drill's own (the drill kills one of its brokers), with a SCRAM
-    user per agency and the data directory's topics and ACLs in place."""
-    reason = kafka_unavailable()
-    if reason is not None:
-        pytest.skip(f"Apache Kafka cannot run here: {reason}")
-    users = {
-        u: secrets.token_urlsafe(18) for u in ("admin", LEDGER_USER, *(s.agency_id for s in SPECS))
-    }
-    async with ApacheKafkaCluster(tmp_path / "kafka", users=users) as cluster:
-        settings = cluster.client_settings("admin").model_copy(
-            update={"topic_namespace": data.namespace}
-        )
-        directory = load_directory(DataPaths(data.path))
-        agreement = agreement_for_area(AREA, directory.agencies(area=AREA))
-        topics = Topics(data.namespace)
-        admin = KafkaAdmin(settings)
-        await asyncio.to_thread(
-            admin.create_topics, topics.all_topics([AREA]), partitions=PARTITIONS
-        )
-        await asyncio.to_thread(
-            admin.apply, acl_bindings(directory.agencies(), [agreement], topics), data.namespace
-        )
-        yield cluster
-
-
 @pytest.mark.apache_kafka
 @pytest.mark.xdist_group("own-kafka-cluster")
 async def test_drill_a_kafka_broker_killed_mid_stream(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    reason = kafka_unavailable()
+    if reason is not None:
+        pytest.skip(f"Apache Kafka cannot run here: {reason}")
     data = provisioned(tmp_path, SUBJECTS)
     # `mappa audit verify` below reads the ledger of this namespace (its origin says so).
     monkeypatch.setenv("MAPPA_TOPIC_NAMESPACE", data.namespace)
-    async with secured_cluster(tmp_path, data) as cluster:
+    directory = load_directory(DataPaths(data.path))
+    agreement = agreement_for_area(AREA, directory.agencies(area=AREA))
+    base = Settings(data_dir=data.path, topic_namespace=data.namespace)
+    async with secured_cluster(
+        tmp_path / "kafka", base, directory.agencies(), [agreement], [AREA]
+    ) as (cluster, secured, _):
         env = {
-            "MAPPA_KAFKA_BOOTSTRAP": cluster.bootstrap,
-            "MAPPA_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-            "MAPPA_KAFKA_USERNAME": "admin",
-            "MAPPA_KAFKA_PASSWORD_FILE": str(cluster.password_file("admin")),
-            "MAPPA_KAFKA_CA_FILE": str(cluster.ca_file),
-            "MAPPA_KAFKA_CREDENTIALS_DIR": str(cluster.credentials_dir),
+            f"MAPPA_{name.upper()}": str(getattr(secured, name))
+            for name in (
+                "kafka_bootstrap",
+                "kafka_security_protocol",
+                "kafka_username",
+                "kafka_password_file",
+                "kafka_ca_file",
+                "kafka_credentials_dir",
+            )
         }
         async with serve(tmp_path, *SERVED, data=data, env=env) as served:
             half = asyncio.Event()

@@ -89,12 +89,7 @@ def _load_agreement(path: Path) -> Agreement:
 
 
 def run_acls(args: argparse.Namespace) -> int:
-    overrides: dict[str, object] = {}
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
-    if args.bootstrap:
-        overrides["kafka_bootstrap"] = args.bootstrap
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = Settings.with_flags(data_dir=args.data_dir, kafka_bootstrap=args.bootstrap)
     directory = load_directory(DataPaths(settings.data_dir))
     areas = sorted({a for agency in directory.agencies() for a in agency.areas})
     if args.agreement:
@@ -148,12 +143,7 @@ def _against_cluster(
 def run_credentials(args: argparse.Namespace) -> int:
     from broker.kafka.admin import KafkaAdmin
 
-    overrides: dict[str, object] = {}
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
-    if args.bootstrap:
-        overrides["kafka_bootstrap"] = args.bootstrap
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = Settings.with_flags(data_dir=args.data_dir, kafka_bootstrap=args.bootstrap)
     directory = load_directory(DataPaths(settings.data_dir))
     every = sorted({scram_user(a.kafka_principal) for a in directory.agencies()} | {LEDGER_USER})
     unknown = sorted(set(args.user) - set(every))

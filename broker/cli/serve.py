@@ -119,12 +119,7 @@ class _Server(uvicorn.Server):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    overrides: dict[str, object] = {}
-    if args.data_dir:
-        overrides["data_dir"] = args.data_dir
-    if args.bootstrap:
-        overrides["kafka_bootstrap"] = args.bootstrap
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = Settings.with_flags(data_dir=args.data_dir, kafka_bootstrap=args.bootstrap)
     paths = DataPaths(settings.data_dir)
     kinds = adapter_choice(args.adapter)
 

@@ -99,10 +99,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 # -- sending steps ----------------------------------------------------------------------------
 def cmd_step(args: argparse.Namespace) -> int:
-    settings = Settings(
-        **({"data_dir": args.data_dir} if args.data_dir else {}),
-        **({"kafka_bootstrap": args.bootstrap} if args.bootstrap else {}),
-    )
+    settings = Settings.with_flags(data_dir=args.data_dir, kafka_bootstrap=args.bootstrap)
     if not settings.kafka_bootstrap:
         raise ConfigurationError(
             "transfer steps go through a running Kafka cluster: give --bootstrap or set "
