@@ -15,7 +15,7 @@ every store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,6 +115,7 @@ class Deployment:
             store=store,
             settings=self.settings,
             clock=self.clock,
+            ledger_key=load_ledger_public(self.paths) if self.paths.ledger_pub.exists() else None,
         )
         self._contexts.append(ctx)
         return ctx
@@ -171,16 +172,17 @@ class Deployment:
 
     def ledger(self, transport: KafkaTransport) -> LedgerService:
         """The ledger service on this deployment's ledger database, reading the audit
-        topic through ``transport`` and signing checkpoints with the ledger key."""
+        topic through ``transport``, signing checkpoints and its receipts with the ledger
+        key."""
+        key = load_ledger_key(self.paths, self.keystore)
         return LedgerService(
             store=self.ledger_store(),
             directory=self.directory,
             transport=transport,
             topic=self.topics.audit,
-            signer=CheckpointSigner(
-                origin=self.ledger_origin, key=load_ledger_key(self.paths, self.keystore)
-            ),
+            signer=CheckpointSigner(origin=self.ledger_origin, key=key),
             clock=self.clock,
+            receipts=(self.topics.receipts, key),
         )
 
     def ledger_reader(self, store: LedgerStore | None = None) -> LedgerReader:
@@ -201,6 +203,23 @@ class Deployment:
         for store in self._stores:
             store.close()
         self._stores.clear()
+
+    def _after_restart(self, parts: Running, areas: Sequence[str]) -> Callable[[], Awaitable[None]]:
+        """What follows the embedded broker's restart: its topics again, and every reader
+        on the new (empty) log, every sender sending again what nobody receipted."""
+
+        async def hook() -> None:
+            transports = {id(gw.transport): gw.transport for gw in parts.gateways.values()}
+            transports[id(parts.transport)] = parts.transport
+            for transport in transports.values():
+                transport.cluster_id = await transport.current_cluster_id()
+            await parts.transport.ensure_topics(self.topics.all_topics(areas))
+            for gateway in parts.gateways.values():
+                await gateway.reread()
+            if parts.ledger is not None:
+                await parts.ledger.reread()
+
+        return hook
 
     @asynccontextmanager
     async def running(
@@ -223,8 +242,9 @@ class Deployment:
         async with AsyncExitStack() as stack:
             stack.callback(self.close)
             bootstrap = self.settings.kafka_bootstrap
+            embedded: EmbeddedBroker | None = None
             if bootstrap is None:
-                embedded = EmbeddedBroker(log_path=self.paths.root / "broker.log")
+                embedded = EmbeddedBroker(log_path=self.paths.root / "broker.log", supervise=True)
                 bootstrap = await stack.enter_async_context(embedded)
                 broker = f"embedded tansu at {bootstrap} (memory-only, stopped on exit)"
             else:
@@ -259,6 +279,8 @@ class Deployment:
                 await stack.enter_async_context(self.ledger(own[LEDGER_USER])) if ledger else None
             )
             parts = Running(broker, transport, gateways, desks, service)
+            if embedded is not None:
+                embedded.on_restart(self._after_restart(parts, areas))
             if background:
                 await stack.enter_async_context(polling(parts.polls()))
             yield parts

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(default=300, ge=0, le=3600)
     # Message ids are remembered this long; anything older is refused as stale.
     replay_window_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    # Delivery is end to end (docs/delivery.md): a record nobody receipted within this
+    # wait is sent again, the wait doubling up to the cap; after the last, undeliverable.
+    receipt_wait_seconds: float = Field(default=60.0, gt=0, le=24 * 3600)
+    resend_cap_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
+    # Well inside the replay window: a copy re-sent later would be refused as stale.
+    undeliverable_after_seconds: float = Field(default=2 * 24 * 3600, gt=0, le=10 * 24 * 3600)
     # Transport security to a production cluster (see broker/kafka/security.py).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"

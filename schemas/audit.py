@@ -45,11 +45,15 @@ class Operation(enum.StrEnum):
     CORRECT = "correct"
     RESHARE = "reshare"
     ERASE = "erase"
+    # A recipient's receipt for a disclosure: it confirms (or refuses) what was sent.
+    RECEIPT = "receipt"
 
 
 class Outcome(enum.StrEnum):
     OK = "ok"
     REFUSED = "refused"
+    # Sent again and again without a receipt, then given up: see docs/delivery.md.
+    UNDELIVERABLE = "undeliverable"
 
 
 class AuditEvent(Frozen):

@@ -24,7 +24,7 @@ from broker.crypto.envelope import Recipient, ViewToSeal, seal, signed_bytes
 from broker.crypto.keys import PrivateKey
 from broker.deployment import Deployment, Running
 from broker.gateway import AgencyGateway
-from broker.gateway.receive import Handled, Handling
+from broker.gateway.handled import Handled, Handling
 from broker.gateway.sealing import ViewFor, new_header
 from broker.gateway.store import AgencyStore
 from broker.kafka.transport import KafkaTransport, Record
@@ -164,10 +164,22 @@ class World:
             await self._round()
 
     def of(self, agency_id: str, handling: Handling, topic_part: str = "") -> list[Handled]:
+        """What ``agency_id``'s gateway made of envelopes (receipts apart: ``receipts``)
+        on topics whose name holds ``topic_part``."""
+        receipts = self.deployment.topics.receipts
         return [
             h
             for h in self.handled.get(agency_id, [])
-            if h.handling is handling and topic_part in h.topic
+            if h.handling is handling and topic_part in h.topic and h.topic != receipts
+        ]
+
+    def receipts(self, agency_id: str, handling: Handling = Handling.RECEIPT) -> list[Handled]:
+        """What ``agency_id``'s gateway made of the receipts topic's records."""
+        receipts = self.deployment.topics.receipts
+        return [
+            h
+            for h in self.handled.get(agency_id, [])
+            if h.handling is handling and h.topic == receipts
         ]
 
     def delivered(self, agency_id: str) -> list[Handled]:

@@ -16,7 +16,7 @@ from agency_adapters.probation import ProbationAdapter
 from agency_adapters.registry import adapter_for
 from broker.cli.demo.scenario import ARMS_RECORD
 from broker.errors import PolicyDenied, SchemaError
-from broker.gateway.receive import Handling
+from broker.gateway.handled import Handling
 from broker.kafka.transport import KafkaTransport
 from broker.trust.provision import DEMO_PARTIES, DEMO_ROSTER
 from tests.agency_records import RECORDS

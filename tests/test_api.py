@@ -22,7 +22,7 @@ from broker.api.backend import ApiBackend, running, serve_agencies
 from broker.api.compose import application
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.api.models import ARMS_EXAMPLE
-from broker.gateway.receive import Handling
+from broker.gateway.handled import Handling
 from broker.kafka.polling import poll_forever
 from broker.kafka.transport import KafkaTransport
 from tests.brokers import tansu

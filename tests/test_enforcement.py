@@ -13,8 +13,8 @@ import pytest
 from broker.agreements import save_agreement, sign_agreement
 from broker.crypto.encoding import jcs, strict_json
 from broker.errors import PolicyDenied, VerificationError
+from broker.gateway.handled import Handling
 from broker.gateway.publish import PublishResult
-from broker.gateway.receive import Handling
 from broker.kafka.transport import KafkaTransport
 from broker.trust.admin import governance_key
 from broker.trust.provision import AgencySpec, load_governance_public

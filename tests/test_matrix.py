@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from broker.agreements import template_data
-from broker.gateway.receive import Handling
+from broker.gateway.handled import Handling
 from broker.trust.provision import DEMO_NON_PARTY, DEMO_PARTIES, DEMO_ROSTER
 from schemas.common import Role, ViewKind
 from schemas.messages import CATALOGUE

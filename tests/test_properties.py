@@ -22,7 +22,8 @@ from broker.agreements import agreement_for_area
 from broker.crypto.encoding import b64decode, b64encode, jcs, strict_json
 from broker.crypto.envelope import DECRYPTION_FAILED, signed_bytes
 from broker.deployment import Deployment
-from broker.gateway.receive import Handling, Receiver
+from broker.gateway.handled import Handling
+from broker.gateway.receive import Receiver
 from broker.kafka.transport import Record
 from broker.settings import Settings
 from broker.trust.provision import DataPaths, provision

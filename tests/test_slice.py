@@ -11,7 +11,7 @@ import pytest
 from broker.crypto.encoding import b64decode, b64encode, jcs, strict_json
 from broker.crypto.envelope import signed_bytes
 from broker.crypto.keys import PrivateKey
-from broker.gateway.receive import Handling
+from broker.gateway.handled import Handling
 from broker.gateway.store import InboxItem
 from schemas.common import Role, ViewKind
 from schemas.directory import KeyAlg

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from broker.crypto.encoding import jcs, strict_json
-from broker.gateway.receive import Handling
+from broker.gateway.handled import Handling
 from broker.gateway.sealing import ViewFor
 from broker.transfer.envelopes import HANDOVER_PURPOSE, STEP_PURPOSE
 from broker.transfer.rules import step_of

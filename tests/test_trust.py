@@ -10,7 +10,7 @@ import pytest
 
 from broker.crypto.encoding import jcs
 from broker.errors import DecryptionError, KeyUnavailable, VerificationError
-from broker.gateway.receive import Handling
+from broker.gateway.handled import Handling
 from broker.kafka.transport import KafkaTransport
 from broker.trust import admin as trust_admin
 from schemas.common import Role, format_timestamp

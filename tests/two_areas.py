@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.cli.demo.transfer import case_team, risk
-from broker.gateway.receive import Handling
+from broker.gateway.handled import Handling
 from broker.trust.provision import two_area_specs
 from schemas.messages import RiskAssessment
 from tests.brokers import Broker

@@ -21,7 +21,7 @@ from broker.bench import BenchOptions, Figure
 from broker.bench.fixtures import sample_message
 from broker.deployment import Deployment
 from broker.gateway import AgencyGateway
-from broker.gateway.receive import Handling
+from broker.gateway.handled import Handling
 from broker.kafka.transport import KafkaTransport
 from broker.settings import Settings
 from broker.trust.provision import AgencySpec, DataPaths, provision

@@ -108,6 +108,13 @@ class OpenedView:
     plaintext: bytes
 
 
+def envelope_digest(value: bytes) -> str:
+    """The digest of a sealed envelope, as a receiver reports it in its receipt: SHA-256
+    of the signed bytes, hex (``VerifiedEnvelope.digest``). For envelopes we sealed
+    ourselves; raises ``SchemaError`` for bytes that are not an envelope document."""
+    return hashlib.sha256(signed_bytes(strict_json(value))).hexdigest()
+
+
 def header_digest(header: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(jcs(dict(header))).digest()
 

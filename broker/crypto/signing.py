@@ -1,4 +1,4 @@
-"""Signatures over documents (directory, agreements, audit events).
+"""Signatures over documents (directory, agreements, audit events, receipts).
 
 The signed bytes are ``PAE(payload_type, jcs(document))``; the payload type names
 the kind of document, so a signature can never be moved from one kind to another.
@@ -16,6 +16,8 @@ from schemas.envelope import MAX_SIGNATURE_BYTES
 DIRECTORY_PAYLOAD = "application/vnd.mappa.directory+json; version=1"
 AGREEMENT_PAYLOAD = "application/vnd.mappa.isa+json; version=1"
 AUDIT_EVENT_PAYLOAD = "application/vnd.mappa.audit-event+json; version=1"
+DELIVERY_RECEIPT_PAYLOAD = "application/vnd.mappa.delivery-receipt+json; version=1"
+LEDGER_RECEIPT_PAYLOAD = "application/vnd.mappa.ledger-receipt+json; version=1"
 
 
 def sign_document(payload_type: str, document: Mapping[str, Any], key: PrivateKey) -> str:

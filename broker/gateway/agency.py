@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from broker.agreements.policy import SharingPolicy
+from broker.crypto.keys import PublicKey
 from broker.crypto.pseudonym import SubjectKey
 from broker.crypto.suites import Suite, suite_named
 from broker.gateway.audit import AuditEmitter
@@ -38,6 +39,9 @@ class AgencyContext:
     store: AgencyStore
     settings: Settings
     clock: Callable[[], datetime] = utc_now
+    # The ledger's public key (``ledger.pub``), to verify its receipts; None where the
+    # data directory holds none (a ledger receipt is then refused).
+    ledger_key: PublicKey | None = None
     audit: AuditEmitter = field(init=False)
 
     def __post_init__(self) -> None:

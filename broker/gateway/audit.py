@@ -7,6 +7,7 @@ and its audit record stand or fall together; the relay then publishes it to
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -20,6 +21,7 @@ from broker.crypto.keys import PrivateKey
 from broker.crypto.signing import AUDIT_EVENT_PAYLOAD, sign_document, verify_document
 from broker.errors import MappaError, VerificationError, invalid
 from broker.gateway.store import AgencyStore
+from broker.gateway.tracking import LEDGER
 from broker.trust.directory import Directory, public_key_of
 from schemas.audit import AuditAct, AuditEvent, Operation, Outcome, SignedAuditEvent
 from schemas.common import format_timestamp
@@ -142,12 +144,25 @@ class AuditEmitter:
             **fields,
         )
         signed = sign_event(event, self._key)
-        self._store.enqueue(
-            self._topic,
-            signed.model_dump_json().encode(),
-            key=(event.subject_ref or event.agency).encode(),
+        value = signed.model_dump_json().encode()
+        seq = self._store.enqueue(
+            self._topic, value, key=(event.subject_ref or event.agency).encode()
+        )
+        # Kept, and sent again, until the ledger says it holds it.
+        self._store.tracking.track(
+            seq,
+            event.event_id,
+            [(LEDGER, None)],
+            digest=hashlib.sha256(value).hexdigest(),
+            now=self._clock(),
+            about={"subject_ref": event.subject_ref} if event.subject_ref else None,
         )
         return event
+
+    @property
+    def signing_key(self) -> PrivateKey:
+        """The Ed25519 key this agency signs with now (audit events and receipts)."""
+        return self._key
 
     def refusal(
         self, operation: Operation, error: MappaError, *, reason: str | None = None, **fields: Any

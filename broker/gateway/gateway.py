@@ -11,23 +11,30 @@ another part plugged its rules into before the gateway started (the transfer des
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from broker.errors import MappaError, PolicyDenied, SchemaError
 from broker.gateway.agency import AgencyContext
 from broker.gateway.audit import header_fields
+from broker.gateway.handled import Handled
 from broker.gateway.lifecycle import Lifecycle
 from broker.gateway.publish import Publisher, PublishResult
-from broker.gateway.receive import Handled, Opened, Receiver, TopicRules
-from broker.gateway.relay import OutboxRelay
+from broker.gateway.receive import Opened, Receiver, TopicRules
+from broker.gateway.relay import OutboxRelay, ResendPolicy
 from broker.gateway.store import InboxItem
+from broker.gateway.tracking import LEDGER, Tracked, age
 from broker.kafka.parts import AsyncPart
 from broker.kafka.transport import KafkaTransport, PartitionReader
-from schemas.audit import AuditAct, Operation
+from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import Classification
 from schemas.messages import MessageBody
 
+log = logging.getLogger(__name__)
+# How often a gateway looks for what nobody receipted in time: a due time is minutes
+# away at the least, so a second's lateness does not matter, and the query is indexed.
+RESEND_CHECK_SECONDS = 1.0
 # A consultation must say why; "x" is not a reason an inquiry would accept.
 MIN_JUSTIFICATION_CHARS = 10
 # "Blank" as JSON Schema's regex (ECMA-262 \s) has it, which is how the API documents the
@@ -49,12 +56,15 @@ class AgencyGateway(AsyncPart):
         self._transport = transport
         self.publisher = Publisher(ctx)
         self.receiver = Receiver(ctx)
-        self.relay = OutboxRelay(ctx.store, transport)
+        self.relay = OutboxRelay(
+            ctx.store, transport, ResendPolicy.from_settings(ctx.settings), ctx.clock
+        )
         self._reader: PartitionReader | None = None
         # One poll at a time: a background poller and a caller waiting for its own
         # message (a transfer step) both poll.
         self._polling = asyncio.Lock()
         self._after_batch: list[Callable[[], None]] = []
+        self._next_resend_check = datetime.min.replace(tzinfo=UTC)
         self._listeners: list[Callable[[Handled], None]] = []
 
     @property
@@ -70,11 +80,11 @@ class AgencyGateway(AsyncPart):
 
     @property
     def topics(self) -> list[str]:
-        """What the gateway reads: its role's topic in each of its areas, and every topic
-        with rules of its own."""
+        """What the gateway reads: its role's topic in each of its areas, the receipts
+        topic, and every topic with rules of its own."""
         ctx = self.ctx
         own = {ctx.topics.for_role(area, ctx.entry.role) for area in ctx.entry.areas}
-        return sorted(own | set(self.receiver.topics_with_rules))
+        return sorted(own | {ctx.topics.receipts} | set(self.receiver.topics_with_rules))
 
     def add_topic(self, topic: str, rules: TopicRules) -> None:
         """Also read ``topic``, by ``rules``. Raises ``RuntimeError`` once reading."""
@@ -98,8 +108,39 @@ class AgencyGateway(AsyncPart):
         Idempotent. Raises ``TransportError`` when the transport is not started or the
         outbox cannot be sent (a reader already started stays started)."""
         if self._reader is None:
-            self._reader = await self._transport.reader(self.topics, self.ctx.store.offsets())
+            await self._open_reader()
         await self.relay.flush()
+
+    async def reread(self) -> None:
+        """The broker was replaced under this gateway (the embedded one restarted with an
+        empty log): read again from where the new log begins, and send again at once
+        what no recipient has receipted yet."""
+        async with self._polling:
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                await reader.stop()
+            await self._open_reader()
+        await self.relay.flush()
+
+    async def _open_reader(self) -> None:
+        store, cluster = self.ctx.store, self._transport.cluster_id
+        known = store.broker_cluster()
+        if known != cluster:
+            if known is not None:
+                log.warning(
+                    "%s: the broker is another cluster (%s, was %s): reading every topic again "
+                    "from its beginning, and sending again what nobody has receipted",
+                    self.agency_id,
+                    cluster,
+                    known,
+                )
+                with store.transaction():
+                    self.relay.requeue_unreceipted(self.ctx.clock())
+            store.forget_offsets()
+            store.set_broker_cluster(cluster)
+        self._reader = await self._transport.reader(
+            self.topics, store.offsets(), on_lost=store.forget_offsets
+        )
 
     async def stop(self) -> None:
         """Stop reading. Idempotent; the store stays open (the deployment closes it)."""
@@ -148,8 +189,55 @@ class AgencyGateway(AsyncPart):
         for listener in list(self._listeners):
             for h in handled:
                 listener(h)
+        self.resend_overdue()
         await self.relay.flush()
         return handled
+
+    def resend_overdue(self) -> None:
+        """At most every ``RESEND_CHECK_SECONDS``: queue again what nobody receipted in
+        time, and report (audit, log) what was given up as undeliverable."""
+        ctx = self.ctx
+        now = ctx.clock()
+        if now < self._next_resend_check:
+            return
+        self._next_resend_check = now + timedelta(seconds=RESEND_CHECK_SECONDS)
+        with ctx.store.transaction():
+            for row in self.relay.requeue_overdue(now):
+                self._undeliverable(row, now)
+
+    def _undeliverable(self, row: Tracked, now: datetime) -> None:
+        ctx = self.ctx
+        waited = age(row, now)
+        if row.recipient == LEDGER:
+            # An audit event about an audit event the ledger never took would meet the
+            # same fate: the operator hears of it in the log instead.
+            log.error(
+                "%s: audit event %s never acknowledged by the ledger after %d sends over %s; "
+                "given up",
+                ctx.agency_id,
+                row.message_id,
+                row.attempts + 1,
+                waited,
+            )
+            return
+        log.warning(
+            "%s: message %s undeliverable to %s: no receipt after %d sends over %s",
+            ctx.agency_id,
+            row.message_id,
+            row.recipient,
+            row.attempts + 1,
+            waited,
+        )
+        ctx.audit.emit(
+            AuditAct.DISCLOSURE,
+            Operation.PUBLISH,
+            Outcome.UNDELIVERABLE,
+            **row.audit_fields(),
+            message_id=row.message_id,
+            recipient=row.recipient,
+            reason_code="delivery.undeliverable",
+            reason=f"no receipt after {row.attempts + 1} sends over {waited}",
+        )
 
     async def consult(self, message_id: str, *, user: str, justification: str) -> Opened:
         """Open a delivered message for a person. Writes a consultation audit record;

@@ -10,8 +10,9 @@ Order of checks for each record (the first failure decides the refusal):
  5. bound to this topic and area                   envelope.topic-mismatch
  6. fresh                                          envelope.stale / envelope.clock-skew
  7. addressed to us                                (otherwise skipped: not ours to read)
- 8. not a replay                                   duplicate: per the topic's rules /
-                                                   envelope.replay-conflict
+    refused for good before, this very envelope    skipped, its refusal receipted again
+ 8. not a replay                                   duplicate: skipped, its receipt sent
+                                                   again / envelope.replay-conflict
  9. the agreement allows this view for us          policy.*
 10. unwrap, commitment, decrypt                    decryption.failed / unknown-recipient-key
 11. body matches its view model and the header     policy.breach-view-too-rich / schema.* /
@@ -28,11 +29,19 @@ the agreement and delivered to the inbox. The transfer topic's rules are in
 
 A refusal is dead-lettered with its reason and audited, and the offset moves on
 in the same transaction: nothing is silently dropped, nothing blocks the queue.
+
+Every envelope addressed to us whose sender verified gets a signed receipt on
+``<ns>.receipts`` in the same transaction as its delivery or refusal
+(``broker.gateway.receipts``): the sender keeps it, and sends it again, until it has
+one. A re-sent copy gets the same receipt again. A refusal whose cause can pass
+(``can_pass``: a clock out of step, a directory or agreement version not yet here) is
+remembered as such: a re-sent copy is judged afresh, and the record is kept for
+``mappa deadletter retry``. The receipts topic itself is read here too, and its records
+go to ``ReceiptReader``.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,7 +63,9 @@ from broker.errors import (
     invalid,
 )
 from broker.gateway.agency import AgencyContext
-from broker.gateway.audit import header_fields
+from broker.gateway.audit import MAX_REASON_CHARS, header_fields
+from broker.gateway.handled import Handled, Handling
+from broker.gateway.receipts import ReceiptReader, delivery_receipt_record
 from broker.gateway.store import InboxItem
 from broker.gateway.verification import EnvelopeVerifier
 from broker.kafka.transport import Record
@@ -63,6 +74,25 @@ from schemas.common import ViewKind, format_timestamp, parse_timestamp
 from schemas.isa import Access
 from schemas.messages import CATALOGUE, MessageBody, view_model
 from schemas.messages.base import STANDARD_REDACTION
+from schemas.receipt import DeliveryReceipt, ReceiptOutcome
+
+# Refusals whose cause can pass without the sender doing anything: the receiver's clock
+# out of step, a directory or agreement version the sender already has and we do not.
+RETRIABLE_REFUSALS = frozenset(
+    {
+        "envelope.clock-skew",
+        "directory.unknown-agency",
+        "directory.unknown-key",
+        "envelope.unknown-recipient-key",
+        "policy.no-agreement",
+        "policy.not-a-party",
+    }
+)
+
+
+def can_pass(exc: MappaError) -> bool:
+    """Whether the refusal ``exc`` may not hold later, once its cause is fixed."""
+    return exc.retriable or exc.code in RETRIABLE_REFUSALS
 
 
 def case_team_of(body: MessageBody) -> tuple[frozenset[str], str] | None:
@@ -77,30 +107,6 @@ def case_team_of(body: MessageBody) -> tuple[frozenset[str], str] | None:
 def case_team_roles(body: MessageBody) -> dict[str, str]:
     """Each member of a case-team body and the role it is listed under."""
     return {m["agency_id"]: m["role"] for m in body.model_dump(mode="json")["members"]}
-
-
-class Handling(enum.StrEnum):
-    """What became of one record: taken, skipped (a redelivery, or not ours) or refused."""
-
-    DELIVERED = "delivered"
-    DUPLICATE = "duplicate"
-    NOT_ADDRESSED = "not-addressed"
-    REFUSED = "refused"
-
-
-@dataclass(frozen=True)
-class Handled:
-    """What became of one record: delivered (with the view), skipped, or refused (with
-    the reason). Only verified header fields are filled in."""
-
-    handling: Handling
-    topic: str
-    message_id: str | None = None
-    sender: str | None = None
-    message_type: str | None = None
-    view: ViewKind | None = None
-    reason_code: str | None = None
-    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,7 @@ class Receiver:
         self._ctx = ctx
         self.area_rules = AreaRules(ctx, self)
         self._rules: dict[str, TopicRules] = {}
+        self.receipts = ReceiptReader(ctx, self.refuse)
 
     def add_rules(self, topic: str, rules: TopicRules) -> None:
         """Read ``topic`` by ``rules`` instead of the area topics' rules."""
@@ -279,12 +286,11 @@ class Receiver:
 
     # -- the steps ----------------------------------------------------------------------------
     def admit(self, record: Record, rules: TopicRules, now: datetime) -> VerifiedEnvelope:
-        """Checks 1-6 on a record, by ``rules``' verifier. Raises the check's
-        ``MappaError``."""
+        """Checks 1-5 on a record, by ``rules``' verifier (freshness, check 6, comes after
+        a refusal remembered for good, so that a stale re-sent copy is answered as
+        before). Raises the check's ``MappaError``."""
         record_time = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=now.tzinfo)
-        verified = rules.verifier.verify(record.value, topic=record.topic, record_time=record_time)
-        rules.verifier.check_fresh(verified, now)
-        return verified
+        return rules.verifier.verify(record.value, topic=record.topic, record_time=record_time)
 
     def is_redelivery(self, verified: VerifiedEnvelope) -> bool:
         """Check 8: True if this exact message was taken before. Raises ``ReplayError``
@@ -319,6 +325,8 @@ class Receiver:
             ctx.store.remember(
                 h.message_id, verified.digest, record.topic, h.created_at, format_timestamp(now)
             )
+            ctx.store.deadletters.forget(h.sender, h.message_id, verified.digest)
+            self.receipt(record, verified, now, ReceiptOutcome.DELIVERED)
             yield
             ctx.store.advance(record.topic, record.partition, record.offset)
             ctx.audit.emit(
@@ -365,6 +373,47 @@ class Receiver:
                     message_id=header.message_id,
                 )
 
+    def receipt(
+        self,
+        record: Record,
+        verified: VerifiedEnvelope,
+        now: datetime,
+        outcome: ReceiptOutcome,
+        reason_code: str | None = None,
+    ) -> None:
+        """Queue our signed receipt of ``verified`` for its sender. Call inside the
+        store's transaction, with the delivery or refusal it reports."""
+        ctx = self._ctx
+        h = verified.header
+        receipt = DeliveryReceipt(
+            message_id=h.message_id,
+            envelope_digest=verified.digest,
+            sender=h.sender,
+            recipient=ctx.agency_id,
+            topic=record.topic,
+            outcome=outcome,
+            reason_code=reason_code,
+            time=format_timestamp(now),
+        )
+        ctx.store.enqueue(
+            ctx.topics.receipts,
+            delivery_receipt_record(receipt, ctx.audit.signing_key),
+            key=h.sender.encode(),
+        )
+
+    def answer_again(
+        self, record: Record, verified: VerifiedEnvelope, now: datetime, refused: str | None
+    ) -> Handled:
+        """A re-sent copy of an envelope already taken (``refused`` None) or refused for
+        good with that code: its receipt again, and move past it; nothing else is
+        recorded."""
+        with self._ctx.store.transaction():
+            outcome = ReceiptOutcome.DELIVERED if refused is None else ReceiptOutcome.REFUSED
+            self.receipt(record, verified, now, outcome, refused)
+            self._ctx.store.advance(record.topic, record.partition, record.offset)
+        h = verified.header
+        return Handled(Handling.DUPLICATE, record.topic, h.message_id, h.sender, h.message_type)
+
     def skip(self, record: Record, handling: Handling, verified: VerifiedEnvelope) -> Handled:
         """Not ours, or ours already: move past it, record nothing."""
         with self._ctx.store.transaction():
@@ -376,8 +425,10 @@ class Receiver:
         self, record: Record, verified: VerifiedEnvelope | None, exc: MappaError, now: datetime
     ) -> Handled:
         """Dead-letter the record with the reason, audit the refusal and move past it, in
-        one transaction. Only what verified is recorded as fact: an unverified claim
-        (sender, subject) is never written into the audit trail as if it were true."""
+        one transaction; for an envelope addressed to us whose sender verified, a refused
+        receipt and the refusal remembered; a refusal that can pass keeps the record for
+        a retry. Only what verified is recorded as fact: an unverified claim (sender,
+        subject) is never written into the audit trail as if it were true."""
         ctx = self._ctx
         about = header_fields(verified.header) if verified is not None else {}
         where = f"{record.topic}/{record.partition}@{record.offset}"
@@ -402,6 +453,25 @@ class Receiver:
             ctx.audit.refusal(
                 Operation.DELIVER, exc, reason=reason, recipient=ctx.agency_id, **about
             )
+            passes = can_pass(exc)
+            if verified is not None and verified.addressed_to(ctx.agency_id):
+                h = verified.header
+                self.receipt(record, verified, now, ReceiptOutcome.REFUSED, exc.code)
+                ctx.store.deadletters.remember(
+                    h.sender, h.message_id, verified.digest, exc.code, retriable=passes, now=now
+                )
+            if passes:
+                ctx.store.deadletters.keep(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    timestamp_ms=record.timestamp_ms,
+                    key=record.key,
+                    value=record.value,
+                    reason_code=exc.code,
+                    reason=reason[:MAX_REASON_CHARS],
+                    now=now,
+                )
         return Handled(
             Handling.REFUSED,
             record.topic,
@@ -416,16 +486,24 @@ class Receiver:
     def handle(self, record: Record) -> Handled:
         """Every check in order (module docstring), by the rules of the record's topic;
         then deliver, skip or refuse. Returns what became of it."""
+        ctx = self._ctx
+        now = ctx.clock()
+        if record.topic == ctx.topics.receipts:
+            return self.receipts.handle(record, now)
         rules = self.rules_for(record.topic)
-        now = self._ctx.clock()
         verified: VerifiedEnvelope | None = None
         try:
             verified = self.admit(record, rules, now)
-            if not verified.addressed_to(self._ctx.agency_id):
+            h = verified.header
+            if not verified.addressed_to(ctx.agency_id):
                 return self.skip(record, Handling.NOT_ADDRESSED, verified)
+            earlier = ctx.store.deadletters.recall(h.sender, h.message_id, verified.digest)
+            if earlier is not None and not earlier.retriable:
+                return self.answer_again(record, verified, now, earlier.reason_code)
+            rules.verifier.check_fresh(verified, now)
             if self.is_redelivery(verified):
                 rules.redelivered(verified)
-                return self.skip(record, Handling.DUPLICATE, verified)
+                return self.answer_again(record, verified, now, None)
             view = rules.accept(record, verified, now)
         except MappaError as exc:
             return self.refuse(record, verified, exc, now)

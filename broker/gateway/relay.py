@@ -1,34 +1,76 @@
-"""Sends what the store's outbox holds and marks it sent.
+"""Sends what the store's outbox holds, marks it sent, and sends again what nobody
+receipted in time.
 
 All unsent rows go to the producer at once and their acknowledgements are awaited
 together (Kafka keeps each partition's order within the batch), then they are marked
-sent in one transaction. A crash between sending and marking re-sends rows; receivers
-absorb that (replay memory for envelopes, event ids in the ledger). A failed row stays
-unsent for the next flush, and the failure is raised: nothing is silently dropped.
+sent in one transaction, and each tracked recipient of them (``broker.gateway.tracking``)
+starts waiting for its receipt. A crash between sending and marking re-sends rows;
+receivers absorb that (replay memory for envelopes, event ids in the ledger). A failed
+row stays unsent for the next flush, and the failure is raised: nothing is silently
+dropped.
+
+A broker's acknowledgement is not delivery: the broker may lose what it acknowledged
+(the embedded one is memory-only). So a row whose recipients have not all receipted it
+by their due time is marked unsent and goes again (``requeue_overdue``), waiting twice
+as long each time up to a cap; a recipient that has not receipted it after
+``undeliverable_after`` is given up as undeliverable, for the caller to report.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from broker.gateway.store import AgencyStore
+from broker.gateway.tracking import Tracked, age
 from broker.kafka.transport import KafkaTransport, TransportError
+from broker.settings import Settings
+
+
+@dataclass(frozen=True)
+class ResendPolicy:
+    """How long to wait for a receipt before sending again, and when to give up."""
+
+    first_wait: timedelta
+    max_wait: timedelta
+    give_up_after: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ResendPolicy:
+        return cls(
+            timedelta(seconds=settings.receipt_wait_seconds),
+            timedelta(seconds=settings.resend_cap_seconds),
+            timedelta(seconds=settings.undeliverable_after_seconds),
+        )
+
+    def wait(self, attempts: int) -> timedelta:
+        """The wait after the send numbered ``attempts`` (0 for the first): doubling."""
+        doubled: timedelta = self.first_wait * (2 ** min(attempts, 30))
+        return min(doubled, self.max_wait)
 
 
 class OutboxRelay:
-    """Sends one agency store's outbox to Kafka (module docstring)."""
+    """The outbox's way to Kafka, for one agency's store."""
 
-    def __init__(self, store: AgencyStore, transport: KafkaTransport) -> None:
+    def __init__(
+        self,
+        store: AgencyStore,
+        transport: KafkaTransport,
+        policy: ResendPolicy,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._store = store
         self._transport = transport
+        self.policy = policy
+        self._clock = clock
         # Two flushes at once would send the same rows twice.
         self._lock = asyncio.Lock()
 
     async def flush(self) -> int:
-        """Send every unsent row, a batch at a time, and mark the acknowledged ones sent;
-        returns how many were sent. Raises the first ``TransportError`` of a batch once its
-        acknowledged rows are marked (the rest stay unsent), or at once if the transport
-        is not started."""
+        """Send every unsent row; returns how many the broker acknowledged. Raises the
+        first ``TransportError`` after marking what did go (the rest stay unsent)."""
         async with self._lock:
             sent = 0
             while rows := self._store.unsent():
@@ -36,12 +78,45 @@ class OutboxRelay:
                     [(r.topic, r.value, r.key, r.headers) for r in rows]
                 )
                 done = [r.seq for r, error in zip(rows, results, strict=True) if error is None]
-                self._store.mark_sent(done)
+                with self._store.transaction():
+                    self._store.mark_sent(done)
+                    self._store.tracking.sent(done, self._clock(), self.policy.wait)
                 sent += len(done)
                 failures = [e for e in results if e is not None]
                 if failures:
                     raise failures[0]
             return sent
 
+    def requeue_overdue(self, now: datetime) -> list[Tracked]:
+        """Mark unsent every row some recipient has not receipted by its due time, and
+        give up on recipients waited for longer than the policy allows; returns those
+        given up (for the caller to audit and report). Call inside the store's
+        transaction."""
+        store = self._store
+        store.require_transaction()
+        given_up, again = [], set()
+        for row in store.tracking.overdue(now):
+            if age(row, now) >= self.policy.give_up_after:
+                store.tracking.give_up(row.message_id, row.recipient, now)
+                given_up.append(row)
+            else:
+                again.add(row.outbox_seq)
+        for seq in sorted(again):
+            store.tracking.requeue(seq, now)
+            store.mark_unsent(seq)
+        return given_up
 
-__all__ = ["OutboxRelay", "TransportError"]
+    def requeue_unreceipted(self, now: datetime) -> int:
+        """Mark unsent every row sent but not receipted by all its recipients, whatever
+        their due time: the broker that took them has lost its log. Returns how many.
+        Call inside the store's transaction."""
+        store = self._store
+        store.require_transaction()
+        seqs = store.tracking.awaiting()
+        for seq in seqs:
+            store.tracking.requeue(seq, now)
+            store.mark_unsent(seq)
+        return len(seqs)
+
+
+__all__ = ["OutboxRelay", "ResendPolicy", "TransportError"]

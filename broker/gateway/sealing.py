@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from broker.crypto.envelope import PAYLOAD_TYPE, Recipient, ViewToSeal, seal
+from broker.crypto.envelope import PAYLOAD_TYPE, Recipient, ViewToSeal, envelope_digest, seal
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import Suite
 from broker.gateway.agency import AgencyContext
@@ -48,6 +48,8 @@ class Sealed:
     topic: str
     value: bytes
     recipients: tuple[tuple[str, ViewKind], ...]
+    # What each recipient's receipt must name (``envelope_digest``).
+    digest: str
 
 
 def new_header(
@@ -148,7 +150,7 @@ def seal_views(
     ]
     value = seal(header=header, views=to_seal, signers=signers, suite=suite)
     recipients = tuple((a, v.kind) for v in to_seal for a in (r.agency for r in v.recipients))
-    return Sealed(header.message_id, topic, value, recipients)
+    return Sealed(header.message_id, topic, value, recipients, envelope_digest(value))
 
 
 def queue(
@@ -165,10 +167,20 @@ def queue(
     caller's): a ``collection`` of the message (unless ``collect`` is false: a re-share
     collects nothing new) and a ``disclosure`` for each recipient of each envelope.
     ``audit`` holds the events' common fields (area, subject, type, agreement, purpose,
-    user, ...); each event names its envelope's message id."""
+    user, ...); each event names its envelope's message id. Each envelope then awaits a
+    receipt from each of its recipients (``broker.gateway.tracking``)."""
+    now = ctx.clock()
     with ctx.store.transaction():
         for s in sealed:
-            ctx.store.enqueue(s.topic, s.value, key=key, headers=[CONTENT_TYPE_HEADER])
+            seq = ctx.store.enqueue(s.topic, s.value, key=key, headers=[CONTENT_TYPE_HEADER])
+            ctx.store.tracking.track(
+                seq,
+                s.message_id,
+                [(agency, view.value) for agency, view in s.recipients],
+                digest=s.digest,
+                now=now,
+                about=audit,
+            )
         if collect and sealed:
             ctx.audit.emit(
                 AuditAct.COLLECTION,

@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.gateway.deadletters import DeadLetters
+from broker.gateway.tracking import Tracking
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
@@ -41,6 +44,7 @@ CREATE TABLE IF NOT EXISTS case_teams (
     subject_ref TEXT PRIMARY KEY, members TEXT NOT NULL, lead_agency TEXT NOT NULL,
     set_at TEXT NOT NULL, message_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS transfers (
     transfer_id TEXT PRIMARY KEY, subject_ref TEXT NOT NULL, state TEXT NOT NULL,
     seq INTEGER NOT NULL, record TEXT NOT NULL
@@ -96,8 +100,11 @@ class AgencyStore:
     """The agency's SQLite database; every write happens inside ``transaction()``.
 
     The case registry's rows (``broker.gateway.cases``) live here too, as JSON records
-    this module stores and finds without reading them, so that all of the database's
-    SQL is in one module and a registry change joins the same transaction.
+    this module stores and finds without reading them. Two parts own tables of their
+    own on the same connection, and so join the same transactions: ``tracking`` (what
+    the agency sent and who has receipted it, ``broker.gateway.tracking``) and
+    ``deadletters`` (what it refused, ``broker.gateway.deadletters``). No other module
+    reaches the connection.
     """
 
     def __init__(self, path: Path) -> None:
@@ -110,6 +117,8 @@ class AgencyStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._in_txn = False
+        self.tracking = Tracking(self._db, self._require_txn)
+        self.deadletters = DeadLetters(self._db, self._require_txn)
 
     def close(self) -> None:
         """Close the connection; the store is unusable afterwards."""
@@ -158,6 +167,30 @@ class AgencyStore:
             "DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
             (topic, partition, offset + 1),
         )
+
+    def forget_offsets(self, partitions: Sequence[tuple[str, int]] | None = None) -> None:
+        """Forget where reading got to in ``partitions`` (every one if None): their log
+        was lost or replaced, and is read again from its beginning (replay memory
+        recognises what was taken already)."""
+        with self.transaction():
+            if partitions is None:
+                self._db.execute("DELETE FROM offsets")
+            else:
+                self._db.executemany(
+                    "DELETE FROM offsets WHERE topic = ? AND partition = ?", list(partitions)
+                )
+
+    def broker_cluster(self) -> str | None:
+        """The id of the Kafka cluster the offsets were read from; None before any."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'kafka_cluster'").fetchone()
+        return None if row is None else str(row[0])
+
+    def set_broker_cluster(self, cluster_id: str) -> None:
+        """Record the Kafka cluster the offsets are now read from."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('kafka_cluster', ?)", (cluster_id,)
+            )
 
     # -- replay memory ----------------------------------------------------------------------
     def seen_digest(self, message_id: str) -> str | None:
@@ -286,14 +319,15 @@ class AgencyStore:
         *,
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
-    ) -> None:
-        """Queue a record for ``topic`` in the outbox, for the relay to send. Raises
-        ``RuntimeError`` outside ``transaction()``."""
+    ) -> int:
+        """Queue a record for ``topic`` in the outbox, for the relay to send; returns its
+        sequence number. Raises ``RuntimeError`` outside ``transaction()``."""
         self._require_txn()
-        self._db.execute(
+        cur = self._db.execute(
             "INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)",
             (topic, key, value, _encode_headers(headers)),
         )
+        return int(cur.lastrowid or 0)
 
     def unsent(self, limit: int = 500) -> list[OutboxRow]:
         """The first ``limit`` rows not yet sent, oldest first."""
@@ -308,6 +342,11 @@ class AgencyStore:
         """Mark the rows numbered ``seqs`` sent."""
         with self.transaction():
             self._db.executemany("UPDATE outbox SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
+
+    def mark_unsent(self, seq: int) -> None:
+        """Send the row numbered ``seq`` again (nobody receipted it in time)."""
+        self._require_txn()
+        self._db.execute("UPDATE outbox SET sent = 0 WHERE seq = ?", (seq,))
 
     def outbox_counts(self) -> dict[str, int]:
         """How many rows the outbox holds for each topic, sent or not."""

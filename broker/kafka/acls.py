@@ -6,14 +6,16 @@ sizes and timing of traffic it has no business with, nor write to a topic no
 agreement lets it write to. Each agency's principal (``kafka_principal`` in the
 signed directory) may:
 
-- read the topic of its own scope in each of its areas, and the transfer topic (every
-  agency may be sent a handover item or a completion notice there);
+- read the topic of its own scope in each of its areas, the transfer topic (every
+  agency may be sent a handover item or a completion notice there) and the receipts
+  topic (the receipts for what it sent, and the ledger's for its audit events);
 - write to each topic whose readers an agreement lets it publish to, and to the
   audit, receipts and dead-letter topics (every adapter emits audit events and
   dead-letters what it refuses).
 
-The ledger principal reads the audit topic. Nothing else is allowed: the cluster
-runs with ``allow.everyone.if.no.acl.found=false``.
+The ledger principal reads the audit topic and writes its receipts to the receipts
+topic. Nothing else is allowed: the cluster runs with
+``allow.everyone.if.no.acl.found=false``.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def _writes(agency: AgencyEntry, agreements: Sequence[Agreement], topics: Topics
 
 
 def _reads(agency: AgencyEntry, topics: Topics) -> set[str]:
-    return {topics.for_role(area, agency.role) for area in agency.areas} | {topics.transfers}
+    own = {topics.for_role(area, agency.role) for area in agency.areas}
+    return own | {topics.transfers, topics.receipts}
 
 
 def acl_bindings(
@@ -93,6 +96,9 @@ def acl_bindings(
             bindings.add(AclBinding(principal, topic, Operation.DESCRIBE))
     for operation in (Operation.READ, Operation.DESCRIBE):
         bindings.add(AclBinding(LEDGER_PRINCIPAL, topics.audit, operation))
+    # The ledger answers each batch with a signed receipt per agency.
+    for operation in (Operation.WRITE, Operation.DESCRIBE):
+        bindings.add(AclBinding(LEDGER_PRINCIPAL, topics.receipts, operation))
     return sorted(bindings)
 
 

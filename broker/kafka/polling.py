@@ -1,8 +1,10 @@
 """Background polling: each reader of a running service polls until the service stops.
 
-A failed poll (the broker away, a database locked) is logged and retried with a
-doubling delay, never allowed to end the loop silently; a bug is logged with its
-traceback and retried too, so that one agency stays served while it is looked at.
+A failed poll (the broker away, a database locked) is logged once and retried with a
+doubling delay, never allowed to end the loop silently; when polls succeed again one
+line says how many failed over how long (an outage is two lines, not thousands). A bug
+is logged with its traceback and retried too, so that one agency stays served while it
+is looked at.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
@@ -26,14 +29,31 @@ Poll = Callable[[], Awaitable[object]]
 async def poll_forever(name: str, poll: Poll, stop: asyncio.Event) -> None:
     """Call ``poll`` until ``stop`` is set, retrying failures with backoff."""
     delay = RETRY_FIRST_SECONDS
+    failures, since = 0, 0.0
     while not stop.is_set():
         try:
             await poll()
         except (MappaError, OSError) as exc:
-            log.warning("%s: poll failed, retrying in %.1fs: %s", name, delay, exc)
+            if not failures:
+                since = time.monotonic()
+                log.warning("%s: poll failed, retrying with backoff: %s", name, exc)
+            else:
+                log.debug("%s: poll failed again: %s", name, exc)
+            failures += 1
         except Exception:
+            if not failures:
+                since = time.monotonic()
+            failures += 1
             log.exception("%s: poll failed unexpectedly, retrying in %.1fs", name, delay)
         else:
+            if failures:
+                log.warning(
+                    "%s: polling again after %d failed polls over %.1fs",
+                    name,
+                    failures,
+                    time.monotonic() - since,
+                )
+                failures = 0
             delay = RETRY_FIRST_SECONDS
             continue
         with contextlib.suppress(TimeoutError):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 # so with a retriable error: worth waiting for, since the producer is made once.
 PRODUCER_ID_WAIT_SECONDS = 20.0
 PRODUCER_ID_PAUSE_SECONDS = 0.25
+# A shutdown while the broker is away must not wait for it (a service asked to stop
+# should stop within seconds); the outboxes keep what was not acknowledged.
+STOP_SECONDS = 2.0
 # One fetch is enough to hear an authorization refusal; an allowed one may find nothing.
 FETCH_PROBE_MS = 500
 
@@ -76,6 +79,8 @@ class Record:
 
 
 Offsets = Mapping[tuple[str, int], int]
+# Told the partitions whose stored offsets no longer mean anything.
+Forget = Callable[[Sequence[tuple[str, int]]], None]
 
 
 class KafkaTransport(AsyncPart):
@@ -101,8 +106,10 @@ class KafkaTransport(AsyncPart):
         self._settings = settings
         self._options = client_options(settings, address, username=username)
         self._producer: AIOKafkaProducer | None = None
-        # Known after start(): whether the broker gave this transport a producer id.
+        # Known after start(): whether the broker gave this transport a producer id, and
+        # which cluster it reached (a different id means a different log: see readers).
         self.idempotent = False
+        self.cluster_id = ""
 
     async def start(self) -> None:
         """Connect the producer. Idempotent. Raises ``TransportError`` if the broker
@@ -110,6 +117,7 @@ class KafkaTransport(AsyncPart):
         if self._producer is not None:
             return
         try:
+            self.cluster_id = await self.current_cluster_id()
             self.idempotent = await self._gives_producer_ids()
         except KafkaError as exc:
             raise TransportError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
@@ -150,11 +158,28 @@ class KafkaTransport(AsyncPart):
         finally:
             await client.close()
 
+    async def current_cluster_id(self) -> str:
+        """The id of the cluster the bootstrap address leads to now. Raises aiokafka's
+        ``KafkaError`` if it does not answer."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self._options)
+        await admin.start()
+        try:
+            return str((await admin.describe_cluster())["cluster_id"])
+        finally:
+            await admin.close()
+
     async def stop(self) -> None:
-        """Flush and close the producer. Idempotent."""
+        """Flush and close the producer, waiting at most ``STOP_SECONDS`` for a broker
+        that is away (what was not acknowledged stays unsent in the outboxes).
+        Idempotent."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()
+            try:
+                await asyncio.wait_for(producer.stop(), timeout=STOP_SECONDS)
+            except TimeoutError:
+                log.warning(
+                    "the producer did not stop within %ss: the broker is away", STOP_SECONDS
+                )
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -268,11 +293,16 @@ class KafkaTransport(AsyncPart):
             chatter.setLevel(level)
         return True
 
-    async def reader(self, topics: Sequence[str], offsets: Offsets) -> PartitionReader:
+    async def reader(
+        self, topics: Sequence[str], offsets: Offsets, *, on_lost: Forget | None = None
+    ) -> PartitionReader:
         """A reader over every partition of ``topics``, resuming at ``offsets``
-        (the next offset to read per partition; absent means from the beginning)."""
+        (the next offset to read per partition; absent means from the beginning). A
+        partition whose log ends before its stored offset was lost or replaced (a broker
+        that kept nothing, a topic made anew): it is read again from its beginning, and
+        ``on_lost`` is told which, so the caller forgets their stored offsets."""
         assignment = [tp for t in topics for tp in await self.partitions(t)]
-        reader = PartitionReader(self.bootstrap, assignment, offsets, self._options)
+        reader = PartitionReader(self.bootstrap, assignment, offsets, self._options, on_lost)
         try:
             await reader.start()
         except BaseException:
@@ -288,9 +318,11 @@ class PartitionReader:
         assignment: list[TopicPartition],
         offsets: Offsets,
         options: Mapping[str, Any],
+        on_lost: Forget | None = None,
     ) -> None:
         self._assignment = assignment
         self._offsets = offsets
+        self._on_lost = on_lost
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
@@ -301,14 +333,44 @@ class PartitionReader:
         )
 
     async def start(self) -> None:
+        """Connect, and place each partition where the caller stopped: at its stored
+        offset, or at the beginning when none is stored or the log is shorter than it
+        (the log was lost); at the log's start when the records before it are gone."""
         await self._consumer.start()
         self._consumer.assign(self._assignment)
-        for tp in self._assignment:
-            next_offset = self._offsets.get((tp.topic, tp.partition))
+        stored = {tp: self._offsets.get((tp.topic, tp.partition)) for tp in self._assignment}
+        known = [tp for tp, at in stored.items() if at is not None]
+        ends = await self._consumer.end_offsets(known) if known else {}
+        starts = await self._consumer.beginning_offsets(known) if known else {}
+        lost: list[tuple[str, int]] = []
+        for tp, next_offset in stored.items():
             if next_offset is None:
                 await self._consumer.seek_to_beginning(tp)
+            elif next_offset > ends[tp]:
+                log.warning(
+                    "%s/%d: the log ends at %d, before offset %d already read: the broker lost "
+                    "or replaced it; reading it again from the beginning",
+                    tp.topic,
+                    tp.partition,
+                    ends[tp],
+                    next_offset,
+                )
+                lost.append((tp.topic, tp.partition))
+                await self._consumer.seek_to_beginning(tp)
+            elif next_offset < starts[tp]:
+                log.warning(
+                    "%s/%d: offsets %d to %d are gone from the log (retention or deletion) "
+                    "before they were read; their senders send again what is not receipted",
+                    tp.topic,
+                    tp.partition,
+                    next_offset,
+                    starts[tp] - 1,
+                )
+                self._consumer.seek(tp, starts[tp])
             else:
                 self._consumer.seek(tp, next_offset)
+        if lost and self._on_lost is not None:
+            self._on_lost(lost)
 
     async def stop(self) -> None:
         await self._consumer.stop()

@@ -92,6 +92,32 @@ class EntryLog:
         rows = self._db.execute("SELECT topic, partition, next_offset FROM offsets")
         return {(t, int(p)): int(o) for t, p, o in rows}
 
+    def forget_offsets(self, partitions: Iterable[tuple[str, int]] | None = None) -> None:
+        """Forget where reading got to in ``partitions`` (every one if None): their log
+        was lost or replaced, and is read again from its beginning (what is held already
+        is recognised by its event id)."""
+        with self._db.transaction():
+            if partitions is None:
+                self._db.execute("DELETE FROM offsets")
+            else:
+                self._db.executemany(
+                    "DELETE FROM offsets WHERE topic = ? AND partition = ?",
+                    [(t, p) for t, p in partitions],
+                )
+
+    def broker_cluster(self) -> str | None:
+        """The id of the Kafka cluster the offsets were read from; None before any."""
+        rows = self._db.execute("SELECT value FROM meta WHERE name = 'kafka_cluster'")
+        return str(rows[0][0]) if rows else None
+
+    def set_broker_cluster(self, cluster_id: str) -> None:
+        """Record the Kafka cluster the offsets are now read from."""
+        with self._db.transaction():
+            self._db.execute("DELETE FROM meta WHERE name = 'kafka_cluster'")
+            self._db.execute(
+                "INSERT INTO meta (name, value) VALUES ('kafka_cluster', ?)", (cluster_id,)
+            )
+
     def _advance(self, at: Iterable[tuple[str, int, int]]) -> None:
         highest: dict[tuple[str, int], int] = {}
         for topic, partition, offset in at:

@@ -139,4 +139,5 @@ CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL, partition {big} NOT NULL, next_offset {big} NOT NULL,
     PRIMARY KEY (topic, partition)
 );
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """

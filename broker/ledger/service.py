@@ -3,26 +3,42 @@
 Each poll is one batch: events that verify are appended in arrival order in one
 transaction; events that do not (bad signature, unknown agency, malformed) are
 kept in ``rejected`` with the reason, never dropped. After a batch that grew the
-log, the service signs a checkpoint over the new tree head.
+log, the service signs a checkpoint over the new tree head. A batch that fails (the
+database away or locked) is read again: the reader goes back to the stored offsets.
+
+After each batch the ledger tells each agency which of its events it holds (appended
+now, or before: a re-sent copy) and which it refused, in a signed ``LedgerReceipt``
+on the receipts topic. An agency keeps each event, and sends it again, until the
+ledger has said so; a receipt lost on the way is answered again when the event comes
+again, so the ledger's own sending need not be durable.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import re
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 
+from broker.crypto.keys import PrivateKey
 from broker.errors import MappaError
 from broker.gateway.audit import verify_event
+from broker.gateway.receipts import ledger_receipt_record
 from broker.kafka.parts import AsyncPart
 from broker.kafka.transport import KafkaTransport, PartitionReader, Record
 from broker.ledger.checkpoint import CheckpointSigner
 from broker.ledger.store import Item, LedgerStore
 from broker.trust.directory import Directory
-from schemas.common import format_timestamp
+from schemas.common import AGENCY_ID_PATTERN, UUID_PATTERN, format_timestamp
+from schemas.receipt import MAX_RECEIPTED_EVENTS, LedgerReceipt, RefusedEvent
 
 log = logging.getLogger(__name__)
+_AGENCY_ID = re.compile(AGENCY_ID_PATTERN)
+_UUID = re.compile(UUID_PATTERN)
 
 
 class LedgerService(AsyncPart):
@@ -39,6 +55,7 @@ class LedgerService(AsyncPart):
         topic: str,
         signer: CheckpointSigner | None = None,
         clock: Callable[[], datetime] | None = None,
+        receipts: tuple[str, PrivateKey] | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -47,11 +64,44 @@ class LedgerService(AsyncPart):
         self._transport = transport
         self._topic = topic
         self._reader: PartitionReader | None = None
+        # Where and with which key to receipt each batch; None: no receipts (tests).
+        self._receipts = receipts
+        # One poll at a time: a reread (the broker replaced) waits for the poll.
+        self._polling = asyncio.Lock()
+        self._held: dict[str, list[str]] = defaultdict(list)
+        self._refused: dict[str, list[RefusedEvent]] = defaultdict(list)
 
     async def start(self) -> None:
-        """Start reading the audit topic where the store says it stopped. Idempotent."""
+        """Start reading the audit topic where the store says it stopped (from its
+        beginning if the broker is another cluster than the one read before). Idempotent."""
         if self._reader is None:
-            self._reader = await self._transport.reader([self._topic], self.store.offsets())
+            await self._open_reader()
+
+    async def reread(self) -> None:
+        """The broker was replaced under the ledger: read from where the new log begins
+        (events held already are recognised by their id, and receipted again)."""
+        async with self._polling:
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                await reader.stop()
+            await self._open_reader()
+
+    async def _open_reader(self) -> None:
+        store, cluster = self.store, self._transport.cluster_id
+        known = store.broker_cluster()
+        if known != cluster:
+            if known is not None:
+                log.warning(
+                    "ledger: the broker is another cluster (%s, was %s): reading the audit "
+                    "topic again from its beginning",
+                    cluster,
+                    known,
+                )
+            store.forget_offsets()
+            store.set_broker_cluster(cluster)
+        self._reader = await self._transport.reader(
+            [self._topic], store.offsets(), on_lost=store.forget_offsets
+        )
 
     async def stop(self) -> None:
         """Stop reading. Idempotent; the store stays open (its owner closes it)."""
@@ -66,7 +116,13 @@ class LedgerService(AsyncPart):
         except MappaError as exc:
             log.warning("audit record refused at %s: %s", at, exc.code)
             self.store.reject(record.value, at=at, code=exc.code, reason=exc.reason)
+            claimed = _claimed(record.value)
+            if claimed is not None:
+                self._refused[claimed[0]].append(
+                    RefusedEvent(event_id=claimed[1], reason_code=exc.code)
+                )
             return None
+        self._held[signed.event.agency].append(signed.event.event_id)
         return (signed, record.value, at)
 
     def handle(self, record: Record) -> None:
@@ -78,7 +134,10 @@ class LedgerService(AsyncPart):
     def handle_batch(self, records: list[Record]) -> int:
         """Verify each record; append those that verify in one transaction, keep the
         others as rejected with the reason; sign a checkpoint if the log grew. Returns
-        how many entries were added."""
+        how many entries were added. What it held and refused waits for
+        ``send_receipts`` (until the next batch)."""
+        self._held.clear()
+        self._refused.clear()
         items = [i for i in (self._verified(r) for r in records) if i is not None]
         added = self.store.append_batch(items) if items else 0
         if added:
@@ -99,13 +158,55 @@ class LedgerService(AsyncPart):
         return note
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
-        """Read one batch and ``handle_batch`` it; returns how many records were read.
-        Raises ``RuntimeError`` before ``start()``."""
-        if self._reader is None:
-            raise RuntimeError("ledger service not started")
-        records = await self._reader.poll(timeout_ms=timeout_ms)
-        self.handle_batch(records)
+        """Read one batch, ``handle_batch`` it and receipt it; returns how many records
+        were read. A batch that fails is read again from the stored offsets (and the
+        failure raised). Raises ``RuntimeError`` before ``start()``."""
+        async with self._polling:
+            if self._reader is None:
+                raise RuntimeError("ledger service not started")
+            records = await self._reader.poll(timeout_ms=timeout_ms)
+            try:
+                self.handle_batch(records)
+            except BaseException:
+                self._held.clear()
+                self._refused.clear()
+                await self._reader.rewind(self.store.offsets())
+                raise
+        await self.send_receipts()
         return len(records)
+
+    async def send_receipts(self) -> int:
+        """Send the receipts of what was handled since the last call: per agency, the
+        events held and refused. Best effort: an event whose receipt is lost comes again,
+        and is receipted then. Returns how many receipts went."""
+        held, refused = dict(self._held), dict(self._refused)
+        self._held.clear()
+        self._refused.clear()
+        if self._receipts is None or self._clock is None:
+            return 0
+        topic, key = self._receipts
+        at, size = format_timestamp(self._clock()), self.store.size()
+        values = []
+        for agency in sorted(held.keys() | refused.keys()):
+            ids, nays = held.get(agency, []), refused.get(agency, [])
+            for start in range(0, max(len(ids), len(nays)), MAX_RECEIPTED_EVENTS):
+                end = start + MAX_RECEIPTED_EVENTS
+                receipt = LedgerReceipt(
+                    agency=agency,
+                    held=tuple(ids[start:end]),
+                    refused=tuple(nays[start:end]),
+                    tree_size=size,
+                    time=at,
+                )
+                values.append(ledger_receipt_record(receipt, key))
+        if not values:
+            return 0
+        results = await self._transport.send_many([(topic, value, None, ()) for value in values])
+        failed = [e for e in results if e is not None]
+        if failed:
+            log.warning("%d ledger receipts not sent (they go again with the events): %s",
+                        len(failed), failed[0])  # fmt: skip
+        return len(values) - len(failed)
 
     async def catch_up(self, size: int, *, within: float) -> int:
         """Poll until the log holds ``size`` entries or ``within`` seconds have passed;
@@ -114,3 +215,22 @@ class LedgerService(AsyncPart):
         while self.store.size() < size and time.monotonic() < deadline:
             await self.poll_once(timeout_ms=50)
         return self.store.size()
+
+
+def _claimed(raw: bytes) -> tuple[str, str] | None:
+    """The agency and event id a refused record claims, to tell that agency its event
+    was refused; None if it claims none. Unverified: the claimed agency verifies the
+    ledger's receipt and matches the id against what it sent itself."""
+    try:
+        event = json.loads(raw)["event"]
+        agency, event_id = event["agency"], event["event_id"]
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None
+    if (
+        isinstance(agency, str)
+        and isinstance(event_id, str)
+        and _AGENCY_ID.fullmatch(agency)
+        and _UUID.fullmatch(event_id)
+    ):
+        return agency, event_id
+    return None

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter, ValidationError
 from broker.errors import KeyUnavailable, MappaError, SchemaError, TransferRefused, invalid
 from broker.gateway import AgencyGateway
 from broker.gateway.cases import CaseRegistry
-from broker.gateway.receive import Handled, Handling
+from broker.gateway.handled import Handled, Handling
 from broker.gateway.sealing import queue
 from broker.transfer.envelopes import (
     STEP_PURPOSE,

@@ -1,11 +1,10 @@
 """The transfer topic's rules, plugged into the one receiving path (``broker.gateway.receive``).
 
 Checks 1-8 run as for every topic (shape, suite, directory keys, signatures, topic
-binding, freshness, addressed to us, replay memory), with two differences: an envelope
+binding, freshness, addressed to us, replay memory), with one difference: an envelope
 on ``<ns>.transfers`` may be bound to any of the 42 areas (the area the case moves
-from), and an exact redelivery is refused and audited as ``transfer.duplicate`` rather
-than skipped silently: a transfer step is applied once, and a second copy is worth a
-record. Then:
+from). A step is applied once: an exact redelivery (a copy its sender sent again, not
+yet having our receipt) is skipped and receipted again, like any other. Then:
 
 * a transfer step (``transfer-*``): decrypt, parse, header and body agree, and the
   state machine and actor rules (``broker.transfer.rules``) allow it; applied to the
@@ -26,7 +25,7 @@ from pydantic import ValidationError
 from broker.agreements.policy import CASE_TEAM_TYPE
 from broker.crypto.envelope import VerifiedEnvelope, open_view
 from broker.crypto.suites import suite_named
-from broker.errors import PolicyDenied, ReplayError, TransferRefused, VerificationError, invalid
+from broker.errors import PolicyDenied, TransferRefused, VerificationError, invalid
 from broker.gateway.agency import AgencyContext
 from broker.gateway.cases import CaseRegistry
 from broker.gateway.receive import Opened, Receiver, parse_body, view_for
@@ -66,12 +65,7 @@ class TransferRules:
         return self._verifier
 
     def redelivered(self, verified: VerifiedEnvelope) -> None:
-        """A step is applied once: a second copy is refused (``transfer.duplicate``)."""
-        raise ReplayError(
-            f"message {verified.header.message_id} was delivered before; "
-            "a transfer message is applied once",
-            code="transfer.duplicate",
-        )
+        """A step is applied once: a re-sent copy is skipped (and receipted again)."""
 
     def accept(self, record: Record, verified: VerifiedEnvelope, now: datetime) -> ViewKind:
         """Apply a step to the case registry, or deliver a handover item to the inbox.

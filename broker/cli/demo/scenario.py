@@ -35,8 +35,8 @@ from broker.deployment import Deployment, Running
 from broker.errors import ConfigurationError, MappaError
 from broker.gateway import AgencyGateway
 from broker.gateway.agency import utc_now
+from broker.gateway.handled import Handled, Handling
 from broker.gateway.publish import PublishResult
-from broker.gateway.receive import Handled, Handling
 from broker.gateway.sealing import new_header
 from broker.kafka.acls import scram_user
 from broker.kafka.apache import KAFKA_VERSION

@@ -26,7 +26,7 @@ from broker.agreements import agreement_for_area
 from broker.deployment import Deployment, Running
 from broker.errors import ConfigurationError, MappaError
 from broker.gateway.agency import utc_now
-from broker.gateway.receive import Handled, Handling
+from broker.gateway.handled import Handled, Handling
 from broker.settings import Settings
 from broker.transfer.deadlines import deadlines
 from broker.trust.provision import DataPaths, provision, two_area_specs

@@ -1,0 +1,155 @@
+"""What a receiver refused, remembered: so a re-sent copy is answered the same way, and a
+refusal whose cause can pass is kept to be processed again.
+
+- ``refused``: per sender, message id and envelope digest, the refusal code and whether
+  it can pass. A re-sent copy of an envelope refused for good gets the same receipt
+  again without a second refusal; one refused for a reason that can pass (a clock
+  running slow, a directory or agreement version not yet received) is judged afresh.
+- ``deadletters``: the records refused for a reason that can pass, whole (no larger than
+  the broker took them), for ``mappa deadletter list|retry`` once the cause is fixed.
+  Records refused for good go to the dead-letter topic only.
+
+Part of the agency's store (``AgencyStore.deadletters``): it shares the store's
+connection and its transactions.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas.common import format_timestamp
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS refused (
+    sender TEXT NOT NULL, message_id TEXT NOT NULL, digest TEXT NOT NULL,
+    reason_code TEXT NOT NULL, retriable INTEGER NOT NULL, refused_at TEXT NOT NULL,
+    PRIMARY KEY (sender, message_id, digest)
+);
+CREATE TABLE IF NOT EXISTS deadletters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL, timestamp_ms INTEGER NOT NULL, key BLOB, value BLOB NOT NULL,
+    reason_code TEXT NOT NULL, reason TEXT NOT NULL, refused_at TEXT NOT NULL,
+    retried_at TEXT, outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS deadletters_open ON deadletters (outcome, id);
+"""
+
+
+@dataclass(frozen=True)
+class Remembered:
+    reason_code: str
+    retriable: bool
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A refused record kept for another try: where it was read, what it was, why."""
+
+    id: int
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    reason_code: str
+    reason: str
+    refused_at: str
+    retried_at: str | None
+    outcome: str | None
+
+
+class DeadLetters:
+    """The ``refused`` and ``deadletters`` tables; writes inside the store's transaction."""
+
+    def __init__(self, db: sqlite3.Connection, require_transaction: Callable[[], None]) -> None:
+        self._db = db
+        self._require = require_transaction
+        db.executescript(TABLES)
+
+    def remember(
+        self,
+        sender: str,
+        message_id: str,
+        digest: str,
+        reason_code: str,
+        *,
+        retriable: bool,
+        now: datetime,
+    ) -> None:
+        """Remember (or update) how this envelope was refused."""
+        self._require()
+        self._db.execute(
+            "INSERT OR REPLACE INTO refused VALUES (?, ?, ?, ?, ?, ?)",
+            (sender, message_id, digest, reason_code, int(retriable), format_timestamp(now)),
+        )
+
+    def recall(self, sender: str, message_id: str, digest: str) -> Remembered | None:
+        """How this exact envelope was refused before, if it was."""
+        row = self._db.execute(
+            "SELECT reason_code, retriable FROM refused "
+            "WHERE sender = ? AND message_id = ? AND digest = ?",
+            (sender, message_id, digest),
+        ).fetchone()
+        return None if row is None else Remembered(str(row[0]), bool(row[1]))
+
+    def forget(self, sender: str, message_id: str, digest: str) -> None:
+        """A refusal that passed: the envelope was delivered after all."""
+        self._require()
+        self._db.execute(
+            "DELETE FROM refused WHERE sender = ? AND message_id = ? AND digest = ?",
+            (sender, message_id, digest),
+        )
+
+    def keep(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int,
+        key: bytes | None,
+        value: bytes,
+        reason_code: str,
+        reason: str,
+        now: datetime,
+    ) -> int:
+        """Keep a record refused for a reason that can pass; returns its id."""
+        self._require()
+        cur = self._db.execute(
+            'INSERT INTO deadletters (topic, partition, "offset", timestamp_ms, key, value, '
+            "reason_code, reason, refused_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (topic, partition, offset, timestamp_ms, key, value, reason_code, reason,
+             format_timestamp(now)),
+        )  # fmt: skip
+        return int(cur.lastrowid or 0)
+
+    def pending(self, limit: int = 1000) -> list[DeadLetter]:
+        """The kept records not yet settled by a retry, oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM deadletters WHERE outcome IS NULL ORDER BY id LIMIT ?", (limit,)
+        )
+        return [DeadLetter(*r) for r in rows]
+
+    def all(self, limit: int = 1000) -> list[DeadLetter]:
+        """Every kept record, settled or not, newest first."""
+        rows = self._db.execute("SELECT * FROM deadletters ORDER BY id DESC LIMIT ?", (limit,))
+        return [DeadLetter(*r) for r in rows]
+
+    def get(self, dead_letter_id: int) -> DeadLetter | None:
+        """One kept record, or None."""
+        row = self._db.execute(
+            "SELECT * FROM deadletters WHERE id = ?", (dead_letter_id,)
+        ).fetchone()
+        return None if row is None else DeadLetter(*row)
+
+    def settle(self, dead_letter_id: int, outcome: str, now: datetime) -> None:
+        """Record what a retry made of a kept record (``delivered``, ``refused:<code>``...)."""
+        self._require()
+        self._db.execute(
+            "UPDATE deadletters SET outcome = ?, retried_at = ? WHERE id = ?",
+            (outcome, format_timestamp(now), dead_letter_id),
+        )
