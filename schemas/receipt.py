@@ -11,16 +11,25 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
-from schemas.common import AgencyId, Frozen, KeyId, ShortText, Timestamp, Uuid
+from schemas.common import AgencyId, Frozen, KeyId, Timestamp, Uuid
 from schemas.envelope import B64Signature, TopicName
 
-# A ledger receipt names at most this many events: one fetched batch of the audit topic
-# (500 records) fits, and a receipt stays far below a record's size limit.
+# A ledger receipt names at most this many events (held, and as many refused): one
+# fetched batch of the audit topic (500 records) fits, and so does the receipt in
+# MAX_RECEIPT_BYTES (broker/gateway/receipts.py).
 MAX_RECEIPTED_EVENTS = 1000
 # SHA-256, lower-case hex: the envelope's digest (docs/envelope.md, "digest").
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+# A refusal code such as "envelope.clock-skew": ASCII and short, so that a receipt of
+# MAX_RECEIPTED_EVENTS refusals has a size known in advance (docs/receipts.md).
+ReasonCode = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*$", max_length=64)
+]
+# The largest integer RFC 8785 (JCS) writes exactly: it formats numbers as IEEE doubles,
+# so a larger one has no canonical form to sign.
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 class ReceiptOutcome(enum.StrEnum):
@@ -41,14 +50,20 @@ class DeliveryReceipt(Frozen):
     topic: TopicName
     outcome: ReceiptOutcome
     # The refusal code when refused (the reason stays with the recipient: it may name
-    # what the recipient holds); absent when delivered.
-    reason_code: ShortText | None = None
+    # what the recipient holds); null when delivered.
+    reason_code: ReasonCode | None = None
     time: Timestamp
+
+    @model_validator(mode="after")
+    def _code_if_refused(self) -> DeliveryReceipt:
+        if (self.outcome is ReceiptOutcome.REFUSED) != (self.reason_code is not None):
+            raise ValueError("a refused receipt has a reason_code, a delivered one null")
+        return self
 
 
 class RefusedEvent(Frozen):
     event_id: Uuid
-    reason_code: ShortText
+    reason_code: ReasonCode
 
 
 class LedgerReceipt(Frozen):
@@ -60,7 +75,7 @@ class LedgerReceipt(Frozen):
     agency: AgencyId
     held: tuple[Uuid, ...] = Field(default=(), max_length=MAX_RECEIPTED_EVENTS)
     refused: tuple[RefusedEvent, ...] = Field(default=(), max_length=MAX_RECEIPTED_EVENTS)
-    tree_size: int = Field(ge=0)
+    tree_size: int = Field(ge=0, le=MAX_SAFE_INTEGER)
     time: Timestamp
 
 

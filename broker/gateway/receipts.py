@@ -7,15 +7,26 @@ Every gateway reads the receipts topic and applies, to its own sending state
 (``broker.gateway.tracking``), the receipts meant for it; a receipt for another agency
 is passed over unread. The byte layout is specified in docs/receipts.md.
 
-Checks on a receipt meant for us, in order (the first failure decides):
+First, routing (``addressee``), on unverified bytes: a record that is not JSON naming
+a receipt kind and an agency (a delivery receipt's ``sender``, a ledger receipt's
+``agency``), or names another agency, is passed over with nothing recorded. Then the
+checks on a receipt meant for us, in order (the first failure decides):
 
-1. size and shape                         receipt.too-large / receipt.malformed
-2. the signer's key (the recipient's
-   Ed25519 key in the directory; for the
-   ledger, ``ledger.pub``)                 receipt.wrong-signer / directory.*
-3. the signature                          verification.signature-invalid
-4. a message we sent to that recipient,
-   with that envelope digest              receipt.unknown-message / receipt.digest-mismatch
+1. size: at most ``MAX_RECEIPT_BYTES``     receipt.too-large
+2. strict JSON (``strict_json``)           schema.encoding / not-json / not-object /
+                                           duplicate-key / float / constant / too-deep
+3. shape: the model, every field present
+   as its canonical form writes it, a
+   real time                               receipt.malformed
+4. the signer's key. Delivery: the
+   recipient is in the directory, the key
+   one of its Ed25519 keys, valid at the
+   receipt's time, not revoked by the
+   later of that and the record's time.    directory.unknown-agency / receipt.wrong-signer /
+   Ledger: ``ledger.pub``'s key.           directory.key-revoked / directory.key-expired
+5. the signature                           verification.signature-invalid
+6. delivery: a message we sent to that
+   recipient, with that envelope digest    receipt.unknown-message / receipt.digest-mismatch
 
 A receipt that fails is refused: dead-lettered and audited like any refused record.
 """
@@ -30,6 +41,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from broker.crypto.encoding import jcs, strict_json
 from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.signing import (
     DELIVERY_RECEIPT_PAYLOAD,
@@ -40,10 +52,12 @@ from broker.crypto.signing import (
 from broker.errors import MappaError, SchemaError, VerificationError, invalid
 from broker.gateway.agency import AgencyContext
 from broker.gateway.handled import Handled, Handling
-from broker.gateway.tracking import DELIVERED, LEDGER, REFUSED, SETTLED
+from broker.gateway.tracking import DELIVERED, LEDGER, REFUSED, Tracked, Tracking
+from broker.kafka.topics import RECORD_LIMIT_BYTES
 from broker.kafka.transport import Record
-from broker.trust.directory import Directory, public_key_of
+from broker.trust.directory import Directory, check_key_time, public_key_of
 from schemas.audit import AuditAct, Operation, Outcome
+from schemas.common import parse_timestamp
 from schemas.directory import KeyAlg
 from schemas.receipt import (
     DeliveryReceipt,
@@ -56,8 +70,13 @@ from schemas.receipt import (
 log = logging.getLogger(__name__)
 Refuse = Callable[[Record, None, MappaError, datetime], Handled]
 
-# A ledger receipt names up to 1,000 events (about 40 kB); nothing larger is a receipt.
-MAX_RECEIPT_BYTES = 64 * 1024
+# The largest receipt written compactly is a ledger receipt of MAX_RECEIPTED_EVENTS held
+# ids (1,000 x 39 bytes) and as many refused events (1,000 x 133: id and a 64-character
+# code), about 172 kB with its framing; nothing larger is a receipt.
+MAX_RECEIPT_BYTES = 256 * 1024
+# A record is parsed to find whom it claims to be for up to the size the topic takes;
+# a larger one (a broker that does not enforce the topic's limit) is passed over unread.
+MAX_ROUTED_BYTES = RECORD_LIMIT_BYTES
 DELIVERY_KIND = "mappa.delivery-receipt"
 Signed = TypeVar("Signed", SignedDeliveryReceipt, SignedLedgerReceipt)
 LEDGER_KIND = "mappa.ledger-receipt"
@@ -87,8 +106,9 @@ def addressee(raw: bytes) -> tuple[str, str] | None:
     """Routing only, before any check: the kind of receipt and the agency it claims to be
     for (a delivery receipt's sender, a ledger receipt's agency); None if it does not
     even look like a receipt. Nothing read here is trusted: a receipt that claims to be
-    for us is then parsed strictly and verified."""
-    if len(raw) > MAX_RECEIPT_BYTES:
+    for us is then checked, its size first (an oversize one is refused, not passed
+    over)."""
+    if len(raw) > MAX_ROUTED_BYTES:
         return None
     try:
         doc: Any = json.loads(raw)
@@ -102,10 +122,14 @@ def addressee(raw: bytes) -> tuple[str, str] | None:
     return kind, who
 
 
-def verify_delivery_receipt(raw: bytes, directory: Directory) -> DeliveryReceipt:
-    """Checks 1-3 of a delivery receipt; returns it verified. Raises ``SchemaError``
-    (``receipt.too-large``, ``receipt.malformed``) or ``VerificationError``
-    (``receipt.wrong-signer``, ``directory.*``, ``verification.signature-invalid``)."""
+def verify_delivery_receipt(
+    raw: bytes, directory: Directory, *, record_time: datetime
+) -> DeliveryReceipt:
+    """Checks 1-5 of a delivery receipt (module docstring), ``record_time`` being when
+    the broker took the record; returns it verified. Raises ``SchemaError``
+    (``receipt.too-large``, ``schema.*``, ``receipt.malformed``) or ``VerificationError``
+    (``directory.unknown-agency``, ``receipt.wrong-signer``, ``directory.key-revoked``,
+    ``directory.key-expired``, ``verification.signature-invalid``)."""
     signed = _parse(raw, SignedDeliveryReceipt)
     agency = directory.agency(signed.receipt.recipient)
     entry = next((k for k in agency.keys if k.key_id == signed.key_id), None)
@@ -115,6 +139,11 @@ def verify_delivery_receipt(raw: bytes, directory: Directory) -> DeliveryReceipt
             f"{signed.receipt.recipient}",
             code="receipt.wrong-signer",
         )
+    # Valid when it says it signed, and not revoked by then or by when the broker took
+    # the record: a thief of a revoked key can backdate ``time``, not the broker's clock
+    # (as an envelope's signing keys, docs/envelope.md step 3).
+    signed_at = parse_timestamp(signed.receipt.time)
+    check_key_time(entry, signed_at, max(signed_at, record_time))
     verify_document(
         DELIVERY_RECEIPT_PAYLOAD,
         signed.receipt.model_dump(mode="json"),
@@ -124,10 +153,17 @@ def verify_delivery_receipt(raw: bytes, directory: Directory) -> DeliveryReceipt
     return signed.receipt
 
 
-def verify_ledger_receipt(raw: bytes, ledger_key: PublicKey) -> LedgerReceipt:
-    """Checks 1-3 of a ledger receipt, against the ledger's public key. Raises as
-    ``verify_delivery_receipt``."""
+def verify_ledger_receipt(raw: bytes, ledger_key: PublicKey | None) -> LedgerReceipt:
+    """Checks 1-5 of a ledger receipt, against the ledger's public key (None where this
+    deployment holds none: refused). Raises ``SchemaError`` (``receipt.too-large``,
+    ``schema.*``, ``receipt.malformed``) or ``VerificationError``
+    (``receipt.wrong-signer``, ``verification.signature-invalid``)."""
     signed = _parse(raw, SignedLedgerReceipt)
+    if ledger_key is None:
+        raise VerificationError(
+            "a ledger receipt, but this deployment holds no ledger key to verify it",
+            code="receipt.wrong-signer",
+        )
     if signed.key_id != ledger_key.key_id:
         raise VerificationError(
             f"ledger receipt signed with key {signed.key_id}, not the ledger's",
@@ -140,14 +176,53 @@ def verify_ledger_receipt(raw: bytes, ledger_key: PublicKey) -> LedgerReceipt:
 
 
 def _parse(raw: bytes, model: type[Signed]) -> Signed:
+    """Checks 1-3. The signature is checked over the canonical form of what this returns,
+    so the document must be exactly that: no field left to a default, no value the
+    model would take in another spelling (``true`` for ``1``)."""
     if len(raw) > MAX_RECEIPT_BYTES:
         raise SchemaError(
             f"a receipt of {len(raw)} bytes; at most {MAX_RECEIPT_BYTES}", code="receipt.too-large"
         )
     try:
-        return model.model_validate_json(raw)
+        document = strict_json(raw)
+    except ValueError:  # an integer of more digits than Python converts
+        raise SchemaError("not a JSON document", code="schema.not-json") from None
+    try:
+        signed = model.model_validate_json(raw)
     except ValidationError as exc:
         raise invalid(exc, "receipt", code="receipt.malformed") from None
+    if jcs(document) != jcs(signed.model_dump(mode="json")):
+        raise SchemaError(
+            "receipt has a field missing, or a value spelt otherwise than its model writes it",
+            code="receipt.malformed",
+        )
+    try:
+        parse_timestamp(signed.receipt.time)
+    except ValueError:
+        raise SchemaError("receipt time is not a real time", code="receipt.malformed") from None
+    return signed
+
+
+def sent_row(receipt: DeliveryReceipt, tracking: Tracking) -> Tracked:
+    """Check 6 of a verified delivery receipt: the sender's tracked row of that message
+    and recipient, whose envelope has the digest the receipt names; returns the row.
+    Raises ``VerificationError`` (``receipt.unknown-message``: never sent to that
+    recipient; ``receipt.digest-mismatch``: another envelope under that id)."""
+    row = tracking.get(receipt.message_id, receipt.recipient)
+    if row is None:
+        # Someone sent a message in this agency's name: worth a refusal on record.
+        raise VerificationError(
+            f"a receipt from {receipt.recipient} for message {receipt.message_id}, which "
+            f"{receipt.sender} never sent to it",
+            code="receipt.unknown-message",
+        )
+    if row.digest != receipt.envelope_digest:
+        raise VerificationError(
+            f"{receipt.recipient}'s receipt for message {receipt.message_id} names another "
+            "envelope than the one sent",
+            code="receipt.digest-mismatch",
+        )
+    return row
 
 
 class ReceiptReader:
@@ -181,23 +256,11 @@ class ReceiptReader:
 
     def _delivery(self, record: Record, now: datetime) -> Handled:
         ctx = self._ctx
-        receipt = verify_delivery_receipt(record.value, ctx.directory)
+        record_time = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=now.tzinfo)
+        receipt = verify_delivery_receipt(record.value, ctx.directory, record_time=record_time)
         if receipt.sender != ctx.agency_id:
             return Handled(Handling.NOT_ADDRESSED, record.topic)
-        row = ctx.store.tracking.get(receipt.message_id, receipt.recipient)
-        if row is None:
-            # Someone sent a message in this agency's name: worth a refusal on record.
-            raise VerificationError(
-                f"a receipt from {receipt.recipient} for message {receipt.message_id}, which "
-                f"{ctx.agency_id} never sent to it",
-                code="receipt.unknown-message",
-            )
-        if row.digest != receipt.envelope_digest:
-            raise VerificationError(
-                f"{receipt.recipient}'s receipt for message {receipt.message_id} names another "
-                "envelope than the one sent",
-                code="receipt.digest-mismatch",
-            )
+        row = sent_row(receipt, ctx.store.tracking)
         handled = Handled(
             Handling.RECEIPT,
             record.topic,
@@ -206,10 +269,8 @@ class ReceiptReader:
             row.message_type,
             reason_code=receipt.reason_code,
         )
-        if row.state in SETTLED:
-            return handled  # the answer to a copy sent again: settled already
         refused = receipt.outcome is ReceiptOutcome.REFUSED
-        ctx.store.tracking.receipted(
+        changed = ctx.store.tracking.receipted(
             receipt.message_id,
             receipt.recipient,
             digest=receipt.envelope_digest,
@@ -217,6 +278,8 @@ class ReceiptReader:
             now=now,
             reason_code=receipt.reason_code,
         )
+        if changed is None:
+            return handled  # the answer to a copy sent again: settled already
         ctx.audit.emit(
             AuditAct.DISCLOSURE,
             Operation.RECEIPT,
@@ -231,11 +294,6 @@ class ReceiptReader:
 
     def _ledger(self, record: Record, now: datetime) -> Handled:
         ctx = self._ctx
-        if ctx.ledger_key is None:
-            raise VerificationError(
-                "a ledger receipt, but this deployment holds no ledger key to verify it",
-                code="receipt.wrong-signer",
-            )
         receipt = verify_ledger_receipt(record.value, ctx.ledger_key)
         if receipt.agency != ctx.agency_id:
             return Handled(Handling.NOT_ADDRESSED, record.topic)

@@ -183,7 +183,7 @@ class Directory:
                     f"key {kid} is {entry.alg.value}, suite needs {alg.value}",
                     code="envelope.signature-missing",
                 )
-            _check_key_time(entry, signed_at, revocation_check_at or signed_at)
+            check_key_time(entry, signed_at, revocation_check_at or signed_at)
             keys.append(public_key_of(entry))
         return keys
 
@@ -205,7 +205,10 @@ class Directory:
         return public_key_of(max(usable, key=lambda k: k.not_before))
 
 
-def _check_key_time(entry: PublicKeyEntry, signed_at: datetime, revocation_at: datetime) -> None:
+def check_key_time(entry: PublicKeyEntry, signed_at: datetime, revocation_at: datetime) -> None:
+    """Raise ``VerificationError`` unless ``entry`` was valid at ``signed_at``
+    (``directory.key-expired``) and not revoked by ``revocation_at``
+    (``directory.key-revoked``)."""
     if entry.revoked_at is not None and revocation_at >= parse_timestamp(entry.revoked_at):
         raise VerificationError(
             f"signing key {entry.key_id} was revoked at {entry.revoked_at}",

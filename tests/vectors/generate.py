@@ -1,7 +1,8 @@
-"""Envelope test vectors: generate them, check them for drift, evaluate them.
+"""Envelope test vectors: generate them, check them for drift, evaluate them; and, through
+``tests.vectors.receipts``, the receipt vectors, which answer one of these envelopes.
 
     python -m tests.vectors.generate           check: recompute and compare (exit 1 on drift)
-    python -m tests.vectors.generate --fresh   regenerate every vector and rewrite the file
+    python -m tests.vectors.generate --fresh   regenerate every vector and rewrite the files
 
 Keys come from fixed seeds, so anyone can rebuild them. Sealing is randomised (data keys,
 nonces, HPKE encapsulation, ML-DSA's hedged signatures), so a valid vector stores the
@@ -704,17 +705,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fresh", action="store_true", help="regenerate and rewrite the file")
     args = parser.parse_args(argv)
+    from tests.vectors import receipts  # it builds on this module
+
     if args.fresh:
         FILE.write_text(json.dumps(fresh(), indent=1, ensure_ascii=False) + "\n")
         data = json.loads(FILE.read_text())
         problems = check(data)
         print(f"wrote {FILE} ({len(data['valid'])} valid, {len(data['invalid'])} invalid)")
+        # The receipts answer an envelope of this file: new envelopes, new receipts.
+        answers = receipts.write()
+        problems += receipts.check(answers)
+        print(f"wrote {receipts.FILE} ({len(answers['valid'])} valid, "
+              f"{len(answers['invalid'])} invalid)")  # fmt: skip
     else:
         problems = check(json.loads(FILE.read_text()))
+        problems += [
+            f"receipts: {p}" for p in receipts.check(json.loads(receipts.FILE.read_text()))
+        ]
     for p in problems:
         print(f"drift: {p}", file=sys.stderr)
     if not problems and not args.fresh:
-        print(f"{FILE.name}: no drift")
+        print(f"{FILE.name}, {receipts.FILE.name}: no drift")
     return 1 if problems else 0
 
 
