@@ -7,6 +7,9 @@ failure never says which check failed inside the AEAD.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # not at run time: the ledger's verify workers import this module lean
@@ -73,6 +76,44 @@ class KeyUnavailable(MappaError):
 
     code = "key.unavailable"
     retriable = True
+
+
+class StoreUnavailable(MappaError):
+    """A database cannot be used just now: locked past its busy timeout, full, read-only,
+    failing, or its server not answering. What was being written was not written; the
+    same request may succeed later."""
+
+    code = "store.unavailable"
+    retriable = True
+
+
+# The SQLite result codes (the low byte of the extended code) that say the database
+# cannot be used just now, rather than that the statement is wrong.
+SQLITE_UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+)
+
+
+@contextmanager
+def sqlite_unavailable() -> Iterator[None]:
+    """Turn SQLite's "cannot be used just now" errors (``SQLITE_UNAVAILABLE_CODES``: locked
+    past the busy timeout, disk full, read-only, I/O) into ``StoreUnavailable``; any
+    other ``sqlite3.Error`` (a wrong statement, a constraint) passes unchanged."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF not in SQLITE_UNAVAILABLE_CODES:
+            raise
+        raise StoreUnavailable(
+            f"the database cannot be used just now ({exc.sqlite_errorname}); retry later"
+        ) from exc
 
 
 class NotAddressed(MappaError):

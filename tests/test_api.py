@@ -110,6 +110,8 @@ async def api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
             credentials=store,
             ledger=world.deployment.ledger_reader(world.ledger.store),
             desks=desks,
+            transport=world.transport,
+            audit_topic=world.deployment.topics.audit,
         )
         # The application as `mappa serve` builds it: agency and governance endpoints.
         app = application(running(backend))
@@ -231,6 +233,7 @@ def endpoints(agency: str, message_id: str) -> list[tuple[str, str, dict[str, An
         ("GET", f"{base}/inbox/{message_id}", None),
         ("POST", f"{base}/inbox/{message_id}/ack", None),
         ("POST", f"{base}/inbox/{message_id}/open", {"user": "x.1", "justification": "a" * 20}),
+        ("GET", f"{base}/messages/{message_id}/deliveries", None),
     ]
 
 
@@ -261,15 +264,52 @@ async def test_no_credential_reaches_another_agency(api: Api) -> None:
                 assert r.headers["www-authenticate"] == "Bearer"
     # Nothing changed in the target's inbox: no acknowledgement, no consultation.
     assert api.world.gw(PROBATION).ctx.store.inbox_item(message_id) == before
-    # A message in someone else's inbox is simply not found in your own.
-    for method, url, body in endpoints(POLICE, message_id)[2:]:
-        r = await api.client.request(method, url, json=body, headers=api.auth(POLICE))
-        assert r.status_code == 404, (method, url, r.text)
+    # A message in someone else's inbox is simply not found in your own, nor one someone
+    # else sent among your deliveries.
+    for method, url, body in endpoints(POLICE, message_id):
+        if "/inbox/" in url:
+            r = await api.client.request(method, url, json=body, headers=api.auth(POLICE))
+            assert r.status_code == 404, (method, url, r.text)
+    r = await api.client.get(
+        f"/v1/agencies/{PROBATION}/messages/{message_id}/deliveries", headers=api.auth(PROBATION)
+    )
+    assert (r.status_code, r.json()["error"]) == (404, "api.not-found"), r.text
     # The refused attempts on probation's inbox are in probation's own audit log.
     await api.world.sync_ledger()
     audited = api.world.ledger.store.entries(agency=PROBATION, reason_code="auth.forbidden")
     assert len(audited) == refusals
     assert not api.world.ledger.store.entries(act="consultation")
+
+
+async def test_the_sender_tracks_each_recipients_delivery(api: Api) -> None:
+    message_id = await api.published()
+    url = f"/v1/agencies/{POLICE}/messages/{message_id}/deliveries"
+    tracking = api.world.gw(POLICE).ctx.store.tracking
+    # Receipts come back to the sender when its gateway polls.
+    await api.world.pump(
+        lambda: all(r.state == "delivered" for r in tracking.of_message(message_id))
+    )
+    r = await api.client.get(url, headers=api.auth(POLICE))
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["message_id"] == message_id
+    # Each recipient of the envelopes, and not the ledger (its rows are the audit events').
+    assert [d["recipient"] for d in answer["recipients"]] == sorted((HOUSING, PRISON, PROBATION))
+    for delivery in answer["recipients"]:
+        assert delivery["state"] == "delivered"
+        assert delivery["attempts"] == 0
+        assert delivery["due_at"] is None
+        assert delivery["reason_code"] is None
+        assert delivery["queued_at"] <= delivery["updated_at"]
+    # An audit event is tracked too, for the ledger only: it is not a message sent.
+    await api.world.sync_ledger()
+    [collected] = api.world.ledger.store.entries(agency=POLICE, act="collection")
+    assert [t.recipient for t in tracking.of_message(collected["event_id"])] == ["ledger"]
+    for other in (collected["event_id"], "00000000-0000-4000-8000-000000000000"):
+        r = await api.client.get(
+            f"/v1/agencies/{POLICE}/messages/{other}/deliveries", headers=api.auth(POLICE)
+        )
+        assert (r.status_code, r.json()["error"]) == (404, "api.not-found"), r.text
 
 
 async def test_revoked_credential_is_refused_at_once(api: Api) -> None:

@@ -51,7 +51,10 @@ AGENCY_PATHS = {
     "/v1/agencies/{agency_id}/inbox/{message_id}",
     "/v1/agencies/{agency_id}/inbox/{message_id}/ack",
     "/v1/agencies/{agency_id}/inbox/{message_id}/open",
+    "/v1/agencies/{agency_id}/messages/{message_id}/deliveries",
 }
+# Liveness and readiness: no token, no parameters.
+HEALTH_PATHS = {"/healthz", "/readyz"}
 TRANSFER_PATHS = {
     "/v1/agencies/{agency_id}/transfers",
     "/v1/agencies/{agency_id}/transfers/overdue",
@@ -121,6 +124,11 @@ def target(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Target]:
 
 def strategies(target: Target, operation: Any) -> st.SearchStrategy[Any]:
     names = {p.name for p in operation.path_parameters}
+    if operation.path in HEALTH_PATHS:
+        return st.one_of(
+            operation.as_strategy(),
+            operation.as_strategy(headers={"Authorization": f"Bearer {target.tokens[HOUSING]}"}),
+        )
     if operation.path.startswith("/governance"):
         officer = {"Authorization": f"Bearer {target.tokens['officer']}"}
         not_officer = {"Authorization": f"Bearer {target.tokens[HOUSING]}"}
@@ -176,7 +184,9 @@ def excluded(operation: Any) -> list[Any]:
 def test_api_conforms_to_its_openapi_and_never_5xx(target: Target) -> None:
     operations = [result.ok() for result in target.schema.get_all_operations()]
     paths = {o.path for o in operations}
-    assert {p for p in paths if not p.startswith("/governance")} == AGENCY_PATHS | TRANSFER_PATHS
+    assert {p for p in paths if not p.startswith("/governance")} == (
+        AGENCY_PATHS | TRANSFER_PATHS | HEALTH_PATHS
+    )
     assert "/governance/query" in paths
     for operation in operations:
         # The success path and a wrong credential, every time, not left to chance.
@@ -218,6 +228,9 @@ def governance_cases(target: Target, operation: Any) -> list[tuple[Any, int | No
 def explicit_cases(target: Target, operation: Any) -> list[tuple[Any, int | None]]:
     if operation.path.startswith("/governance"):
         return governance_cases(target, operation)
+    if operation.path in HEALTH_PATHS:
+        # The service is running and caught up: alive, and ready.
+        return [(operation.Case(), 200)]
     names = {p.name for p in operation.path_parameters}
     path = {"message_id": target.message_id} if "message_id" in names else {}
     if "transfer_id" in names:
@@ -238,6 +251,8 @@ def explicit_cases(target: Target, operation: Any) -> list[tuple[Any, int | None
     if operation.path.endswith("/records"):
         who, status = POLICE, 201
         body = {"record": ARMS_EXAMPLE, "purpose": "risk management"}
+    elif operation.path.endswith("/deliveries"):
+        who = POLICE  # the sender of the message; to anyone else it is a 404
     elif operation.path.endswith("/open"):
         body = {"user": "ho.7", "justification": "tenancy allocation panel, case 17"}
     with_body = {"body": body, "media_type": "application/json"} if body else {}

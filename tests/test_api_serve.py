@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from broker.api.models import ARMS_EXAMPLE
-from tests.served import SERVED, alive_after, serve, stop
+from tests.served import SERVED, DataDir, alive_after, serve, stop
 from tests.support import HOUSING, POLICE, PROBATION
 
 JUSTIFICATION = "supervision planning, case review"
@@ -78,4 +78,28 @@ async def test_serve_that_cannot_start_says_why(tmp_path: Path) -> None:
         async with serve(tmp_path, "--agency", "nobody.here"):
             pass  # pragma: no cover - it must not start
     assert "config.invalid: not in the trust directory: nobody.here" in str(failed.value)
+    assert "Traceback" not in str(failed.value)
+
+
+async def test_serve_with_a_ledger_database_that_does_not_answer_says_so_in_one_line(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """The broker and the gateways start, then the ledger's database does not answer:
+    everything started is stopped, and the reason is one line, not a traceback."""
+    unreachable = {"MAPPA_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/x"}
+    with pytest.raises(AssertionError) as failed:
+        async with serve(tmp_path, "--bootstrap", kafka_bootstrap, *SERVED, env=unreachable):
+            pass  # pragma: no cover - it must not start
+    log = str(failed.value)
+    assert "mappa: config.invalid: cannot connect to the ledger database at 127.0.0.1:9/x" in log
+    assert "Traceback" not in log
+    assert "nobody@" not in log
+
+
+async def test_serve_without_a_deployment_says_so_in_one_line(tmp_path: Path) -> None:
+    missing = DataDir(tmp_path / "nothing-here", "pass phrase", "tmissing")
+    with pytest.raises(AssertionError) as failed:
+        async with serve(tmp_path, data=missing):
+            pass  # pragma: no cover - it must not start
+    assert "mappa: config.invalid: no trust directory at" in str(failed.value)
     assert "Traceback" not in str(failed.value)

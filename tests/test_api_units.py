@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.agreements import read_agreement, sign_agreement
 from broker.api.app import openapi_json
 from broker.api.auth import NotFound, ServiceStarting
 from broker.api.compose import application
@@ -24,7 +25,8 @@ from broker.api.errors import status_for
 from broker.api.operations import decode_cursor
 from broker.cli.api import documentation_only
 from broker.cli.main import main
-from broker.cli.serve import adapter_choice, default_agreement, load_agreement
+from broker.cli.serve import adapter_choice, default_agreement
+from broker.crypto.keys import PrivateKey
 from broker.errors import (
     ConfigurationError,
     DecryptionError,
@@ -34,11 +36,13 @@ from broker.errors import (
     PolicyDenied,
     ReplayError,
     SchemaError,
+    StoreUnavailable,
     VerificationError,
 )
 from broker.gateway.agency import utc_now
 from broker.kafka.transport import TransportError
 from broker.trust.provision import DataPaths, provision
+from schemas.directory import KeyAlg
 from tests.support import HOUSING, SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +124,9 @@ def test_principal_names_are_checked(store: CredentialStore) -> None:
         (KeyUnavailable("x"), 503),
         (TransportError("x"), 503),
         (ServiceStarting("x"), 503),
+        (StoreUnavailable("x"), 503),
+        (SchemaError("x", code="request.idempotency-key-invalid"), 400),
+        (SchemaError("x", code="request.idempotency-key-reused"), 422),
         (ConfigurationError("x"), 500),
         (MappaError("x"), 400),
     ],
@@ -141,7 +148,16 @@ def test_checked_in_openapi_has_not_drifted() -> None:
     checked_in = (ROOT / "docs/openapi.json").read_text()
     assert checked_in == generated, "docs/openapi.json is stale: run `make openapi`"
     paths = json.loads(checked_in)["paths"]
-    assert all("mappaToken" in str(op["security"]) for ops in paths.values() for op in ops.values())
+    # Every route needs a token but liveness and readiness, which a probe calls without one.
+    open_paths = {"/healthz", "/readyz"}
+    assert open_paths <= paths.keys()
+    assert all(
+        "mappaToken" in str(op["security"])
+        for path, ops in paths.items()
+        if path not in open_paths
+        for op in ops.values()
+    )
+    assert not any("security" in op for path in open_paths for op in paths[path].values())
 
 
 def test_the_cli_prints_the_same_document(capsys: pytest.CaptureFixture[str]) -> None:
@@ -194,9 +210,13 @@ def test_serve_configuration_errors(tmp_path: Path) -> None:
         default_agreement(paths, "cheshire")
     document = tmp_path / "isa.json"
     document.write_text(agreement.model_dump_json())
-    assert load_agreement(document) == agreement
+    assert read_agreement(document) == agreement
+    # A signed agreement, as `mappa isa sign` writes it, is read for its document.
+    signed = sign_agreement(agreement, PrivateKey.generate(KeyAlg.ED25519))
+    document.write_text(signed.model_dump_json())
+    assert read_agreement(document) == agreement
     document.write_text(json.dumps({**agreement.model_dump(mode="json"), "version": 0}))
     with pytest.raises(ConfigurationError, match="version"):
-        load_agreement(document)
+        read_agreement(document)
     with pytest.raises(ConfigurationError, match="cannot read"):
-        load_agreement(tmp_path / "missing.yaml")
+        read_agreement(tmp_path / "missing.yaml")

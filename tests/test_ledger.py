@@ -4,6 +4,7 @@ refused records, and `verify` catching every kind of tampering."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import io
 import json
@@ -19,7 +20,7 @@ import psycopg
 import pytest
 
 from broker.crypto.keys import PrivateKey
-from broker.errors import ConfigurationError, MappaError
+from broker.errors import ConfigurationError, MappaError, StoreUnavailable
 from broker.gateway.audit import sign_event, time_ordered_id
 from broker.ledger import integrity, search
 from broker.ledger.database import connect
@@ -41,6 +42,7 @@ from tests.ledger_world import (
     LedgerWorld,
     build_ledger_world,
     ledger_url,
+    postgres_url,
     renumber_blocks,
     rewrite_block,
 )
@@ -173,6 +175,49 @@ def test_duplicates_are_appended_once(world: LedgerWorld) -> None:
         assert store.tree_size == 1
     finally:
         store.close()
+
+
+def _kill_connection(world: LedgerWorld) -> None:
+    """End the ledger's PostgreSQL connection from the server's side, as a restart or a
+    failover would."""
+    [(pid,)] = world.service.store.tamper_db.execute("SELECT pg_backend_pid()")
+    with psycopg.connect(postgres_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def _killed_mid_unit(world: LedgerWorld) -> None:
+    """A unit that carries on after its connection was lost (as careless code would): a
+    statement after the loss must not run on a new connection, outside the unit."""
+    db = world.service.store.tamper_db
+    with db.transaction():
+        db.execute("INSERT INTO scratch VALUES (1)")
+        _kill_connection(world)
+        with contextlib.suppress(StoreUnavailable):
+            db.execute("INSERT INTO scratch VALUES (2)")
+        db.execute("INSERT INTO scratch VALUES (3)")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("ledger_url", ["postgres"], indirect=True)
+def test_the_postgres_ledger_reconnects_after_losing_its_connection(world: LedgerWorld) -> None:
+    store = world.service.store
+    assert world.feed(world.event(POLICE)) == 1
+    # Lost between calls: the next call says so (retriable), and the one after reconnects.
+    _kill_connection(world)
+    with pytest.raises(StoreUnavailable) as lost:
+        world.feed(world.event(POLICE))
+    assert lost.value.retriable
+    assert world.feed(world.event(PROBATION)) == 1
+    assert [e["agency"] for e in store.entries()] == [POLICE, PROBATION]
+    # Lost inside a transaction: the whole unit fails, nothing of it is kept, no reconnect
+    # half-way; the next call works.
+    store.tamper_db.execute("CREATE TABLE scratch (x integer)")
+    with pytest.raises(StoreUnavailable):
+        _killed_mid_unit(world)
+    assert store.tamper_db.execute("SELECT count(*) FROM scratch") == [(0,)]
+    assert world.feed(world.event(HOUSING)) == 1
+    assert store.size() == 3
+    assert world.reader.verify().intact
 
 
 def test_refused_events_are_recorded_and_visible(world: LedgerWorld) -> None:

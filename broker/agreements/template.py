@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
-from broker.errors import SchemaError, invalid
+from broker.errors import ConfigurationError, SchemaError, invalid
 from schemas.common import Role, from_data
 from schemas.directory import AgencyEntry
 from schemas.isa import Agreement, LawfulBasis, Party
+
+if TYPE_CHECKING:
+    from broker.trust.directory import Directory
 
 
 def template_data() -> dict[str, Any]:
@@ -52,3 +56,26 @@ def agreement_for_area(
         return from_data(Agreement, data)
     except ValidationError as exc:
         raise invalid(exc, "agreement template") from None
+
+
+def default_agreements(directory: Directory) -> list[Agreement]:
+    """The default agreement of every area the directory covers, every agency of the
+    area a party: what a deployment runs under when given no agreement documents."""
+    areas = sorted({a for entry in directory.agencies() for a in entry.areas})
+    return [agreement_for_area(area, directory.agencies(area=area)) for area in areas]
+
+
+def read_agreement(path: Path) -> Agreement:
+    """An agreement document (YAML or JSON) from disk: the agreement alone, or a signed
+    agreement (its ``document`` is read; the signature is checked where it is loaded
+    into a deployment's data directory, `mappa isa`). Raises ``ConfigurationError``."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"cannot read agreement {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("document"), dict):
+        data = data["document"]
+    try:
+        return from_data(Agreement, data)
+    except ValidationError as exc:
+        raise invalid(exc, f"agreement {path}", kind=ConfigurationError) from None

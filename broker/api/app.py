@@ -4,7 +4,8 @@ other modules supply, for information-governance officers and transfers.
 The backend (gateways, adapters, credentials) is entered in the app's lifespan and
 left on shutdown, so whatever runs the app (uvicorn, a test client) starts and stops
 it with the app. Extra routers are included as given; they protect themselves with
-``broker.api.auth.require_officer`` or ``require_agency``.
+``broker.api.auth.require_officer`` or ``require_agency``. Liveness and readiness
+(``health.py``) need no token.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import APIRouter, FastAPI
 
 from broker.api.backend import BackendFactory
 from broker.api.errors import documented, install_error_handlers
+from broker.api.health import health_router
 from broker.api.routes import agency_router
 
 API_VERSION = "1.0.0"
@@ -24,6 +26,7 @@ DESCRIPTION = """The MAPPA broker's API for agency systems.
 
 Each agency system authenticates with its own bearer token (`mappa api token issue`) and
 reaches only its own agency's records. Every error is `{"error": code, "detail": text}`.
+`/healthz` and `/readyz` (liveness and readiness) need no token.
 """
 
 
@@ -34,8 +37,8 @@ def create_app(
     title: str = "mappa-broker",
 ) -> FastAPI:
     """The app over ``backend``, which is entered for the app's lifespan: the agency
-    routes, then ``routers`` as given, and the one error table. Returns the app; raises
-    nothing of its own."""
+    routes, then ``routers`` as given, liveness and readiness, and the one error table.
+    Returns the app; raises nothing of its own."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,6 +55,7 @@ def create_app(
     for router in routers:
         # Every route answers errors in the one shape; say so in the document.
         app.include_router(router, responses=documented(401, 403, 404, 409, 422, 503))
+    app.include_router(health_router())
     return app
 
 

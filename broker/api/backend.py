@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from broker.api.credentials import CredentialStore
+from broker.errors import StoreUnavailable
 from broker.gateway import AgencyGateway
 from broker.gateway.agency import utc_now
-from broker.kafka.transport import TransportError
+from broker.kafka.transport import KafkaTransport, TransportError
 from broker.ledger.reader import LedgerReader
 from broker.transfer.desk import TransferDesk
 from schemas.common import ViewKind
@@ -78,6 +79,11 @@ class ApiBackend:
     ledger: LedgerReader | None = None
     # Each served agency's transfer desk, for the transfer endpoints.
     desks: Mapping[str, TransferDesk] = field(default_factory=dict)
+    # For readiness (``health.py``): the broker connection, asked for the end of the audit
+    # topic, which also tells how far ``ledger`` is behind. Without them readiness says
+    # the broker is unavailable: a backend that cannot be checked is not ready.
+    transport: KafkaTransport | None = None
+    audit_topic: str | None = None
 
 
 BackendFactory = Callable[[], AbstractAsyncContextManager[ApiBackend]]
@@ -103,11 +109,12 @@ def running(backend: ApiBackend) -> BackendFactory:
 
 async def flush(gateway: AgencyGateway) -> bool:
     """Send the outbox now if the broker answers. What stays queued is durable and goes
-    with the next relay (every poll flushes), so an unreachable broker is not an error
-    for the caller: returns False then (and logs it), True once everything is sent."""
+    with the next relay (every poll flushes), so an unreachable broker, or a store too
+    busy to say what is unsent, is not an error for the caller: returns False then (and
+    logs it), True once everything is sent."""
     try:
         await gateway.relay.flush()
-    except TransportError as exc:
+    except (TransportError, StoreUnavailable) as exc:
         log.warning("%s: outbox not relayed yet: %s", gateway.agency_id, exc)
         return False
     return True

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.errors import MappaError
+from broker.gateway.store import BUSY_TIMEOUT_SECONDS, StoreConnection
 
 CREDENTIALS_FILE = "api-credentials.sqlite"
 SECRET_BYTES = 32
@@ -105,7 +106,16 @@ class CredentialStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Every request reads this database and `mappa api token` writes it from another
+        # process: wait out a writer's lock as the agency stores do, then say the store is
+        # unavailable (``StoreUnavailable``, a 503) rather than fail with SQLite's own error.
+        self._db = sqlite3.connect(
+            path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_SECONDS,
+            factory=StoreConnection,
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         path.chmod(0o600)

@@ -27,11 +27,16 @@ from broker.errors import (
     PolicyDenied,
     ReplayError,
     SchemaError,
+    StoreUnavailable,
     VerificationError,
 )
 from broker.kafka.transport import TransportError
 
 log = logging.getLogger(__name__)
+# Sent with every 503 (``Retry-After``): a store's busy timeout is 5 s, and a broker
+# reconnects within seconds; a client that waits this long before retrying is not
+# adding to the load that may be the cause.
+RETRY_AFTER_SECONDS = 5
 
 
 # The one error body. No docstring: pydantic would publish it in docs/openapi.json.
@@ -48,6 +53,8 @@ BY_CODE: dict[str, int] = {
     "api.not-found": 404,
     "api.unavailable": 503,
     "consult.justification-missing": 422,
+    # A malformed Idempotency-Key header: the draft's 400 (its reuse is a 422 by kind).
+    "request.idempotency-key-invalid": 400,
     # Transfers (broker/transfer/rules.py): not there, not now, or not well formed.
     "transfer.unknown": 404,
     "transfer.invalid-transition": 409,
@@ -74,6 +81,7 @@ BY_KIND: tuple[tuple[type[MappaError], int], ...] = (
     (ReplayError, 409),
     (KeyUnavailable, 503),
     (TransportError, 503),
+    (StoreUnavailable, 503),
     (ConfigurationError, 500),
 )
 
@@ -89,10 +97,17 @@ def status_for(exc: MappaError) -> int:
     return 400
 
 
+# Headers that go with a status, whatever the error: how to authenticate, when to retry.
+HEADERS = {
+    401: {"WWW-Authenticate": "Bearer"},
+    503: {"Retry-After": str(RETRY_AFTER_SECONDS)},
+}
+
+
 def error_response(status: int, code: str, detail: str) -> JSONResponse:
     """A response with our error body and ``status``; a 401 also asks for a bearer token
-    (``WWW-Authenticate: Bearer``)."""
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    (``WWW-Authenticate: Bearer``), a 503 says when to retry (``Retry-After``)."""
+    headers = HEADERS.get(status)
     return JSONResponse(
         ApiError(error=code, detail=detail).model_dump(), status_code=status, headers=headers
     )
@@ -144,16 +159,31 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of a route: each error status it may return, with our body."""
-    return {s: {"model": ApiError, "description": DESCRIPTIONS[s]} for s in statuses}
+    """The ``responses=`` of a route: each error status it may return, with our body (and
+    a 503's ``Retry-After``)."""
+    return {
+        s: {"model": ApiError, "description": DESCRIPTIONS[s]} | DOCUMENTED_HEADERS.get(s, {})
+        for s in statuses
+    }
 
 
+DOCUMENTED_HEADERS: dict[int, dict[str, Any]] = {
+    503: {
+        "headers": {
+            "Retry-After": {
+                "description": "seconds to wait before retrying",
+                "schema": {"type": "integer"},
+            }
+        }
+    }
+}
 DESCRIPTIONS = {
+    400: "The Idempotency-Key header is malformed, or sent more than once",
     401: "No credential, or an invalid or revoked one",
     403: "The credential does not cover this agency, or an agreement forbids the act",
     404: "No such message in this agency's inbox, or no such transfer known to it",
     409: "The stored message no longer passes its checks and cannot be opened, or the "
     "transfer is not in a state that allows the step",
     422: "The request or the record is malformed, or maps to an invalid message",
-    503: "The broker or a key is unavailable; retry later",
+    503: "The broker, a database or a key is unavailable; retry later",
 }

@@ -17,7 +17,8 @@ no logic of their own: they call ``LedgerReader`` and map its errors to 4xx.
 # No "from __future__ import annotations": FastAPI reads the route signatures at definition
 # time, and they name the router-local Reader dependency.
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -49,9 +50,20 @@ _FILTER_PARAMS = (
 )
 
 
-def _http(exc: MappaError) -> HTTPException:
-    status = 400 if isinstance(exc, SchemaError) else 409
-    return HTTPException(status_code=status, detail={"code": exc.code, "reason": exc.reason})
+@contextmanager
+def _refusals_as_http() -> Iterator[None]:
+    """The reader's refusals as ``HTTPException`` with their code (see
+    ``governance_router``); a retriable error (the ledger's database away) is left to
+    the error table, which answers it with a 503 to retry."""
+    try:
+        yield
+    except MappaError as exc:
+        if exc.retriable:
+            raise
+        status = 400 if isinstance(exc, SchemaError) else 409
+        raise HTTPException(
+            status_code=status, detail={"code": exc.code, "reason": exc.reason}
+        ) from None
 
 
 def _params(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -68,8 +80,10 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
     The query, proof, consistency, checkpoint and export routes answer the reader's
     ``SchemaError`` (``audit.no-checkpoint``, ``audit.query-invalid``) as a 400, which
     the app's error table sends as 422, and any other ``MappaError``
-    (``ledger.checkpoint-invalid``) as 409, keeping its code. The route functions carry
-    comments, not docstrings: FastAPI would put a docstring in docs/openapi.json."""
+    (``ledger.checkpoint-invalid``) as 409, keeping its code; a retriable one
+    (``store.unavailable``: the ledger's database away) is the error table's 503. The
+    route functions carry comments, not docstrings: FastAPI would put a docstring in
+    docs/openapi.json."""
     router = APIRouter(
         prefix="/governance",
         tags=["governance"],
@@ -87,10 +101,8 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
     # One page of entries matching the filters, oldest first (``LedgerReader.query``).
     @router.get("/query")
     def query(request: Request, r: Reader) -> dict[str, Any]:
-        try:
+        with _refusals_as_http():
             return r.query(_params(request, _FILTER_PARAMS))
-        except MappaError as exc:
-            raise _http(exc) from None
 
     # Entry ``seq``'s inclusion proof in a signed checkpoint (``LedgerReader.proof``).
     @router.get("/proof/{seq}")
@@ -99,10 +111,8 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
         r: Reader,
         size: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
     ) -> Any:
-        try:
+        with _refusals_as_http():
             return r.proof(seq, size=size)
-        except MappaError as exc:
-            raise _http(exc) from None
 
     # The consistency proof between two signed checkpoints (``LedgerReader.consistency``).
     @router.get("/consistency")
@@ -111,18 +121,14 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
         size1: Annotated[int, Query(ge=0, le=MAX_INDEX)],
         size2: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
     ) -> Any:
-        try:
+        with _refusals_as_http():
             return r.consistency(size1, size2)
-        except MappaError as exc:
-            raise _http(exc) from None
 
     # The latest signed checkpoint, or the one of ``size`` (``LedgerReader.checkpoint_json``).
     @router.get("/checkpoint")
     def checkpoint(r: Reader, size: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None) -> Any:
-        try:
+        with _refusals_as_http():
             return r.checkpoint_json(size)
-        except MappaError as exc:
-            raise _http(exc) from None
 
     # Every matching entry, as a CSV attachment or one JSON document; ``after`` and
     # ``limit`` are dropped, since an export is never paged (``LedgerReader.export``).
@@ -143,10 +149,8 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
         params = _params(request, _FILTER_PARAMS)
         params.pop("after", None)
         params.pop("limit", None)
-        try:
+        with _refusals_as_http():
             text = r.export(params, format)
-        except MappaError as exc:
-            raise _http(exc) from None
         if format == "csv":
             return PlainTextResponse(
                 text,

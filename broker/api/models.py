@@ -3,7 +3,7 @@ response carries a credential or an envelope's bytes."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -149,3 +149,76 @@ class Opened(Output):
     sender: str
     view: ViewKind
     record: dict[str, Any] = Field(description="the message, in the agency system's own format")
+
+
+class Delivery(Output):
+    """What became of a sent message at one recipient, from the sender's own tracking."""
+
+    recipient: str
+    state: str = Field(
+        description="queued (in the outbox), sent (the broker took it; a receipt is "
+        "awaited until due_at), then delivered, refused (with reason_code) or "
+        "undeliverable (no receipt after every re-send)"
+    )
+    attempts: int = Field(description="how many times it was sent again for want of a receipt")
+    queued_at: str
+    updated_at: str
+    due_at: str | None = Field(description="when it is sent again if no receipt has come")
+    reason_code: str | None = Field(description="why the recipient refused it")
+
+
+class Deliveries(Output):
+    """Each recipient of a message this agency sent, and how its delivery stands."""
+
+    message_id: str
+    recipients: list[Delivery]
+
+
+class Alive(Output):
+    """The process answers (nothing else is checked)."""
+
+    status: Literal["alive"] = "alive"
+
+
+class BrokerHealth(Output):
+    """Whether the broker answered the readiness probe."""
+
+    state: Literal["ok", "unavailable"]
+    reason_code: str | None = None
+
+
+class AgencyHealth(Output):
+    """One served agency's store: writable or not, what waits to be sent, and how the
+    deliveries it tracks stand."""
+
+    agency: str
+    state: Literal["ok", "unavailable"]
+    reason_code: str | None = None
+    outbox_unsent: int | None = Field(
+        description="records in the outbox not yet sent to the broker; null if the store "
+        "did not answer"
+    )
+    tracked: dict[str, int] = Field(
+        description="tracked deliveries by state (queued, sent, delivered, refused, "
+        "undeliverable), the audit events awaiting the ledger included"
+    )
+
+
+class LedgerHealth(Output):
+    """How far the audit ledger is behind the audit topic."""
+
+    state: Literal["ok", "behind", "unavailable", "not-run"]
+    reason_code: str | None = None
+    lag: int | None = Field(
+        description="records on the audit topic not yet appended; null if unknown"
+    )
+    bound: int = Field(description="the largest lag that still counts as caught up")
+
+
+class Readiness(Output):
+    """Whether the service can do its job, and the state of each part it needs."""
+
+    status: Literal["ready", "not-ready"]
+    broker: BrokerHealth
+    agencies: list[AgencyHealth]
+    ledger: LedgerHealth

@@ -1,19 +1,25 @@
-"""What each agency endpoint does, apart from HTTP: submit, list, fetch, acknowledge,
-open. The security lives in the gateway; this module maps records, pages the inbox
-and makes sure a refusal that touches personal data is audited."""
+"""What each agency endpoint does, apart from HTTP: submit (at most once per idempotency
+key), list, fetch, acknowledge, open, and the deliveries of what was sent. The security
+lives in the gateway; this module maps records, pages the inbox and makes sure a
+refusal that touches personal data is audited."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from broker.api.auth import NotFound
 from broker.api.backend import ServedAgency, flush
+from broker.api.idempotency import fingerprint
 from broker.api.models import (
     Acknowledged,
+    Deliveries,
+    Delivery,
     Disclosure,
     InboxMessage,
     InboxPage,
@@ -21,15 +27,27 @@ from broker.api.models import (
     SubmitRecord,
     Submitted,
 )
-from broker.errors import SchemaError
+from broker.errors import SchemaError, StoreUnavailable
 from broker.gateway.publish import PublishResult
-from broker.gateway.store import InboxItem
+from broker.gateway.requests import Answered, KeyTaken
+from broker.gateway.store import AgencyStore, InboxItem
+from broker.gateway.tracking import LEDGER
 from schemas.audit import Operation
 from schemas.common import ViewKind, format_timestamp
 from schemas.messages import MessageBody
 
+log = logging.getLogger(__name__)
 # A cursor is base64url of a small JSON pair; anything longer is not one of ours.
 MAX_CURSOR_CHARS = 400
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The answer to a submission, and whether it is the answer to an earlier request
+    with the same idempotency key, given again."""
+
+    submitted: Submitted
+    replayed: bool = False
 
 
 def map_record(served: ServedAgency, record: Mapping[str, Any]) -> MessageBody:
@@ -49,18 +67,56 @@ def map_record(served: ServedAgency, record: Mapping[str, Any]) -> MessageBody:
         ) from None
 
 
-async def submit(served: ServedAgency, request: SubmitRecord) -> Submitted:
+async def submit(
+    served: ServedAgency, request: SubmitRecord, *, key: str | None = None
+) -> Submission:
     """Map ``request.record``, publish it, and relay the outbox whether or not it was
     refused; returns what was published, ``relayed`` false if the broker did not answer
-    (never ``TransportError``). Raises ``SchemaError`` for a record that cannot be
-    mapped (audited as a refused collection), and the publisher's errors (see
-    ``Publisher.publish``)."""
+    (never ``TransportError``). With an idempotency ``key``, a request answered under it
+    already gets that answer again (``replayed``) and publishes nothing; the answer to a
+    new one is remembered in the transaction that queues it, so two requests with one key
+    never both publish. Raises ``SchemaError`` for a record that cannot be mapped
+    (audited as a refused collection) and ``request.idempotency-key-reused`` for a key
+    answered for another request, and the publisher's errors (see
+    ``Publisher.publish``): a refusal is not remembered, so a retry is judged again."""
     gateway = served.gateway
+    ctx = gateway.ctx
+    asked = fingerprint(request) if key is not None else ""
+    if key is not None:
+        answered = ctx.store.requests.find(served.agency_id, key, now=ctx.clock())
+        if answered is not None:
+            return _again(answered, asked)
     try:
-        result = _publish(served, request)
+        hook = _remembering(served, key, asked) if key is not None else None
+        result = _publish(served, request, hook)
+    except KeyTaken as taken:
+        # Another request with this key committed first: this one's publication rolled back.
+        return _again(taken.answered, asked)
     finally:
         # Refusals were audited in the same transaction as the decision; send them too.
         relayed = await flush(gateway)
+    submitted = _submitted(result, relayed=relayed)
+    if key is not None and relayed:
+        _remember_relayed(served, key, submitted)
+    return Submission(submitted)
+
+
+def _remembering(served: ServedAgency, key: str, asked: str) -> Callable[[PublishResult], None]:
+    """The publisher's ``on_queued`` for a request with ``key`` and fingerprint ``asked``:
+    its answer remembered in the transaction that queues the publication (raising
+    ``KeyTaken`` there if another request took the key first)."""
+    ctx = served.gateway.ctx
+
+    def remember(result: PublishResult) -> None:
+        answer = _submitted(result, relayed=False).model_dump_json()
+        ctx.store.requests.remember(
+            served.agency_id, key, fingerprint=asked, answer=answer, now=ctx.clock()
+        )
+
+    return remember
+
+
+def _submitted(result: PublishResult, *, relayed: bool) -> Submitted:
     return Submitted(
         message_id=result.message_id,
         message_type=result.message_type,
@@ -71,7 +127,37 @@ async def submit(served: ServedAgency, request: SubmitRecord) -> Submitted:
     )
 
 
-def _publish(served: ServedAgency, request: SubmitRecord) -> PublishResult:
+def _again(answered: Answered, asked: str) -> Submission:
+    """The answer remembered for a key, for a request with fingerprint ``asked``."""
+    if answered.fingerprint != asked:
+        raise SchemaError(
+            "this Idempotency-Key was used for a different request; use a new key",
+            code="request.idempotency-key-reused",
+        )
+    return Submission(Submitted.model_validate_json(answered.answer), replayed=True)
+
+
+def _remember_relayed(served: ServedAgency, key: str, submitted: Submitted) -> None:
+    """The answer was remembered as queued (``relayed`` false) before the relay; make the
+    remembered one the answer given. Best effort: the publication stands either way."""
+    store = served.gateway.ctx.store
+    try:
+        with store.transaction():
+            store.requests.amend(served.agency_id, key, submitted.model_dump_json())
+    except StoreUnavailable as exc:
+        log.warning(
+            "%s: a retry of %s will say relayed: false: %s",
+            served.agency_id,
+            submitted.message_id,
+            exc,
+        )
+
+
+def _publish(
+    served: ServedAgency,
+    request: SubmitRecord,
+    on_queued: Callable[[PublishResult], None] | None,
+) -> PublishResult:
     ctx = served.gateway.ctx
     try:
         message = map_record(served, request.record)
@@ -81,7 +167,9 @@ def _publish(served: ServedAgency, request: SubmitRecord) -> PublishResult:
         ctx.audit.refusal(Operation.PUBLISH, exc, user=request.user, purpose=request.purpose)
         raise
     # The publisher audits its own refusals (agreement, area, keys) in its transaction.
-    return served.gateway.publisher.publish(message, purpose=request.purpose, user=request.user)
+    return served.gateway.publisher.publish(
+        message, purpose=request.purpose, user=request.user, on_queued=on_queued
+    )
 
 
 def _metadata(item: InboxItem) -> InboxMessage:
@@ -186,4 +274,19 @@ async def open_message(
         sender=header.sender,
         view=opened.view,
         record=served.adapter.from_canonical(opened.body, opened.view),
+    )
+
+
+def deliveries(store: AgencyStore, agency_id: str, message_id: str) -> Deliveries:
+    """How the delivery of ``message_id``, sent by ``agency_id`` (whose ``store`` this
+    is), stands at each of its recipients, by recipient; the ledger's rows (for audit
+    events) are not deliveries and are left out. Raises ``NotFound`` (``api.not-found``)
+    if this agency tracks no such message: it did not send it."""
+    rows = [r for r in store.tracking.of_message(message_id) if r.recipient != LEDGER]
+    if not rows:
+        raise NotFound(f"{agency_id} has sent no message {message_id}")
+    # Each row's fields by name: the model declares the ones shown, and reads only those.
+    return Deliveries(
+        message_id=message_id,
+        recipients=[Delivery.model_validate(r, from_attributes=True) for r in rows],
     )

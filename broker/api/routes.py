@@ -1,17 +1,19 @@
-"""The agency system's endpoints. Thin: authentication by dependency, the work in
-``operations``, errors mapped in ``errors``."""
+"""The agency system's endpoints. Thin: authentication (and the idempotency key) by
+dependency, the work in ``operations``, errors mapped in ``errors``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from broker.api import operations
 from broker.api.auth import AgencyDep
 from broker.api.errors import documented
+from broker.api.idempotency import REPLAYED_HEADER, IdempotencyKey
 from broker.api.models import (
     Acknowledged,
+    Deliveries,
     InboxMessage,
     InboxPage,
     Opened,
@@ -25,6 +27,18 @@ MessageId = Annotated[str, Path(pattern=UUID_PATTERN, description="the message i
 MAX_PAGE = 500
 
 AUTH = (401, 403)
+# The success of a submission given again for its idempotency key says so.
+REPLAYED: dict[int | str, dict[str, Any]] = {
+    201: {
+        "headers": {
+            REPLAYED_HEADER: {
+                "description": "`true` on the first answer to this Idempotency-Key, given "
+                "again; absent otherwise",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        }
+    }
+}
 
 
 def agency_router() -> APIRouter:
@@ -36,16 +50,22 @@ def agency_router() -> APIRouter:
     come from ``require_agency`` and ``operations``, answered by the error table."""
     router = APIRouter(prefix="/v1/agencies/{agency_id}", tags=["agency"])
 
-    # ``operations.submit``: map, publish (errors audited as refusals), relay if possible.
+    # ``operations.submit``: map, publish (errors audited as refusals), relay if possible;
+    # at most once per idempotency key (400 for a malformed one, 422 for one reused).
     @router.post(
         "/records",
         status_code=201,
         response_model=Submitted,
-        responses=documented(*AUTH, 404, 422, 503),
+        responses=documented(*AUTH, 400, 404, 422, 503) | REPLAYED,
         summary="Submit a record in the agency's own format; it is mapped and published",
     )
-    async def submit_record(served: AgencyDep, body: SubmitRecord) -> Submitted:
-        return await operations.submit(served, body)
+    async def submit_record(
+        served: AgencyDep, body: SubmitRecord, key: IdempotencyKey, response: Response
+    ) -> Submitted:
+        submission = await operations.submit(served, body, key=key)
+        if submission.replayed:
+            response.headers[REPLAYED_HEADER] = "true"
+        return submission.submitted
 
     # ``operations.inbox``: 422 (``request.invalid-cursor``) for a cursor we did not give.
     @router.get(
@@ -96,5 +116,16 @@ def agency_router() -> APIRouter:
         return await operations.open_message(
             served, message_id, user=body.user, justification=body.justification
         )
+
+    # ``operations.deliveries``: 404 (``api.not-found``) for a message this agency did not
+    # send; from the agency's own store, the ledger's rows left out.
+    @router.get(
+        "/messages/{message_id}/deliveries",
+        summary="How a message this agency sent stands at each recipient",
+        response_model=Deliveries,
+        responses=documented(*AUTH, 404, 422, 503),
+    )
+    async def deliveries(served: AgencyDep, message_id: MessageId) -> Deliveries:
+        return operations.deliveries(served.gateway.ctx.store, served.agency_id, message_id)
 
     return router

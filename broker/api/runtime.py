@@ -4,7 +4,8 @@ credential store, through ``Deployment.running``.
 
 ``deployment_backend(...)`` is an async context manager: on exit (shutdown, Ctrl-C,
 SIGTERM, a failed start) every poller is stopped, every gateway and store closed and
-the embedded broker, if any, stopped, in reverse order of starting.
+the embedded broker, if any, stopped, in reverse order of starting. ``Startup`` runs it
+for ``mappa serve`` so that a start failing on one of our errors is said in one line.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from broker.api.backend import AdapterFor, ApiBackend, serve_agencies
 from broker.api.credentials import CredentialStore, credentials_path
 from broker.deployment import Deployment
-from broker.errors import ConfigurationError
+from broker.errors import ConfigurationError, MappaError
 from broker.settings import Settings
 from broker.trust.keystore import Keystore
 from broker.trust.provision import DataPaths
@@ -85,6 +88,49 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
             clock=deployment.clock,
             ledger=deployment.ledger_reader(ledger.store) if ledger else None,
             desks=running.desks,
+            transport=running.transport,
+            audit_topic=deployment.topics.audit,
         )
         log.info("serving %s through %s", ", ".join(agencies), running.broker)
         yield backend
+
+
+class Startup:
+    """``deployment_backend`` for ``mappa serve``, remembering the error of a start that
+    failed (``error``).
+
+    Starlette reports a failed lifespan as a traceback, which uvicorn logs. For our own
+    errors (``MappaError``: the deployment cannot start as configured, a database or
+    broker that does not answer) the app wrapped by ``app`` fails its start-up without
+    one, and its runner raises ``error`` afterwards, for ``mappa`` to say in one line.
+    Any other exception keeps its traceback: it is a bug."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self._config = config
+        self.error: MappaError | None = None
+
+    @asynccontextmanager
+    async def backend(self) -> AsyncIterator[ApiBackend]:
+        """``deployment_backend``, remembering a ``MappaError`` raised while it starts
+        (and raising it). Yields the backend."""
+        async with AsyncExitStack() as stack:
+            try:
+                backend = await stack.enter_async_context(deployment_backend(self._config))
+            except MappaError as exc:
+                self.error = exc
+                raise
+            yield backend
+
+    def app(self, inner: ASGIApp) -> ASGIApp:
+        """``inner`` with its lifespan's start-up failure message (a traceback) left out
+        when the failure is the remembered error. Returns the wrapped app."""
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            async def quiet(message: Message) -> None:
+                if message["type"] == "lifespan.startup.failed" and self.error is not None:
+                    message = {**message, "message": ""}
+                await send(message)
+
+            await inner(scope, receive, quiet if scope["type"] == "lifespan" else send)
+
+        return app

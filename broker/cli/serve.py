@@ -3,8 +3,11 @@
 
 Ctrl-C or SIGTERM stops accepting requests, finishes those in flight, then stops the
 pollers, gateways, stores and the embedded broker (the app's lifespan owns them), and
-exits 0. This is the composition root: the one place that picks each agency's adapter
-(``agency_adapters.registry``) and hands it to the API, which imports no adapter itself.
+exits 0. A start that fails on one of our errors (a ledger database that does not
+answer, a broker that cannot be reached) is said in one line by ``mappa``, exit 1, with
+no traceback in the log. This is the composition root: the one place that picks each
+agency's adapter (``agency_adapters.registry``) and hands it to the API, which imports
+no adapter itself.
 """
 
 from __future__ import annotations
@@ -19,20 +22,17 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
-import yaml
-from pydantic import ValidationError
 
 from agency_adapters.base import AgencyAdapter
 from agency_adapters.registry import adapter_for
-from broker.agreements import agreement_for_area
+from broker.agreements import agreement_for_area, read_agreement
 from broker.api.compose import application
-from broker.api.runtime import ServeConfig, choose_agencies, deployment_backend
-from broker.errors import ConfigurationError, invalid
+from broker.api.runtime import ServeConfig, Startup, choose_agencies
+from broker.errors import ConfigurationError
 from broker.gateway import AgencyGateway
 from broker.settings import Settings
 from broker.trust.keystore import passphrase_from_env
 from broker.trust.provision import DataPaths, load_directory
-from schemas.common import from_data
 from schemas.isa import Agreement
 
 DEFAULT_PORT = 8700
@@ -63,15 +63,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.add_argument("--no-ledger", action="store_true", help="do not run the audit ledger")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     serve.set_defaults(handler=cmd_serve)
-
-
-def load_agreement(path: Path) -> Agreement:
-    try:
-        return from_data(Agreement, yaml.safe_load(path.read_text()))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"cannot read agreement {path}: {exc}") from None
-    except ValidationError as exc:
-        raise invalid(exc, f"agreement {path}", kind=ConfigurationError) from None
 
 
 def default_agreement(paths: DataPaths, area: str | None) -> Agreement:
@@ -133,7 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServeConfig(
         settings=settings,
         passphrase=passphrase,
-        agreement=load_agreement(args.agreement)
+        agreement=read_agreement(args.agreement)
         if args.agreement
         else default_agreement(paths, args.area),
         adapter_for=choose,
@@ -141,12 +132,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         run_ledger=not args.no_ledger,
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    app = application(lambda: deployment_backend(config))
+    startup = Startup(config)
+    app = startup.app(application(startup.backend))
     server = _Server(
         uvicorn.Config(app, host=args.host, port=args.port, lifespan="on", log_level=args.log_level)
     )
     with contextlib.suppress(SystemExit):  # uvicorn's way of saying the app did not start
         server.run()
+    if startup.error is not None:
+        raise startup.error
     if not server.started:
         print("mappa serve: did not start (see the log above)", file=sys.stderr)
         return 1

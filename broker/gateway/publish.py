@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,10 +56,14 @@ class Publisher:
         user: str | None = None,
         classification: Classification = Classification.OFFICIAL_SENSITIVE,
         supersedes: str | None = None,
+        on_queued: Callable[[PublishResult], None] | None = None,
     ) -> PublishResult:
         """Publish ``message``: follow the case to its owning area, authorise it under the
         agreement, seal one envelope per recipient topic (or redaction set), and queue
         them with their audit records in one transaction; returns what was sent.
+        ``on_queued``, if given, is called with that result inside the transaction: what
+        it writes commits with the envelopes, and whatever it raises rolls them back and
+        propagates.
 
         Raises ``SchemaError`` (``schema.invalid``) if ``message`` is not of a registered
         message type. Raises, after recording a refusal (in its own transaction, or the
@@ -151,6 +156,13 @@ class Publisher:
                         message_id=message_id,
                     )
                 )
+        result = PublishResult(
+            message_id=message_id,
+            subject_ref=subject_ref,
+            message_type=message_type,
+            disclosures=tuple((d.recipient.agency_id, d.view) for d in disclosures),
+            topics=tuple(dict.fromkeys(e.topic for e in envelopes)),
+        )
         with ctx.store.transaction():
             queue(
                 ctx,
@@ -171,13 +183,9 @@ class Publisher:
                     set_at=format_timestamp(now),
                     message_id=message_id,
                 )
-        return PublishResult(
-            message_id=message_id,
-            subject_ref=subject_ref,
-            message_type=message_type,
-            disclosures=tuple((d.recipient.agency_id, d.view) for d in disclosures),
-            topics=tuple(dict.fromkeys(e.topic for e in envelopes)),
-        )
+            if on_queued is not None:
+                on_queued(result)
+        return result
 
 
 def audience(message: MessageBody, team: Team) -> Team:

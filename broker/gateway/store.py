@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from broker.errors import sqlite_unavailable
 from broker.gateway.deadletters import DeadLetters
+from broker.gateway.requests import Requests
 from broker.gateway.tracking import Tracking
 
+# How long a statement waits for another connection's write lock before it gives up
+# (SQLite's busy timeout). Writers hold the lock for one transaction, milliseconds
+# normally; a lock held longer than this is a stuck process or an operator's shell, and
+# the caller is better told to retry (``StoreUnavailable``, a 503) than left hanging.
+BUSY_TIMEOUT_SECONDS = 5.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
@@ -88,6 +96,26 @@ class InboxItem:
     envelope: bytes
 
 
+class StoreConnection(sqlite3.Connection):
+    """A SQLite connection whose statements raise ``StoreUnavailable`` where SQLite says
+    the database cannot be used just now (``sqlite_unavailable``). Made by
+    ``sqlite3.connect(..., factory=StoreConnection)``, so every part sharing a store's
+    connection (tracking, dead letters, request keys) is covered without a wrapper of
+    its own."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        with sqlite_unavailable():
+            return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> sqlite3.Cursor:
+        with sqlite_unavailable():
+            return super().executemany(sql, parameters)
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        with sqlite_unavailable():
+            return super().executescript(sql_script)
+
+
 def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> str:
     return json.dumps([[k, v.hex()] for k, v in headers])
 
@@ -110,7 +138,9 @@ class AgencyStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db = sqlite3.connect(
+            path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS, factory=StoreConnection
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a transaction reported committed survives power loss. The audit trail
         # of a public-protection system is worth the fsync.
@@ -119,6 +149,7 @@ class AgencyStore:
         self._in_txn = False
         self.tracking = Tracking(self._db, self._require_txn)
         self.deadletters = DeadLetters(self._db, self._require_txn)
+        self.requests = Requests(self._db, self._require_txn)
 
     def close(self) -> None:
         """Close the connection; the store is unusable afterwards."""
@@ -127,7 +158,9 @@ class AgencyStore:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One atomic unit. Inside another transaction it joins the outer one (a poll
-        batch commits once), and an exception anywhere rolls back the whole unit."""
+        batch commits once), and an exception anywhere rolls back the whole unit. Raises
+        ``StoreUnavailable`` if the database is locked past ``BUSY_TIMEOUT_SECONDS``,
+        full, read-only or failing: nothing of the unit is kept."""
         if self._in_txn:
             yield
             return
@@ -135,11 +168,13 @@ class AgencyStore:
         self._in_txn = True
         try:
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
             self._db.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (disk full) can leave the transaction open, and SQLite may
+            # have rolled back already: end it either way, or the next BEGIN would fail.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
         finally:
             self._in_txn = False
 

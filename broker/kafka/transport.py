@@ -310,6 +310,30 @@ class KafkaTransport(AsyncPart):
             raise
         return reader
 
+    async def end_offsets(
+        self, topics: Sequence[str], *, within: float
+    ) -> dict[tuple[str, int], int]:
+        """Where each partition of ``topics`` ends now (the offset its next record gets),
+        asked on a connection of its own that is closed before it returns: whether the
+        broker answers, and how far a reader of those topics is behind (readiness).
+        Raises ``TransportError`` if the broker does not answer within ``within``
+        seconds, or refuses."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, **self._options
+        )
+        try:
+            async with asyncio.timeout(within):
+                await consumer.start()
+                assignment = [tp for t in topics for tp in await self.partitions(t)]
+                ends = await consumer.end_offsets(assignment)
+        except (KafkaError, TimeoutError) as exc:
+            raise TransportError(
+                f"Kafka at {self.bootstrap} did not answer within {within}s: {exc!r}"
+            ) from exc
+        finally:
+            await consumer.stop()
+        return {(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+
 
 class PartitionReader:
     def __init__(
@@ -406,3 +430,13 @@ class PartitionReader:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+async def stop_quietly(reader: PartitionReader) -> None:
+    """Stop a reader whose broker is gone: whatever its client says about a connection
+    that died with the broker is of no use (logged at debug), and never stops the
+    caller from opening the reader that replaces it."""
+    try:
+        await asyncio.wait_for(reader.stop(), timeout=STOP_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - the old reader is dropped whatever it says
+        log.debug("stopping a reader of a lost broker: %r", exc)

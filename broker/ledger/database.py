@@ -12,9 +12,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from broker.errors import ConfigurationError
+from broker.errors import ConfigurationError, StoreUnavailable, sqlite_unavailable
+
+if TYPE_CHECKING:  # imported when a PostgreSQL URL is used: SQLite needs no driver
+    import psycopg
 
 Dialect = Literal["sqlite", "postgresql"]
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -31,7 +34,9 @@ SCAN_MMAP_BYTES = 1 << 40  # SQLite caps it at its own compile-time limit
 class Database:
     """One connection to the ledger's database, in either dialect (``dialect``), with
     ``?`` placeholders in both. The driver's own errors (sqlite3 / psycopg) pass through
-    every method unchanged."""
+    every method unchanged, but for a database that cannot be used just now: a SQLite
+    file locked past the busy timeout, full or failing, a PostgreSQL server or connection
+    that fails (``StoreUnavailable``: see ``PostgresDatabase``)."""
 
     dialect: Dialect
 
@@ -89,17 +94,17 @@ class SqliteDatabase(Database):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """As ``Database.execute``, under the connection's lock."""
-        with self._lock:
+        with self._lock, sqlite_unavailable():
             return self._db.execute(sql, params).fetchall()
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """As ``Database.executemany``, under the connection's lock."""
-        with self._lock:
+        with self._lock, sqlite_unavailable():
             self._db.executemany(sql, rows)
 
     def script(self, sql: str) -> None:
         """As ``Database.script``, under the connection's lock."""
-        with self._lock:
+        with self._lock, sqlite_unavailable():
             self._db.executescript(sql)
 
     @contextmanager
@@ -111,13 +116,16 @@ class SqliteDatabase(Database):
                 # This connection writes: hand WAL checkpoints to a thread of their own.
                 self._checkpointer = _Checkpointer(self.path)
                 self._db.execute("PRAGMA wal_autocheckpoint=0")
-            self._db.execute("BEGIN IMMEDIATE")
+            with sqlite_unavailable():
+                self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                with sqlite_unavailable():
+                    self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Stop the WAL checkpointer, if started, and close the connection."""
@@ -161,34 +169,96 @@ class _Checkpointer:
 
 class PostgresDatabase(Database):
     """A PostgreSQL server by URL, autocommitting outside ``transaction``. Raises
-    ``ConfigurationError`` (``config.invalid``) if it does not answer; the message names
-    the host, never the password the URL may carry."""
+    ``ConfigurationError`` (``config.invalid``) if it does not answer at first; the
+    message names the host, never the password the URL may carry.
+
+    It outlives an outage of the server: a call that finds the connection lost (or the
+    server refusing to work: psycopg's ``OperationalError`` and ``InterfaceError``)
+    raises ``StoreUnavailable``, the lost connection is dropped, and the next call opens a
+    new one. Never inside ``transaction``: what ran in it is gone with the connection, so
+    the whole unit fails with ``StoreUnavailable`` for the caller to run again."""
 
     dialect: Dialect = "postgresql"
 
     def __init__(self, url: str) -> None:
         import psycopg
 
+        self._url = url
+        # Reconnecting is shared state: the ledger's poller and the API's threads use it.
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._transactions = 0
+        self._closed = False
         try:
             self._conn = psycopg.connect(url, autocommit=True)
         except psycopg.OperationalError as exc:
-            # The URL may carry a password: name the host part only.
-            where = url.rsplit("@", maxsplit=1)[-1].split("?", maxsplit=1)[0]
-            raise ConfigurationError(f"cannot connect to the ledger database at {where}") from exc
+            raise ConfigurationError(
+                f"cannot connect to the ledger database at {self._where}"
+            ) from exc
+
+    @property
+    def _where(self) -> str:
+        # The URL may carry a password: name the host part only.
+        return self._url.rsplit("@", maxsplit=1)[-1].split("?", maxsplit=1)[0]
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The open connection, or a new one if the last was lost outside a transaction.
+        Raises ``StoreUnavailable`` if the server does not answer, or the connection was
+        lost inside a transaction still open; ``RuntimeError`` after ``close``."""
+        import psycopg
+
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the ledger database connection is closed")
+            if self._conn is None:
+                if self._transactions:
+                    raise StoreUnavailable(
+                        "the connection to the ledger database was lost in a transaction; "
+                        "run it again"
+                    )
+                try:
+                    self._conn = psycopg.connect(self._url, autocommit=True)
+                except psycopg.OperationalError as exc:
+                    raise StoreUnavailable(
+                        f"the ledger database at {self._where} does not answer; retry later"
+                    ) from exc
+            return self._conn
+
+    @contextmanager
+    def _unavailable(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        """psycopg's operational and interface errors as ``StoreUnavailable``; a connection
+        they left broken or closed is dropped, for the next call to replace."""
+        import psycopg
+
+        try:
+            yield
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if conn.broken or conn.closed:
+                with self._lock:
+                    if self._conn is conn:
+                        self._conn = None
+                conn.close()
+            raise StoreUnavailable(
+                f"the ledger database at {self._where} failed ({type(exc).__name__}); retry later"
+            ) from exc
 
     @staticmethod
     def _sql(sql: str) -> str:
         return sql.replace("?", "%s")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """As ``Database.execute``, with ``?`` rewritten to psycopg's ``%s``."""
-        with self._conn.cursor() as cur:
+        """As ``Database.execute``, with ``?`` rewritten to psycopg's ``%s``; raises
+        ``StoreUnavailable`` as the class docstring says."""
+        conn = self._connection()
+        with self._unavailable(conn), conn.cursor() as cur:
             cur.execute(self._sql(sql), params)
             return cur.fetchall() if cur.description else []
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """As ``Database.executemany``, with ``?`` rewritten to psycopg's ``%s``."""
-        with self._conn.cursor() as cur:
+        """As ``Database.executemany``, with ``?`` rewritten to psycopg's ``%s``; raises
+        ``StoreUnavailable`` as the class docstring says."""
+        conn = self._connection()
+        with self._unavailable(conn), conn.cursor() as cur:
             cur.executemany(self._sql(sql), rows)
 
     def script(self, sql: str) -> None:
@@ -199,13 +269,26 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """As ``Database.transaction`` (psycopg's transaction block)."""
-        with self._conn.transaction():
-            yield
+        """As ``Database.transaction`` (psycopg's transaction block); raises
+        ``StoreUnavailable`` if the connection is lost in it, never reconnecting until it
+        has ended."""
+        conn = self._connection()
+        with self._lock:
+            self._transactions += 1
+        try:
+            with self._unavailable(conn), conn.transaction():
+                yield
+        finally:
+            with self._lock:
+                self._transactions -= 1
 
     def close(self) -> None:
-        """Close the connection."""
-        self._conn.close()
+        """Close the connection; the database is unusable afterwards."""
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
 
 def connect(target: str | Path, *, scan: bool = False) -> SqliteDatabase | PostgresDatabase:
