@@ -10,7 +10,6 @@ another part plugged its rules into before the gateway started (the transfer des
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,8 @@ from broker.gateway.relay import OutboxRelay, ResendPolicy
 from broker.gateway.store import InboxItem
 from broker.gateway.tracking import LEDGER, Tracked, age
 from broker.kafka.parts import AsyncPart
-from broker.kafka.transport import KafkaTransport, PartitionReader
+from broker.kafka.reading import KeptReader
+from broker.kafka.transport import KafkaTransport, PartitionReader, TransportError
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import Classification
 from schemas.messages import MessageBody
@@ -59,10 +59,9 @@ class AgencyGateway(AsyncPart):
         self.relay = OutboxRelay(
             ctx.store, transport, ResendPolicy.from_settings(ctx.settings), ctx.clock
         )
-        self._reader: PartitionReader | None = None
         # One poll at a time: a background poller and a caller waiting for its own
         # message (a transfer step) both poll.
-        self._polling = asyncio.Lock()
+        self._reading = KeptReader(f"gateway {ctx.agency_id}", self._open_reader, ctx.store.offsets)
         self._after_batch: list[Callable[[], None]] = []
         self._next_resend_check = datetime.min.replace(tzinfo=UTC)
         self._listeners: list[Callable[[Handled], None]] = []
@@ -88,7 +87,7 @@ class AgencyGateway(AsyncPart):
 
     def add_topic(self, topic: str, rules: TopicRules) -> None:
         """Also read ``topic``, by ``rules``. Raises ``RuntimeError`` once reading."""
-        if self._reader is not None:
+        if self._reading.reading:
             raise RuntimeError(f"gateway {self.agency_id} is reading: add topics before start")
         self.receiver.add_rules(topic, rules)
 
@@ -107,22 +106,21 @@ class AgencyGateway(AsyncPart):
         """Start reading where the store says it stopped, and send what the outbox holds.
         Idempotent. Raises ``TransportError`` when the transport is not started or the
         outbox cannot be sent (a reader already started stays started)."""
-        if self._reader is None:
-            await self._open_reader()
+        await self._reading.start()
         await self.relay.flush()
 
     async def reread(self) -> None:
         """The broker was replaced under this gateway (the embedded one restarted with an
         empty log): read again from where the new log begins, and send again at once
-        what no recipient has receipted yet."""
-        async with self._polling:
-            reader, self._reader = self._reader, None
-            if reader is not None:
-                await reader.stop()
-            await self._open_reader()
-        await self.relay.flush()
+        what no recipient has receipted yet. If the new reader cannot be opened yet, the
+        next poll opens it. Raises ``TransportError`` then."""
+        await self._reading.reread()
+        try:
+            await self.relay.flush()
+        except TransportError as exc:  # the next poll's relay sends it
+            log.info("%s: relay after the broker's restart: %s", self.agency_id, exc)
 
-    async def _open_reader(self) -> None:
+    async def _open_reader(self) -> PartitionReader:
         store, cluster = self.ctx.store, self._transport.cluster_id
         known = store.broker_cluster()
         if known != cluster:
@@ -138,15 +136,13 @@ class AgencyGateway(AsyncPart):
                     self.relay.requeue_unreceipted(self.ctx.clock())
             store.forget_offsets()
             store.set_broker_cluster(cluster)
-        self._reader = await self._transport.reader(
+        return await self._transport.reader(
             self.topics, store.offsets(), on_lost=store.forget_offsets
         )
 
     async def stop(self) -> None:
         """Stop reading. Idempotent; the store stays open (the deployment closes it)."""
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            await reader.stop()
+        await self._reading.stop()
 
     async def publish(
         self,
@@ -173,19 +169,12 @@ class AgencyGateway(AsyncPart):
         goes back to the stored offsets, so its records are read again, and the failure
         is raised. Raises ``RuntimeError`` before ``start``, and ``TransportError`` if the
         relay fails (the batch is kept)."""
-        async with self._polling:
-            if self._reader is None:
-                raise RuntimeError(f"gateway {self.agency_id} not started")
-            records = await self._reader.poll(timeout_ms=timeout_ms)
-            try:
-                with self.ctx.store.transaction():
-                    handled = [self.receiver.handle(r) for r in records]
-                    if records:
-                        for hook in self._after_batch:
-                            hook()
-            except BaseException:
-                await self._reader.rewind(self.ctx.store.offsets())
-                raise
+        async with self._reading.batch(timeout_ms) as records:
+            with self.ctx.store.transaction():
+                handled = [self.receiver.handle(r) for r in records]
+                if records:
+                    for hook in self._after_batch:
+                        hook()
         for listener in list(self._listeners):
             for h in handled:
                 listener(h)

@@ -49,6 +49,8 @@ _QUIET_AFTER_SECONDS = 2.0
 _CHATTY = ("aiokafka", "aiokafka.conn", "aiokafka.cluster", "aiokafka.client")
 
 RestartHook = Callable[[], Awaitable[None]]
+# A restart hook that fails is tried this many times in all.
+_HOOK_ATTEMPTS = 5
 
 
 def tansu_binary() -> str:
@@ -192,10 +194,7 @@ class EmbeddedBroker:
                 await self._relaunch()
                 self.restarts += 1
                 for hook in self._hooks:
-                    try:
-                        await hook()
-                    except Exception:
-                        log.exception("after the embedded broker's restart")
+                    await _run_hook(hook)
                 await asyncio.sleep(_QUIET_AFTER_SECONDS)
             log.warning("the embedded broker is back on %s", self.bootstrap)
 
@@ -257,6 +256,28 @@ class EmbeddedBroker:
     def __del__(self) -> None:
         if self._proc is not None and self._proc.poll() is None:  # pragma: no cover
             self._proc.kill()
+
+
+async def _run_hook(hook: RestartHook) -> None:
+    """One restart hook, tried again a few times: a broker that has just started may
+    still refuse the first requests. A failure is logged, never ends the supervisor
+    (nor does a cancellation from inside the hook that is not aimed at it)."""
+    for attempt in range(1, _HOOK_ATTEMPTS + 1):
+        try:
+            await hook()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            failure = "cancelled from inside"
+        except Exception as exc:  # noqa: BLE001 - reported below, retried
+            failure = repr(exc)
+        else:
+            return
+        if attempt == _HOOK_ATTEMPTS:
+            log.error("after the embedded broker's restart: %s (gave up)", failure)
+            return
+        await asyncio.sleep(_RESTART_PAUSE_SECONDS)
 
 
 @contextlib.contextmanager

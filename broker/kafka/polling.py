@@ -21,7 +21,9 @@ from broker.errors import MappaError
 log = logging.getLogger(__name__)
 # After a failed poll, wait this long before the next; doubles up to the cap.
 RETRY_FIRST_SECONDS = 0.5
-RETRY_CAP_SECONDS = 10.0
+# A failed poll costs little (one connection attempt): after an outage, work resumes
+# within this many seconds of the part coming back.
+RETRY_CAP_SECONDS = 5.0
 
 Poll = Callable[[], Awaitable[object]]
 

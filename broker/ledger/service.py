@@ -29,6 +29,7 @@ from broker.errors import MappaError
 from broker.gateway.audit import verify_event
 from broker.gateway.receipts import ledger_receipt_record
 from broker.kafka.parts import AsyncPart
+from broker.kafka.reading import KeptReader
 from broker.kafka.transport import KafkaTransport, PartitionReader, Record
 from broker.ledger.checkpoint import CheckpointSigner
 from broker.ledger.store import Item, LedgerStore
@@ -63,30 +64,25 @@ class LedgerService(AsyncPart):
         self._clock = clock
         self._transport = transport
         self._topic = topic
-        self._reader: PartitionReader | None = None
         # Where and with which key to receipt each batch; None: no receipts (tests).
         self._receipts = receipts
         # One poll at a time: a reread (the broker replaced) waits for the poll.
-        self._polling = asyncio.Lock()
+        self._reading = KeptReader("ledger", self._open_reader, store.offsets)
         self._held: dict[str, list[str]] = defaultdict(list)
         self._refused: dict[str, list[RefusedEvent]] = defaultdict(list)
 
     async def start(self) -> None:
         """Start reading the audit topic where the store says it stopped (from its
         beginning if the broker is another cluster than the one read before). Idempotent."""
-        if self._reader is None:
-            await self._open_reader()
+        await self._reading.start()
 
     async def reread(self) -> None:
         """The broker was replaced under the ledger: read from where the new log begins
-        (events held already are recognised by their id, and receipted again)."""
-        async with self._polling:
-            reader, self._reader = self._reader, None
-            if reader is not None:
-                await reader.stop()
-            await self._open_reader()
+        (events held already are recognised by their id, and receipted again). If the
+        new reader cannot be opened yet, the next poll opens it."""
+        await self._reading.reread()
 
-    async def _open_reader(self) -> None:
+    async def _open_reader(self) -> PartitionReader:
         store, cluster = self.store, self._transport.cluster_id
         known = store.broker_cluster()
         if known != cluster:
@@ -99,15 +95,13 @@ class LedgerService(AsyncPart):
                 )
             store.forget_offsets()
             store.set_broker_cluster(cluster)
-        self._reader = await self._transport.reader(
+        return await self._transport.reader(
             [self._topic], store.offsets(), on_lost=store.forget_offsets
         )
 
     async def stop(self) -> None:
         """Stop reading. Idempotent; the store stays open (its owner closes it)."""
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            await reader.stop()
+        await self._reading.stop()
 
     def _verified(self, record: Record) -> Item | None:
         at = (record.topic, record.partition, record.offset)
@@ -161,16 +155,15 @@ class LedgerService(AsyncPart):
         """Read one batch, ``handle_batch`` it and receipt it; returns how many records
         were read. A batch that fails is read again from the stored offsets (and the
         failure raised). Raises ``RuntimeError`` before ``start()``."""
-        async with self._polling:
-            if self._reader is None:
-                raise RuntimeError("ledger service not started")
-            records = await self._reader.poll(timeout_ms=timeout_ms)
+        async with self._reading.batch(timeout_ms) as records:
             try:
-                self.handle_batch(records)
+                # Off the event loop: a database that makes the batch wait (its write lock
+                # held elsewhere, a server slow to answer) must not stall the agencies
+                # served beside the ledger. The store is safe to share between threads.
+                await asyncio.to_thread(self.handle_batch, records)
             except BaseException:
                 self._held.clear()
                 self._refused.clear()
-                await self._reader.rewind(self.store.offsets())
                 raise
         await self.send_receipts()
         return len(records)
