@@ -27,9 +27,9 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -n auto --dist loadgroup
 
-# The fault drills alone, at full size, printing their figures.
+# The fault drills alone, at full size (1,000 submissions each), printing their figures.
 drills: $(STAMP)
-	$(BIN)/pytest -m drill --no-cov -s -q
+	MAPPA_DRILL_SUBMISSIONS=1000 $(BIN)/pytest -m drill --no-cov -q -p no:randomly
 
 bench: $(STAMP)
 	$(BIN)/mappa bench

@@ -15,10 +15,11 @@ every store.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from broker.agreements.documents import load_agreement
 from broker.agreements.policy import SharingPolicy
@@ -50,6 +51,17 @@ from broker.trust.provision import (
 from schemas.directory import AgencyEntry
 from schemas.isa import Agreement
 
+log = logging.getLogger(__name__)
+
+
+def offset_clock(seconds: float) -> Callable[[], datetime]:
+    """The system clock, shifted by ``seconds`` (``MAPPA_CLOCK_OFFSET_SECONDS``, for
+    drills); the plain system clock when there is no shift."""
+    if not seconds:
+        return utc_now
+    shift = timedelta(seconds=seconds)
+    return lambda: utc_now() + shift
+
 
 @dataclass(frozen=True)
 class Running:
@@ -79,7 +91,7 @@ class Deployment:
         settings: Settings,
         passphrase: bytes,
         agreements: Sequence[Agreement],
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         if not agreements:
             raise ValueError("a deployment needs at least one agreement")
@@ -91,7 +103,7 @@ class Deployment:
         self.agreements: dict[str, Agreement] = {
             area: agreement for agreement in agreements for area in agreement.areas
         }
-        self.clock = clock
+        self.clock = clock or offset_clock(settings.clock_offset_seconds)
         self.topics = Topics(settings.topic_namespace)
         self.directory: Directory = load_directory(self.paths)
         self._subject_key = self.keystore.load_subject_key()
@@ -214,10 +226,17 @@ class Deployment:
             for transport in transports.values():
                 transport.cluster_id = await transport.current_cluster_id()
             await parts.transport.ensure_topics(self.topics.all_topics(areas))
-            for gateway in parts.gateways.values():
-                await gateway.reread()
+            readers: dict[str, Callable[[], Awaitable[None]]] = {
+                name: gw.reread for name, gw in parts.gateways.items()
+            }
             if parts.ledger is not None:
-                await parts.ledger.reread()
+                readers["ledger"] = parts.ledger.reread
+            # Each on its own: one that fails opens its reader at its next poll instead.
+            for name, reread in readers.items():
+                try:
+                    await reread()
+                except Exception as exc:  # noqa: BLE001 - logged; the next poll reopens
+                    log.warning("%s: reading the new log begins at the next poll: %s", name, exc)
 
         return hook
 

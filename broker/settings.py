@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     resend_cap_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
     # Well inside the replay window: a copy re-sent later would be refused as stale.
     undeliverable_after_seconds: float = Field(default=2 * 24 * 3600, gt=0, le=10 * 24 * 3600)
+    # For fault drills only: this process's clock runs this many seconds off the system's
+    # (a receiver whose clock is slow, without touching the machine's clock).
+    clock_offset_seconds: float = Field(default=0.0, ge=-86400, le=86400)
     # Transport security to a production cluster (see broker/kafka/security.py).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"

@@ -47,6 +47,8 @@ class Operation(enum.StrEnum):
     ERASE = "erase"
     # A recipient's receipt for a disclosure: it confirms (or refuses) what was sent.
     RECEIPT = "receipt"
+    # A refused record processed again once its cause was fixed (`mappa deadletter retry`).
+    RETRY = "retry"
 
 
 class Outcome(enum.StrEnum):

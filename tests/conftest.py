@@ -109,6 +109,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault drills' lines (tests/test_drills.py), whichever worker ran them."""
+    lines = [
+        str(value)
+        for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == "drill"
+    ]
+    if lines:
+        terminalreporter.section("fault drills")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 async def kafka_bootstrap() -> AsyncIterator[str]:
     external = os.environ.get("MAPPA_KAFKA_BOOTSTRAP")

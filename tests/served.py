@@ -14,10 +14,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.gateway.agency import utc_now
+from broker.kafka.process import die_with_parent
 from broker.trust.provision import DataPaths, provision
 from tests.support import (
     HOUSING,
@@ -66,7 +68,10 @@ class DataDir:
 def provisioned(tmp_path: Path, subjects: Sequence[str] = ("2011/0456789K",)) -> DataDir:
     """``SPECS`` provisioned, every party on the case team of each subject (PNC id)."""
     data = DataDir(tmp_path / "data", secrets.token_urlsafe(18), f"t{uuid.uuid4().hex[:12]}")
-    provision(DataPaths(data.path), SPECS, passphrase=data.passphrase.encode(), now=utc_now())
+    # Keys valid from a day back, as in a deployment that has been running a while (and
+    # still valid on a receiver whose clock a drill sets slow).
+    since = utc_now() - timedelta(days=1)
+    provision(DataPaths(data.path), SPECS, passphrase=data.passphrase.encode(), now=since)
     for pnc in subjects:
         seed_case_team_on_disk(data.path, data.passphrase.encode(), PARTIES, pnc)
     return data
@@ -109,6 +114,8 @@ async def serve(
         env=environment,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        # A test run killed outright takes its servers with it.
+        preexec_fn=die_with_parent,
     )
     assert proc.stderr is not None
     log = bytearray()

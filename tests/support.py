@@ -322,11 +322,13 @@ async def build_world(
     suite: str = "classic",
     clock: Callable[[], datetime] | None = None,
     tailor: Callable[[Agreement], Agreement] | None = None,
+    serving: Sequence[str] | None = None,
     **settings: Any,
 ) -> World:
     """``specs`` provisioned in a fresh data directory and topic namespace, one agreement
     per area of ``areas`` (with ``parties`` of that area, or all its agencies if None,
-    then ``tailor``), every agency running on ``broker`` with the ledger. On the secured
+    then ``tailor``), every agency (or those ``serving``) running on ``broker`` with the
+    ledger. On the secured
     Apache cluster the topics and ACLs are set up first, as the platform team would, and
     each agency connects as its own principal."""
     config = Settings(
@@ -359,7 +361,8 @@ async def build_world(
     )
     stack = AsyncExitStack()
     try:
-        running = await stack.enter_async_context(deployment.running([s.agency_id for s in specs]))
+        served = serving if serving is not None else [s.agency_id for s in specs]
+        running = await stack.enter_async_context(deployment.running(served))
     except BaseException:
         await stack.aclose()
         raise

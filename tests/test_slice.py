@@ -117,9 +117,15 @@ async def test_every_act_is_audited_without_content(world: World) -> None:
     await world.gw(HOUSING).consult(
         result.message_id, user="ho.7", justification="tenancy allocation check"
     )
+    # The police audit each recipient's receipt too: wait for all three.
+    await world.pump(
+        lambda: len([h for h in world.receipts(POLICE) if h.message_id == result.message_id]) == 3
+    )
     expected = await world.sync_ledger()
     entries = world.ledger.store.entries()
-    assert len(entries) == expected == 1 + 3 + 3 + 1
+    assert len(entries) == expected == 1 + 3 + 3 + 1 + 3
+    receipts = {(e["agency"], e["recipient"]) for e in entries if e["operation"] == "receipt"}
+    assert receipts == {(POLICE, a) for a in (PROBATION, PRISON, HOUSING)}
     by = {(e["act"], e["agency"], e["recipient"]) for e in entries}
     assert ("collection", POLICE, None) in by
     assert {("disclosure", POLICE, a) for a in (PROBATION, PRISON, HOUSING)} <= by

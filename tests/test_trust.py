@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from broker.crypto.encoding import jcs
+from broker.deployment import Deployment
 from broker.errors import DecryptionError, KeyUnavailable, VerificationError
 from broker.gateway.handled import Handling
 from broker.kafka.transport import KafkaTransport
@@ -194,3 +195,21 @@ async def test_message_older_than_the_replay_window_is_refused(
         assert world.of(PROBATION, Handling.REFUSED)[-1].reason_code == "envelope.stale"
     finally:
         await world.close()
+
+
+def test_an_agency_with_no_signing_key_valid_now_is_one_clear_error(world: World) -> None:
+    """A clock running days slow (or every key expired or revoked): no Ed25519 key is
+    valid now, so nothing the agency did could be audited. It says so, and why."""
+    d = world.deployment
+    slow = Deployment(
+        settings=d.settings,
+        passphrase=world.passphrase,
+        agreements=[d.agreement],
+        clock=lambda: datetime.now(UTC) - timedelta(days=3),
+    )
+    try:
+        with pytest.raises(KeyUnavailable, match="no Ed25519 signing key valid at") as err:
+            slow.context(POLICE)
+        assert "check this machine's clock" in str(err.value)
+    finally:
+        slow.close()

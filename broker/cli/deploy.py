@@ -15,17 +15,12 @@ import secrets
 from dataclasses import asdict
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
-from broker.agreements import agreement_for_area
-from broker.errors import ConfigurationError, SchemaError, invalid
+from broker.agreements import default_agreements, read_agreement
+from broker.errors import ConfigurationError
 from broker.kafka.acls import LEDGER_USER, AclBinding, acl_bindings, as_shell, scram_user
 from broker.kafka.topics import PARTITIONS, Topics
 from broker.settings import Settings
 from broker.trust.provision import DataPaths, load_directory
-from schemas.common import from_data
-from schemas.isa import Agreement
 
 # 24 random bytes: 192 bits, far past guessing; SCRAM stores only a salted hash of it.
 PASSWORD_BYTES = 24
@@ -75,27 +70,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     creds.set_defaults(handler=run_credentials)
 
 
-def _load_agreement(path: Path) -> Agreement:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise SchemaError(f"cannot read agreement {path}: {exc}") from None
-    if isinstance(data, dict) and "agreement" in data:
-        data = data["agreement"]  # a signed agreement document wraps the agreement
-    try:
-        return from_data(Agreement, data)
-    except ValidationError as exc:
-        raise invalid(exc, f"agreement {path}") from None
-
-
 def run_acls(args: argparse.Namespace) -> int:
     settings = Settings.with_flags(data_dir=args.data_dir, kafka_bootstrap=args.bootstrap)
     directory = load_directory(DataPaths(settings.data_dir))
     areas = sorted({a for agency in directory.agencies() for a in agency.areas})
-    if args.agreement:
-        agreements = [_load_agreement(p) for p in args.agreement]
-    else:
-        agreements = [agreement_for_area(a, directory.agencies(area=a)) for a in areas]
+    agreements = (
+        [read_agreement(p) for p in args.agreement]
+        if args.agreement
+        else default_agreements(directory)
+    )
     topics = Topics(settings.topic_namespace)
     bindings = acl_bindings(directory.agencies(), agreements, topics)
     if args.apply or args.check:

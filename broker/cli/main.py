@@ -8,7 +8,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from broker.cli import api, areas, bench, demo, deploy, directory, keys, serve, transfer
+from broker.cli import (
+    api,
+    areas,
+    bench,
+    deadletter,
+    demo,
+    deploy,
+    directory,
+    keys,
+    serve,
+    track,
+    transfer,
+)
 from broker.cli import audit as audit_cli
 from broker.cli import isa as isa_cli
 from broker.cli import schemas as schemas_cli
@@ -23,6 +35,8 @@ COMMAND_GROUPS = (
     schemas_cli,
     audit_cli,
     transfer,
+    deadletter,
+    track,
     serve,
     api,
     deploy,

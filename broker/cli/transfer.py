@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from broker.agreements import agreement_for_area
+from broker.agreements import default_agreements
 from broker.cli.runner import run_interruptible
 from broker.deployment import Deployment
 from broker.errors import ConfigurationError, SchemaError
@@ -142,9 +142,7 @@ def _act(desk: TransferDesk, args: argparse.Namespace) -> Awaitable[TransferReco
 
 
 async def _send_step(settings: Settings, args: argparse.Namespace) -> TransferRecord:
-    directory = load_directory(DataPaths(settings.data_dir))
-    areas = sorted({a for entry in directory.agencies() for a in entry.areas})
-    agreements = [agreement_for_area(a, directory.agencies(area=a)) for a in areas]
+    agreements = default_agreements(load_directory(DataPaths(settings.data_dir)))
     deployment = Deployment(
         settings=settings, passphrase=passphrase_from_env(), agreements=agreements
     )

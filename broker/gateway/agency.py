@@ -10,6 +10,7 @@ from broker.agreements.policy import SharingPolicy
 from broker.crypto.keys import PublicKey
 from broker.crypto.pseudonym import SubjectKey
 from broker.crypto.suites import Suite, suite_named
+from broker.errors import KeyUnavailable
 from broker.gateway.audit import AuditEmitter
 from broker.gateway.store import AgencyStore
 from broker.gateway.verification import EnvelopeVerifier
@@ -17,6 +18,7 @@ from broker.kafka.topics import Topics
 from broker.settings import Settings
 from broker.trust.directory import Directory
 from broker.trust.keystore import AgencyKeys
+from schemas.common import format_timestamp
 from schemas.directory import AgencyEntry, KeyAlg
 
 
@@ -45,9 +47,18 @@ class AgencyContext:
     audit: AuditEmitter = field(init=False)
 
     def __post_init__(self) -> None:
+        signing = self.keys.signing.get(KeyAlg.ED25519)
+        if signing is None:
+            # No Ed25519 key valid now: all expired or revoked, or (a clock running
+            # slow) not valid yet. Nothing it audited could be signed.
+            raise KeyUnavailable(
+                f"{self.entry.agency_id} holds no Ed25519 signing key valid at "
+                f"{format_timestamp(self.clock())}: check this machine's clock, or issue a "
+                "key (`mappa keys rotate`)"
+            )
         self.audit = AuditEmitter(
             agency_id=self.entry.agency_id,
-            signing_key=self.keys.signing[KeyAlg.ED25519],
+            signing_key=signing,
             store=self.store,
             clock=self.clock,
             topic=self.topics.audit,

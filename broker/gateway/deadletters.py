@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS deadletters (
     retried_at TEXT, outcome TEXT
 );
 CREATE INDEX IF NOT EXISTS deadletters_open ON deadletters (outcome, id);
+CREATE UNIQUE INDEX IF NOT EXISTS deadletters_record ON deadletters (topic, partition, "offset");
 """
 
 
@@ -117,15 +118,24 @@ class DeadLetters:
         reason: str,
         now: datetime,
     ) -> int:
-        """Keep a record refused for a reason that can pass; returns its id."""
+        """Keep a record refused for a reason that can pass; returns its id. The same
+        record refused again (read anew, or retried) keeps its one row, open again with
+        the latest reason."""
         self._require()
-        cur = self._db.execute(
+        self._db.execute(
             'INSERT INTO deadletters (topic, partition, "offset", timestamp_ms, key, value, '
-            "reason_code, reason, refused_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "reason_code, reason, refused_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            'ON CONFLICT (topic, partition, "offset") DO UPDATE SET '
+            "reason_code = excluded.reason_code, reason = excluded.reason, "
+            "refused_at = excluded.refused_at, outcome = NULL",
             (topic, partition, offset, timestamp_ms, key, value, reason_code, reason,
              format_timestamp(now)),
         )  # fmt: skip
-        return int(cur.lastrowid or 0)
+        row = self._db.execute(
+            'SELECT id FROM deadletters WHERE topic = ? AND partition = ? AND "offset" = ?',
+            (topic, partition, offset),
+        ).fetchone()
+        return int(row[0])
 
     def pending(self, limit: int = 1000) -> list[DeadLetter]:
         """The kept records not yet settled by a retry, oldest first."""

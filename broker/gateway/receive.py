@@ -412,7 +412,14 @@ class Receiver:
             self.receipt(record, verified, now, outcome, refused)
             self._ctx.store.advance(record.topic, record.partition, record.offset)
         h = verified.header
-        return Handled(Handling.DUPLICATE, record.topic, h.message_id, h.sender, h.message_type)
+        return Handled(
+            Handling.DUPLICATE,
+            record.topic,
+            h.message_id,
+            h.sender,
+            h.message_type,
+            reason_code=refused,
+        )
 
     def skip(self, record: Record, handling: Handling, verified: VerifiedEnvelope) -> Handled:
         """Not ours, or ours already: move past it, record nothing."""

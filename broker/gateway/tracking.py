@@ -47,6 +47,10 @@ QUEUED, SENT, DELIVERED, REFUSED, UNDELIVERABLE = (
     "undeliverable",
 )
 SETTLED = (DELIVERED, REFUSED, UNDELIVERABLE)
+# A settled row a later receipt may still change (``receipted``).
+_LATE_ANSWERS = frozenset(
+    {(REFUSED, DELIVERED), (UNDELIVERABLE, DELIVERED), (UNDELIVERABLE, REFUSED)}
+)
 
 
 @dataclass(frozen=True)
@@ -147,10 +151,15 @@ class Tracking:
     ) -> Tracked | None:
         """Settle a row by a verified receipt. Returns the row as it was, or None if there
         is no such row, the digest differs (``digest`` None: not compared) or it was
-        settled already (a receipt for a re-sent copy)."""
+        settled already (a receipt for a re-sent copy). Settled rows may still change
+        where a receipt says more than the row: refused, then delivered (a refusal whose
+        cause passed, retried by the recipient); undeliverable, then delivered or refused
+        (a recipient back after the sender gave up, reading the topic's log)."""
         self._require()
         row = self.get(message_id, recipient)
-        if row is None or row.state in SETTLED or (digest is not None and row.digest != digest):
+        if row is None or (digest is not None and row.digest != digest):
+            return None
+        if (row.state, state) not in _LATE_ANSWERS and row.state in SETTLED:
             return None
         self._db.execute(
             "UPDATE tracked SET state = ?, reason_code = ?, updated_at = ?, due_at = NULL "
