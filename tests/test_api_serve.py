@@ -4,6 +4,8 @@ delivers in the background, and stops cleanly on SIGTERM or Ctrl-C with no child
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import signal
 import time
@@ -103,3 +105,32 @@ async def test_serve_without_a_deployment_says_so_in_one_line(tmp_path: Path) ->
             pass  # pragma: no cover - it must not start
     assert "mappa: config.invalid: no trust directory at" in str(failed.value)
     assert "Traceback" not in str(failed.value)
+
+
+# Issue 15: a SIGTERM to `serve` while its broker is down finishes within this.
+STOP_WITHIN_SECONDS = 5.0
+
+
+@pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+async def test_serve_stops_promptly_while_its_broker_is_down(
+    tmp_path: Path, fault: signal.Signals
+) -> None:
+    """The embedded broker killed (the supervisor has not brought it back yet) or hung
+    (it takes connections and answers nothing): a SIGTERM still stops `serve`, bounded,
+    exit 0, and leaves no broker behind."""
+    async with serve(tmp_path) as served:
+        [broker] = served.children()
+        try:
+            os.kill(broker, fault)
+            served.proc.send_signal(signal.SIGTERM)
+            began = time.monotonic()
+            code = await asyncio.wait_for(served.proc.wait(), timeout=STOP_WITHIN_SECONDS)
+            print(
+                f"serve stopped {time.monotonic() - began:.2f} s after SIGTERM, broker {fault.name}"
+            )
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(broker, signal.SIGKILL)
+    assert code == 0, served.log.decode()
+    assert not await alive_after(broker, seconds=5)
+    assert "Traceback" not in served.log.decode()

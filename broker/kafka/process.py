@@ -44,6 +44,8 @@ async def stop_processes(procs: Sequence[subprocess.Popen[bytes]], grace_seconds
     running = [proc for proc in procs if proc.poll() is None]
     for proc in running:
         proc.terminate()
+        # A stopped process (SIGSTOP, a debugger) acts on SIGTERM only once continued.
+        proc.send_signal(signal.SIGCONT)
     try:
         for _ in range(math.ceil(grace_seconds / _STOP_POLL_SECONDS)):
             if all(proc.poll() is not None for proc in running):
