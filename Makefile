@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test drills lint bench vectors schemas openapi clean
+.PHONY: demo test drills fuzz lint bench vectors schemas openapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: lint
 # The fault drills alone, at full size (1,000 submissions each), printing their figures.
 drills: $(STAMP)
 	MAPPA_DRILL_SUBMISSIONS=1000 $(BIN)/pytest -m drill --no-cov -q -p no:randomly
+
+# The fuzzers alone, at length (make test runs each property a few dozen times).
+fuzz: $(STAMP)
+	MAPPA_FUZZ_EXAMPLES=$${MAPPA_FUZZ_EXAMPLES:-5000} $(BIN)/pytest -m 'fuzz and not apache_kafka' \
+		--no-cov -q -p no:randomly tests/hostile
 
 bench: $(STAMP)
 	$(BIN)/mappa bench

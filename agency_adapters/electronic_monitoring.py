@@ -14,7 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import AgencyAdapter, RecordMapping, flat_text, items
+from agency_adapters.base import (
+    AgencyAdapter,
+    FieldRule,
+    RecordMapping,
+    flat_text,
+    import_row,
+    items,
+)
 from agency_adapters.tables import AlertColumns, ReferralColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import LicenceConditionsSet, MessageBody
@@ -23,11 +30,11 @@ from schemas.messages import LicenceConditionsSet, MessageBody
 def violations(cell: str) -> str:
     """The ';'-separated violations of an escalation as the referral's reason.
 
-    Raises ValueError if the cell lists none: an escalation is about at least one.
+    Raises FieldRule if the cell lists none: an escalation is about at least one.
     """
     listed = items(cell)
     if not listed:
-        raise ValueError("an escalation lists at least one violation")
+        raise FieldRule("an escalation lists at least one violation")
     return f"Monitoring violations: {', '.join(listed)}"[:200]
 
 
@@ -74,4 +81,4 @@ class ElectronicMonitoringAdapter(AgencyAdapter):
                 "CurfewEnd": curfew.end if curfew else "",
                 "Zones": flat_text([z.description for z in body.exclusion_zones]),
             }
-        return row
+        return import_row(row)

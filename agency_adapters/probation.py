@@ -17,7 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from agency_adapters.base import AgencyAdapter, RecordMapping, detail, enum_code, iso_day
+from agency_adapters.base import (
+    AgencyAdapter,
+    FieldRule,
+    RecordMapping,
+    detail,
+    enum_code,
+    iso_day,
+)
 from agency_adapters.tables import ExitColumns, PlanColumns, ReferralColumns, SubjectColumns
 from schemas.common import Role, ViewKind
 from schemas.messages import MessageBody
@@ -69,7 +76,7 @@ def oasys(record: Mapping[str, Any]) -> dict[str, Any]:
     o = record["oasys"]
     scores = {group: RiskLevel(enum_code(o[key])) for key, group in ROSH_GROUPS.items() if key in o}
     if not scores:
-        raise ValueError("an OASys RoSH summary scores at least one group")
+        raise FieldRule("an OASys RoSH summary scores at least one group", field="oasys")
     overall = max(scores.values(), key=ROSH_ORDER.index)
     return {
         **CASE.about(record),

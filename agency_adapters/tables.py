@@ -11,11 +11,22 @@ turns into a ``SchemaError`` naming it. Received messages go the other way:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agency_adapters.base import detail, enum_code, flat_text, optional_text, uk_date
+from agency_adapters.base import (
+    FieldRule,
+    detail,
+    enum_code,
+    flat_text,
+    import_row,
+    name_part,
+    optional_text,
+    uk_date,
+    whole_number,
+)
 from schemas.common import ViewKind
 from schemas.messages import MessageBody
 
@@ -59,10 +70,11 @@ def _put(
 def mappa_code(text: str, prefix: str) -> int:
     """A register code such as nDelius's "M1" (category) or "L2" (level) as its number.
 
-    Raises ValueError unless ``text`` is ``prefix`` followed by digits.
+    Raises ``FieldRule`` unless ``text`` is ``prefix`` followed by one or two ASCII
+    digits (str.isdigit and int() take any script's digits: "L٢" is not a code).
     """
-    if not (isinstance(text, str) and text.startswith(prefix) and text[1:].isdigit()):
-        raise ValueError(f"expected a MAPPA code like {prefix}1, got {text!r}")
+    if not (isinstance(text, str) and re.fullmatch(f"{re.escape(prefix)}[0-9]{{1,2}}", text)):
+        raise FieldRule(f"expected a MAPPA code like {prefix}1")
     return int(text[1:])
 
 
@@ -97,9 +109,9 @@ class SubjectColumns:
         """The canonical ``subject``, ``area``, ``category`` and ``level`` of ``record``.
 
         Raises KeyError, TypeError or AttributeError for a missing or mistyped field,
-        ValueError for a value that is not a MAPPA code or number, and SchemaError
-        for a date not in the export's format (``to_canonical`` reports each as a
-        SchemaError naming the field or value).
+        and ``FieldRule`` for a name part that is not text, a value that is not a MAPPA
+        code or whole number, or a date not in the export's format (``to_canonical``
+        reports each as a SchemaError naming the field, never the value).
         """
         subject = {"pnc_id": _value(record, self.pnc)}
         for name, path in self.refs.items():
@@ -118,9 +130,9 @@ class SubjectColumns:
             return _value(record, self.name)
         parts = []
         for path in self.name:
-            part = _value(record, path)
+            part = name_part(_value(record, path))
             parts.append(part.title() if self.names_in_capitals else part)
-        return " ".join(f"{part}" for part in parts)
+        return " ".join(parts)
 
     def read_date(self, text: str) -> str:
         """A date as the export writes it, in ISO 8601; raises SchemaError if it is not one."""
@@ -133,16 +145,16 @@ class SubjectColumns:
         return self.date(text) if text else None
 
     def read_category(self, value: Any) -> int:
-        """A MAPPA category as the export writes it, as its number; raises ValueError if not one."""
+        """A MAPPA category as the export writes it, as its number; raises FieldRule if not one."""
         return self._number(value, 0)
 
     def read_level(self, value: Any) -> int:
-        """A MAPPA level as the export writes it, as its number; raises ValueError if not one."""
+        """A MAPPA level as the export writes it, as its number; raises FieldRule if not one."""
         return self._number(value, 1)
 
     def _number(self, value: Any, which: int) -> int:
         return (
-            int(value)
+            whole_number(value)
             if self.code_prefixes is None
             else mappa_code(value, self.code_prefixes[which])
         )
@@ -174,7 +186,7 @@ class ReferralColumns:
     victims: str | None = None
     health_notes: str | None = None
     intelligence_source: str | None = None
-    # A part's own reading, by its path without "?": raises ValueError for a value it refuses.
+    # A part's own reading, by its path without "?": raises FieldRule for a value it refuses.
     convert: Mapping[str, Read] = field(default_factory=dict)
 
     @classmethod
@@ -334,8 +346,11 @@ class AlertColumns:
             row[self.dob] = body.subject.date_of_birth
         if self.level is not None:
             row[self.level] = str(int(body.level))
-        return row | {
-            "Notice": body.message_type,
-            "View": view.value,
-            self.detail: flat_text(detail(body)),
-        }
+        return import_row(
+            row
+            | {
+                "Notice": body.message_type,
+                "View": view.value,
+                self.detail: flat_text(detail(body)),
+            }
+        )

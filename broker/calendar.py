@@ -110,8 +110,22 @@ def add_working_days(start: date, days: int) -> date:
     return d
 
 
+def _weekdays_through(day: date) -> int:
+    """Weekdays from 0001-01-01 (ordinal 1, a Monday) up to and including ``day``."""
+    weeks, rest = divmod(day.toordinal(), 7)
+    return weeks * 5 + min(rest, 5)
+
+
 def working_days_between(start: date, end: date) -> int:
-    """Working days after ``start`` up to and including ``end`` (negative if end < start)."""
+    """Working days after ``start`` up to and including ``end`` (negative if end < start).
+    Counted by weeks and by each year's bank holidays, not day by day: a span of
+    centuries costs a few hundred set lookups, not a million."""
     if end < start:
         return -working_days_between(end, start)
-    return sum(is_working_day(start + timedelta(days=n)) for n in range(1, (end - start).days + 1))
+    holidays = sum(
+        1
+        for year in range(start.year, end.year + 1)
+        for d in bank_holidays(year)
+        if start < d <= end and d.weekday() < 5
+    )
+    return _weekdays_through(end) - _weekdays_through(start) - holidays

@@ -9,7 +9,9 @@ their parts through this class, so they cannot drift apart.
 embedded one unless ``kafka_bootstrap`` names a cluster), the transport, the topics,
 each agency's gateway with its transfer desk, the ledger and, if asked, background
 pollers; and on exit, failure or Ctrl-C stops them all in reverse order and closes
-every store.
+every store. Among the pollers, ``watch_trust`` puts a newer signed directory written
+to the data directory (``mappa keys rotate|revoke``, ``mappa directory sign|refresh``)
+in force within ``TRUST_POLL_SECONDS``, without a restart.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import datetime, timedelta
 
 from broker.agreements.documents import load_agreement
 from broker.agreements.policy import SharingPolicy
-from broker.errors import VerificationError
+from broker.errors import MappaError, VerificationError
 from broker.gateway import AgencyGateway
 from broker.gateway.agency import AgencyContext, utc_now
 from broker.gateway.store import AgencyStore
@@ -47,11 +49,17 @@ from broker.trust.provision import (
     load_governance_public,
     load_ledger_key,
     load_ledger_public,
+    revoked_signer,
+    verify_against_accepted,
 )
-from schemas.directory import AgencyEntry
+from schemas.directory import AgencyEntry, KeyAlg
 from schemas.isa import Agreement
 
 log = logging.getLogger(__name__)
+# How often a running deployment looks at its directory file: a revocation is in force
+# everywhere within this long of being written, and a stat every few seconds costs
+# nothing.
+TRUST_POLL_SECONDS = 2.0
 
 
 def offset_clock(seconds: float) -> Callable[[], datetime]:
@@ -106,6 +114,8 @@ class Deployment:
         self.clock = clock or offset_clock(settings.clock_offset_seconds)
         self.topics = Topics(settings.topic_namespace)
         self.directory: Directory = load_directory(self.paths)
+        self._trust_stamp = self._directory_stamp()
+        self._expiry_said = False
         self._subject_key = self.keystore.load_subject_key()
         self._stores: list[AgencyStore | LedgerStore] = []
         self._contexts: list[AgencyContext] = []
@@ -116,11 +126,19 @@ class Deployment:
         ``close``). Raises ``VerificationError`` for an agency not in the directory and
         ``KeyUnavailable`` when its keys are not held here."""
         entry = self.directory.agency(agency_id)
+        now = self.clock()
+        keys = load_agency_keys(self.keystore, entry, at=now)
+        # Its key revoked and none issued yet: it still starts and receives, and says
+        # why it cannot publish, rather than not starting at all.
+        revoked = (
+            None if KeyAlg.ED25519 in keys.signing else revoked_signer(self.keystore, entry, at=now)
+        )
         store = AgencyStore(self.paths.agency_store(agency_id))
         self._stores.append(store)
         ctx = AgencyContext(
             entry=entry,
-            keys=load_agency_keys(self.keystore, entry, at=self.clock()),
+            keys=keys,
+            revoked_signer=revoked,
             directory=self.directory,
             policy=SharingPolicy(self.agreement_for(entry), self.directory),
             subject_key=self._subject_key,
@@ -138,15 +156,63 @@ class Deployment:
             (self.agreements[a] for a in entry.areas if a in self.agreements), self.agreement
         )
 
-    def refresh_trust(self) -> None:
-        """Put the directory on disk in force (only if newer) and reload every running
-        agency's keys: how a rotation or revocation reaches adapters without a restart."""
-        self.directory.update(self.paths.directory.read_bytes())
-        load_directory(self.paths)  # advance the rollback guard on disk too
+    def refresh_trust(self) -> bool:
+        """Put the directory on disk in force if it is newer, and reload every running
+        agency's keys: how a rotation or revocation reaches adapters without a restart.
+        True if the directory changed. Raises ``VerificationError`` (and changes
+        nothing) for a directory that does not verify, is older than the one in force
+        or accepted here (``directory.rollback``), or is another document with the same
+        version (``directory.version-conflict``)."""
+        raw = self.paths.directory.read_bytes()
+        verify_against_accepted(self.paths, raw)
+        before = self.directory.digest
+        self.directory.update(raw)
+        load_directory(self.paths)  # record it as accepted on disk too
         for ctx in self._contexts:
             entry = self.directory.agency(ctx.agency_id)
             ctx.entry = entry
             ctx.reload_keys(load_agency_keys(self.keystore, entry, at=self.clock()))
+        changed = self.directory.digest != before
+        if changed:
+            self._expiry_said = False
+            log.info("trust directory version %d in force", self.directory.version)
+        return changed
+
+    def _directory_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self.paths.directory.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+    async def watch_trust(self) -> None:
+        """One look at the directory file, after ``TRUST_POLL_SECONDS``: if it changed,
+        ``refresh_trust``. A file that does not verify is said once in the log and left
+        out of force until it changes again; the directory in force expiring is said
+        once too (readiness says it for as long as it lasts). Raises nothing of ours."""
+        await asyncio.sleep(TRUST_POLL_SECONDS)
+        stamp = self._directory_stamp()
+        if stamp is not None and stamp != self._trust_stamp:
+            self._trust_stamp = stamp
+            try:
+                self.refresh_trust()
+            except (MappaError, OSError) as exc:
+                code = exc.code if isinstance(exc, MappaError) else "config.invalid"
+                log.warning(
+                    "the trust directory on disk is not put in force (%s): %s; version %d "
+                    "stays in force",
+                    code,
+                    exc,
+                    self.directory.version,
+                )
+        if not self._expiry_said and self.directory.expired(self.clock()):
+            self._expiry_said = True
+            log.error(
+                "trust directory version %d expired at %s: every envelope is refused until "
+                "a newer signed version is written (`mappa directory refresh`)",
+                self.directory.version,
+                self.directory.document.valid_until,
+            )
 
     def refresh_agreement(self) -> bool:
         """Put the signed agreement on disk in force for every running agency if it is a
@@ -265,6 +331,7 @@ class Deployment:
             if bootstrap is None:
                 embedded = EmbeddedBroker(log_path=self.paths.root / "broker.log", supervise=True)
                 bootstrap = await stack.enter_async_context(embedded)
+                stack.callback(embedded.release_chatter)  # runs once every client stopped
                 broker = f"embedded tansu at {bootstrap} (memory-only, stopped on exit)"
             else:
                 broker = f"Kafka at {bootstrap}"
@@ -300,6 +367,10 @@ class Deployment:
             parts = Running(broker, transport, gateways, desks, service)
             if embedded is not None:
                 embedded.on_restart(self._after_restart(parts, areas))
+                # Registered last, so run first on the way out: the parts stop without
+                # the client's chatter about a broker that died under them.
+                stack.callback(embedded.hold_chatter)
             if background:
-                await stack.enter_async_context(polling(parts.polls()))
+                polls = {**parts.polls(), "trust directory": self.watch_trust}
+                await stack.enter_async_context(polling(polls))
             yield parts

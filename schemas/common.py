@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import enum
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 # Agency ids look like "police.staffordshire" or "housing.stoke-on-trent": a kind,
 # a dot, a local name. They end up in topic names, audit rows and HPKE info, so the
@@ -92,7 +92,33 @@ Timestamp = Annotated[
 ]
 # ASCII digits only: a pattern's \d would take any script's digits.
 ISO_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-IsoDate = Annotated[str, StringConstraints(pattern=ISO_DATE_PATTERN)]
+# The years a date in a record may fall in: every person, order and meeting the broker
+# carries is within them, and date arithmetic on them (deadlines, working days) cannot
+# run off the calendar.
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
+def calendar_date(text: str) -> str:
+    """``text`` if it names a day the calendar has (not 31 February, not month 13, not
+    year 0); raises ValueError naming the rule, never the text."""
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be a real calendar date") from None
+    return text
+
+
+def record_date(text: str) -> str:
+    """``text`` if it is a calendar date in the years ``MIN_YEAR`` to ``MAX_YEAR``."""
+    if not MIN_YEAR <= date.fromisoformat(calendar_date(text)).year <= MAX_YEAR:
+        raise ValueError(f"must be a date in the years {MIN_YEAR} to {MAX_YEAR}")
+    return text
+
+
+# A day as yyyy-mm-dd that the calendar has. The pattern alone let 31 February through.
+IsoDate = Annotated[str, StringConstraints(pattern=ISO_DATE_PATTERN), AfterValidator(calendar_date)]
+# A day in a record about a person (birth, sentence, meeting, deadline): also bounded.
+RecordDate = Annotated[IsoDate, AfterValidator(record_date)]
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 Uuid = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 

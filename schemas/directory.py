@@ -1,7 +1,9 @@
 """The trust directory: every agency, its role, areas and public keys.
 
 One document, signed by the governance key. Versions only go forward; key
-rotation and revocation are new versions of this document.
+rotation and revocation are new versions of this document. Each version is trusted until
+its ``valid_until`` only, so a receiver cut off from new versions stops trusting keys that
+may have been revoked since; and each agency names the suites it may send in.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class AgencyStatus(enum.StrEnum):
     SUSPENDED = "suspended"
 
 
+SuiteName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
+
+
 class AgencyEntry(Frozen):
     agency_id: AgencyId
     name: ShortText
@@ -67,17 +72,32 @@ class AgencyEntry(Frozen):
     areas: tuple[AreaCode, ...] = Field(min_length=1, max_length=50)
     kafka_principal: KafkaPrincipal
     status: AgencyStatus
+    # The cipher suites its envelopes may name. Bound here, under the governance
+    # signature, because the suites share the Ed25519 key: without it, breaking Ed25519
+    # alone would forge a classic envelope for an agency that sends pq-hybrid.
+    suites: tuple[SuiteName, ...] = Field(min_length=1, max_length=8)
     keys: tuple[PublicKeyEntry, ...] = Field(min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _distinct_suites(self) -> AgencyEntry:
+        if len(set(self.suites)) != len(self.suites):
+            raise ValueError(f"agency {self.agency_id}: a suite is named twice")
+        return self
 
 
 class DirectoryDocument(Frozen):
     kind: Literal["mappa.directory"]
     version: int = Field(ge=1)
     issued_at: Timestamp
+    # Past this moment nobody trusts this version: a new one (``mappa directory
+    # refresh``, or any key change) must have reached them.
+    valid_until: Timestamp
     agencies: tuple[AgencyEntry, ...] = Field(max_length=5000)
 
     @model_validator(mode="after")
     def _unique(self) -> DirectoryDocument:
+        if self.valid_until <= self.issued_at:
+            raise ValueError("valid_until must be later than issued_at")
         ids = [a.agency_id for a in self.agencies]
         if len(ids) != len(set(ids)):
             raise ValueError("agency ids must be unique")

@@ -53,6 +53,31 @@ names its type in one field; an unknown type, a missing or mistyped field, a bad
 date or code, or a value the message model refuses is a `SchemaError` naming the
 field, and nothing is published.
 
+## Rules every adapter enforces
+
+- **Refusals name the field and the rule, never the value.** A refusal reads
+  `<system> record invalid at <field>: <rule>` (a field of the record, or of the
+  canonical message for a rule the message model enforces), at most 500 characters.
+  A value sent in the wrong field is often personal data (a PNC id, a date of birth):
+  it never reaches the API answer, the audit ledger, a dead letter or a log.
+- **Names** are text with at least one letter, at most 120 characters, and no control
+  or invisible characters (NUL, zero-width spaces, direction overrides; the joiners
+  U+200C and U+200D are allowed). A null or numeric name part is refused, never
+  written out as "None" or "42".
+- **Dates** are real calendar dates (no 31/02/1980, no 00/00/0000) in the years 1900
+  to 2200, in ASCII digits, in the export's own format: `dd/mm/yyyy` (day and month
+  of one or two digits) or ISO `yyyy-mm-dd`.
+- **MAPPA category and level** are whole numbers: a JSON integer, or ASCII digits in a
+  CSV cell (nDelius writes register codes, `M1` and `L2`). `true`, `false`, `2.9`,
+  `2.0`, `Infinity`, `NaN`, `1e400` and other scripts' digits (Arabic-Indic
+  `"\u0662"`, full-width `"\uff13"`) are refused.
+- **Codes** (record types, risk levels, reasons) are text of at most 64 characters
+  and one of the codes the export uses.
+- **CSV written by the broker** (the import rows below, the audit export) quotes every
+  cell, and a cell that a spreadsheet would run as a formula (one that starts with
+  `=`, `+`, `-`, `@`, TAB, CR or LF, also after leading spaces) is prefixed with a
+  single quote (`broker/files/spreadsheet.py`).
+
 All people, places and references below are fictional.
 """
 

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,6 +42,8 @@ class Served:
     url: str
     tokens: dict[str, str]
     log: bytearray
+    # Standard output: uvicorn's access log.
+    out: bytearray = field(default_factory=bytearray)
 
     def auth(self, agency: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[agency]}"}
@@ -112,26 +114,29 @@ async def serve(
         "0",
         *extra,
         env=environment,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         # A test run killed outright takes its servers with it.
         preexec_fn=die_with_parent,
     )
     assert proc.stderr is not None
-    log = bytearray()
+    assert proc.stdout is not None
+    log, out = bytearray(), bytearray()
     drain = asyncio.create_task(_drain(proc.stderr, log))
+    drain_out = asyncio.create_task(_drain(proc.stdout, out))
     try:
         deadline = time.monotonic() + 60
         while not (found := LISTENING.search(log)):
             assert proc.returncode is None, log.decode()
             assert time.monotonic() < deadline, log.decode()
             await asyncio.sleep(0.05)
-        yield Served(proc, f"http://127.0.0.1:{int(found.group(1))}", tokens, log)
+        yield Served(proc, f"http://127.0.0.1:{int(found.group(1))}", tokens, log, out)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
         await drain
+        await drain_out
 
 
 async def alive_after(pid: int, *, seconds: float) -> bool:

@@ -341,7 +341,9 @@ async def build_world(
     passphrase = secrets.token_urlsafe(18).encode()
     # Keys valid from a day back, as in a deployment that has been running a while.
     now = (clock() if clock else datetime.now(UTC)) - timedelta(days=1)
-    directory = provision(DataPaths(config.data_dir), specs, passphrase=passphrase, now=now)
+    directory = provision(
+        DataPaths(config.data_dir), specs, passphrase=passphrase, now=now, suites=(suite,)
+    )
     agreements = []
     for area in areas:
         members = directory.agencies(area=area)

@@ -64,7 +64,7 @@ async def test_police_record_reaches_each_agency_in_its_own_format(world: World)
 @pytest.mark.parametrize(
     ("record", "fragment"),
     [
-        ({"pnc": "x"}, "missing or mistypes field"),
+        ({"pnc": "x"}, "required field missing"),
         (arms(pnc="not-a-pnc"), "subject.pnc_id"),
         (arms(mappaCategory=9), "category"),
         (arms(dob="1980-03-14"), "dd/mm/yyyy"),

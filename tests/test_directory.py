@@ -25,7 +25,8 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def paths(tmp_path: Path) -> DataPaths:
     paths = DataPaths(tmp_path)
-    provision(paths, SPECS, passphrase=PASS, now=NOW)
+    # Every agency may send in both suites: the checks below look up keys for each.
+    provision(paths, SPECS, passphrase=PASS, now=NOW, suites=("classic", "pq-hybrid"))
     return paths
 
 

@@ -42,8 +42,10 @@ def test_jcs_matches_the_rfc8785_reference(doc: dict[str, Any]) -> None:
 def test_non_ascii_keys_and_big_numbers_take_the_reference_path() -> None:
     # Sorting by UTF-16 code units differs from code points for astral characters.
     doc = {"\U0001f600": 1, "\uff61": 2, "a": 2**60}
-    with pytest.raises(rfc8785.IntegerDomainError):
+    # Beyond +-(2^53-1) JCS implementations disagree: refused with our code (issue 16).
+    with pytest.raises(SchemaError) as out_of_range:
         jcs(doc)
+    assert out_of_range.value.code == "schema.integer-range"
     doc = {"\U0001f600": 1, "\uff61": 2}
     assert jcs(doc) == rfc8785.dumps(doc)
     assert list(strict_json(jcs(doc))) == ["\U0001f600", "\uff61"]
@@ -65,9 +67,24 @@ def test_pae_is_length_prefixed() -> None:
         (b"\xff", "schema.encoding"),
         (b"{", "schema.not-json"),
         (b'{"a":' * 13 + b"1" + b"}" * 13, "schema.too-deep"),
+        # Issue 16: integers past +-(2^53-1), however long; a BOM; a lone surrogate.
+        (b'{"a":' + b"1" * 5000 + b"}", "schema.integer-range"),
+        (b'{"a":9007199254740992}', "schema.integer-range"),
+        (b'{"a":-9007199254740992}', "schema.integer-range"),
+        (b"\xef\xbb\xbf{}", "schema.encoding"),
+        (b'{"a":"\\ud800"}', "schema.encoding"),
+        (b'{"\\udfff":1}', "schema.encoding"),
     ],
 )
 def test_strict_json_refusals(raw: bytes, code: str) -> None:
     with pytest.raises(SchemaError) as err:
         strict_json(raw)
     assert err.value.code == code
+
+
+def test_strict_json_takes_the_integer_bounds_and_a_surrogate_pair() -> None:
+    assert strict_json(b'{"a":9007199254740991,"b":-9007199254740991}') == {
+        "a": MAX_SAFE_INTEGER,
+        "b": -MAX_SAFE_INTEGER,
+    }
+    assert strict_json(b'{"a":"\\ud83d\\ude00"}') == {"a": "\U0001f600"}

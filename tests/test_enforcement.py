@@ -3,6 +3,7 @@ named redaction sets, expiry, and what a sender may not publish."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -452,3 +453,25 @@ async def test_a_newer_signed_agreement_takes_effect_for_the_next_message(world:
     with pytest.raises(VerificationError) as err:
         d.refresh_agreement()
     assert err.value.code == "isa.rollback"
+
+
+async def test_a_breach_names_the_types_fields_and_never_a_key_the_sender_made_up(
+    team_world: World,
+) -> None:
+    """A key the type does not have is the sender's input (here a PNC id used as a key):
+    the refusal counts it and names only the type's own fields."""
+    w = team_world
+    await set_team(w, *CORE, (HOUSING, Role.HOUSING), hear=(HOUSING,))
+    topic = w.deployment.topics.for_role(AREA, Role.HOUSING)
+    too_much = derive_view(risk_assessment(), ViewKind.REDACTED, "victim")
+    too_much["2001/0123456A"] = "held"
+    doc = seal_as(w, POLICE, (HOUSING,), topic, view_kind=ViewKind.REDACTED, body=too_much)
+    await w.transport.send(topic, jcs(doc), key=b"x")
+    await w.pump(lambda: bool(w.of(HOUSING, Handling.REFUSED)))
+    [refusal] = w.of(HOUSING, Handling.REFUSED)
+    assert refusal.reason_code == "policy.breach-view-too-rich"
+    assert "health_notes" in (refusal.reason or "")
+    assert "1 field(s) the type does not have" in (refusal.reason or "")
+    await w.sync_ledger()
+    [entry] = w.ledger.store.entries(act="refusal", reason_code="policy.breach-view-too-rich")
+    assert "0123456A" not in json.dumps(entry)

@@ -3,6 +3,9 @@ uses only the standard library, cryptography and rfc8785, is run against the vec
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import subprocess
@@ -10,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "envelope.md"
@@ -72,3 +78,132 @@ def test_spec_program_refuses_a_tampered_vector(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "InvalidSignature" in done.stderr
+
+
+# -- what the spec publishes besides the envelopes, checked without our code --------------------
+
+LABEL = "mappa-broker envelope test vector seed v1"
+
+
+def seed(owner: str, alg: str) -> bytes:
+    return hashlib.shake_256(f"{LABEL}|{owner}|{alg}".encode()).digest(DATA["seed_bytes"][alg])
+
+
+def test_the_subject_ref_vector_reproduces_from_the_spec() -> None:
+    # §2.1: hex(HMAC-SHA-256(subject_key, "mappa-subject-v1" || 0x00 || pnc_id)).
+    published = DATA["subject_ref"]
+    key = bytes.fromhex(published["subject_key"])
+    assert key == seed("deployment", "subject-key")
+    message = b"mappa-subject-v1\x00" + published["pnc_id"].encode("ascii")
+    assert message.hex() == published["hmac_message"]
+    ref = hmac.new(key, message, hashlib.sha256).hexdigest()
+    assert ref == published["subject_ref"]
+    assert {json.loads(v["envelope"])["header"]["subject_ref"] for v in DATA["valid"]} == {ref}
+    # Without the domain prefix the reference differs: the prefix is part of the input.
+    assert hmac.new(key, published["pnc_id"].encode(), hashlib.sha256).hexdigest() != ref
+
+
+def test_the_published_seed_sizes_give_the_published_keys() -> None:
+    directory = DATA["directories"]["default"]["document"]
+    for agency in directory["agencies"]:
+        for entry in agency["keys"]:
+            alg, owner = entry["alg"], agency["agency_id"]
+            s = seed(owner, alg)
+            if alg == "ed25519":
+                raw = ed25519.Ed25519PrivateKey.from_private_bytes(s).public_key()
+                public = raw.public_bytes_raw()
+            elif alg == "x25519":
+                public = (
+                    x25519.X25519PrivateKey.from_private_bytes(s).public_key().public_bytes_raw()
+                )
+            elif alg == "ml-dsa-65":
+                public = mldsa.MLDSA65PrivateKey.from_seed_bytes(s).public_key().public_bytes_raw()
+            else:
+                ml = mlkem.MLKEM768PrivateKey.from_seed_bytes(s[:64]).public_key()
+                xk = x25519.X25519PrivateKey.from_private_bytes(s[64:]).public_key()
+                public = ml.public_bytes_raw() + xk.public_bytes_raw()
+            assert base64.b64encode(public).decode() == entry["public_key"], (owner, alg)
+            key_id = hashlib.sha256(alg.encode() + b"\x00" + public).hexdigest()[:32]
+            assert key_id == entry["key_id"]
+
+
+def test_the_published_governance_key_signs_every_directory() -> None:
+    # §5: Ed25519 over PAE("application/vnd.mappa.directory+json; version=1", JCS(document)).
+    raw = base64.b64decode(DATA["governance_public_key"])
+    assert (
+        raw
+        == ed25519.Ed25519PrivateKey.from_private_bytes(seed("governance", "ed25519"))
+        .public_key()
+        .public_bytes_raw()
+    )
+    assert hashlib.sha256(b"ed25519\x00" + raw).hexdigest()[:32] == DATA["governance_key_id"]
+    governance = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    ptype = b"application/vnd.mappa.directory+json; version=1"
+    for signed in DATA["directories"].values():
+        body = rfc8785.dumps(signed["document"])
+        message = b"DSSEv1 %d %b %d %b" % (len(ptype), ptype, len(body), body)
+        assert signed["signature"]["key_id"] == DATA["governance_key_id"]
+        governance.verify(base64.b64decode(signed["signature"]["signature"]), message)
+
+
+def test_the_hybrid_kem_is_the_one_the_spec_names() -> None:
+    """§1: HPKE KEM 0x647a, MLKEM768-X25519 (X-Wing): ``enc`` is the ML-KEM-768 ciphertext
+    (1088 bytes) then the X25519 ephemeral public key (32); the shared secret is
+    SHA3-256(ss_ML-KEM || ss_X25519 || ct_X25519 || pk_X25519 || "\\.//^\\"). Rebuilt here
+    from RFC 9180's key schedule, without an HPKE library: each wrapped key opens."""
+    for vector in DATA["valid"]:
+        env = json.loads(vector["envelope"])
+        if env["header"]["suite"] != "pq-hybrid":
+            continue
+        h = hashlib.sha256(rfc8785.dumps(env["header"])).digest()
+        for entry in env["recipients"]:
+            s = seed(entry["agency"], "mlkem768-x25519")
+            ml = mlkem.MLKEM768PrivateKey.from_seed_bytes(s[:64])
+            xk = x25519.X25519PrivateKey.from_private_bytes(s[64:])
+            wrapped = base64.b64decode(entry["wrapped_key"])
+            assert len(wrapped) == 1168
+            ct_m, ct_x, sealed = wrapped[:1088], wrapped[1088:1120], wrapped[1120:]
+            ss_x = xk.exchange(x25519.X25519PublicKey.from_public_bytes(ct_x))
+            pk_x = xk.public_key().public_bytes_raw()
+            shared = hashlib.sha3_256(
+                ml.decapsulate(ct_m) + ss_x + ct_x + pk_x + b"\\.//^\\"
+            ).digest()
+            info = rfc8785.dumps(
+                {
+                    "agency": entry["agency"],
+                    "context": "mappa-envelope-v1 wrap",
+                    "header_sha256": h.hex(),
+                    "key_id": entry["key_id"],
+                    "view_id": entry["view_id"],
+                }
+            )
+            key, nonce = hpke_base_key_schedule(0x647A, shared, info)
+            data_key = AESGCM(key).decrypt(nonce, sealed, b"")
+            assert data_key.hex() == vector["data_keys"][str(entry["view_id"])]
+
+
+def hpke_base_key_schedule(kem_id: int, shared: bytes, info: bytes) -> tuple[bytes, bytes]:
+    """RFC 9180 §5.1, base mode, HKDF-SHA256 (0x0001), AES-256-GCM (0x0002)."""
+    suite_id = b"HPKE" + kem_id.to_bytes(2, "big") + b"\x00\x01\x00\x02"
+
+    def extract(salt: bytes, label: bytes, ikm: bytes) -> bytes:
+        return hmac.new(salt, b"HPKE-v1" + suite_id + label + ikm, hashlib.sha256).digest()
+
+    def expand(prk: bytes, label: bytes, context: bytes, length: int) -> bytes:
+        labeled = length.to_bytes(2, "big") + b"HPKE-v1" + suite_id + label + context
+        out, block, counter = b"", b"", 1
+        while len(out) < length:
+            block = hmac.new(prk, block + labeled + bytes([counter]), hashlib.sha256).digest()
+            out, counter = out + block, counter + 1
+        return out[:length]
+
+    context = b"\x00" + extract(b"", b"psk_id_hash", b"") + extract(b"", b"info_hash", info)
+    secret = extract(shared, b"secret", b"")
+    return expand(secret, b"key", context, 32), expand(secret, b"base_nonce", context, 12)
+
+
+def test_every_outcome_code_of_the_vectors_is_in_the_spec() -> None:
+    text = SPEC.read_text()
+    codes = {v["expect"] for v in DATA["invalid"]} - {"full", "redacted", "duplicate"}
+    codes -= {"not-addressed"}
+    assert {c for c in codes if f"`{c}`" not in text} == set()

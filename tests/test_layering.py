@@ -92,6 +92,17 @@ FORBIDDEN = {
     "broker/kafka/": ("broker.gateway", "broker.trust", "broker.ledger", "broker.transfer"),
     "broker/gateway/": ("broker.transfer", "broker.api", "broker.cli"),
     "broker/trust/": ("broker.gateway", "broker.transfer", "broker.ledger", "broker.api"),
+    # Files are the ground floor: every room reads and writes them.
+    "broker/files/": (
+        "broker.kafka",
+        "broker.trust",
+        "broker.agreements",
+        "broker.gateway",
+        "broker.transfer",
+        "broker.ledger",
+        "broker.api",
+        "broker.cli",
+    ),
 }
 
 

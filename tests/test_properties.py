@@ -42,7 +42,11 @@ class Bench:
         passphrase = secrets.token_urlsafe(18).encode()
         cfg = Settings(data_dir=root, topic_namespace="prop", suite=suite)
         directory = provision(
-            DataPaths(root), SPECS, passphrase=passphrase, now=datetime.now(UTC) - timedelta(days=1)
+            DataPaths(root),
+            SPECS,
+            passphrase=passphrase,
+            now=datetime.now(UTC) - timedelta(days=1),
+            suites=(suite,),
         )
         self.deployment = Deployment(
             settings=cfg,

@@ -30,6 +30,7 @@ from broker.agreements import agreement_for_area
 from broker.agreements.policy import SharingPolicy
 from broker.crypto.signing import DELIVERY_RECEIPT_PAYLOAD, LEDGER_RECEIPT_PAYLOAD
 from broker.gateway.agency import AgencyContext
+from broker.gateway.deadletters import DEAD_LETTER_HEAD_BYTES
 from broker.gateway.handled import Handling
 from broker.gateway.receipts import MAX_RECEIPT_BYTES, MAX_ROUTED_BYTES
 from broker.gateway.receive import Receiver
@@ -284,7 +285,12 @@ def test_product_reader_agrees_with_each_vector(
         # Dead-lettered with its code, audited as a refusal; the sending state untouched.
         dead = outbox[ctx.topics.deadletter]
         assert dict(dead.headers)["mappa-reason-code"] == vector["expect"].encode()
-        assert dead.value == record.value
+        # Bounded (issue 16): the record's first bytes, with the digest of the whole.
+        assert dead.value == record.value[:DEAD_LETTER_HEAD_BYTES]
+        assert (
+            dict(dead.headers)["mappa-value-sha256"]
+            == hashlib.sha256(record.value).hexdigest().encode()
+        )
         events = [SignedAuditEvent.model_validate_json(r.value).event for r in ctx.store.unsent()
                   if r.topic == ctx.topics.audit]  # fmt: skip
         assert [(e.act, e.reason_code) for e in events] == [(AuditAct.REFUSAL, vector["expect"])]

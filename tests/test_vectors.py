@@ -38,6 +38,11 @@ def test_vectors_cover_every_refusal_the_receiver_makes_before_policy() -> None:
         "schema.float",
         "not-addressed",
         "duplicate",
+        "envelope.backdated",
+        "envelope.malformed",
+        "policy.agreement-version",
+        "policy.agreement-superseded",
+        "policy.no-agreement",
     }
     assert {v["suite"] for v in DATA["valid"]} == {"classic", "pq-hybrid"}
 

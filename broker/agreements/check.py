@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from broker.errors import SchemaError, VerificationError
+from broker.files.strict import FileRefused, compose_yaml, expanded_size
 from broker.trust.directory import Directory
 from schemas.common import Role
 from schemas.isa import (
@@ -112,27 +113,6 @@ def _node_at(root: yaml.Node, loc: Location) -> yaml.Node:
     return node
 
 
-def expanded_size(root: yaml.Node) -> int:
-    """Roughly how large the document is with every alias expanded, computed without
-    expanding it: an alias is the same node object, so each node is sized once."""
-    sizes: dict[int, int] = {}
-
-    def size(node: yaml.Node) -> int:
-        if id(node) in sizes:
-            return sizes[id(node)]
-        sizes[id(node)] = 0  # a recursive alias counts once
-        if isinstance(node, yaml.ScalarNode):
-            total = len(str(node.value)) + 2
-        elif isinstance(node, yaml.SequenceNode):
-            total = 2 + sum(size(child) + 1 for child in node.value)
-        else:
-            total = 2 + sum(size(k) + size(v) + 2 for k, v in node.value)
-        sizes[id(node)] = total
-        return total
-
-    return size(root)
-
-
 def line_of(root: yaml.Node | None, loc: Location) -> int | None:
     if root is None:
         return None
@@ -140,10 +120,9 @@ def line_of(root: yaml.Node | None, loc: Location) -> int | None:
 
 
 def load_yaml(text: str) -> tuple[Any, yaml.Node | None]:
-    """The data and its node tree; a YAML syntax error is raised as-is for the caller."""
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    data = yaml.safe_load(text)
-    return data, node
+    """The data and its node tree, by the strict loader (``broker.files.strict``: no
+    duplicate key, bounded nesting and numbers, real dates). Raises ``FileRefused``."""
+    return compose_yaml(text, "agreement")
 
 
 # -- pydantic errors in words ---------------------------------------------------------------
@@ -315,11 +294,8 @@ def _read_document(text: str) -> tuple[str, yaml.Node | None]:
         raise _Unreadable(f"larger than {MAX_AGREEMENT_BYTES} bytes")
     try:
         data, root = load_yaml(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise _Unreadable(
-            f"not valid YAML: {exc.problem}", mark.line + 1 if mark is not None else None
-        ) from None
+    except FileRefused as exc:
+        raise _Unreadable(exc.problem, exc.line) from None
     if not isinstance(data, dict):
         raise _Unreadable("an agreement is a YAML mapping", 1)
     if root is not None and expanded_size(root) > MAX_AGREEMENT_JSON_BYTES:

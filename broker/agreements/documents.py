@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.signing import AGREEMENT_PAYLOAD, sign_document, verify_document
 from broker.errors import ConfigurationError, VerificationError, invalid
+from broker.files.strict import read_json
 from broker.trust.provision import DataPaths
 from schemas.directory import DocumentSignature, KeyAlg
 from schemas.isa import Agreement, SignedAgreement
@@ -80,10 +81,11 @@ def accepted_versions(paths: DataPaths) -> dict[str, int]:
     path = _accepted_path(paths)
     if not path.exists():
         return {}
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict):
+    data = json.loads(read_json(path))
+    versions = {str(k): v for k, v in data.items() if type(v) is int}
+    if len(versions) != len(data):
         raise ConfigurationError(f"{path} is not a mapping of agreement id to version")
-    return {str(k): int(v) for k, v in data.items()}
+    return versions
 
 
 def agreement_path(paths: DataPaths, agreement_id: str) -> Path:

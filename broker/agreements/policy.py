@@ -29,6 +29,35 @@ AREA_WIDE_CASE_LOAD = RESPONSIBLE_AUTHORITY | {Role.COORDINATOR}
 Team = frozenset[str] | None
 
 
+def check_agreement(held: tuple[str, int], *, isa_id: str, isa_version: int | None) -> None:
+    """Refuse a message shared under an agreement other than ``held`` (its id, version):
+    the receiver can judge it only by rules it holds. Raises ``PolicyDenied``:
+    ``policy.no-agreement`` (another agreement), ``policy.agreement-version`` (a newer
+    version, not received here yet: the refusal can pass) or
+    ``policy.agreement-superseded`` (an older version, whose rules no longer hold: final).
+    ``isa_version`` None checks the id alone."""
+    held_id, held_version = held
+    if isa_id != held_id:
+        raise PolicyDenied(
+            f"message was shared under agreement {isa_id}; this agency holds no such "
+            f"agreement (only {held_id})",
+            code="policy.no-agreement",
+        )
+    if isa_version is None or isa_version == held_version:
+        return
+    if isa_version > held_version:
+        raise PolicyDenied(
+            f"message was shared under agreement {isa_id} v{isa_version}; this agency holds "
+            f"v{held_version} and cannot judge it by rules it does not have yet",
+            code="policy.agreement-version",
+        )
+    raise PolicyDenied(
+        f"message was shared under agreement {isa_id} v{isa_version}, superseded by "
+        f"v{held_version} here: its rules no longer hold",
+        code="policy.agreement-superseded",
+    )
+
+
 @dataclass(frozen=True)
 class Disclosure:
     """One recipient of one message, and the view it is entitled to."""
@@ -155,6 +184,7 @@ class SharingPolicy:
         today: date,
         team: Team = None,
         isa_id: str | None = None,
+        isa_version: int | None = None,
         judge_team: bool = True,
     ) -> ShareRule:
         """Raise unless the sender could publish this and ``recipient`` may hold ``view``.
@@ -163,13 +193,12 @@ class SharingPolicy:
         message the caller checks membership against the message itself, after opening
         it (``check_team``), since a joining agency is not yet on its own record.
         ``judge_team=False`` skips the case-team checks: they judge whether a delivery was
-        right when it was made, not whether a record lawfully held may be opened later."""
-        if isa_id is not None and isa_id != self.agreement.id:
-            raise PolicyDenied(
-                f"message was shared under agreement {isa_id}; {recipient.agency_id} holds "
-                f"no such agreement (only {self.agreement.id})",
-                code="policy.no-agreement",
-            )
+        right when it was made, not whether a record lawfully held may be opened later.
+        ``isa_id`` and ``isa_version``, where given, must name the agreement held
+        (``check_agreement``)."""
+        if isa_id is not None:
+            held = (self.agreement.id, self.agreement.version)
+            check_agreement(held, isa_id=isa_id, isa_version=isa_version)
         self.authorise_publish(sender, message_type, area, today)
         if judge_team and team is not None:
             # Judged only where this agency knows the team: without a record it cannot tell.

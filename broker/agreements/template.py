@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from broker.agreements.check import MAX_AGREEMENT_BYTES, MAX_AGREEMENT_JSON_BYTES
 from broker.errors import ConfigurationError, SchemaError, invalid
+from broker.files.strict import read_yaml
 from schemas.common import Role, from_data
 from schemas.directory import AgencyEntry
 from schemas.isa import Agreement, LawfulBasis, Party
@@ -68,11 +70,10 @@ def default_agreements(directory: Directory) -> list[Agreement]:
 def read_agreement(path: Path) -> Agreement:
     """An agreement document (YAML or JSON) from disk: the agreement alone, or a signed
     agreement (its ``document`` is read; the signature is checked where it is loaded
-    into a deployment's data directory, `mappa isa`). Raises ``ConfigurationError``."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"cannot read agreement {path}: {exc}") from None
+    into a deployment's data directory, `mappa isa`). Raises ``ConfigurationError``:
+    ``FileRefused`` (``file.*``) for a file that cannot be read or is not acceptable YAML
+    (see ``broker.files.strict``), ``config.invalid`` for one that is not an agreement."""
+    data = read_yaml(path, max_bytes=MAX_AGREEMENT_BYTES, max_expanded=MAX_AGREEMENT_JSON_BYTES)
     if isinstance(data, dict) and isinstance(data.get("document"), dict):
         data = data["document"]
     try:

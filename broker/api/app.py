@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI
 from broker.api.backend import BackendFactory
 from broker.api.errors import documented, install_error_handlers
 from broker.api.health import health_router
+from broker.api.limits import BodyLimit, FailureLimiter
 from broker.api.routes import agency_router
 
 API_VERSION = "1.0.0"
@@ -27,6 +28,11 @@ DESCRIPTION = """The MAPPA broker's API for agency systems.
 Each agency system authenticates with its own bearer token (`mappa api token issue`) and
 reaches only its own agency's records. Every error is `{"error": code, "detail": text}`.
 `/healthz` and `/readyz` (liveness and readiness) need no token.
+
+A request body is at most 1 MiB (413 `request.too-large`) and must arrive without a pause
+of 5 s or more, and within 30 s in all (408 `request.timeout`). After 10 failed
+authentications from one address, or for one credential, the next attempts are answered
+429 `auth.rate-limited` with `Retry-After` (one more attempt every 6 s).
 """
 
 
@@ -51,10 +57,15 @@ def create_app(
 
     app = FastAPI(title=title, version=API_VERSION, description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(agency_router())
+    # Bounds on what one request may cost (``broker.api.limits``).
+    app.add_middleware(BodyLimit)
+    app.state.auth_failures = FailureLimiter()
+    # Any request may meet the limits: a body too slow or too large, too many failures.
+    limits = documented(408, 413, 429)
+    app.include_router(agency_router(), responses=limits)
     for router in routers:
         # Every route answers errors in the one shape; say so in the document.
-        app.include_router(router, responses=documented(401, 403, 404, 409, 422, 503))
+        app.include_router(router, responses=documented(401, 403, 404, 409, 422, 503) | limits)
     app.include_router(health_router())
     return app
 

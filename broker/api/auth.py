@@ -9,6 +9,7 @@ governance routers.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -16,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from broker.api.backend import ApiBackend, ServedAgency, flush
 from broker.api.credentials import AccessDenied, AuthenticationFailed, CredentialKind, Principal
+from broker.api.limits import FailureLimiter
 from broker.errors import MappaError
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import AGENCY_ID_PATTERN
@@ -52,17 +54,43 @@ def get_backend(request: Request) -> ApiBackend:
 BackendDep = Annotated[ApiBackend, Depends(get_backend)]
 
 
+def _failure_keys(request: Request, token: str) -> tuple[str, ...]:
+    """Whom a failed authentication is charged to: the client's address, and the
+    credential id the token names if it names one (a guess at one credential's secret
+    from many addresses)."""
+    client = request.client.host if request.client else "unknown"
+    credential = _CREDENTIAL_ID.match(token)
+    return (f"addr:{client}",) + ((f"cred:{credential.group(1)}",) if credential else ())
+
+
+# The credential id at the start of a token (``broker.api.credentials``), however the
+# rest of it looks.
+_CREDENTIAL_ID = re.compile(r"mappa_([0-9a-f]{16})_")
+
+
 def authenticate(
+    request: Request,
     backend: BackendDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """Dependency: the principal of the request's bearer token. Raises
     ``AuthenticationFailed`` (``auth.invalid-credential``) when there is no bearer
-    token, or it is malformed, unknown or revoked; ``ServiceStarting`` through
-    ``get_backend``."""
+    token, or it is malformed, unknown or revoked; ``TooManyFailures``
+    (``auth.rate-limited``) before looking at the token when its address or its
+    credential id has failed too often (``broker.api.limits``); ``ServiceStarting``
+    through ``get_backend``."""
     if credentials is None:
         raise AuthenticationFailed("an `Authorization: Bearer <token>` header is required")
-    return backend.credentials.authenticate(credentials.credentials)
+    limiter: FailureLimiter | None = getattr(request.app.state, "auth_failures", None)
+    if limiter is None:
+        return backend.credentials.authenticate(credentials.credentials)
+    keys = _failure_keys(request, credentials.credentials)
+    limiter.check(*keys)
+    try:
+        return backend.credentials.authenticate(credentials.credentials)
+    except AuthenticationFailed:
+        limiter.failed(*keys)
+        raise
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.errors import MappaError
+from broker.files.private import private_file
 from broker.gateway.store import BUSY_TIMEOUT_SECONDS, StoreConnection
 
 CREDENTIALS_FILE = "api-credentials.sqlite"
@@ -104,7 +105,8 @@ class CredentialStore:
     """The API's credentials (module docstring), in SQLite."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Before SQLite opens it, so that its WAL is private too (``broker.files.private``).
+        private_file(path)
         self.path = path
         # Every request reads this database and `mappa api token` writes it from another
         # process: wait out a writer's lock as the agency stores do, then say the store is
@@ -118,7 +120,6 @@ class CredentialStore:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
-        path.chmod(0o600)
 
     def close(self) -> None:
         """Close the connection; the store is unusable afterwards."""

@@ -53,6 +53,12 @@ BY_CODE: dict[str, int] = {
     "api.not-found": 404,
     "api.unavailable": 503,
     "consult.justification-missing": 422,
+    "consult.justification-invalid": 422,
+    # Failed authentication rationed (broker/api/limits.py): wait, then retry.
+    "auth.rate-limited": 429,
+    # The agency's signing key was revoked and not replaced: no retry helps, a rotation
+    # does (a KeyUnavailable, but not the 503 of a key that may yet be provided).
+    "key.revoked": 403,
     # A malformed Idempotency-Key header: the draft's 400 (its reuse is a 422 by kind).
     "request.idempotency-key-invalid": 400,
     # Transfers (broker/transfer/rules.py): not there, not now, or not well formed.
@@ -100,6 +106,9 @@ def status_for(exc: MappaError) -> int:
 # Headers that go with a status, whatever the error: how to authenticate, when to retry.
 HEADERS = {
     401: {"WWW-Authenticate": "Bearer"},
+    # Answered with the rest of the body unread: the connection cannot be reused.
+    408: {"Connection": "close"},
+    413: {"Connection": "close"},
     503: {"Retry-After": str(RETRY_AFTER_SECONDS)},
 }
 
@@ -118,7 +127,20 @@ async def _mappa_error(_: Request, exc: Exception) -> JSONResponse:
     status = status_for(exc)
     if status >= 500:
         log.error("request failed: %s: %s", exc.code, exc)
-    return error_response(status, exc.code, exc.reason)
+    response = error_response(status, exc.code, exc.reason)
+    # An error that knows when to retry (a rate limit) says so, over the status's default.
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+async def _value_error(_: Request, exc: Exception) -> JSONResponse:
+    # A value no check before it caught (a date past the calendar, a number too large
+    # for a database): the input was wrong, so a 4xx; logged with its traceback, since a
+    # check belongs where it was raised.
+    log.warning("request refused on an unchecked value: %r", exc, exc_info=exc)
+    return error_response(422, "request.invalid", "a value in the request is out of range")
 
 
 def _where(error: dict[str, Any]) -> str:
@@ -154,6 +176,9 @@ def install_error_handlers(app: FastAPI) -> None:
     """Answer every ``MappaError``, invalid request and HTTP exception raised in ``app``
     with our one error body, at the status ``status_for`` (or the handler) gives it."""
     app.add_exception_handler(MappaError, _mappa_error)
+    # OverflowError is an ArithmeticError, not a ValueError: both are bad input here.
+    app.add_exception_handler(ValueError, _value_error)
+    app.add_exception_handler(OverflowError, _value_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
@@ -179,6 +204,10 @@ DOCUMENTED_HEADERS: dict[int, dict[str, Any]] = {
 }
 DESCRIPTIONS = {
     400: "The Idempotency-Key header is malformed, or sent more than once",
+    408: "The request body did not arrive in time",
+    413: "The request body is larger than 1 MiB",
+    429: "Too many failed authentications from this address or for this credential; "
+    "retry after Retry-After seconds",
     401: "No credential, or an invalid or revoked one",
     403: "The credential does not cover this agency, or an agreement forbids the act",
     404: "No such message in this agency's inbox, or no such transfer known to it",

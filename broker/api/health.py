@@ -170,6 +170,17 @@ async def _agency(served: ServedAgency) -> AgencyHealth:
             outbox_unsent=None,
             tracked={},
         )
+    # A revoked signing key not yet rotated, or a trust directory past its valid_until:
+    # the agency runs, but cannot do its work until an operator acts.
+    problem = served.gateway.ctx.unready()
+    if problem is not None:
+        return AgencyHealth(
+            agency=served.agency_id,
+            state="unavailable",
+            reason_code=problem.code,
+            outbox_unsent=unsent,
+            tracked=tracked,
+        )
     return AgencyHealth(agency=served.agency_id, state="ok", outbox_unsent=unsent, tracked=tracked)
 
 

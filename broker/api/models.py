@@ -3,16 +3,44 @@ response carries a credential or an envelope's bytes."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from broker.gateway.gateway import MIN_JUSTIFICATION_CHARS
+from broker.gateway.justification import (
+    INVISIBLE,
+    JUSTIFICATION_INVALID,
+    JUSTIFICATION_MISSING,
+    MAX_JUSTIFICATION_CHARS,
+    MIN_JUSTIFICATION_CHARS,
+    MIN_JUSTIFICATION_WORDS,
+)
 from schemas.common import ViewKind
 
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-# The audit event's limit for a justification.
-MAX_JUSTIFICATION_CHARS = 4000
+
+def visible(text: str) -> str:
+    """``text`` if every character prints (``justification.INVISIBLE``: no controls, no
+    zero-width or bidirectional format characters); raises ``ValueError`` otherwise,
+    which validation answers with a 422."""
+    if any(unicodedata.category(c) in INVISIBLE for c in text):
+        raise ValueError("only printable text is allowed: no control or format characters")
+    return text
+
+
+def visible_lines(text: str) -> str:
+    """``visible``, line breaks and tabs apart: for text written as paragraphs."""
+    visible(text.translate(_LAYOUT))
+    return text
+
+
+_LAYOUT = str.maketrans("\t\n\r", "   ")
+# A name or a short reason, as people type it: any script, nothing that prints nothing.
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(visible)]
+# A reason: paragraphs of printable text, within the audit event's limit.
+LongText = Annotated[
+    str, StringConstraints(min_length=1, max_length=4000), AfterValidator(visible_lines)
+]
 
 ARMS_EXAMPLE: dict[str, Any] = {
     "pnc": "2011/0456789K",
@@ -128,8 +156,11 @@ def _justification_required(schema: dict[str, Any]) -> None:
         "pattern": JUSTIFICATION_PATTERN,
         "title": "Justification",
         "description": f"why the record is opened; at least {MIN_JUSTIFICATION_CHARS} "
-        "non-blank characters. A request without one is refused (422 "
-        "consult.justification-missing), and the refusal audited.",
+        f"non-blank characters and {MIN_JUSTIFICATION_WORDS} words, after Unicode NFC "
+        "normalisation, with no control, format (zero-width, bidirectional), private-use "
+        f"or unassigned characters. A request without one is refused (422 "
+        f"{JUSTIFICATION_MISSING}; one that is not a justification: 422 "
+        f"{JUSTIFICATION_INVALID}), and the refusal audited.",
     }
     schema["required"] = sorted({*schema.get("required", []), "justification"})
 

@@ -24,10 +24,11 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from broker.api.auth import AgencyDep, BackendDep, NotFound
 from broker.api.errors import documented
+from broker.api.models import LongText, ShortText
 from broker.api.routes import AUTH
 from broker.errors import TransferRefused
 from broker.transfer.deadlines import deadlines, overdue
@@ -41,6 +42,11 @@ TransferId = Annotated[str, Path(pattern=UUID_PATTERN)]
 ISO_DAY = re.compile(ISO_DATE_PATTERN)
 
 
+# The days a transfer may name. A deadline is computed from them, and near the end of the
+# calendar (9999-12-31) it would not exist; no case moves outside these years.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2200, 12, 31)
+
+
 def _iso_day(value: object) -> object:
     """A calendar date written as YYYY-MM-DD; pydantic alone would also take a number
     as seconds since 1970, which no caller means by a move date."""
@@ -49,7 +55,13 @@ def _iso_day(value: object) -> object:
     raise ValueError("expected a date as YYYY-MM-DD")
 
 
-Day = Annotated[date, BeforeValidator(_iso_day)]
+def _in_range(value: date) -> date:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(f"expected a date from {FIRST_DAY} to {LAST_DAY}")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_day), AfterValidator(_in_range)]
 
 STEP_ERRORS = (*AUTH, 404, 409, 422, 503)
 
@@ -63,32 +75,34 @@ class _In(BaseModel):
 
 
 # A request that another area take a case over (``TransferDesk.request``).
+# Area and agency names are checked by the desk, which audits what it refuses; here they
+# are only bounded in size.
 class TransferRequestIn(_In):
     pnc_id: PncId
     to_area: str = Field(max_length=42)
     move_date: Day
-    reason: str = Field(min_length=1, max_length=4000)
-    user: str = Field(min_length=1, max_length=200)
-    open_actions: list[str] = Field(default_factory=list, max_length=50)
-    lead_agency: str | None = None
+    reason: LongText
+    user: ShortText
+    open_actions: list[ShortText] = Field(default_factory=list, max_length=50)
+    lead_agency: str | None = Field(default=None, max_length=96)
     registered_sex_offender: bool = False
 
 
 # Who takes an accept, refuse or cancel step, and why.
 class StepIn(_In):
-    user: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=4000)
+    user: ShortText
+    reason: LongText
 
 
 # The take-over: when, when the address was notified, and the receiving case team.
 class CompleteIn(_In):
-    user: str = Field(min_length=1, max_length=200)
-    reason: str = Field(
-        default="receiving area has taken the case over", min_length=1, max_length=4000
-    )
+    user: ShortText
+    reason: LongText = "receiving area has taken the case over"
     completed_on: Day | None = None
     address_notified_on: Day | None = None
-    case_team: list[str] = Field(default_factory=list, max_length=128)
+    case_team: list[Annotated[str, Field(max_length=96)]] = Field(
+        default_factory=list, max_length=128
+    )
 
 
 # One deadline of a transfer (``broker.transfer.deadlines``), and whether it is overdue today.

@@ -98,6 +98,7 @@ def _directory_for(key: PrivateKey) -> Directory:
         areas=("staffordshire",),
         kafka_principal="User:police.staffordshire",
         status=AgencyStatus.ACTIVE,
+        suites=("classic",),
         keys=(
             PublicKeyEntry(
                 key_id=key.key_id,
@@ -109,7 +110,11 @@ def _directory_for(key: PrivateKey) -> Directory:
         ),
     )
     doc = DirectoryDocument(
-        kind="mappa.directory", version=1, issued_at="2026-01-01T00:00:00.000Z", agencies=(entry,)
+        kind="mappa.directory",
+        version=1,
+        issued_at="2026-01-01T00:00:00.000Z",
+        valid_until="2028-01-01T00:00:00.000Z",
+        agencies=(entry,),
     )
     return Directory(doc)
 

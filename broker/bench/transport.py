@@ -71,6 +71,7 @@ async def pipeline(bootstrap: str, n: int, root: Path, suite: str) -> list[Figur
         SPECS,
         passphrase=passphrase,
         now=datetime.now(UTC) - timedelta(days=1),
+        suites=(suite,),
     )
     agreement = agreement_for_area(AREA, [directory.agency(s.agency_id) for s in SPECS])
     deployment = Deployment(settings=settings, passphrase=passphrase, agreements=[agreement])

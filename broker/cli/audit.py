@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from broker.cli.arguments import whole_number
 from broker.errors import VerificationError
 from broker.ledger.query import DEFAULT_PAGE
 from broker.ledger.reader import LedgerReader, open_ledger_reader
@@ -50,19 +51,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     query = cmds.add_parser("query", help="entries matching filters, oldest first, paged")
     _filters(query)
-    query.add_argument("--after", type=int, help="continue after this entry (next_after)")
-    query.add_argument("--limit", type=int, default=DEFAULT_PAGE, help="page size (max 1000)")
+    query.add_argument(
+        "--after", type=whole_number(-1), help="continue after this entry (next_after)"
+    )
+    query.add_argument(
+        "--limit", type=whole_number(1), default=DEFAULT_PAGE, help="page size (max 1000)"
+    )
     query.add_argument("--json", action="store_true")
     query.set_defaults(handler=cmd_query)
 
     proof = cmds.add_parser("proof", help="inclusion proof of one entry in a signed checkpoint")
-    proof.add_argument("seq", type=int, help="entry number (leaf index, from 0)")
-    proof.add_argument("--size", type=int, help="checkpoint tree size (default: latest)")
-    proof.add_argument("--consistency-from", type=int, help="also prove this older checkpoint")
+    proof.add_argument("seq", type=whole_number(), help="entry number (leaf index, from 0)")
+    proof.add_argument("--size", type=whole_number(), help="checkpoint tree size (default: latest)")
+    proof.add_argument(
+        "--consistency-from", type=whole_number(), help="also prove this older checkpoint"
+    )
     proof.set_defaults(handler=cmd_proof)
 
     checkpoint = cmds.add_parser("checkpoint", help="the latest signed checkpoint")
-    checkpoint.add_argument("--size", type=int, help="a particular checkpoint")
+    checkpoint.add_argument("--size", type=whole_number(), help="a particular checkpoint")
     checkpoint.add_argument("--json", action="store_true")
     checkpoint.set_defaults(handler=cmd_checkpoint)
 

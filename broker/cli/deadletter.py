@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from broker.agreements import default_agreements, read_agreement
+from broker.cli.arguments import whole_number
 from broker.deployment import Deployment
 from broker.errors import ConfigurationError, SchemaError
 from broker.gateway import AgencyGateway
@@ -47,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     retry.add_argument("--as", dest="agency", required=True, help="the agency that refused")
     retry.add_argument("--user", required=True, help="the person asking, for the audit trail")
     which = retry.add_mutually_exclusive_group(required=True)
-    which.add_argument("ids", nargs="*", type=int, default=[], help="dead letter ids")
+    which.add_argument("ids", nargs="*", type=whole_number(1), default=[], help="dead letter ids")
     which.add_argument("--all", action="store_true", help="every open one")
     retry.add_argument(
         "--agreement",

@@ -24,10 +24,17 @@ from broker.agreements import (
     template_data,
     verify_agreement,
 )
-from broker.agreements.check import CheckResult, check_text, parse_agreement
+from broker.agreements.check import (
+    MAX_AGREEMENT_BYTES,
+    CheckResult,
+    check_text,
+    parse_agreement,
+)
 from broker.agreements.documents import agreement_path
 from broker.agreements.template import lawful_basis_for
+from broker.cli.arguments import calendar_date, whole_number
 from broker.errors import ConfigurationError
+from broker.files.strict import check_json, read_bytes, read_text
 from broker.settings import Settings
 from broker.trust.admin import governance_key
 from broker.trust.directory import Directory
@@ -63,13 +70,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--party", action="append", help="agency id (repeat); default: every agency in the area"
     )
     init.add_argument("--id", help="agreement id; default mappa-default.<area>")
-    init.add_argument("--version", type=int, default=1)
+    init.add_argument("--version", type=whole_number(1), default=1)
     init.add_argument("--out", type=Path, help="write here instead of standard output")
     init.set_defaults(handler=cmd_init)
 
     check = cmds.add_parser("check", help="validate an agreement; every problem by line")
     check.add_argument("file", type=Path, help="agreement YAML, or a signed agreement (JSON)")
-    check.add_argument("--today", type=date.fromisoformat, help="judge dates as of this day")
+    check.add_argument("--today", type=calendar_date, help="judge dates as of this day")
     check.add_argument("--strict", action="store_true", help="warnings fail the check too")
     check.set_defaults(handler=cmd_check)
 
@@ -94,25 +101,25 @@ def _directory_if_any(paths: DataPaths) -> Directory | None:
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    return read_text(path, max_bytes=MAX_AGREEMENT_BYTES)
 
 
 def _today(args: argparse.Namespace) -> date:
     return getattr(args, "today", None) or datetime.now(UTC).date()
 
 
-def _document_text(text: str) -> tuple[str, bool]:
-    """The agreement part of ``text``: a signed agreement's ``document``, else all of it."""
+def _document_text(text: str, path: Path) -> tuple[str, bool]:
+    """The agreement part of ``text``: a signed agreement's ``document``, else all of it.
+    A signed agreement is held to ``check_json`` (no duplicate key, bounded nesting and
+    numbers) before anything in it is believed."""
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             return text, False
         if isinstance(data, dict) and set(data) == {"document", "signature"}:
+            check_json(text.encode(), str(path))
             return json.dumps(data["document"], indent=1), True
     return text, False
 
@@ -178,17 +185,21 @@ def report(result: CheckResult, name: str, *, strict: bool) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     paths = _paths(args)
     directory = _directory_if_any(paths)
-    text, signed = _document_text(_read(args.file))
+    text, signed = _document_text(_read(args.file), args.file)
     if signed:
-        verify_signed_file(args.file, paths)
+        verify_signed_file(text_bytes(args.file), paths)
     result = check_text(text, today=_today(args), directory=directory)
     if directory is None:
         print(f"note: no trust directory at {paths.directory}: parties not checked against it")
     return report(result, str(args.file), strict=args.strict)
 
 
-def verify_signed_file(path: Path, paths: DataPaths) -> None:
-    verify_agreement(path.read_bytes(), governance_key=load_governance_public(paths))
+def text_bytes(path: Path) -> bytes:
+    return read_bytes(path, max_bytes=MAX_AGREEMENT_BYTES)
+
+
+def verify_signed_file(data: bytes, paths: DataPaths) -> None:
+    verify_agreement(data, governance_key=load_governance_public(paths))
 
 
 # -- sign -----------------------------------------------------------------------------------
@@ -258,11 +269,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.id:
         agreement = load_agreement(paths, args.id, load_governance_public(paths))
     else:
-        text, signed = _document_text(_read(args.file))
+        text, signed = _document_text(_read(args.file), args.file)
         if signed:
             # Shown only once its signature checks out against this deployment's anchor.
             agreement = verify_agreement(
-                args.file.read_bytes(), governance_key=load_governance_public(paths)
+                text_bytes(args.file), governance_key=load_governance_public(paths)
             )
         else:
             agreement = parse_agreement(text, today=_today(args))

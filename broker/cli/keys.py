@@ -1,4 +1,4 @@
-"""`mappa keys init|rotate|revoke|prune|show`: agency key pairs and the directory entries
+"""`mappa keys init|rotate|revoke|prune|suites|show`: agency key pairs and the directory entries
 that publish them. Private keys are sealed under MAPPA_KEY_PASSPHRASE (or the file named
 by MAPPA_KEY_PASSPHRASE_FILE) and never printed."""
 
@@ -9,10 +9,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
+from broker.cli.arguments import whole_number
+from broker.crypto.suites import SUITES
 from broker.errors import ConfigurationError, invalid
+from broker.files.strict import read_yaml
 from broker.settings import Settings
 from broker.trust import admin as trust_admin
 from broker.trust.keystore import Keystore, passphrase_from_env
@@ -30,18 +32,32 @@ def _keystore(paths: DataPaths) -> Keystore:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = sub.add_parser("keys", help="agency key pairs: init, rotate, revoke, prune, show")
+    keys = sub.add_parser(
+        "keys", help="agency key pairs: init, rotate, revoke, prune, suites, show"
+    )
     keys.add_argument("--data-dir", type=Path, help="deployment data directory (MAPPA_DATA_DIR)")
     cmds = keys.add_subparsers(dest="keys_command", required=True)
 
     init = cmds.add_parser("init", help="governance, subject and agency keys; directory v1")
     init.add_argument("--agencies", type=Path, required=True, help="YAML list of agencies")
+    init.add_argument(
+        "--suite",
+        action="append",
+        choices=sorted(SUITES),
+        help="suite every agency may send in (repeat for several; default MAPPA_SUITE)",
+    )
     init.set_defaults(handler=cmd_init)
 
     rot = cmds.add_parser("rotate", help="new key pairs for an agency; next directory version")
     rot.add_argument("--agency", required=True)
     rot.add_argument("--alg", action="append", choices=[a.value for a in KeyAlg])
-    rot.add_argument("--overlap-minutes", type=int, default=60, help="old signing keys' grace")
+    # At most a year: past that an old key is not in overlap, it is still in use.
+    rot.add_argument(
+        "--overlap-minutes",
+        type=whole_number(0, 525_600),
+        default=60,
+        help="old signing keys' grace",
+    )
     rot.set_defaults(handler=cmd_rotate)
 
     rev = cmds.add_parser("revoke", help="refuse anything a key signs from a moment on")
@@ -56,6 +72,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     prn.add_argument("--key", required=True)
     prn.set_defaults(handler=cmd_prune)
 
+    sts = cmds.add_parser("suites", help="the suites an agency may send in; next version")
+    sts.add_argument("--agency", required=True)
+    sts.add_argument("--suite", action="append", required=True, choices=sorted(SUITES))
+    sts.set_defaults(handler=cmd_suites)
+
     show = cmds.add_parser("show", help="every key in the directory, its status, held or not")
     show.add_argument("--agency")
     show.add_argument("--json", action="store_true")
@@ -63,23 +84,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def load_agency_specs(path: Path) -> list[AgencySpec]:
+    data = read_yaml(path)
     try:
-        data = yaml.safe_load(path.read_text())
         return [
             AgencySpec(a["agency_id"], a["name"], Role(a["role"]), tuple(a["areas"]))
             for a in data["agencies"]
         ]
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
+        # A missing field is named; a wrong value is not quoted back.
+        missing = f" (no {exc})" if isinstance(exc, KeyError) else ""
         raise ConfigurationError(
-            f"{path}: expected `agencies:` with agency_id, name, role, areas each ({exc})"
+            f"{path}: expected `agencies:` with agency_id, name, role, areas each{missing}"
         ) from None
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     paths = _paths(args)
     specs = load_agency_specs(args.agencies)
+    suites = args.suite or [Settings().suite]
     try:
-        directory = provision(paths, specs, passphrase=passphrase_from_env(), now=datetime.now(UTC))
+        directory = provision(
+            paths, specs, passphrase=passphrase_from_env(), now=datetime.now(UTC), suites=suites
+        )
     except ValidationError as exc:
         raise invalid(exc, "agency entry", kind=ConfigurationError) from None
     print(f"initialised {paths.root}: {len(specs)} agencies, directory version {directory.version}")
@@ -117,6 +143,16 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     )
     print(f"revoked {args.key} of {args.agency} from {args.at or 'now'}")
     print(trust_admin.publish(paths, keystore, doc))
+    return 0
+
+
+def cmd_suites(args: argparse.Namespace) -> int:
+    paths = _paths(args)
+    doc = trust_admin.set_suites(
+        load_directory(paths), args.agency, args.suite, now=datetime.now(UTC)
+    )
+    print(f"{args.agency} may send in {', '.join(dict.fromkeys(args.suite))}")
+    print(trust_admin.publish(paths, _keystore(paths), doc))
     return 0
 
 

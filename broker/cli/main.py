@@ -1,12 +1,23 @@
 """`mappa`: the command line. Each command group lives in its own module with a
 ``register(subparsers)`` that adds its parser and sets ``handler``; settings are
-built once, from the environment, inside the handler that needs them."""
+built once, from the environment, inside the handler that needs them.
+
+Whatever goes wrong ends in one line on standard error and a non-zero exit, never a
+traceback: a bad argument ``mappa: usage: ...`` (exit 2), one of our errors
+``mappa: <code>: <message>`` (exit 1), a file the system would not let us read or write
+``mappa: io.failed: ...`` (exit 1), anything else ``mappa: internal error: <type>``
+(exit 70), with the traceback only under ``--debug`` or MAPPA_DEBUG=1. None of them
+quotes what a file or an argument held.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from broker.cli import (
     api,
@@ -44,9 +55,46 @@ COMMAND_GROUPS = (
 )
 
 
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: not the input's fault
+# A message is cut here: one line a person reads, not a dump of what was given.
+MAX_MESSAGE_CHARS = 400
+# argparse quotes the value it refused; the messages say what is expected instead.
+_ECHOES = (
+    (re.compile(r"invalid choice: .*? \(choose from"), "invalid choice (choose from"),
+    (re.compile(r"invalid (.+?) value: .*"), r"invalid \1 value"),
+)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``mappa: usage: ...``) naming the command
+    and what is wrong, not the usage text and never the refused value; and it ends by
+    ``UsageError``, so that ``main`` returns rather than exits."""
+
+    def error(self, message: str) -> NoReturn:
+        for pattern, replacement in _ECHOES:
+            message = pattern.sub(replacement, message)
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+class UsageError(Exception):
+    """A command line argparse refused; the message is the one line to print."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line of printable characters, cut at ``MAX_MESSAGE_CHARS``."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= MAX_MESSAGE_CHARS else flat[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mappa", description="Secure inter-agency information sharing for MAPPA."
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="let an unexpected error end in its traceback (also MAPPA_DEBUG=1)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
@@ -54,16 +102,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(text: str) -> None:
+    print(f"mappa: {one_line(text)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        _say(f"usage: {exc}")
+        return EXIT_USAGE
+    debug = bool(args.debug) or os.environ.get("MAPPA_DEBUG", "") not in ("", "0")
     try:
         code: int = args.handler(args)
     except MappaError as exc:
-        print(f"mappa: {exc.code}: {exc}", file=sys.stderr)
+        _say(f"{exc.code}: {exc}")
         return 1
     except KeyboardInterrupt:
-        print("mappa: interrupted; everything started has been stopped", file=sys.stderr)
+        _say("interrupted; everything started has been stopped")
         return 130
+    except OSError as exc:
+        if debug:
+            raise
+        # The system's reason and the path: not the content of anything.
+        where = f": {exc.filename}" if exc.filename else ""
+        _say(f"io.failed: {exc.strerror or type(exc).__name__}{where}")
+        return 1
+    except Exception as exc:
+        if debug:
+            raise
+        # Its message may quote the input: the type alone, and where to get the rest.
+        _say(
+            f"internal error: {type(exc).__name__} "
+            "(run with --debug or MAPPA_DEBUG=1 for the traceback)"
+        )
+        return EXIT_INTERNAL
     return code
 
 

@@ -27,7 +27,9 @@ from agency_adapters.base import AgencyAdapter
 from agency_adapters.registry import adapter_for
 from broker.agreements import agreement_for_area, read_agreement
 from broker.api.compose import application
+from broker.api.limits import QueryRedaction
 from broker.api.runtime import ServeConfig, Startup, choose_agencies
+from broker.cli.arguments import whole_number
 from broker.errors import ConfigurationError
 from broker.gateway import AgencyGateway
 from broker.settings import Settings
@@ -36,6 +38,7 @@ from broker.trust.provision import DataPaths, load_directory
 from schemas.isa import Agreement
 
 DEFAULT_PORT = 8700
+KEEP_ALIVE_SECONDS = 5
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,7 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--bootstrap", help="external Kafka (default: MAPPA_KAFKA_BOOTSTRAP, else embedded)"
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    serve.add_argument(
+        "--port", type=whole_number(0, 65535), default=DEFAULT_PORT, help="0 picks a free port"
+    )
     serve.add_argument(
         "--agency",
         action="append",
@@ -134,9 +139,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     startup = Startup(config)
     app = startup.app(application(startup.backend))
-    server = _Server(
-        uvicorn.Config(app, host=args.host, port=args.port, lifespan="on", log_level=args.log_level)
+    served = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        lifespan="on",
+        log_level=args.log_level,
+        # An idle connection is closed after this; the app bounds a body's arrival itself
+        # (``broker.api.limits``), uvicorn nothing else in time.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+    # After Config, which sets up uvicorn's loggers: the access log names query
+    # parameters, never their values (a token sent as ?access_token=, a PNC id).
+    logging.getLogger("uvicorn.access").addFilter(QueryRedaction())
+    server = _Server(served)
     with contextlib.suppress(SystemExit):  # uvicorn's way of saying the app did not start
         server.run()
     if startup.error is not None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.agreements import default_agreements
+from broker.cli.arguments import calendar_date
 from broker.cli.runner import run_interruptible
 from broker.deployment import Deployment
 from broker.errors import ConfigurationError, SchemaError
@@ -57,7 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     req = step("request", "ask another area to take a case over")
     req.add_argument("--pnc", required=True, help="the offender's PNC id")
     req.add_argument("--to", dest="to_area", required=True, help="receiving area code")
-    req.add_argument("--move-date", type=date.fromisoformat, required=True)
+    req.add_argument("--move-date", type=calendar_date, required=True)
     req.add_argument("--open-action", action="append", default=[], dest="open_actions")
     req.add_argument("--lead", help="sending RA lead agency (default: the acting agency)")
     req.add_argument("--rso", action="store_true", help="registered sexual offender")
@@ -74,7 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "complete", "receiving co-ordinator: the case has been taken over", reason_required=False
     )
     done.add_argument("--transfer", required=True, help="transfer id")
-    done.add_argument("--address-notified-on", type=date.fromisoformat)
+    done.add_argument("--address-notified-on", type=calendar_date)
     done.add_argument(
         "--team", action="append", default=[], help="receiving case team member (repeat)"
     )
@@ -88,7 +89,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     od = cmds.add_parser("overdue", help="overdue transfers, as each co-ordinator sees them")
     od.add_argument("--as", dest="agency", help="one agency (default: every co-ordinator)")
-    od.add_argument("--today", type=date.fromisoformat, help="report date (default: today)")
+    od.add_argument("--today", type=calendar_date, help="report date (default: today)")
     od.add_argument("--json", action="store_true")
     od.set_defaults(handler=cmd_overdue)
 

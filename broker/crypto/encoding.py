@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,8 +24,16 @@ from broker.errors import SchemaError
 MAX_JSON_DEPTH = 12
 
 
-# JSON numbers above this lose precision in RFC 8785's (ECMAScript) number formatting.
+# JSON numbers above this lose precision in RFC 8785's (ECMAScript) number formatting,
+# and JCS implementations disagree on them (I-JSON, RFC 7493 2.2): every integer we read
+# or canonicalise is within +-MAX_SAFE_INTEGER.
 MAX_SAFE_INTEGER = 2**53 - 1
+# Digits of the longest integer in range: a longer one is refused before Python converts
+# it (its int-string limit raises a plain ValueError at 4,300 digits).
+_MAX_INTEGER_DIGITS = len(str(MAX_SAFE_INTEGER))
+# A \uD800-\uDFFF escape: the only way a lone surrogate gets into a parsed string (raw
+# UTF-8 cannot encode one), so only text holding one needs its strings walked.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _plain(document: Mapping[str, Any] | list[Any]) -> bool:
@@ -53,12 +62,26 @@ def _plain(document: Mapping[str, Any] | list[Any]) -> bool:
 def jcs(document: Mapping[str, Any] | list[Any]) -> bytes:
     """RFC 8785 canonical JSON bytes. Our documents take the fast path (identical output,
     checked against the ``rfc8785`` reference by tests/test_encoding.py); anything else
-    goes through the reference implementation."""
-    if _plain(document):
-        return json.dumps(
-            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode("utf-8")
-    return bytes(rfc8785.dumps(document))
+    goes through the reference implementation. Raises ``SchemaError``
+    (``schema.integer-range``: an integer beyond +-(2^53-1); ``schema.encoding``: a lone
+    surrogate; ``schema.not-canonicalisable``: a value JSON has no form for)."""
+    try:
+        if _plain(document):
+            return json.dumps(
+                document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode("utf-8")
+        return bytes(rfc8785.dumps(document))
+    except rfc8785.IntegerDomainError:
+        raise SchemaError(
+            f"an integer beyond +-{MAX_SAFE_INTEGER}", code="schema.integer-range"
+        ) from None
+    except UnicodeEncodeError:
+        raise SchemaError("a lone surrogate in a string", code="schema.encoding") from None
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        # rfc8785 says "non-UTF-8 codepoints" for a lone surrogate too; the message names
+        # no value of the input either way.
+        code = "schema.encoding" if "UTF-8" in str(exc) else "schema.not-canonicalisable"
+        raise SchemaError(f"no canonical JSON form ({type(exc).__name__})", code=code) from None
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -85,6 +108,17 @@ def _no_constants(text: str) -> Any:
     raise SchemaError(f"JSON constant {text} is not allowed", code="schema.constant")
 
 
+def _safe_integer(text: str) -> int:
+    """A JSON integer within +-MAX_SAFE_INTEGER; the length is checked before converting,
+    so no digit string costs more than a few characters' work."""
+    digits = text.lstrip("-")
+    if len(digits) > _MAX_INTEGER_DIGITS or int(digits) > MAX_SAFE_INTEGER:
+        raise SchemaError(
+            f"JSON integers must be within +-{MAX_SAFE_INTEGER}", code="schema.integer-range"
+        )
+    return int(text)
+
+
 def _depth(value: Any, limit: int) -> None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -97,23 +131,52 @@ def _depth(value: Any, limit: int) -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
+def _no_lone_surrogates(value: Any) -> None:
+    """Every string (key or value) is Unicode text: a lone surrogate, which a JSON escape
+    can spell, has no UTF-8 form, so nothing could canonicalise it."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SchemaError("a lone surrogate in a string", code="schema.encoding") from None
+
+
 def strict_json(data: bytes) -> dict[str, Any]:
-    """Parse one JSON object: UTF-8, no duplicate keys, no floats, bounded depth."""
+    """Parse one JSON object: UTF-8 without a byte-order mark, no duplicate keys, no
+    floats or constants, integers within +-(2^53-1), no lone surrogate, bounded depth.
+    Raises ``SchemaError`` (``schema.encoding``, ``schema.not-json``,
+    ``schema.duplicate-key``, ``schema.float``, ``schema.constant``,
+    ``schema.integer-range``, ``schema.not-object``, ``schema.too-deep``) and nothing
+    else."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise SchemaError("a byte-order mark before the JSON text", code="schema.encoding")
     try:
         text = data.decode("utf-8")
         value = json.loads(
             text,
             object_pairs_hook=_no_duplicate_keys,
             parse_float=_no_floats,
+            parse_int=_safe_integer,
             parse_constant=_no_constants,
         )
-    except UnicodeDecodeError as exc:
-        raise SchemaError("not UTF-8", code="schema.encoding") from exc
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise SchemaError("not a JSON document", code="schema.not-json") from exc
+    except UnicodeDecodeError:
+        raise SchemaError("not UTF-8", code="schema.encoding") from None
+    except (json.JSONDecodeError, RecursionError, ValueError):
+        # ValueError: anything else the parser refuses; never with the input in it.
+        raise SchemaError("not a JSON document", code="schema.not-json") from None
     if not isinstance(value, dict):
         raise SchemaError("expected a JSON object", code="schema.not-object")
     _depth(value, MAX_JSON_DEPTH)
+    if _SURROGATE_ESCAPE.search(text):
+        _no_lone_surrogates(value)
     return value
 
 

@@ -34,7 +34,9 @@ class SubjectKey:
         raise TypeError("the subject key cannot be pickled")
 
     def reference(self, pnc_id: str) -> str:
-        """Hex HMAC-SHA-256 over the normalised PNC id."""
+        """Hex HMAC-SHA-256 under this key of ``"mappa-subject-v1" || 0x00 || id``, the id
+        trimmed and upper-cased (a body's PNC id is already), as ASCII: docs/envelope.md
+        §2.1 states it and the vectors publish one (``subject_ref``)."""
         mac = hmac.HMAC(self._key, hashes.SHA256())
         mac.update(_DOMAIN + pnc_id.strip().upper().encode("ascii"))
         return mac.finalize().hex()

@@ -12,19 +12,19 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from broker.crypto.keys import PrivateKey
 from broker.crypto.signing import AUDIT_EVENT_PAYLOAD, sign_document, verify_document
-from broker.errors import MappaError, VerificationError, invalid
+from broker.errors import MappaError, SchemaError, VerificationError, invalid
 from broker.gateway.store import AgencyStore
 from broker.gateway.tracking import LEDGER
-from broker.trust.directory import Directory, public_key_of
+from broker.trust.directory import Directory, check_key_time, public_key_of
 from schemas.audit import AuditAct, AuditEvent, Operation, Outcome, SignedAuditEvent
-from schemas.common import format_timestamp
+from schemas.common import format_timestamp, parse_timestamp
 from schemas.directory import KeyAlg
 from schemas.envelope import EnvelopeHeader
 
@@ -66,12 +66,28 @@ def sign_event(event: AuditEvent, key: PrivateKey) -> SignedAuditEvent:
     )
 
 
-def verify_event(raw: bytes, directory: Directory) -> SignedAuditEvent:
+def append_time(timestamp_ms: int | None) -> datetime | None:
+    """A broker record's timestamp as a time; None when there is none or it is no real
+    time (a producer sets it, so it may be anything)."""
+    if timestamp_ms is None or timestamp_ms < 0:
+        return None
+    try:
+        return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def verify_event(
+    raw: bytes, directory: Directory, *, received_ms: int | None = None
+) -> SignedAuditEvent:
     """Parse and verify a signed audit event against the emitting agency's keys; returns
-    it. Raises ``SchemaError`` (``audit.malformed``) or ``VerificationError``
-    (``directory.unknown-agency``; ``audit.wrong-signer``: the key named is not an Ed25519
-    key of that agency; ``verification.signature-invalid``). The key's validity period and
-    revocation are not checked here."""
+    it. The key must have been valid at the event's time and not revoked by the later of
+    that time and the broker's append time ``received_ms`` (milliseconds since the
+    epoch), so a stolen key cannot sign events "in the past". Raises ``SchemaError``
+    (``audit.malformed``) or ``VerificationError`` (``directory.unknown-agency``;
+    ``audit.wrong-signer``: the key named is not an Ed25519 key of that agency;
+    ``directory.key-revoked``, ``directory.key-expired``;
+    ``verification.signature-invalid``)."""
     try:
         signed = SignedAuditEvent.model_validate_json(raw)
     except ValidationError as exc:
@@ -84,6 +100,12 @@ def verify_event(raw: bytes, directory: Directory) -> SignedAuditEvent:
             f"{signed.event.agency}",
             code="audit.wrong-signer",
         )
+    try:
+        signed_at = parse_timestamp(signed.event.time)
+    except ValueError:
+        raise SchemaError("event time is not a real time", code="audit.malformed") from None
+    appended = append_time(received_ms)
+    check_key_time(entry, signed_at, max(signed_at, appended) if appended else signed_at)
     verify_document(
         AUDIT_EVENT_PAYLOAD,
         signed.event.model_dump(mode="json"),

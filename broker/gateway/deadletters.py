@@ -9,18 +9,34 @@ refusal whose cause can pass is kept to be processed again.
   the broker took them), for ``mappa deadletter list|retry`` once the cause is fixed.
   Records refused for good go to the dead-letter topic only.
 
+What goes to the dead-letter topic (``dead_letter``) is bounded: the refused record's
+first ``DEAD_LETTER_HEAD_BYTES`` bytes, with the SHA-256 and size of its whole value in
+headers, never a copy (a copy of a record near the broker's limit, with the reason
+headers added, is larger than the producer may send, and would jam the outbox).
+
 Part of the agency's store (``AgencyStore.deadletters``): it shares the store's
 connection and its transactions.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.common import format_timestamp
+
+# A dead letter on the topic carries this much of the refused record's value, with its
+# digest and size: enough to recognise it, never more than the broker took.
+DEAD_LETTER_HEAD_BYTES = 1024
+# A key is the subject's reference (64 hex characters) or an agency id; anything longer
+# is cut like the value.
+DEAD_LETTER_KEY_BYTES = 256
+# The reason header, in bytes: reasons are one line, and may be cut.
+DEAD_LETTER_REASON_BYTES = 1000
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS refused (
@@ -37,6 +53,45 @@ CREATE TABLE IF NOT EXISTS deadletters (
 CREATE INDEX IF NOT EXISTS deadletters_open ON deadletters (outcome, id);
 CREATE UNIQUE INDEX IF NOT EXISTS deadletters_record ON deadletters (topic, partition, "offset");
 """
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    """A record for the dead-letter topic: never larger than a few KiB, whatever it
+    reports on."""
+
+    value: bytes
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def dead_letter(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes,
+    reason_code: str,
+    reason: str,
+    refused_by: str,
+    refused_at: str,
+) -> DeadLetterRecord:
+    """The bounded dead letter of the record read at ``topic/partition@offset``: its first
+    bytes, its digest and size, why and by whom it was refused, and when."""
+    return DeadLetterRecord(
+        value=value[:DEAD_LETTER_HEAD_BYTES],
+        key=None if key is None else key[:DEAD_LETTER_KEY_BYTES],
+        headers=[
+            ("mappa-reason-code", reason_code.encode()),
+            ("mappa-reason", reason.encode()[:DEAD_LETTER_REASON_BYTES]),
+            ("mappa-refused-by", refused_by.encode()),
+            ("mappa-refused-at", refused_at.encode()),
+            ("mappa-origin", json.dumps([topic, partition, offset]).encode()),
+            ("mappa-value-sha256", hashlib.sha256(value).hexdigest().encode()),
+            ("mappa-value-bytes", str(len(value)).encode()),
+        ],
+    )
 
 
 @dataclass(frozen=True)

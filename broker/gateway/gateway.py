@@ -14,19 +14,24 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from broker.errors import MappaError, PolicyDenied, SchemaError
+from broker.errors import INFRASTRUCTURE_FAILURES, MappaError, PolicyDenied, SchemaError
 from broker.gateway.agency import AgencyContext
 from broker.gateway.audit import header_fields
 from broker.gateway.handled import Handled
+from broker.gateway.justification import (
+    JUSTIFICATION_MISSING,
+    justification_problem,
+    normalised,
+)
 from broker.gateway.lifecycle import Lifecycle
 from broker.gateway.publish import Publisher, PublishResult
 from broker.gateway.receive import Opened, Receiver, TopicRules
 from broker.gateway.relay import OutboxRelay, ResendPolicy
-from broker.gateway.store import InboxItem
+from broker.gateway.store import InboxItem, OutboxRow
 from broker.gateway.tracking import LEDGER, Tracked, age
 from broker.kafka.parts import AsyncPart
 from broker.kafka.reading import KeptReader
-from broker.kafka.transport import KafkaTransport, PartitionReader, TransportError
+from broker.kafka.transport import KafkaTransport, PartitionReader, RecordRejected, TransportError
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import Classification
 from schemas.messages import MessageBody
@@ -35,17 +40,6 @@ log = logging.getLogger(__name__)
 # How often a gateway looks for what nobody receipted in time: a due time is minutes
 # away at the least, so a second's lateness does not matter, and the query is indexed.
 RESEND_CHECK_SECONDS = 1.0
-# A consultation must say why; "x" is not a reason an inquiry would accept.
-MIN_JUSTIFICATION_CHARS = 10
-# "Blank" as JSON Schema's regex (ECMA-262 \s) has it, which is how the API documents the
-# rule; Python's str.strip() would also strip control characters such as U+001F.
-BLANK = "".join(
-    (
-        " \t\n\v\f\r\u00a0\u1680",
-        *map(chr, range(0x2000, 0x200B)),
-        "\u2028\u2029\u202f\u205f\u3000\ufeff",
-    )
-)
 
 
 class AgencyGateway(AsyncPart):
@@ -57,7 +51,11 @@ class AgencyGateway(AsyncPart):
         self.publisher = Publisher(ctx)
         self.receiver = Receiver(ctx)
         self.relay = OutboxRelay(
-            ctx.store, transport, ResendPolicy.from_settings(ctx.settings), ctx.clock
+            ctx.store,
+            transport,
+            ResendPolicy.from_settings(ctx.settings),
+            ctx.clock,
+            on_set_aside=self._audit_set_aside,
         )
         # One poll at a time: a background poller and a caller waiting for its own
         # message (a transfer step) both poll.
@@ -65,6 +63,20 @@ class AgencyGateway(AsyncPart):
         self._after_batch: list[Callable[[], None]] = []
         self._next_resend_check = datetime.min.replace(tzinfo=UTC)
         self._listeners: list[Callable[[Handled], None]] = []
+
+    def _audit_set_aside(self, row: OutboxRow, error: RecordRejected) -> None:
+        """Audit an outbox row the broker refuses for good (the relay set it aside). Not
+        for a row of the audit topic itself: an audit event about an audit event that
+        cannot be sent could meet the same fate; the relay's log line reports those."""
+        ctx = self.ctx
+        if row.topic == ctx.topics.audit:
+            return
+        ctx.audit.refusal(
+            Operation.PUBLISH,
+            error,
+            reason=f"outbox row {row.seq} for {row.topic} ({len(row.value)} bytes) set aside: "
+            f"{error.reason}",
+        )
 
     @property
     def transport(self) -> KafkaTransport:
@@ -174,13 +186,29 @@ class AgencyGateway(AsyncPart):
                 handled = [self.receiver.handle(r) for r in records]
                 if records:
                     for hook in self._after_batch:
-                        hook()
+                        self._run_after_batch(hook)
         for listener in list(self._listeners):
             for h in handled:
                 listener(h)
         self.resend_overdue()
         await self.relay.flush()
         return handled
+
+    def _run_after_batch(self, hook: Callable[[], None]) -> None:
+        """One after-batch step, undone on its own if it fails for a reason that is not
+        the database's: the batch's records stand (never read again and again for a
+        step's fault), and the step, idempotent, runs again after the next batch."""
+        try:
+            with self.ctx.store.savepoint():
+                hook()
+        except INFRASTRUCTURE_FAILURES:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the batch stands: see the docstring
+            log.error(  # noqa: TRY400 - no traceback: it may quote a record
+                "%s: an after-batch step failed (%s); it runs again after the next batch",
+                self.agency_id,
+                type(exc).__name__,
+            )
 
     def resend_overdue(self) -> None:
         """At most every ``RESEND_CHECK_SECONDS``: queue again what nobody receipted in
@@ -233,19 +261,19 @@ class AgencyGateway(AsyncPart):
         every refusal (no justification, unknown message, failed checks) is audited too.
         Returns the opened message. Raises ``PolicyDenied``
         (``consult.justification-missing``: fewer than ``MIN_JUSTIFICATION_CHARS``
-        non-blank characters), ``SchemaError`` (``consult.not-found``: not in the inbox),
+        non-blank characters; ``consult.justification-invalid``: not a justification as
+        ``broker.gateway.justification`` defines one), ``SchemaError``
+        (``consult.not-found``: not in the inbox),
         or the ``MappaError`` of a check the stored message no longer passes (see
         ``Receiver.reopen``). Raises ``TransportError`` if the audit record, kept either
         way, cannot be relayed: it then takes the place of the refusal or the result."""
         ctx = self.ctx
         item = ctx.store.inbox_item(message_id)
+        problem = justification_problem(justification)
+        given = normalised(justification)
         try:
-            if len(justification.strip(BLANK)) < MIN_JUSTIFICATION_CHARS:
-                raise PolicyDenied(
-                    f"a justification of at least {MIN_JUSTIFICATION_CHARS} characters is "
-                    "required to open a record",
-                    code="consult.justification-missing",
-                )
+            if problem is not None:
+                raise PolicyDenied(problem.reason, code=problem.code)
             if item is None:
                 raise SchemaError(
                     f"no message {message_id} in {self.agency_id}'s inbox",
@@ -259,7 +287,11 @@ class AgencyGateway(AsyncPart):
                 user=user,
                 message_id=message_id if item else None,
                 subject_ref=item.subject_ref if item else None,
-                justification=justification.strip(BLANK) or None,
+                # Too short is kept as given, to show what was offered; text that is
+                # not a justification (invisible, reordered) is not repeated in the log.
+                justification=(given or None)
+                if problem is None or problem.code == JUSTIFICATION_MISSING
+                else None,
             )
             await self.relay.flush()
             raise
@@ -269,7 +301,7 @@ class AgencyGateway(AsyncPart):
                 AuditAct.CONSULTATION,
                 Operation.CONSULT,
                 user=user,
-                justification=justification,
+                justification=given,
                 lawful_basis=h.lawful_basis,
                 view=opened.view,
                 **header_fields(h),

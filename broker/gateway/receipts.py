@@ -28,7 +28,11 @@ checks on a receipt meant for us, in order (the first failure decides):
 6. delivery: a message we sent to that
    recipient, with that envelope digest    receipt.unknown-message / receipt.digest-mismatch
 
-A receipt that fails is refused: dead-lettered and audited like any refused record.
+A receipt that fails is refused: dead-lettered and audited like any refused record. A
+record's Kafka timestamp that is no time at all is refused first
+(``record.timestamp-invalid``). What a receipt wrote before a check failed is undone
+(a savepoint); an exception that is not ours goes on to the receiving path's one
+boundary (``Receiver.handle``), which refuses the record as ``record.unprocessable``.
 """
 
 from __future__ import annotations
@@ -49,7 +53,13 @@ from broker.crypto.signing import (
     sign_document,
     verify_document,
 )
-from broker.errors import MappaError, SchemaError, VerificationError, invalid
+from broker.errors import (
+    INFRASTRUCTURE_FAILURES,
+    MappaError,
+    SchemaError,
+    VerificationError,
+    invalid,
+)
 from broker.gateway.agency import AgencyContext
 from broker.gateway.handled import Handled, Handling
 from broker.gateway.tracking import DELIVERED, LEDGER, REFUSED, Tracked, Tracking
@@ -185,8 +195,14 @@ def _parse(raw: bytes, model: type[Signed]) -> Signed:
         )
     try:
         document = strict_json(raw)
-    except ValueError:  # an integer of more digits than Python converts
-        raise SchemaError("not a JSON document", code="schema.not-json") from None
+    except SchemaError as exc:
+        # No receipt field holds an integer beyond +-(2^53-1): a shape rule (check 3),
+        # as docs/receipts.md and its vectors have it.
+        if exc.code != "schema.integer-range":
+            raise
+        raise SchemaError(
+            "receipt holds an integer out of range", code="receipt.malformed"
+        ) from None
     try:
         signed = model.model_validate_json(raw)
     except ValidationError as exc:
@@ -244,20 +260,23 @@ class ReceiptReader:
                 ctx.store.advance(record.topic, record.partition, record.offset)
             return Handled(Handling.NOT_ADDRESSED, record.topic)
         try:
-            with ctx.store.transaction():
+            with ctx.store.transaction(), ctx.store.savepoint():
                 if routed[0] == DELIVERY_KIND:
                     handled = self._delivery(record, now)
                 else:
                     handled = self._ledger(record, now)
                 ctx.store.advance(record.topic, record.partition, record.offset)
+        except INFRASTRUCTURE_FAILURES:
+            raise
         except MappaError as exc:
             return self._refuse(record, None, exc, now)
         return handled
 
     def _delivery(self, record: Record, now: datetime) -> Handled:
         ctx = self._ctx
-        record_time = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=now.tzinfo)
-        receipt = verify_delivery_receipt(record.value, ctx.directory, record_time=record_time)
+        receipt = verify_delivery_receipt(
+            record.value, ctx.directory, record_time=record.appended_at()
+        )
         if receipt.sender != ctx.agency_id:
             return Handled(Handling.NOT_ADDRESSED, record.topic)
         row = sent_row(receipt, ctx.store.tracking)

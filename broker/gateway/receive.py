@@ -4,8 +4,10 @@ Order of checks for each record (the first failure decides the refusal):
 
  1. size and shape (``parse_envelope``)            envelope.too-large / malformed / schema.*
  2. suite known and allowed                        envelope.unknown-suite / suite-not-allowed
- 3. sender and signing keys in the directory       directory.unknown-agency / unknown-key /
+ 3. sender and signing keys in the directory       directory.expired / unknown-agency /
+                                                   suite-not-allowed / unknown-key /
                                                    envelope.sender-key-mismatch / key-revoked
+    claimed time against the broker's append time  envelope.clock-skew / stale / backdated
  4. signatures                                     verification.signature-invalid
  5. bound to this topic and area                   envelope.topic-mismatch
  6. fresh                                          envelope.stale / envelope.clock-skew
@@ -13,7 +15,8 @@ Order of checks for each record (the first failure decides the refusal):
     refused for good before, this very envelope    skipped, its refusal receipted again
  8. not a replay                                   duplicate: skipped, its receipt sent
                                                    again / envelope.replay-conflict
- 9. the agreement allows this view for us          policy.*
+ 9. the agreement allows this view for us          policy.* (agreement-version: a newer
+                                                   one not here yet; agreement-superseded)
 10. unwrap, commitment, decrypt                    decryption.failed / unknown-recipient-key
 11. body matches its view model and the header     policy.breach-view-too-rich / schema.* /
                                                    envelope.subject-mismatch
@@ -30,6 +33,16 @@ the agreement and delivered to the inbox. The transfer topic's rules are in
 A refusal is dead-lettered with its reason and audited, and the offset moves on
 in the same transaction: nothing is silently dropped, nothing blocks the queue.
 
+``Receiver.handle`` is the one boundary of every record a gateway reads: whatever a
+record makes any step raise, not only ``MappaError``, undoes what that record wrote
+(a savepoint) and refuses it; an exception nobody foresaw is refused as
+``record.unprocessable``, its reason naming the exception's type and never a value of
+the input, and the record is kept for a retry (the cause, a fault of ours, can be
+fixed). Only a database that cannot be used just now (``INFRASTRUCTURE_FAILURES``) is
+raised, so the batch is rolled back and read again. A record whose Kafka timestamp is
+no time at all (anyone who writes to a topic sets it) is refused before check 1
+(``record.timestamp-invalid``).
+
 Every envelope addressed to us whose sender verified gets a signed receipt on
 ``<ns>.receipts`` in the same transaction as its delivery or refusal
 (``broker.gateway.receipts``): the sender keeps it, and sends it again, until it has
@@ -42,7 +55,7 @@ go to ``ReceiptReader``.
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,15 +68,18 @@ from broker.agreements.policy import CASE_TEAM_TYPE
 from broker.crypto.envelope import VerifiedEnvelope, open_view
 from broker.crypto.suites import suite_named
 from broker.errors import (
+    INFRASTRUCTURE_FAILURES,
     MappaError,
     PolicyDenied,
     ReplayError,
     SchemaError,
+    Unprocessable,
     VerificationError,
     invalid,
 )
 from broker.gateway.agency import AgencyContext
 from broker.gateway.audit import MAX_REASON_CHARS, header_fields
+from broker.gateway.deadletters import dead_letter
 from broker.gateway.handled import Handled, Handling
 from broker.gateway.receipts import ReceiptReader, delivery_receipt_record
 from broker.gateway.store import InboxItem
@@ -76,15 +92,21 @@ from schemas.messages import CATALOGUE, MessageBody, view_model
 from schemas.messages.base import STANDARD_REDACTION
 from schemas.receipt import DeliveryReceipt, ReceiptOutcome
 
+log = logging.getLogger(__name__)
 # Refusals whose cause can pass without the sender doing anything: the receiver's clock
-# out of step, a directory or agreement version the sender already has and we do not.
+# out of step, a directory or agreement version the sender already has and we do not,
+# a fault of ours on a record that a fixed version processes.
 RETRIABLE_REFUSALS = frozenset(
     {
+        Unprocessable.code,
         "envelope.clock-skew",
+        # Our directory ran out before a new version reached us.
+        "directory.expired",
         "directory.unknown-agency",
         "directory.unknown-key",
         "envelope.unknown-recipient-key",
         "policy.no-agreement",
+        "policy.agreement-version",
         "policy.not-a-party",
     }
 )
@@ -169,7 +191,12 @@ def parse_body(
     except ValidationError as exc:
         extra = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
         if extra and kind is not ViewKind.FULL:
-            fields = sorted({str(e["loc"][0]) for e in extra})
+            # Name only the message type's own fields: a key the type does not have is
+            # the sender's input and may be a value (a PNC id as a key), so it is counted.
+            keys = {str(e["loc"][0]) for e in extra}
+            fields = sorted(keys & set(model.model_fields))
+            if unknown := len(keys) - len(fields):
+                fields.append(f"{unknown} field(s) the type does not have")
             raise PolicyDenied(
                 f"{kind.value} view of {header.message_type} from {header.sender} carries "
                 f"{', '.join(fields)}, which that view must not: breach by the sender",
@@ -240,6 +267,9 @@ class AreaRules:
             today=today_from.date(),
             team=team,
             isa_id=header.isa_id,
+            # At a consultation the version judged the delivery; a newer agreement since
+            # must not lock away what was lawfully taken (its rules still apply).
+            isa_version=None if at_consultation else header.isa_version,
             judge_team=not at_consultation,
         )
         opened = open_view(
@@ -289,13 +319,16 @@ class Receiver:
         """Checks 1-5 on a record, by ``rules``' verifier (freshness, check 6, comes after
         a refusal remembered for good, so that a stale re-sent copy is answered as
         before). Raises the check's ``MappaError``."""
-        record_time = datetime.fromtimestamp(record.timestamp_ms / 1000, tz=now.tzinfo)
-        return rules.verifier.verify(record.value, topic=record.topic, record_time=record_time)
+        return rules.verifier.verify(
+            record.value, topic=record.topic, record_time=record.appended_at()
+        )
 
     def is_redelivery(self, verified: VerifiedEnvelope) -> bool:
         """Check 8: True if this exact message was taken before. Raises ``ReplayError``
         (``envelope.replay-conflict``) if its id was taken with other content."""
-        seen = self._ctx.store.seen_digest(verified.header.message_id)
+        # Keyed by sender too: another agency's message with this id is not this one, and
+        # must not make the genuine message look like a replay.
+        seen = self._ctx.store.seen_digest(verified.header.sender, verified.header.message_id)
         if seen is None:
             return False
         if seen == verified.digest:
@@ -323,7 +356,12 @@ class Receiver:
         h = verified.header
         with ctx.store.transaction():
             ctx.store.remember(
-                h.message_id, verified.digest, record.topic, h.created_at, format_timestamp(now)
+                h.sender,
+                h.message_id,
+                verified.digest,
+                topic=record.topic,
+                created_at=h.created_at,
+                seen_at=format_timestamp(now),
             )
             ctx.store.deadletters.forget(h.sender, h.message_id, verified.digest)
             self.receipt(record, verified, now, ReceiptOutcome.DELIVERED)
@@ -440,22 +478,20 @@ class Receiver:
         about = header_fields(verified.header) if verified is not None else {}
         where = f"{record.topic}/{record.partition}@{record.offset}"
         reason = f"{exc.reason} [record {where}]"
-        with ctx.store.transaction():
-            ctx.store.enqueue(
-                ctx.topics.deadletter,
-                record.value,
-                key=record.key,
-                headers=[
-                    ("mappa-reason-code", exc.code.encode()),
-                    ("mappa-reason", exc.reason.encode()[:1000]),
-                    ("mappa-refused-by", ctx.agency_id.encode()),
-                    ("mappa-refused-at", format_timestamp(now).encode()),
-                    (
-                        "mappa-origin",
-                        json.dumps([record.topic, record.partition, record.offset]).encode(),
-                    ),
-                ],
-            )
+        dead = dead_letter(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            reason_code=exc.code,
+            reason=exc.reason,
+            refused_by=ctx.agency_id,
+            refused_at=format_timestamp(now),
+        )
+        # A savepoint: a refusal that fails half-way leaves nothing of itself behind.
+        with ctx.store.transaction(), ctx.store.savepoint():
+            ctx.store.enqueue(ctx.topics.deadletter, dead.value, key=dead.key, headers=dead.headers)
             ctx.store.advance(record.topic, record.partition, record.offset)
             ctx.audit.refusal(
                 Operation.DELIVER, exc, reason=reason, recipient=ctx.agency_id, **about
@@ -492,39 +528,94 @@ class Receiver:
     # -- one record, and one stored message ---------------------------------------------------
     def handle(self, record: Record) -> Handled:
         """Every check in order (module docstring), by the rules of the record's topic;
-        then deliver, skip or refuse. Returns what became of it."""
+        then deliver, skip or refuse. Returns what became of it. The one boundary of a
+        record: raises only ``INFRASTRUCTURE_FAILURES`` (the batch is then read again);
+        any other exception refuses the record and moves past it."""
         ctx = self._ctx
         now = ctx.clock()
-        if record.topic == ctx.topics.receipts:
-            return self.receipts.handle(record, now)
+        try:
+            if record.topic == ctx.topics.receipts:
+                return self.receipts.handle(record, now)
+            return self._handle(record, now)
+        except INFRASTRUCTURE_FAILURES:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary: refused, never stuck
+            return self._refuse_plainly(record, exc, now)
+
+    def _handle(self, record: Record, now: datetime) -> Handled:
+        ctx = self._ctx
         rules = self.rules_for(record.topic)
         verified: VerifiedEnvelope | None = None
         try:
-            verified = self.admit(record, rules, now)
-            h = verified.header
-            if not verified.addressed_to(ctx.agency_id):
-                return self.skip(record, Handling.NOT_ADDRESSED, verified)
-            earlier = ctx.store.deadletters.recall(h.sender, h.message_id, verified.digest)
-            if earlier is not None and not earlier.retriable:
-                return self.answer_again(record, verified, now, earlier.reason_code)
-            rules.verifier.check_fresh(verified, now)
-            if self.is_redelivery(verified):
-                rules.redelivered(verified)
-                return self.answer_again(record, verified, now, None)
-            view = rules.accept(record, verified, now)
+            with ctx.store.transaction(), ctx.store.savepoint():
+                verified = self.admit(record, rules, now)
+                h = verified.header
+                if not verified.addressed_to(ctx.agency_id):
+                    return self.skip(record, Handling.NOT_ADDRESSED, verified)
+                earlier = ctx.store.deadletters.recall(h.sender, h.message_id, verified.digest)
+                if earlier is not None and not earlier.retriable:
+                    return self.answer_again(record, verified, now, earlier.reason_code)
+                rules.verifier.check_fresh(verified, now)
+                if self.is_redelivery(verified):
+                    rules.redelivered(verified)
+                    return self.answer_again(record, verified, now, None)
+                view = rules.accept(record, verified, now)
+        except INFRASTRUCTURE_FAILURES:
+            raise
         except MappaError as exc:
             return self.refuse(record, verified, exc, now)
+        except Exception as exc:  # noqa: BLE001 - refused: see handle
+            log.error(  # noqa: TRY400 - no traceback: it may quote the record
+                "%s: record %s/%d@%d could not be processed (%s): refused",
+                ctx.agency_id,
+                record.topic,
+                record.partition,
+                record.offset,
+                type(exc).__name__,
+            )
+            return self.refuse(record, verified, Unprocessable.of(exc), now)
         h = verified.header
         return Handled(
             Handling.DELIVERED, record.topic, h.message_id, h.sender, h.message_type, view
         )
+
+    def _refuse_plainly(self, record: Record, exc: Exception, now: datetime) -> Handled:
+        """The last resort, when handling a record and refusing it both failed: refused
+        as ``record.unprocessable`` with nothing the record claims; if even that fails,
+        moved past with a log line (never read again and again)."""
+        ctx = self._ctx
+        where = f"{record.topic}/{record.partition}@{record.offset}"
+        log.error(
+            "%s: record %s could not be refused (%s)", ctx.agency_id, where, type(exc).__name__
+        )
+        error = Unprocessable.of(exc)
+        try:
+            with ctx.store.transaction(), ctx.store.savepoint():
+                return self.refuse(record, None, error, now)
+        except INFRASTRUCTURE_FAILURES:
+            raise
+        except Exception as again:  # noqa: BLE001 - see the docstring
+            log.error(  # noqa: TRY400 - no traceback: it may quote the record
+                "%s: record %s passed over unrecorded: its refusal failed (%s)",
+                ctx.agency_id,
+                where,
+                type(again).__name__,
+            )
+        with ctx.store.transaction():
+            ctx.store.advance(record.topic, record.partition, record.offset)
+        return Handled(Handling.REFUSED, record.topic, reason_code=error.code, reason=error.reason)
 
     def reopen(self, item: InboxItem, *, now: datetime, at_consultation: bool) -> Opened:
         """Verify and open a held message again from its stored bytes, by its topic's
         rules: the local database is not trusted either. Raises ``MappaError`` if it no
         longer passes (a key revoked since, an agreement that no longer allows it)."""
         rules = self.rules_for(item.topic)
+        # received_at is not the broker's append time: the append-time bounds judged
+        # the delivery, and a rotation since must not lock away what was lawfully taken.
         verified = rules.verifier.verify(
-            item.envelope, topic=item.topic, record_time=parse_timestamp(item.received_at)
+            item.envelope,
+            topic=item.topic,
+            record_time=parse_timestamp(item.received_at),
+            appended=False,
         )
         return rules.open_verified(verified, today_from=now, at_consultation=at_consultation)

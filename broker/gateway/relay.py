@@ -7,7 +7,9 @@ sent in one transaction, and each tracked recipient of them (``broker.gateway.tr
 starts waiting for its receipt. A crash between sending and marking re-sends rows;
 receivers absorb that (replay memory for envelopes, event ids in the ledger). A failed
 row stays unsent for the next flush, and the failure is raised: nothing is silently
-dropped.
+dropped. A row the broker refuses for good (``RecordRejected``: too large for it) is
+set aside instead, logged and reported (``on_set_aside``: the gateway audits it), and
+the rows behind it go: one such row never blocks the outbox.
 
 A broker's acknowledgement is not delivery: the broker may lose what it acknowledged
 (the embedded one is memory-only). So a row whose recipients have not all receipted it
@@ -19,14 +21,19 @@ as long each time up to a cap; a recipient that has not receipted it after
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from broker.gateway.store import AgencyStore
+from broker.gateway.store import AgencyStore, OutboxRow
 from broker.gateway.tracking import Tracked, age
-from broker.kafka.transport import KafkaTransport, TransportError
+from broker.kafka.transport import KafkaTransport, RecordRejected, TransportError
 from broker.settings import Settings
+
+log = logging.getLogger(__name__)
+# Told of each row set aside, inside the transaction that sets it aside.
+SetAside = Callable[[OutboxRow, RecordRejected], None]
 
 
 @dataclass(frozen=True)
@@ -60,32 +67,53 @@ class OutboxRelay:
         transport: KafkaTransport,
         policy: ResendPolicy,
         clock: Callable[[], datetime],
+        on_set_aside: SetAside | None = None,
     ) -> None:
         self._store = store
         self._transport = transport
         self.policy = policy
         self._clock = clock
+        self._on_set_aside = on_set_aside
         # Two flushes at once would send the same rows twice.
         self._lock = asyncio.Lock()
 
     async def flush(self) -> int:
-        """Send every unsent row; returns how many the broker acknowledged. Raises the
-        first ``TransportError`` after marking what did go (the rest stay unsent)."""
+        """Send every unsent row; returns how many the broker acknowledged. Rows refused
+        for good are set aside. Raises the first other ``TransportError`` after marking
+        what did go (the rest stay unsent)."""
         async with self._lock:
             sent = 0
             while rows := self._store.unsent():
                 results = await self._transport.send_many(
                     [(r.topic, r.value, r.key, r.headers) for r in rows]
                 )
-                done = [r.seq for r, error in zip(rows, results, strict=True) if error is None]
+                pairs = list(zip(rows, results, strict=True))
+                done = [r.seq for r, error in pairs if error is None]
                 with self._store.transaction():
                     self._store.mark_sent(done)
                     self._store.tracking.sent(done, self._clock(), self.policy.wait)
+                    for row, error in pairs:
+                        if isinstance(error, RecordRejected):
+                            self._set_aside(row, error)
                 sent += len(done)
-                failures = [e for e in results if e is not None]
+                failures = [
+                    e for e in results if e is not None and not isinstance(e, RecordRejected)
+                ]
                 if failures:
                     raise failures[0]
             return sent
+
+    def _set_aside(self, row: OutboxRow, error: RecordRejected) -> None:
+        log.error(
+            "outbox row %d for %s (%d bytes) set aside, never to be sent: %s",
+            row.seq,
+            row.topic,
+            len(row.value),
+            error.reason,
+        )
+        self._store.set_aside(row.seq)
+        if self._on_set_aside is not None:
+            self._on_set_aside(row, error)
 
     def requeue_overdue(self, now: datetime) -> list[Tracked]:
         """Mark unsent every row some recipient has not receipted by its due time, and

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.errors import sqlite_unavailable
+from broker.files.private import private_file
 from broker.gateway.deadletters import DeadLetters
 from broker.gateway.requests import Requests
 from broker.gateway.tracking import Tracking
@@ -33,10 +34,10 @@ CREATE TABLE IF NOT EXISTS offsets (
     PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS seen (
-    message_id TEXT PRIMARY KEY, digest TEXT NOT NULL, topic TEXT NOT NULL,
-    created_at TEXT NOT NULL, seen_at TEXT NOT NULL
+    sender TEXT NOT NULL, message_id TEXT NOT NULL, digest TEXT NOT NULL,
+    topic TEXT NOT NULL, created_at TEXT NOT NULL, seen_at TEXT NOT NULL,
+    PRIMARY KEY (sender, message_id)
 );
-CREATE INDEX IF NOT EXISTS seen_created ON seen (created_at);
 CREATE TABLE IF NOT EXISTS inbox (
     message_id TEXT PRIMARY KEY, topic TEXT NOT NULL, sender TEXT NOT NULL,
     message_type TEXT NOT NULL, subject_ref TEXT NOT NULL, view TEXT NOT NULL,
@@ -63,6 +64,42 @@ CREATE TABLE IF NOT EXISTS transfer_reshared (
     PRIMARY KEY (transfer_id, message_id)
 );
 """
+# After the tables exist, so a store from before replay memory named the sender is
+# migrated first (``_migrate_seen``).
+_SEEN_INDEX = "CREATE INDEX IF NOT EXISTS seen_created ON seen (created_at);"
+# A remembered message id whose sender was not recorded (a store from before it was):
+# it stops a replay by any sender, as it did, until it leaves the replay window.
+UNKNOWN_SENDER = ""
+
+
+def _migrate_seen(db: sqlite3.Connection) -> None:
+    """Replay memory was keyed by message id alone, so one agency could claim another's
+    id first. Rebuild an older ``seen`` table keyed by (sender, message id): the sender of
+    a message in the inbox is known from it; any other row keeps ``UNKNOWN_SENDER``."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(seen)")}
+    if "sender" in columns:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("ALTER TABLE seen RENAME TO seen_by_id")
+        db.execute("DROP INDEX IF EXISTS seen_created")
+        db.execute(
+            "CREATE TABLE seen (sender TEXT NOT NULL, message_id TEXT NOT NULL, "
+            "digest TEXT NOT NULL, topic TEXT NOT NULL, created_at TEXT NOT NULL, "
+            "seen_at TEXT NOT NULL, PRIMARY KEY (sender, message_id))"
+        )
+        db.execute(
+            "INSERT INTO seen SELECT coalesce((SELECT i.sender FROM inbox i WHERE "
+            "i.message_id = s.message_id), ?), s.message_id, s.digest, s.topic, "
+            "s.created_at, s.seen_at FROM seen_by_id s",
+            (UNKNOWN_SENDER,),
+        )
+        db.execute("DROP TABLE seen_by_id")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 @dataclass(frozen=True)
@@ -136,7 +173,8 @@ class AgencyStore:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Personal data: the service user's alone (``broker.files.private``).
+        private_file(path)
         self.path = path
         self._db = sqlite3.connect(
             path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS, factory=StoreConnection
@@ -146,6 +184,8 @@ class AgencyStore:
         # of a public-protection system is worth the fsync.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        _migrate_seen(self._db)
+        self._db.executescript(_SEEN_INDEX)
         self._in_txn = False
         self.tracking = Tracking(self._db, self._require_txn)
         self.deadletters = DeadLetters(self._db, self._require_txn)
@@ -177,6 +217,22 @@ class AgencyStore:
             raise
         finally:
             self._in_txn = False
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside ``transaction()``: a part of the unit that an exception undoes on its own
+        (what the unit did before it stands), the exception propagating. One record of a
+        batch that fails half-way leaves nothing of itself behind. Raises
+        ``RuntimeError`` outside ``transaction()``."""
+        self._require_txn()
+        self._db.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK TO part")
+            self._db.execute("RELEASE part")
+            raise
+        self._db.execute("RELEASE part")
 
     def _require_txn(self) -> None:
         if not self._in_txn:
@@ -228,23 +284,36 @@ class AgencyStore:
             )
 
     # -- replay memory ----------------------------------------------------------------------
-    def seen_digest(self, message_id: str) -> str | None:
-        """The digest ``message_id`` was taken with; None if it was never taken (or has
-        been forgotten)."""
-        row = self._db.execute("SELECT digest FROM seen WHERE message_id = ?", (message_id,))
+    def seen_digest(self, sender: str, message_id: str) -> str | None:
+        """The digest ``sender``'s ``message_id`` was taken with; None if it was never
+        taken (or has been forgotten). Another sender's message with the same id is
+        another message; an id remembered without its sender (``UNKNOWN_SENDER``)
+        matches any."""
+        row = self._db.execute(
+            "SELECT digest FROM seen WHERE message_id = ? AND sender IN (?, ?) "
+            "ORDER BY sender DESC LIMIT 1",
+            (message_id, sender, UNKNOWN_SENDER),
+        )
         found = row.fetchone()
         return None if found is None else str(found[0])
 
     def remember(
-        self, message_id: str, digest: str, topic: str, created_at: str, seen_at: str
+        self,
+        sender: str,
+        message_id: str,
+        digest: str,
+        *,
+        topic: str,
+        created_at: str,
+        seen_at: str,
     ) -> None:
-        """Remember ``message_id`` and its digest against replays. Raises ``RuntimeError``
-        outside ``transaction()`` and ``sqlite3.IntegrityError`` if it is remembered
-        already."""
+        """Remember ``sender``'s ``message_id`` and its digest against replays. Raises
+        ``RuntimeError`` outside ``transaction()`` and ``sqlite3.IntegrityError`` if it
+        is remembered already."""
         self._require_txn()
         self._db.execute(
-            "INSERT INTO seen VALUES (?, ?, ?, ?, ?)",
-            (message_id, digest, topic, created_at, seen_at),
+            "INSERT INTO seen VALUES (?, ?, ?, ?, ?, ?)",
+            (sender, message_id, digest, topic, created_at, seen_at),
         )
 
     def forget_seen_before(self, created_before: str) -> int:
@@ -377,6 +446,17 @@ class AgencyStore:
         """Mark the rows numbered ``seqs`` sent."""
         with self.transaction():
             self._db.executemany("UPDATE outbox SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
+
+    def set_aside(self, seq: int) -> None:
+        """The broker refuses the row numbered ``seq`` for good (too large): keep it, but
+        never send it again, so the rows behind it go (``set_aside_rows`` lists them)."""
+        self._require_txn()
+        self._db.execute("UPDATE outbox SET sent = 2 WHERE seq = ?", (seq,))
+
+    def set_aside_rows(self) -> list[int]:
+        """The rows set aside as refused for good by the broker, oldest first."""
+        rows = self._db.execute("SELECT seq FROM outbox WHERE sent = 2 ORDER BY seq")
+        return [int(r[0]) for r in rows]
 
     def mark_unsent(self, seq: int) -> None:
         """Send the row numbered ``seq`` again (nobody receipted it in time)."""

@@ -5,14 +5,14 @@ agreement. Used by the receiver, by consultation, and by the published test vect
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from broker.crypto.envelope import VerifiedEnvelope, parse_envelope, verify_envelope
 from broker.crypto.suites import suite_named
 from broker.errors import ReplayError, SchemaError, VerificationError
 from broker.trust.directory import Directory
-from schemas.common import parse_timestamp
+from schemas.common import format_timestamp, parse_timestamp
 
 
 class EnvelopeVerifier:
@@ -27,21 +27,32 @@ class EnvelopeVerifier:
         clock_skew: timedelta,
         replay_window: timedelta,
         topic_in_area: Callable[[str, str], bool],
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._directory = directory
+        # The directory's validity is judged at the receiver's clock; without one (the
+        # published vectors) at the record's time.
+        self._clock = clock
         self._allowed = allowed_suites
         self._skew = clock_skew
         self._window = replay_window
         self._topic_in_area = topic_in_area
 
-    def verify(self, value: bytes, *, topic: str, record_time: datetime) -> VerifiedEnvelope:
+    def verify(
+        self, value: bytes, *, topic: str, record_time: datetime, appended: bool = True
+    ) -> VerifiedEnvelope:
         """Checks 1-5 in order: shape, suite, the sender's keys in the directory (revocation
-        judged at the later of the header's time and ``record_time``), signatures, topic
-        binding. Returns the verified envelope. Raises ``SchemaError``
-        (``envelope.too-large``, ``envelope.malformed``, ``schema.*``) or
-        ``VerificationError``: ``envelope.unknown-suite``/``suite-not-allowed``,
+        judged at the later of the header's time and ``record_time``; the header's time
+        bounded by ``record_time``, the broker's append time, and no key used after its
+        ``not_after`` plus the skew tolerance), signatures, topic binding. Returns the
+        verified envelope. ``appended=False`` when ``record_time`` is not the append time
+        (a stored copy opened again, judged by when it was received): the append-time
+        bounds judged its delivery. Raises ``SchemaError`` (``envelope.too-large``,
+        ``envelope.malformed``, ``schema.*``) or ``VerificationError``:
+        ``envelope.unknown-suite``/``suite-not-allowed``,
         ``directory.unknown-agency``/``agency-inactive``/``unknown-key``/``key-revoked``/
         ``key-expired``, ``envelope.sender-key-mismatch``/``signature-missing``,
+        ``envelope.clock-skew``/``stale``/``backdated`` (against the append time),
         ``verification.signature-invalid``, ``envelope.malformed`` (a view or recipient
         twice), ``envelope.topic-mismatch``."""
         unverified = parse_envelope(value)
@@ -51,6 +62,7 @@ class EnvelopeVerifier:
             created = parse_timestamp(header.created_at)
         except ValueError:
             raise SchemaError("created_at is not a real time", code="envelope.malformed") from None
+        self._directory.check_current(self._clock() if self._clock is not None else record_time)
         keys = self._directory.signing_keys(
             header.sender,
             header.sender_keys,
@@ -60,6 +72,8 @@ class EnvelopeVerifier:
             # broker's append time, so a stolen key cannot sign "in the past".
             revocation_check_at=max(created, record_time),
         )
+        if appended:
+            self._check_append_time(header.sender, header.sender_keys, created, record_time)
         verified = verify_envelope(unverified, suite=suite, keys=keys)
         if header.topic != topic or not self._topic_in_area(topic, header.area):
             raise VerificationError(
@@ -67,6 +81,40 @@ class EnvelopeVerifier:
                 code="envelope.topic-mismatch",
             )
         return verified
+
+    def _check_append_time(
+        self, sender: str, key_ids: Sequence[str], created: datetime, appended: datetime
+    ) -> None:
+        """The sender's claimed time against the broker's append time. Key validity is
+        judged at the claimed time, so without this a key superseded (not revoked) could
+        go on signing envelopes dated before its ``not_after`` for as long as they stay
+        fresh. Raises ``VerificationError`` (``envelope.clock-skew``: claimed more than the
+        tolerance after it was appended; ``envelope.stale``: claimed more than the replay
+        window before, so stale when appended, whatever the receiver's clock says;
+        ``envelope.backdated``: appended at or after a signing key's ``not_after`` plus the
+        tolerance)."""
+        if created - appended > self._skew:
+            raise VerificationError(
+                f"message claims creation at {format_timestamp(created)}, more than "
+                f"{int(self._skew.total_seconds())}s after the broker appended it",
+                code="envelope.clock-skew",
+            )
+        if appended - created > self._window:
+            raise VerificationError(
+                f"message claims creation at {format_timestamp(created)}, more than the "
+                f"{int(self._window.total_seconds())}s replay window before the broker "
+                "appended it; ask the sender to re-send",
+                code="envelope.stale",
+            )
+        wanted = set(key_ids)
+        for entry in self._directory.agency(sender).keys:
+            if entry.key_id in wanted and appended >= parse_timestamp(entry.not_after) + self._skew:
+                raise VerificationError(
+                    f"signing key {entry.key_id} was valid until {entry.not_after}, but the "
+                    f"broker appended this message at {format_timestamp(appended)}: a key "
+                    "past its time signs nothing new, however its message is dated",
+                    code="envelope.backdated",
+                )
 
     def check_fresh(self, verified: VerifiedEnvelope, now: datetime) -> None:
         """Check 6: ``verified`` was created at most the clock skew after ``now`` and at

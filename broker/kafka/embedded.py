@@ -79,6 +79,7 @@ class EmbeddedBroker:
         self._port = 0
         self._watcher: asyncio.Task[None] | None = None
         self._hooks: list[RestartHook] = []
+        self._held: contextlib.ExitStack | None = None
         self.bootstrap = ""
         self.cluster_id = ""
         self.restarts = 0
@@ -86,6 +87,21 @@ class EmbeddedBroker:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    def hold_chatter(self) -> None:
+        """Hold back the Kafka client's lines below CRITICAL until ``release_chatter``:
+        while the owner stops its clients, a broker that has just died or is being
+        started again makes each of them log, with a traceback, that the connection it
+        is closing failed. Idempotent."""
+        if self._held is None:
+            self._held = contextlib.ExitStack()
+            self._held.enter_context(_quiet(*_CHATTY))
+
+    def release_chatter(self) -> None:
+        """Undo ``hold_chatter``. Idempotent."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
 
     def on_restart(self, hook: RestartHook) -> None:
         """Run ``hook`` after each restart by the supervisor (in order of registration)."""

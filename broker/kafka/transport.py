@@ -24,21 +24,26 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
+    InvalidTimestampError,
     KafkaError,
+    MessageSizeTooLargeError,
     NoError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
     TopicAlreadyExistsError,
     TopicAuthorizationFailedError,
     for_code,
 )
 from aiokafka.protocol.transaction import InitProducerIdRequest
 
-from broker.errors import ConfigurationError, MappaError
+from broker.errors import ConfigurationError, MappaError, SchemaError
 from broker.kafka.parts import AsyncPart
 from broker.kafka.security import client_options
 from broker.kafka.topics import PARTITIONS, RECORD_LIMIT_BYTES, topic_configs
@@ -61,6 +66,32 @@ class TransportError(MappaError):
     retriable = True
 
 
+class RecordRejected(TransportError):
+    """The broker (or the producer, by the broker's limits) refuses this one record for
+    good: too large, or otherwise unacceptable. Sending it again cannot succeed."""
+
+    code = "transport.record-rejected"
+    retriable = False
+
+
+# What the producer or the broker says of one record that no retry can change.
+_REJECTED_FOR_GOOD = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    InvalidTimestampError,
+)
+
+
+def _send_failure(topic: str, exc: BaseException) -> TransportError:
+    """Our error for a failed send: ``RecordRejected`` when no retry can help."""
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, _REJECTED_FOR_GOOD):
+        return RecordRejected(f"the broker refuses this record on {topic} ({type(exc).__name__})")
+    return TransportError(f"send to {topic} failed: {exc}")
+
+
 def _failed(error: TransportError) -> asyncio.Future[object]:
     future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
     future.set_exception(error)
@@ -76,6 +107,18 @@ class Record:
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int
+
+    def appended_at(self) -> datetime:
+        """The record's Kafka timestamp as a UTC time. Anyone who writes to a topic sets
+        it (CreateTime), so it may be no time at all. Raises ``SchemaError``
+        (``record.timestamp-invalid``) for a timestamp no date can hold."""
+        try:
+            return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise SchemaError(
+                "the record's timestamp is not a time (outside years 1-9999)",
+                code="record.timestamp-invalid",
+            ) from None
 
 
 Offsets = Mapping[tuple[str, int], int]
@@ -244,14 +287,14 @@ class KafkaTransport(AsyncPart):
         try:
             meta = await self.producer.send_and_wait(topic, value, key=key, headers=list(headers))
         except KafkaError as exc:
-            raise TransportError(f"send to {topic} failed: {exc}") from exc
+            raise _send_failure(topic, exc) from exc
         return meta.partition, meta.offset
 
     async def send_many(
         self, records: Sequence[tuple[str, bytes, bytes | None, Sequence[tuple[str, bytes]]]]
     ) -> list[TransportError | None]:
         """Send (topic, value, key, headers) records together; one result per record,
-        ``None`` when the broker acknowledged it."""
+        ``None`` when the broker acknowledged it, ``RecordRejected`` when it never will."""
         futures = []
         for topic, value, key, headers in records:
             try:
@@ -259,15 +302,11 @@ class KafkaTransport(AsyncPart):
                     await self.producer.send(topic, value, key=key, headers=list(headers))
                 )
             except KafkaError as exc:
-                futures.append(_failed(TransportError(f"send to {topic} failed: {exc}")))
+                futures.append(_failed(_send_failure(topic, exc)))
         results = await asyncio.gather(*futures, return_exceptions=True)
         return [
-            None
-            if not isinstance(r, BaseException)
-            else r
-            if isinstance(r, TransportError)
-            else TransportError(f"send failed: {r}")
-            for r in results
+            None if not isinstance(r, BaseException) else _send_failure(topic, r)
+            for (topic, *_), r in zip(records, results, strict=True)
         ]
 
     async def partitions(self, topic: str) -> list[TopicPartition]:
@@ -418,7 +457,8 @@ class PartitionReader:
                 offset=m.offset,
                 key=m.key,
                 value=m.value if m.value is not None else b"",
-                headers=tuple((k, bytes(v)) for k, v in (m.headers or ())),
+                # A header may have no value (null on the wire): read as empty.
+                headers=tuple((k, bytes(v or b"")) for k, v in (m.headers or ())),
                 timestamp_ms=m.timestamp,
             )
             for batch in batches.values()

@@ -13,8 +13,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 from broker.errors import ConfigurationError, StoreUnavailable, sqlite_unavailable
+from broker.files.private import private_file
 
 if TYPE_CHECKING:  # imported when a PostgreSQL URL is used: SQLite needs no driver
     import psycopg
@@ -29,6 +31,10 @@ CHECKPOINT_EVERY_S = 0.05
 # A scan (verify) maps the file instead: SQLite then reads pages in place rather than
 # copying each into its cache first, which is most of the cost of reading a block.
 SCAN_MMAP_BYTES = 1 << 40  # SQLite caps it at its own compile-time limit
+# What opening a WAL database read-only reports when its WAL index cannot be made.
+_NO_SHARED_INDEX = frozenset(
+    {sqlite3.SQLITE_READONLY_DIRECTORY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY}
+)
 
 
 class Database:
@@ -70,22 +76,31 @@ class SqliteDatabase(Database):
 
     dialect: Dialect = "sqlite"
 
-    def __init__(self, path: Path, *, scan: bool = False) -> None:
-        if scan and not path.is_file():  # a scan reads a ledger; it never starts one
+    def __init__(self, path: Path, *, scan: bool = False, read_only: bool = False) -> None:
+        read_only = read_only or scan
+        if read_only and not path.is_file():  # a reader reads a ledger; it never starts one
             raise ConfigurationError(f"no ledger database at {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            # The audit trail names people: the service user's alone
+            # (``broker.files.private``).
+            # A reader may run where it cannot change the file.
+            private_file(path)
         self.path = path
         # A web server answers from worker threads: one connection, used under a lock.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
-        self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # takes effect on a new file only
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed audit record survives power loss; batches keep it cheap.
-        self._db.execute("PRAGMA synchronous=FULL")
+        if read_only:
+            self._db = _open_read_only(path)
+        else:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # on a new file only
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed audit record survives power loss; batches keep it cheap.
+            self._db.execute("PRAGMA synchronous=FULL")
+        if read_only:
+            self._db.execute("PRAGMA query_only=1")
         if scan:
             # Reads every page once: a big cache would only be filled, never re-read.
             self._db.execute(f"PRAGMA mmap_size={SCAN_MMAP_BYTES}")
-            self._db.execute("PRAGMA query_only=1")
         else:
             self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         # Readers and the checkpointer share the file: wait for a lock rather than fail.
@@ -291,9 +306,41 @@ class PostgresDatabase(Database):
             conn.close()
 
 
-def connect(target: str | Path, *, scan: bool = False) -> SqliteDatabase | PostgresDatabase:
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write ``path``, nor anything beside it that exists.
+
+    SQLite opens a WAL database read-only (``mode=ro``) if it can share the WAL index
+    (``-shm``), creating it if need be. In a folder the reader may not write, with no
+    WAL left by a writer, there is nothing to share: every committed page is in the file
+    itself, so it is read as it stands (``immutable``), which needs no index and takes
+    no lock. With a WAL there but no way to share it, reading the file alone would miss
+    what the WAL holds: refused, in one line."""
+    uri = f"file:{quote(str(path.resolve()))}"
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if exc.sqlite_errorcode not in _NO_SHARED_INDEX:
+            raise
+    else:
+        return db
+    if path.with_name(path.name + "-wal").exists():
+        raise ConfigurationError(
+            f"cannot read {path} read-only: its write-ahead log cannot be shared from here "
+            "(run as the ledger's owner, or once the ledger service has stopped)"
+        )
+    immutable = f"{uri}?mode=ro&immutable=1"
+    return sqlite3.connect(immutable, uri=True, isolation_level=None, check_same_thread=False)
+
+
+def connect(
+    target: str | Path, *, scan: bool = False, read_only: bool = False
+) -> SqliteDatabase | PostgresDatabase:
     """A connection to ``target``: a PostgreSQL URL, or a SQLite file path. ``scan``
     (SQLite only): a read-only connection for one pass over the whole log (verify).
+    ``read_only`` (SQLite only): a connection that writes nothing, not even the WAL
+    mode, on an existing file (the officer's `mappa audit`).
 
     Raises ``ConfigurationError`` (``config.invalid``) for a URL of another scheme, a
     PostgreSQL server that does not answer, or a SQLite file to scan that does not exist."""
@@ -304,4 +351,4 @@ def connect(target: str | Path, *, scan: bool = False) -> SqliteDatabase | Postg
             f"unsupported ledger database URL scheme {target.split('://')[0]!r}: "
             "use postgresql://... or a SQLite file path"
         )
-    return SqliteDatabase(Path(target), scan=scan)
+    return SqliteDatabase(Path(target), scan=scan, read_only=read_only)

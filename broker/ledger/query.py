@@ -8,8 +8,6 @@ the plain id never reaches the ledger's database.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -18,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from broker.errors import SchemaError
+from broker.files.spreadsheet import write_csv
 from broker.ledger.store import COLUMNS
 from schemas.audit import AuditAct, Outcome
 from schemas.common import format_timestamp
@@ -112,26 +111,19 @@ def parse_query(params: Mapping[str, Any]) -> AuditQuery:
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     """Entries as CSV: a header, then a line per row in ``EXPORT_COLUMNS`` order, with
-    each row's proof in three more columns if any row has one. A cell a spreadsheet
-    would run as a formula is quoted."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    each row's proof in three more columns if any row has one. Written by
+    ``broker.files.spreadsheet``: a cell a spreadsheet would run as a formula is quoted with ``'``
+    and every cell is quoted, so a CR or LF inside one cannot start a row."""
     extra = ("leaf_hash", "tree_size", "inclusion_proof")
     has_proofs = any("proof" in r for r in rows)
-    writer.writerow([*EXPORT_COLUMNS, *(extra if has_proofs else ())])
+    lines = []
     for r in rows:
-        line = ["" if r.get(c) is None else _cell(r[c]) for c in EXPORT_COLUMNS]
+        line = [r.get(c) for c in EXPORT_COLUMNS]
         if has_proofs:
             p = r.get("proof") or {}
             line += [p.get("leaf_hash", ""), p.get("tree_size", ""), " ".join(p.get("hashes", []))]
-        writer.writerow(line)
-    return out.getvalue()
-
-
-def _cell(value: Any) -> str:
-    text = str(value)
-    # A leading =, +, - or @ makes a spreadsheet run the cell as a formula.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+        lines.append(line)
+    return write_csv([*EXPORT_COLUMNS, *(extra if has_proofs else ())], lines)
 
 
 def to_json(document: Mapping[str, Any]) -> str:

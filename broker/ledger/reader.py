@@ -9,7 +9,9 @@ Everything returned is JSON-ready; hashes are standard base64, as in checkpoints
 
 from __future__ import annotations
 
+import re
 import threading
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -33,6 +35,61 @@ from broker.trust.provision import DataPaths, load_ledger_public
 ExportFormat = Literal["csv", "json"]
 # An export walks every page; this bounds one export (a SAR is far smaller).
 MAX_EXPORT_ROWS = 1_000_000
+# Sequence numbers are 64-bit signed integers in SQLite and PostgreSQL: ``after`` is
+# compared with ``after + 1``, which must still fit.
+MAX_AFTER = 2**63 - 2
+# The years a ledger time may name: beyond them a zone offset overflows the calendar, and
+# no audit event was or will be written there.
+MIN_YEAR, MAX_YEAR = 1900, 2200
+# A subject is searched by its plain PNC id (``schemas.messages.base.PncId``), which the
+# subject key hashes as ASCII after stripping and upper-casing.
+_PNC_ID = re.compile(r"[0-9]{2,4}/[0-9]{1,7}[A-Z]")
+# Filters that name identifiers: printable ASCII only. ``user`` is a person's name and
+# may be any printable text.
+_ASCII_FILTERS = ("subject", "subject_ref", "agency", "agreement")
+# Unicode categories that print nothing: controls, format characters (bidirectional
+# overrides, zero-width), surrogates, private use and unassigned code points.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def _checked(query: AuditQuery) -> AuditQuery:
+    """``query`` if every value is one the ledger can be asked about. Raises
+    ``QueryError`` (``audit.query-invalid``) naming the first that is not: an identifier
+    that is not printable ASCII, a user name with a character that prints nothing, a
+    subject that is not a PNC id, a time outside ``MIN_YEAR``..``MAX_YEAR`` or an
+    ``after`` past ``MAX_AFTER``."""
+    for name in _ASCII_FILTERS:
+        value = getattr(query, name)
+        if value is not None and not (value.isascii() and value.isprintable()):
+            raise QueryError(f"bad query parameter {name!r}: only printable ASCII is allowed")
+    if query.user is not None and any(unicodedata.category(c) in _INVISIBLE for c in query.user):
+        raise QueryError("bad query parameter 'user': it holds a character that prints nothing")
+    if query.subject is not None and not _PNC_ID.fullmatch(query.subject.strip().upper()):
+        raise QueryError("bad query parameter 'subject': expected a PNC id such as 2011/0456789K")
+    for name in ("since", "until"):
+        # A ledger timestamp, its year first (not padded before year 1000).
+        moment = getattr(query, name)
+        if moment is not None and not MIN_YEAR <= int(moment.split("-", 1)[0]) <= MAX_YEAR:
+            raise QueryError(
+                f"bad query parameter {name!r}: expected a time in the years "
+                f"{MIN_YEAR} to {MAX_YEAR}"
+            )
+    if query.after > MAX_AFTER:
+        raise QueryError(f"bad query parameter 'after': at most {MAX_AFTER}")
+    return query
+
+
+def checked_query(params: Mapping[str, Any]) -> AuditQuery:
+    """``parse_query(params)`` held to the bounds of ``_checked``. Raises ``QueryError``
+    (``audit.query-invalid``) for a bad parameter, a time whose zone takes it off the
+    calendar included."""
+    try:
+        return _checked(parse_query(params))
+    except OverflowError:
+        # A time such as 9999-12-31T23:59:59-23:59 is past year 9999 in UTC.
+        raise QueryError(
+            f"bad query parameter: a time is outside the years {MIN_YEAR} to {MAX_YEAR}"
+        ) from None
 
 
 class LedgerReader:
@@ -148,8 +205,8 @@ class LedgerReader:
         """One page of matching entries, oldest first: ``entries``, and ``next_after`` to
         continue the walk (None on the last page); with ``proofs``, each checkpointed
         row's inclusion proof and the latest ``checkpoint``. Raises ``QueryError``
-        (``audit.query-invalid``) for a bad parameter."""
-        query = params if isinstance(params, AuditQuery) else parse_query(params)
+        (``audit.query-invalid``) for a bad parameter (see ``checked_query``)."""
+        query = _checked(params) if isinstance(params, AuditQuery) else checked_query(params)
         rows = self.store.select(
             query.filters(self._subject(query)),
             since=query.since,
@@ -174,7 +231,7 @@ class LedgerReader:
         """Every matching entry (all pages) as CSV or as one JSON document, for a subject
         access request or for the Information Commissioner. Raises ``QueryError``
         (``audit.query-invalid``) for a bad parameter or more than ``MAX_EXPORT_ROWS``."""
-        query = parse_query({**params, "after": None, "limit": None})
+        query = checked_query({**params, "after": None, "limit": None})
         rows: list[dict[str, Any]] = []
         after = -1
         while True:
@@ -232,7 +289,8 @@ def open_ledger_reader(settings: Settings, passphrase: Callable[[], bytes]) -> L
         return Keystore(paths.keys, passphrase()).load_subject_key().reference(pnc_id)
 
     return LedgerReader(
-        store=LedgerStore(settings.database_url or paths.ledger),
+        # Read-only: an officer may verify a copy, or a ledger they may not write.
+        store=LedgerStore(settings.database_url or paths.ledger, read_only=True),
         public_key=public,
         origin=ledger_origin(settings.topic_namespace),
         subject_ref=subject_ref,

@@ -2,7 +2,11 @@
 
 Each poll is one batch: events that verify are appended in arrival order in one
 transaction; events that do not (bad signature, unknown agency, malformed) are
-kept in ``rejected`` with the reason, never dropped. After a batch that grew the
+kept in ``rejected`` with the reason, never dropped. Verifying one record is the
+ledger's one boundary: any exception on it, not only ``MappaError``, rejects that
+record (an unforeseen one as ``record.unprocessable``, its reason naming the
+exception's type only) and the batch goes on; only a database that cannot be used
+just now (``INFRASTRUCTURE_FAILURES``) fails the batch. After a batch that grew the
 log, the service signs a checkpoint over the new tree head. A batch that fails (the
 database away or locked) is read again: the reader goes back to the stored offsets.
 
@@ -22,10 +26,10 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from broker.crypto.keys import PrivateKey
-from broker.errors import MappaError
+from broker.errors import INFRASTRUCTURE_FAILURES, MappaError, Unprocessable
 from broker.gateway.audit import verify_event
 from broker.gateway.receipts import ledger_receipt_record
 from broker.kafka.parts import AsyncPart
@@ -104,20 +108,34 @@ class LedgerService(AsyncPart):
         await self._reading.stop()
 
     def _verified(self, record: Record) -> Item | None:
+        """The record's verified event to append, or None: it was rejected (kept with
+        the reason, its read offset moved past it). Raises only
+        ``INFRASTRUCTURE_FAILURES``."""
         at = (record.topic, record.partition, record.offset)
         try:
-            signed = verify_event(record.value, self.directory)
+            signed = verify_event(record.value, self.directory, received_ms=record.timestamp_ms)
+        except INFRASTRUCTURE_FAILURES:
+            raise
         except MappaError as exc:
-            log.warning("audit record refused at %s: %s", at, exc.code)
-            self.store.reject(record.value, at=at, code=exc.code, reason=exc.reason)
-            claimed = _claimed(record.value)
-            if claimed is not None:
-                self._refused[claimed[0]].append(
-                    RefusedEvent(event_id=claimed[1], reason_code=exc.code)
-                )
+            self._reject(record.value, at, exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - the boundary: rejected, never stuck
+            log.error(  # noqa: TRY400 - no traceback: it may quote the record
+                "audit record at %s could not be processed (%s)", at, type(exc).__name__
+            )
+            self._reject(record.value, at, Unprocessable.of(exc))
             return None
         self._held[signed.event.agency].append(signed.event.event_id)
         return (signed, record.value, at)
+
+    def _reject(self, raw: bytes, at: tuple[str, int, int], exc: MappaError) -> None:
+        log.warning("audit record refused at %s: %s", at, exc.code)
+        self.store.reject(raw, at=at, code=exc.code, reason=exc.reason)
+        claimed = _claimed(raw)
+        if claimed is not None:
+            self._refused[claimed[0]].append(
+                RefusedEvent(event_id=claimed[1], reason_code=exc.code)
+            )
 
     def handle(self, record: Record) -> None:
         """Verify and append one record (or keep it as rejected), without a checkpoint."""
@@ -129,13 +147,44 @@ class LedgerService(AsyncPart):
         """Verify each record; append those that verify in one transaction, keep the
         others as rejected with the reason; sign a checkpoint if the log grew. Returns
         how many entries were added. What it held and refused waits for
-        ``send_receipts`` (until the next batch)."""
+        ``send_receipts`` (until the next batch). Raises ``VerificationError``
+        (``directory.expired``), touching no record, while the directory is expired:
+        ``poll_once`` then reads the batch again."""
         self._held.clear()
         self._refused.clear()
+        if records:
+            # Held, not refused, while the directory is expired: it may miss revocations,
+            # and what it would refuse for good may pass once a newer version is here.
+            self.directory.check_current(self._clock() if self._clock else datetime.now(UTC))
         items = [i for i in (self._verified(r) for r in records) if i is not None]
-        added = self.store.append_batch(items) if items else 0
+        added = self._append(items) if items else 0
         if added:
             self.checkpoint()
+        return added
+
+    def _append(self, items: list[Item]) -> int:
+        """Append verified events in one transaction; if that fails for a reason that is
+        not the database's, one at a time, rejecting any that cannot be appended (so no
+        one event holds the batch back). Returns how many were added."""
+        try:
+            return self.store.append_batch(items)
+        except INFRASTRUCTURE_FAILURES:
+            raise
+        except Exception as exc:  # noqa: BLE001 - found out one at a time below
+            log.error(  # noqa: TRY400 - no traceback: it may quote an event
+                "a batch of %d events failed (%s): one at a time", len(items), type(exc).__name__
+            )
+        added = 0
+        for item in items:
+            try:
+                added += self.store.append_batch([item])
+            except INFRASTRUCTURE_FAILURES:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the boundary: rejected, never stuck
+                signed, raw, at = item
+                self._held[signed.event.agency].remove(signed.event.event_id)
+                if at is not None:  # None: fed straight in, not read from Kafka
+                    self._reject(raw, at, Unprocessable.of(exc))
         return added
 
     def checkpoint(self) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from broker.errors import ConfigurationError
 from broker.ledger import search
-from broker.ledger.database import connect
+from broker.ledger.database import Database, connect
 from broker.ledger.log import EntryLog, Item, split_block
 from broker.ledger.schema import BLOCK, create_tables
 
@@ -55,22 +55,40 @@ def event_fields(signed: bytes) -> dict[str, Any]:
     return {c: event.get(c) for c in COLUMNS}
 
 
+def _require_tables(db: Database, target: Path | str) -> None:
+    """Raise ``ConfigurationError`` unless ``db`` holds a ledger of this layout: a
+    read-only reader cannot create what is missing, and must not fail on it later."""
+    if db.dialect == "postgresql":
+        create_tables(db)  # as when not read-only: a server's roles decide who writes
+        return
+    names = {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master")}
+    if "entries" in names:
+        create_tables(db)  # says, in its words, that this is the earlier layout
+    if not {"blocks", "nodes", "checkpoints", "event_ids", "rejected"} <= names:
+        raise ConfigurationError(f"{target} is not an audit ledger database")
+
+
 class LedgerStore(EntryLog):
     """The ledger's database: the log and its tree (``EntryLog``), its search index
     (``index``), and queries that find entries through the index and read them back from
     their signed bytes. One connection, safe to share between threads."""
 
-    def __init__(self, target: Path | str) -> None:
+    def __init__(self, target: Path | str, *, read_only: bool = False) -> None:
         """Open the ledger at ``target`` (a PostgreSQL URL or a SQLite file path, created
-        if missing), creating missing tables and reloading the tree's edge.
+        if missing), creating missing tables and reloading the tree's edge. ``read_only``:
+        an existing ledger, opened so that nothing is written (`mappa audit`, which may
+        run where it cannot write; SQLite only: see ``connect``), its tables as they are.
 
         Raises ``ConfigurationError`` (``config.invalid``) if ``target`` is an unsupported
-        URL, a PostgreSQL server that does not answer, or a database holding a log in the
-        earlier layout (then closed and left as it is)."""
+        URL, a PostgreSQL server that does not answer, a database holding a log in the
+        earlier layout (then closed and left as it is), or, ``read_only``, no ledger."""
         self.target = target
-        db = connect(target)
+        db = connect(target, read_only=read_only)
         try:
-            create_tables(db)
+            if read_only:
+                _require_tables(db, target)
+            else:
+                create_tables(db)
         except ConfigurationError:
             db.close()
             raise

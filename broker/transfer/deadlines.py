@@ -8,12 +8,14 @@
   A completion records the notification date; until one is recorded the deadline runs.
 
 A refused or cancelled transfer has no deadlines left. A transfer known only from its
-completion notice (no request date) has no probation deadline here.
+completion notice (no request date) has no probation deadline here. Nor is a deadline
+shown whose dates are not on the calendar: a stored date that does not exist
+(2026-02-31, from a peer that only checked its shape), or a due date past 9999-12-31.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -39,31 +41,50 @@ class Deadline:
         return self.met_on is not None and self.met_on > self.due
 
 
+class _OffCalendar(Exception):
+    """A date of the record, or a deadline from it, is not a day of the calendar."""
+
+
+def _day(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _OffCalendar(text) from None
+
+
+def _deadline(
+    record: TransferRecord, kind: str, due: Callable[[], date], met_on: str | None
+) -> list[Deadline]:
+    """The one deadline, or none if its dates are off the calendar (module docstring)."""
+    try:
+        return [Deadline(record.transfer_id, kind, due(), _day(met_on))]
+    except (_OffCalendar, OverflowError):
+        return []
+
+
 def deadlines(record: TransferRecord) -> list[Deadline]:
+    """The deadlines of ``record`` (module docstring), probation first. Raises nothing."""
     if record.state in (TransferState.REFUSED, TransferState.CANCELLED):
         return []
     out = []
-    completed = date.fromisoformat(record.completed_on) if record.completed_on else None
-    if record.requested_on is not None:
-        out.append(
-            Deadline(
-                record.transfer_id,
-                "probation-transfer",
-                add_working_days(
-                    date.fromisoformat(record.requested_on), PROBATION_TRANSFER_WORKING_DAYS
-                ),
-                completed,
-            )
+    requested, moved = record.requested_on, record.move_date
+    if requested is not None:
+        out += _deadline(
+            record,
+            "probation-transfer",
+            lambda: add_working_days(
+                date.fromisoformat(requested), PROBATION_TRANSFER_WORKING_DAYS
+            ),
+            record.completed_on,
         )
     if record.registered_sex_offender:
-        notified = record.address_notified_on
-        out.append(
-            Deadline(
-                record.transfer_id,
-                "rso-address-notification",
-                date.fromisoformat(record.move_date) + timedelta(days=RSO_NOTIFICATION_DAYS),
-                date.fromisoformat(notified) if notified else None,
-            )
+        out += _deadline(
+            record,
+            "rso-address-notification",
+            lambda: date.fromisoformat(moved) + timedelta(days=RSO_NOTIFICATION_DAYS),
+            record.address_notified_on,
         )
     return out
 

@@ -54,6 +54,8 @@ ORDERING_TIMEOUT_SECONDS = 30
 _PNC_ID: TypeAdapter[str] = TypeAdapter(PncId)
 # How long one poll waits while a step waits to come back.
 ORDERING_POLL_MS = 100
+# What becomes of a step when it comes back to be applied: taken, or refused there.
+_OUTCOMES = (Handling.DELIVERED, Handling.REFUSED)
 
 
 class TransferPending(KeyUnavailable):
@@ -264,34 +266,46 @@ class TransferDesk:
             "lawful_basis": lawful_basis_text(ctx.entry),
             "user": message.actor_user,
         }
-        queue(
-            ctx,
-            [sealed],
-            key=message.subject_ref.encode(),
-            operation=Operation.PUBLISH,
-            collection_reason=f"transfer {message.transfer_id} {step.value} (to {state.value})",
-            **common,
-        )
-        await self.gateway.relay.flush()
-        return await self._ordered(sealed.message_id, message.transfer_id)
+        # Listen before the step can go out: whoever polls the gateway (the background
+        # poller, another request's relay) may read it back and apply it before this
+        # coroutine runs again, and the outcome must not be missed.
+        seen: list[Handled] = []
+        topic = ctx.topics.transfers
 
-    async def _ordered(self, message_id: str, transfer_id: str) -> TransferRecord:
-        """Wait until our own step comes back off the topic and is applied.
+        def outcome(h: Handled) -> None:
+            # Only the step applied or refused on the transfers topic; a receipt or a
+            # redelivery of the same message id is not its outcome.
+            if h.message_id == sealed.message_id and h.topic == topic and h.handling in _OUTCOMES:
+                seen.append(h)
+
+        stop_listening = self.gateway.on_handled(outcome)
+        try:
+            queue(
+                ctx,
+                [sealed],
+                key=message.subject_ref.encode(),
+                operation=Operation.PUBLISH,
+                collection_reason=f"transfer {message.transfer_id} {step.value} (to {state.value})",
+                **common,
+            )
+            await self.gateway.relay.flush()
+            return await self._ordered(sealed.message_id, message.transfer_id, seen)
+        finally:
+            stop_listening()
+
+    async def _ordered(
+        self, message_id: str, transfer_id: str, seen: list[Handled]
+    ) -> TransferRecord:
+        """Wait until our own step comes back off the topic and is applied (``seen``, filled
+        by the listener ``_send`` registered before sending).
 
         Every case holder, the sender included, applies the steps of one subject in the
         order of their partition, so all registries agree: a step that raced with
         another (a cancel against a completion) is refused everywhere, ours too."""
-        seen: list[Handled] = []
-        stop_listening = self.gateway.on_handled(
-            lambda h: seen.append(h) if h.message_id == message_id else None
-        )
-        try:
-            deadline = time.monotonic() + ORDERING_TIMEOUT_SECONDS
-            # Whoever polls the gateway (this loop, or its background poller) applies it.
-            while not seen and time.monotonic() < deadline:
-                await self.gateway.poll_once(timeout_ms=ORDERING_POLL_MS)
-        finally:
-            stop_listening()
+        deadline = time.monotonic() + ORDERING_TIMEOUT_SECONDS
+        # Whoever polls the gateway (this loop, or its background poller) applies it.
+        while not seen and time.monotonic() < deadline:
+            await self.gateway.poll_once(timeout_ms=ORDERING_POLL_MS)
         if seen and seen[0].handling is Handling.DELIVERED:
             record = self.registry.get(transfer_id)
             assert record is not None  # noqa: S101 - just applied

@@ -36,6 +36,7 @@ def transfer_verifier(ctx: AgencyContext) -> EnvelopeVerifier:
         clock_skew=timedelta(seconds=ctx.settings.clock_skew_seconds),
         replay_window=timedelta(seconds=ctx.settings.replay_window_seconds),
         topic_in_area=lambda t, area: t == topic and area in all_areas(),
+        clock=ctx.clock,
     )
 
 

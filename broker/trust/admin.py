@@ -13,18 +13,24 @@ their private keys stay in the keystore, so messages already wrapped for them ca
 read until the key is retired with ``prune``.
 
 Revocation: ``revoked_at`` is set; anything signed at or after that moment is refused.
+
+Every new version is valid for ``DIRECTORY_VALIDITY`` from its issue; ``renew`` issues
+the same content as the next version, to keep a directory in force when nothing changed.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from broker.crypto.keys import PrivateKey
+from broker.crypto.suites import suite_named
 from broker.errors import ConfigurationError, KeyUnavailable
 from broker.trust.directory import Directory, sign_directory
 from broker.trust.keystore import Keystore
 from broker.trust.provision import (
+    DIRECTORY_VALIDITY,
     GOVERNANCE,
     KEY_VALIDITY,
     DataPaths,
@@ -38,17 +44,54 @@ from schemas.directory import AgencyEntry, DirectoryDocument, KeyAlg, KeyUse, Pu
 DEFAULT_OVERLAP = timedelta(hours=1)
 
 
+def next_version(
+    document: DirectoryDocument,
+    now: datetime,
+    *,
+    validity: timedelta = DIRECTORY_VALIDITY,
+    agencies: tuple[AgencyEntry, ...] | None = None,
+) -> DirectoryDocument:
+    """The next version of ``document``: issued ``now``, valid for ``validity``, with
+    ``agencies`` if given. Validated, so a bad change fails here rather than at signing."""
+    if validity <= timedelta(0):
+        raise ConfigurationError("a directory must be valid for some time")
+    data = document.model_dump(mode="json")
+    data.update(
+        version=document.version + 1,
+        issued_at=format_timestamp(now),
+        valid_until=format_timestamp(now + validity),
+    )
+    if agencies is not None:
+        data["agencies"] = [a.model_dump(mode="json") for a in agencies]
+    return DirectoryDocument.model_validate_json(json.dumps(data))
+
+
 def _replace_agency(
     document: DirectoryDocument, agency: AgencyEntry, now: datetime
 ) -> DirectoryDocument:
     agencies = tuple(agency if a.agency_id == agency.agency_id else a for a in document.agencies)
-    return document.model_copy(
-        update={
-            "version": document.version + 1,
-            "issued_at": format_timestamp(now),
-            "agencies": agencies,
-        }
-    )
+    return next_version(document, now, agencies=agencies)
+
+
+def renew(
+    directory: Directory, *, now: datetime, validity: timedelta = DIRECTORY_VALIDITY
+) -> DirectoryDocument:
+    """The same agencies and keys as the next version, valid for ``validity`` from now:
+    what keeps receivers trusting the directory when nothing in it changed."""
+    return next_version(directory.document, now, validity=validity)
+
+
+def set_suites(
+    directory: Directory, agency_id: str, suites: Iterable[str], *, now: datetime
+) -> DirectoryDocument:
+    """The next version with ``agency_id`` allowed to send in ``suites`` only. Raises
+    ``VerificationError`` (``envelope.unknown-suite``) for a suite that does not exist,
+    ``ConfigurationError`` for none."""
+    names = tuple(dict.fromkeys(suite_named(s).name for s in suites))
+    if not names:
+        raise ConfigurationError("an agency must be allowed at least one suite")
+    agency = directory.agency(agency_id)
+    return _replace_agency(directory.document, agency.model_copy(update={"suites": names}), now)
 
 
 def rotate(

@@ -4,18 +4,21 @@ A ``Directory`` exists only after its governance signature checked out and its
 version was not older than the last one accepted. Every adapter of a process holds the
 same instance, and ``update`` replaces its document in place by a strictly newer signed
 version, so a rotation or revocation takes effect for the next message everywhere; an
-older version is refused, since rollback would resurrect revoked keys. Lookups raise
+older version is refused, since rollback would resurrect revoked keys, and so is another
+document claiming the version in force. A version is trusted until its ``valid_until``
+(``check_current``): past it, the holder may have missed a revocation. Lookups raise
 ``VerificationError`` with a reason code a dead-letter reader can act on.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from pydantic import ValidationError
 
-from broker.crypto.encoding import b64decode
+from broker.crypto.encoding import b64decode, jcs
 from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.signing import DIRECTORY_PAYLOAD, sign_document, verify_document
 from broker.crypto.suites import Suite
@@ -46,6 +49,12 @@ def sign_directory(document: DirectoryDocument, governance_key: PrivateKey) -> S
 
 def public_key_of(entry: PublicKeyEntry) -> PublicKey:
     return PublicKey(entry.alg, b64decode(entry.public_key))
+
+
+def document_digest(document: DirectoryDocument) -> str:
+    """SHA-256 (hex) of the document's canonical JSON: the bytes its signature covers, so
+    two documents with one digest are one document."""
+    return hashlib.sha256(jcs(document.model_dump(mode="json"))).hexdigest()
 
 
 class Directory:
@@ -116,6 +125,27 @@ class Directory:
     def version(self) -> int:
         return self.document.version
 
+    @property
+    def digest(self) -> str:
+        """``document_digest`` of the version in force."""
+        return document_digest(self.document)
+
+    def expired(self, at: datetime) -> bool:
+        """Whether the version in force is past its ``valid_until`` at ``at``."""
+        return at >= parse_timestamp(self.document.valid_until)
+
+    def check_current(self, at: datetime) -> None:
+        """Raise ``VerificationError`` (``directory.expired``) if the version in force is
+        past its ``valid_until`` at ``at``: whoever holds it may have missed a
+        revocation, so nothing is judged by it until a newer version arrives."""
+        if self.expired(at):
+            raise VerificationError(
+                f"trust directory version {self.version} expired at "
+                f"{self.document.valid_until}: a newer signed version is needed "
+                "(`mappa directory refresh` where the governance key is held)",
+                code="directory.expired",
+            )
+
     def agency(self, agency_id: str) -> AgencyEntry:
         entry = self._by_id.get(agency_id)
         if entry is None:
@@ -154,12 +184,14 @@ class Directory:
         signed_at: datetime,
         revocation_check_at: datetime | None = None,
     ) -> list[PublicKey]:
-        """The sender's keys named in a header, each checked for owner, kind and time.
+        """The sender's keys named in a header, each checked for owner, kind and time, after
+        the suite is checked against the sender's (``directory.suite-not-allowed``).
 
         A key must have been valid at ``signed_at`` (so a rotated-out key still
         verifies what it signed while current) and not revoked by
         ``revocation_check_at`` (defaults to ``signed_at``)."""
         agency = self.active_agency(sender)
+        check_suite(agency, suite)
         if len(key_ids) != len(suite.signature_keys):
             raise VerificationError(
                 f"suite {suite.name} needs {len(suite.signature_keys)} signing keys",
@@ -203,6 +235,16 @@ class Directory:
                 code="directory.no-encryption-key",
             )
         return public_key_of(max(usable, key=lambda k: k.not_before))
+
+
+def check_suite(agency: AgencyEntry, suite: Suite) -> None:
+    """Raise ``VerificationError`` (``directory.suite-not-allowed``) unless the directory
+    lets ``agency`` send in ``suite``."""
+    if suite.name not in agency.suites:
+        raise VerificationError(
+            f"{agency.agency_id} may send in {', '.join(agency.suites)} only, not {suite.name}",
+            code="directory.suite-not-allowed",
+        )
 
 
 def check_key_time(entry: PublicKeyEntry, signed_at: datetime, revocation_at: datetime) -> None:

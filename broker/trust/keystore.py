@@ -11,6 +11,7 @@ The passphrase comes from ``MAPPA_KEY_PASSPHRASE`` or the file named by
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,22 +19,45 @@ from pathlib import Path
 from broker.crypto.keys import PrivateKey, open_secret, seal_secret
 from broker.crypto.pseudonym import SubjectKey
 from broker.errors import ConfigurationError, KeyUnavailable
+from broker.files.strict import FileRefused, read_bytes, read_json
 from schemas.directory import KeyAlg, KeyUse
 
 SUBJECT_KEY_LABEL = "mappa subject key"
+# A sealed key is a few KiB (an ML-DSA-65 key in PEM is the largest); a passphrase less.
+MAX_KEY_FILE_BYTES = 64 * 1024
+MAX_PASSPHRASE_FILE_BYTES = 4 * 1024
 
 
 def passphrase_from_env(environ: dict[str, str] | None = None) -> bytes:
+    """The key passphrase, as bytes: whatever bytes the environment variable or the file
+    holds (an environment that is not UTF-8 reaches Python as surrogate escapes, which
+    ``os.fsencode`` turns back into the bytes given). Raises ``KeyUnavailable``."""
     env = os.environ if environ is None else environ
     if env.get("MAPPA_KEY_PASSPHRASE"):
-        return env["MAPPA_KEY_PASSPHRASE"].encode()
+        return os.fsencode(env["MAPPA_KEY_PASSPHRASE"])
     path = env.get("MAPPA_KEY_PASSPHRASE_FILE")
     if path:
         try:
-            return Path(path).read_bytes().strip()
-        except OSError as exc:
-            raise KeyUnavailable(f"cannot read MAPPA_KEY_PASSPHRASE_FILE {path}: {exc}") from exc
+            return read_bytes(Path(path), max_bytes=MAX_PASSPHRASE_FILE_BYTES).strip()
+        except FileRefused as exc:
+            raise KeyUnavailable(
+                f"cannot read MAPPA_KEY_PASSPHRASE_FILE {path}: {exc.problem}"
+            ) from None
     raise KeyUnavailable("no key passphrase: set MAPPA_KEY_PASSPHRASE or MAPPA_KEY_PASSPHRASE_FILE")
+
+
+def _sealed_text(path: Path, what: str) -> str:
+    """The text of a sealed key file, once it is one JSON object of strings: anything
+    else is a damaged file, said in one line without quoting it."""
+    try:
+        data = read_json(path, max_bytes=MAX_KEY_FILE_BYTES)
+        doc = json.loads(data)
+    except (FileRefused, ValueError) as exc:
+        problem = exc.problem if isinstance(exc, FileRefused) else "not JSON"
+        raise KeyUnavailable(f"cannot unlock {what}: damaged file {path} ({problem})") from None
+    if not all(isinstance(v, str) for v in doc.values()):
+        raise KeyUnavailable(f"cannot unlock {what}: damaged file {path} (a field is not text)")
+    return data.decode()
 
 
 @dataclass
@@ -93,7 +117,8 @@ class Keystore:
         path = self._owner_dir(owner) / f"{key_id}.key"
         if not path.exists():
             raise KeyUnavailable(f"no private key {key_id} for {owner} in {self.root}")
-        return PrivateKey.import_encrypted(path.read_text(), self._passphrase)
+        text = _sealed_text(path, f"private key {key_id} of {owner}")
+        return PrivateKey.import_encrypted(text, self._passphrase)
 
     def key_ids(self, owner: str) -> list[str]:
         return sorted(p.stem for p in self._owner_dir(owner).glob("*.key"))
@@ -120,4 +145,5 @@ class Keystore:
         path = self.root / "subject.key"
         if not path.exists():
             raise KeyUnavailable(f"no subject key in {self.root}: run `mappa keys init`")
-        return SubjectKey(open_secret(path.read_text(), self._passphrase, label=SUBJECT_KEY_LABEL))
+        text = _sealed_text(path, SUBJECT_KEY_LABEL)
+        return SubjectKey(open_secret(text, self._passphrase, label=SUBJECT_KEY_LABEL))

@@ -6,7 +6,8 @@ Layout:
   keys/subject.key             the subject pseudonymisation key, sealed
   governance.pub               the trust anchor: the governance public key
   directory.json               the signed trust directory
-  directory.accepted           the highest directory version accepted (rollback guard)
+  directory.accepted           the highest directory version accepted and its digest
+                               (rollback and version-conflict guard)
   directory.pending.json       a new version awaiting the governance signature
   keys/ledger/<key_id>.key     the audit ledger's checkpoint signing key, sealed
   ledger.pub                   its public key (officers verify checkpoints with it)
@@ -15,6 +16,7 @@ Layout:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +26,9 @@ from pathlib import Path
 from broker.crypto.encoding import b64decode, b64encode
 from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.pseudonym import SUBJECT_KEY_BYTES, SubjectKey
-from broker.errors import ConfigurationError
+from broker.crypto.suites import CLASSIC, suite_named
+from broker.errors import ConfigurationError, VerificationError
+from broker.files.private import private_dir
 from broker.trust.directory import Directory, sign_directory
 from broker.trust.keystore import AgencyKeys, Keystore
 from schemas.common import Role, format_timestamp, parse_timestamp
@@ -38,9 +42,14 @@ from schemas.directory import (
     SignedDirectory,
 )
 
+log = logging.getLogger(__name__)
 GOVERNANCE = "governance"
 LEDGER = "ledger"
 KEY_VALIDITY = timedelta(days=2 * 365)
+# How long a directory version is trusted. Long enough that a governance officer renews
+# it in the course of ordinary work (every key change does), short enough that a
+# receiver cut off from new versions does not trust a revoked key for long.
+DIRECTORY_VALIDITY = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -137,28 +146,72 @@ def write_directory(paths: DataPaths, signed: SignedDirectory) -> None:
     paths.directory.write_text(signed.model_dump_json(indent=1))
 
 
+def accepted_directory(paths: DataPaths) -> tuple[int, str | None]:
+    """The highest directory version accepted here and its digest (None where a data
+    directory written before digests were kept holds the version alone); (1, None) when
+    none was accepted yet. Raises ``ConfigurationError`` for a damaged guard file."""
+    if not paths.directory_accepted.exists():
+        return 1, None
+    try:
+        fields = paths.directory_accepted.read_text().split()
+        return int(fields[0]), (fields[1] if len(fields) > 1 else None)
+    except (OSError, ValueError, IndexError) as exc:
+        raise ConfigurationError(f"{paths.directory_accepted} is damaged: {exc}") from None
+
+
+def verify_against_accepted(paths: DataPaths, signed: bytes) -> Directory:
+    """Verify ``signed`` against the trust anchor and what was accepted here: not an
+    older version (``directory.rollback``), and not another document claiming the
+    accepted version (``directory.version-conflict``). Raises ``VerificationError``
+    or ``SchemaError``."""
+    version, digest = accepted_directory(paths)
+    directory = Directory.verify(
+        signed, governance_key=load_governance_public(paths), min_version=version
+    )
+    if directory.version == version and digest is not None and directory.digest != digest:
+        raise VerificationError(
+            f"a different directory claims version {version}, already accepted here",
+            code="directory.version-conflict",
+        )
+    return directory
+
+
 def load_directory(paths: DataPaths) -> Directory:
-    """Verify the stored directory against the trust anchor and the rollback guard."""
+    """Verify the stored directory (``verify_against_accepted``) and record it as
+    accepted. An expired one is loaded: whoever uses it checks ``check_current``."""
     if not paths.directory.exists():
         raise ConfigurationError(f"no trust directory at {paths.directory}")
-    accepted = int(paths.directory_accepted.read_text()) if paths.directory_accepted.exists() else 1
-    directory = Directory.verify(
-        paths.directory.read_bytes(),
-        governance_key=load_governance_public(paths),
-        min_version=accepted,
-    )
-    if directory.version > accepted:
-        paths.directory_accepted.write_text(str(directory.version))
+    directory = verify_against_accepted(paths, paths.directory.read_bytes())
+    if accepted_directory(paths) != (directory.version, directory.digest):
+        try:
+            paths.directory_accepted.write_text(f"{directory.version} {directory.digest}\n")
+        except OSError as exc:
+            # A read-only data directory (an auditor's copy) can still be read; the guard
+            # is advanced by the next process that can write.
+            log.warning(
+                "cannot record directory version %d as accepted: %s", directory.version, exc
+            )
     return directory
 
 
 def provision(
-    paths: DataPaths, specs: Sequence[AgencySpec], *, passphrase: bytes, now: datetime
+    paths: DataPaths,
+    specs: Sequence[AgencySpec],
+    *,
+    passphrase: bytes,
+    now: datetime,
+    suites: Sequence[str] = (CLASSIC.name,),
+    validity: timedelta = DIRECTORY_VALIDITY,
 ) -> Directory:
-    """Create the governance key, subject key, every agency's keys and directory v1."""
+    """Create the governance key, subject key, every agency's keys and directory v1, valid
+    for ``validity`` from ``now``, each agency allowed to send in ``suites`` (keys of
+    every algorithm are made either way, so a later move to another suite is a directory
+    change, not a key ceremony). Raises ``ConfigurationError`` for a data directory in
+    use, ``VerificationError`` for an unknown suite."""
     if paths.directory.exists():
         raise ConfigurationError(f"{paths.root} already holds a deployment")
-    paths.root.mkdir(parents=True, exist_ok=True)
+    bound = tuple(suite_named(name).name for name in suites)
+    private_dir(paths.root)
     keystore = Keystore(paths.keys, passphrase)
     governance = PrivateKey.generate(KeyAlg.ED25519)
     keystore.save(GOVERNANCE, governance)
@@ -173,12 +226,17 @@ def provision(
             areas=spec.areas,
             kafka_principal=f"User:{spec.agency_id}",
             status=AgencyStatus.ACTIVE,
+            suites=bound,
             keys=tuple(generate_agency_keys(keystore, spec.agency_id, now=now)),
         )
         for spec in specs
     )
     document = DirectoryDocument(
-        kind="mappa.directory", version=1, issued_at=format_timestamp(now), agencies=agencies
+        kind="mappa.directory",
+        version=1,
+        issued_at=format_timestamp(now),
+        valid_until=format_timestamp(now + validity),
+        agencies=agencies,
     )
     write_directory(paths, sign_directory(document, governance))
     return load_directory(paths)
@@ -203,6 +261,28 @@ def load_agency_keys(keystore: Keystore, entry: AgencyEntry, *, at: datetime) ->
     for alg, k in current.items():
         keys.signing[alg] = keystore.load(entry.agency_id, k.key_id)
     return keys
+
+
+def revoked_signer(keystore: Keystore, entry: AgencyEntry, *, at: datetime) -> PrivateKey | None:
+    """The newest Ed25519 key of ``entry`` held here that would be current at ``at`` but
+    for its revocation; None if there is none. What an agency whose key was revoked, and
+    not yet replaced, signs its audit events and receipts with, so that it keeps
+    receiving: the ledger and its peers refuse what it signs, and say so, until a
+    rotation."""
+    held = set(keystore.key_ids(entry.agency_id))
+    revoked = [
+        k
+        for k in entry.keys
+        if k.alg is KeyAlg.ED25519
+        and k.key_id in held
+        and k.revoked_at is not None
+        and parse_timestamp(k.revoked_at) <= at
+        and parse_timestamp(k.not_before) <= at < parse_timestamp(k.not_after)
+    ]
+    if not revoked:
+        return None
+    newest = max(revoked, key=lambda k: k.not_before)
+    return keystore.load(entry.agency_id, newest.key_id)
 
 
 def create_ledger_key(paths: DataPaths, keystore: Keystore) -> PublicKey:

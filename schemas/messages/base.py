@@ -12,13 +12,23 @@ and it must be marked to leave a redacted view.
 from __future__ import annotations
 
 import enum
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    GetCoreSchemaHandler,
+    StringConstraints,
+    create_model,
+    field_validator,
+)
+from pydantic_core import CoreSchema, core_schema
 
-from schemas.common import AreaCode, Frozen, IsoDate, ViewKind
+from schemas.common import AreaCode, Frozen, RecordDate, ViewKind
 
 
 class Sensitivity(enum.StrEnum):
@@ -62,6 +72,49 @@ class InSummary:
     """Field metadata: kept in the summary view."""
 
 
+# Joiners some scripts write names with; every other invisible format character (zero
+# width spaces, direction overrides that make a name read backwards) is refused.
+NAME_JOINERS = frozenset("\u200c\u200d")
+
+
+def person_name(text: str) -> str:
+    """``text`` if it can be a person's name: some letter, and no control, format,
+    private-use or unassigned character. Raises ValueError naming the rule."""
+    if not any(unicodedata.category(c).startswith("L") for c in text):
+        raise ValueError("a name has at least one letter")
+    for c in text:
+        if unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") or (
+            unicodedata.category(c) == "Cf" and c not in NAME_JOINERS
+        ):
+            raise ValueError("a name holds no control or invisible characters")
+    return text
+
+
+PersonName = Annotated[
+    str, StringConstraints(min_length=1, max_length=120), AfterValidator(person_name)
+]
+
+
+def whole_number(value: Any) -> Any:
+    """``value`` if it is a whole number as JSON writes one: not true or false (which
+    Python counts as 1 and 0), not 2.0, not text. Raises ValueError naming the rule."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        # pydantic reports a ValueError as a validation error; a TypeError would escape.
+        raise ValueError("must be a whole number, not text, a fraction or true/false")  # noqa: TRY004
+    return value
+
+
+class WholeNumberEnum(enum.IntEnum):
+    """An IntEnum that a document gives as a whole number only: pydantic alone takes
+    ``true`` as 1 and ``2.0`` as 2, even in strict mode."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(whole_number, handler(source))
+
+
 PncId = Annotated[str, StringConstraints(pattern=r"^[0-9]{2,4}/[0-9]{1,7}[A-Z]$")]
 VisorRef = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{4,16}$")]
 ProbationCrn = Annotated[str, StringConstraints(pattern=r"^[A-Z][0-9]{6}$")]
@@ -75,18 +128,18 @@ class SubjectIdentifiers(Frozen):
     visor_ref: VisorRef | None = None
     probation_crn: ProbationCrn | None = None
     prison_number: PrisonNumber | None = None
-    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
-    date_of_birth: IsoDate
+    name: PersonName
+    date_of_birth: RecordDate
 
 
-class Category(enum.IntEnum):
+class Category(WholeNumberEnum):
     REGISTERED_SEXUAL_OFFENDER = 1
     VIOLENT_OFFENDER = 2
     OTHER_DANGEROUS_OFFENDER = 3
     TERRORISM_RISK = 4
 
 
-class Level(enum.IntEnum):
+class Level(WholeNumberEnum):
     ORDINARY = 1
     MULTI_AGENCY = 2
     SENIOR_OVERSIGHT = 3
@@ -109,6 +162,11 @@ class MessageBody(Frozen):
     area: AreaCode
     category: Category
     level: Level = Field(description="MAPPA management level; 1 where not yet set")
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _whole_version(cls, value: Any) -> Any:
+        return whole_number(value)
 
 
 def sensitivity_of(model: type[BaseModel], field_name: str) -> Sensitivity | None:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import model_validator
 
-from schemas.common import IsoDate, LongText, ShortText
+from schemas.common import LongText, RecordDate, ShortText
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 
 
@@ -32,12 +32,12 @@ class DisclosureDecision(MessageBody):
     schema_version: Literal[1] = 1
     scheme: Annotated[DisclosureScheme, InSummary()]
     decision: Annotated[Literal["disclose", "do-not-disclose"], InSummary()]
-    decided_on: Annotated[IsoDate, InSummary()]
+    decided_on: Annotated[RecordDate, InSummary()]
     decided_by: ShortText
     recipient_type: Annotated[DisclosureRecipient, InSummary()]
     rationale: LongText
     what_disclosed: LongText | None = None
-    disclosed_on: IsoDate | None = None
+    disclosed_on: RecordDate | None = None
     # The person told is often the one at risk: a partner, a parent.
     recipient_identity: Annotated[ShortText | None, Sensitive(Sensitivity.VICTIM)] = None
 

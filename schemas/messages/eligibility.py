@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import IsoDate, ShortText
+from schemas.common import RecordDate, ShortText
 from schemas.messages.base import Category, InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import VictimDetail
 
@@ -36,13 +36,13 @@ class EligibilityNotified(MessageBody):
     schema_version: Literal[1] = 1
     basis: Annotated[EligibilityBasis, InSummary()]
     index_offence: Annotated[ShortText, InSummary()]
-    conviction_date: IsoDate
+    conviction_date: RecordDate
     sentence: Annotated[ShortText, InSummary()] = Field(
         description="sentence or order as the court passed it, e.g. '6 years imprisonment'"
     )
-    sentence_date: IsoDate
-    earliest_release_date: Annotated[IsoDate | None, InSummary()] = None
-    sentence_expiry_date: IsoDate | None = None
+    sentence_date: RecordDate
+    earliest_release_date: Annotated[RecordDate | None, InSummary()] = None
+    sentence_expiry_date: RecordDate | None = None
     notification_period: ShortText | None = Field(
         default=None, description="category 1 only: e.g. 'indefinite', '10 years'"
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import AgencyId, IsoDate, LongText, ShortText
+from schemas.common import AgencyId, LongText, RecordDate, ShortText
 from schemas.messages.base import InSummary, Level, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import VictimDetail
 from schemas.messages.risk import RiskLevel
@@ -18,13 +18,13 @@ class LevelReferral(MessageBody):
 
     message_type: Literal["level-referral"] = "level-referral"
     schema_version: Literal[1] = 1
-    referred_on: Annotated[IsoDate, InSummary()]
+    referred_on: Annotated[RecordDate, InSummary()]
     requested_level: Annotated[Level, InSummary()]
     reason: Annotated[ShortText, InSummary()]
     risk_of_serious_harm: Annotated[RiskLevel, InSummary()]
     risk_summary: LongText
     # A prisoner's referral is due six months before release or a parole hearing.
-    release_or_hearing_date: IsoDate | None = None
+    release_or_hearing_date: RecordDate | None = None
     referrer: ShortText = Field(description="officer and team making the referral")
     victims: Annotated[tuple[VictimDetail, ...], Sensitive(Sensitivity.VICTIM)] = Field(
         default=(), max_length=20
@@ -45,8 +45,8 @@ class LevelSet(MessageBody):
     message_type: Literal["level-set"] = "level-set"
     schema_version: Literal[1] = 1
     previous_level: Annotated[Level | None, InSummary()] = None
-    effective_date: Annotated[IsoDate, InSummary()]
-    next_review: Annotated[IsoDate, InSummary()]
+    effective_date: Annotated[RecordDate, InSummary()]
+    next_review: Annotated[RecordDate, InSummary()]
     decided_at: ShortText = Field(description="meeting or screening reference")
     rationale: LongText | None = None
     # Intelligence behind a level change is shared only with the RA and the unit.
@@ -73,7 +73,7 @@ class ExitFromMappa(MessageBody):
     message_type: Literal["exit-from-mappa"] = "exit-from-mappa"
     schema_version: Literal[1] = 1
     reason: Annotated[ExitReason, InSummary()]
-    exit_date: Annotated[IsoDate, InSummary()]
+    exit_date: Annotated[RecordDate, InSummary()]
     lead_agency: Annotated[AgencyId, InSummary()]
     notes: LongText | None = None
     continuing_arrangements: ShortText | None = Field(

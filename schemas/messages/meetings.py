@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import AgencyId, IsoDate, LongText, Role, ShortText
+from schemas.common import AgencyId, LongText, RecordDate, Role, ShortText
 from schemas.messages.base import InSummary, Level, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import Action
 
@@ -17,14 +17,14 @@ class MeetingMinutes(MessageBody):
 
     message_type: Literal["meeting-minutes"] = "meeting-minutes"
     schema_version: Literal[1] = 1
-    meeting_date: Annotated[IsoDate, InSummary()]
+    meeting_date: Annotated[RecordDate, InSummary()]
     meeting_kind: Annotated[Literal["initial", "review", "emergency"], InSummary()]
     chair: ShortText
     attending: Annotated[tuple[Role, ...], InSummary()] = Field(min_length=1, max_length=20)
     decisions: tuple[ShortText, ...] = Field(min_length=1, max_length=50)
     risk_management_plan: LongText
     actions: Annotated[tuple[Action, ...], InSummary()] = Field(default=(), max_length=100)
-    next_meeting: Annotated[IsoDate | None, InSummary()] = None
+    next_meeting: Annotated[RecordDate | None, InSummary()] = None
     disclosure_considered: bool = False
     victim_issues: Annotated[LongText | None, Sensitive(Sensitivity.VICTIM)] = None
     health_information: Annotated[LongText | None, Sensitive(Sensitivity.HEALTH)] = None
@@ -57,8 +57,8 @@ class RiskManagementPlanUpdated(MessageBody):
     message_type: Literal["risk-management-plan-updated"] = "risk-management-plan-updated"
     schema_version: Literal[1] = 1
     lead_agency: Annotated[AgencyId, InSummary()]
-    updated_on: Annotated[IsoDate, InSummary()]
-    review_by: Annotated[IsoDate, InSummary()]
+    updated_on: Annotated[RecordDate, InSummary()]
+    review_by: Annotated[RecordDate, InSummary()]
     actions: Annotated[tuple[PlanAction, ...], InSummary()] = Field(min_length=1, max_length=100)
     contingency: LongText | None = None
     # Safety measures for named victims (contact, routes, alarms) identify them.

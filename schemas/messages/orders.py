@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import Frozen, IsoDate, ShortText
+from schemas.common import Frozen, RecordDate, ShortText
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import Address, Change, ClockTime
 
@@ -26,9 +26,9 @@ class CivilOrderMade(MessageBody):
     order: Annotated[CivilOrderKind, InSummary()]
     change: Annotated[Change, InSummary()]
     court: ShortText
-    made_on: Annotated[IsoDate, InSummary()]
+    made_on: Annotated[RecordDate, InSummary()]
     # None: until further order (an SHPO may be indefinite).
-    expires_on: Annotated[IsoDate | None, InSummary()] = None
+    expires_on: Annotated[RecordDate | None, InSummary()] = None
     prohibitions: tuple[ShortText, ...] = Field(min_length=1, max_length=50)
     # Persons the order protects by name ("not to contact X").
     protected_persons: Annotated[tuple[ShortText, ...], Sensitive(Sensitivity.VICTIM)] = Field(
@@ -67,8 +67,8 @@ class LicenceConditionsSet(MessageBody):
     message_type: Literal["licence-conditions-set"] = "licence-conditions-set"
     schema_version: Literal[1] = 1
     change: Annotated[Change, InSummary()]
-    licence_start: Annotated[IsoDate, InSummary()]
-    licence_end: Annotated[IsoDate, InSummary()]
+    licence_start: Annotated[RecordDate, InSummary()]
+    licence_end: Annotated[RecordDate, InSummary()]
     conditions: tuple[LicenceCondition, ...] = Field(min_length=1, max_length=60)
     exclusion_zones: tuple[ExclusionZone, ...] = Field(default=(), max_length=20)
     curfew: Curfew | None = None

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import IsoDate, LongText, ShortText
+from schemas.common import LongText, RecordDate, ShortText
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import VictimDetail
 
@@ -15,8 +15,8 @@ class SeriousFurtherOffence(MessageBody):
     message_type: Literal["serious-further-offence"] = "serious-further-offence"
     schema_version: Literal[1] = 1
     offence: Annotated[ShortText, InSummary()]
-    offence_date: Annotated[IsoDate, InSummary()]
-    charged_on: Annotated[IsoDate | None, InSummary()] = None
+    offence_date: Annotated[RecordDate, InSummary()]
+    charged_on: Annotated[RecordDate | None, InSummary()] = None
     under_supervision: bool
     review_required: Annotated[bool, InSummary()]
     circumstances: LongText

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-from schemas.common import Frozen, IsoDate, Role, ShortText
+from schemas.common import Frozen, RecordDate, Role, ShortText
+from schemas.messages.base import PersonName
 
 Postcode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$")]
 # Clock time as agencies write curfews: 24-hour "HH:MM".
@@ -26,7 +27,7 @@ class Address(Frozen):
 class VictimDetail(Frozen):
     """A victim or potential victim. Never leaves the full view."""
 
-    name: ShortText
+    name: PersonName
     relationship: ShortText
     address: Address | None = None
 
@@ -43,4 +44,4 @@ class Action(Frozen):
 
     owner: Role
     action: ShortText
-    due: IsoDate | None = None
+    due: RecordDate | None = None

@@ -7,8 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import Frozen, IsoDate, ShortText
-from schemas.messages.base import Category, InSummary, MessageBody, Sensitive, Sensitivity
+from schemas.common import Frozen, RecordDate, ShortText
+from schemas.messages.base import (
+    Category,
+    InSummary,
+    MessageBody,
+    PersonName,
+    Sensitive,
+    Sensitivity,
+)
 from schemas.messages.parts import Address, CountryCode
 
 
@@ -22,8 +29,8 @@ class NotificationKind(enum.StrEnum):
 
 class Travel(Frozen):
     destination: CountryCode
-    depart_on: IsoDate
-    return_on: IsoDate | None = None
+    depart_on: RecordDate
+    return_on: RecordDate | None = None
 
 
 class RsoNotificationRecorded(MessageBody):
@@ -32,12 +39,12 @@ class RsoNotificationRecorded(MessageBody):
     message_type: Literal["rso-notification-recorded"] = "rso-notification-recorded"
     schema_version: Literal[1] = 1
     notification: Annotated[NotificationKind, InSummary()]
-    notified_on: Annotated[IsoDate, InSummary()]
+    notified_on: Annotated[RecordDate, InSummary()]
     # Initial and change notifications are due within 3 days of the event; a late one
     # is still recorded (the breach is its own message), so this is not checked here.
-    due_by: IsoDate | None = None
+    due_by: RecordDate | None = None
     police_station: ShortText
-    names_used: tuple[ShortText, ...] = Field(default=(), max_length=10)
+    names_used: tuple[PersonName, ...] = Field(default=(), max_length=10)
     home_address: Address | None = None
     # Any address used for 7 days or more in 12 months.
     other_addresses: tuple[Address, ...] = Field(default=(), max_length=10)
@@ -75,7 +82,7 @@ class NotificationBreachOutcome(MessageBody):
     schema_version: Literal[1] = 1
     requirement_breached: Annotated[NotificationKind, InSummary()]
     outcome: Annotated[BreachOutcome, InSummary()]
-    outcome_date: Annotated[IsoDate, InSummary()]
+    outcome_date: Annotated[RecordDate, InSummary()]
     court: ShortText | None = None
     sentence: ShortText | None = None
     circumstances: ShortText | None = None

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import IsoDate, LongText, ShortText
+from schemas.common import LongText, RecordDate, ShortText
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import Address
 
@@ -15,11 +15,11 @@ from schemas.messages.parts import Address
 class ReleaseScheduled(MessageBody):
     message_type: Literal["release-scheduled"] = "release-scheduled"
     schema_version: Literal[1] = 1
-    release_date: Annotated[IsoDate, InSummary()]
+    release_date: Annotated[RecordDate, InSummary()]
     establishment: Annotated[ShortText, InSummary()]
     release_address: Address | None = None
     address_approved: bool
-    licence_end: IsoDate | None = None
+    licence_end: RecordDate | None = None
     notes: LongText | None = None
     # Conditions asked for by victims (exclusion zones, no contact) name them.
     victim_requested_conditions: Annotated[tuple[ShortText, ...], Sensitive(Sensitivity.VICTIM)] = (
@@ -48,7 +48,7 @@ class BreachRecall(MessageBody):
     message_type: Literal["breach-recall"] = "breach-recall"
     schema_version: Literal[1] = 1
     event: Annotated[CustodyEvent, InSummary()]
-    event_date: Annotated[IsoDate, InSummary()]
+    event_date: Annotated[RecordDate, InSummary()]
     breach_of: Annotated[Literal["licence", "order"], InSummary()]
     recall_type: Annotated[RecallType | None, InSummary()] = None
     reason: LongText

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from schemas.common import IsoDate, LongText, ShortText
+from schemas.common import LongText, RecordDate, ShortText
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import VictimDetail
 
@@ -31,7 +31,7 @@ class RiskAssessment(MessageBody):
     message_type: Literal["risk-assessment"] = "risk-assessment"
     schema_version: Literal[1] = 1
     tool: Literal["ARMS", "OASys", "other"]
-    assessed_on: IsoDate
+    assessed_on: RecordDate
     risk_of_serious_harm: Annotated[RiskLevel, InSummary()]
     risk_to: Annotated[tuple[RiskGroup, ...], InSummary()] = Field(max_length=5)
     factors: tuple[ShortText, ...] = Field(max_length=50)

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import AgencyId, AreaCode, IsoDate, ShortText
+from schemas.common import AgencyId, AreaCode, RecordDate, ShortText
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import Action, Address
 
@@ -27,9 +27,9 @@ class AreaTransfer(MessageBody):
     schema_version: Literal[1] = 1
     stage: Annotated[TransferStage, InSummary()]
     to_area: Annotated[AreaCode, InSummary()]
-    move_date: Annotated[IsoDate, InSummary()]
+    move_date: Annotated[RecordDate, InSummary()]
     # Probation must transfer the case within 20 working days.
-    transfer_due_by: Annotated[IsoDate, InSummary()]
+    transfer_due_by: Annotated[RecordDate, InSummary()]
     receiving_lead: AgencyId | None = None
     new_address: Address | None = None
     reason: ShortText

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from schemas.common import IsoDate, ShortText
+from schemas.common import RecordDate, ShortText
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import VictimDetail
 
@@ -14,7 +14,7 @@ from schemas.messages.parts import VictimDetail
 class VictimViews(MessageBody):
     message_type: Literal["victim-views"] = "victim-views"
     schema_version: Literal[1] = 1
-    received_on: Annotated[IsoDate, InSummary()]
+    received_on: Annotated[RecordDate, InSummary()]
     liaison_officer: ShortText
     statutory_scheme: Annotated[bool, InSummary()] = Field(
         description="in the statutory Victim Contact Scheme (sentence of 12 months or more)"

@@ -28,6 +28,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from broker.agreements.policy import check_agreement
 from broker.crypto.encoding import b64decode, b64encode, jcs, strict_json
 from broker.crypto.envelope import (
     COMMITMENT_INFO,
@@ -43,7 +44,7 @@ from broker.crypto.envelope import (
     wrap_info,
 )
 from broker.crypto.keys import PrivateKey
-from broker.crypto.pseudonym import SubjectKey
+from broker.crypto.pseudonym import SUBJECT_KEY_BYTES, SubjectKey
 from broker.crypto.suites import SUITES, suite_named
 from broker.errors import MappaError
 from broker.gateway.verification import EnvelopeVerifier
@@ -81,6 +82,13 @@ CREATED_AT = "2026-11-23T11:59:00.000Z"
 RECEIVED_AT = "2026-11-23T11:59:01.000Z"
 NOW = "2026-11-23T12:00:00.000Z"
 REVOKED_AT = "2026-11-23T11:00:00.000Z"
+# The sender's Ed25519 key in the "superseded" directory: cut by a rotation 30 s after the
+# vectors' envelopes were created.
+SUPERSEDED_AT = "2026-11-23T11:59:30.000Z"
+DIRECTORY_ISSUED_AT = "2026-11-23T00:00:00.000Z"
+DIRECTORY_VALID_UNTIL = "2027-01-01T00:00:00.000Z"
+# The agreement the receivers hold, unless a vector says otherwise.
+AGREEMENT = ("mappa-default.staffordshire", 1)
 SKEW = timedelta(seconds=300)
 WINDOW = timedelta(days=14)
 PNC = "2011/0456789K"
@@ -104,6 +112,8 @@ def subject_key() -> SubjectKey:
 
 
 def directory_document(*, revoked: bool) -> DirectoryDocument:
+    """The vectors' directory (version 1), or version 2, in which the sender's Ed25519 key
+    is revoked at ``REVOKED_AT``. Every agency may send in both suites."""
     agencies = []
     for agency_id, role in AGENCIES.items():
         entries = []
@@ -129,23 +139,53 @@ def directory_document(*, revoked: bool) -> DirectoryDocument:
                 areas=(AREA,),
                 kafka_principal=f"User:{agency_id}",
                 status=AgencyStatus.ACTIVE,
+                suites=tuple(SUITES),
                 keys=tuple(entries),
             )
         )
     return DirectoryDocument(
         kind="mappa.directory",
         version=2 if revoked else 1,
-        issued_at="2026-11-23T00:00:00.000Z",
+        issued_at=DIRECTORY_ISSUED_AT,
+        valid_until=DIRECTORY_VALID_UNTIL,
         agencies=tuple(agencies),
     )
 
 
+def _sender_changed(
+    document: DirectoryDocument, version: int, change: Callable[[AgencyEntry], AgencyEntry]
+) -> DirectoryDocument:
+    agencies = tuple(change(a) if a.agency_id == SENDER else a for a in document.agencies)
+    return document.model_copy(update={"version": version, "agencies": agencies})
+
+
+def _superseded(agency: AgencyEntry) -> AgencyEntry:
+    keys = tuple(
+        k.model_copy(update={"not_after": SUPERSEDED_AT}) if k.alg is KeyAlg.ED25519 else k
+        for k in agency.keys
+    )
+    return agency.model_copy(update={"keys": keys})
+
+
 def signed_directories() -> dict[str, SignedDirectory]:
+    """Each directory a vector may be judged against (its "directory", else "default")."""
     governance = key("governance", KeyAlg.ED25519)
-    return {
-        "default": sign_directory(directory_document(revoked=False), governance),
-        "revoked": sign_directory(directory_document(revoked=True), governance),
+    default = directory_document(revoked=False)
+    documents = {
+        "default": default,
+        "revoked": directory_document(revoked=True),
+        # A rotation cut the sender's Ed25519 key at SUPERSEDED_AT (not revoked).
+        "superseded": _sender_changed(default, 3, _superseded),
+        # The sender may send in pq-hybrid only.
+        "pq-hybrid-only": _sender_changed(
+            default, 4, lambda a: a.model_copy(update={"suites": ("pq-hybrid",)})
+        ),
+        # Trusted until six hours after issue, long before any vector's record time.
+        "expired": default.model_copy(
+            update={"version": 5, "valid_until": "2026-11-23T06:00:00.000Z"}
+        ),
     }
+    return {name: sign_directory(doc, governance) for name, doc in documents.items()}
 
 
 def plaintexts() -> dict[ViewKind, bytes]:
@@ -349,6 +389,17 @@ def _duplicate_key(doc: dict[str, Any]) -> bytes:
 
 def _float(doc: dict[str, Any]) -> bytes:
     return jcs(doc).replace(b'"schema_version":1', b'"schema_version":1.0')
+
+
+def _duplicate_then_float(doc: dict[str, Any]) -> bytes:
+    # The header (closed first) repeats a key; a view, later, holds a float.
+    value = jcs(doc).replace(b'"envelope_version":1', b'"envelope_version":1,"envelope_version":1')
+    return value.replace(b'"view_id":0', b'"view_id":0.0', 1)
+
+
+def _float_where_a_key_repeats(doc: dict[str, Any]) -> bytes:
+    # One object repeats a key and, before it closes, holds a float.
+    return jcs(doc).replace(b'"schema_version":1', b'"schema_version":1,"schema_version":1.0')
 
 
 def _oversized(doc: dict[str, Any]) -> bytes:
@@ -561,7 +612,107 @@ MUTATIONS: list[Mutation] = [
         "envelope.signature-missing",
         {},
     ),
-]
+    # -- the order among schema.* codes (docs/envelope.md §2) --
+    ("duplicate-key-in-an-earlier-object", "classic-two-views", _duplicate_then_float, FULL_TO,
+     "schema.duplicate-key", {}),
+    ("float-before-its-object-closes", "classic-two-views", _float_where_a_key_repeats,
+     FULL_TO, "schema.float", {}),
+    # -- the header's area has its pattern --
+    (
+        "area-not-matching-its-pattern",
+        "classic-two-views",
+        _set(("header", "area"), "Staffordshire"),
+        FULL_TO,
+        "envelope.malformed",
+        {"resign": True},
+    ),
+    # -- the claimed time against the broker's append time --
+    (
+        "signed-by-a-superseded-key-appended-late",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "envelope.backdated",
+        {
+            "directory": "superseded",
+            "record_time": "2026-11-23T12:04:30.000Z",
+            "now": "2026-11-23T12:05:00.000Z",
+        },
+    ),
+    (
+        "signed-by-a-superseded-key-appended-in-time",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "full",
+        {
+            "directory": "superseded",
+            "record_time": "2026-11-23T12:04:29.999Z",
+            "now": "2026-11-23T12:05:00.000Z",
+        },
+    ),
+    (
+        "created-after-its-append-time",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "envelope.clock-skew",
+        {"record_time": "2026-11-23T11:53:59.999Z"},
+    ),
+    (
+        "appended-longer-than-the-window-after-creation",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "envelope.stale",
+        {"record_time": "2026-12-07T11:59:00.001Z"},
+    ),
+    # -- replay memory is per sender --
+    (
+        "same-id-taken-from-another-sender",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "full",
+        {"seen": "other-sender"},
+    ),
+    # -- the agreement the header names against the receiver's copy --
+    (
+        "agreement-version-not-held-yet",
+        "classic-two-views",
+        _set(("header", "isa_version"), 999),
+        FULL_TO,
+        "policy.agreement-version",
+        {"resign": True},
+    ),
+    (
+        "agreement-version-superseded",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "policy.agreement-superseded",
+        {"agreement_version": 2},
+    ),
+    (
+        "agreement-not-held",
+        "classic-two-views",
+        _set(("header", "isa_id"), "mappa-default.derbyshire"),
+        FULL_TO,
+        "policy.no-agreement",
+        {"resign": True},
+    ),
+    # -- the directory binds suites and expires --
+    (
+        "suite-not-allowed-for-the-sender",
+        "classic-two-views",
+        jcs,
+        FULL_TO,
+        "directory.suite-not-allowed",
+        {"directory": "pq-hybrid-only"},
+    ),
+    ("directory-expired", "classic-two-views", jcs, FULL_TO, "directory.expired",
+     {"directory": "expired"}),
+]  # fmt: skip
 
 
 def build_invalid(valid: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -608,14 +759,17 @@ def evaluate(data: dict[str, Any], vector: dict[str, Any], receiver: str) -> str
     )
     value = vector["envelope"].encode() + b" " * vector.get("append_spaces", 0)
     base = {v["name"]: v for v in data["valid"]}.get(vector.get("base", ""))
-    seen: dict[str, str] = {}
+    # Replay memory, keyed by sender and message id (docs/envelope.md step 8).
+    seen: dict[tuple[str, str], str] = {}
     if "seen" in vector and base is not None:
         earlier = verifier.verify(
             base["envelope"].encode(),
             topic=base["topic"],
             record_time=parse_timestamp(base["record_time"]),
         )
-        seen[earlier.header.message_id] = earlier.digest
+        sender = OUTSIDER if vector["seen"] == "other-sender" else earlier.header.sender
+        digest = "0" * 64 if vector["seen"] == "other-sender" else earlier.digest
+        seen[(sender, earlier.header.message_id)] = digest
     try:
         verified = verifier.verify(
             value,
@@ -625,9 +779,12 @@ def evaluate(data: dict[str, Any], vector: dict[str, Any], receiver: str) -> str
         verifier.check_fresh(verified, parse_timestamp(vector.get("now", NOW)))
         if not verified.addressed_to(receiver):
             return "not-addressed"
-        previous = seen.get(verified.header.message_id)
+        h = verified.header
+        previous = seen.get((h.sender, h.message_id))
         if previous is not None:
             return "duplicate" if previous == verified.digest else "envelope.replay-conflict"
+        held = (AGREEMENT[0], vector.get("agreement_version", AGREEMENT[1]))
+        check_agreement(held, isa_id=h.isa_id, isa_version=h.isa_version)
         suite = suite_named(verified.header.suite)
         private = key(receiver, suite.kem_key)
         opened = open_view(verified, agency=receiver, keys={private.key_id: private}, suite=suite)
@@ -645,17 +802,45 @@ def about() -> dict[str, Any]:
     return {
         "_about": (
             "mappa-broker envelope test vectors. Keys: PrivateKey.from_seed(alg, "
-            "SHAKE256('" + SEED_LABEL + "|' + owner + '|' + alg) truncated to the seed size); "
-            "the subject key likewise with owner 'deployment' and alg 'subject-key'. "
+            "SHAKE256('" + SEED_LABEL + "|' + owner + '|' + alg), its first seed_bytes[alg] "
+            "bytes); the subject key likewise with owner 'deployment' and alg 'subject-key'. "
+            "The directories are signed by the governance key (governance_public_key); the "
+            "receivers hold the agreement named in 'agreement' unless a vector names another "
+            "'agreement_version'. "
             "Valid vectors keep the random parts of sealing (data keys; the envelope) and every "
             "derived value for a hand check against docs/envelope.md. Invalid vectors are "
             "deterministic mutations of a valid one; 'expect' is the receiver's outcome: a view "
-            "kind, 'not-addressed', 'duplicate', or the refusal code. Regenerate with `make "
+            "kind, 'not-addressed', 'duplicate', or the refusal code. A vector's 'record_time' "
+            "is the broker's append time; 'seen': 'other-sender' means another agency's "
+            "message with the same id was taken first. Regenerate with `make "
             "vectors`; check with `python -m tests.vectors.generate`."
         ),
         "now": NOW,
         "subject_pnc": PNC,
         "plaintexts": {k.value: v.decode() for k, v in plaintexts().items()},
+    }
+
+
+def trust_material() -> dict[str, Any]:
+    """What a reader needs besides the envelopes, to check them without our code: the
+    seed sizes, the governance key that signs the directories, the agreement the receivers
+    hold, and the subject key with one reference it gives (docs/envelope.md §2.1)."""
+    governance = key("governance", KeyAlg.ED25519)
+    sk = subject_key()
+    return {
+        "seed_bytes": {
+            **{alg.value: PrivateKey.SEED_BYTES[alg] for alg in KeyAlg},
+            "subject-key": SUBJECT_KEY_BYTES,
+        },
+        "governance_key_id": governance.key_id,
+        "governance_public_key": b64encode(governance.public.raw),
+        "agreement": {"isa_id": AGREEMENT[0], "isa_version": AGREEMENT[1]},
+        "subject_ref": {
+            "subject_key": sk.export().hex(),
+            "pnc_id": PNC,
+            "hmac_message": (b"mappa-subject-v1\x00" + PNC.encode("ascii")).hex(),
+            "subject_ref": sk.reference(PNC),
+        },
     }
 
 
@@ -669,7 +854,7 @@ def fresh() -> dict[str, Any]:
     ]
     data: dict[str, Any] = about()
     data["directories"] = {n: d.model_dump(mode="json") for n, d in signed_directories().items()}
-    data["governance_key_id"] = key("governance", KeyAlg.ED25519).key_id
+    data.update(trust_material())
     data["valid"] = valid
     data["invalid"] = build_invalid({v["name"]: v for v in valid})
     return data
@@ -679,6 +864,9 @@ def check(data: dict[str, Any]) -> list[str]:
     problems = []
     if {k: data[k] for k in ("_about", "now", "subject_pnc", "plaintexts")} != about():
         problems.append("header fields differ (seed label, clock, subject or plaintexts changed)")
+    material = trust_material()
+    if {k: data.get(k) for k in material} != material:
+        problems.append("trust material differs (seed sizes, governance key, agreement, subject)")
     expected_dirs = {n: d.model_dump(mode="json") for n, d in signed_directories().items()}
     if data["directories"] != expected_dirs:
         problems.append("directories differ from those the seeds produce")

@@ -443,7 +443,9 @@ async def run_demo(settings: Settings, *, apache: bool = False) -> DemoSummary:
     started = time.monotonic()
     passphrase = secrets.token_urlsafe(24).encode()
     paths = DataPaths(settings.data_dir)
-    directory = provision(paths, SPECS, passphrase=passphrase, now=utc_now())
+    directory = provision(
+        paths, SPECS, passphrase=passphrase, now=utc_now(), suites=(settings.suite,)
+    )
     agreement = sign_and_load_agreement(
         paths, passphrase, agreement_for_area(AREA, [directory.agency(a) for a in PARTIES])
     )

@@ -221,7 +221,13 @@ async def run_transfer_demo(settings: Settings) -> dict[str, Any]:
     returns the summary."""
     started = time.monotonic()
     passphrase = secrets.token_urlsafe(24).encode()
-    directory = provision(DataPaths(settings.data_dir), SPECS, passphrase=passphrase, now=utc_now())
+    directory = provision(
+        DataPaths(settings.data_dir),
+        SPECS,
+        passphrase=passphrase,
+        now=utc_now(),
+        suites=(settings.suite,),
+    )
     agreements = [agreement_for_area(a, directory.agencies(area=a)) for a in (FROM, TO)]
     deployment = Deployment(settings=settings, passphrase=passphrase, agreements=agreements)
     async with deployment.running([s.agency_id for s in SPECS]) as running:
