@@ -7,6 +7,7 @@ person: the offender, victims and addresses are invented.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from schemas.common import from_data
@@ -243,15 +244,19 @@ CONTENT: dict[str, dict[str, Any]] = {
 
 
 def example_data(message_type: str, *, area: str = "staffordshire") -> dict[str, Any]:
-    """The example of ``message_type`` as JSON data, in ``area``."""
-    return {
-        "message_type": message_type,
-        "subject": SUBJECT,
-        "area": area,
-        "category": 1,
-        "level": 2,
-        **CONTENT[message_type],
-    }
+    """The example of ``message_type`` as JSON data, in ``area``: a fresh copy each
+    call, so a caller that edits it (a test naming the subject otherwise) changes no
+    other caller's example."""
+    return copy.deepcopy(
+        {
+            "message_type": message_type,
+            "subject": SUBJECT,
+            "area": area,
+            "category": 1,
+            "level": 2,
+            **CONTENT[message_type],
+        }
+    )
 
 
 def example(message_type: str, *, area: str = "staffordshire") -> MessageBody:
