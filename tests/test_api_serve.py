@@ -133,4 +133,4 @@ async def test_serve_stops_promptly_while_its_broker_is_down(
                 os.kill(broker, signal.SIGKILL)
     assert code == 0, served.log.decode()
     assert not await alive_after(broker, seconds=5)
-    assert "Traceback" not in served.log.decode()
+    assert "Traceback" not in served.log.decode(), served.log.decode()

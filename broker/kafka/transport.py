@@ -436,7 +436,14 @@ class PartitionReader:
             self._on_lost(lost)
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        """Stop the consumer, waiting at most ``STOP_SECONDS``. Never raises for the
+        client: a broker that died under it makes the consumer's fetcher re-raise, on
+        the way out, the connection it lost; the offsets are the caller's, so nothing
+        read is lost, and one line says so."""
+        try:
+            await asyncio.wait_for(self._consumer.stop(), timeout=STOP_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - whatever the client says, it is stopping
+            log.info("a reader stopped with its broker gone: %s", type(exc).__name__)
 
     async def rewind(self, offsets: Offsets) -> None:
         """Go back to ``offsets`` (what the caller durably processed): after a failed
