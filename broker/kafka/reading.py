@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from broker.kafka.transport import Offsets, PartitionReader, Record, stop_quietly
+from broker.kafka.transport import Offsets, PartitionReader, Record
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class KeptReader:
         async with self._lock:
             reader, self._reader = self._reader, None
             if reader is not None:
-                await stop_quietly(reader)
+                await reader.stop()  # bounded, and never raises for its client
             self._reader = await self._open()
 
     @asynccontextmanager
@@ -101,4 +101,4 @@ class KeptReader:
             )
             if self._reader is reader:
                 self._reader = None
-            await stop_quietly(reader)
+            await reader.stop()  # bounded, and never raises for its client

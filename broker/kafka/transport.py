@@ -477,13 +477,3 @@ class PartitionReader:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-async def stop_quietly(reader: PartitionReader) -> None:
-    """Stop a reader whose broker is gone: whatever its client says about a connection
-    that died with the broker is of no use (logged at debug), and never stops the
-    caller from opening the reader that replaces it."""
-    try:
-        await asyncio.wait_for(reader.stop(), timeout=STOP_SECONDS)
-    except Exception as exc:  # noqa: BLE001 - the old reader is dropped whatever it says
-        log.debug("stopping a reader of a lost broker: %r", exc)
