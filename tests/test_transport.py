@@ -5,6 +5,7 @@ builds an aiokafka client, so no call site can forget them."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from broker.cli.main import main
 from broker.errors import ConfigurationError
-from broker.kafka.transport import KafkaTransport
+from broker.kafka.transport import KafkaTransport, stop_client
 from broker.settings import Settings
 from broker.trust.provision import DataPaths, provision
 from tests.two_areas import PNC, PROBATION_A, SPECS, TO
@@ -110,3 +111,36 @@ def test_mappa_transfer_refuses_plaintext_to_a_remote_broker(
     assert code == 1
     assert "kafka.plaintext-refused" in err
     assert err.count("\n") == 1, err  # one line, no traceback
+
+
+async def test_a_client_stop_never_raises_for_the_client() -> None:
+    """aiokafka's fetcher awaits the fetch tasks it has just cancelled, so their
+    ``CancelledError`` escapes its ``stop()`` though nobody cancelled the caller (seen
+    in CI with the embedded broker killed under ``serve``); a lost connection is
+    re-raised the same way. Neither may fail a shutdown."""
+
+    async def cancelled_fetch() -> None:
+        fetch = asyncio.ensure_future(asyncio.sleep(60))
+        await asyncio.sleep(0)
+        fetch.cancel()
+        await fetch
+
+    async def lost_connection() -> None:
+        raise ConnectionError("the broker went away")
+
+    await stop_client(cancelled_fetch(), "a reader")
+    await stop_client(lost_connection(), "a reader")
+
+
+async def test_a_client_stop_passes_on_the_callers_own_cancellation() -> None:
+    started = asyncio.Event()
+
+    async def slow_stop() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    stopping = asyncio.ensure_future(stop_client(slow_stop(), "a reader"))
+    await started.wait()
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -57,8 +57,28 @@ PRODUCER_ID_PAUSE_SECONDS = 0.25
 # A shutdown while the broker is away must not wait for it (a service asked to stop
 # should stop within seconds); the outboxes keep what was not acknowledged.
 STOP_SECONDS = 2.0
+
 # One fetch is enough to hear an authorization refusal; an allowed one may find nothing.
 FETCH_PROBE_MS = 500
+
+
+async def stop_client(stopping: Awaitable[None], what: str) -> None:
+    """Await an aiokafka client's ``stop()`` for at most ``STOP_SECONDS``, never raising
+    for the client. With its broker gone the client re-raises, on the way out, the
+    connection it lost; and aiokafka's fetcher awaits the fetch tasks it has just
+    cancelled, so their ``CancelledError`` escapes ``stop()`` though nobody cancelled
+    the caller. Only a cancellation of the caller's own task is passed on."""
+    try:
+        await asyncio.wait_for(stopping, timeout=STOP_SECONDS)
+    except TimeoutError:
+        log.warning("%s did not stop within %ss: the broker is away", what, STOP_SECONDS)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.info("%s stopped with its broker gone: a fetch it cancelled", what)
+    except Exception as exc:  # noqa: BLE001 - whatever the client says, it is stopping
+        log.info("%s stopped with its broker gone: %s", what, type(exc).__name__)
 
 
 class TransportError(MappaError):
@@ -174,7 +194,7 @@ class KafkaTransport(AsyncPart):
         try:
             await producer.start()
         except KafkaError as exc:
-            await producer.stop()
+            await stop_client(producer.stop(), "the producer")
             raise TransportError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
         self._producer = producer
 
@@ -217,12 +237,7 @@ class KafkaTransport(AsyncPart):
         Idempotent."""
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                await asyncio.wait_for(producer.stop(), timeout=STOP_SECONDS)
-            except TimeoutError:
-                log.warning(
-                    "the producer did not stop within %ss: the broker is away", STOP_SECONDS
-                )
+            await stop_client(producer.stop(), "the producer")
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -370,7 +385,7 @@ class KafkaTransport(AsyncPart):
                 f"Kafka at {self.bootstrap} did not answer within {within}s: {exc!r}"
             ) from exc
         finally:
-            await consumer.stop()
+            await stop_client(consumer.stop(), "a readiness probe")
         return {(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
 
 
@@ -440,10 +455,7 @@ class PartitionReader:
         client: a broker that died under it makes the consumer's fetcher re-raise, on
         the way out, the connection it lost; the offsets are the caller's, so nothing
         read is lost, and one line says so."""
-        try:
-            await asyncio.wait_for(self._consumer.stop(), timeout=STOP_SECONDS)
-        except Exception as exc:  # noqa: BLE001 - whatever the client says, it is stopping
-            log.info("a reader stopped with its broker gone: %s", type(exc).__name__)
+        await stop_client(self._consumer.stop(), "a reader")
 
     async def rewind(self, offsets: Offsets) -> None:
         """Go back to ``offsets`` (what the caller durably processed): after a failed
