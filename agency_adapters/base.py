@@ -386,6 +386,12 @@ class AgencyAdapter(ABC):
     ) -> PublishResult:
         return await self.gateway.publish(self.to_canonical(record), purpose=purpose, user=user)
 
-    async def open(self, message_id: str, *, user: str, justification: str) -> dict[str, Any]:
-        opened = await self.gateway.consult(message_id, user=user, justification=justification)
+    async def open(
+        self, message_id: str, *, user: str, justification: str, sender: str | None = None
+    ) -> dict[str, Any]:
+        """The held message ``message_id`` (from ``sender``, which must be given when two
+        agencies used that id), opened as a consultation and in this agency's format."""
+        opened = await self.gateway.consult(
+            message_id, user=user, justification=justification, sender=sender
+        )
         return self.from_canonical(opened.body, opened.view)

@@ -279,7 +279,10 @@ async def test_an_unexpected_fault_on_a_record_refuses_it_and_keeps_it(world: Wo
     again (tests/hostile/test_poison_records.py)."""
     result = await world.gw(POLICE).publish(risk_assessment(), purpose="risk management")
     store = world.gw(PROBATION).ctx.store
-    conflict = InboxItem(result.message_id, "t", "x", "x", "x", "x", "x", 1, "x", "x", None, b"x")
+    # The police's own id: only the same sender's message with it conflicts.
+    conflict = InboxItem(
+        result.message_id, "t", POLICE, "x", "x", "x", "x", 1, "x", "x", None, b"x"
+    )
     with store.transaction():
         store.add_to_inbox(conflict)
     await world.pump(lambda: bool(world.of(PROBATION, Handling.REFUSED)))
@@ -292,7 +295,7 @@ async def test_an_unexpected_fault_on_a_record_refuses_it_and_keeps_it(world: Wo
     [kept] = store.deadletters.pending()
     assert kept.reason_code == "record.unprocessable"
     # Nothing of the refused delivery stayed: the inbox holds only the conflicting row.
-    assert [i.sender for i in store.inbox()] == ["x"]
+    assert [i.message_type for i in store.inbox()] == ["x"]
     assert store.seen_digest(POLICE, result.message_id) is None
 
 

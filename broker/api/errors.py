@@ -51,6 +51,8 @@ class ApiError(BaseModel):
 BY_CODE: dict[str, int] = {
     "consult.not-found": 404,
     "api.not-found": 404,
+    # A message id that several senders' held messages share, with no sender named.
+    "inbox.ambiguous": 409,
     "api.unavailable": 503,
     "consult.justification-missing": 422,
     "consult.justification-invalid": 422,
@@ -211,7 +213,8 @@ DESCRIPTIONS = {
     401: "No credential, or an invalid or revoked one",
     403: "The credential does not cover this agency, or an agreement forbids the act",
     404: "No such message in this agency's inbox, or no such transfer known to it",
-    409: "The stored message no longer passes its checks and cannot be opened, or the "
+    409: "The stored message no longer passes its checks and cannot be opened; messages "
+    "from several senders share the id and none was given (inbox.ambiguous); or the "
     "transfer is not in a state that allows the step",
     422: "The request or the record is malformed, or maps to an invalid message",
     503: "The broker, a database or a key is unavailable; retry later",

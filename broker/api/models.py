@@ -134,9 +134,10 @@ class InboxPage(Output):
     )
 
 
-# A message acknowledged, with the time of its first acknowledgement.
+# A message acknowledged, whose sender's it is, and the time of its first acknowledgement.
 class Acknowledged(Output):
     message_id: str
+    sender: str
     acknowledged_at: str
 
 
@@ -195,7 +196,10 @@ class Delivery(Output):
     queued_at: str
     updated_at: str
     due_at: str | None = Field(description="when it is sent again if no receipt has come")
-    reason_code: str | None = Field(description="why the recipient refused it")
+    reason_code: str | None = Field(
+        description="why the recipient refused it, or the broker "
+        "(`transport.record-rejected`: too large for it; never sent)"
+    )
 
 
 class Deliveries(Output):

@@ -30,7 +30,7 @@ from broker.api.models import (
 from broker.errors import SchemaError, StoreUnavailable
 from broker.gateway.publish import PublishResult
 from broker.gateway.requests import Answered, KeyTaken
-from broker.gateway.store import AgencyStore, InboxItem
+from broker.gateway.store import AgencyStore, InboxItem, InboxPosition
 from broker.gateway.tracking import LEDGER
 from schemas.audit import Operation
 from schemas.common import ViewKind, format_timestamp
@@ -190,22 +190,25 @@ def _metadata(item: InboxItem) -> InboxMessage:
 
 def encode_cursor(item: InboxItem) -> str:
     """The inbox cursor for the page after ``item``: unpadded base64url of
-    ``[received_at, message_id]``."""
-    raw = json.dumps([item.received_at, item.message_id]).encode()
+    ``[received_at, message_id, sender]`` (two senders' messages may share an id)."""
+    raw = json.dumps([item.received_at, item.message_id, item.sender]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """The ``(received_at, message_id)`` of a cursor from ``encode_cursor``. Raises
-    ``SchemaError`` (``request.invalid-cursor``) for anything else, including a cursor
-    longer than ``MAX_CURSOR_CHARS``."""
-    pair: object = None
+def decode_cursor(cursor: str) -> InboxPosition:
+    """The position of a cursor from ``encode_cursor``, or of one given before the
+    sender was in it (``[received_at, message_id]``: after every sender's message with
+    that id, as it meant then). Raises ``SchemaError`` (``request.invalid-cursor``) for
+    anything else, including a cursor longer than ``MAX_CURSOR_CHARS``."""
+    parts: object = None
     if len(cursor) <= MAX_CURSOR_CHARS:
         try:
-            pair = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         except (ValueError, binascii.Error):
-            pair = None
-    match pair:
+            parts = None
+    match parts:
+        case [str(received_at), str(message_id), str(sender)]:
+            return received_at, message_id, sender
         case [str(received_at), str(message_id)]:
             return received_at, message_id
     raise SchemaError("cursor is not one this API returned", code="request.invalid-cursor")
@@ -231,42 +234,62 @@ def inbox(
     )
 
 
-def _item(served: ServedAgency, message_id: str) -> InboxItem:
-    item = served.gateway.ctx.store.inbox_item(message_id)
+def _item(served: ServedAgency, message_id: str, sender: str | None) -> InboxItem:
+    """The held message ``message_id`` of ``sender`` (None: of whichever one sender's
+    message has that id). Raises ``NotFound`` or ``AmbiguousMessage``."""
+    item = served.gateway.ctx.store.inbox_item(message_id, sender=sender)
     if item is None:
-        raise NotFound(f"no message {message_id} in {served.agency_id}'s inbox")
+        whose = "" if sender is None else f" from {sender}"
+        raise NotFound(f"no message {message_id}{whose} in {served.agency_id}'s inbox")
     return item
 
 
-def message(served: ServedAgency, message_id: str) -> InboxMessage:
-    """One held message's metadata, without opening it. Raises ``NotFound``
-    (``api.not-found``) if the inbox holds no such message."""
-    return _metadata(_item(served, message_id))
+def message(served: ServedAgency, message_id: str, *, sender: str | None = None) -> InboxMessage:
+    """One held message's metadata, without opening it: ``sender``'s message with that id,
+    or without a sender the one message held with it. Raises ``NotFound``
+    (``api.not-found``) if the inbox holds no such message, ``AmbiguousMessage``
+    (``inbox.ambiguous``) if no sender is given and several senders' messages have it."""
+    return _metadata(_item(served, message_id, sender))
 
 
-def acknowledge(served: ServedAgency, message_id: str) -> Acknowledged:
-    """Mark a held message acknowledged; returns the time of its first acknowledgement
-    (idempotent: acknowledging twice keeps the first time). Raises ``NotFound``
-    (``api.not-found``) if the inbox holds no such message."""
+def acknowledge(
+    served: ServedAgency, message_id: str, *, sender: str | None = None
+) -> Acknowledged:
+    """Mark a held message (chosen as ``message`` chooses) acknowledged; returns the time
+    of its first acknowledgement (idempotent: acknowledging twice keeps the first time).
+    Raises as ``message`` does."""
     ctx = served.gateway.ctx
-    item = _item(served, message_id)
+    item = _item(served, message_id, sender)
     if item.acknowledged_at is not None:
-        return Acknowledged(message_id=message_id, acknowledged_at=item.acknowledged_at)
+        return Acknowledged(
+            message_id=message_id, sender=item.sender, acknowledged_at=item.acknowledged_at
+        )
     at = format_timestamp(ctx.clock())
-    ctx.store.acknowledge(message_id, at)
-    return Acknowledged(message_id=message_id, acknowledged_at=at)
+    # By the sender found: another sender's message with this id, arriving meanwhile, is
+    # not the one meant.
+    ctx.store.acknowledge(message_id, at, sender=item.sender)
+    return Acknowledged(message_id=message_id, sender=item.sender, acknowledged_at=at)
 
 
 async def open_message(
-    served: ServedAgency, message_id: str, *, user: str, justification: str | None
+    served: ServedAgency,
+    message_id: str,
+    *,
+    user: str,
+    justification: str | None,
+    sender: str | None = None,
 ) -> Opened:
-    """Open ``message_id`` for ``user`` (``AgencyGateway.consult``: justified and audited)
-    and map it to the agency system's format; returns it. Raises what ``consult``
-    raises: ``PolicyDenied`` (``consult.justification-missing``), ``SchemaError``
-    (``consult.not-found``), the error of a check the stored message no longer passes,
-    or ``TransportError`` if the audit record cannot be relayed at once."""
+    """Open ``message_id`` (chosen as ``message`` chooses, by ``sender``) for ``user``
+    (``AgencyGateway.consult``: justified and audited) and map it to the agency system's
+    format; returns it. Raises what ``consult`` raises: ``PolicyDenied``
+    (``consult.justification-missing``), ``SchemaError`` (``consult.not-found``),
+    ``AmbiguousMessage`` (``inbox.ambiguous``), the error of a check the stored message
+    no longer passes, or ``TransportError`` if the audit record cannot be relayed at
+    once."""
     # The gateway checks the justification and audits the consultation, or the refusal.
-    opened = await served.gateway.consult(message_id, user=user, justification=justification or "")
+    opened = await served.gateway.consult(
+        message_id, user=user, justification=justification or "", sender=sender
+    )
     header = opened.verified.header
     return Opened(
         message_id=header.message_id,

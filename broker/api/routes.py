@@ -21,9 +21,19 @@ from broker.api.models import (
     SubmitRecord,
     Submitted,
 )
-from schemas.common import UUID_PATTERN
+from schemas.common import AGENCY_ID_PATTERN, UUID_PATTERN
 
 MessageId = Annotated[str, Path(pattern=UUID_PATTERN, description="the message id")]
+# A message is its sender's message id: two agencies' messages may share an id.
+Sender = Annotated[
+    str | None,
+    Query(
+        pattern=AGENCY_ID_PATTERN,
+        max_length=96,
+        description="the agency that sent it; needed only when messages from several "
+        "senders share the id (409 inbox.ambiguous names them)",
+    ),
+]
 MAX_PAGE = 500
 
 AUTH = (401, 403)
@@ -84,37 +94,45 @@ def agency_router() -> APIRouter:
     ) -> InboxPage:
         return operations.inbox(served, cursor=cursor, unacknowledged=unacknowledged, limit=limit)
 
-    # ``operations.message``: 404 (``api.not-found``) if the inbox holds no such message.
+    # ``operations.message``: 404 (``api.not-found``) if the inbox holds no such message,
+    # 409 (``inbox.ambiguous``) if no sender is given and several senders' messages have it.
     @router.get(
         "/inbox/{message_id}",
         response_model=InboxMessage,
-        responses=documented(*AUTH, 404, 422, 503),
+        responses=documented(*AUTH, 404, 409, 422, 503),
         summary="One delivered message's metadata, without its content",
     )
-    async def get_message(served: AgencyDep, message_id: MessageId) -> InboxMessage:
-        return operations.message(served, message_id)
+    async def get_message(
+        served: AgencyDep, message_id: MessageId, sender: Sender = None
+    ) -> InboxMessage:
+        return operations.message(served, message_id, sender=sender)
 
-    # ``operations.acknowledge``: 404 (``api.not-found``) if the inbox holds no such message.
+    # ``operations.acknowledge``: 404 and 409 as ``get_message``.
     @router.post(
         "/inbox/{message_id}/ack",
         response_model=Acknowledged,
-        responses=documented(*AUTH, 404, 422, 503),
+        responses=documented(*AUTH, 404, 409, 422, 503),
         summary="Acknowledge a delivered message (idempotent)",
     )
-    async def acknowledge(served: AgencyDep, message_id: MessageId) -> Acknowledged:
-        return operations.acknowledge(served, message_id)
+    async def acknowledge(
+        served: AgencyDep, message_id: MessageId, sender: Sender = None
+    ) -> Acknowledged:
+        return operations.acknowledge(served, message_id, sender=sender)
 
     # ``operations.open_message``: the gateway's consultation, every refusal audited. A stored
-    # message that no longer passes is a 409 (keys, signatures) or a 403 (the agreement).
+    # message that no longer passes is a 409 (keys, signatures) or a 403 (the agreement);
+    # 404 and 409 (``inbox.ambiguous``) as ``get_message``.
     @router.post(
         "/inbox/{message_id}/open",
         response_model=Opened,
         responses=documented(*AUTH, 404, 409, 422, 503),
         summary="Open (consult) a message: needs a user and a justification; audited",
     )
-    async def open_message(served: AgencyDep, message_id: MessageId, body: OpenRequest) -> Opened:
+    async def open_message(
+        served: AgencyDep, message_id: MessageId, body: OpenRequest, sender: Sender = None
+    ) -> Opened:
         return await operations.open_message(
-            served, message_id, user=body.user, justification=body.justification
+            served, message_id, user=body.user, justification=body.justification, sender=sender
         )
 
     # ``operations.deliveries``: 404 (``api.not-found``) for a message this agency did not

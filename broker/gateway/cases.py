@@ -95,11 +95,14 @@ class CaseRegistry:
         )
         return record
 
-    def reshared(self, transfer_id: str) -> set[str]:
-        """The message ids the handover of ``transfer_id`` has already dealt with."""
+    def reshared(self, transfer_id: str) -> set[tuple[str, str]]:
+        """The held messages, as ``(sender, message_id)``, the handover of ``transfer_id``
+        has already dealt with."""
         return self._store.reshared(transfer_id)
 
-    def mark_reshared(self, transfer_id: str, message_id: str, reshared_as: str) -> None:
-        """Remember that the handover dealt with ``message_id`` (a new message id, or why
-        not). Inside the store's transaction."""
-        self._store.mark_reshared(transfer_id, message_id, reshared_as)
+    def mark_reshared(
+        self, transfer_id: str, sender: str, message_id: str, reshared_as: str
+    ) -> None:
+        """Remember that the handover dealt with ``sender``'s message ``message_id`` (a new
+        message id, or why not). Inside the store's transaction."""
+        self._store.mark_reshared(transfer_id, sender, message_id, reshared_as)

@@ -256,22 +256,27 @@ class AgencyGateway(AsyncPart):
             reason=f"no receipt after {row.attempts + 1} sends over {waited}",
         )
 
-    async def consult(self, message_id: str, *, user: str, justification: str) -> Opened:
-        """Open a delivered message for a person. Writes a consultation audit record;
-        every refusal (no justification, unknown message, failed checks) is audited too.
-        Returns the opened message. Raises ``PolicyDenied``
+    async def consult(
+        self, message_id: str, *, user: str, justification: str, sender: str | None = None
+    ) -> Opened:
+        """Open a delivered message for a person: ``sender``'s message ``message_id``, or
+        without a sender the one message held with that id. Writes a consultation audit
+        record; every refusal (no justification, unknown or ambiguous message, failed
+        checks) is audited too. Returns the opened message. Raises ``PolicyDenied``
         (``consult.justification-missing``: fewer than ``MIN_JUSTIFICATION_CHARS``
         non-blank characters; ``consult.justification-invalid``: not a justification as
         ``broker.gateway.justification`` defines one), ``SchemaError``
-        (``consult.not-found``: not in the inbox),
+        (``consult.not-found``: not in the inbox), ``AmbiguousMessage``
+        (``inbox.ambiguous``: no sender given, and several senders' messages have the id),
         or the ``MappaError`` of a check the stored message no longer passes (see
         ``Receiver.reopen``). Raises ``TransportError`` if the audit record, kept either
         way, cannot be relayed: it then takes the place of the refusal or the result."""
         ctx = self.ctx
-        item = ctx.store.inbox_item(message_id)
+        item: InboxItem | None = None
         problem = justification_problem(justification)
         given = normalised(justification)
         try:
+            item = ctx.store.inbox_item(message_id, sender=sender)
             if problem is not None:
                 raise PolicyDenied(problem.reason, code=problem.code)
             if item is None:

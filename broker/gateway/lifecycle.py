@@ -100,7 +100,7 @@ class Lifecycle:
         with ctx.store.transaction():
             expired = ctx.store.inbox_received_before(cutoff)
             for item in expired:
-                ctx.store.delete_inbox_item(item.message_id)
+                ctx.store.delete_inbox_item(item.message_id, sender=item.sender)
                 ctx.audit.emit(
                     AuditAct.ERASURE,
                     Operation.ERASE,

@@ -8,8 +8,9 @@ starts waiting for its receipt. A crash between sending and marking re-sends row
 receivers absorb that (replay memory for envelopes, event ids in the ledger). A failed
 row stays unsent for the next flush, and the failure is raised: nothing is silently
 dropped. A row the broker refuses for good (``RecordRejected``: too large for it) is
-set aside instead, logged and reported (``on_set_aside``: the gateway audits it), and
-the rows behind it go: one such row never blocks the outbox.
+set aside instead, logged and reported (``on_set_aside``: the gateway audits it), its
+tracked recipients settled as refused with the broker's code, and the rows behind it
+go: one such row never blocks the outbox.
 
 A broker's acknowledgement is not delivery: the broker may lose what it acknowledged
 (the embedded one is memory-only). So a row whose recipients have not all receipted it
@@ -112,6 +113,7 @@ class OutboxRelay:
             error.reason,
         )
         self._store.set_aside(row.seq)
+        self._store.tracking.refused_by_broker(row.seq, error.code, self._clock())
         if self._on_set_aside is not None:
             self._on_set_aside(row, error)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from broker.errors import sqlite_unavailable
+from broker.errors import MappaError, sqlite_unavailable
 from broker.files.private import private_file
 from broker.gateway.deadletters import DeadLetters
 from broker.gateway.requests import Requests
@@ -28,7 +28,21 @@ from broker.gateway.tracking import Tracking
 # normally; a lock held longer than this is a stuck process or an operator's shell, and
 # the caller is better told to retry (``StoreUnavailable``, a 503) than left hanging.
 BUSY_TIMEOUT_SECONDS = 5.0
-_SCHEMA = """
+# A message is its sender's message id: another agency may use the same id, and its
+# message is another message (docs/envelope.md, replay). Shared by the schema and the
+# migration of an older inbox (``_migrate_inbox``), in the column order of ``InboxItem``.
+_INBOX_COLUMNS = """
+    message_id TEXT NOT NULL, topic TEXT NOT NULL, sender TEXT NOT NULL,
+    message_type TEXT NOT NULL, subject_ref TEXT NOT NULL, view TEXT NOT NULL,
+    isa_id TEXT NOT NULL, isa_version INTEGER NOT NULL, created_at TEXT NOT NULL,
+    received_at TEXT NOT NULL, acknowledged_at TEXT, envelope BLOB NOT NULL,
+    PRIMARY KEY (sender, message_id)
+"""
+_RESHARED_COLUMNS = """
+    transfer_id TEXT NOT NULL, sender TEXT NOT NULL, message_id TEXT NOT NULL,
+    reshared_as TEXT NOT NULL, PRIMARY KEY (transfer_id, sender, message_id)
+"""
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
     PRIMARY KEY (topic, partition)
@@ -38,12 +52,7 @@ CREATE TABLE IF NOT EXISTS seen (
     topic TEXT NOT NULL, created_at TEXT NOT NULL, seen_at TEXT NOT NULL,
     PRIMARY KEY (sender, message_id)
 );
-CREATE TABLE IF NOT EXISTS inbox (
-    message_id TEXT PRIMARY KEY, topic TEXT NOT NULL, sender TEXT NOT NULL,
-    message_type TEXT NOT NULL, subject_ref TEXT NOT NULL, view TEXT NOT NULL,
-    isa_id TEXT NOT NULL, isa_version INTEGER NOT NULL, created_at TEXT NOT NULL,
-    received_at TEXT NOT NULL, acknowledged_at TEXT, envelope BLOB NOT NULL
-);
+CREATE TABLE IF NOT EXISTS inbox ({_INBOX_COLUMNS});
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key BLOB,
     value BLOB NOT NULL, headers TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0
@@ -59,47 +68,118 @@ CREATE TABLE IF NOT EXISTS transfers (
     seq INTEGER NOT NULL, record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS transfers_subject ON transfers (subject_ref, seq);
-CREATE TABLE IF NOT EXISTS transfer_reshared (
-    transfer_id TEXT NOT NULL, message_id TEXT NOT NULL, reshared_as TEXT NOT NULL,
-    PRIMARY KEY (transfer_id, message_id)
-);
+CREATE TABLE IF NOT EXISTS transfer_reshared ({_RESHARED_COLUMNS});
 """
-# After the tables exist, so a store from before replay memory named the sender is
-# migrated first (``_migrate_seen``).
-_SEEN_INDEX = "CREATE INDEX IF NOT EXISTS seen_created ON seen (created_at);"
+# After the tables exist, so a store from before the sender was part of a message's key
+# is migrated first (``_migrate``). The inbox's own index serves a lookup by message id
+# alone (the API's, when only one sender's message has that id).
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS seen_created ON seen (created_at);
+CREATE INDEX IF NOT EXISTS inbox_message ON inbox (message_id);
+"""
 # A remembered message id whose sender was not recorded (a store from before it was):
 # it stops a replay by any sender, as it did, until it leaves the replay window.
 UNKNOWN_SENDER = ""
+
+
+class AmbiguousMessage(MappaError):
+    """A message id alone names more than one held message (another agency used the
+    same id): the caller must say whose (409 in the API)."""
+
+    code = "inbox.ambiguous"
+
+
+def _key_of(db: sqlite3.Connection, table: str) -> set[str]:
+    """The columns of ``table``'s primary key."""
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})") if row[5]}
+
+
+def _needs_migration(db: sqlite3.Connection) -> bool:
+    """Whether a table that names a message has it keyed without its sender."""
+    return (
+        "sender" not in _key_of(db, "seen")
+        or "sender" not in _key_of(db, "inbox")
+        or "sender" not in _key_of(db, "transfer_reshared")
+    )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a store from before the sender was part of a message's key up to date, in
+    one transaction: all of it, or (a crash, a full disk) none of it. Checked again
+    once the write lock is held: another process may have opened the same store first."""
+    if not _needs_migration(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # The replay memory first: it takes each sender from the inbox, as it was.
+        if "sender" not in _key_of(db, "seen"):
+            _migrate_seen(db)
+        if "sender" not in _key_of(db, "inbox"):
+            _migrate_inbox(db)
+        if "sender" not in _key_of(db, "transfer_reshared"):
+            _migrate_reshared(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _migrate_seen(db: sqlite3.Connection) -> None:
     """Replay memory was keyed by message id alone, so one agency could claim another's
     id first. Rebuild an older ``seen`` table keyed by (sender, message id): the sender of
     a message in the inbox is known from it; any other row keeps ``UNKNOWN_SENDER``."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(seen)")}
-    if "sender" in columns:
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.execute("ALTER TABLE seen RENAME TO seen_by_id")
-        db.execute("DROP INDEX IF EXISTS seen_created")
-        db.execute(
-            "CREATE TABLE seen (sender TEXT NOT NULL, message_id TEXT NOT NULL, "
-            "digest TEXT NOT NULL, topic TEXT NOT NULL, created_at TEXT NOT NULL, "
-            "seen_at TEXT NOT NULL, PRIMARY KEY (sender, message_id))"
-        )
-        db.execute(
-            "INSERT INTO seen SELECT coalesce((SELECT i.sender FROM inbox i WHERE "
-            "i.message_id = s.message_id), ?), s.message_id, s.digest, s.topic, "
-            "s.created_at, s.seen_at FROM seen_by_id s",
-            (UNKNOWN_SENDER,),
-        )
-        db.execute("DROP TABLE seen_by_id")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+    db.execute("ALTER TABLE seen RENAME TO seen_by_id")
+    db.execute("DROP INDEX IF EXISTS seen_created")
+    db.execute(
+        "CREATE TABLE seen (sender TEXT NOT NULL, message_id TEXT NOT NULL, "
+        "digest TEXT NOT NULL, topic TEXT NOT NULL, created_at TEXT NOT NULL, "
+        "seen_at TEXT NOT NULL, PRIMARY KEY (sender, message_id))"
+    )
+    db.execute(
+        "INSERT INTO seen SELECT coalesce((SELECT i.sender FROM inbox i WHERE "
+        "i.message_id = s.message_id), ?), s.message_id, s.digest, s.topic, "
+        "s.created_at, s.seen_at FROM seen_by_id s",
+        (UNKNOWN_SENDER,),
+    )
+    db.execute("DROP TABLE seen_by_id")
+
+
+def _migrate_inbox(db: sqlite3.Connection) -> None:
+    """The inbox was keyed by message id alone, so a message of one agency's that used
+    another's id first could not be held beside it. Every row names its sender already:
+    the rows are copied as they are under the key (sender, message id)."""
+    db.execute("ALTER TABLE inbox RENAME TO inbox_by_id")
+    db.execute(f"CREATE TABLE inbox ({_INBOX_COLUMNS})")
+    names = (
+        "message_id, topic, sender, message_type, subject_ref, view, isa_id, isa_version, "
+        "created_at, received_at, acknowledged_at, envelope"
+    )
+    db.execute(f"INSERT INTO inbox ({names}) SELECT {names} FROM inbox_by_id")  # noqa: S608
+    db.execute("DROP TABLE inbox_by_id")
+
+
+def _migrate_reshared(db: sqlite3.Connection) -> None:
+    """What a handover re-shared was keyed by message id alone. The sender of each item
+    still held is known from the inbox (one item per id until now); an item erased since keeps
+    ``UNKNOWN_SENDER``, which matches nothing held: it cannot come back, since its id is
+    refused as stale long before a retention period ends."""
+    db.execute("ALTER TABLE transfer_reshared RENAME TO reshared_by_id")
+    db.execute(f"CREATE TABLE transfer_reshared ({_RESHARED_COLUMNS})")
+    db.execute(
+        "INSERT INTO transfer_reshared SELECT r.transfer_id, coalesce((SELECT i.sender "
+        "FROM inbox i WHERE i.message_id = r.message_id), ?), r.message_id, r.reshared_as "
+        "FROM reshared_by_id r",
+        (UNKNOWN_SENDER,),
+    )
+    db.execute("DROP TABLE reshared_by_id")
+
+
+# Delivery order, and the order of one message id's senders within it.
+_DELIVERY_ORDER = "received_at, message_id, sender"
+# Where an inbox page ends: an item's (received_at, message_id, sender); a cursor from
+# before the sender was part of an item's key names no sender.
+InboxPosition = tuple[str, str] | tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -179,13 +259,18 @@ class AgencyStore:
         self._db = sqlite3.connect(
             path, isolation_level=None, timeout=BUSY_TIMEOUT_SECONDS, factory=StoreConnection
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a transaction reported committed survives power loss. The audit trail
-        # of a public-protection system is worth the fsync.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        _migrate_seen(self._db)
-        self._db.executescript(_SEEN_INDEX)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a transaction reported committed survives power loss. The audit trail
+            # of a public-protection system is worth the fsync.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            _migrate(self._db)
+            self._db.executescript(_INDEXES)
+        except BaseException:
+            # A store that cannot be opened (a migration that failed) holds no connection.
+            self._db.close()
+            raise
         self._in_txn = False
         self.tracking = Tracking(self._db, self._require_txn)
         self.deadletters = DeadLetters(self._db, self._require_txn)
@@ -325,7 +410,8 @@ class AgencyStore:
     # -- inbox ------------------------------------------------------------------------------
     def add_to_inbox(self, item: InboxItem) -> None:
         """Hold ``item`` in the inbox. Raises ``RuntimeError`` outside ``transaction()`` and
-        ``sqlite3.IntegrityError`` if its message id is held already."""
+        ``sqlite3.IntegrityError`` if its sender's message with its id is held already
+        (another sender's message with that id is another message)."""
         self._require_txn()
         self._db.execute(
             "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -350,7 +436,7 @@ class AgencyStore:
         if asked)."""
         where = "WHERE acknowledged_at IS NULL" if unacknowledged_only else ""
         rows = self._db.execute(
-            f"SELECT * FROM inbox {where} ORDER BY received_at, message_id LIMIT ?",  # noqa: S608
+            f"SELECT * FROM inbox {where} ORDER BY {_DELIVERY_ORDER} LIMIT ?",  # noqa: S608
             (limit,),
         )
         return [InboxItem(*row) for row in rows]
@@ -358,46 +444,72 @@ class AgencyStore:
     def inbox_page(
         self,
         *,
-        after: tuple[str, str] | None = None,
+        after: InboxPosition | None = None,
         unacknowledged_only: bool = False,
         limit: int = 100,
     ) -> list[InboxItem]:
-        """Keyset paging in delivery order: the items after ``(received_at, message_id)``.
-        Stable while new messages arrive, unlike an offset."""
+        """Keyset paging in delivery order: the items after ``after``, an item's
+        ``(received_at, message_id, sender)``, or ``(received_at, message_id)`` for after
+        every sender's message with that id. Stable while new messages arrive, unlike an
+        offset."""
         clauses, params = [], []
         if unacknowledged_only:
             clauses.append("acknowledged_at IS NULL")
         if after is not None:
-            clauses.append("(received_at, message_id) > (?, ?)")
+            columns = _DELIVERY_ORDER if len(after) == 3 else "received_at, message_id"
+            clauses.append(f"({columns}) > ({', '.join('?' * len(after))})")
             params += list(after)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._db.execute(
-            f"SELECT * FROM inbox {where} ORDER BY received_at, message_id LIMIT ?",  # noqa: S608
+            f"SELECT * FROM inbox {where} ORDER BY {_DELIVERY_ORDER} LIMIT ?",  # noqa: S608
             (*params, limit),
         )
         return [InboxItem(*row) for row in rows]
 
-    def inbox_item(self, message_id: str) -> InboxItem | None:
-        """The item held as ``message_id``; None if there is none."""
-        row = self._db.execute("SELECT * FROM inbox WHERE message_id = ?", (message_id,))
-        found = row.fetchone()
-        return None if found is None else InboxItem(*found)
+    def inbox_item(self, message_id: str, *, sender: str | None = None) -> InboxItem | None:
+        """The item ``sender`` sent as ``message_id``; None if there is none. Without a
+        sender, the one item held with that id. Raises ``AmbiguousMessage``
+        (``inbox.ambiguous``) if no sender is given and several senders' messages have
+        that id: which one is meant is for the caller to say."""
+        if sender is not None:
+            row = self._db.execute(
+                "SELECT * FROM inbox WHERE sender = ? AND message_id = ?", (sender, message_id)
+            ).fetchone()
+            return None if row is None else InboxItem(*row)
+        found = [
+            InboxItem(*row)
+            for row in self._db.execute(
+                "SELECT * FROM inbox WHERE message_id = ? ORDER BY sender", (message_id,)
+            )
+        ]
+        if len(found) > 1:
+            # Agency ids only: whose messages they are, never what they say.
+            raise AmbiguousMessage(
+                f"message_id {message_id} is held from {len(found)} senders "
+                f"({', '.join(i.sender for i in found)}): the sender must be given"
+            )
+        return found[0] if found else None
 
-    def acknowledge(self, message_id: str, at: str) -> bool:
-        """Mark the item acknowledged at ``at``; returns False, changing nothing, if no
-        such item is held or it was acknowledged before (the first time is kept)."""
+    def acknowledge(self, message_id: str, at: str, *, sender: str | None = None) -> bool:
+        """Mark ``sender``'s item ``message_id`` (without a sender: the one item held with
+        that id) acknowledged at ``at``; returns False, changing nothing, if no such item
+        is held or it was acknowledged before (the first time is kept). Raises
+        ``AmbiguousMessage`` as ``inbox_item`` does."""
         with self.transaction():
+            item = self.inbox_item(message_id, sender=sender)
+            if item is None:
+                return False
             cur = self._db.execute(
-                "UPDATE inbox SET acknowledged_at = ? WHERE message_id = ? "
+                "UPDATE inbox SET acknowledged_at = ? WHERE sender = ? AND message_id = ? "
                 "AND acknowledged_at IS NULL",
-                (at, message_id),
+                (at, item.sender, message_id),
             )
         return cur.rowcount == 1
 
     def inbox_about(self, subject_ref: str) -> list[InboxItem]:
         """Every inbox item about the subject, in delivery order."""
         rows = self._db.execute(
-            "SELECT * FROM inbox WHERE subject_ref = ? ORDER BY received_at, message_id",
+            f"SELECT * FROM inbox WHERE subject_ref = ? ORDER BY {_DELIVERY_ORDER}",  # noqa: S608
             (subject_ref,),
         )
         return [InboxItem(*row) for row in rows]
@@ -405,15 +517,18 @@ class AgencyStore:
     def inbox_received_before(self, received_before: str) -> list[InboxItem]:
         """Every item received before the timestamp ``received_before``, oldest first."""
         rows = self._db.execute(
-            "SELECT * FROM inbox WHERE received_at < ? ORDER BY received_at, message_id",
+            f"SELECT * FROM inbox WHERE received_at < ? ORDER BY {_DELIVERY_ORDER}",  # noqa: S608
             (received_before,),
         )
         return [InboxItem(*row) for row in rows]
 
-    def delete_inbox_item(self, message_id: str) -> None:
-        """Retention erasure only; the caller records it (see ``broker.gateway.lifecycle``)."""
+    def delete_inbox_item(self, message_id: str, *, sender: str) -> None:
+        """Retention erasure only, of ``sender``'s item ``message_id``; the caller records
+        it (see ``broker.gateway.lifecycle``)."""
         self._require_txn()
-        self._db.execute("DELETE FROM inbox WHERE message_id = ?", (message_id,))
+        self._db.execute(
+            "DELETE FROM inbox WHERE sender = ? AND message_id = ?", (sender, message_id)
+        )
 
     # -- outbox -----------------------------------------------------------------------------
     def enqueue(
@@ -536,16 +651,22 @@ class AgencyStore:
             (transfer_id, subject_ref, state, record),
         )
 
-    def reshared(self, transfer_id: str) -> set[str]:
-        """The message ids already handled by the handover of ``transfer_id``."""
+    def reshared(self, transfer_id: str) -> set[tuple[str, str]]:
+        """The held messages, as ``(sender, message_id)``, already handled by the handover
+        of ``transfer_id``."""
         rows = self._db.execute(
-            "SELECT message_id FROM transfer_reshared WHERE transfer_id = ?", (transfer_id,)
+            "SELECT sender, message_id FROM transfer_reshared WHERE transfer_id = ?",
+            (transfer_id,),
         )
-        return {r[0] for r in rows}
+        return {(str(r[0]), str(r[1])) for r in rows}
 
-    def mark_reshared(self, transfer_id: str, message_id: str, reshared_as: str) -> None:
-        """Remember how the handover of ``transfer_id`` dealt with ``message_id``."""
+    def mark_reshared(
+        self, transfer_id: str, sender: str, message_id: str, reshared_as: str
+    ) -> None:
+        """Remember how the handover of ``transfer_id`` dealt with ``sender``'s message
+        ``message_id``."""
         self._require_txn()
         self._db.execute(
-            "INSERT INTO transfer_reshared VALUES (?, ?, ?)", (transfer_id, message_id, reshared_as)
+            "INSERT INTO transfer_reshared VALUES (?, ?, ?, ?)",
+            (transfer_id, sender, message_id, reshared_as),
         )

@@ -4,7 +4,9 @@ entitled recipient, and per audit event and the ledger.
 States, in order: ``queued`` (in the outbox), ``sent`` (the broker acknowledged it; a
 receipt is awaited until ``due_at``), then one of ``delivered`` (receipted as taken; for
 an audit event, held by the ledger), ``refused`` (receipted as refused, with the code) or
-``undeliverable`` (no receipt after every re-send). A row past its ``due_at`` is sent
+``undeliverable`` (no receipt after every re-send). A record the broker refuses for
+good is never sent (the relay sets it aside): its rows are ``refused`` at once, with the
+broker's code (``transport.record-rejected``). A row past its ``due_at`` is sent
 again (its outbox row is marked unsent) with a doubling wait; the outbox keeps the record
 until every row of it is settled. One table, for envelopes and audit events alike: the
 ledger is one more recipient (``LEDGER``), an event's id its message id.
@@ -206,6 +208,18 @@ class Tracking:
             "UPDATE tracked SET state = ?, attempts = attempts + 1, due_at = NULL, "
             "updated_at = ? WHERE outbox_seq = ? AND state = ?",
             (QUEUED, format_timestamp(now), outbox_seq, SENT),
+        )
+
+    def refused_by_broker(self, outbox_seq: int, reason_code: str, now: datetime) -> None:
+        """The broker refuses the record at ``outbox_seq`` for good (the relay set it
+        aside): its unsettled rows are ``refused`` with ``reason_code``. No receipt can
+        come for a record never sent, so without this the sender would be told for ever
+        that it is still on its way."""
+        self._require()
+        self._db.execute(
+            "UPDATE tracked SET state = ?, reason_code = ?, due_at = NULL, updated_at = ? "
+            "WHERE outbox_seq = ? AND state NOT IN (?, ?, ?)",
+            (REFUSED, reason_code, format_timestamp(now), outbox_seq, *SETTLED),
         )
 
     def give_up(self, message_id: str, recipient: str, now: datetime) -> None:

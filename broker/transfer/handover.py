@@ -68,12 +68,15 @@ def reshare_case(
     purpose = f"{HANDOVER_PURPOSE}{record.transfer_id}"
     out: list[Reshared] = []
     for item in ctx.store.inbox_about(record.subject_ref):
-        if item.message_id in done:
+        # Keyed by sender too: another agency's message with the same id is another one.
+        if (item.sender, item.message_id) in done:
             continue
         if item.message_type == CASE_TEAM_TYPE:
             # A case team names the old area's agencies; the receiving area's comes with
             # the completion. Handing it over would replace that team with the wrong one.
-            registry.mark_reshared(record.transfer_id, item.message_id, "area-specific")
+            registry.mark_reshared(
+                record.transfer_id, item.sender, item.message_id, "area-specific"
+            )
             continue
         common: dict[str, Any] = {
             "area": record.from_area,
@@ -94,7 +97,9 @@ def reshare_case(
                 reason=f"message {item.message_id} not re-shared: {exc.reason}",
                 **common,
             )
-            registry.mark_reshared(record.transfer_id, item.message_id, f"refused:{exc.code}")
+            registry.mark_reshared(
+                record.transfer_id, item.sender, item.message_id, f"refused:{exc.code}"
+            )
             continue
         # The receiving area's agreement and case team decide who gets what; nobody gets
         # a richer view than the lead itself holds.
@@ -104,7 +109,9 @@ def reshare_case(
             for d in policy.recipients(ctx.entry, item.message_type, record.to_area, team)
         ]
         if not disclosures:
-            registry.mark_reshared(record.transfer_id, item.message_id, "none-entitled")
+            registry.mark_reshared(
+                record.transfer_id, item.sender, item.message_id, "none-entitled"
+            )
             out.append(Reshared(item.message_id, None, item.message_type, ()))
             continue
         sealed: list[Sealed] = []
@@ -142,7 +149,9 @@ def reshare_case(
             ),
             **common,
         )
-        registry.mark_reshared(record.transfer_id, item.message_id, sealed[0].message_id)
+        registry.mark_reshared(
+            record.transfer_id, item.sender, item.message_id, sealed[0].message_id
+        )
         pairs = tuple(pair for s in sealed for pair in s.recipients)
         out.append(Reshared(item.message_id, sealed[0].message_id, item.message_type, pairs))
     return out

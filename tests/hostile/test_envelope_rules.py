@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from dataclasses import astuple
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from broker.crypto.encoding import jcs, strict_json
 from broker.errors import MappaError
 from broker.gateway.handled import Handling
 from broker.gateway.receive import can_pass
-from broker.gateway.store import AgencyStore
+from broker.gateway.store import UNKNOWN_SENDER, AgencyStore, InboxItem
 from broker.gateway.verification import EnvelopeVerifier
 from broker.kafka.transport import Record
 from broker.trust.directory import Directory
@@ -187,12 +188,9 @@ async def test_another_agency_cannot_claim_a_message_id_first(world: World) -> N
     assert conflict.reason_code == "envelope.replay-conflict"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the inbox (broker/gateway/store.py, not the replay table) is keyed by message id "
-    "alone: the genuine message cannot be held next to the claim (issue 16, replay identity)",
-)
 async def test_the_genuine_message_is_delivered_after_a_claimed_id(world: World) -> None:
+    # The inbox is keyed by sender and message id, as replay memory is: the claim and the
+    # genuine message are held side by side.
     topic, claim, genuine = claim_then_genuine(world)
     receiver = world.gw(PRISON).receiver
     assert receiver.handle(record_of(world, claim, topic, 1)).handling is Handling.DELIVERED
@@ -305,3 +303,117 @@ def test_a_store_from_before_replay_memory_had_senders_still_opens(tmp_path: Pat
         store.close()
     # Opening it again changes nothing.
     AgencyStore(path).close()
+
+
+# -- an inbox keyed by message id alone is keyed by sender and message id --------------------
+
+# The layout before the inbox named a message by its sender too (replay memory already did).
+SEEN_BY_SENDER = """
+CREATE TABLE seen (
+    sender TEXT NOT NULL, message_id TEXT NOT NULL, digest TEXT NOT NULL,
+    topic TEXT NOT NULL, created_at TEXT NOT NULL, seen_at TEXT NOT NULL,
+    PRIMARY KEY (sender, message_id)
+);
+CREATE INDEX seen_created ON seen (created_at);
+"""
+INBOX_BY_ID = """
+CREATE TABLE inbox (
+    message_id TEXT PRIMARY KEY, topic TEXT NOT NULL, sender TEXT NOT NULL,
+    message_type TEXT NOT NULL, subject_ref TEXT NOT NULL, view TEXT NOT NULL,
+    isa_id TEXT NOT NULL, isa_version INTEGER NOT NULL, created_at TEXT NOT NULL,
+    received_at TEXT NOT NULL, acknowledged_at TEXT, envelope BLOB NOT NULL
+);
+"""
+RESHARED_BY_ID = """
+CREATE TABLE transfer_reshared (
+    transfer_id TEXT NOT NULL, message_id TEXT NOT NULL, reshared_as TEXT NOT NULL,
+    PRIMARY KEY (transfer_id, message_id)
+);
+"""
+T0 = "2026-11-23T11:59:00.000Z"
+
+
+def held(message_id: str, sender: str, acknowledged_at: str | None = None) -> InboxItem:
+    return InboxItem(
+        message_id, "topic", sender, "risk-assessment", "ref", "full", "isa", 1, T0, T0,
+        acknowledged_at, b"\x00" + message_id.encode(),
+    )  # fmt: skip
+
+
+def old_store(path: Path, schema: str) -> list[InboxItem]:
+    """An agency store in an older layout, written with sqlite3 alone (the old inbox's
+    columns are in the order of ``InboxItem``); returns the items its inbox holds."""
+    items = [held("id-1", POLICE, acknowledged_at=T0), held("id-2", PRISON)]
+    old = sqlite3.connect(path)
+    old.executescript(schema)
+    old.executemany(
+        "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [astuple(i) for i in items],
+    )
+    old.executemany(
+        "INSERT INTO transfer_reshared VALUES ('transfer-1', ?, ?)",
+        [("id-1", "reshared-as-1"), ("id-erased", "none-entitled")],
+    )
+    old.commit()
+    old.close()
+    return items
+
+
+def key_of(path: Path, table: str) -> list[str]:
+    """The primary key's columns of ``table``, in key order, read with sqlite3 alone."""
+    db = sqlite3.connect(path)
+    try:
+        info = db.execute(f"PRAGMA table_info({table})").fetchall()
+    finally:
+        db.close()
+    return [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5]]
+
+
+def test_an_inbox_keyed_by_message_id_alone_is_migrated_with_every_item(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    items = old_store(path, SEEN_BY_SENDER + INBOX_BY_ID + RESHARED_BY_ID)
+    assert key_of(path, "inbox") == ["message_id"]
+    store = AgencyStore(path)
+    try:
+        # Every item survives as it was, acknowledgement and envelope included.
+        assert set(store.inbox()) == set(items)
+        assert key_of(path, "inbox") == ["sender", "message_id"]
+        assert key_of(path, "transfer_reshared") == ["transfer_id", "sender", "message_id"]
+        # The new key holds: another sender's message with a held id is another message;
+        # the same sender's is still refused by the key.
+        with store.transaction():
+            store.add_to_inbox(held("id-1", PROBATION))
+        with pytest.raises(sqlite3.IntegrityError), store.transaction():
+            store.add_to_inbox(held("id-1", POLICE))
+        assert store.inbox_item("id-1", sender=POLICE) == items[0]
+        assert store.inbox_item("id-1", sender=PROBATION) == held("id-1", PROBATION)
+        # The handover's record names the sender of each item still held.
+        assert store.reshared("transfer-1") == {(POLICE, "id-1"), (UNKNOWN_SENDER, "id-erased")}
+    finally:
+        store.close()
+    # Opening it again changes nothing.
+    again = AgencyStore(path)
+    try:
+        assert len(again.inbox()) == 3
+    finally:
+        again.close()
+
+
+def test_a_migration_that_fails_part_way_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    # The oldest layout (replay memory by id alone too), with a table in the way of the
+    # last step, as a migration finished by hand could leave one: the steps before it
+    # must not stay done either.
+    path = tmp_path / "store.sqlite"
+    obstacle = "CREATE TABLE reshared_by_id (in_the_way TEXT);"
+    items = old_store(path, OLD_SEEN + RESHARED_BY_ID + obstacle)
+    with pytest.raises(sqlite3.OperationalError):
+        AgencyStore(path)
+    assert key_of(path, "seen") == ["message_id"]
+    assert key_of(path, "inbox") == ["message_id"]
+    assert key_of(path, "transfer_reshared") == ["transfer_id", "message_id"]
+    db = sqlite3.connect(path)
+    try:
+        assert sorted(db.execute("SELECT * FROM inbox")) == sorted(astuple(i) for i in items)
+        assert db.execute("SELECT count(*) FROM transfer_reshared").fetchone() == (2,)
+    finally:
+        db.close()
