@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from broker.agreements.documents import load_agreement
 from broker.agreements.policy import SharingPolicy
 from broker.errors import MappaError, VerificationError
+from broker.files.strict import read_json
 from broker.gateway import AgencyGateway
 from broker.gateway.agency import AgencyContext, utc_now
 from broker.gateway.store import AgencyStore
@@ -163,7 +164,7 @@ class Deployment:
         nothing) for a directory that does not verify, is older than the one in force
         or accepted here (``directory.rollback``), or is another document with the same
         version (``directory.version-conflict``)."""
-        raw = self.paths.directory.read_bytes()
+        raw = read_json(self.paths.directory)  # bounded and strict, as at start-up
         verify_against_accepted(self.paths, raw)
         before = self.directory.digest
         self.directory.update(raw)

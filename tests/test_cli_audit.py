@@ -4,20 +4,28 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from broker.cli.main import main
+from broker.errors import ConfigurationError, StoreUnavailable
+from broker.ledger.reader import open_ledger_reader
+from broker.ledger.store import LedgerStore
 from broker.ledger.verify_proofs import verify_checkpoint
-from tests.ledger_world import build_ledger_world, rewrite_block
+from broker.settings import Settings
+from tests.ledger_world import build_ledger_world, ledger_url, postgres_url, rewrite_block
 from tests.support import HOUSING, PNC
 from tests.test_demo import MAPPA
 from tests.test_ledger import populate
+
+__all__ = ["ledger_url"]  # the fixture the PostgreSQL test takes
 
 
 def test_audit_commands_and_tamper_exit_code(
@@ -85,3 +93,60 @@ def test_audit_commands_and_tamper_exit_code(
     report = json.loads(audit("verify", "--json").stdout)
     assert report["intact"] is False
     assert report["first_bad_entry"] == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("ledger_url", ["postgres"], indirect=True)
+def test_audit_on_postgres_reads_through_a_read_only_session(
+    tmp_path: Path, ledger_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mappa audit` on a PostgreSQL ledger: its session is read-only, so the server
+    refuses any write through it, whatever the role may do; the commands still work."""
+    # An empty database is no ledger to a reader, which creates nothing.
+    with pytest.raises(ConfigurationError, match="not an audit ledger database"):
+        LedgerStore(ledger_url, read_only=True)
+    data = tmp_path / "data"
+    world = build_ledger_world(data, ledger_url)
+    populate(world)
+    world.service.handle_batch([world.record(b"{not json")])
+    world.close()
+
+    def audit(*args: str) -> str:
+        code = main(["audit", "--data-dir", str(data), "--database-url", ledger_url, *args])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return out
+
+    assert "ledger intact: 12 entries, 3 signed checkpoints" in audit("verify")
+    assert "1 refused records" in audit("verify")
+    assert "3 entries" in audit("query", "--agency", HOUSING)
+    assert json.loads(audit("proof", "6"))["verified"] is True
+    refused = audit("rejected")
+    assert "audit.malformed" in refused
+    assert f"sha256 {hashlib.sha256(b'{not json').hexdigest()}, 9 bytes" in refused
+    assert json.loads(audit("export", "--act", "consultation"))["count"] == 1
+
+    settings = Settings(data_dir=data, database_url=ledger_url)
+    reader = open_ledger_reader(settings, lambda: world.passphrase)
+    db = reader.store.tamper_db
+    try:
+        for statement in (
+            "INSERT INTO meta (name, value) VALUES ('written', 'by a reader')",
+            "DELETE FROM checkpoints",
+            "CREATE TABLE scratch (x integer)",
+        ):
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                db.execute(statement)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction), db.transaction():
+            db.execute("UPDATE rejected SET reason = 'rewritten'")
+        # A connection made again after the server dropped it is read-only too.
+        [(pid,)] = db.execute("SELECT pg_backend_pid()")
+        with psycopg.connect(postgres_url(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreUnavailable):
+            db.execute("SELECT 1")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            db.execute("DELETE FROM checkpoints")
+        assert db.execute("SELECT count(*) FROM checkpoints") == [(3,)]
+    finally:
+        reader.store.close()

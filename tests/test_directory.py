@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,11 +12,13 @@ import pytest
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import CLASSIC, PQ_HYBRID
 from broker.errors import ConfigurationError, VerificationError
+from broker.files.strict import FileRefused
 from broker.trust.directory import Directory, sign_directory
 from broker.trust.keystore import Keystore
 from broker.trust.provision import GOVERNANCE, DataPaths, load_directory, provision, write_directory
 from schemas.common import format_timestamp
 from schemas.directory import KeyAlg
+from tests.ledger_world import build_ledger_world
 from tests.support import HOUSING, POLICE, SPECS
 
 PASS = b"directory test passphrase"
@@ -152,3 +155,24 @@ def test_encryption_key_for_each_suite(paths: DataPaths) -> None:
     with pytest.raises(VerificationError) as err:
         d.encryption_key(HOUSING, suite=CLASSIC, at=NOW + timedelta(days=3 * 365))
     assert err.value.code == "directory.no-encryption-key"
+
+
+def test_a_running_deployment_reads_its_directory_file_strictly(tmp_path: Path) -> None:
+    """The directory a running deployment reloads is held to the strict reader's rules,
+    as at start-up: two ``document`` keys (a parser that takes the first would trust an
+    unsigned one) are refused, and the version in force stays."""
+    world = build_ledger_world(tmp_path / "data", None)
+    try:
+        deployment = world.deployment
+        good = deployment.paths.directory.read_text()
+        forged = json.loads(good)["document"] | {"agencies": []}
+        deployment.paths.directory.write_text(
+            '{"document": ' + json.dumps(forged) + ", " + good[1:]
+        )
+        with pytest.raises(FileRefused, match="duplicate JSON key 'document'") as refused:
+            deployment.refresh_trust()
+        assert refused.value.code == "file.invalid-json"
+        assert deployment.directory.version == 1
+        assert len(deployment.directory.document.agencies) == len(SPECS)
+    finally:
+        world.close()

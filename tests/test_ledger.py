@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -733,3 +734,110 @@ def test_the_store_refuses_a_filter_it_has_no_index_for(world: LedgerWorld) -> N
         store.select({"message_type": "risk-assessment"})
     with pytest.raises(ValueError, match="cannot filter on"):
         store.entries(colour="red")
+
+
+# -- refused records: where, why, digest and size; never the bytes -----------------------------
+
+# Personal data in clear, as a mistaken or hostile record on the audit topic might carry it.
+PERSON = "Marple, Jane Elizabeth"
+BORN = "1971-09-07"
+# The ``rejected`` table as versions before digests kept it: the bytes as received.
+EARLIER_REJECTED = {
+    "sqlite": "CREATE TABLE rejected (id INTEGER PRIMARY KEY, topic TEXT, partition INTEGER, "
+    '"offset" INTEGER, reason_code TEXT NOT NULL, reason TEXT NOT NULL, raw BLOB NOT NULL)',
+    "postgresql": "CREATE TABLE rejected (id BIGSERIAL PRIMARY KEY, topic TEXT, partition "
+    'BIGINT, "offset" BIGINT, reason_code TEXT NOT NULL, reason TEXT NOT NULL, '
+    "raw BYTEA NOT NULL)",
+}
+
+
+def _personal_record(padding: int = 0) -> bytes:
+    """An unsigned event naming a person and their date of birth; ``padding`` makes it
+    long enough to spill over SQLite's pages."""
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "agency": POLICE,
+        "name": PERSON,
+        "date_of_birth": BORN,
+        "notes": "x" * padding,
+    }
+    return json.dumps({"event": event, "key_id": "0" * 32, "signature": "AAAA"}).encode()
+
+
+def _held_anywhere(w: LedgerWorld, store: LedgerStore, *values: str) -> list[str]:
+    """Which of ``values`` the ledger's database holds anywhere: on SQLite, every byte of
+    the file and of its write-ahead log; on PostgreSQL, every row of ``rejected`` (through
+    ``store``) as text."""
+    if store.dialect == "postgresql":
+        rows = store.tamper_db.execute("SELECT CAST(r AS TEXT) FROM rejected r")
+        text = " ".join(str(row[0]) for row in rows).lower()
+        return [v for v in values if v.lower() in text or v.encode().hex() in text]
+    ledger = w.deployment.paths.ledger
+    files = [ledger, ledger.with_name(ledger.name + "-wal")]
+    held = b"".join(f.read_bytes() for f in files if f.exists())
+    return [v for v in values if v.encode() in held]
+
+
+def test_a_refused_record_is_kept_as_its_digest_and_size_never_its_bytes(
+    world: LedgerWorld,
+) -> None:
+    raw = _personal_record()
+    assert world.service.handle_batch([world.record(raw)]) == 0
+    [kept] = world.reader.rejected()
+    assert kept["reason_code"] == "audit.malformed"
+    assert kept["digest"] == hashlib.sha256(raw).hexdigest()
+    assert kept["bytes"] == len(raw)
+    assert (kept["topic"], kept["partition"], kept["offset"]) == ("mappa.audit", 0, world.offset)
+    # The reason names the field and the rule, never what the record held.
+    assert PERSON not in kept["reason"]
+    assert BORN not in kept["reason"]
+    assert "raw" not in kept
+    assert _held_anywhere(world, world.service.store, PERSON, BORN) == []
+    assert world.reader.verify().rejected == 1
+
+
+def _earlier_ledger(store: LedgerStore, records: list[bytes]) -> None:
+    """Put the ledger's ``rejected`` table back in the earlier layout, holding
+    ``records`` as received."""
+    db = store.tamper_db
+    db.execute("DROP TABLE rejected")
+    db.execute(EARLIER_REJECTED[db.dialect])
+    db.executemany(
+        'INSERT INTO rejected (topic, partition, "offset", reason_code, reason, raw) '
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [("mappa.audit", 0, n, "audit.malformed", "a reason", r) for n, r in enumerate(records)],
+    )
+
+
+def test_an_earlier_ledger_drops_the_bytes_it_kept_when_opened(world: LedgerWorld) -> None:
+    populate(world)
+    # One record of several pages, so that SQLite keeps it on overflow pages too.
+    records = [_personal_record(), _personal_record(padding=100_000)]
+    _earlier_ledger(world.service.store, records)
+    assert _held_anywhere(world, world.service.store, PERSON) == [PERSON], "proves nothing"
+    world.service.store.close()
+    target = world.deployment.settings.database_url or world.deployment.paths.ledger
+    expected = [(hashlib.sha256(r).hexdigest(), len(r)) for r in records]
+
+    # A reader cannot rewrite it, and need not: digest and size, never the bytes.
+    reader = LedgerStore(target, read_only=True)
+    try:
+        assert [(r["digest"], r["size"]) for r in reader.rejected()] == expected
+    finally:
+        reader.close()
+
+    store = world.deployment.ledger_store()  # the ledger service starting
+    assert [(r["id"], r["digest"], r["size"]) for r in store.rejected()] == [
+        (i + 1, digest, size) for i, (digest, size) in enumerate(expected)
+    ]
+    if store.dialect == "sqlite":
+        store.close()  # the write-ahead log folded into the file, as at a shutdown
+        assert not world.deployment.paths.ledger.with_name("ledger.sqlite-wal").exists()
+        store = world.deployment.ledger_store()
+    assert _held_anywhere(world, store, PERSON, BORN) == []
+    # Refused records go on being numbered after those kept.
+    store.reject(b"{not json", at=("mappa.audit", 0, 99), code="audit.malformed", reason="r")
+    assert [r["id"] for r in store.rejected()] == [1, 2, 3]
+    report = world.deployment.ledger_reader(store).verify()
+    assert report.intact, report.problem
+    assert (report.entries, report.rejected) == (12, 3)

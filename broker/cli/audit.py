@@ -210,5 +210,7 @@ def cmd_rejected(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['id']:>5}  {r['topic']}:{r['partition']}@{r['offset']}  {r['reason_code']}")
         print(f"       {r['reason']}")
+        # All the ledger keeps of the record: enough to match it with a copy held elsewhere.
+        print(f"       sha256 {r['digest']}, {r['bytes']} bytes")
     print(f"{len(rows)} refused records")
     return 0

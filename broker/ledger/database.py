@@ -185,7 +185,9 @@ class _Checkpointer:
 class PostgresDatabase(Database):
     """A PostgreSQL server by URL, autocommitting outside ``transaction``. Raises
     ``ConfigurationError`` (``config.invalid``) if it does not answer at first; the
-    message names the host, never the password the URL may carry.
+    message names the host, never the password the URL may carry. ``read_only``: every
+    connection's session is read-only (``SET SESSION CHARACTERISTICS``), so the server
+    refuses any statement that would write, whatever the role's rights; for readers.
 
     It outlives an outage of the server: a call that finds the connection lost (or the
     server refusing to work: psycopg's ``OperationalError`` and ``InterfaceError``)
@@ -195,21 +197,38 @@ class PostgresDatabase(Database):
 
     dialect: Dialect = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         import psycopg
 
         self._url = url
+        self._read_only = read_only
         # Reconnecting is shared state: the ledger's poller and the API's threads use it.
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._transactions = 0
         self._closed = False
         try:
-            self._conn = psycopg.connect(url, autocommit=True)
+            self._conn = self._open()
         except psycopg.OperationalError as exc:
             raise ConfigurationError(
                 f"cannot connect to the ledger database at {self._where}"
             ) from exc
+
+    def _open(self) -> psycopg.Connection[Any]:
+        """A new connection, its session made read-only first if this one is. Raises
+        psycopg's ``OperationalError`` if the server does not answer."""
+        import psycopg
+
+        conn = psycopg.connect(self._url, autocommit=True)
+        if self._read_only:
+            # Set after connecting rather than as ``options`` in the URL, which would
+            # replace any the operator's URL carries (a search_path).
+            try:
+                conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            except BaseException:
+                conn.close()
+                raise
+        return conn
 
     @property
     def _where(self) -> str:
@@ -232,7 +251,7 @@ class PostgresDatabase(Database):
                         "run it again"
                     )
                 try:
-                    self._conn = psycopg.connect(self._url, autocommit=True)
+                    self._conn = self._open()
                 except psycopg.OperationalError as exc:
                     raise StoreUnavailable(
                         f"the ledger database at {self._where} does not answer; retry later"
@@ -337,15 +356,16 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
 def connect(
     target: str | Path, *, scan: bool = False, read_only: bool = False
 ) -> SqliteDatabase | PostgresDatabase:
-    """A connection to ``target``: a PostgreSQL URL, or a SQLite file path. ``scan``
-    (SQLite only): a read-only connection for one pass over the whole log (verify).
-    ``read_only`` (SQLite only): a connection that writes nothing, not even the WAL
-    mode, on an existing file (the officer's `mappa audit`).
+    """A connection to ``target``: a PostgreSQL URL, or a SQLite file path. ``scan``: a
+    read-only connection for one pass over the whole log (verify; memory-mapped on
+    SQLite). ``read_only``: a connection that writes nothing (the officer's `mappa
+    audit`): on SQLite not even the WAL mode, on an existing file; on PostgreSQL a
+    session whose every transaction the server holds read-only.
 
     Raises ``ConfigurationError`` (``config.invalid``) for a URL of another scheme, a
     PostgreSQL server that does not answer, or a SQLite file to scan that does not exist."""
     if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
-        return PostgresDatabase(target)
+        return PostgresDatabase(target, read_only=read_only or scan)
     if isinstance(target, str) and "://" in target:
         raise ConfigurationError(
             f"unsupported ledger database URL scheme {target.split('://')[0]!r}: "

@@ -415,7 +415,7 @@ def verify_ledger(
     nothing is said of the ledger)."""
     if not BLOCK <= chunk <= CHUNK or chunk & (chunk - 1):
         raise ValueError(f"chunk must be a power of two from {BLOCK} to {CHUNK} entries")
-    rejected = len(store.rejected())
+    rejected = store.rejected_count()
     count = checkpoints = latest = 0
     if workers is None:
         workers = os.cpu_count() or 1

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 from broker.ledger import merkle, search
 from broker.ledger.database import Database
 from broker.ledger.postings import PostingIndex
-from broker.ledger.schema import BLOCK, TILE_LEVEL, WINDOW, DialectSql, node_id
+from broker.ledger.schema import (
+    BLOCK,
+    TILE_LEVEL,
+    WINDOW,
+    DialectSql,
+    holds_rejected_bytes,
+    node_id,
+)
 
 if TYPE_CHECKING:
     from schemas.audit import SignedAuditEvent
@@ -66,6 +73,8 @@ class EntryLog:
         self.dialect = db.dialect
         self._sql = DialectSql.of(db.dialect)
         self.index = PostingIndex(db)  # the search index's tables, on the same connection
+        # Only where a reader could not rewrite an earlier ledger (``drop_rejected_bytes``).
+        self._rejected_bytes = holds_rejected_bytes(db)
         self._tree = self._load_tree()
         self._index_digest = self.index.last_digest()
 
@@ -187,36 +196,46 @@ class EntryLog:
         return {r[0] for r in rows}
 
     def reject(self, raw: bytes, *, at: tuple[str, int, int], code: str, reason: str) -> None:
-        """Keep a record the ledger refused (``raw`` as received, read at ``at``: topic,
-        partition, offset) with its reason code and reason, and move the read offset past
-        it, in one transaction. Returns nothing."""
+        """Record that the ledger refused the record ``raw`` read at ``at`` (topic,
+        partition, offset), with its reason code and reason (which name the rule, never
+        a value), and move the read offset past it, in one transaction. Of ``raw`` only
+        its SHA-256 and size are kept: a refused record may hold personal data in clear.
+        Returns nothing."""
         with self._db.transaction():
             self._advance([at])
             self._db.execute(
-                'INSERT INTO rejected (topic, partition, "offset", reason_code, reason, raw) '
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (*at, code, reason, raw),
+                'INSERT INTO rejected (topic, partition, "offset", reason_code, reason, '
+                "digest, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*at, code, reason, hashlib.sha256(raw).digest(), len(raw)),
             )
 
     def rejected(self) -> list[dict[str, Any]]:
         """Every refused record, oldest first: id, topic, partition, offset, reason_code,
-        reason and raw (the bytes as received)."""
+        reason, digest (the record's SHA-256, hex) and size (its bytes)."""
+        if self._rejected_bytes:
+            return self._rejected_from_bytes()
+        rows = self._db.execute(
+            'SELECT id, topic, partition, "offset", reason_code, reason, digest, size '
+            "FROM rejected ORDER BY id"
+        )
+        return [_rejected_row(row[:6], bytes(row[6]).hex(), int(row[7])) for row in rows]
+
+    def _rejected_from_bytes(self) -> list[dict[str, Any]]:
+        """``rejected`` of a ledger of the earlier layout opened read-only (which cannot
+        rewrite it): each record's digest and size computed here, its bytes never
+        handed on."""
         rows = self._db.execute(
             'SELECT id, topic, partition, "offset", reason_code, reason, raw '
             "FROM rejected ORDER BY id"
         )
         return [
-            {
-                "id": int(i),
-                "topic": t,
-                "partition": p,
-                "offset": o,
-                "reason_code": c,
-                "reason": r,
-                "raw": bytes(raw),
-            }
-            for i, t, p, o, c, r, raw in rows
+            _rejected_row(row[:6], hashlib.sha256(bytes(row[6])).hexdigest(), len(row[6]))
+            for row in rows
         ]
+
+    def rejected_count(self) -> int:
+        """How many refused records are kept."""
+        return int(self._db.execute("SELECT count(*) FROM rejected")[0][0])
 
     def event_id_count(self) -> int:
         """How many event ids are recorded (one per entry appended)."""
@@ -347,6 +366,21 @@ class EntryLog:
         """The stored checkpoint of ``size`` as (size, time, note), or None if there is none."""
         rows = self._db.execute("SELECT size, time, note FROM checkpoints WHERE size = ?", (size,))
         return None if not rows else (int(rows[0][0]), rows[0][1], rows[0][2])
+
+
+def _rejected_row(where: Sequence[Any], digest: str, size: int) -> dict[str, Any]:
+    """A refused record as ``EntryLog.rejected`` gives it, from its first six columns."""
+    i, topic, partition, offset, code, reason = where
+    return {
+        "id": int(i),
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "reason_code": code,
+        "reason": reason,
+        "digest": digest,
+        "size": size,
+    }
 
 
 def _block_rows(

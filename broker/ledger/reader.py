@@ -260,10 +260,11 @@ class LedgerReader:
         )
 
     def rejected(self) -> list[dict[str, Any]]:
-        """The records the ledger refused, oldest first, each with its size in ``bytes``
-        in place of the bytes themselves."""
+        """The records the ledger refused, oldest first: where each was read, its reason
+        code and reason, its SHA-256 (``digest``, hex) and its size in ``bytes``; the
+        ledger keeps nothing more of them."""
         return [
-            {k: v for k, v in r.items() if k != "raw"} | {"bytes": len(r["raw"])}
+            {k: v for k, v in r.items() if k != "size"} | {"bytes": r["size"]}
             for r in self.store.rejected()
         ]
 

@@ -21,16 +21,23 @@ an append adds rows at the end and verify reads each batch's postings in one pas
 ``postings_by_key`` finds them by key.
 ``event_ids``: every event id, so a redelivered event is appended once.
 ``checkpoints``: every signed tree head. ``rejected``: records the ledger refused
-(bad signature, unknown agency, malformed), kept with the reason. ``offsets``: how far
-the service has read, committed with the entries. Nothing is updated or deleted by
-the product.
+(bad signature, unknown agency, malformed), kept as where they were read, the reason,
+and the record's SHA-256 and size: never its bytes, which may be anyone's personal data
+in clear (an unsigned event naming someone) and would sit in the ledger for good.
+``offsets``: how far the service has read, committed with the entries. Nothing is
+updated or deleted by the product, but for the one migration below.
 
 The statements that read and write these tables are in ``log`` (the append path and
-the tree) and ``postings`` (the search index); nothing else runs SQL on the ledger.
+the tree) and ``postings`` (the search index); nothing else runs SQL on the ledger but
+``create_tables``, which also rewrites a ``rejected`` table of the earlier layout (the
+bytes as received, column ``raw``) into digest and size, in one transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from broker.errors import ConfigurationError
@@ -85,11 +92,20 @@ class DialectSql:
 
 
 def create_tables(db: Database) -> None:
-    """Create whichever of the ledger's tables and indexes ``db`` lacks; an existing
-    ledger is left as it is. Returns nothing.
+    """Create whichever of the ledger's tables and indexes ``db`` lacks, and rewrite a
+    ``rejected`` table that still holds refused records' bytes (``drop_rejected_bytes``);
+    an existing ledger is otherwise left as it is. Returns nothing.
 
     Raises ``ConfigurationError`` (``config.invalid``) if ``db`` holds an audit log in
     the earlier layout (table ``entries``), leaving ``db`` open and unchanged."""
+    check_layout(db)
+    db.script(_ddl(db.dialect))
+    drop_rejected_bytes(db)
+
+
+def check_layout(db: Database) -> None:
+    """Raise ``ConfigurationError`` (``config.invalid``) if ``db`` holds an audit log in
+    the earlier layout (table ``entries``); returns nothing. Writes nothing."""
     if _has_table(db, "entries"):
         # Opening it as if empty would start a second log beside the first.
         raise ConfigurationError(
@@ -97,7 +113,17 @@ def create_tables(db: Database) -> None:
             "entry, table 'entries'), which this version does not read; keep it as it "
             "is and give this version a new database (MAPPA_DATABASE_URL or data dir)"
         )
-    db.script(_ddl(db.dialect))
+
+
+def table_names(db: Database) -> set[str]:
+    """The names of the tables ``db`` holds (on PostgreSQL, in the schema it is using)."""
+    if db.dialect == "postgresql":
+        rows = db.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    else:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {str(row[0]) for row in rows}
 
 
 def _has_table(db: Database, name: str) -> bool:
@@ -107,10 +133,87 @@ def _has_table(db: Database, name: str) -> bool:
     return bool(rows)
 
 
+def holds_rejected_bytes(db: Database) -> bool:
+    """True if ``rejected`` is of the earlier layout, each refused record's bytes in
+    column ``raw``. Writes nothing."""
+    if db.dialect == "postgresql":
+        rows = db.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'rejected'"
+        )
+    else:
+        rows = db.execute("SELECT name FROM pragma_table_info('rejected')")
+    return "raw" in {str(row[0]) for row in rows}
+
+
+def drop_rejected_bytes(db: Database) -> None:
+    """Rewrite a ``rejected`` table of the earlier layout, in one transaction: each row
+    kept with the SHA-256 and size of the bytes it held, the bytes themselves gone. A
+    table already rewritten is left alone. Returns nothing.
+
+    Rows are copied into a new table and the old one dropped (``_erasing``): a column
+    dropped in place would stay in every row on disk until a full vacuum."""
+    if not holds_rejected_bytes(db):
+        return
+    with _erasing(db), db.transaction():
+        db.execute("ALTER TABLE rejected RENAME TO rejected_with_bytes")
+        # One statement, not ``script``: SQLite's commits the open transaction first.
+        db.execute(_rejected_ddl(db.dialect))
+        _copy_digests(db)
+        db.execute("DROP TABLE rejected_with_bytes")
+        if db.dialect == "postgresql":
+            # The new table's id sequence starts after the ids kept.
+            db.execute(
+                "SELECT setval(pg_get_serial_sequence('rejected', 'id'), max(id)) "
+                "FROM rejected HAVING count(*) > 0"
+            )
+
+
+@contextmanager
+def _erasing(db: Database) -> Iterator[None]:
+    """What is dropped inside leaves no copy in the database's files: on SQLite, freed
+    pages are zeroed (``secure_delete``, off in most builds) and the write-ahead log is
+    cut back afterwards; PostgreSQL removes a dropped table's files at commit."""
+    if db.dialect != "sqlite":
+        yield
+        return
+    before = int(db.execute("PRAGMA secure_delete")[0][0])
+    db.execute("PRAGMA secure_delete=ON")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA secure_delete={before}")
+    # The log's frames of the freed pages hold zeros; frames written before, holding the
+    # same pages as they were, may lie beyond them until the file is cut back.
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _copy_digests(db: Database, page: int = 256) -> None:
+    """Copy every row of ``rejected_with_bytes`` into ``rejected``, its bytes as their
+    SHA-256 and size; a page of rows at a time (a refused record may be a megabyte)."""
+    after = -1
+    while True:
+        rows = db.execute(
+            'SELECT id, topic, partition, "offset", reason_code, reason, raw '
+            "FROM rejected_with_bytes WHERE id > ? ORDER BY id LIMIT ?",
+            (after, page),
+        )
+        if not rows:
+            return
+        db.executemany(
+            'INSERT INTO rejected (id, topic, partition, "offset", reason_code, reason, '
+            "digest, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (*row[:6], hashlib.sha256(bytes(row[6])).digest(), len(bytes(row[6])))
+                for row in rows
+            ],
+        )
+        after = int(rows[-1][0])
+
+
 def _ddl(dialect: str) -> str:
     pg = dialect == "postgresql"
     blob, big = ("BYTEA", "BIGINT") if pg else ("BLOB", "INTEGER")
-    serial = "BIGSERIAL" if pg else "INTEGER"
     no_rowid = "" if pg else " WITHOUT ROWID"
     return f"""
 CREATE TABLE IF NOT EXISTS blocks (
@@ -131,13 +234,21 @@ CREATE TABLE IF NOT EXISTS event_ids (event_id TEXT PRIMARY KEY){no_rowid};
 CREATE TABLE IF NOT EXISTS checkpoints (
     size {big} PRIMARY KEY, time TEXT NOT NULL, note TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS rejected (
-    id {serial} PRIMARY KEY, topic TEXT, partition {big}, "offset" {big},
-    reason_code TEXT NOT NULL, reason TEXT NOT NULL, raw {blob} NOT NULL
-);
+{_rejected_ddl(dialect)};
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL, partition {big} NOT NULL, next_offset {big} NOT NULL,
     PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def _rejected_ddl(dialect: str) -> str:
+    """``rejected``: where a refused record was read, why, and its SHA-256 and size."""
+    pg = dialect == "postgresql"
+    blob, big = ("BYTEA", "BIGINT") if pg else ("BLOB", "INTEGER")
+    serial = "BIGSERIAL" if pg else "INTEGER"
+    return f"""CREATE TABLE IF NOT EXISTS rejected (
+    id {serial} PRIMARY KEY, topic TEXT, partition {big}, "offset" {big},
+    reason_code TEXT NOT NULL, reason TEXT NOT NULL, digest {blob} NOT NULL, size {big} NOT NULL
+)"""

@@ -19,7 +19,7 @@ from broker.errors import ConfigurationError
 from broker.ledger import search
 from broker.ledger.database import Database, connect
 from broker.ledger.log import EntryLog, Item, split_block
-from broker.ledger.schema import BLOCK, create_tables
+from broker.ledger.schema import BLOCK, check_layout, create_tables, table_names
 
 __all__ = ["COLUMNS", "Item", "LedgerStore", "event_fields", "split_block"]
 
@@ -45,6 +45,8 @@ COLUMNS = (
     "reason_code",
     "reason",
 )
+# What a reader needs to find: a database without them is not a ledger (or not yet one).
+_TABLES = frozenset({"blocks", "nodes", "checkpoints", "event_ids", "rejected"})
 
 
 def event_fields(signed: bytes) -> dict[str, Any]:
@@ -58,14 +60,10 @@ def event_fields(signed: bytes) -> dict[str, Any]:
 def _require_tables(db: Database, target: Path | str) -> None:
     """Raise ``ConfigurationError`` unless ``db`` holds a ledger of this layout: a
     read-only reader cannot create what is missing, and must not fail on it later."""
-    if db.dialect == "postgresql":
-        create_tables(db)  # as when not read-only: a server's roles decide who writes
-        return
-    names = {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master")}
-    if "entries" in names:
-        create_tables(db)  # says, in its words, that this is the earlier layout
-    if not {"blocks", "nodes", "checkpoints", "event_ids", "rejected"} <= names:
-        raise ConfigurationError(f"{target} is not an audit ledger database")
+    check_layout(db)
+    if not table_names(db) >= _TABLES:
+        where = "the ledger database URL" if db.dialect == "postgresql" else target
+        raise ConfigurationError(f"{where} is not an audit ledger database")
 
 
 class LedgerStore(EntryLog):
@@ -75,9 +73,11 @@ class LedgerStore(EntryLog):
 
     def __init__(self, target: Path | str, *, read_only: bool = False) -> None:
         """Open the ledger at ``target`` (a PostgreSQL URL or a SQLite file path, created
-        if missing), creating missing tables and reloading the tree's edge. ``read_only``:
-        an existing ledger, opened so that nothing is written (`mappa audit`, which may
-        run where it cannot write; SQLite only: see ``connect``), its tables as they are.
+        if missing), creating missing tables, dropping refused records' bytes an earlier
+        version kept (``schema.drop_rejected_bytes``) and reloading the tree's edge.
+        ``read_only``: an existing ledger, opened so that nothing is written, its tables
+        as they are (`mappa audit`, which may run where it cannot write; on PostgreSQL a
+        session the server holds to read-only transactions: see ``connect``).
 
         Raises ``ConfigurationError`` (``config.invalid``) if ``target`` is an unsupported
         URL, a PostgreSQL server that does not answer, a database holding a log in the

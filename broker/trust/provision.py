@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from broker.crypto.encoding import b64decode, b64encode
+from broker.crypto.encoding import b64decode, b64encode, strict_json
 from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.pseudonym import SUBJECT_KEY_BYTES, SubjectKey
 from broker.crypto.suites import CLASSIC, suite_named
-from broker.errors import ConfigurationError, VerificationError
+from broker.errors import ConfigurationError, SchemaError, VerificationError
 from broker.files.private import private_dir
+from broker.files.strict import read_json, read_text
 from broker.trust.directory import Directory, sign_directory
 from broker.trust.keystore import AgencyKeys, Keystore
 from schemas.common import Role, format_timestamp, parse_timestamp
@@ -50,6 +51,9 @@ KEY_VALIDITY = timedelta(days=2 * 365)
 # it in the course of ordinary work (every key change does), short enough that a
 # receiver cut off from new versions does not trust a revoked key for long.
 DIRECTORY_VALIDITY = timedelta(days=30)
+# A public key file, or the accepted directory's version and digest, is about a hundred
+# bytes: anything far larger is not one, and is refused before it is read whole.
+MAX_SMALL_FILE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -130,15 +134,33 @@ def save_governance_public(paths: DataPaths, key: PublicKey) -> None:
 
 
 def load_governance_public(paths: DataPaths) -> PublicKey:
-    try:
-        doc = json.loads(paths.governance_pub.read_text())
-        key = PublicKey(KeyAlg(doc["alg"]), b64decode(doc["public_key"], expected_len=32))
-    except (OSError, ValueError, KeyError) as exc:
+    """The trust anchor, ``governance.pub``. Raises ``ConfigurationError``: none there
+    (``config.invalid``), a file the strict reader refuses (``FileRefused``, ``file.*``),
+    or no Ed25519 public key in it (``config.invalid``)."""
+    if not paths.governance_pub.exists():
         raise ConfigurationError(
             f"no usable trust anchor at {paths.governance_pub}: run `mappa keys init`"
-        ) from exc
-    if key.alg is not KeyAlg.ED25519 or key.key_id != doc["key_id"]:
-        raise ConfigurationError(f"{paths.governance_pub} is not an Ed25519 governance key")
+        )
+    return _public_key_file(paths.governance_pub, "an Ed25519 governance key")
+
+
+def _public_key_file(path: Path, what: str) -> PublicKey:
+    """The Ed25519 public key in ``path``, ``{"alg", "key_id", "public_key"}``, read by
+    the strict reader (size-bounded, UTF-8 only, no NUL, strict JSON). Raises
+    ``FileRefused`` for a file it refuses and ``ConfigurationError`` (``config.invalid``)
+    for one that is not ``what``; neither quotes what the file holds."""
+    doc = strict_json(read_json(path, max_bytes=MAX_SMALL_FILE_BYTES))
+    alg, key_id, public = doc.get("alg"), doc.get("key_id"), doc.get("public_key")
+    if not (isinstance(alg, str) and isinstance(key_id, str) and isinstance(public, str)):
+        raise ConfigurationError(f"{path} is not {what}: alg, key_id and public_key are text")
+    try:
+        key = PublicKey(KeyAlg(alg), b64decode(public, expected_len=32))
+    except (ValueError, SchemaError):
+        raise ConfigurationError(
+            f"{path} is not {what}: its alg or public_key cannot be read"
+        ) from None
+    if key.alg is not KeyAlg.ED25519 or key.key_id != key_id:
+        raise ConfigurationError(f"{path} is not {what}")
     return key
 
 
@@ -152,11 +174,13 @@ def accepted_directory(paths: DataPaths) -> tuple[int, str | None]:
     none was accepted yet. Raises ``ConfigurationError`` for a damaged guard file."""
     if not paths.directory_accepted.exists():
         return 1, None
-    try:
-        fields = paths.directory_accepted.read_text().split()
-        return int(fields[0]), (fields[1] if len(fields) > 1 else None)
-    except (OSError, ValueError, IndexError) as exc:
-        raise ConfigurationError(f"{paths.directory_accepted} is damaged: {exc}") from None
+    fields = read_text(paths.directory_accepted, max_bytes=MAX_SMALL_FILE_BYTES).split()
+    if not fields or not fields[0].isascii() or not fields[0].isdigit() or len(fields[0]) > 16:
+        # Not quoted: whatever the file holds stays out of the message.
+        raise ConfigurationError(
+            f"{paths.directory_accepted} is damaged: it does not start with a version number"
+        )
+    return int(fields[0]), (fields[1] if len(fields) > 1 else None)
 
 
 def verify_against_accepted(paths: DataPaths, signed: bytes) -> Directory:
@@ -181,7 +205,7 @@ def load_directory(paths: DataPaths) -> Directory:
     accepted. An expired one is loaded: whoever uses it checks ``check_current``."""
     if not paths.directory.exists():
         raise ConfigurationError(f"no trust directory at {paths.directory}")
-    directory = verify_against_accepted(paths, paths.directory.read_bytes())
+    directory = verify_against_accepted(paths, read_json(paths.directory))
     if accepted_directory(paths) != (directory.version, directory.digest):
         try:
             paths.directory_accepted.write_text(f"{directory.version} {directory.digest}\n")
@@ -298,14 +322,11 @@ def create_ledger_key(paths: DataPaths, keystore: Keystore) -> PublicKey:
 
 
 def load_ledger_public(paths: DataPaths) -> PublicKey:
-    try:
-        doc = json.loads(paths.ledger_pub.read_text())
-        key = PublicKey(KeyAlg(doc["alg"]), b64decode(doc["public_key"], expected_len=32))
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigurationError(f"no usable ledger public key at {paths.ledger_pub}") from exc
-    if key.alg is not KeyAlg.ED25519 or key.key_id != doc["key_id"]:
-        raise ConfigurationError(f"{paths.ledger_pub} is not an Ed25519 ledger key")
-    return key
+    """The ledger's checkpoint key, ``ledger.pub``. Raises ``ConfigurationError`` as
+    ``load_governance_public`` does."""
+    if not paths.ledger_pub.exists():
+        raise ConfigurationError(f"no usable ledger public key at {paths.ledger_pub}")
+    return _public_key_file(paths.ledger_pub, "an Ed25519 ledger key")
 
 
 def load_ledger_key(paths: DataPaths, keystore: Keystore) -> PrivateKey:

@@ -28,6 +28,7 @@ import pytest
 
 from broker.cli import directory as directory_cli
 from broker.cli.main import main
+from broker.files.strict import MAX_FILE_BYTES
 from broker.trust.provision import DataPaths
 from tests.support import PNC
 
@@ -372,6 +373,59 @@ def test_signed_agreement_json_refused_in_one_line(
         assert "Traceback" not in ran.out + ran.err
         assert "424242" not in ran.out + ran.err
         assert "duplicate" in ran.out + ran.err
+
+
+# -- the deployment's trust files: its public keys and its directory ---------------------------
+
+# Each file, and the command that loads it (what `mappa audit verify` checks a ledger
+# against; what `mappa directory verify` checks the directory against, and the directory).
+TRUST_FILES: dict[str, list[str]] = {
+    "governance.pub": ["directory", "verify"],
+    "ledger.pub": ["audit", "verify"],
+    "directory.json": ["directory", "verify"],
+}
+
+
+def _damaged_trust_file(good: bytes, damage: str, path: Path) -> None:
+    """Write ``good`` into ``path`` with one kind of damage; each carries the marker."""
+    if damage == "huge":
+        path.write_bytes(good)
+        # Sparse: past every bound the reader sets, without writing 16 MiB.
+        with path.open("r+b") as handle:
+            handle.truncate(MAX_FILE_BYTES + 1)
+        return
+    marker = SECRET.encode()
+    opened = good.rstrip()[:-1]  # the object without its closing brace
+    path.write_bytes(
+        {
+            "not-a-document": b'["' + marker + b'"]',
+            "nul": opened + b', "x": "\x00' + marker + b'"}',
+            "not-utf8": opened + b', "x": "\xff' + marker + b'"}',
+        }[damage]
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("not-a-document", ""),
+        ("huge", "larger than"),
+        ("nul", "NUL byte"),
+        ("not-utf8", "not UTF-8"),
+    ],
+)
+@pytest.mark.parametrize("name", sorted(TRUST_FILES))
+def test_a_damaged_trust_file_is_one_line(
+    name: str, damage: str, expected: str, deployment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read through the strict reader wherever they are loaded: a file that is huge, not
+    UTF-8, holds a NUL or is no key or directory at all ends in one line naming it."""
+    path = deployment / name
+    _damaged_trust_file(path.read_bytes(), damage, path)
+    command, sub = TRUST_FILES[name]
+    line = assert_one_line(run(capsys, command, "--data-dir", str(deployment), sub))
+    assert str(path) in line, line
+    assert expected in line, line
 
 
 # -- keys and passphrases ----------------------------------------------------------------------

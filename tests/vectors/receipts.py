@@ -17,6 +17,7 @@ what the reader makes of one record on the receipts topic: ``accepted``, ``not-a
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import sqlite3
@@ -306,6 +307,34 @@ def _unsafe_tree_size(doc: dict[str, Any]) -> bytes:
     return compact(doc)
 
 
+def _digits_tree_size(doc: dict[str, Any]) -> bytes:
+    # JSON all the same: routed, then refused, never passed over for want of a parser
+    # that holds it (Python's refuses more than 4,300 digits).
+    text = compact(doc).decode()
+    assert text.count('"tree_size":365') == 1
+    return text.replace('"tree_size":365', '"tree_size":' + "9" * 5000).encode()
+
+
+def _in_range_then(doc: dict[str, Any], first: str, then: str) -> bytes:
+    """The receipt's version as ``first``, and a member ``note`` after the receipt as
+    ``then``: which of two faults the one pass over the text meets first."""
+    text = compact(doc).decode()
+    assert text.count('"receipt_version":1,') == 1
+    text = text.replace('"receipt_version":1,', f'"receipt_version":{first},')
+    return (text[:-1] + f',"note":{then}}}').encode()
+
+
+def _byte_order_mark(doc: dict[str, Any]) -> bytes:
+    return codecs.BOM_UTF8 + compact(doc)
+
+
+def _lone_surrogate(doc: dict[str, Any]) -> bytes:
+    # Only an escape can spell one; it has no UTF-8 form, so no canonical one.
+    text = compact(doc).decode()
+    assert text.count('"topic":"') == 1
+    return text.replace('"topic":"', '"topic":"\\ud800', 1).encode()
+
+
 def _many_held(doc: dict[str, Any]) -> bytes:
     doc["receipt"]["held"] = [
         f"019ab1c0-0000-7000-8000-{n:012x}" for n in range(MAX_RECEIPTED_EVENTS + 1)
@@ -460,6 +489,23 @@ MUTATIONS: list[tuple[str, str, Mutate, str, dict[str, Any]]] = [
     ),
     ("ledger-key-not-held", "ledger", compact, "receipt.wrong-signer", {"ledger_key": False}),
     ("ledger-tree-size-beyond-2^53", "ledger", _unsafe_tree_size, "receipt.malformed", {}),
+    ("ledger-tree-size-of-5000-digits", "ledger", _digits_tree_size, "receipt.malformed", {}),
+    (
+        "integer-out-of-range-before-a-float",
+        "delivered",
+        lambda doc: _in_range_then(doc, str(MAX_SAFE_INTEGER + 1), "0.5"),
+        "receipt.malformed",
+        {},
+    ),
+    (
+        "float-before-an-integer-out-of-range",
+        "delivered",
+        lambda doc: _in_range_then(doc, "1.0", str(MAX_SAFE_INTEGER + 1)),
+        "schema.float",
+        {},
+    ),
+    ("byte-order-mark", "delivered", _byte_order_mark, "schema.encoding", {}),
+    ("lone-surrogate", "delivered", _lone_surrogate, "schema.encoding", {}),
     ("ledger-too-many-held", "ledger", _many_held, "receipt.malformed", {}),
     ("ledger-held-left-out", "ledger", _drop("held", LEDGER), "receipt.malformed", {}),
     (
