@@ -33,7 +33,7 @@ from broker.kafka.apache import (
     kafka_unavailable,
 )
 from broker.kafka.process import free_port
-from broker.kafka.transport import KafkaTransport, TransportError
+from broker.kafka.transport import KafkaTransport, Record, TransportError
 from broker.settings import Settings
 from tests.test_embedded import alive
 
@@ -289,6 +289,24 @@ async def test_admin_produces_and_consumes_over_sasl_ssl(cluster: ApacheKafkaClu
         _partition, offset = await transport.send("mappa.probe.roundtrip", b"sealed envelope")
         assert offset == 0
         assert await read_one(transport, "mappa.probe.roundtrip") == b"sealed envelope"
+
+
+async def test_a_record_carries_the_brokers_append_time_not_the_producers(
+    cluster: ApacheKafkaCluster,
+) -> None:
+    # Receivers bound a message's claimed creation time by its record's timestamp: a
+    # producer that dates its record in 1970 must not be believed.
+    async with KafkaTransport(admin_settings(cluster), bootstrap=cluster.bootstrap) as transport:
+        topic = f"mappa.probe.time{secrets.token_hex(4)}"
+        await transport.ensure_topics([topic], partitions=1)
+        await transport.producer.send_and_wait(topic, b"backdated", timestamp_ms=1000)
+        async with await transport.reader([topic], {}) as reader:
+            deadline = time.monotonic() + 30
+            records: list[Record] = []
+            while not records and time.monotonic() < deadline:
+                records = await reader.poll(timeout_ms=500)
+    assert records, f"nothing to read on {topic}"
+    assert abs(records[0].timestamp_ms / 1000 - time.time()) < 600
 
 
 async def test_a_wrong_password_is_refused_at_connection(

@@ -5,6 +5,7 @@ so the app uses the same gateways the test pumps."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -99,6 +100,24 @@ def issue_tokens(store: CredentialStore) -> dict[str, str]:
 
 @pytest.fixture
 async def api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
+    async with running_api(tmp_path, transport) as running_one:
+        yield running_one
+
+
+@pytest.fixture(scope="module")
+async def module_api(
+    tmp_path_factory: pytest.TempPathFactory, transport: KafkaTransport
+) -> AsyncIterator[Api]:
+    """One application for a module's many refusals: a refused request changes nothing
+    but the audit trail, which such a test reads from where it stood before."""
+    async with running_api(tmp_path_factory.mktemp("api"), transport) as running_one:
+        yield running_one
+
+
+@contextlib.asynccontextmanager
+async def running_api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
+    """The application as `mappa serve` builds it, over a world of its own in
+    ``tmp_path``; a module-scoped fixture may share one among many refusals."""
     world = await build_world(tmp_path, tansu(transport.bootstrap))
     world.seed_case_team(PARTIES)
     store = CredentialStore(credentials_path(world.deployment.settings.data_dir))

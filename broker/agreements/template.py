@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -22,6 +24,13 @@ if TYPE_CHECKING:
 
 
 def template_data() -> dict[str, Any]:
+    """A fresh copy of the packaged template (the caller fills it in)."""
+    return copy.deepcopy(_template())
+
+
+@functools.cache
+def _template() -> dict[str, Any]:
+    # Parsed once: it ships with the code, and every agreement made from it starts here.
     text = resources.files("broker").joinpath("data/isa-template.yaml").read_text()
     data = yaml.safe_load(text)
     if not isinstance(data, dict):

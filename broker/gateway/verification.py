@@ -93,19 +93,7 @@ class EnvelopeVerifier:
         window before, so stale when appended, whatever the receiver's clock says;
         ``envelope.backdated``: appended at or after a signing key's ``not_after`` plus the
         tolerance)."""
-        if created - appended > self._skew:
-            raise VerificationError(
-                f"message claims creation at {format_timestamp(created)}, more than "
-                f"{int(self._skew.total_seconds())}s after the broker appended it",
-                code="envelope.clock-skew",
-            )
-        if appended - created > self._window:
-            raise VerificationError(
-                f"message claims creation at {format_timestamp(created)}, more than the "
-                f"{int(self._window.total_seconds())}s replay window before the broker "
-                "appended it; ask the sender to re-send",
-                code="envelope.stale",
-            )
+        self._bound_claim(created, appended, "the broker appended it", VerificationError)
         wanted = set(key_ids)
         for entry in self._directory.agency(sender).keys:
             if entry.key_id in wanted and appended >= parse_timestamp(entry.not_after) + self._skew:
@@ -121,15 +109,28 @@ class EnvelopeVerifier:
         most the replay window before it. Raises ``ReplayError`` (``envelope.clock-skew``,
         ``envelope.stale``)."""
         created = parse_timestamp(verified.header.created_at)
-        if created - now > self._skew:
-            raise ReplayError(
-                f"message created {verified.header.created_at}, more than "
-                f"{int(self._skew.total_seconds())}s ahead of this adapter's clock",
+        self._bound_claim(created, now, "this adapter's clock says it is now", ReplayError)
+
+    def _bound_claim(
+        self,
+        created: datetime,
+        at: datetime,
+        when: str,
+        error: type[VerificationError] | type[ReplayError],
+    ) -> None:
+        """One rule for a claimed creation time against a clock (the broker's append time
+        or the receiver's own): at most the skew tolerance after it
+        (``envelope.clock-skew``), at most the replay window before it
+        (``envelope.stale``)."""
+        claim = f"message claims creation at {format_timestamp(created)}"
+        if created - at > self._skew:
+            raise error(
+                f"{claim}, more than {int(self._skew.total_seconds())}s after {when}",
                 code="envelope.clock-skew",
             )
-        if now - created > self._window:
-            raise ReplayError(
-                f"message created {verified.header.created_at} is older than the "
-                f"{int(self._window.total_seconds())}s replay window; ask the sender to re-send",
+        if at - created > self._window:
+            raise error(
+                f"{claim}, more than the {int(self._window.total_seconds())}s replay window "
+                f"before {when}; ask the sender to re-send",
                 code="envelope.stale",
             )

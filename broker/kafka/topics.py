@@ -39,12 +39,16 @@ def topic_configs(settings: Settings, replication: int) -> dict[str, str]:
     """The explicit configs every topic of ours is created with: ``min.insync.replicas``
     (2 where replicated, so acks=all survives one broker's loss), retention
     (``MAPPA_TOPIC_RETENTION_DAYS``: longer than a sender keeps re-sending an envelope
-    nobody receipted, so a recipient that was away can still read it) and the record
-    size an envelope needs."""
+    nobody receipted, so a recipient that was away can still read it), the record
+    size an envelope needs, and the broker's append time as each record's timestamp:
+    receivers bound a message's claimed creation time by it (docs/envelope.md §4, step 3), so it
+    must not be the producer's to choose, whatever the cluster's default. (The embedded
+    broker accepts the setting and ignores it: there the producer's clock stands.)"""
     return {
         "min.insync.replicas": str(min(MIN_IN_SYNC, replication)),
         "retention.ms": str(settings.topic_retention_days * 24 * 3600 * 1000),
         "max.message.bytes": str(RECORD_LIMIT_BYTES),
+        "message.timestamp.type": "LogAppendTime",
     }
 
 

@@ -36,12 +36,13 @@ from schemas.transfer import TransferState
 from tests.brokers import tansu
 from tests.ledger_world import LedgerWorld, build_ledger_world, ledger_url
 from tests.support import HOUSING, PNC, World
-from tests.test_api import Api, api
+from tests.test_api import Api, module_api
 from tests.test_ledger import populate
 from tests.two_areas import COORD_B, PROBATION_A, TO, build_transfer_world
 
-# Fixtures from elsewhere: the app as `mappa serve` builds it, and each ledger database.
-__all__ = ["api", "ledger_url"]
+# Fixtures from elsewhere: the app as `mappa serve` builds it (one per module), and each
+# ledger database.
+__all__ = ["ledger_url", "module_api"]
 
 # -- governance queries -------------------------------------------------------------------
 
@@ -56,13 +57,29 @@ def ledger(tmp_path: Path, ledger_url: str | None) -> Iterator[LedgerWorld]:
         w.close()
 
 
-@pytest.fixture
-def officer(ledger: LedgerWorld) -> TestClient:
+def governance_client(ledger: LedgerWorld) -> TestClient:
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(governance_router(lambda: ledger.reader, lambda: None))
     # A 5xx must come back as a response the test can see, not as an exception.
     return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture
+def officer(ledger: LedgerWorld) -> TestClient:
+    return governance_client(ledger)
+
+
+@pytest.fixture(scope="module")
+def bounds_officer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One SQLite ledger for the parameter bounds, which are judged before any database
+    is asked (the bounds a database sets, 64-bit sequence numbers, are tested on each)."""
+    w = build_ledger_world(tmp_path_factory.mktemp("ledger") / "data", None)
+    populate(w)
+    try:
+        yield governance_client(w)
+    finally:
+        w.close()
 
 
 @pytest.mark.parametrize(
@@ -86,9 +103,9 @@ def officer(ledger: LedgerWorld) -> TestClient:
 )
 @pytest.mark.parametrize("route", ["query", "export"])
 def test_a_governance_parameter_out_of_bounds_is_a_422(
-    officer: TestClient, route: str, params: dict[str, str]
+    bounds_officer: TestClient, route: str, params: dict[str, str]
 ) -> None:
-    answer = officer.get(f"/governance/{route}", params=params)
+    answer = bounds_officer.get(f"/governance/{route}", params=params)
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"] == "audit.query-invalid"
     assert next(iter(params)) in answer.json()["detail"] or "time" in answer.json()["detail"]
@@ -120,6 +137,19 @@ def test_governance_bounds_leave_good_queries_alone(officer: TestClient) -> None
 @pytest.fixture
 async def transfers(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[World]:
     w = await build_transfer_world(tmp_path, tansu(transport.bootstrap))
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+@pytest.fixture(scope="module")
+async def refusing_transfers(
+    tmp_path_factory: pytest.TempPathFactory, transport: KafkaTransport
+) -> AsyncIterator[World]:
+    """One two-area world for requests refused before any desk records them (each test
+    checks that none did)."""
+    w = await build_transfer_world(tmp_path_factory.mktemp("areas"), tansu(transport.bootstrap))
     try:
         yield w
     finally:
@@ -176,8 +206,9 @@ def _request(move_date: str, **changes: Any) -> dict[str, Any]:
     ],
 )
 async def test_a_transfer_request_out_of_bounds_is_a_422(
-    transfers: World, body: dict[str, Any]
+    refusing_transfers: World, body: dict[str, Any]
 ) -> None:
+    transfers = refusing_transfers
     async with _client(transfers) as client:
         answer = await _call(client, "POST", PROBATION_A, json=body)
     assert answer.status_code == 422, answer.text
@@ -346,9 +377,10 @@ def test_what_is_a_justification(text: str) -> None:
 
 @pytest.mark.parametrize("text", INVISIBLE[:5] + INVISIBLE[6:7])
 async def test_an_invisible_justification_opens_nothing_and_is_audited_as_refused(
-    api: Api,
+    module_api: Api,
     text: str,
 ) -> None:
+    api = module_api
     message_id = await api.published()
     opened = await api.client.post(
         f"/v1/agencies/{HOUSING}/inbox/{message_id}/open",
@@ -362,7 +394,7 @@ async def test_an_invisible_justification_opens_nothing_and_is_audited_as_refuse
     [refused] = [
         e
         for e in api.world.ledger.store.entries(act="refusal", agency=HOUSING)
-        if e["reason_code"] == JUSTIFICATION_INVALID
+        if e["reason_code"] == JUSTIFICATION_INVALID and e["message_id"] == message_id
     ]
     # What was given is not audited as if it were a reason.
     assert refused["justification"] is None
