@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test drills fuzz lint bench vectors schemas openapi clean
+.PHONY: demo test drills fuzz lint bench vectors schemas openapi console-assets clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,22 @@ schemas: $(STAMP)
 # Regenerate the checked-in OpenAPI document (a test checks it for drift).
 openapi: $(STAMP)
 	$(BIN)/mappa api openapi > docs/openapi.json
+
+# Re-copy the console's front-end files from the versions pinned in console/package-lock.json
+# (npm ci, from the lock). GOV.UK Frontend's precompiled CSS looks for its fonts and images
+# at /assets/; the copy points it at its own folder instead (a test checks all of this).
+GOVUK_DIST := console/node_modules/govuk-frontend/dist/govuk
+GOVUK_STATIC := broker/console/static/govuk
+console-assets:
+	cd console && npm ci --ignore-scripts --no-audit --no-fund
+	rm -rf $(GOVUK_STATIC)/assets
+	mkdir -p $(GOVUK_STATIC)
+	cp -R $(GOVUK_DIST)/assets $(GOVUK_STATIC)/assets
+	sed 's#url(/assets/#url(assets/#g' $(GOVUK_DIST)/govuk-frontend.min.css \
+		> $(GOVUK_STATIC)/govuk-frontend.min.css
+	cp $(GOVUK_DIST)/govuk-frontend.min.js $(GOVUK_STATIC)/govuk-frontend.min.js
+	cp console/node_modules/axe-core/axe.min.js tests/browser/axe.min.js
+	cp console/node_modules/axe-core/LICENSE tests/browser/axe-core-LICENSE
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage build *.egg-info

@@ -52,6 +52,11 @@ async def test_serve_answers_delivers_and_stops_on_sigterm(
         assert opened.json()["record"]["contactType"] == "MAPPA_RISK"
         spec = await client.get("/openapi.json")
         assert spec.json()["info"]["title"] == "mappa-broker"
+        # The web console is served beside the API (docs/console.md), with the same headers.
+        console = await client.get("/console/")
+        assert console.status_code == 200
+        assert "MAPPA information sharing" in console.text
+        assert "frame-ancestors 'none'" in console.headers["content-security-policy"]
         assert served.children() == []  # an external broker: nothing of ours to start
         assert await stop(served, signal.SIGTERM) == 0
     text = served.log.decode()

@@ -6,10 +6,15 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FACES = ("broker/cli/", "broker/api/")
-WEB = {"fastapi", "starlette", "uvicorn"}
-# The HTTP layer lives in broker/api (ARCHITECTURE.md); `mappa serve` only runs it.
-WEB_ALLOWED = {"broker/api/": WEB, "broker/cli/serve.py": {"uvicorn"}}
+FACES = ("broker/cli/", "broker/api/", "broker/console/")
+WEB = {"fastapi", "starlette", "uvicorn", "jinja2"}
+# The HTTP layer lives in broker/api (ARCHITECTURE.md), the web console's pages in
+# broker/console; `mappa serve` only runs them.
+WEB_ALLOWED = {
+    "broker/api/": WEB,
+    "broker/console/": {"fastapi", "starlette", "jinja2"},
+    "broker/cli/serve.py": {"uvicorn"},
+}
 # The CLI is where main() assembles objects (STYLE 4): choosing each agency's adapter
 # there is composition, not a dependency of the core. broker/api takes an `adapter_for`
 # callable and imports no adapter itself.
@@ -129,6 +134,7 @@ def test_the_rule_checker_sees_real_imports() -> None:
     )
     assert "broker.gateway" in imports(ROOT / "agency_adapters/base.py")
     assert "fastapi" in imports(ROOT / "broker/api/app.py")
+    assert "jinja2" in imports(ROOT / "broker/console/templating.py")
     assert "uvicorn" in imports(ROOT / "broker/cli/serve.py")
     # The room rules look where they should: these arrows exist, one room down.
     assert "broker.kafka.topics" in imports(ROOT / "broker/kafka/transport.py")

@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI
 
 from broker.api.backend import BackendFactory
 from broker.api.errors import documented, install_error_handlers
+from broker.api.headers import SecurityHeaders
 from broker.api.health import health_router
 from broker.api.limits import BodyLimit, FailureLimiter
 from broker.api.routes import agency_router
@@ -55,10 +56,22 @@ def create_app(
             finally:
                 app.state.backend = None
 
-    app = FastAPI(title=title, version=API_VERSION, description=DESCRIPTION, lifespan=lifespan)
+    # No /docs or /redoc: FastAPI's pages load Swagger UI and ReDoc from a CDN and start
+    # them with an inline script, which the Content-Security-Policy (``headers.py``) forbids.
+    # The contract is /openapi.json (checked in as docs/openapi.json) for any OpenAPI viewer.
+    app = FastAPI(
+        title=title,
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     install_error_handlers(app)
     # Bounds on what one request may cost (``broker.api.limits``).
     app.add_middleware(BodyLimit)
+    # Outermost of ours, so that the limits' own answers carry the headers too.
+    app.add_middleware(SecurityHeaders)
     app.state.auth_failures = FailureLimiter()
     # Any request may meet the limits: a body too slow or too large, too many failures.
     limits = documented(408, 413, 429)

@@ -6,6 +6,8 @@ runs is what `mappa api openapi` documents.
   ``require_officer``, reading the ledger of the running backend.
 - transfer routes (``transfers.py``), on the calling agency's own transfer desk,
   guarded by ``require_agency``.
+- the web console (``broker.console``), mounted at ``/console``: GOV.UK pages, outside
+  the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from broker.api.auth import NotFound, ServiceStarting, require_officer
 from broker.api.backend import ApiBackend, BackendFactory
 from broker.api.governance import governance_router
 from broker.api.transfers import transfers_router
+from broker.console import CONSOLE_PATH, console_app, placeholder_csrf_token
 from broker.ledger.reader import LedgerReader
 
 
@@ -48,15 +51,18 @@ class _Running:
 
 
 def application(backend: BackendFactory) -> FastAPI:
-    """The app as deployed over ``backend``: agency, governance and transfer routes.
-    Returns the app; raises nothing of its own. Its governance routes answer
-    ``ServiceStarting`` (``api.unavailable``) until the backend runs, and ``NotFound``
-    (``api.not-found``) if it runs no ledger."""
+    """The app as deployed over ``backend``: agency, governance and transfer routes, and
+    the console at ``/console``. Returns the app; raises nothing of its own. Its
+    governance routes answer ``ServiceStarting`` (``api.unavailable``) until the backend
+    runs, and ``NotFound`` (``api.not-found``) if it runs no ledger."""
     running = _Running(backend)
-    return create_app(
+    app = create_app(
         running,
         routers=[
             governance_router(running.ledger, require_officer),
             transfers_router(),
         ],
     )
+    # TODO(issue 17): the identity work's CSRF tokens in place of the placeholder.
+    app.mount(CONSOLE_PATH, console_app(csrf_token=placeholder_csrf_token), name="console")
+    return app
