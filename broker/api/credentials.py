@@ -15,13 +15,11 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from broker.errors import MappaError
-from broker.files.private import private_file
-from broker.gateway.store import BUSY_TIMEOUT_SECONDS, StoreConnection
+from broker.gateway.store import shared_database
 
 CREDENTIALS_FILE = "api-credentials.sqlite"
 SECRET_BYTES = 32
@@ -105,20 +103,9 @@ class CredentialStore:
     """The API's credentials (module docstring), in SQLite."""
 
     def __init__(self, path: Path) -> None:
-        # Before SQLite opens it, so that its WAL is private too (``broker.files.private``).
-        private_file(path)
         self.path = path
-        # Every request reads this database and `mappa api token` writes it from another
-        # process: wait out a writer's lock as the agency stores do, then say the store is
-        # unavailable (``StoreUnavailable``, a 503) rather than fail with SQLite's own error.
-        self._db = sqlite3.connect(
-            path,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=BUSY_TIMEOUT_SECONDS,
-            factory=StoreConnection,
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # Every request reads it and `mappa api token` writes it from another process.
+        self._db = shared_database(path)
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

@@ -31,6 +31,7 @@ from broker.cli import (
     serve,
     track,
     transfer,
+    users,
 )
 from broker.cli import audit as audit_cli
 from broker.cli import isa as isa_cli
@@ -50,6 +51,7 @@ COMMAND_GROUPS = (
     track,
     serve,
     api,
+    users,
     deploy,
     bench,
 )

@@ -233,6 +233,26 @@ class StoreConnection(sqlite3.Connection):
             return super().executescript(sql_script)
 
 
+def shared_database(path: Path) -> StoreConnection:
+    """A private (0600) SQLite database in WAL mode that a server reads on every request
+    while a command-line tool writes it from another process (API credentials, users):
+    a writer's lock is waited out as the agency stores do, then said as
+    ``StoreUnavailable`` rather than SQLite's own error. Usable from several threads;
+    the caller serialises its transactions."""
+    # Before SQLite opens it, so that its WAL is private too (``broker.files.private``).
+    private_file(path)
+    db = sqlite3.connect(
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=BUSY_TIMEOUT_SECONDS,
+        factory=StoreConnection,
+    )
+    assert isinstance(db, StoreConnection)  # noqa: S101 - the factory made it
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
 def _encode_headers(headers: Sequence[tuple[str, bytes]]) -> str:
     return json.dumps([[k, v.hex()] for k, v in headers])
 
