@@ -132,6 +132,7 @@ async def running_api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterato
             desks=desks,
             transport=world.transport,
             audit_topic=world.deployment.topics.audit,
+            data_dir=world.deployment.settings.data_dir,
         )
         # The application as `mappa serve` builds it: agency and governance endpoints.
         app = application(running(backend))

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from broker.api.backend import ApiBackend, running
 from broker.api.compose import application
 from broker.api.credentials import CredentialStore, credentials_path
 from broker.api.headers import CONTENT_SECURITY_POLICY, STRICT_TRANSPORT_SECURITY
-from broker.console import console_app
 
 PATHS = ["/console/", "/console/sign-in", "/console/static/console.js", "/healthz"]
 
@@ -26,7 +25,8 @@ PATHS = ["/console/", "/console/sign-in", "/console/static/console.js", "/health
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     """The app as deployed, over a backend with no agencies (the console needs none)."""
     store = CredentialStore(credentials_path(tmp_path))
-    built = application(running(ApiBackend(agencies={}, credentials=store)))
+    backend = ApiBackend(agencies={}, credentials=store, data_dir=tmp_path)
+    built = application(running(backend))
     async with built.router.lifespan_context(built):
         yield built
     store.close()
@@ -100,18 +100,9 @@ async def test_sign_in_form_posts_three_fields_and_the_csrf_token(app: FastAPI) 
         assert re.search(rf'<input[^>]*name="{name}"[^>]*type="{kind}"', page), name
     assert 'autocomplete="one-time-code"' in page
     assert 'autocomplete="current-password"' in page
-    # The placeholder gives no token: a form nobody can sign in with (issue 17).
-    assert '<input type="hidden" name="csrf_token" value="">' in page
-
-
-async def test_the_csrf_token_comes_from_the_function_given_and_is_escaped() -> None:
-    def token(request: Request) -> str:
-        return f'"><script>{request.url.path}'
-
-    async with client(console_app(csrf_token=token)) as c:
-        page = (await c.get("/sign-in")).text
-    assert 'name="csrf_token" value="&#34;&gt;&lt;script&gt;/sign-in"' in page
-    assert "<script>/sign-in" not in page
+    # The form's token is the sign-in cookie's (broker.identity.csrf.SignInCsrf).
+    [token] = re.findall(r'<input type="hidden" name="csrf_token" value="([^"]+)">', page)
+    assert f"__Host-mappa-sign-in={token};" in r.headers["set-cookie"]
 
 
 async def test_not_found_under_the_console_is_a_govuk_page(app: FastAPI) -> None:
@@ -122,7 +113,7 @@ async def test_not_found_under_the_console_is_a_govuk_page(app: FastAPI) -> None
             assert r.headers["content-type"].startswith("text/html")
             assert '<h1 class="govuk-heading-l">Page not found</h1>' in r.text
         # Other errors under the console are pages too; the API's stay JSON.
-        refused = await c.post("/console/sign-in")
+        refused = await c.put("/console/sign-in")
         assert refused.status_code == 405
         assert "Sorry, there is a problem with the service" in refused.text
         api = await c.get("/v1/nowhere")

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from broker.api.credentials import CredentialStore
@@ -84,6 +85,9 @@ class ApiBackend:
     # the broker is unavailable: a backend that cannot be checked is not ready.
     transport: KafkaTransport | None = None
     audit_topic: str | None = None
+    # The data directory the server runs from: the console's users and sessions live
+    # there (``users.sqlite``). None: no console sign-in (a backend built in a test).
+    data_dir: Path | None = None
 
 
 BackendFactory = Callable[[], AbstractAsyncContextManager[ApiBackend]]

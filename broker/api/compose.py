@@ -13,7 +13,7 @@ runs is what `mappa api openapi` documents.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -22,7 +22,7 @@ from broker.api.auth import NotFound, ServiceStarting, require_officer
 from broker.api.backend import ApiBackend, BackendFactory
 from broker.api.governance import governance_router
 from broker.api.transfers import transfers_router
-from broker.console import CONSOLE_PATH, console_app, placeholder_csrf_token
+from broker.console import CONSOLE_PATH, ConsoleIdentity, console_app, console_identity
 from broker.ledger.reader import LedgerReader
 
 
@@ -32,15 +32,33 @@ class _Running:
     def __init__(self, backend: BackendFactory) -> None:
         self._factory = backend
         self.backend: ApiBackend | None = None
+        self.identity_parts: ConsoleIdentity | None = None
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[ApiBackend]:
-        async with self._factory() as backend:
+        async with self._factory() as backend, AsyncExitStack() as stack:
+            if backend.data_dir is not None:
+                self.identity_parts = stack.enter_context(
+                    console_identity(backend.data_dir, backend.clock)
+                )
             self.backend = backend
             try:
                 yield backend
             finally:
                 self.backend = None
+                self.identity_parts = None
+
+    def running_backend(self) -> ApiBackend:
+        if self.backend is None:
+            raise ServiceStarting("the service is not running yet")
+        return self.backend
+
+    def identity(self) -> ConsoleIdentity:
+        if self.backend is None:
+            raise ServiceStarting("the service is not running yet")
+        if self.identity_parts is None:
+            raise NotFound("this server has no console sign-in")
+        return self.identity_parts
 
     def ledger(self) -> LedgerReader:
         if self.backend is None:
@@ -63,6 +81,9 @@ def application(backend: BackendFactory) -> FastAPI:
             transfers_router(),
         ],
     )
-    # TODO(issue 17): the identity work's CSRF tokens in place of the placeholder.
-    app.mount(CONSOLE_PATH, console_app(csrf_token=placeholder_csrf_token), name="console")
+    app.mount(
+        CONSOLE_PATH,
+        console_app(identity=running.identity, backend=running.running_backend),
+        name="console",
+    )
     return app

@@ -90,6 +90,7 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
             desks=running.desks,
             transport=running.transport,
             audit_topic=deployment.topics.audit,
+            data_dir=settings.data_dir,
         )
         log.info("serving %s through %s", ", ".join(agencies), running.broker)
         yield backend

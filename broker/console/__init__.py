@@ -5,7 +5,8 @@ information-governance officers.
 - ``app.py``: ``console_app``, the console as an ASGI app that ``broker.api.compose``
   mounts at ``/console``: its pages, its static files at ``/console/static``, its
   "Page not found".
-- ``pages.py``: the pages' routes.
+- ``pages.py``: the start, sign-in, sign-out and home pages; ``signing_in.py``: who is
+  signed in (sessions from ``broker.identity``), role checks and CSRF-checked forms.
 - ``templating.py``: the Jinja2 environment (GOV.UK Frontend's components as
   govuk-frontend-jinja's macros, autoescaped).
 - ``templates/``: the layout and the pages; ``static/``: GOV.UK Frontend's build, copied
@@ -17,6 +18,6 @@ The response headers (Content-Security-Policy and the rest) are set for the whol
 """
 
 from broker.console.app import CONSOLE_PATH, console_app
-from broker.console.pages import CsrfTokenFor, placeholder_csrf_token
+from broker.console.signing_in import ConsoleIdentity, console_identity
 
-__all__ = ["CONSOLE_PATH", "CsrfTokenFor", "console_app", "placeholder_csrf_token"]
+__all__ = ["CONSOLE_PATH", "ConsoleIdentity", "console_app", "console_identity"]

@@ -85,8 +85,9 @@ class Console:
 async def console_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """The app as ``mappa serve`` builds it (with no agencies: the console needs none),
     served by uvicorn on a free 127.0.0.1 port until the session ends."""
-    store = CredentialStore(credentials_path(tmp_path_factory.mktemp("console")))
-    app = application(running(ApiBackend(agencies={}, credentials=store)))
+    data_dir = tmp_path_factory.mktemp("console")
+    store = CredentialStore(credentials_path(data_dir))
+    app = application(running(ApiBackend(agencies={}, credentials=store, data_dir=data_dir)))
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
     )

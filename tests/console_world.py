@@ -1,0 +1,86 @@
+"""The console over a real world (``tests.test_api.running_api``: agencies on the
+embedded broker, the ledger, transfer desks), with a named user for each role, and
+browsers (httpx over ASGI, https so that the ``Secure`` cookies travel) signed in as them.
+
+    async with console_world(tmp_path, transport) as cw:
+        async with cw.signed_in("housing") as housing:
+            page = await housing.get("/console/home")
+        await cw.api.published()   # a risk assessment from police, delivered
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from broker.identity.database import IdentityDatabase, identity_path
+from broker.identity.roles import Role
+from broker.identity.totp import code_at
+from broker.identity.users import UserStore
+from broker.kafka.transport import KafkaTransport
+from tests.support import HOUSING, POLICE, PROBATION
+from tests.test_api import Api, running_api
+
+PASSWORD = "correct horse battery staple"  # noqa: S105 - the test users'
+
+# name: (username, agency, role). The co-ordinator and IG officer sign in with TOTP.
+USERS: dict[str, tuple[str, str, Role]] = {
+    "housing": ("h.officer", HOUSING, Role.AGENCY_USER),
+    "police": ("ppu.officer", POLICE, Role.AGENCY_USER),
+    "probation": ("po.officer", PROBATION, Role.AGENCY_USER),
+    "coordinator": ("mappa.coord", POLICE, Role.COORDINATOR),
+    "ig": ("ig.smith", POLICE, Role.IG_OFFICER),
+}
+
+
+@dataclass
+class ConsoleWorld:
+    api: Api
+    totp: dict[str, str] = field(default_factory=dict)
+
+    def browser(self) -> httpx.AsyncClient:
+        """A browser with no session."""
+        transport = httpx.ASGITransport(app=self.api.app)
+        return httpx.AsyncClient(transport=transport, base_url="https://mappa.test")
+
+    @contextlib.asynccontextmanager
+    async def signed_in(self, name: str) -> AsyncIterator[httpx.AsyncClient]:
+        """A browser signed in as ``USERS[name]``, closed when the block ends."""
+        username = USERS[name][0]
+        async with self.browser() as c:
+            form = await c.get("/console/sign-in")
+            [token] = re.findall(r'name="csrf_token" value="([^"]+)"', form.text)
+            code = code_at(self.totp[name], datetime.now(UTC)) if name in self.totp else ""
+            fields = {"csrf_token": token, "username": username, "password": PASSWORD}
+            done = await c.post("/console/sign-in", data=fields | {"totp": code})
+            assert done.status_code == 303, done.text
+            yield c
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token in a page's forms (the session's)."""
+    [token, *_] = re.findall(r'name="csrf_token" value="([^"]+)"', page)
+    return str(token)
+
+
+@contextlib.asynccontextmanager
+async def console_world(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[ConsoleWorld]:
+    async with running_api(tmp_path, transport) as api:
+        world = ConsoleWorld(api)
+        data_dir = api.world.deployment.settings.data_dir
+        with IdentityDatabase(identity_path(data_dir)) as database:
+            users = UserStore(database)
+            for name, (username, agency, role) in USERS.items():
+                enrolled = users.add(
+                    username, agency=agency, role=role, password=PASSWORD, actor="test",
+                    now=datetime.now(UTC),
+                )  # fmt: skip
+                if enrolled.totp_secret is not None:
+                    world.totp[name] = enrolled.totp_secret
+        yield world
