@@ -6,10 +6,13 @@ reject anyone who is not an officer; every route here depends on it. Routes hold
 no logic of their own: they call ``LedgerReader`` and map its errors to 4xx.
 
     GET /governance/query        filters as query parameters, paged (next_after)
+    POST /governance/query       the same filters in a JSON body: a PNC id (``subject``)
+                                 is personal data, and belongs in no URL
     GET /governance/proof/{seq}  inclusion proof in a signed checkpoint (?size=)
     GET /governance/consistency  ?size1=&size2= between two signed checkpoints
     GET /governance/checkpoint   the latest signed checkpoint (?size=)
     GET /governance/export       ?format=csv|json, every matching entry
+    POST /governance/export      the same, filters and format in a JSON body
     GET /governance/verify       recompute the log; 200 with intact true/false
     GET /governance/rejected     audit records the ledger refused, and why
 """
@@ -23,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from broker.api.errors import documented
 from broker.errors import MappaError, SchemaError
@@ -73,6 +77,30 @@ def _params(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+class GovernanceFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Each filter as the query parameter of the same name; a subject (PNC id) here
+    # stays out of URLs, access logs and browser history.
+    subject: str | None = Field(default=None, max_length=64)
+    subject_ref: str | None = Field(default=None, max_length=128)
+    agency: str | None = Field(default=None, max_length=128)
+    user: str | None = Field(default=None, max_length=128)
+    act: str | None = Field(default=None, max_length=32)
+    agreement: str | None = Field(default=None, max_length=128)
+    outcome: str | None = Field(default=None, max_length=32)
+    since: str | None = Field(default=None, max_length=64)
+    until: str | None = Field(default=None, max_length=64)
+    after: str | None = Field(default=None, max_length=32)
+    limit: str | None = Field(default=None, max_length=16)
+    proofs: str | None = Field(default=None, max_length=8)
+    format: Literal["csv", "json"] = "json"
+
+    def params(self) -> dict[str, Any]:
+        """As ``_params`` gives them: every filter named, None where not given."""
+        return self.model_dump(exclude={"format"})
+
+
 def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any]) -> APIRouter:
     """The governance routes (module docstring) over ``ledger``, every one behind
     ``require_officer``. Returns the router; raises nothing of its own.
@@ -104,6 +132,12 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
         with _refusals_as_http():
             return r.query(_params(request, _FILTER_PARAMS))
 
+    # The same, with the filters in the body: a PNC id belongs in no URL.
+    @router.post("/query")
+    def query_posted(filters: GovernanceFilters, r: Reader) -> dict[str, Any]:
+        with _refusals_as_http():
+            return r.query(filters.params())
+
     # Entry ``seq``'s inclusion proof in a signed checkpoint (``LedgerReader.proof``).
     @router.get("/proof/{seq}")
     def proof(
@@ -132,21 +166,28 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
 
     # Every matching entry, as a CSV attachment or one JSON document; ``after`` and
     # ``limit`` are dropped, since an export is never paged (``LedgerReader.export``).
-    @router.get(
-        "/export",
-        response_class=Response,
-        responses={
-            200: {
-                "description": "Every matching entry: CSV (format=csv) or one JSON document",
-                "content": {
-                    "application/json": {"schema": {"type": "object"}},
-                    "text/csv": {"schema": {"type": "string"}},
-                },
-            }
-        },
-    )
+    export_responses: dict[int | str, dict[str, Any]] = {
+        200: {
+            "description": "Every matching entry: CSV (format=csv) or one JSON document",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    }
+
+    @router.get("/export", response_class=Response, responses=export_responses)
     def export(request: Request, r: Reader, format: Literal["csv", "json"] = "json") -> Response:
-        params = _params(request, _FILTER_PARAMS)
+        return exported(r, _params(request, _FILTER_PARAMS), format)
+
+    # The same, with the filters and the format in the body: a PNC id belongs in no URL.
+    @router.post("/export", response_class=Response, responses=export_responses)
+    def export_posted(filters: GovernanceFilters, r: Reader) -> Response:
+        return exported(r, filters.params(), filters.format)
+
+    def exported(
+        r: LedgerReader, params: dict[str, Any], format: Literal["csv", "json"]
+    ) -> Response:
         params.pop("after", None)
         params.pop("limit", None)
         with _refusals_as_http():
