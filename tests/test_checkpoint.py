@@ -61,6 +61,7 @@ def test_every_refusal(signer: CheckpointSigner) -> None:
         "no blank line": (note.replace("\n\n", "\n"), signer.verifier_key, "not a signed note"),
         "hyphen not em dash": (note.replace("\u2014", "-"), signer.verifier_key, "em dash"),
         "bad base64": (note[:-3] + "!!\n", signer.verifier_key, "not base64"),
+        "non-ascii base64": (note[:-3] + "\u00e9\u00e9\n", signer.verifier_key, "not base64"),
         "too large": (note + "x" * MAX_NOTE_BYTES, signer.verifier_key, "at most"),
         "many signatures": (note + note.split("\n\n")[1] * 16, signer.verifier_key, "more than"),
     }
@@ -82,6 +83,11 @@ def test_bad_checkpoint_bodies_and_keys(signer: CheckpointSigner) -> None:
         ("origin\n12\n", "newline-terminated"),
         (f"origin\n012\n{root}\n", "decimal"),
         (f"origin\ntwelve\n{root}\n", "decimal"),
+        # Digits of other scripts, superscripts, and past what int() reads: ASCII only.
+        (f"origin\n\u0663\n{root}\n", "decimal"),
+        (f"origin\n\u00b2\n{root}\n", "decimal"),
+        (f"origin\n{'9' * 5000}\n{root}\n", "decimal"),
+        ("origin\n12\n\u00e9AAA\n", "not base64"),
         ("origin\n12\n@@@@\n", "not base64"),
         ("origin\n12\nAAAA\n", "32 bytes"),
         (f"origin\n12\n{root}\n\nx\n", "must not be empty"),
