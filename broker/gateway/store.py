@@ -213,6 +213,17 @@ class InboxItem:
     envelope: bytes
 
 
+@dataclass(frozen=True)
+class CaseTeamHeld:
+    """A case team as an adapter holds it: the subject (by reference), its members, its
+    lead agency and when it was set."""
+
+    subject_ref: str
+    members: tuple[str, ...]
+    lead_agency: str
+    set_at: str
+
+
 class StoreConnection(sqlite3.Connection):
     """A SQLite connection whose statements raise ``StoreUnavailable`` where SQLite says
     the database cannot be used just now (``sqlite_unavailable``). Made by
@@ -610,6 +621,17 @@ class AgencyStore:
             "SELECT members FROM case_teams WHERE subject_ref = ?", (subject_ref,)
         ).fetchone()
         return None if row is None else frozenset(json.loads(row[0]))
+
+    def case_teams(self) -> list[CaseTeamHeld]:
+        """Every case team this adapter holds, the latest set first."""
+        rows = self._db.execute(
+            "SELECT subject_ref, members, lead_agency, set_at FROM case_teams "
+            "ORDER BY set_at DESC, subject_ref"
+        )
+        return [
+            CaseTeamHeld(ref, tuple(json.loads(members)), lead, set_at)
+            for ref, members, lead, set_at in rows
+        ]
 
     def record_case_team(
         self,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from broker.api.backend import ApiBackend, running
 from broker.api.compose import application
@@ -88,22 +89,33 @@ async def console_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     data_dir = tmp_path_factory.mktemp("console")
     store = CredentialStore(credentials_path(data_dir))
     app = application(running(ApiBackend(agencies={}, credentials=store, data_dir=data_dir)))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="warning")
+    try:
+        async with serving(app) as url:
+            yield url
+    finally:
+        store.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI, *, lifespan: bool = True) -> AsyncIterator[str]:
+    """``app`` under uvicorn on a free 127.0.0.1 port until the block ends, also when it
+    raises. ``lifespan=False`` for an app whose lifespan already runs (a test world's)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="on" if lifespan else "off", log_level="warning"
     )
-    serving = asyncio.create_task(server.serve())
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
     try:
         deadline = time.monotonic() + START_SECONDS
         while not server.started:
-            assert not serving.done(), "the console's server stopped while starting"
+            assert not task.done(), "the console's server stopped while starting"
             assert time.monotonic() < deadline, "the console's server did not start"
             await asyncio.sleep(0.02)
         port = server.servers[0].sockets[0].getsockname()[1]
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await serving
-        store.close()
+        await task
 
 
 @pytest.fixture(scope="session")
