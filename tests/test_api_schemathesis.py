@@ -45,7 +45,7 @@ from tests.support import (
 )
 
 SERVED = (POLICE, PROBATION, PRISON, HOUSING)
-EXAMPLES_PER_STRATEGY = 12
+EXAMPLES_PER_STRATEGY = 8
 AGENCY_PATHS = {
     "/v1/agencies/{agency_id}/records",
     "/v1/agencies/{agency_id}/inbox",
