@@ -112,6 +112,15 @@ def refusal(exc: pytest.ExceptionInfo[BaseException]) -> str:
     return str(getattr(exc.value, "code", ""))
 
 
+def refused_code(
+    store: UserStore, username: str, password: str, code: str | None, *, now: datetime
+) -> str:
+    """The code of the ``SignInRefused`` that this sign-in raises."""
+    with pytest.raises(SignInRefused) as exc:
+        store.authenticate(username, password, code, now=now)
+    return refusal(exc)
+
+
 # -- passwords ------------------------------------------------------------------------
 
 
@@ -452,13 +461,12 @@ def test_second_factor_wrong_missing_expired_or_reused_is_refused(users: UserSto
         (OTHER_PASSWORD, code_at(secret, NOW)),  # right code, wrong password
     ]
     for password, code in refused:
-        with pytest.raises(SignInRefused) as exc:
-            users.authenticate("igo.smith", password, code, now=NOW)
-        assert exc.value.code == "auth.failed"
+        assert refused_code(users, "igo.smith", password, code, now=NOW) == "auth.failed"
     assert users.authenticate("igo.smith", PASSWORD, code_at(secret, NOW), now=NOW)
-    with pytest.raises(SignInRefused) as reused:
-        users.authenticate("igo.smith", PASSWORD, code_at(secret, NOW), now=NOW + STEP)
-    assert reused.value.code == "auth.failed"
+    assert (
+        refused_code(users, "igo.smith", PASSWORD, code_at(secret, NOW), now=NOW + STEP)
+        == "auth.failed"
+    )
     # The next step's code is new, and a success clears the count.
     user = users.authenticate("igo.smith", PASSWORD, code_at(secret, NOW + STEP), now=NOW + STEP)
     assert user.failed_attempts == 0
@@ -471,9 +479,7 @@ def test_a_role_that_needs_a_second_factor_never_signs_in_without_one(
     # A row damaged or written by hand without its secret: refused, not let through.
     with database.transaction() as db:
         db.execute("UPDATE users SET totp_secret = NULL WHERE username = 'adm.jones'")
-    with pytest.raises(SignInRefused) as exc:
-        cheap_users.authenticate("adm.jones", PASSWORD, None, now=NOW)
-    assert exc.value.code == "auth.failed"
+    assert refused_code(cheap_users, "adm.jones", PASSWORD, None, now=NOW) == "auth.failed"
 
 
 def test_five_failures_lock_until_reset(cheap_users: UserStore) -> None:
@@ -488,17 +494,16 @@ def test_five_failures_lock_until_reset(cheap_users: UserStore) -> None:
     assert (locked.state, locked.locked_at) == (UserState.LOCKED, "2026-11-23T12:00:00.000Z")
     # Locked stays locked, to the right password too, and says so whatever is presented.
     for password in (PASSWORD, OTHER_PASSWORD):
-        with pytest.raises(SignInRefused) as exc:
-            cheap_users.authenticate("j.smith", password, None, now=NOW + timedelta(days=1))
-        assert exc.value.code == "auth.locked"
+        assert (
+            refused_code(cheap_users, "j.smith", password, None, now=NOW + timedelta(days=1))
+            == "auth.locked"
+        )
     lock = cheap_users.history(username="j.smith")[-1]
     assert (lock.act, lock.actor) == (UserAct.LOCK, "sign-in")
     assert len(cheap_users.history(username="j.smith")) == 2  # added, locked once
     reset = cheap_users.reset("j.smith", password=OTHER_PASSWORD, actor=ADMIN, now=NOW)
     assert (reset.user.state, reset.user.failed_attempts) == (UserState.ACTIVE, 0)
-    with pytest.raises(SignInRefused) as old:
-        cheap_users.authenticate("j.smith", PASSWORD, None, now=NOW)
-    assert old.value.code == "auth.failed"
+    assert refused_code(cheap_users, "j.smith", PASSWORD, None, now=NOW) == "auth.failed"
     assert cheap_users.authenticate("j.smith", OTHER_PASSWORD, None, now=NOW).failed_attempts == 0
 
 
@@ -508,12 +513,8 @@ def test_only_consecutive_failures_lock(database: IdentityDatabase) -> None:
     with pytest.raises(SignInRefused):
         store.authenticate("j.smith", OTHER_PASSWORD, None, now=NOW)
     store.authenticate("j.smith", PASSWORD, None, now=NOW)
-    with pytest.raises(SignInRefused) as exc:
-        store.authenticate("j.smith", OTHER_PASSWORD, None, now=NOW)
-    assert exc.value.code == "auth.failed"
-    with pytest.raises(SignInRefused) as locks:
-        store.authenticate("j.smith", OTHER_PASSWORD, None, now=NOW)
-    assert locks.value.code == "auth.locked"
+    assert refused_code(store, "j.smith", OTHER_PASSWORD, None, now=NOW) == "auth.failed"
+    assert refused_code(store, "j.smith", OTHER_PASSWORD, None, now=NOW) == "auth.locked"
     with pytest.raises(ValueError, match="at least one attempt"):
         UserStore(database, max_failed_attempts=0)
 
@@ -521,12 +522,8 @@ def test_only_consecutive_failures_lock(database: IdentityDatabase) -> None:
 def test_a_disabled_user_is_refused_and_still_counts_failures(cheap_users: UserStore) -> None:
     add_user(cheap_users, "j.smith")
     cheap_users.disable("j.smith", actor=ADMIN, now=NOW)
-    with pytest.raises(SignInRefused) as right:
-        cheap_users.authenticate("j.smith", PASSWORD, None, now=NOW)
-    assert right.value.code == "auth.disabled"
-    with pytest.raises(SignInRefused) as wrong:
-        cheap_users.authenticate("j.smith", OTHER_PASSWORD, None, now=NOW)
-    assert wrong.value.code == "auth.failed"
+    assert refused_code(cheap_users, "j.smith", PASSWORD, None, now=NOW) == "auth.disabled"
+    assert refused_code(cheap_users, "j.smith", OTHER_PASSWORD, None, now=NOW) == "auth.failed"
     assert cheap_users.get("j.smith").failed_attempts == 1
 
 
@@ -564,9 +561,7 @@ def test_one_code_used_twice_at_once_signs_in_once(
     code = code_at(secret, NOW)
     other_request = partial(cheap_users.authenticate, "igo.smith", PASSWORD, code, now=NOW)
     racing = UserStore(database, passwords=Meanwhile(other_request))
-    with pytest.raises(SignInRefused) as exc:
-        racing.authenticate("igo.smith", PASSWORD, code, now=NOW)
-    assert exc.value.code == "auth.failed"
+    assert refused_code(racing, "igo.smith", PASSWORD, code, now=NOW) == "auth.failed"
     assert cheap_users.get("igo.smith").failed_attempts == 1
 
 
@@ -576,9 +571,7 @@ def test_a_sign_in_that_races_a_reset_fails(
     add_user(cheap_users, "j.smith")
     reset = partial(cheap_users.reset, "j.smith", password=OTHER_PASSWORD, actor=ADMIN, now=NOW)
     racing = UserStore(database, passwords=Meanwhile(reset))
-    with pytest.raises(SignInRefused) as exc:
-        racing.authenticate("j.smith", PASSWORD, None, now=NOW)
-    assert exc.value.code == "auth.failed"
+    assert refused_code(racing, "j.smith", PASSWORD, None, now=NOW) == "auth.failed"
     assert cheap_users.authenticate("j.smith", OTHER_PASSWORD, None, now=NOW).username == "j.smith"
 
 

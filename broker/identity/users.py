@@ -369,8 +369,8 @@ class UserStore:
                     step,
                 ),
             )
-            changed = done.rowcount != 1
-        if changed:
+            raced = done.rowcount != 1
+        if raced:
             self._count_failure(user, now)
         return self.get(username)
 
