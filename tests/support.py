@@ -8,6 +8,7 @@ serve`` and the demos run it, with every gateway's handled records collected.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 import uuid
@@ -16,14 +17,17 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from broker.agreements import agreement_for_area
 from broker.crypto.encoding import b64encode, jcs, strict_json
 from broker.crypto.envelope import Recipient, ViewToSeal, seal, signed_bytes
 from broker.crypto.keys import PrivateKey
+from broker.crypto.suites import Suite
 from broker.deployment import Deployment, Running
 from broker.gateway import AgencyGateway
+from broker.gateway.agency import AgencyContext
+from broker.gateway.audit import sign_event, time_ordered_id
 from broker.gateway.handled import Handled, Handling
 from broker.gateway.sealing import ViewFor, new_header
 from broker.gateway.store import AgencyStore
@@ -35,6 +39,7 @@ from broker.transfer.envelopes import STEP_PURPOSE, seal_for_transfers, step_vie
 from broker.transfer.rules import step_of
 from broker.trust.keystore import Keystore
 from broker.trust.provision import AgencySpec, DataPaths, provision
+from schemas.audit import AuditAct, AuditEvent, Operation, Outcome
 from schemas.common import Role, ViewKind, format_timestamp, from_data
 from schemas.directory import KeyAlg
 from schemas.isa import Agreement
@@ -271,6 +276,23 @@ def resign(world: World, document: dict[str, Any], signer: str) -> bytes:
     return jcs(document)
 
 
+def signed_audit_event(ctx: AgencyContext) -> dict[str, Any]:
+    """A validly signed audit event from ``ctx``'s agency (POLICE: a delivery), as a document."""
+    event = AuditEvent(
+        event_id=time_ordered_id(),
+        time=format_timestamp(datetime.now(UTC)),
+        act=AuditAct.COLLECTION,
+        operation=Operation.DELIVER,
+        agency=POLICE,
+        outcome=Outcome.OK,
+        isa_id=ctx.policy.agreement.id,
+        isa_version=1,
+    )
+    return cast(
+        dict[str, Any], json.loads(sign_event(event, ctx.audit.signing_key).model_dump_json())
+    )
+
+
 def seal_as(
     world: World,
     sender: str,
@@ -278,16 +300,17 @@ def seal_as(
     topic: str,
     *,
     signers: list[PrivateKey] | None = None,
+    suite: Suite | None = None,
     view_kind: ViewKind = ViewKind.FULL,
     body: dict[str, Any] | None = None,
     **header_fields: Any,
 ) -> dict[str, Any]:
     """A fresh, correctly sealed envelope from ``sender`` (signed by its current keys
-    unless ``signers`` says otherwise) holding one ``view_kind`` view of a risk
-    assessment (or ``body``), as a document."""
+    under its suite unless ``signers`` or ``suite`` says otherwise) holding one
+    ``view_kind`` view of a risk assessment (or ``body``), as a document."""
     ctx = world.gw(sender).ctx
     now = ctx.clock()
-    suite = ctx.suite
+    suite = suite or ctx.suite
     signers = signers or ctx.keys.signers_for(suite.signature_keys)
     agreement = ctx.policy.agreement
     header = new_header(

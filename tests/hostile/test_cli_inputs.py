@@ -667,6 +667,18 @@ def test_audit_verify_on_a_read_only_data_directory(ledger_dir: Path, tmp_path: 
     data = _read_only_copy(ledger_dir, tmp_path / "read-only")
     before = _tree_digest(data)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAPPA_")}
+
+    def audit(*command: str, check: bool) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+            [sys.executable, "-m", "broker.cli.main", "audit", "--data-dir", str(data), *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            preexec_fn=_drop_privileges if os.geteuid() == 0 else None,
+            check=check,
+        )
+
     try:
         probe = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
             [sys.executable, "-c", f"open({str(data / 'probe')!r}, 'w')"],
@@ -676,45 +688,10 @@ def test_audit_verify_on_a_read_only_data_directory(ledger_dir: Path, tmp_path: 
         )
         assert probe.returncode != 0, "the copy is writable: the test would prove nothing"
         for command in (["verify"], ["query", "--limit", "3"], ["rejected"], ["checkpoint"]):
-            done = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
-                [
-                    sys.executable,
-                    "-m",
-                    "broker.cli.main",
-                    "audit",
-                    "--data-dir",
-                    str(data),
-                    *command,
-                ],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=120,
-                preexec_fn=_drop_privileges if os.geteuid() == 0 else None,
-                check=False,
-            )
+            done = audit(*command, check=False)
             assert done.returncode == 0, done.stderr
             assert "Traceback" not in done.stderr
-        assert (
-            "ledger intact: 12 entries"
-            in subprocess.run(  # noqa: S603
-                [
-                    sys.executable,
-                    "-m",
-                    "broker.cli.main",
-                    "audit",
-                    "--data-dir",
-                    str(data),
-                    "verify",
-                ],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=120,
-                preexec_fn=_drop_privileges if os.geteuid() == 0 else None,
-                check=True,
-            ).stdout
-        )
+        assert "ledger intact: 12 entries" in audit("verify", check=True).stdout
         assert _tree_digest(data) == before
     finally:
         _writable_again(data)

@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 
 from broker.cli.main import main
-from broker.crypto.encoding import jcs, strict_json
-from broker.crypto.envelope import Recipient, ViewToSeal, seal
+from broker.crypto.encoding import jcs
 from broker.crypto.suites import CLASSIC, PQ_HYBRID
 from broker.errors import ConfigurationError, SchemaError, VerificationError
 from broker.gateway.handled import Handling
-from broker.gateway.sealing import new_header
 from broker.trust.admin import governance_key, set_suites
 from broker.trust.directory import Directory, sign_directory
 from broker.trust.keystore import Keystore
@@ -27,20 +25,19 @@ from broker.trust.provision import (
     load_governance_public,
     provision,
 )
-from schemas.common import Role, ViewKind, format_timestamp
+from schemas.common import Role, format_timestamp
 from schemas.directory import KeyAlg
-from schemas.messages import derive_view
 from tests.brokers import Broker
 from tests.support import (
     AREA,
     PARTIES,
-    PNC,
     POLICE,
     PROBATION,
     SPECS,
     World,
     build_world,
     risk_assessment,
+    seal_as,
 )
 
 AGENCIES = Path(__file__).resolve().parents[2] / "deploy" / "agencies.example.yaml"
@@ -50,32 +47,9 @@ PASS = "a directory officer's passphrase"  # noqa: S105 - a test deployment's
 def classic_from(world: World, sender: str, recipient: str) -> bytes:
     """A classic envelope from ``sender``, signed with its Ed25519 key alone: all that an
     attacker who broke Ed25519 (and nothing post-quantum) can make."""
-    ctx = world.gw(sender).ctx
-    now = ctx.clock()
     topic = world.deployment.topics.for_role(AREA, Role.PROBATION)
-    signer = ctx.keys.signing[KeyAlg.ED25519]
-    agreement = ctx.policy.agreement
-    header = new_header(
-        suite=CLASSIC,
-        sender=sender,
-        signers=[signer],
-        now=now,
-        topic=topic,
-        area=AREA,
-        message_type="risk-assessment",
-        schema_version=1,
-        subject_ref=world.deployment.subject_ref(PNC),
-        isa=(agreement.id, agreement.version),
-        purpose="risk management",
-        lawful_basis="DPA 2018 Part 3",
-    )
-    key = ctx.directory.encryption_key(recipient, suite=CLASSIC, at=now)
-    view = ViewToSeal(
-        ViewKind.FULL,
-        jcs(derive_view(risk_assessment(), ViewKind.FULL)),
-        (Recipient(recipient, key),),
-    )
-    return jcs(strict_json(seal(header=header, views=[view], signers=[signer], suite=CLASSIC)))
+    signer = world.gw(sender).ctx.keys.signing[KeyAlg.ED25519]
+    return jcs(seal_as(world, sender, (recipient,), topic, signers=[signer], suite=CLASSIC))
 
 
 def resigned(paths: DataPaths, passphrase: bytes, **changes: object) -> bytes:

@@ -44,7 +44,6 @@ from broker.deployment import Deployment
 from broker.errors import MappaError, SchemaError
 from broker.gateway import AgencyGateway
 from broker.gateway.agency import AgencyContext
-from broker.gateway.audit import sign_event, time_ordered_id
 from broker.gateway.cases import CaseRegistry
 from broker.gateway.handled import Handled, Handling
 from broker.gateway.publish import Publisher
@@ -55,10 +54,18 @@ from broker.ledger.store import LedgerStore
 from broker.settings import Settings
 from broker.transfer.receiver import TransferRules
 from broker.trust.provision import DataPaths, provision
-from schemas.audit import AuditAct, AuditEvent, Operation, Outcome
-from schemas.common import Role, format_timestamp
+from schemas.common import Role
 from tests.agency_records import RECORDS
-from tests.support import AREA, PARTIES, POLICE, PROBATION, SPECS, resign, risk_assessment
+from tests.support import (
+    AREA,
+    PARTIES,
+    POLICE,
+    PROBATION,
+    SPECS,
+    resign,
+    risk_assessment,
+    signed_audit_event,
+)
 
 pytestmark = pytest.mark.fuzz
 T = TypeVar("T")
@@ -183,22 +190,6 @@ def sealed_envelope(police: AgencyContext, topic: str) -> dict[str, Any]:
     return strict_json(value)
 
 
-def signed_event(police: AgencyContext) -> dict[str, Any]:
-    event = AuditEvent(
-        event_id=time_ordered_id(),
-        time=format_timestamp(datetime.now(UTC)),
-        act=AuditAct.COLLECTION,
-        operation=Operation.DELIVER,
-        agency=POLICE,
-        outcome=Outcome.OK,
-        isa_id=police.policy.agreement.id,
-        isa_version=1,
-    )
-    return cast(
-        dict[str, Any], json.loads(sign_event(event, police.audit.signing_key).model_dump_json())
-    )
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     root = tmp_path_factory.mktemp("fuzz")
@@ -233,7 +224,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
         receiver,
         ledger,
         sealed_envelope(police, topic),
-        signed_event(police),
+        signed_audit_event(police),
     )
     ledger.store.close()
     deployment.close()
@@ -359,7 +350,7 @@ def test_the_ledger_moves_past_any_record(bench: Bench, data: st.DataObject) -> 
         st.lists(st.one_of(raw_documents, mutated(bench.event).map(dumped)), min_size=1, max_size=3)
     )
     # A genuine event behind the hostile ones: never dropped with them.
-    genuine = signed_event(bench.police)
+    genuine = signed_audit_event(bench.police)
     topic = bench.deployment.topics.audit
     records = [
         bench.record(topic, v, key=None, timestamp_ms=data.draw(timestamps))

@@ -23,16 +23,23 @@ import pytest
 
 from broker.crypto.encoding import jcs
 from broker.errors import StoreUnavailable
-from broker.gateway.audit import sign_event, time_ordered_id
 from broker.gateway.deadletters import DEAD_LETTER_HEAD_BYTES
 from broker.gateway.handled import Handled, Handling
 from broker.gateway.store import InboxItem
 from broker.kafka.topics import RECORD_LIMIT_BYTES
 from broker.kafka.transport import Record
-from schemas.audit import AuditAct, AuditEvent, Operation, Outcome
-from schemas.common import Role, format_timestamp
+from schemas.audit import AuditAct, Operation
+from schemas.common import Role
 from schemas.transfer import TransferState
-from tests.support import AREA, POLICE, PROBATION, World, risk_assessment, seal_as
+from tests.support import (
+    AREA,
+    POLICE,
+    PROBATION,
+    World,
+    risk_assessment,
+    seal_as,
+    signed_audit_event,
+)
 from tests.two_areas import COORD_B, PNC, PROBATION_A, TO
 
 # The first millisecond of the year 10000: no datetime can hold it.
@@ -158,12 +165,11 @@ async def test_a_header_without_a_value_is_read_past(world: World) -> None:
     await poison_then_legitimate(world, write, "envelope.malformed")
 
 
-async def test_an_unexpected_failure_is_refused_rolled_back_and_kept(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Any exception on a record, not only ours, is a refusal: what the record had written
-    before it failed is undone, and the record is kept for a retry (the cause, a bug,
-    can be fixed)."""
+def fail_first_inbox_add(
+    world: World, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> list[str]:
+    """Make PROBATION's first inbox write raise ``error``; the list names the message it
+    failed on (empty until then), and later writes go through."""
     store = world.gw(PROBATION).ctx.store
     real = store.add_to_inbox
     failed: list[str] = []
@@ -171,10 +177,23 @@ async def test_an_unexpected_failure_is_refused_rolled_back_and_kept(
     def fail_once(item: InboxItem) -> None:
         if not failed:
             failed.append(item.message_id)
-            raise ZeroDivisionError("a bug, with secret 2011/0456789K in its message")
+            raise error
         real(item)
 
     monkeypatch.setattr(store, "add_to_inbox", fail_once)
+    return failed
+
+
+async def test_an_unexpected_failure_is_refused_rolled_back_and_kept(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any exception on a record, not only ours, is a refusal: what the record had written
+    before it failed is undone, and the record is kept for a retry (the cause, a bug,
+    can be fixed)."""
+    store = world.gw(PROBATION).ctx.store
+    failed = fail_first_inbox_add(
+        world, monkeypatch, ZeroDivisionError("a bug, with secret 2011/0456789K in its message")
+    )
     first = await world.gw(POLICE).publish(risk_assessment(), purpose="risk management")
     await world.pump(lambda: bool(refused_by(world, PROBATION, "record.unprocessable")))
     [refusal] = refused_by(world, PROBATION, "record.unprocessable")
@@ -197,16 +216,9 @@ async def test_a_database_that_cannot_be_used_rolls_the_batch_back_and_reads_it_
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = world.gw(PROBATION).ctx.store
-    real = store.add_to_inbox
-    failures: list[str] = []
-
-    def unavailable_once(item: InboxItem) -> None:
-        if not failures:
-            failures.append(item.message_id)
-            raise StoreUnavailable("the database cannot be used just now (SQLITE_BUSY)")
-        real(item)
-
-    monkeypatch.setattr(store, "add_to_inbox", unavailable_once)
+    failures = fail_first_inbox_add(
+        world, monkeypatch, StoreUnavailable("the database cannot be used just now (SQLITE_BUSY)")
+    )
     mid = (await world.gw(POLICE).publish(risk_assessment(), purpose="risk management")).message_id
     raised = 0
     for _ in range(200):
@@ -261,17 +273,7 @@ async def test_the_ledger_takes_a_good_event_behind_an_unsigned_one_it_cannot_ca
     """Finding 2: an unsigned audit record with isa_version 2^60, then a validly signed
     event: the good one reaches the ledger, the other is kept as rejected."""
     ctx = world.gw(POLICE).ctx
-    event = AuditEvent(
-        event_id=time_ordered_id(),
-        time=format_timestamp(datetime.now(UTC)),
-        act=AuditAct.COLLECTION,
-        operation=Operation.DELIVER,
-        agency=POLICE,
-        outcome=Outcome.OK,
-        isa_id=ctx.policy.agreement.id,
-        isa_version=1,
-    )
-    poison = json.loads(sign_event(event, ctx.audit.signing_key).model_dump_json())
+    poison = signed_audit_event(ctx)
     # Its signature no longer matches, and no signature could: JCS has no form for it.
     poison["event"]["isa_version"] = 2**60
     await write_raw(world, world.deployment.topics.audit, json.dumps(poison).encode())
