@@ -18,7 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 
+from broker.api.backend import ApiBackend, running
+from broker.api.compose import application
+from broker.api.credentials import CredentialStore, credentials_path
 from broker.identity.database import IdentityDatabase, identity_path
 from broker.identity.roles import Role
 from broker.identity.totp import code_at
@@ -52,15 +56,39 @@ class ConsoleWorld:
     @contextlib.asynccontextmanager
     async def signed_in(self, name: str) -> AsyncIterator[httpx.AsyncClient]:
         """A browser signed in as ``USERS[name]``, closed when the block ends."""
-        username = USERS[name][0]
         async with self.browser() as c:
-            form = await c.get("/console/sign-in")
-            [token] = re.findall(r'name="csrf_token" value="([^"]+)"', form.text)
-            code = code_at(self.totp[name], datetime.now(UTC)) if name in self.totp else ""
-            fields = {"csrf_token": token, "username": username, "password": PASSWORD}
-            done = await c.post("/console/sign-in", data=fields | {"totp": code})
-            assert done.status_code == 303, done.text
+            await sign_in(c, USERS[name][0], self.totp.get(name))
             yield c
+
+
+async def sign_in(c: httpx.AsyncClient, username: str, totp_secret: str | None) -> None:
+    """Signs ``c`` in as ``username`` (``PASSWORD``; a code when it has a TOTP secret)."""
+    form = await c.get("/console/sign-in")
+    [token] = re.findall(r'name="csrf_token" value="([^"]+)"', form.text)
+    code = code_at(totp_secret, datetime.now(UTC)) if totp_secret is not None else ""
+    fields = {"csrf_token": token, "username": username, "password": PASSWORD}
+    done = await c.post("/console/sign-in", data=fields | {"totp": code})
+    assert done.status_code == 303, done.text
+
+
+@contextlib.asynccontextmanager
+async def empty_app(data_dir: Path) -> AsyncIterator[FastAPI]:
+    """The app as deployed, running, over a backend with no agencies (for pages that
+    need none)."""
+    store = CredentialStore(credentials_path(data_dir))
+    backend = ApiBackend(agencies={}, credentials=store, data_dir=data_dir)
+    built = application(running(backend))
+    async with built.router.lifespan_context(built):
+        yield built
+    store.close()
+
+
+@dataclass(frozen=True)
+class Served:
+    """A console world served over HTTP (by a browser test's uvicorn) at ``url``."""
+
+    world: ConsoleWorld
+    url: str
 
 
 def csrf_of(page: str) -> str:

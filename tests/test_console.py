@@ -13,10 +13,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from broker.api.backend import ApiBackend, running
-from broker.api.compose import application
-from broker.api.credentials import CredentialStore, credentials_path
 from broker.api.headers import CONTENT_SECURITY_POLICY, STRICT_TRANSPORT_SECURITY
+from tests.console_world import empty_app
 
 PATHS = ["/console/", "/console/sign-in", "/console/static/console.js", "/healthz"]
 
@@ -24,12 +22,8 @@ PATHS = ["/console/", "/console/sign-in", "/console/static/console.js", "/health
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     """The app as deployed, over a backend with no agencies (the console needs none)."""
-    store = CredentialStore(credentials_path(tmp_path))
-    backend = ApiBackend(agencies={}, credentials=store, data_dir=tmp_path)
-    built = application(running(backend))
-    async with built.router.lifespan_context(built):
+    async with empty_app(tmp_path) as built:
         yield built
-    store.close()
 
 
 def client(app: FastAPI, scheme: str = "http") -> httpx.AsyncClient:

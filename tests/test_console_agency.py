@@ -242,6 +242,13 @@ async def test_the_inbox_filters_and_pages(cw: ConsoleWorld) -> None:
         )
         assert bad.status_code == 422
         assert len(error_summary(bad.text)) == 2
+        too_late = await housing.get(
+            "/console/inbox",
+            params={"since-day": "1", "since-month": "1", "since-year": "2201"},
+        )
+        assert too_late.status_code == 422
+        too_long = {"cursor": "c" * (operations.MAX_CURSOR_CHARS + 1)}
+        assert (await housing.get("/console/inbox", params=too_long)).status_code == 400
         # A page of one needs a cursor: the store's keyset, in the query.
         assert (await housing.get("/console/inbox", params={"cursor": "nonsense"})).status_code in (
             400,

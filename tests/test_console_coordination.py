@@ -9,7 +9,6 @@ Each TOTP user signs in once per test: a code cannot be used twice in one 30-sec
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -24,12 +23,11 @@ from broker.api.compose import application
 from broker.api.credentials import CredentialStore, credentials_path
 from broker.identity.database import IdentityDatabase, identity_path
 from broker.identity.roles import Role
-from broker.identity.totp import code_at
 from broker.identity.users import UserStore
 from broker.kafka.transport import KafkaTransport
 from schemas.transfer import TransferState
 from tests.brokers import tansu
-from tests.console_world import PASSWORD, csrf_of
+from tests.console_world import PASSWORD, csrf_of, sign_in
 from tests.support import World
 from tests.two_areas import (
     COORD_A,
@@ -61,13 +59,8 @@ class TwoAreaConsole:
         """A browser signed in as ``USERS[name]`` (https: the cookies are ``Secure``)."""
         transport = httpx.ASGITransport(app=self.app)
         async with httpx.AsyncClient(transport=transport, base_url="https://mappa.test") as c:
-            form = await c.get("/console/sign-in")
-            [token] = re.findall(r'name="csrf_token" value="([^"]+)"', form.text)
-            code = code_at(self.totp[name], datetime.now(UTC)) if name in self.totp else ""
             assert (name in self.totp) is (USERS[name][2] is Role.COORDINATOR)
-            fields = {"csrf_token": token, "username": USERS[name][0], "password": PASSWORD}
-            done = await c.post("/console/sign-in", data=fields | {"totp": code})
-            assert done.status_code == 303, done.text
+            await sign_in(c, USERS[name][0], self.totp.get(name))
             yield c
 
 
@@ -107,6 +100,12 @@ async def console(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Tw
             yield world
 
 
+def date_fields(name: str, day: date) -> dict[str, str]:
+    """A GOV.UK date input's three fields, ``name``-day/-month/-year, holding ``day``."""
+    parts = {"day": day.day, "month": day.month, "year": day.year}
+    return {f"{name}-{part}": str(value) for part, value in parts.items()}
+
+
 def request_form(token: str, **overrides: str) -> dict[str, str]:
     today = datetime.now(UTC).date()
     return {
@@ -114,9 +113,7 @@ def request_form(token: str, **overrides: str) -> dict[str, str]:
         "pnc_id": PNC,
         "lead_agency": PROBATION_A,
         "to_area": TO,
-        "move-date-day": str(today.day),
-        "move-date-month": str(today.month),
-        "move-date-year": str(today.year),
+        **date_fields("move-date", today),
         "reason": "Moving to live with family",
         "rso": "yes",
     } | overrides
@@ -138,11 +135,7 @@ async def test_not_before_the_move_date_and_cancelled_by_the_receiving_area(
             token,
             pnc_id="2012/0000001A",
             rso="no",
-            **{
-                "move-date-day": str(later.day),
-                "move-date-month": str(later.month),
-                "move-date-year": str(later.year),
-            },
+            **date_fields("move-date", later),
         )
         made = await sending.post("/console/transfers/new", data=form)
         assert made.status_code == 303, made.text
@@ -161,9 +154,7 @@ async def test_not_before_the_move_date_and_cancelled_by_the_receiving_area(
             f"/console/transfers/{tid}/complete",
             data={
                 "csrf_token": token,
-                "complete-date-day": str(today.day),
-                "complete-date-month": str(today.month),
-                "complete-date-year": str(today.year),
+                **date_fields("complete-date", today),
             },
         )
         assert early.status_code == 409
@@ -303,12 +294,8 @@ async def test_request_accept_complete_through_the_pages(console: TwoAreaConsole
             f"/console/transfers/{tid}/complete",
             data={
                 "csrf_token": token,
-                "complete-date-day": str(today.day),
-                "complete-date-month": str(today.month),
-                "complete-date-year": str(today.year),
-                "notified-date-day": str(today.day),
-                "notified-date-month": str(today.month),
-                "notified-date-year": str(today.year),
+                **date_fields("complete-date", today),
+                **date_fields("notified-date", today),
                 "complete-team": COORD_B,
             },
         )

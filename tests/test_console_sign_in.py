@@ -16,13 +16,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from broker.api.backend import ApiBackend, running
-from broker.api.compose import application
-from broker.api.credentials import CredentialStore, credentials_path
 from broker.identity.database import IdentityDatabase, identity_path
 from broker.identity.roles import Role
 from broker.identity.totp import code_at
 from broker.identity.users import UserStore
+from tests.console_world import empty_app
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a test user's
 AGENCY = "housing.staffordshire"
@@ -30,12 +28,8 @@ AGENCY = "housing.staffordshire"
 
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
-    store = CredentialStore(credentials_path(tmp_path))
-    backend = ApiBackend(agencies={}, credentials=store, data_dir=tmp_path)
-    built = application(running(backend))
-    async with built.router.lifespan_context(built):
+    async with empty_app(tmp_path) as built:
         yield built
-    store.close()
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ from broker.api.backend import ServedAgency
 from broker.api.errors import status_for
 from broker.api.models import InboxMessage, SubmitRecord
 from broker.console.context import PageContext
-from broker.console.signing_in import SignedIn, text_field
+from broker.console.signing_in import SignedIn, console_path, text_field
 from broker.errors import MappaError
 from broker.gateway.justification import MIN_JUSTIFICATION_CHARS
 from broker.identity.roles import Role
@@ -410,8 +410,8 @@ def _inbox_routes(router: APIRouter, ctx: PageContext) -> None:
             operations.acknowledge(served, message_id, sender=sender)
         except NotFound:
             raise HTTPException(404, "no such message") from None
-        root = str(request.scope.get("root_path", "")).rstrip("/")
-        return RedirectResponse(f"{root}/inbox/{sender}/{message_id}", status_code=303)
+        back = f"{console_path(request)}/inbox/{sender}/{message_id}"
+        return RedirectResponse(back, status_code=303)
 
 
 def _sending_routes(router: APIRouter, ctx: PageContext) -> None:

@@ -23,8 +23,8 @@ from broker.console.agency import agency_pages
 from broker.console.context import BackendSource
 from broker.console.coordination import coordination_pages
 from broker.console.governance import governance_pages
-from broker.console.pages import console_path, console_router, page_context
-from broker.console.signing_in import IdentitySource
+from broker.console.pages import console_router, page_context
+from broker.console.signing_in import IdentitySource, console_path
 from broker.console.templating import templates
 from broker.errors import MappaError
 

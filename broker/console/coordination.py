@@ -31,7 +31,7 @@ from broker.api.errors import status_for
 from broker.api.transfers import FIRST_DAY, LAST_DAY
 from broker.areas import all_areas
 from broker.console.context import PageContext
-from broker.console.signing_in import SignedIn, text_field
+from broker.console.signing_in import SignedIn, console_path, text_field
 from broker.errors import MappaError, SchemaError, TransferRefused
 from broker.gateway.store import AgencyStore
 from broker.identity.roles import Role
@@ -208,8 +208,7 @@ def refusal_text(exc: MappaError, record: TransferRecord | None) -> str:
 
 
 def _redirect(request: Request, path: str) -> RedirectResponse:
-    root = str(request.scope.get("root_path", "")).rstrip("/")
-    return RedirectResponse(f"{root}{path}", status_code=303)
+    return RedirectResponse(f"{console_path(request)}{path}", status_code=303)
 
 
 @dataclass(frozen=True)

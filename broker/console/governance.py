@@ -38,7 +38,7 @@ from starlette.datastructures import FormData
 from broker.api.auth import NotFound
 from broker.api.governance import MAX_INDEX
 from broker.console.context import PageContext
-from broker.console.signing_in import SignedIn, text_field
+from broker.console.signing_in import SignedIn, console_path, text_field
 from broker.errors import MappaError, SchemaError
 from broker.identity.roles import Role
 from broker.ledger.reader import LedgerReader
@@ -203,7 +203,7 @@ def search_routes(router: APIRouter, ctx: PageContext) -> None:
         except SchemaError:
             checkpoint = None  # no checkpoint yet: nothing can be proved
         size = 0 if checkpoint is None else int(checkpoint["tree_size"])
-        console = console_base(request)
+        console = console_path(request)
         entries = page["entries"]
         # What the next page and the export post again: the subject's hash (as every
         # entry found for it carries it), never the PNC id.
@@ -321,11 +321,6 @@ def exported(ctx: PageContext, request: Request, who: SignedIn, form: FormData) 
     kind = "text/csv" if fmt == "csv" else "application/json"
     disposition = f'attachment; filename="audit-export.{fmt}"'
     return Response(text, media_type=kind, headers={"Content-Disposition": disposition, **NO_STORE})
-
-
-def console_base(request: Request) -> str:
-    """Where the console is mounted, as the browser sees it (``pages.console_path``)."""
-    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def answered(call: Callable[[], dict[str, Any]]) -> JSONResponse:

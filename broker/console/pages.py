@@ -34,6 +34,7 @@ from broker.console.signing_in import (
     IdentitySource,
     SignedIn,
     checked_form_with,
+    console_path,
     read_form,
     signed_in_with,
     text_field,
@@ -72,13 +73,6 @@ SIGN_IN_RATIONED = "Too many failed attempts. Wait a minute, then sign in again"
 MAX_USERNAME_CHARS = 100
 MAX_PASSWORD_CHARS = 256
 MAX_CODE_CHARS = 16
-
-
-def console_path(request: Request) -> str:
-    """Where the console is mounted, as seen by the browser (with any proxy's prefix):
-    the base of every link and form action on its pages."""
-    root: str = request.scope.get("root_path", "")
-    return root.rstrip("/")
 
 
 def navigation_for(request: Request, who: SignedIn) -> list[dict[str, Any]]:

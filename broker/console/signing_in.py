@@ -110,10 +110,17 @@ class SignedIn:
             raise HTTPException(403, "this page is not for your role")
 
 
+def console_path(request: Request) -> str:
+    """Where the console is mounted, as seen by the browser (with any proxy's prefix):
+    the base of every link and form action on its pages."""
+    root: str = request.scope.get("root_path", "")
+    return root.rstrip("/")
+
+
 def sign_in_redirect(request: Request) -> HTTPException:
     """A 303 to the sign-in page (the console's own, under any proxy prefix)."""
-    root = str(request.scope.get("root_path", "")).rstrip("/")
-    return HTTPException(303, "sign in first", headers={"Location": f"{root}/sign-in"})
+    location = f"{console_path(request)}/sign-in"
+    return HTTPException(303, "sign in first", headers={"Location": location})
 
 
 def signed_in_with(identity: IdentitySource) -> Callable[..., SignedIn]:

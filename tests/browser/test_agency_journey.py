@@ -10,7 +10,6 @@ works without JavaScript."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -20,7 +19,7 @@ import pytest
 from broker.kafka.transport import KafkaTransport
 from tests.browser.conftest import Console, Visit, serving
 from tests.browser.test_console_pages import AXE, SCREENSHOTS, blocking
-from tests.console_world import PASSWORD, USERS, ConsoleWorld, console_world
+from tests.console_world import PASSWORD, USERS, Served, console_world
 from tests.test_api import JUSTIFICATION
 
 if TYPE_CHECKING:
@@ -29,12 +28,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 VICTIM_FIELDS = ("Jane Witness", "1 Example Road", "Victims", "Health notes", "former partner")
-
-
-@dataclass(frozen=True)
-class Served:
-    world: ConsoleWorld
-    url: str
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,7 +20,7 @@ from broker.identity.totp import code_at
 from broker.kafka.transport import KafkaTransport
 from tests.browser.conftest import Console, Visit, serving
 from tests.browser.test_console_pages import AXE, SCREENSHOTS, blocking
-from tests.console_world import PASSWORD, USERS, ConsoleWorld, console_world
+from tests.console_world import PASSWORD, USERS, Served, console_world
 from tests.support import HOUSING, PNC
 from tests.test_api import JUSTIFICATION
 
@@ -34,12 +33,6 @@ CHECK_MS = 15_000
 # either side of now: each sign-in of this module uses the code of one step further on,
 # whichever order the tests run in.
 STEPS = itertools.count()
-
-
-@dataclass(frozen=True)
-class Served:
-    world: ConsoleWorld
-    url: str
 
 
 @pytest.fixture(scope="module")
