@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test drills fuzz lint bench vectors schemas openapi console-assets clean
+.PHONY: demo console test drills fuzz lint bench vectors schemas openapi console-assets clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mappa demo
 	$(BIN)/mappa transfer demo
+	@echo "The web console on a demo deployment: make console (mappa serve --demo; Ctrl-C stops it)"
+
+# The web console on a fresh demo deployment: prints its address and a sign-in per role.
+console: $(STAMP)
+	$(BIN)/mappa serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -51,18 +56,20 @@ schemas: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/mappa api openapi > docs/openapi.json
 
-# Re-copy the console's front-end files from the versions pinned in console/package-lock.json
-# (npm ci, from the lock). GOV.UK Frontend's precompiled CSS looks for its fonts and images
-# at /assets/; the copy points it at its own folder instead (a test checks all of this).
+# Rebuild the console's front-end files from the versions pinned in console/package-lock.json
+# (npm ci, from the lock). The stylesheet is compiled by dart-sass (pinned there too) from
+# console/mappa.scss: GOV.UK Frontend's Sass without the GOV.UK brand's font, which is for
+# services on GOV.UK only (broker/console/static/govuk/NOTICE.md). Its JavaScript and
+# axe-core's are copied as they are. A test checks all of this.
 GOVUK_DIST := console/node_modules/govuk-frontend/dist/govuk
 GOVUK_STATIC := broker/console/static/govuk
 console-assets:
 	cd console && npm ci --ignore-scripts --no-audit --no-fund
 	rm -rf $(GOVUK_STATIC)/assets
 	mkdir -p $(GOVUK_STATIC)
-	cp -R $(GOVUK_DIST)/assets $(GOVUK_STATIC)/assets
-	sed 's#url(/assets/#url(assets/#g' $(GOVUK_DIST)/govuk-frontend.min.css \
-		> $(GOVUK_STATIC)/govuk-frontend.min.css
+	cd console && node_modules/.bin/sass --load-path=node_modules --style=compressed \
+		--no-source-map --quiet-deps --silence-deprecation=import \
+		mappa.scss ../$(GOVUK_STATIC)/govuk-frontend.min.css
 	cp $(GOVUK_DIST)/govuk-frontend.min.js $(GOVUK_STATIC)/govuk-frontend.min.js
 	cp console/node_modules/axe-core/axe.min.js tests/browser/axe.min.js
 	cp console/node_modules/axe-core/LICENSE tests/browser/axe-core-LICENSE

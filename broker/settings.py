@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +55,45 @@ class Settings(BaseSettings):
     # directory's kafka_principal) and the ledger as mappa-ledger, as separate deployments
     # would; MAPPA_KAFKA_USERNAME stays the process's own principal (topics, tools).
     kafka_credentials_dir: Path | None = None
+    # Console sign-in with the force's own identity provider (OpenID Connect, see
+    # docs/identity.md). Unset: local accounts only, the embedded default. The provider
+    # proves who someone is; their local account (same username) decides what they may do.
+    oidc_issuer: str | None = Field(
+        default=None, description="https issuer URL; http only to 127.0.0.1 or localhost"
+    )
+    oidc_client_id: str | None = None
+    # A file, never the secret itself, as for kafka_password_file.
+    oidc_client_secret_file: Path | None = None
+    oidc_username_claim: str = Field(default="preferred_username", min_length=1, max_length=100)
+    oidc_scopes: str = Field(default="openid profile", max_length=500)
+    # The callback's public URL (https://console.example/console/sign-in/oidc/callback)
+    # as registered with the provider; unset, it is derived from each request, which
+    # behind a proxy is right only if the proxy passes the public host and scheme on.
+    oidc_redirect_url: str | None = None
+
+    @field_validator("oidc_issuer", "oidc_redirect_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_secure_url(value):
+            raise ValueError("must be an https URL (http only to 127.0.0.1 or localhost)")
+        return value
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _openid_scope(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError("must include openid")
+        return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer is not None and (
+            self.oidc_client_id is None or self.oidc_client_secret_file is None
+        ):
+            raise ValueError(
+                "MAPPA_OIDC_ISSUER needs MAPPA_OIDC_CLIENT_ID and MAPPA_OIDC_CLIENT_SECRET_FILE"
+            )
+        return self
 
     @classmethod
     def with_flags(cls, **flags: object) -> Settings:
@@ -60,3 +101,23 @@ class Settings(BaseSettings):
         None, not empty) in place of its variable. Raises pydantic's ValidationError for a
         value out of bounds (the CLI reports it in one line)."""
         return cls(**{k: v for k, v in flags.items() if v not in (None, "")})  # type: ignore[arg-type]
+
+
+def is_secure_url(url: str) -> bool:
+    """Whether ``url`` is an https URL with a host and no query or fragment, or an http
+    one to this machine (127.0.0.1, ::1 or localhost: a test provider). Raises nothing."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if not host or parts.query or parts.fragment or parts.username or parts.password:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -9,9 +9,16 @@ recipient must hold an active role on the offender's case.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, ValidationInfo, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationInfo,
+    model_serializer,
+    model_validator,
+)
 
 from schemas.common import AgencyId, AreaCode, Frozen, IsoDate, LongText, Role, ShortText, ViewKind
 from schemas.directory import DocumentSignature
@@ -43,6 +50,18 @@ class Party(Frozen):
     role: Role
     lawful_basis: LawfulBasis
     basis_detail: ShortText
+    # Whether the party's API service accounts may act for its named users (the audit
+    # then names both). Off unless the agreement says so.
+    service_accounts_act_for_users: bool = False
+
+    @model_serializer(mode="wrap")
+    def _omit_default_permission(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Left out while off, so that an agreement signed before the field existed is
+        # still the document its signature covers.
+        data = handler(self)
+        if isinstance(data, dict) and not self.service_accounts_act_for_users:
+            data.pop("service_accounts_act_for_users", None)
+        return data
 
 
 class PublishRule(Frozen):

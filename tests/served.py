@@ -92,8 +92,8 @@ async def serve(
     kills it on exit if it still runs."""
     data = data or provisioned(tmp_path)
     store = CredentialStore(credentials_path(data.path))
-    tokens = {a: store.issue(CredentialKind.AGENCY, a, now="t").token for a in tokens_for}
-    tokens["officer"] = store.issue(CredentialKind.OFFICER, "igo.drill", now="t").token
+    tokens = {a: store.issue(CredentialKind.AGENCY, a, now=utc_now()).token for a in tokens_for}
+    tokens["officer"] = store.issue(CredentialKind.OFFICER, "igo.drill", now=utc_now()).token
     store.close()
     environment = {
         **os.environ,

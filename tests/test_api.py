@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,11 @@ from broker.api.compose import application
 from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
 from broker.api.limits import FailureLimiter
 from broker.api.models import ARMS_EXAMPLE
+from broker.gateway.agency import utc_now
 from broker.gateway.handled import Handling
 from broker.kafka.polling import poll_forever
 from broker.kafka.transport import KafkaTransport
+from schemas.isa import Agreement
 from tests.brokers import tansu
 from tests.support import (
     EDUCATION,
@@ -55,10 +57,14 @@ class Api:
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
+    def service(self, who: str) -> str:
+        """How the audit names ``who``'s service account: ``service:<credential id>``."""
+        return f"service:{self.tokens[who].split('_')[1]}"
+
     async def submit(self, record: dict[str, Any], who: str = POLICE) -> httpx.Response:
         return await self.client.post(
             f"/v1/agencies/{who}/records",
-            json={"record": record, "purpose": "risk management", "user": "ppu.officer.12"},
+            json={"record": record, "purpose": "risk management"},
             headers=self.auth(who),
         )
 
@@ -91,10 +97,10 @@ def arms_record(**changes: Any) -> dict[str, Any]:
 
 def issue_tokens(store: CredentialStore) -> dict[str, str]:
     tokens = {
-        a: store.issue(CredentialKind.AGENCY, a, now=NOW).token
+        a: store.issue(CredentialKind.AGENCY, a, now=utc_now()).token
         for a in (POLICE, PROBATION, PRISON, HOUSING, EDUCATION)
     }
-    tokens["officer"] = store.issue(CredentialKind.OFFICER, "igo.smith", now=NOW).token
+    tokens["officer"] = store.issue(CredentialKind.OFFICER, "igo.smith", now=utc_now()).token
     return tokens
 
 
@@ -115,10 +121,16 @@ async def module_api(
 
 
 @contextlib.asynccontextmanager
-async def running_api(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[Api]:
+async def running_api(
+    tmp_path: Path,
+    transport: KafkaTransport,
+    *,
+    tailor: Callable[[Agreement], Agreement] | None = None,
+) -> AsyncIterator[Api]:
     """The application as `mappa serve` builds it, over a world of its own in
-    ``tmp_path``; a module-scoped fixture may share one among many refusals."""
-    world = await build_world(tmp_path, tansu(transport.bootstrap))
+    ``tmp_path`` (its agreement changed by ``tailor``, if given); a module-scoped
+    fixture may share one among many refusals."""
+    world = await build_world(tmp_path, tansu(transport.bootstrap), tailor=tailor)
     world.seed_case_team(PARTIES)
     store = CredentialStore(credentials_path(world.deployment.settings.data_dir))
     try:
@@ -177,7 +189,7 @@ async def test_submit_list_fetch_open_acknowledge(api: Api) -> None:
 
     opened = await api.client.post(
         f"/v1/agencies/{HOUSING}/inbox/{message_id}/open",
-        json={"user": "housing.officer.207", "justification": JUSTIFICATION},
+        json={"justification": JUSTIFICATION},
         headers=api.auth(HOUSING),
     )
     assert opened.status_code == 200, opened.text
@@ -208,11 +220,11 @@ async def test_submit_list_fetch_open_acknowledge(api: Api) -> None:
     await api.world.sync_ledger()
     [consulted] = api.world.ledger.store.entries(act="consultation")
     assert consulted["agency"] == HOUSING
-    assert consulted["user"] == "housing.officer.207"
+    assert consulted["user"] == api.service(HOUSING)
     assert consulted["justification"] == JUSTIFICATION
     assert consulted["message_id"] == message_id
     [collected] = api.world.ledger.store.entries(act="collection", agency=POLICE)
-    assert collected["user"] == "ppu.officer.12"
+    assert collected["user"] == api.service(POLICE)
 
 
 async def test_inbox_pages_with_a_cursor(api: Api) -> None:
@@ -256,7 +268,7 @@ def endpoints(agency: str, message_id: str) -> list[tuple[str, str, dict[str, An
         (
             "POST",
             f"{base}/inbox/{message_id}/open",
-            {"user": "x.1", "justification": JUSTIFICATION},
+            {"justification": JUSTIFICATION},
         ),
         ("GET", f"{base}/messages/{message_id}/deliveries", None),
     ]
@@ -344,8 +356,8 @@ async def test_revoked_credential_is_refused_at_once(api: Api) -> None:
     url = f"/v1/agencies/{HOUSING}/inbox"
     assert (await api.client.get(url, headers=api.auth(HOUSING))).status_code == 200
     [info] = [c for c in api.credentials.list() if c.principal == HOUSING and c.revoked_at is None]
-    assert api.credentials.revoke(info.credential_id, now=NOW)
-    assert not api.credentials.revoke(info.credential_id, now=NOW)
+    assert api.credentials.revoke(info.credential_id, now=utc_now())
+    assert not api.credentials.revoke(info.credential_id, now=utc_now())
     refused = await api.client.get(url, headers=api.auth(HOUSING))
     assert refused.status_code == 401
 
@@ -407,26 +419,28 @@ async def test_expired_agreement_stops_submission(api: Api) -> None:
     assert await refusal_codes(api, POLICE) == ["policy.agreement-expired"]
 
 
-async def test_opening_needs_a_user_and_a_justification(api: Api) -> None:
+async def test_opening_needs_a_justification_and_takes_no_named_user(api: Api) -> None:
     message_id = await api.published()
     url = f"/v1/agencies/{HOUSING}/inbox/{message_id}/open"
     for body in (
-        {"user": "ho.7"},
-        {"user": "ho.7", "justification": "because   "},
+        {},
+        {"justification": "because   "},
         # Blank as the API documents it (JSON Schema's \s), not only ASCII spaces.
-        {"user": "ho.7", "justification": "because\u00a0\u3000\u00a0"},
+        {"justification": "because\u00a0\u3000\u00a0"},
     ):
         r = await api.client.post(url, json=body, headers=api.auth(HOUSING))
         assert r.status_code == 422, r.text
         assert r.json()["error"] == "consult.justification-missing"
-    for body in ({"justification": JUSTIFICATION}, {"user": "", "justification": JUSTIFICATION}):
+    # Who opens it is the credential's (and a checked on-behalf-of user's), never a name
+    # the caller writes in.
+    for body in ({"user": "ho.7", "justification": JUSTIFICATION}, {"user": ""}):
         r = await api.client.post(url, json=body, headers=api.auth(HOUSING))
         assert (r.status_code, r.json()["error"]) == (422, "request.invalid"), r.text
         assert "user" in r.json()["detail"]
     missing = "00000000-0000-4000-8000-000000000000"
     r = await api.client.post(
         f"/v1/agencies/{HOUSING}/inbox/{missing}/open",
-        json={"user": "ho.7", "justification": JUSTIFICATION},
+        json={"justification": JUSTIFICATION},
         headers=api.auth(HOUSING),
     )
     assert (r.status_code, r.json()["error"]) == (404, "consult.not-found")
@@ -472,7 +486,7 @@ async def test_service_not_started_is_503(api: Api) -> None:
 async def test_text_that_cannot_be_utf8_is_refused_not_a_500(api: Api) -> None:
     """JSON may escape a lone surrogate; such text cannot be signed or stored as UTF-8."""
     message_id = await api.published()
-    raw = '{"user": "ho.7", "justification": "tenancy panel \\ud800 review"}'
+    raw = '{"justification": "tenancy panel \\ud800 review"}'
     r = await api.client.post(
         f"/v1/agencies/{HOUSING}/inbox/{message_id}/open",
         content=raw.encode(),
@@ -495,7 +509,7 @@ async def test_governance_endpoints_for_the_officer_only(api: Api) -> None:
     opened = await api.client.post(
         f"/v1/agencies/{HOUSING}/inbox/{message_id}/open",
         headers=api.auth(HOUSING),
-        json={"user": "housing.officer.207", "justification": JUSTIFICATION},
+        json={"justification": JUSTIFICATION},
     )
     assert opened.status_code == 200, opened.text
     await api.world.sync_ledger()
@@ -513,7 +527,7 @@ async def test_governance_endpoints_for_the_officer_only(api: Api) -> None:
     )
     assert page.status_code == 200, page.text
     [entry] = page.json()["entries"]
-    assert (entry["agency"], entry["user"]) == (HOUSING, "housing.officer.207")
+    assert (entry["agency"], entry["user"]) == (HOUSING, api.service(HOUSING))
     assert entry["justification"] == JUSTIFICATION
     assert entry["subject_ref"] == api.world.deployment.subject_ref(PNC)
     assert entry["proof"]["hashes"] is not None
@@ -553,7 +567,6 @@ async def test_transfer_routes_are_the_calling_agencys(api: Api) -> None:
             "to_area": "atlantis",
             "move_date": "2026-12-01",
             "reason": "moving to live with family",
-            "user": "ppu.officer.12",
         },
         headers=api.auth(HOUSING),
     )

@@ -87,8 +87,8 @@ def target(tmp_path: Path, kafka_bootstrap: str) -> Iterator[Target]:
     directory = provision(DataPaths(config.data_dir), SPECS, passphrase=passphrase, now=utc_now())
     seed_case_team_on_disk(config.data_dir, passphrase, PARTIES)
     store = CredentialStore(credentials_path(config.data_dir))
-    tokens = {a: store.issue(CredentialKind.AGENCY, a, now="t").token for a in SERVED}
-    tokens["officer"] = store.issue(CredentialKind.OFFICER, "igo.1", now="t").token
+    tokens = {a: store.issue(CredentialKind.AGENCY, a, now=utc_now()).token for a in SERVED}
+    tokens["officer"] = store.issue(CredentialKind.OFFICER, "igo.1", now=utc_now()).token
     store.close()
     serve = ServeConfig(
         settings=config,
@@ -249,7 +249,7 @@ def explicit_cases(target: Target, operation: Any) -> list[tuple[Any, int | None
     if "/transfers" in operation.path:
         status = 404 if "transfer_id" in names else 200
         if operation.method.upper() == "POST":
-            body = {"user": "ho.7", "reason": "tenancy allocation panel"}
+            body = {"reason": "tenancy allocation panel"}
             if "transfer_id" not in names:  # a request to an area nobody serves here
                 body |= {
                     "pnc_id": "2011/0456789K",
@@ -263,7 +263,7 @@ def explicit_cases(target: Target, operation: Any) -> list[tuple[Any, int | None
     elif operation.path.endswith("/deliveries"):
         who = POLICE  # the sender of the message; to anyone else it is a 404
     elif operation.path.endswith("/open"):
-        body = {"user": "ho.7", "justification": "tenancy allocation panel, case 17"}
+        body = {"justification": "tenancy allocation panel, case 17"}
     with_body = {"body": body, "media_type": "application/json"} if body else {}
     cases: list[tuple[Any, int | None]] = []
     for token, expected in ((target.tokens[who], status), (target.tokens[PROBATION], 403)):

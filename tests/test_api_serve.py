@@ -30,7 +30,7 @@ async def test_serve_answers_delivers_and_stops_on_sigterm(
     ):
         submitted = await client.post(
             f"/v1/agencies/{POLICE}/records",
-            json={"record": ARMS_EXAMPLE, "purpose": "risk management", "user": "ppu.3"},
+            json={"record": ARMS_EXAMPLE, "purpose": "risk management"},
             headers=served.auth(POLICE),
         )
         assert submitted.status_code == 201, submitted.text
@@ -45,7 +45,7 @@ async def test_serve_answers_delivers_and_stops_on_sigterm(
         assert got.json()["view"] == "full"
         opened = await client.post(
             f"{url}/open",
-            json={"user": "probation.officer.9", "justification": JUSTIFICATION},
+            json={"justification": JUSTIFICATION},
             headers=served.auth(PROBATION),
         )
         assert opened.status_code == 200, opened.text

@@ -5,8 +5,9 @@ A housing officer finds police's risk assessment in the inbox, cannot open it wi
 reason (refused and audited), opens it with one and sees the redacted view only (no
 victim, where police's partners with a full view see them), acknowledges it with the
 form's token; no URL reaches another agency's inbox; other roles are turned away;
-police see their message's delivery and submit records, a bad one refused with its
-reason."""
+police list what they sent, newest first a page at a time, with each recipient's
+delivery state (never their audit events, never another agency's messages), see one
+message's delivery and submit records, a bad one refused with its reason."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ import pytest
 
 from broker.api import operations
 from broker.api.models import Delivery
+from broker.console import agency
 from broker.gateway.store import AgencyStore
+from broker.gateway.tracking import LEDGER
 from broker.kafka.transport import KafkaTransport
 from tests.console_world import ConsoleWorld, console_world, csrf_of
 from tests.support import HOUSING, POLICE, PROBATION
@@ -275,6 +278,75 @@ async def test_police_see_their_messages_delivery(cw: ConsoleWorld) -> None:
         malformed = await police.get("/console/sent", params={"message_id": "2011/0456789K"})
         assert malformed.status_code == 422
         assert "2011/0456789K" not in malformed.text.split("govuk-error-summary")[0]
+
+
+def listed_ids(page: str) -> list[str]:
+    """The message ids the sent list links to, in its order."""
+    return re.findall(r'href="/console/sent\?message_id=([0-9a-f-]+)"', page)
+
+
+async def test_police_list_what_they_sent_newest_first_a_page_at_a_time(
+    cw: ConsoleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = await cw.api.published(), await cw.api.published()
+    store = cw.api.world.gw(POLICE).ctx.store
+    await cw.api.world.pump(
+        lambda: all(r.state == "delivered" for m in (first, second)
+                    for r in operations_rows(store, m))
+    )  # fmt: skip
+    # Police's audit events, which police's store tracks too (for the ledger).
+    await cw.api.world.sync_ledger()
+    entries = cw.api.app.state.backend.ledger.query({"agency": POLICE, "limit": "100"})
+    audit_events = [e["event_id"] for e in entries["entries"]]
+    assert audit_events
+    assert all(store.tracking.get(e, LEDGER) for e in audit_events)
+    async with cw.signed_in("police") as police:
+        listed = await police.get("/console/sent")
+        assert listed.status_code == 200, listed.text
+        assert listed_ids(listed.text) == [second, first]
+        # Each recipient of each message, with its state as a tag.
+        body = listed.text.split('<tbody class="govuk-table__body">', 1)[1]
+        for row in body.split("</tr>")[:2]:
+            for recipient in (HOUSING, PROBATION):
+                assert recipient in row
+            assert len(re.findall(r'govuk-tag--green">\s*Delivered', row)) == 3
+        assert "Risk assessment" in listed.text
+        for event_id in audit_events:
+            assert event_id not in listed.text
+        assert "Older messages" not in listed.text
+        # Each message links to its deliveries in detail.
+        one = await police.get("/console/sent", params={"message_id": first})
+        assert one.status_code == 200
+        assert f"Deliveries of message {first}" in one.text
+        assert listed_ids(one.text) == []
+        assert 'href="/console/sent"' in one.text
+
+        # A page of one: the newest, then the next older by the link given.
+        monkeypatch.setattr(agency, "SENT_PAGE_SIZE", 1)
+        newest = await police.get("/console/sent")
+        assert listed_ids(newest.text) == [second]
+        assert "Newest messages" not in newest.text
+        [older] = re.findall(r'href="(/console/sent\?before=[0-9]+)"', newest.text)
+        third = await cw.api.published()  # sent meanwhile: the pages after are unchanged
+        page_two = await police.get(older)
+        assert listed_ids(page_two.text) == [first]
+        assert "Newest messages" in page_two.text
+        assert "Older messages" not in page_two.text
+        assert listed_ids((await police.get("/console/sent")).text) == [third]
+        for bad in ("x", "0", "-1", "9" * 20, "9223372036854775808"):
+            refused = await police.get("/console/sent", params={"before": bad})
+            assert refused.status_code == 400, bad
+        past_the_end = await police.get("/console/sent", params={"before": "1"})
+        assert past_the_end.status_code == 200
+        assert "There are no older messages" in past_the_end.text
+    # Housing sent nothing: police's messages are never on its list.
+    async with cw.signed_in("housing") as housing:
+        theirs = await housing.get("/console/sent")
+        assert theirs.status_code == 200
+        assert listed_ids(theirs.text) == []
+        assert "Your agency has not sent any messages yet" in theirs.text
+        for message_id in (first, second, third):
+            assert message_id not in theirs.text
 
 
 async def test_police_submit_a_record_and_a_bad_one_is_refused(cw: ConsoleWorld) -> None:

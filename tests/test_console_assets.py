@@ -1,28 +1,44 @@
 """The console's committed front-end files are the versions console/package-lock.json pins
-(``make console-assets`` copies them): GOV.UK Frontend's CSS and JavaScript say its
-version, axe-core's file says its own, govuk-frontend-jinja is the release for that GOV.UK
-Frontend, and everything the stylesheet and the manifests point at is there. Where
-``npm ci`` has been run in console/, each committed file is checked byte for byte against
-the package's."""
+(``make console-assets`` builds or copies them): GOV.UK Frontend's stylesheet, built from
+the package's Sass by ``console/mappa.scss``, and its JavaScript say its version,
+axe-core's file says its own, govuk-frontend-jinja is the release for that GOV.UK
+Frontend. The stylesheet carries none of the GOV.UK brand, which is for services on
+GOV.UK only: no GDS Transport, no ``@font-face``, no image; and no font file or crown image
+is served. Where ``npm ci`` has been run in console/, the stylesheet is built again and
+compared byte for byte, and the copied files are compared with the packages'."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCK = ROOT / "console" / "package-lock.json"
-MODULES = ROOT / "console" / "node_modules"
-GOVUK = ROOT / "broker" / "console" / "static" / "govuk"
+CONSOLE = ROOT / "console"
+LOCK = CONSOLE / "package-lock.json"
+MODULES = CONSOLE / "node_modules"
+SASS = MODULES / ".bin" / "sass"
+STATIC = ROOT / "broker" / "console" / "static"
+GOVUK = STATIC / "govuk"
+CSS = GOVUK / "govuk-frontend.min.css"
 AXE = ROOT / "tests" / "browser" / "axe.min.js"
 # govuk-frontend-jinja's releases and the GOV.UK Frontend each ports (its README's table).
 JINJA_FOR_GOVUK = {"5.14.0": "3.10."}
-# What `make console-assets` changes: the stylesheet's /assets/ becomes relative to it.
-CSS_REWRITE = (b"url(/assets/", b"url(assets/")
+# console/mappa.scss's $govuk-font-family: what GOV.UK Frontend documents off GOV.UK.
+FONT_STACK = "arial,sans-serif"
+# The Makefile's sass command, run from console/.
+SASS_ARGS = [
+    "--load-path=node_modules",
+    "--style=compressed",
+    "--no-source-map",
+    "--quiet-deps",
+    "--silence-deprecation=import",
+    "mappa.scss",
+]
 
 
 def pinned(package: str) -> str:
@@ -32,10 +48,15 @@ def pinned(package: str) -> str:
 
 def test_govuk_frontend_files_are_the_pinned_version() -> None:
     expected = pinned("govuk-frontend")
-    css = (GOVUK / "govuk-frontend.min.css").read_text(encoding="utf-8")
+    css = CSS.read_text(encoding="utf-8")
     js = (GOVUK / "govuk-frontend.min.js").read_text(encoding="utf-8")
-    assert re.findall(r'--govuk-frontend-version:"([^"]+)"', css) == [expected]
+    assert re.findall(r'--govuk-frontend-version:\s*"([^"]+)"', css) == [expected]
     assert re.findall(r'const version="([^"]+)"', js) == [expected]
+
+
+def test_sass_is_pinned_exactly() -> None:
+    wanted = json.loads((CONSOLE / "package.json").read_text())["devDependencies"]["sass"]
+    assert wanted == pinned("sass")
 
 
 def test_govuk_frontend_jinja_ports_the_pinned_version() -> None:
@@ -47,36 +68,47 @@ def test_axe_core_file_is_the_pinned_version() -> None:
     assert first == f"/*! axe v{pinned('axe-core')}"
 
 
-def test_everything_the_stylesheet_and_manifests_name_is_there() -> None:
-    css = (GOVUK / "govuk-frontend.min.css").read_text(encoding="utf-8")
-    urls = re.findall(r"url\(([^)]+)\)", css)
-    assert urls, "the stylesheet names no fonts or images"
-    for url in urls:
-        assert not url.startswith(("/", "http:", "https:", "//")), url
-        assert (GOVUK / url).is_file(), url
-    for manifest in (GOVUK / "assets").rglob("manifest.json"):
-        for icon in json.loads(manifest.read_text())["icons"]:
-            assert (manifest.parent / icon["src"]).is_file(), (manifest, icon)
+def test_the_stylesheet_has_no_gov_uk_font_and_loads_nothing() -> None:
+    css = CSS.read_text(encoding="utf-8")
+    assert "GDS Transport" not in css
+    assert "@font-face" not in css
+    assert "url(" not in css, re.findall(r"url\([^)]*\)", css)
+    families = set(re.findall(r"font-family:([^;}]+)", css))
+    assert families == {FONT_STACK, "sans-serif"}  # sans-serif: $govuk-font-family-print
 
 
-def committed_and_source() -> list[tuple[Path, Path]]:
-    dist = MODULES / "govuk-frontend" / "dist" / "govuk"
-    pairs = [(GOVUK / f.relative_to(dist), f) for f in (dist / "assets").rglob("*") if f.is_file()]
-    pairs += [
-        (GOVUK / name, dist / name) for name in ("govuk-frontend.min.css", "govuk-frontend.min.js")
-    ]
-    pairs.append((AXE, MODULES / "axe-core" / "axe.min.js"))
-    return pairs
+def test_no_font_file_or_gov_uk_brand_image_is_served() -> None:
+    served = [f.relative_to(STATIC) for f in STATIC.rglob("*") if f.is_file()]
+    fonts = [f for f in served if f.suffix in {".woff", ".woff2", ".ttf", ".otf", ".eot"}]
+    assert fonts == []
+    brand = [f for f in served if f.name.startswith("govuk-") and f.suffix in {".svg", ".png"}]
+    assert brand == []
+    assert not (GOVUK / "assets").exists()
+    assert (STATIC / "favicon.svg").is_file()  # base.html's icon, the console's own
+
+
+@pytest.mark.skipif(not SASS.is_file(), reason="console/node_modules absent (npm ci in console/)")
+def test_committed_stylesheet_is_built_from_the_installed_package() -> None:
+    built = subprocess.run(  # noqa: S603 - the pinned sass, our fixed arguments
+        [str(SASS), *SASS_ARGS], cwd=CONSOLE, capture_output=True, check=True, timeout=120
+    ).stdout
+    assert CSS.read_bytes() == built, f"{CSS} differs: run make console-assets"
 
 
 @pytest.mark.skipif(not MODULES.is_dir(), reason="console/node_modules absent (npm ci in console/)")
-def test_committed_files_match_the_installed_packages() -> None:
-    for committed, source in committed_and_source():
+def test_copied_files_match_the_installed_packages() -> None:
+    dist = MODULES / "govuk-frontend" / "dist" / "govuk"
+    for committed, source in (
+        (GOVUK / "govuk-frontend.min.js", dist / "govuk-frontend.min.js"),
+        (AXE, MODULES / "axe-core" / "axe.min.js"),
+    ):
         assert committed.is_file(), f"{committed} missing: run make console-assets"
-        want = source.read_bytes()
-        if committed.name.endswith(".css"):
-            want = want.replace(*CSS_REWRITE)
-        assert committed.read_bytes() == want, f"{committed} differs: run make console-assets"
+        assert committed.read_bytes() == source.read_bytes(), (
+            f"{committed} differs: run make console-assets"
+        )
     # And nothing stale is left beside them.
-    copied = {c for c, _ in committed_and_source()}
-    assert {f for f in (GOVUK / "assets").rglob("*") if f.is_file()} <= copied
+    assert {f.name for f in GOVUK.iterdir()} == {
+        "NOTICE.md",
+        "govuk-frontend.min.css",
+        "govuk-frontend.min.js",
+    }

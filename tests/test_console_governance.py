@@ -2,33 +2,52 @@
 in-process over a real world (``tests.console_world``): a risk assessment published by
 police and opened by housing with a justification, then the audit ledger searched by the
 person's PNC id, its proofs checked with the standalone verifier, exported, verified, and
-its checkpoints and refusals shown. The PNC id goes only in POST bodies: never in a URL,
-a page or a log line. Every page is refused to the other roles, and every form without
-the session's CSRF token."""
+its checkpoints and refusals shown. The whole-ledger check runs as a background job
+whose page shows its progress (and a button to load it again), then the result (intact,
+or the first tampered entry). The PNC id goes only in POST bodies: never in a URL, a page
+or a log line. Every page is refused to the other roles, and every form without the
+session's CSRF token."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
 import json
 import logging
 import re
+import threading
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from broker.console import governance
+from broker.console.verify_jobs import KEEP, JobState, VerifyJobs
+from broker.identity.database import IdentityDatabase, identity_path
+from broker.identity.roles import Role
+from broker.identity.users import UserStore
 from broker.kafka.transport import KafkaTransport
+from broker.ledger.integrity import IntegrityReport, VerifyIncomplete
+from broker.ledger.reader import LedgerReader
 from broker.ledger.verify_proofs import leaf_hash, verify_checkpoint, verify_inclusion
-from tests.console_world import ConsoleWorld, console_world, csrf_of
-from tests.support import HOUSING, PNC
+from tests.console_world import PASSWORD, USERS, ConsoleWorld, console_world, csrf_of, sign_in
+from tests.ledger_world import rewrite_block
+from tests.support import EDUCATION, HOUSING, PNC
 from tests.test_api import JUSTIFICATION
 
-CONSULTING_USER = "housing.officer.207"
+CONSULTING_USER = USERS["housing"][0]
 GET_PAGES = ("/console/audit", "/console/audit/checkpoints", "/console/audit/refusals",
-             "/console/audit/checkpoint", "/console/audit/proof/0")  # fmt: skip
+             "/console/audit/checkpoint", "/console/audit/proof/0",
+             "/console/audit/verify/" + "A" * 22)  # fmt: skip
+# How long a verify job of the small test ledger may take, in polls of its page.
+POLLS, POLL_SECONDS = 400, 0.05
 POST_PAGES = ("/console/audit/search", "/console/audit/verify", "/console/audit/export")
 
 
@@ -36,14 +55,7 @@ POST_PAGES = ("/console/audit/search", "/console/audit/verify", "/console/audit/
 async def cw(tmp_path: Path, transport: KafkaTransport) -> AsyncIterator[ConsoleWorld]:
     """The console over a world where housing has opened a published risk assessment."""
     async with console_world(tmp_path, transport) as world:
-        message_id = await world.api.published()
-        opened = await world.api.client.post(
-            f"/v1/agencies/{HOUSING}/inbox/{message_id}/open",
-            json={"user": CONSULTING_USER, "justification": JUSTIFICATION},
-            headers=world.api.auth(HOUSING),
-        )
-        assert opened.status_code == 200, opened.text
-        await world.api.world.sync_ledger()
+        await world.consulted(JUSTIFICATION)
         yield world
 
 
@@ -62,6 +74,46 @@ async def search(c: httpx.AsyncClient, **fields: str) -> httpx.Response:
     form = await c.get("/console/audit")
     assert form.status_code == 200, form.text
     return await c.post("/console/audit/search", data={"csrf_token": csrf_of(form.text), **fields})
+
+
+async def start_verify(ig: httpx.AsyncClient) -> str:
+    """Starts a whole-ledger check from the checkpoints page's form; returns the path of
+    the job's page, where the answer sends the browser."""
+    listed = await ig.get("/console/audit/checkpoints")
+    started = await ig.post("/console/audit/verify", data={"csrf_token": csrf_of(listed.text)})
+    assert started.status_code == 303, started.text
+    where = started.headers["location"]
+    assert re.fullmatch(r"/console/audit/verify/[A-Za-z0-9_-]{22}", where), where
+    return str(where)
+
+
+async def until_done(ig: httpx.AsyncClient, where: str) -> list[httpx.Response]:
+    """Every answer of the job's page at ``where``, polled until the job is done."""
+    pages = []
+    for _ in range(POLLS):
+        page = await ig.get(where)
+        assert page.status_code == 200, page.text
+        assert page.headers["cache-control"] == "no-store"
+        pages.append(page)
+        if "In progress" not in page.text:
+            return pages
+        await asyncio.sleep(POLL_SECONDS)
+    raise AssertionError("the verify job did not finish")
+
+
+def summary(page: str) -> dict[str, str]:
+    """A page's summary list, key to value, tags stripped and spaces collapsed."""
+    pairs = re.findall(
+        r'<dt class="govuk-summary-list__key">(.*?)</dt>\s*<dd class="govuk-summary-list__value">'
+        r"(.*?)</dd>",
+        page,
+        re.S,
+    )
+
+    def text(html: str) -> str:
+        return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+    return {text(k): text(v) for k, v in pairs}
 
 
 def timeline(page: str) -> list[str]:
@@ -156,7 +208,9 @@ async def test_the_export_downloads_the_subjects_entries(cw: ConsoleWorld) -> No
         assert {r["subject_ref"] for r in rows} == {carried["subject_ref"]}
         assert any(r["act"] == "consultation" and r["justification"] == JUSTIFICATION
                    for r in rows)  # fmt: skip
-        # Straight from a typed PNC id too: the same entries, as JSON.
+        # The export itself is in the ledger, naming the officer, about the subject.
+        await cw.api.world.sync_ledger()
+        # Straight from a typed PNC id too: the same entries and that one, as JSON.
         as_json = await ig.post(
             "/console/audit/export", data={"csrf_token": token, "subject": PNC, "format": "json"}
         )
@@ -164,9 +218,36 @@ async def test_the_export_downloads_the_subjects_entries(cw: ConsoleWorld) -> No
         assert as_json.headers["content-disposition"] == 'attachment; filename="audit-export.json"'
         document = as_json.json()
         assert document["subject_ref"] == carried["subject_ref"]
-        assert document["count"] == len(rows)
+        assert document["count"] == len(rows) + 1
+        [exported] = [e for e in document["entries"] if e["purpose"] == governance.EXPORT_PURPOSE]
+        assert (exported["act"], exported["user"], exported["agency"]) == (
+            "consultation",
+            USERS["ig"][0],
+            USERS["ig"][1],
+        )
+        assert exported["subject_ref"] == carried["subject_ref"]
         assert PNC not in as_json.text
     assert all(PNC not in url for url in urls)
+
+
+async def test_an_export_that_cannot_be_recorded_is_not_made(cw: ConsoleWorld) -> None:
+    # An IG officer of an agency this server does not serve: no log to record it in.
+    with IdentityDatabase(identity_path(cw.data_dir)) as database:
+        enrolled = UserStore(database).add(
+            "ig.elsewhere", agency=EDUCATION, role=Role.IG_OFFICER, password=PASSWORD,
+            actor="test", now=datetime.now(UTC),
+        )  # fmt: skip
+    assert enrolled.totp_secret is not None
+    async with cw.browser() as ig:
+        await sign_in(ig, "ig.elsewhere", enrolled.totp_secret)
+        found = await search(ig, subject=PNC)
+        refused = await ig.post(
+            "/console/audit/export",
+            data={"csrf_token": csrf_of(found.text), "subject": PNC, "format": "csv"},
+        )
+        assert refused.status_code == 409
+        assert "content-disposition" not in refused.headers
+        assert "consultation" not in refused.text
 
 
 async def test_a_bad_pnc_id_is_an_error_on_the_form(cw: ConsoleWorld) -> None:
@@ -190,14 +271,82 @@ async def test_checkpoints_verify_and_refusals(cw: ConsoleWorld) -> None:
         assert listed.status_code == 200, listed.text
         assert "Signature checked" in listed.text
         assert "Does not verify" not in listed.text
-        verified = await ig.post("/console/audit/verify", data={"csrf_token": csrf_of(listed.text)})
-        assert verified.status_code == 200, verified.text
+        verified = (await until_done(ig, await start_verify(ig)))[-1]
         assert "The ledger is intact" in verified.text
-        report = cw.api.app.state.backend.ledger.verify().to_json()
-        assert f"{report['entries']}</dd>" in verified.text.replace(" ", "").replace("\n", "")
+        reader = cw.api.app.state.backend.ledger
+        report = reader.verify().to_json()
+        latest = reader.checkpoint_json()
+        shown = summary(verified.text)
+        assert shown["Entries"] == str(report["entries"])
+        assert shown["Verified up to tree size"] == str(latest["tree_size"])
+        assert shown["Root hash at that size"] == latest["root_hash"]
+        assert shown["Started"].endswith("by ig.smith")
         refusals = await ig.get("/console/audit/refusals")
         assert refusals.status_code == 200, refusals.text
         assert "Records the ledger refused" in refusals.text
+
+
+async def test_a_verify_job_shows_its_progress_and_runs_one_at_a_time(
+    cw: ConsoleWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's page while it runs: its progress, and a link to itself to see more (it
+    does not reload itself). Held at its first chunk here, so that it is seen running;
+    a second start gives it again."""
+    release = threading.Event()
+    real = LedgerReader.verify
+
+    def held(self: LedgerReader, **kwargs: Any) -> IntegrityReport:
+        progress = kwargs["progress"]
+
+        def slow(checked: int, total: int) -> None:
+            progress(checked, total)
+            release.wait(10)
+
+        return real(self, **(kwargs | {"progress": slow}))
+
+    monkeypatch.setattr(LedgerReader, "verify", held)
+    async with cw.signed_in("ig") as ig:
+        where = await start_verify(ig)
+        try:
+            running = await ig.get(where)
+            # One job at a time: starting again while it runs gives the running one.
+            again = await ig.post(
+                "/console/audit/verify", data={"csrf_token": csrf_of(running.text)}
+            )
+        finally:
+            release.set()  # whatever the pages said, no job is left held
+        assert running.status_code == 200
+        assert "http-equiv" not in running.text
+        assert f'href="{where}"' in running.text  # the "Refresh progress" button
+        assert "In progress" in running.text
+        total = cw.api.app.state.backend.ledger.store.size()
+        assert f"Entries checked: 0 of {total} (0%)" in running.text
+        assert (
+            f'<progress id="verify-progress" class="govuk-!-width-full" max="{total}" value="0">'
+            in running.text
+        )
+        assert again.status_code == 303
+        assert again.headers["location"] == where
+        assert "The ledger is intact" in (await until_done(ig, where))[-1].text
+        # Once it has finished, a start is a new job.
+        assert await start_verify(ig) != where
+
+
+async def test_a_tampered_ledger_is_reported_by_the_verify_job(cw: ConsoleWorld) -> None:
+    store = cw.api.app.state.backend.ledger.store
+    # Two entries of the first block swapped, their recorded leaves kept.
+    rewrite_block(store, 0, lambda e: [e[1], e[0], *e[2:]])
+    async with cw.signed_in("ig") as ig:
+        where = await start_verify(ig)
+        found = (await until_done(ig, where))[-1]
+        assert "The ledger is not intact" in found.text
+        assert "entry 0 is not the entry appended at that position" in found.text
+        assert summary(found.text)["First entry concerned"] == "0"
+        assert "Root hash" not in found.text
+        # The job's page stays, for any IG officer; an id no job has is a 404.
+        assert (await ig.get(where)).status_code == 200
+        for unknown in ("A" * 22, "short", "x" * 200):
+            assert (await ig.get(f"/console/audit/verify/{unknown}")).status_code == 404
 
 
 @pytest.mark.parametrize("name", ["housing", "coordinator"])
@@ -224,3 +373,66 @@ async def test_forms_without_the_sessions_csrf_token_are_refused(cw: ConsoleWorl
         away = await nobody.get("/console/audit")
         assert away.status_code == 303
         assert away.headers["location"] == "/console/sign-in"
+
+
+class EndlessVerify:
+    """A ledger whose verify runs until it is asked to stop (as the real one does
+    between chunks), as a large ledger's would."""
+
+    def __init__(self) -> None:
+        self.began = threading.Event()
+
+    def verify(self, *, progress: Any = None, stopped: Any = None) -> IntegrityReport:
+        progress(0, 1000)
+        self.began.set()
+        while not stopped():
+            time.sleep(0.01)
+        raise VerifyIncomplete("verify was stopped before it finished")
+
+    def checkpoint_json(self, size: int | None = None) -> dict[str, Any]:
+        raise AssertionError("a stopped verify has no checkpoint to show")
+
+
+def finished(jobs: VerifyJobs, job_id: str) -> JobState:
+    """The job's state once it has finished (within 5 s)."""
+    for _ in range(500):
+        state = jobs.get(job_id)
+        assert state is not None
+        if not state.running:
+            return state
+        time.sleep(0.01)
+    raise AssertionError("the job did not stop")
+
+
+def test_a_verify_job_stops_when_its_server_stops_and_leaves_no_thread() -> None:
+    jobs, ledger, serving = VerifyJobs(), EndlessVerify(), threading.Event()
+    serving.set()
+    job = jobs.start(ledger, by="ig.smith", alive=serving.is_set)
+    assert ledger.began.wait(5)
+    assert jobs.get(job.job_id) == replace(job, total=1000)  # still running, at 0 of 1000
+    serving.clear()  # the app's lifespan ends: the backend is no longer the running one
+    stopped = finished(jobs, job.job_id)
+    assert stopped.failure == "verify was stopped before it finished"
+    assert stopped.report is None
+    jobs.stop()  # nothing left to stop: this only waits for the thread's last line
+    assert not [t for t in threading.enumerate() if t.name.startswith("verify-")]
+    # ``stop`` does the same for a job whose server still runs, and waits for it.
+    serving.set()
+    again = jobs.start(EndlessVerify(), by="ig.smith", alive=serving.is_set)
+    assert again.job_id != job.job_id
+    jobs.stop()
+    assert finished(jobs, again.job_id).failure == "verify was stopped before it finished"
+    assert not [t for t in threading.enumerate() if t.name.startswith("verify-")]
+
+
+def test_verify_jobs_are_bounded_and_their_ids_unguessable() -> None:
+    jobs = VerifyJobs()
+    ids = []
+    for _ in range(KEEP + 2):
+        job = jobs.start(EndlessVerify(), by="ig.smith", alive=lambda: False)
+        finished(jobs, job.job_id)
+        ids.append(job.job_id)
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) for i in ids)  # 128 random bits
+    # Only the last ``KEEP`` finished jobs are kept; the page of an older one is a 404.
+    assert [jobs.get(i) is not None for i in ids] == [False] * 2 + [True] * KEEP

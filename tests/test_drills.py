@@ -133,7 +133,7 @@ async def submit_stream(
         try:
             answer = await client.post(
                 f"{served.url}/v1/agencies/{POLICE}/records",
-                json={"record": record(n), "purpose": "risk management", "user": "drill"},
+                json={"record": record(n), "purpose": "risk management"},
                 headers={**served.auth(POLICE), "Idempotency-Key": key},
             )
         except httpx.TransportError:

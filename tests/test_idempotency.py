@@ -15,6 +15,7 @@ import pytest
 
 from broker.api.backend import ApiBackend, RecordAdapter, ServedAgency, running
 from broker.api.compose import application
+from broker.api.credentials import CredentialKind
 from broker.api.idempotency import MAX_KEY_CHARS, fingerprint, parse_key
 from broker.api.models import SubmitRecord, Submitted
 from broker.errors import SchemaError
@@ -33,9 +34,7 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def body(**changes: Any) -> dict[str, Any]:
-    return {"record": arms_record(), "purpose": "risk management", "user": "ppu.officer.12"} | (
-        changes
-    )
+    return {"record": arms_record(), "purpose": "risk management"} | (changes)
 
 
 async def post(api: Api, key: str | bytes | None, payload: Mapping[str, Any]) -> httpx.Response:
@@ -80,12 +79,19 @@ async def test_a_key_reused_for_another_request_is_refused(api: Api) -> None:
     before = queued(api)
     for changed in (
         body(purpose="public protection"),
-        body(user="ppu.officer.13"),
         body(record=arms_record(mappaLevel=3)),
     ):
         r = await post(api, key, changed)
         assert r.status_code == 422, r.text
         assert r.json()["error"] == "request.idempotency-key-reused"
+    # A system that rotated its token and retries makes the same request.
+    api.tokens["police-2"] = api.credentials.issue(
+        CredentialKind.AGENCY, POLICE, now=datetime.now(UTC)
+    ).token
+    headers = api.auth("police-2") | {"Idempotency-Key": key}
+    again = await api.client.post(URL, json=body(), headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
     assert queued(api) == before
 
 
@@ -158,7 +164,7 @@ async def test_two_requests_with_one_key_never_both_publish(api: Api, same_reque
                 other.requests.remember(
                     POLICE,
                     key,
-                    fingerprint=fingerprint(SubmitRecord.model_validate(theirs)),
+                    fingerprint=fingerprint(SubmitRecord.model_validate(theirs), None),
                     answer=answer.model_dump_json(),
                     now=datetime.now(UTC),
                 )
@@ -223,16 +229,20 @@ def test_a_key_is_the_header_value_bare_or_as_a_quoted_string() -> None:
 def test_the_fingerprint_is_of_the_request_not_its_spelling() -> None:
     one = SubmitRecord.model_validate({"purpose": "p", "record": {"a": 1, "b": [1, 2]}})
     same = SubmitRecord.model_validate({"record": {"b": [1, 2], "a": 1}, "purpose": "p"})
-    assert fingerprint(one) == fingerprint(same)
+    assert fingerprint(one, None) == fingerprint(same, None)
     for other in (
         {"purpose": "p", "record": {"a": 1, "b": [2, 1]}},
         {"purpose": "q", "record": {"a": 1, "b": [1, 2]}},
-        {"purpose": "p", "record": {"a": 1, "b": [1, 2]}, "user": "u.1"},
     ):
-        assert fingerprint(SubmitRecord.model_validate(other)) != fingerprint(one)
+        assert fingerprint(SubmitRecord.model_validate(other), None) != fingerprint(one, None)
+    # The same body for another person, or for none, is another request.
+    assert (
+        len({fingerprint(one, None), fingerprint(one, "h.officer"), fingerprint(one, "h.other")})
+        == 3
+    )
     # What RFC 8785 would refuse still has a fingerprint: the adapter judges the record.
     odd = SubmitRecord.model_validate({"purpose": "p", "record": {"n": 2**64, "s": "\ud800"}})
-    assert len(fingerprint(odd)) == 64
+    assert len(fingerprint(odd, None)) == 64
 
 
 @pytest.fixture

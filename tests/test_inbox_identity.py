@@ -80,15 +80,16 @@ def test_an_id_several_senders_used_is_ambiguous_without_a_sender(store: AgencyS
 def test_acknowledging_by_sender_marks_that_senders_message_alone(store: AgencyStore) -> None:
     hold(store, item("id-1", POLICE), item("id-1", PROBATION))
     with pytest.raises(AmbiguousMessage):
-        store.acknowledge("id-1", T1)
-    assert store.acknowledge("id-1", T1, sender=PROBATION) is True
-    # The first time stands.
-    assert store.acknowledge("id-1", "2026-11-24T00:00:00.000Z", sender=PROBATION) is False
+        store.acknowledge("id-1", T1, by="h.officer")
+    assert store.acknowledge("id-1", T1, by="h.officer", sender=PROBATION) is True
+    # The first time, and who, stand.
+    later = "2026-11-24T00:00:00.000Z"
+    assert store.acknowledge("id-1", later, by="h.other", sender=PROBATION) is False
     assert store.inbox_item("id-1", sender=PROBATION) == replace(
-        item("id-1", PROBATION), acknowledged_at=T1
+        item("id-1", PROBATION), acknowledged_at=T1, acknowledged_by="h.officer"
     )
     assert store.inbox_item("id-1", sender=POLICE) == item("id-1", POLICE)
-    assert store.acknowledge("id-1", T1, sender=HOUSING) is False
+    assert store.acknowledge("id-1", T1, by="h.officer", sender=HOUSING) is False
 
 
 def test_erasure_removes_only_the_item_named(store: AgencyStore) -> None:
@@ -209,7 +210,7 @@ async def test_acknowledging_by_sender_acknowledges_that_message_alone(api: Api)
 async def test_opening_an_ambiguous_id_needs_a_sender(api: Api) -> None:
     message_id = await claimed_id(api)
     headers = api.auth(PRISON)
-    body = {"user": "prison.officer.3", "justification": JUSTIFICATION}
+    body = {"justification": JUSTIFICATION}
     ambiguous = await api.client.post(inbox_url(message_id, "/open"), json=body, headers=headers)
     assert (ambiguous.status_code, ambiguous.json()["error"]) == (409, "inbox.ambiguous")
     # Refused, and audited as a refused consultation like any other.

@@ -545,6 +545,45 @@ def test_verify_in_chunks_on_worker_processes(world: LedgerWorld) -> None:
         assert "entry 50 is missing (the log goes on to 149)" in (report.problem or "")
 
 
+def test_verify_tells_its_progress_and_stops_when_asked(world: LedgerWorld) -> None:
+    """``progress`` hears the entries hashed of the entries stored, from 0 up to all of
+    them, whether hashed here or on workers; ``stopped`` stops it, workers and all, with
+    nothing said of the ledger (the console's verify job, ``broker/console/verify_jobs``)."""
+    world.feed(*(world.event(PRISON, AuditAct.COLLECTION) for _ in range(150)))
+    store = world.service.store
+    key, origin = world.reader.verifier_key, world.reader.origin
+    for workers in (1, 2):
+        heard: list[tuple[int, int]] = []
+
+        def hear(checked: int, total: int, into: list[tuple[int, int]] = heard) -> None:
+            into.append((checked, total))
+
+        report = verify_ledger(
+            store, verifier_key=key, origin=origin, chunk=64, workers=workers, progress=hear
+        )
+        assert report.intact
+        assert heard[0] == (0, 150)
+        assert heard[-1] == (150, 150)
+        assert [c for c, _ in heard] == sorted(c for c, _ in heard)
+        assert len(heard) == 1 + 3  # the start, then each chunk of 64 (64, 128, 150)
+        # Stopped at the first chunk's end: no report, and no worker left behind.
+        done = threading.Event()
+
+        def first_chunk(checked: int, _total: int, at: threading.Event = done) -> None:
+            if checked:
+                at.set()
+
+        with pytest.raises(integrity.VerifyIncomplete, match="stopped"):
+            verify_ledger(
+                store, verifier_key=key, origin=origin, chunk=64, workers=workers,
+                progress=first_chunk, stopped=done.is_set,
+            )  # fmt: skip
+    # The reader's verify hears a stop while another run holds it.
+    with world.reader.verifying, pytest.raises(integrity.VerifyIncomplete, match="before it began"):
+        world.reader.verify(stopped=lambda: True)
+    assert world.reader.verify().intact
+
+
 def test_verify_reads_postings_in_whatever_order_they_are_stored(world: LedgerWorld) -> None:
     """SQLite joins a batch's postings in the order it reads them. Stored and indexed
     against key order, each batch is re-read in key order: the index verifies, and a

@@ -19,7 +19,15 @@ from broker.kafka.transport import KafkaTransport
 from broker.transfer.desk import TransferDesk
 from schemas.transfer import TransferState
 from tests.brokers import tansu
-from tests.two_areas import COORD_A, COORD_B, PNC, PROBATION_A, TO, build_transfer_world
+from tests.two_areas import (
+    COORD_A,
+    COORD_B,
+    PNC,
+    PROBATION_A,
+    TO,
+    build_transfer_world,
+    stand_in_actor,
+)
 
 
 async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> None:
@@ -33,7 +41,7 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
 
     app = FastAPI()
     install_error_handlers(app)
-    app.include_router(transfers_router(require_desk))
+    app.include_router(transfers_router(require_desk, stand_in_actor))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     today = datetime.now(UTC).date().isoformat()
 
@@ -50,7 +58,6 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
                 "to_area": TO,
                 "move_date": today,
                 "reason": "moving",
-                "user": "po.1",
                 "registered_sex_offender": True,
             },
         )
@@ -62,7 +69,7 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
         }
         await w.pump(lambda: w.desk(COORD_B).registry.get(tid) is not None)
 
-        step = {"user": "c.1", "reason": "address approved"}
+        step = {"reason": "address approved"}
         wrong = await call("POST", COORD_A, f"/{tid}/accept", json=step)
         assert wrong.status_code == 403
         assert wrong.json()["error"] == "transfer.wrong-actor"
@@ -86,7 +93,6 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
                 "to_area": "Atlantis",
                 "move_date": today,
                 "reason": "x",
-                "user": "po.1",
             },
         )
         assert nowhere.status_code == 422
@@ -97,7 +103,6 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
             "to_area": TO,
             "move_date": today,
             "reason": "x",
-            "user": "po.1",
         }
         refused = await call("POST", PROBATION_A, json=odd)
         assert refused.status_code == 422
@@ -135,7 +140,6 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
                 "to_area": "west-mercia",
                 "move_date": 0,
                 "reason": "x",
-                "user": "po.1",
             },
         )
         assert numeric.status_code == 422, numeric.text
@@ -144,7 +148,7 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
             "POST",
             COORD_B,
             f"/{tid}/complete",
-            json={"user": "c.1", "address_notified_on": today, "case_team": [COORD_B]},
+            json={"address_notified_on": today, "case_team": [COORD_B]},
         )
         assert done.status_code == 200, done.text
         assert all(d["met_on"] == today for d in done.json()["deadlines"])
@@ -157,9 +161,7 @@ async def test_transfer_endpoints(tmp_path: Path, transport: KafkaTransport) -> 
                 await asyncio.sleep(0.05)
         assert rec is not None
         assert rec.state is TransferState.COMPLETED
-        gone = await call(
-            "POST", PROBATION_A, f"/{tid}/cancel", json={"user": "po.1", "reason": "changed"}
-        )
+        gone = await call("POST", PROBATION_A, f"/{tid}/cancel", json={"reason": "changed"})
         assert gone.status_code == 409
         refuse = await call("POST", COORD_B, f"/{tid}/refuse", json=step)
         assert refuse.status_code == 409

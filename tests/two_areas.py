@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from broker.api.auth import Actor
+from broker.api.credentials import CredentialKind, Principal
 from broker.cli.demo.transfer import case_team, risk
 from broker.gateway.handled import Handling
 from broker.trust.provision import two_area_specs
@@ -48,3 +50,12 @@ async def refused_everywhere(w: World, value: bytes, code: str, agencies: tuple[
     await w.pump(lambda: all(code in refused(a) for a in agencies))
     for agency in agencies:
         assert all(h.reason for h in w.of(agency, Handling.REFUSED))
+
+
+def stand_in_actor(agency_id: str) -> Actor:
+    """Stands in for the app's ``acting`` dependency beside a stand-in desk: the calling
+    agency's service account (tests/test_service_accounts.py tests the real one)."""
+    return Actor(Principal(CredentialKind.AGENCY, agency_id, STAND_IN_CREDENTIAL))
+
+
+STAND_IN_CREDENTIAL = "0" * 16

@@ -20,6 +20,7 @@ from broker.api.credentials import CredentialStore
 from broker.errors import StoreUnavailable
 from broker.gateway import AgencyGateway
 from broker.gateway.agency import utc_now
+from broker.identity.oidc import OidcConfig
 from broker.kafka.transport import KafkaTransport, TransportError
 from broker.ledger.reader import LedgerReader
 from broker.transfer.desk import TransferDesk
@@ -88,6 +89,8 @@ class ApiBackend:
     # The data directory the server runs from: the console's users and sessions live
     # there (``users.sqlite``). None: no console sign-in (a backend built in a test).
     data_dir: Path | None = None
+    # The console's sign-in with the force's identity provider; None: local accounts only.
+    oidc: OidcConfig | None = None
 
 
 BackendFactory = Callable[[], AbstractAsyncContextManager[ApiBackend]]

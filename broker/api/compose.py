@@ -23,6 +23,7 @@ from broker.api.backend import ApiBackend, BackendFactory
 from broker.api.governance import governance_router
 from broker.api.transfers import transfers_router
 from broker.console import CONSOLE_PATH, ConsoleIdentity, console_app, console_identity
+from broker.identity.users import UserStore
 from broker.ledger.reader import LedgerReader
 
 
@@ -39,7 +40,7 @@ class _Running:
         async with self._factory() as backend, AsyncExitStack() as stack:
             if backend.data_dir is not None:
                 self.identity_parts = stack.enter_context(
-                    console_identity(backend.data_dir, backend.clock)
+                    console_identity(backend.data_dir, backend.clock, oidc=backend.oidc)
                 )
             self.backend = backend
             try:
@@ -52,6 +53,11 @@ class _Running:
         if self.backend is None:
             raise ServiceStarting("the service is not running yet")
         return self.backend
+
+    def users(self) -> UserStore:
+        """The named users of the running server (``auth.acting`` checks a service
+        account's on-behalf-of against them). Raises as ``identity`` does."""
+        return self.identity().users
 
     def identity(self) -> ConsoleIdentity:
         if self.backend is None:
@@ -81,6 +87,8 @@ def application(backend: BackendFactory) -> FastAPI:
             transfers_router(),
         ],
     )
+    # For ``auth.acting``: whom an agency's service account may act for.
+    app.state.users = running.users
     app.mount(
         CONSOLE_PATH,
         console_app(identity=running.identity, backend=running.running_backend),

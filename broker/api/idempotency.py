@@ -78,12 +78,17 @@ def idempotency_key(
 IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
-def fingerprint(request: SubmitRecord) -> str:
-    """The SHA-256 (hex) of the request's record, purpose and user, as JSON with sorted
-    keys and nothing but ASCII: equal for equal requests however their JSON was spaced or
-    ordered. Not RFC 8785, which refuses what a record may hold (integers beyond 2**53,
-    lone surrogates) before the adapter has judged it. Raises nothing."""
+def fingerprint(request: SubmitRecord, person: str | None) -> str:
+    """The SHA-256 (hex) of the request's record and purpose and the named ``person`` it
+    is made for (None: the service account alone), as JSON with sorted keys and nothing
+    but ASCII: equal for equal requests however their JSON was spaced or ordered. The
+    credential is left out: a system that rotated its token and retries is making the
+    same request. Not RFC 8785, which refuses what a record may hold (integers beyond
+    2**53, lone surrogates) before the adapter has judged it. Raises nothing."""
     canonical = json.dumps(
-        request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        request.model_dump(mode="json") | {"person": person},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -86,9 +86,6 @@ class SubmitRecord(Input):
         json_schema_extra={"examples": [ARMS_EXAMPLE]},
     )
     purpose: ShortText = Field(description="why it is shared; goes into the envelope header")
-    user: ShortText | None = Field(
-        default=None, description="who in the agency submitted it, for the audit trail"
-    )
 
 
 # One recipient of a submitted message and the view it gets.
@@ -124,6 +121,8 @@ class InboxMessage(Output):
     created_at: str
     received_at: str
     acknowledged_at: str | None
+    # Who acknowledged it, as the audit names people (null before it was recorded).
+    acknowledged_by: str | None = None
 
 
 # One page of the inbox, in delivery order.
@@ -139,6 +138,7 @@ class Acknowledged(Output):
     message_id: str
     sender: str
     acknowledged_at: str
+    acknowledged_by: str | None
 
 
 # What the gateway accepts as a justification: at least MIN_JUSTIFICATION_CHARS between
@@ -170,7 +170,6 @@ def _justification_required(schema: dict[str, Any]) -> None:
 class OpenRequest(Input):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_justification_required)
 
-    user: ShortText = Field(description="the person opening the record, for the audit trail")
     justification: str | None = Field(default=None, max_length=MAX_JUSTIFICATION_CHARS)
 
 

@@ -68,27 +68,34 @@ def map_record(served: ServedAgency, record: Mapping[str, Any]) -> MessageBody:
 
 
 async def submit(
-    served: ServedAgency, request: SubmitRecord, *, key: str | None = None
+    served: ServedAgency,
+    request: SubmitRecord,
+    *,
+    user: str,
+    person: str | None = None,
+    key: str | None = None,
 ) -> Submission:
-    """Map ``request.record``, publish it, and relay the outbox whether or not it was
-    refused; returns what was published, ``relayed`` false if the broker did not answer
-    (never ``TransportError``). With an idempotency ``key``, a request answered under it
-    already gets that answer again (``replayed``) and publishes nothing; the answer to a
-    new one is remembered in the transaction that queues it, so two requests with one key
-    never both publish. Raises ``SchemaError`` for a record that cannot be mapped
-    (audited as a refused collection) and ``request.idempotency-key-reused`` for a key
-    answered for another request, and the publisher's errors (see
-    ``Publisher.publish``): a refusal is not remembered, so a retry is judged again."""
+    """Map ``request.record``, publish it as ``user`` (whom the audit names) for ``person``
+    (the named user it is made for, if any: part of what an idempotency key stands for), and
+    relay the outbox whether or not it was refused; returns what was published, ``relayed``
+    false if the broker did not answer (never ``TransportError``). With an idempotency
+    ``key``, a request answered under it already gets that answer again (``replayed``) and
+    publishes nothing; the answer to a new one is remembered in the transaction that queues
+    it, so two requests with one key never both publish. Raises ``SchemaError`` for a record
+    that cannot be mapped (audited as a refused collection) and
+    ``request.idempotency-key-reused`` for a key answered for another request, and the
+    publisher's errors (see ``Publisher.publish``): a refusal is not remembered, so a retry
+    is judged again."""
     gateway = served.gateway
     ctx = gateway.ctx
-    asked = fingerprint(request) if key is not None else ""
+    asked = fingerprint(request, person) if key is not None else ""
     if key is not None:
         answered = ctx.store.requests.find(served.agency_id, key, now=ctx.clock())
         if answered is not None:
             return _again(answered, asked)
     try:
         hook = _remembering(served, key, asked) if key is not None else None
-        result = _publish(served, request, hook)
+        result = _publish(served, request, user, hook)
     except KeyTaken as taken:
         # Another request with this key committed first: this one's publication rolled back.
         return _again(taken.answered, asked)
@@ -156,6 +163,7 @@ def _remember_relayed(served: ServedAgency, key: str, submitted: Submitted) -> N
 def _publish(
     served: ServedAgency,
     request: SubmitRecord,
+    user: str,
     on_queued: Callable[[PublishResult], None] | None,
 ) -> PublishResult:
     ctx = served.gateway.ctx
@@ -164,11 +172,11 @@ def _publish(
     except SchemaError as exc:
         # A record the agency system sent us, with personal data in it, was not taken:
         # a refused collection, recorded without its content.
-        ctx.audit.refusal(Operation.PUBLISH, exc, user=request.user, purpose=request.purpose)
+        ctx.audit.refusal(Operation.PUBLISH, exc, user=user, purpose=request.purpose)
         raise
     # The publisher audits its own refusals (agreement, area, keys) in its transaction.
     return served.gateway.publisher.publish(
-        message, purpose=request.purpose, user=request.user, on_queued=on_queued
+        message, purpose=request.purpose, user=user, on_queued=on_queued
     )
 
 
@@ -185,6 +193,7 @@ def _metadata(item: InboxItem) -> InboxMessage:
         created_at=item.created_at,
         received_at=item.received_at,
         acknowledged_at=item.acknowledged_at,
+        acknowledged_by=item.acknowledged_by,
     )
 
 
@@ -253,22 +262,32 @@ def message(served: ServedAgency, message_id: str, *, sender: str | None = None)
 
 
 def acknowledge(
-    served: ServedAgency, message_id: str, *, sender: str | None = None
+    served: ServedAgency, message_id: str, *, user: str, sender: str | None = None
 ) -> Acknowledged:
-    """Mark a held message (chosen as ``message`` chooses) acknowledged; returns the time
-    of its first acknowledgement (idempotent: acknowledging twice keeps the first time).
-    Raises as ``message`` does."""
+    """Mark a held message (chosen as ``message`` chooses) acknowledged by ``user``;
+    returns the time of its first acknowledgement and who made it (idempotent:
+    acknowledging twice keeps the first). Raises as ``message`` does."""
     ctx = served.gateway.ctx
     item = _item(served, message_id, sender)
     if item.acknowledged_at is not None:
         return Acknowledged(
-            message_id=message_id, sender=item.sender, acknowledged_at=item.acknowledged_at
+            message_id=message_id,
+            sender=item.sender,
+            acknowledged_at=item.acknowledged_at,
+            acknowledged_by=item.acknowledged_by,
         )
     at = format_timestamp(ctx.clock())
     # By the sender found: another sender's message with this id, arriving meanwhile, is
     # not the one meant.
-    ctx.store.acknowledge(message_id, at, sender=item.sender)
-    return Acknowledged(message_id=message_id, sender=item.sender, acknowledged_at=at)
+    ctx.store.acknowledge(message_id, at, by=user, sender=item.sender)
+    # Another acknowledgement may have come first: the stored one is the answer.
+    held = _item(served, message_id, item.sender)
+    return Acknowledged(
+        message_id=message_id,
+        sender=item.sender,
+        acknowledged_at=held.acknowledged_at or at,
+        acknowledged_by=held.acknowledged_by,
+    )
 
 
 async def open_message(

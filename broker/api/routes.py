@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from broker.api import operations
-from broker.api.auth import AgencyDep
+from broker.api.auth import ActorDep, AgencyDep
 from broker.api.errors import documented
 from broker.api.idempotency import REPLAYED_HEADER, IdempotencyKey
 from broker.api.models import (
@@ -70,9 +70,15 @@ def agency_router() -> APIRouter:
         summary="Submit a record in the agency's own format; it is mapped and published",
     )
     async def submit_record(
-        served: AgencyDep, body: SubmitRecord, key: IdempotencyKey, response: Response
+        served: AgencyDep,
+        who: ActorDep,
+        body: SubmitRecord,
+        key: IdempotencyKey,
+        response: Response,
     ) -> Submitted:
-        submission = await operations.submit(served, body, key=key)
+        submission = await operations.submit(
+            served, body, user=who.audit_name, person=who.on_behalf_of, key=key
+        )
         if submission.replayed:
             response.headers[REPLAYED_HEADER] = "true"
         return submission.submitted
@@ -115,9 +121,9 @@ def agency_router() -> APIRouter:
         summary="Acknowledge a delivered message (idempotent)",
     )
     async def acknowledge(
-        served: AgencyDep, message_id: MessageId, sender: Sender = None
+        served: AgencyDep, who: ActorDep, message_id: MessageId, sender: Sender = None
     ) -> Acknowledged:
-        return operations.acknowledge(served, message_id, sender=sender)
+        return operations.acknowledge(served, message_id, user=who.audit_name, sender=sender)
 
     # ``operations.open_message``: the gateway's consultation, every refusal audited. A stored
     # message that no longer passes is a 409 (keys, signatures) or a 403 (the agreement);
@@ -126,13 +132,21 @@ def agency_router() -> APIRouter:
         "/inbox/{message_id}/open",
         response_model=Opened,
         responses=documented(*AUTH, 404, 409, 422, 503),
-        summary="Open (consult) a message: needs a user and a justification; audited",
+        summary="Open (consult) a message: needs a justification; audited with who opened it",
     )
     async def open_message(
-        served: AgencyDep, message_id: MessageId, body: OpenRequest, sender: Sender = None
+        served: AgencyDep,
+        who: ActorDep,
+        message_id: MessageId,
+        body: OpenRequest,
+        sender: Sender = None,
     ) -> Opened:
         return await operations.open_message(
-            served, message_id, user=body.user, justification=body.justification, sender=sender
+            served,
+            message_id,
+            user=who.audit_name,
+            justification=body.justification,
+            sender=sender,
         )
 
     # ``operations.deliveries``: 404 (``api.not-found``) for a message this agency did not

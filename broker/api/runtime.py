@@ -11,7 +11,7 @@ for ``mappa serve`` so that a start failing on one of our errors is said in one 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -21,6 +21,7 @@ from broker.api.backend import AdapterFor, ApiBackend, serve_agencies
 from broker.api.credentials import CredentialStore, credentials_path
 from broker.deployment import Deployment
 from broker.errors import ConfigurationError, MappaError
+from broker.identity.oidc import oidc_config
 from broker.settings import Settings
 from broker.trust.keystore import Keystore
 from broker.trust.provision import DataPaths
@@ -42,6 +43,9 @@ class ServeConfig:
     # None: every agency in the directory whose private keys are held here.
     agencies: Sequence[str] | None = None
     run_ledger: bool = True
+    # Run once the backend is up, before the first request is served (the console demo
+    # publishes its example messages here).
+    on_started: Callable[[ApiBackend], Awaitable[None]] | None = None
 
 
 def choose_agencies(
@@ -66,10 +70,13 @@ def choose_agencies(
 async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
     """The API's backend while the deployment runs with background pollers; yields it,
     and stops everything when the block ends. Raises, before it yields,
-    ``ConfigurationError`` (from ``choose_agencies``, or insecure Kafka settings),
+    ``ConfigurationError`` (from ``choose_agencies``, insecure Kafka settings, or an
+    unreadable OpenID Connect client secret),
     ``KeyUnavailable`` for a requested agency whose keys are not held here, and
     ``TransportError`` if the broker does not answer."""
     settings = config.settings
+    # Before anything starts: an unreadable client secret is a configuration error.
+    oidc = oidc_config(settings)
     deployment = Deployment(
         settings=settings, passphrase=config.passphrase, agreements=[config.agreement]
     )
@@ -91,6 +98,7 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
             transport=running.transport,
             audit_topic=deployment.topics.audit,
             data_dir=settings.data_dir,
+            oidc=oidc,
         )
         log.info("serving %s through %s", ", ".join(agencies), running.broker)
         yield backend
@@ -117,6 +125,8 @@ class Startup:
         async with AsyncExitStack() as stack:
             try:
                 backend = await stack.enter_async_context(deployment_backend(self._config))
+                if self._config.on_started is not None:
+                    await self._config.on_started(backend)
             except MappaError as exc:
                 self.error = exc
                 raise

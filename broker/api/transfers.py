@@ -26,7 +26,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from broker.api.auth import AgencyDep, BackendDep, NotFound
+from broker.api.auth import Actor, AgencyDep, BackendDep, NotFound, acting
 from broker.api.errors import documented
 from broker.api.models import LongText, ShortText
 from broker.api.routes import AUTH
@@ -82,7 +82,6 @@ class TransferRequestIn(_In):
     to_area: str = Field(max_length=42)
     move_date: Day
     reason: LongText
-    user: ShortText
     open_actions: list[ShortText] = Field(default_factory=list, max_length=50)
     lead_agency: str | None = Field(default=None, max_length=96)
     registered_sex_offender: bool = False
@@ -90,13 +89,11 @@ class TransferRequestIn(_In):
 
 # Who takes an accept, refuse or cancel step, and why.
 class StepIn(_In):
-    user: ShortText
     reason: LongText
 
 
 # The take-over: when, when the address was notified, and the receiving case team.
 class CompleteIn(_In):
-    user: ShortText
     reason: LongText = "receiving area has taken the case over"
     completed_on: Day | None = None
     address_notified_on: Day | None = None
@@ -150,9 +147,12 @@ def served_desk(served: AgencyDep, backend: BackendDep) -> TransferDesk:
     return desk
 
 
-def transfers_router(require_desk: Callable[..., Any] = served_desk) -> APIRouter:
-    """The transfer routes (module docstring) on the desk that ``require_desk`` gives.
-    Returns the router; raises nothing of its own.
+def transfers_router(
+    require_desk: Callable[..., Any] = served_desk, require_actor: Callable[..., Any] = acting
+) -> APIRouter:
+    """The transfer routes (module docstring) on the desk that ``require_desk`` gives,
+    each step recorded as taken by whom ``require_actor`` names. Returns the router;
+    raises nothing of its own.
 
     Each step route raises what its desk step raises (see ``TransferDesk.request``:
     ``SchemaError``, ``TransferRefused``, ``TransferPending``), answered by the error
@@ -160,6 +160,7 @@ def transfers_router(require_desk: Callable[..., Any] = served_desk) -> APIRoute
     one to docs/openapi.json."""
     router = APIRouter(prefix="/v1/agencies/{agency_id}/transfers", tags=["transfers"])
     Desk = Annotated[TransferDesk, Depends(require_desk)]
+    Who = Annotated[Actor, Depends(require_actor)]
 
     def today(d: TransferDesk) -> date:
         return d.ctx.clock().date()
@@ -171,13 +172,13 @@ def transfers_router(require_desk: Callable[..., Any] = served_desk) -> APIRoute
         responses=documented(*STEP_ERRORS),
         summary="Ask another area to take a case over (sending lead agency or co-ordinator)",
     )
-    async def request_transfer(body: TransferRequestIn, d: Desk) -> TransferOut:
+    async def request_transfer(body: TransferRequestIn, d: Desk, who: Who) -> TransferOut:
         record = await d.request(
             pnc_id=body.pnc_id,
             to_area=body.to_area,
             move_date=body.move_date,
             reason=body.reason,
-            user=body.user,
+            user=who.audit_name,
             open_actions=body.open_actions,
             lead_agency=body.lead_agency,
             registered_sex_offender=body.registered_sex_offender,
@@ -190,8 +191,8 @@ def transfers_router(require_desk: Callable[..., Any] = served_desk) -> APIRoute
         responses=documented(*STEP_ERRORS),
         summary="Accept a requested transfer (receiving co-ordinator)",
     )
-    async def accept(transfer_id: TransferId, body: StepIn, d: Desk) -> TransferOut:
-        record = await d.accept(transfer_id, user=body.user, reason=body.reason)
+    async def accept(transfer_id: TransferId, body: StepIn, d: Desk, who: Who) -> TransferOut:
+        record = await d.accept(transfer_id, user=who.audit_name, reason=body.reason)
         return _out(record, today(d))
 
     @router.post(
@@ -200,8 +201,8 @@ def transfers_router(require_desk: Callable[..., Any] = served_desk) -> APIRoute
         responses=documented(*STEP_ERRORS),
         summary="Refuse a requested transfer (receiving co-ordinator)",
     )
-    async def refuse(transfer_id: TransferId, body: StepIn, d: Desk) -> TransferOut:
-        record = await d.refuse(transfer_id, user=body.user, reason=body.reason)
+    async def refuse(transfer_id: TransferId, body: StepIn, d: Desk, who: Who) -> TransferOut:
+        record = await d.refuse(transfer_id, user=who.audit_name, reason=body.reason)
         return _out(record, today(d))
 
     @router.post(
@@ -210,8 +211,8 @@ def transfers_router(require_desk: Callable[..., Any] = served_desk) -> APIRoute
         responses=documented(*STEP_ERRORS),
         summary="Withdraw a requested or accepted transfer",
     )
-    async def cancel(transfer_id: TransferId, body: StepIn, d: Desk) -> TransferOut:
-        record = await d.cancel(transfer_id, user=body.user, reason=body.reason)
+    async def cancel(transfer_id: TransferId, body: StepIn, d: Desk, who: Who) -> TransferOut:
+        record = await d.cancel(transfer_id, user=who.audit_name, reason=body.reason)
         return _out(record, today(d))
 
     @router.post(
@@ -220,10 +221,10 @@ def transfers_router(require_desk: Callable[..., Any] = served_desk) -> APIRoute
         responses=documented(*STEP_ERRORS),
         summary="The receiving area has taken the case over (receiving co-ordinator)",
     )
-    async def complete(transfer_id: TransferId, body: CompleteIn, d: Desk) -> TransferOut:
+    async def complete(transfer_id: TransferId, body: CompleteIn, d: Desk, who: Who) -> TransferOut:
         record = await d.complete(
             transfer_id,
-            user=body.user,
+            user=who.audit_name,
             reason=body.reason,
             completed_on=body.completed_on,
             address_notified_on=body.address_notified_on,

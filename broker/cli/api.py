@@ -1,27 +1,41 @@
-"""`mappa api token issue|revoke|list` and `mappa api openapi`.
+"""`mappa api token issue|rotate|revoke|list` and `mappa api openapi`.
 
 A token is printed once, on standard output alone (so `TOKEN=$(mappa api token issue
---agency X)` works); only its SHA-256 is kept, in the data directory.
+--agency X)` works); only its SHA-256 is kept, in the data directory. Every token
+expires (`--expires`: a lifetime such as `90d`, `12h`, or a date); `rotate` issues the
+successor and lets the old one run on for `--grace` at most. Who issued, rotated and
+revoked each credential (the operating-system account, as `mappa users` records it) is
+kept with it and shown by `list`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from broker.api.app import openapi_json
 from broker.api.backend import ApiBackend
 from broker.api.compose import application
-from broker.api.credentials import CredentialKind, CredentialStore, credentials_path
+from broker.api.credentials import (
+    DEFAULT_LIFETIME,
+    MAX_LIFETIME,
+    CredentialInfo,
+    CredentialKind,
+    CredentialStore,
+    IssuedCredential,
+    credentials_path,
+)
+from broker.cli.users import actor
 from broker.errors import ConfigurationError
 from broker.gateway.agency import utc_now
 from broker.settings import Settings
 from broker.trust.provision import DataPaths, load_directory
-from schemas.common import format_timestamp
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,8 +50,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     who.add_argument("--agency", help="for this agency's system")
     who.add_argument("--officer", help="for this information-governance officer")
     issue.add_argument("--label", help="a note: which system or person holds it")
+    issue.add_argument("--expires", type=lifetime, default=DEFAULT_LIFETIME, help=EXPIRES_HELP)
     issue.add_argument("--json", action="store_true")
     issue.set_defaults(handler=cmd_issue)
+    rotate = tokens.add_parser("rotate", help="a successor token, printed once")
+    rotate.add_argument("credential_id")
+    rotate.add_argument("--expires", type=lifetime, default=DEFAULT_LIFETIME, help=EXPIRES_HELP)
+    rotate.add_argument(
+        "--grace",
+        type=lifetime_or_none,
+        default=timedelta(0),
+        help="how long the old token keeps working, e.g. 1h (default: it stops now)",
+    )
+    rotate.add_argument("--json", action="store_true")
+    rotate.set_defaults(handler=cmd_rotate)
     revoke = tokens.add_parser("revoke", help="refuse a credential from now on")
     revoke.add_argument("credential_id")
     revoke.set_defaults(handler=cmd_revoke)
@@ -47,6 +73,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     openapi = cmds.add_parser("openapi", help="print the OpenAPI document (docs/openapi.json)")
     openapi.set_defaults(handler=cmd_openapi)
+
+
+EXPIRES_HELP = (
+    f"a lifetime (90d, 12h, 30m) or a date (YYYY-MM-DD, at 00:00 UTC); at most "
+    f"{MAX_LIFETIME.days} days; default {DEFAULT_LIFETIME.days}d"
+)
+_DURATION = re.compile(r"^([1-9][0-9]{0,5})([dhm])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def lifetime(text: str) -> timedelta | datetime:
+    """A token's lifetime from ``90d``, ``12h``, ``30m``, or the moment a date starts
+    (UTC) for ``until``. Raises ``argparse.ArgumentTypeError`` (one line) for anything
+    else."""
+    found = _DURATION.match(text)
+    if found:
+        return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a lifetime (90d, 12h, 30m) nor a date (YYYY-MM-DD)"
+        ) from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def lifetime_or_none(text: str) -> timedelta | datetime:
+    """``0`` (none), or a lifetime as ``lifetime`` reads it."""
+    return timedelta(0) if text == "0" else lifetime(text)
+
+
+def until(given: timedelta | datetime, now: datetime) -> timedelta:
+    """A lifetime as given, or the time from ``now`` to a moment given (which the
+    store refuses unless it is in the future)."""
+    return given if isinstance(given, timedelta) else given - now
 
 
 def _paths(args: argparse.Namespace) -> DataPaths:
@@ -67,35 +128,52 @@ def cmd_issue(args: argparse.Namespace) -> int:
     else:
         kind, name = CredentialKind.OFFICER, args.officer
     store = _store(paths)
+    now = utc_now()
     try:
-        issued = store.issue(kind, name, now=format_timestamp(utc_now()), label=args.label)
+        issued = store.issue(
+            kind, name, now=now, lifetime=until(args.expires, now), label=args.label,
+            actor=actor(),
+        )  # fmt: skip
     finally:
         store.close()
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "credential_id": issued.info.credential_id,
-                    "kind": kind.value,
-                    "principal": name,
-                    "token": issued.token,
-                }
-            )
-        )
-    else:
-        print(issued.token)
-        print(
-            f"issued {kind.value} credential {issued.info.credential_id} for {name}; "
-            "the token is shown once",
-            file=sys.stderr,
-        )
+    _print_issued(issued, json_out=args.json, act="issued")
     return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    store = _store(_paths(args))
+    now = utc_now()
+    try:
+        issued = store.rotate(
+            args.credential_id,
+            now=now,
+            lifetime=until(args.expires, now),
+            grace=until(args.grace, now),
+            actor=actor(),
+        )
+    finally:
+        store.close()
+    _print_issued(issued, json_out=args.json, act=f"rotated {args.credential_id} to")
+    return 0
+
+
+def _print_issued(issued: IssuedCredential, *, json_out: bool, act: str) -> None:
+    info = issued.info
+    if json_out:
+        print(json.dumps(_listed(info) | {"token": issued.token}))
+        return
+    print(issued.token)
+    print(
+        f"{act} {info.kind.value} credential {info.credential_id} for {info.principal}, "
+        f"expiring {info.expires_at}; the token is shown once",
+        file=sys.stderr,
+    )
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     store = _store(_paths(args))
     try:
-        revoked = store.revoke(args.credential_id, now=format_timestamp(utc_now()))
+        revoked = store.revoke(args.credential_id, now=utc_now(), actor=actor())
     finally:
         store.close()
     if not revoked:
@@ -105,6 +183,22 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listed(r: CredentialInfo) -> dict[str, str | None]:
+    return {
+        "credential_id": r.credential_id,
+        "kind": r.kind.value,
+        "principal": r.principal,
+        "label": r.label,
+        "state": r.state(utc_now()),
+        "issued_at": r.issued_at,
+        "issued_by": r.issued_by,
+        "expires_at": r.expires_at,
+        "revoked_at": r.revoked_at,
+        "revoked_by": r.revoked_by,
+        "replaces": r.replaces,
+    }
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     store = _store(_paths(args))
     try:
@@ -112,25 +206,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "credential_id": r.credential_id,
-                        "kind": r.kind.value,
-                        "principal": r.principal,
-                        "label": r.label,
-                        "issued_at": r.issued_at,
-                        "revoked_at": r.revoked_at,
-                    }
-                    for r in rows
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps([_listed(r) for r in rows], indent=2))
         return 0
+    now = utc_now()
     for r in rows:
-        status = f"revoked {r.revoked_at}" if r.revoked_at else "active"
+        state = r.state(now)
+        when = {"revoked": r.revoked_at, "expired": r.expires_at}.get(state, r.expires_at)
+        status = f"{state} {'until' if state == 'active' else 'at'} {when}"
         print(f"{r.credential_id}  {r.kind.value:<8} {r.principal:<32} {status}  {r.label or ''}")
     return 0
 

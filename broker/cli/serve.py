@@ -8,6 +8,9 @@ answer, a broker that cannot be reached) is said in one line by ``mappa``, exit 
 no traceback in the log. This is the composition root: the one place that picks each
 agency's adapter (``agency_adapters.registry``) and hands it to the API, which imports
 no adapter itself.
+
+``mappa serve --demo`` serves the console on a fresh demo deployment instead
+(``broker.cli.demo.console``), printing its address and a sign-in for each role.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import secrets
 import signal
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -30,6 +35,7 @@ from broker.api.compose import application
 from broker.api.limits import QueryRedaction
 from broker.api.runtime import ServeConfig, Startup, choose_agencies
 from broker.cli.arguments import whole_number
+from broker.cli.demo.console import banner, demo_data_dir, prepare, print_banner
 from broker.errors import ConfigurationError
 from broker.gateway import AgencyGateway
 from broker.settings import Settings
@@ -67,6 +73,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.add_argument("--agreement", type=Path, help="agreement document (YAML or JSON)")
     serve.add_argument("--no-ledger", action="store_true", help="do not run the audit ledger")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="the web console on a fresh demo deployment (embedded broker; a temporary data "
+        "directory unless --data-dir names an empty one): prints a sign-in for each role",
+    )
     serve.set_defaults(handler=cmd_serve)
 
 
@@ -99,7 +111,20 @@ def adapter_choice(pairs: list[str]) -> dict[str, str]:
 
 class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM after its graceful shutdown, so the process would die by
-    the signal; a service stopped on purpose should exit 0 instead."""
+    the signal; a service stopped on purpose should exit 0 instead. ``on_listening`` is
+    told the server's address once it accepts connections."""
+
+    def __init__(
+        self, config: uvicorn.Config, on_listening: Callable[[str], None] | None = None
+    ) -> None:
+        super().__init__(config)
+        self._on_listening = on_listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_listening is not None and self.servers:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            self._on_listening(f"http://{host}:{port}")
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -115,6 +140,8 @@ class _Server(uvicorn.Server):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.demo:
+        return serve_demo(args)
     settings = Settings.with_flags(data_dir=args.data_dir, kafka_bootstrap=args.bootstrap)
     paths = DataPaths(settings.data_dir)
     kinds = adapter_choice(args.adapter)
@@ -136,6 +163,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         agencies=args.agency,
         run_ledger=not args.no_ledger,
     )
+    return run_server(config, args)
+
+
+def serve_demo(args: argparse.Namespace) -> int:
+    """``mappa serve --demo``: the console on a fresh demo deployment (module docstring).
+    Refuses the options that choose a deployment's parts: the demo chooses them."""
+    chosen = [f"--{n}" for n in ("bootstrap", "agency", "agreement", "area") if getattr(args, n)]
+    if chosen or args.adapter or args.no_ledger:
+        chosen += ["--adapter"] * bool(args.adapter) + ["--no-ledger"] * args.no_ledger
+        raise ConfigurationError(f"--demo chooses its own deployment: drop {', '.join(chosen)}")
+    with demo_data_dir(args.data_dir) as (data_dir, temporary):
+        config, sign_ins = prepare(data_dir, secrets.token_urlsafe(24).encode())
+
+        def listening(url: str) -> None:
+            print_banner(banner(url, sign_ins, data_dir, temporary))
+
+        return run_server(config, args, on_listening=listening)
+
+
+def run_server(
+    config: ServeConfig,
+    args: argparse.Namespace,
+    *,
+    on_listening: Callable[[str], None] | None = None,
+) -> int:
+    """Serve the app over ``config`` under uvicorn at ``args.host``/``args.port`` until
+    Ctrl-C or SIGTERM; returns the exit status. Raises the ``MappaError`` a failed start
+    remembered (``Startup``)."""
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     startup = Startup(config)
     app = startup.app(application(startup.backend))
@@ -152,7 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # After Config, which sets up uvicorn's loggers: the access log names query
     # parameters, never their values (a token sent as ?access_token=, a PNC id).
     logging.getLogger("uvicorn.access").addFilter(QueryRedaction())
-    server = _Server(served)
+    server = _Server(served, on_listening)
     with contextlib.suppress(SystemExit):  # uvicorn's way of saying the app did not start
         server.run()
     if startup.error is not None:

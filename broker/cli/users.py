@@ -86,7 +86,7 @@ def _database(paths: DataPaths) -> IdentityDatabase:
     return IdentityDatabase(identity_path(paths.root))
 
 
-def _actor() -> str:
+def actor() -> str:
     """Who is running this command, as far as the machine says: the operating-system
     account (and the one that ran ``sudo``, if any) at the host."""
     try:
@@ -149,7 +149,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             agency=args.agency,
             role=Role(args.role),
             password=password,
-            actor=_actor(),
+            actor=actor(),
             now=utc_now(),
             totp=args.totp,
         )
@@ -159,7 +159,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_disable(args: argparse.Namespace) -> int:
     with _database(_paths(args)) as database:
-        user = UserStore(database).disable(args.username, actor=_actor(), now=utc_now())
+        user = UserStore(database).disable(args.username, actor=actor(), now=utc_now())
     print(f"disabled {user.username} ({user.role.value} of {user.agency}); sessions ended")
     return 0
 
@@ -170,7 +170,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
         store.get(args.username)  # refuses an unknown user before asking for a password
         password = _password(args, args.username)
         enrolment = store.reset(
-            args.username, password=password, actor=_actor(), now=utc_now(), totp=args.totp
+            args.username, password=password, actor=actor(), now=utc_now(), totp=args.totp
         )
     _enrolled(enrolment, "reset")
     return 0

@@ -17,8 +17,12 @@ way (``broker.api.operations`` and the gateway's ``consult``), never done again 
   refusal (422, the form again with the gateway's reason). The content, in the view the
   agency holds, is only ever in this POST's answer.
 - ``POST /inbox/{sender}/{message_id}/acknowledge``: ``operations.acknowledge``.
-- ``GET /sent``: a message this agency sent (by its id, not personal data) and each
-  recipient's delivery state (``operations.deliveries``).
+- ``GET /sent``: the messages this agency sent to other agencies, newest first, each
+  with its type, when it was sent and each recipient's delivery state, a page at a time
+  (``?before=``: the tracking table's keyset, ``Tracking.sent_page``); audit events,
+  which the agency also tracks until the ledger holds them, are not among them. With
+  ``?message_id=`` (an id, not personal data), that one message's deliveries in detail
+  (``operations.deliveries``), whose page each listed message links to.
 - ``GET /submit``, ``POST /submit``: a record in the agency system's export format, as
   JSON, and its purpose, published by ``operations.submit`` (once per form, by an
   idempotency key in the form); a refusal shows its reason code and detail (422).
@@ -49,6 +53,7 @@ from broker.console.context import PageContext
 from broker.console.signing_in import SignedIn, console_path, text_field
 from broker.errors import MappaError
 from broker.gateway.justification import MIN_JUSTIFICATION_CHARS
+from broker.gateway.tracking import MAX_POSITION, SentPage
 from broker.identity.roles import Role
 from schemas.common import AGENCY_ID_PATTERN, UUID_PATTERN, parse_timestamp
 from schemas.messages import CATALOGUE
@@ -62,6 +67,8 @@ NAVIGATION: dict[Role, list[tuple[str, str]]] = {role: list(_ITEMS) for role in 
 # find them when a filter leaves some out.
 PAGE_SIZE = 25
 MAX_SCANS = 8
+# Messages per page of the sent list.
+SENT_PAGE_SIZE = 25
 # What a form or a query may hold before it is looked at.
 MAX_RECORD_CHARS = 512 * 1024
 MAX_PURPOSE_CHARS = 200
@@ -205,6 +212,20 @@ def _held(served: ServedAgency, sender: str, message_id: str) -> InboxMessage:
         return operations.message(served, message_id, sender=sender)
     except NotFound:
         raise HTTPException(404, "no such message") from None
+
+
+def _sent_page(served: ServedAgency, before_text: str) -> SentPage:
+    """The page of the agency's sent list that ``?before=`` asks for (empty: the newest).
+    Raises ``HTTPException`` 400 for a value that is no position of this list."""
+    before = None
+    if before_text:
+        # At most 19 digits: the largest outbox position, and nothing costly to parse.
+        if not before_text.isdigit() or len(before_text) > 19:
+            raise HTTPException(400, "not a page of this list")
+        before = int(before_text)
+        if not 1 <= before <= MAX_POSITION:
+            raise HTTPException(400, "not a page of this list")
+    return served.gateway.ctx.store.tracking.sent_page(before=before, limit=SENT_PAGE_SIZE)
 
 
 def _since(day: str, month: str, year: str) -> tuple[date | None, str | None]:
@@ -407,7 +428,7 @@ def _inbox_routes(router: APIRouter, ctx: PageContext) -> None:
         served = _served(ctx, who)
         _message_key(sender, message_id)
         try:
-            operations.acknowledge(served, message_id, sender=sender)
+            operations.acknowledge(served, message_id, user=who.username, sender=sender)
         except NotFound:
             raise HTTPException(404, "no such message") from None
         back = f"{console_path(request)}/inbox/{sender}/{message_id}"
@@ -423,8 +444,11 @@ def _sending_routes(router: APIRouter, ctx: PageContext) -> None:
     async def sent(request: Request, who: SignedInDep) -> HTMLResponse:
         served = _served(ctx, who)
         asked = request.query_params.get("message_id", "").strip().lower()[:64]
+        before = request.query_params.get("before", "")
         error, deliveries = None, None
         status_code = 200
+        # The list, unless one message is asked for (whose page shows it alone).
+        listed = None if asked else _sent_page(served, before)
         if asked:
             if not _MESSAGE_ID.match(asked):
                 error, status_code = "Enter a message ID in the form it was given", 422
@@ -443,7 +467,10 @@ def _sending_routes(router: APIRouter, ctx: PageContext) -> None:
             asked=asked,
             error=error,
             deliveries=deliveries,
+            listed=listed,
+            first_page=not before,
             when=when,
+            humanise=humanise,
         )
 
     def submit_page(
@@ -485,12 +512,14 @@ def _sending_routes(router: APIRouter, ctx: PageContext) -> None:
         if errors:
             return submit_page(request, who, status_code=422, errors=errors, **again)
         try:
-            request_body = SubmitRecord(record=json.loads(text), purpose=purpose, user=who.username)
+            request_body = SubmitRecord(record=json.loads(text), purpose=purpose)
         except ValidationError:
             errors = [{"text": "Enter a purpose of printable text", "href": "#purpose"}]
             return submit_page(request, who, status_code=422, errors=errors, **again)
         try:
-            submission = await operations.submit(served, request_body, key=key)
+            submission = await operations.submit(
+                served, request_body, user=who.username, person=who.username, key=key
+            )
         except MappaError as refused:
             if status_for(refused) >= 500:
                 raise

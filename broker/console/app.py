@@ -4,9 +4,9 @@
 Its own app rather than routes of the API's, so that what goes wrong under ``/console``
 is answered as a GOV.UK page (``Page not found``, or a generic problem page), while the
 API keeps its JSON error table (``broker.api.errors``). It has no OpenAPI document: the
-pages are not part of the API's contract. Its static files (GOV.UK Frontend's CSS,
-JavaScript, fonts and images, and ``console.js``) are served from ``static/``, from this
-origin only; nothing is fetched from a CDN.
+pages are not part of the API's contract. Its static files (GOV.UK Frontend's CSS and
+JavaScript, ``console.js`` and the favicon) are served from ``static/``, from this origin
+only; nothing is fetched from a CDN.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from broker.api.errors import status_for
+from broker.console.administration import administration_pages
 from broker.console.agency import agency_pages
 from broker.console.context import BackendSource
 from broker.console.coordination import coordination_pages
 from broker.console.governance import governance_pages
+from broker.console.oidc_sign_in import oidc_router
 from broker.console.pages import console_router, page_context
 from broker.console.signing_in import IdentitySource, console_path
 from broker.console.templating import templates
@@ -43,8 +45,9 @@ def console_app(*, identity: IdentitySource, backend: BackendSource) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     ctx = page_context(rendered, identity=identity, backend=backend)
     app.include_router(console_router(ctx))
+    app.include_router(oidc_router(ctx))
     # Each group of pages for its roles (their routes check the role and the agency).
-    for pages in (agency_pages, coordination_pages, governance_pages):
+    for pages in (agency_pages, coordination_pages, governance_pages, administration_pages):
         app.include_router(pages(ctx))
 
     async def error_page(request: Request, exc: Exception) -> HTMLResponse:

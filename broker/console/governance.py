@@ -14,8 +14,14 @@ a query, a proof or a check.
   API's ``/governance/proof/{seq}`` and ``/governance/checkpoint``, behind the officer's
   session (the API's need a bearer token, which a browser page does not hold).
 - ``GET /audit/checkpoints``: the signed tree heads, newest first, a page at a time.
-- ``POST /audit/verify`` (CSRF): the whole ledger recomputed while the officer waits (no
-  progress is shown), then what was found.
+- ``POST /audit/verify`` (CSRF): starts the whole ledger's verification in the
+  background (``verify_jobs``: one at a time; while one runs, this gives it) and
+  answers 303 to its page.
+- ``GET /audit/verify/{job_id}``: the job's progress (entries checked of the entries
+  stored) while it runs, with a button to load the page again (it does not reload
+  itself: see the template); then what was found: intact up to a tree size with the
+  signed root hash, or the first problem and the entry it concerns, or why the check
+  could not finish. A job id no job has is a 404.
 - ``POST /audit/export`` (CSRF): the subject access export, CSV or JSON, as a download.
 - ``GET /audit/refusals``: refused acts, undeliverable messages and the records the
   ledger itself refused, with their reason codes and reasons (never values).
@@ -32,17 +38,20 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from broker.api.auth import NotFound
+from broker.api.backend import ApiBackend, flush
 from broker.api.governance import MAX_INDEX
 from broker.console.context import PageContext
 from broker.console.signing_in import SignedIn, console_path, text_field
+from broker.console.verify_jobs import VerifyJobs
 from broker.errors import MappaError, SchemaError
 from broker.identity.roles import Role
 from broker.ledger.reader import LedgerReader
-from schemas.audit import AuditAct, Outcome
+from schemas.audit import AuditAct, Operation, Outcome
 
 # This group's items in the service navigation, per role: (text, path under /console).
 NAVIGATION: dict[Role, list[tuple[str, str]]] = {
@@ -64,6 +73,8 @@ FIELD_OF = {"subject": "subject", "agency": "agency", "user": "user", "act": "ac
             "since": "since-day", "until": "until-day"}  # fmt: skip
 SUBJECT_MESSAGE = "Enter a PNC id in the correct format, like 2004/0012345A"
 _PARAMETER = re.compile(r"parameter '(\w+)'")
+# What a verify job's id looks like (``secrets.token_urlsafe`` of 16 bytes).
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 
 
 def ledger_of(ctx: PageContext) -> LedgerReader:
@@ -139,6 +150,19 @@ def date_parts(form: FormData, name: str) -> dict[str, str]:
     return {p: text_field(form, f"{name}-{p}").strip() for p in ("day", "month", "year")}
 
 
+def serving(ctx: PageContext, backend: ApiBackend) -> Callable[[], bool]:
+    """Whether ``backend`` is still the one the server runs: false once the server stops
+    (``ctx.backend()`` raises ``ServiceStarting`` then), or runs another."""
+
+    def alive() -> bool:
+        try:
+            return ctx.backend() is backend
+        except MappaError:
+            return False
+
+    return alive
+
+
 def officer(who: SignedIn) -> SignedIn:
     """``who``, if an IG officer; a 403 page for anyone else."""
     who.require(Role.IG_OFFICER)
@@ -171,7 +195,7 @@ def governance_pages(ctx: PageContext) -> APIRouter:
     (the app's problem page at the error's status) and nothing else of their own."""
     router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
     search_routes(router, ctx)
-    ledger_routes(router, ctx)
+    ledger_routes(router, ctx, VerifyJobs())
     return router
 
 
@@ -237,12 +261,13 @@ def search_routes(router: APIRouter, ctx: PageContext) -> None:
         return answered(lambda: ledger_of(ctx).checkpoint_json(size))
 
     @router.post("/audit/export")
-    def export(request: Request, posted: Posted) -> Response:
-        return exported(ctx, request, *posted)
+    async def export(request: Request, posted: Posted) -> Response:
+        return await exported(ctx, request, *posted)
 
 
-def ledger_routes(router: APIRouter, ctx: PageContext) -> None:
-    """The checkpoints, the whole-ledger check and the refusals, on ``router``."""
+def ledger_routes(router: APIRouter, ctx: PageContext, jobs: VerifyJobs) -> None:
+    """The checkpoints, the whole-ledger check (its jobs in ``jobs``) and the refusals,
+    on ``router``."""
     Officer = Annotated[SignedIn, Depends(ctx.signed_in)]
     Posted = Annotated[tuple[SignedIn, FormData], Depends(ctx.checked_form)]
 
@@ -277,10 +302,25 @@ def ledger_routes(router: APIRouter, ctx: PageContext) -> None:
         return page
 
     @router.post("/audit/verify")
-    def verify(request: Request, posted: Posted) -> HTMLResponse:
+    def verify(request: Request, posted: Posted) -> RedirectResponse:
         who = officer(posted[0])
-        report = ledger_of(ctx).verify().to_json()
-        page = ctx.page(request, "governance/verified.html", who, report=report)
+        reader = ledger_of(ctx)
+        job = jobs.start(reader, by=who.username, alive=serving(ctx, ctx.backend()))
+        where = f"{console_path(request)}/audit/verify/{job.job_id}"
+        return RedirectResponse(where, status_code=303)
+
+    @router.get("/audit/verify/{job_id}")
+    def verify_job(request: Request, job_id: str, who: Officer) -> HTMLResponse:
+        officer(who)
+        job = jobs.get(job_id) if _JOB_ID.match(job_id) else None
+        if job is None:
+            raise HTTPException(404, "no such verification")
+        page = ctx.page(
+            request, "governance/verified.html", who,
+            job=job, report=job.report.to_json() if job.report else None,
+            checkpoint=job.checkpoint, here=f"{console_path(request)}/audit/verify/{job_id}",
+            started=shown_time(job.started_at.isoformat()),
+        )  # fmt: skip
         page.headers.update(NO_STORE)
         return page
 
@@ -303,8 +343,9 @@ def ledger_routes(router: APIRouter, ctx: PageContext) -> None:
         return page
 
 
-def exported(ctx: PageContext, request: Request, who: SignedIn, form: FormData) -> Response:
-    """The export of the entries ``form``'s filters match, as a download; a refused
+async def exported(ctx: PageContext, request: Request, who: SignedIn, form: FormData) -> Response:
+    """The export of the entries ``form``'s filters match, as a download, once it is
+    recorded in the audit ledger with the officer's name (``record_export``); a refused
     filter is the search form again with its error."""
     officer(who)
     fmt = text_field(form, "format")
@@ -313,14 +354,43 @@ def exported(ctx: PageContext, request: Request, who: SignedIn, form: FormData) 
     if fmt not in ("csv", "json"):
         raise HTTPException(400, "the export's format is csv or json")
     text = ""
+    subject_ref: str | None = None
     if not errors:
+        reader = ledger_of(ctx)
         with refusals_as_errors(errors):
-            text = ledger_of(ctx).export(params, "csv" if fmt == "csv" else "json")
+            subject_ref = reader.subject_ref_of(params)
+            text = await run_in_threadpool(reader.export, params, "csv" if fmt == "csv" else "json")
     if errors:
         return search_page(ctx, request, who, status_code=400, errors=errors, form=form)
+    await record_export(ctx, who, subject_ref, fmt)
     kind = "text/csv" if fmt == "csv" else "application/json"
     disposition = f'attachment; filename="audit-export.{fmt}"'
     return Response(text, media_type=kind, headers={"Content-Disposition": disposition, **NO_STORE})
+
+
+# What the audit says an export was for.
+EXPORT_PURPOSE = "export of the audit ledger by an information-governance officer"
+
+
+async def record_export(ctx: PageContext, who: SignedIn, subject_ref: str | None, fmt: str) -> None:
+    """Record that ``who`` exported the ledger's entries (about ``subject_ref``, if the
+    export names a subject) as a consultation in their own agency's signed log, and send
+    it to the ledger. Raises a 409 page, giving nothing, when their agency is not served
+    here: an export that cannot be recorded is not made."""
+    served = ctx.backend().agencies.get(who.agency)
+    if served is None:
+        raise HTTPException(409, "this server cannot record an export by your agency")
+    agency = served.gateway.ctx
+    with agency.store.transaction():
+        agency.audit.emit(
+            AuditAct.CONSULTATION,
+            Operation.CONSULT,
+            user=who.username,
+            subject_ref=subject_ref,
+            purpose=EXPORT_PURPOSE,
+            reason=f"{fmt} export of the entries matching a search",
+        )
+    await flush(served.gateway)
 
 
 def answered(call: Callable[[], dict[str, Any]]) -> JSONResponse:

@@ -28,7 +28,7 @@ from starlette.datastructures import FormData
 from starlette.templating import Jinja2Templates
 
 from broker.api.limits import TooManyFailures
-from broker.console import agency, coordination, governance
+from broker.console import administration, agency, coordination, governance
 from broker.console.context import BackendSource, PageContext
 from broker.console.signing_in import (
     IdentitySource,
@@ -48,7 +48,12 @@ from broker.identity.csrf import (
 from broker.identity.errors import CsrfRefused, SignInRefused
 from broker.identity.roles import Role
 
-GROUP_NAVIGATION = (agency.NAVIGATION, coordination.NAVIGATION, governance.NAVIGATION)
+GROUP_NAVIGATION = (
+    agency.NAVIGATION,
+    coordination.NAVIGATION,
+    governance.NAVIGATION,
+    administration.NAVIGATION,
+)
 # What each role is called on the page.
 ROLE_NAMES = {
     Role.AGENCY_USER.value: "an agency user",
@@ -123,6 +128,33 @@ def page_context(
     )
 
 
+def sign_in_page(
+    ctx: PageContext,
+    request: Request,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    username: str = "",
+) -> HTMLResponse:
+    """The sign-in page with a new form token (also set as its cookie), ``error`` shown
+    if given, and a way to sign in with the organisation's account where the force has
+    an identity provider (``oidc_sign_in.py``)."""
+    parts = ctx.identity()
+    token = parts.sign_in_csrf.issue(now=parts.clock())
+    page = render(
+        ctx.templates,
+        request,
+        "sign_in.html",
+        status_code=status_code,
+        csrf_token=token,
+        error=error,
+        username=username,
+        oidc=parts.oidc is not None,
+    )
+    page.headers.append("Set-Cookie", sign_in_cookie_header(token))
+    return page
+
+
 def console_router(ctx: PageContext) -> APIRouter:
     """The start, sign-in, sign-out and home pages over ``ctx``. Returns the router; its
     routes raise ``HTTPException`` (a GOV.UK error page) and nothing else of their own."""
@@ -130,30 +162,13 @@ def console_router(ctx: PageContext) -> APIRouter:
     templates, identity = ctx.templates, ctx.identity
     signed_in, checked_form = ctx.signed_in, ctx.checked_form
 
-    def sign_in_page(
-        request: Request, *, status_code: int = 200, error: str | None = None, username: str = ""
-    ) -> HTMLResponse:
-        parts = identity()
-        token = parts.sign_in_csrf.issue(now=parts.clock())
-        page = render(
-            templates,
-            request,
-            "sign_in.html",
-            status_code=status_code,
-            csrf_token=token,
-            error=error,
-            username=username,
-        )
-        page.headers.append("Set-Cookie", sign_in_cookie_header(token))
-        return page
-
     @router.get("/")
     async def start(request: Request) -> HTMLResponse:
         return render(templates, request, "start.html")
 
     @router.get("/sign-in")
     def sign_in_form(request: Request) -> HTMLResponse:
-        return sign_in_page(request)
+        return sign_in_page(ctx, request)
 
     @router.post("/sign-in")
     async def sign_in(request: Request) -> Response:
@@ -169,12 +184,16 @@ def console_router(ctx: PageContext) -> APIRouter:
                 request.cookies.get(SIGN_IN_COOKIE_NAME), text_field(form, "csrf_token"), now=now
             )
         except CsrfRefused:
-            return sign_in_page(request, status_code=403, error=SIGN_IN_EXPIRED, username=username)
+            return sign_in_page(
+                ctx, request, status_code=403, error=SIGN_IN_EXPIRED, username=username
+            )
         keys = (f"address:{request.client.host if request.client else '?'}", f"user:{username}")
         try:
             parts.failures.check(*keys)
         except TooManyFailures as refused:
-            page = sign_in_page(request, status_code=429, error=SIGN_IN_RATIONED, username=username)
+            page = sign_in_page(
+                ctx, request, status_code=429, error=SIGN_IN_RATIONED, username=username
+            )
             page.headers["Retry-After"] = str(refused.retry_after)
             return page
         password = text_field(form, "password")
@@ -190,7 +209,7 @@ def console_router(ctx: PageContext) -> APIRouter:
         except SignInRefused as refused:
             parts.failures.failed(*keys)
             error = SIGN_IN_LOCKED if refused.code == "auth.locked" else SIGN_IN_FAILED
-            return sign_in_page(request, status_code=401, error=error, username=username)
+            return sign_in_page(ctx, request, status_code=401, error=error, username=username)
         home = RedirectResponse(f"{console_path(request)}/home", status_code=303)
         home.headers.append("Set-Cookie", set_cookie_header(parts.cookies.sign(started.session_id)))
         home.headers.append("Set-Cookie", clear_sign_in_cookie_header())

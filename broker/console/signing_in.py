@@ -1,8 +1,9 @@
 """Who is signed in to the console, and the checks every page and form goes through.
 
 - ``ConsoleIdentity``: the identity parts one running server uses (``broker.identity``):
-  the users, their sessions, the session cookie's signer, the sign-in form's token, and
-  a limiter of failed sign-ins per client address and per username.
+  the users, their sessions, the session cookie's signer, the sign-in form's token, a
+  limiter of failed sign-ins per client address and per username, and, where the force
+  signs in with its own identity provider, the OpenID Connect client (``OidcSignIn``).
 - ``signed_in``: the dependency of every page behind sign-in. No valid session cookie,
   or a session that has ended (idle, absolute, signed out, account locked or disabled):
   the browser is sent to the sign-in page (303), never shown the page.
@@ -30,6 +31,8 @@ from broker.errors import MappaError
 from broker.identity.cookies import COOKIE_NAME, CookieSigner
 from broker.identity.csrf import SignInCsrf, check_csrf
 from broker.identity.database import IdentityDatabase, identity_path
+from broker.identity.oidc import OidcClient, OidcConfig
+from broker.identity.oidc_state import OidcStateSigner
 from broker.identity.roles import Role
 from broker.identity.sessions import Session, SessionStore
 from broker.identity.users import UserStore
@@ -38,6 +41,15 @@ from broker.identity.users import UserStore
 # form is the largest thing a person sends (the API's own body limit is 1 MiB).
 MAX_FORM_FIELDS = 64
 MAX_FORM_FIELD_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OidcSignIn:
+    """Signing in with the force's identity provider: its client, and the signer of
+    the cookie that carries a sign-in there and back (``broker.identity.oidc_state``)."""
+
+    client: OidcClient
+    state: OidcStateSigner
 
 
 @dataclass
@@ -53,16 +65,20 @@ class ConsoleIdentity:
     # Failed sign-ins per client address and per username: guessing is slowed down long
     # before an account's own lockout (five in a row) is reached by someone else.
     failures: FailureLimiter = field(default_factory=FailureLimiter)
+    # None: local accounts only (the embedded default).
+    oidc: OidcSignIn | None = None
 
     def close(self) -> None:
         self.database.close()
 
 
 @contextlib.contextmanager
-def console_identity(data_dir: Path, clock: Callable[[], datetime]) -> Iterator[ConsoleIdentity]:
+def console_identity(
+    data_dir: Path, clock: Callable[[], datetime], *, oidc: OidcConfig | None = None
+) -> Iterator[ConsoleIdentity]:
     """The identity parts over ``data_dir`` (``users.sqlite``, ``session-cookie.key``),
-    closed when the block ends. Raises ``StoreUnavailable`` or ``KeyUnavailable`` if they
-    cannot be opened."""
+    with sign-in at ``oidc``'s provider where given, closed when the block ends. Raises
+    ``StoreUnavailable`` or ``KeyUnavailable`` if they cannot be opened."""
     database = IdentityDatabase(identity_path(data_dir))
     try:
         yield ConsoleIdentity(
@@ -72,6 +88,9 @@ def console_identity(data_dir: Path, clock: Callable[[], datetime]) -> Iterator[
             cookies=CookieSigner.for_data_dir(data_dir),
             sign_in_csrf=SignInCsrf.for_data_dir(data_dir),
             clock=clock,
+            oidc=None
+            if oidc is None
+            else OidcSignIn(OidcClient(oidc), OidcStateSigner.for_data_dir(data_dir)),
         )
     finally:
         database.close()

@@ -36,6 +36,7 @@ _INBOX_COLUMNS = """
     message_type TEXT NOT NULL, subject_ref TEXT NOT NULL, view TEXT NOT NULL,
     isa_id TEXT NOT NULL, isa_version INTEGER NOT NULL, created_at TEXT NOT NULL,
     received_at TEXT NOT NULL, acknowledged_at TEXT, envelope BLOB NOT NULL,
+    acknowledged_by TEXT,
     PRIMARY KEY (sender, message_id)
 """
 _RESHARED_COLUMNS = """
@@ -108,6 +109,7 @@ def _migrate(db: sqlite3.Connection) -> None:
     one transaction: all of it, or (a crash, a full disk) none of it. Checked again
     once the write lock is held: another process may have opened the same store first."""
     if not _needs_migration(db):
+        _add_acknowledged_by(db)
         return
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -123,6 +125,18 @@ def _migrate(db: sqlite3.Connection) -> None:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def _add_acknowledged_by(db: sqlite3.Connection) -> None:
+    """Who acknowledged a message came later than the inbox: an older inbox gets the
+    column (empty for what was acknowledged before: nobody was recorded then)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(inbox)")}
+    if "acknowledged_by" not in columns:
+        try:
+            db.execute("ALTER TABLE inbox ADD COLUMN acknowledged_by TEXT")
+        except sqlite3.OperationalError as exc:  # another process added it just now
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def _migrate_seen(db: sqlite3.Connection) -> None:
@@ -211,6 +225,8 @@ class InboxItem:
     acknowledged_at: str | None
     # Verified again whenever it is opened: the database is not trusted either.
     envelope: bytes
+    # Who acknowledged it (as the audit names people), when it was acknowledged.
+    acknowledged_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -445,7 +461,7 @@ class AgencyStore:
         (another sender's message with that id is another message)."""
         self._require_txn()
         self._db.execute(
-            "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 item.message_id,
                 item.topic,
@@ -459,6 +475,7 @@ class AgencyStore:
                 item.received_at,
                 item.acknowledged_at,
                 item.envelope,
+                item.acknowledged_by,
             ),
         )
 
@@ -521,9 +538,9 @@ class AgencyStore:
             )
         return found[0] if found else None
 
-    def acknowledge(self, message_id: str, at: str, *, sender: str | None = None) -> bool:
+    def acknowledge(self, message_id: str, at: str, *, by: str, sender: str | None = None) -> bool:
         """Mark ``sender``'s item ``message_id`` (without a sender: the one item held with
-        that id) acknowledged at ``at``; returns False, changing nothing, if no such item
+        that id) acknowledged at ``at`` by ``by``; returns False, changing nothing, if no such item
         is held or it was acknowledged before (the first time is kept). Raises
         ``AmbiguousMessage`` as ``inbox_item`` does."""
         with self.transaction():
@@ -531,9 +548,9 @@ class AgencyStore:
             if item is None:
                 return False
             cur = self._db.execute(
-                "UPDATE inbox SET acknowledged_at = ? WHERE sender = ? AND message_id = ? "
-                "AND acknowledged_at IS NULL",
-                (at, item.sender, message_id),
+                "UPDATE inbox SET acknowledged_at = ?, acknowledged_by = ? "
+                "WHERE sender = ? AND message_id = ? AND acknowledged_at IS NULL",
+                (at, by, item.sender, message_id),
             )
         return cur.rowcount == 1
 

@@ -49,6 +49,10 @@ QUEUED, SENT, DELIVERED, REFUSED, UNDELIVERABLE = (
     "undeliverable",
 )
 SETTLED = (DELIVERED, REFUSED, UNDELIVERABLE)
+# The most sent messages one page of ``Tracking.sent_page`` may hold, and the largest
+# outbox position there can be (SQLite's largest integer).
+MAX_SENT_PAGE = 100
+MAX_POSITION = (1 << 63) - 1
 # A settled row a later receipt may still change (``receipted``).
 _LATE_ANSWERS = frozenset(
     {(REFUSED, DELIVERED), (UNDELIVERABLE, DELIVERED), (UNDELIVERABLE, REFUSED)}
@@ -80,6 +84,27 @@ class Tracked:
         """The fields of the disclosure this row tracks, for the receipt's audit event."""
         fields: dict[str, Any] = json.loads(self.about) if self.about else {}
         return fields | {"view": ViewKind(self.view)} if self.view else fields
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message an agency sent to other agencies, and its fate at each of them."""
+
+    message_id: str
+    message_type: str | None
+    queued_at: str
+    # The outbox position of its last envelope: the sent list's order, and its cursor.
+    position: int
+    recipients: tuple[Tracked, ...]  # by recipient; never the ledger
+
+
+@dataclass(frozen=True)
+class SentPage:
+    """A page of sent messages, newest first; ``next_before`` is the ``before`` of the
+    page after it, None when it is the last."""
+
+    messages: list[SentMessage]
+    next_before: int | None
 
 
 class Tracking:
@@ -183,6 +208,61 @@ class Tracking:
             "SELECT * FROM tracked WHERE message_id = ? ORDER BY recipient", (message_id,)
         )
         return [Tracked(*r) for r in rows]
+
+    def sent_page(self, *, before: int | None = None, limit: int = 25) -> SentPage:
+        """The messages sent to other agencies (audit events, tracked for the ``LEDGER``,
+        are not among them), newest first by the outbox position of their last envelope
+        (``SentMessage.position``), those below ``before`` only (None: from the newest).
+        Keyset paging: a page stays the same while new messages are sent. Raises
+        ``ValueError`` unless ``1 <= limit <= MAX_SENT_PAGE`` and ``before`` is None or
+        from 1 to ``MAX_POSITION``."""
+        if not 1 <= limit <= MAX_SENT_PAGE:
+            raise ValueError(f"limit must be from 1 to {MAX_SENT_PAGE}")
+        if before is not None and not 1 <= before <= MAX_POSITION:
+            raise ValueError(f"before must be an outbox position from 1 to {MAX_POSITION}")
+        # One message may be several envelopes (a topic each), each its own outbox row,
+        # and audit events' rows lie between messages'. So the rows are walked down the
+        # outbox index, newest first, and stop at the message after the page's last:
+        # a page reads about as many rows as it shows, however long the history.
+        rows = self._db.execute(
+            "SELECT message_id FROM tracked WHERE recipient != ? AND outbox_seq < ? "
+            "ORDER BY outbox_seq DESC",
+            (LEDGER, MAX_POSITION if before is None else before),
+        )
+        found: list[str] = []
+        walked: set[str] = set()
+        for (message_id,) in rows:
+            if message_id in walked:
+                continue
+            walked.add(message_id)
+            # A message whose last envelope is at or above ``before`` was on a page
+            # before this one (its rows below ``before`` are its earlier envelopes).
+            if before is not None and self._last_position(message_id) >= before:
+                continue
+            found.append(message_id)
+            if len(found) > limit:
+                break
+        rows.close()
+        messages = [self._sent(m) for m in found[:limit]]
+        more = len(found) > limit
+        return SentPage(messages, messages[-1].position if more and messages else None)
+
+    def _last_position(self, message_id: str) -> int:
+        row = self._db.execute(
+            "SELECT max(outbox_seq) FROM tracked WHERE message_id = ? AND recipient != ?",
+            (message_id, LEDGER),
+        ).fetchone()
+        return int(row[0])
+
+    def _sent(self, message_id: str) -> SentMessage:
+        recipients = tuple(r for r in self.of_message(message_id) if r.recipient != LEDGER)
+        return SentMessage(
+            message_id=message_id,
+            message_type=recipients[0].message_type,
+            queued_at=min(r.queued_at for r in recipients),
+            position=max(r.outbox_seq for r in recipients),
+            recipients=recipients,
+        )
 
     def overdue(self, now: datetime, limit: int = 500) -> list[Tracked]:
         """Rows sent and not receipted by now, oldest due first."""

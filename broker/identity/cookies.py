@@ -26,6 +26,7 @@ import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from broker.crypto.mac import MAC_KEY_BYTES, MacKey
 from broker.errors import KeyUnavailable, VerificationError
@@ -117,11 +118,15 @@ class CookieSigner:
         return session_id
 
 
-def cookie_header(name: str, value: str, *, max_age: timedelta) -> str:
+def cookie_header(
+    name: str, value: str, *, max_age: timedelta, same_site: Literal["Strict", "Lax"] = "Strict"
+) -> str:
     """The ``Set-Cookie`` header value for cookie ``name`` with ``value``, with the
-    attributes of the module docstring and ``max_age`` (0 removes it)."""
+    attributes of the module docstring and ``max_age`` (0 removes it). ``Lax`` only for
+    a cookie that must come back on another site's top-level redirect (an identity
+    provider's, ``broker.identity.oidc_state``)."""
     seconds = max(0, int(max_age.total_seconds()))
-    return f"{name}={value}; Max-Age={seconds}; Path=/; Secure; HttpOnly; SameSite=Strict"
+    return f"{name}={value}; Max-Age={seconds}; Path=/; Secure; HttpOnly; SameSite={same_site}"
 
 
 def set_cookie_header(value: str, *, max_age: timedelta = ABSOLUTE_TIMEOUT) -> str:

@@ -22,6 +22,22 @@ class SignInRefused(MappaError):
     code = "auth.failed"
 
 
+class OidcRefused(MappaError):
+    """A sign-in with the organisation's identity provider (OpenID Connect) that did not
+    succeed. Codes, for the log and the tests; the person is told none of them:
+
+    - ``oidc.state``: the browser came back without the sign-in it left with (no or a
+      forged or expired state cookie, or a ``state`` that is not its);
+    - ``oidc.provider``: the provider could not be asked (discovery, keys, the code's
+      exchange) or answered with an error, a replayed code included;
+    - ``oidc.token``: the ID token does not check (signature, algorithm, issuer,
+      audience, times, nonce, the username claim).
+
+    Whether the local account may sign in is ``SignInRefused``'s to say."""
+
+    code = "oidc.token"
+
+
 class SessionRefused(MappaError):
     """A session that cannot be used: ``session.invalid`` (malformed, forged, unknown,
     ended, or its user since disabled or locked) or ``session.expired`` (idle or absolute

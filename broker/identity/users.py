@@ -88,6 +88,10 @@ class UserAct(enum.StrEnum):
     DISABLE = "disable"
     RESET = "reset"
     LOCK = "lock"
+    # Signing in with an identity provider (``admit``), the actor naming the method:
+    # ``oidc``. Password sign-ins are not recorded, only the lock they can end in.
+    SIGN_IN = "sign-in"
+    SIGN_IN_REFUSED = "sign-in-refused"
 
 
 @dataclass(frozen=True)
@@ -317,6 +321,31 @@ class UserStore:
         return [_user(r) for r in rows]
 
     # -- signing in -------------------------------------------------------------------
+
+    def admit(self, username: str, *, actor: str, now: datetime) -> User:
+        """The user ``username``, whom an identity provider has vouched for (``actor``
+        names it: ``oidc``), if the account is neither locked nor disabled: recorded as a
+        ``sign-in`` by ``actor`` at ``now``. The provider proves who; the local account
+        says what they may do. Raises ``SignInRefused``: ``auth.failed`` for a malformed
+        username or one that names nobody (nothing to record it against),
+        ``auth.locked`` or ``auth.disabled``, each recorded as a ``sign-in-refused``.
+        Failures are not counted: no secret was guessed here."""
+        _check_actor(actor)
+        if _USERNAME.fullmatch(username) is None:
+            raise _failed()
+        at = format_timestamp(now)
+        with self._database.transaction() as db:
+            try:
+                user = self._get(db, username)
+            except UserRefused:
+                raise _failed() from None
+            if user.state is UserState.ACTIVE:
+                _record(db, UserAct.SIGN_IN, user, actor, at)
+                return user
+            _record(db, UserAct.SIGN_IN_REFUSED, user, actor, at)
+        if user.state is UserState.DISABLED:
+            raise SignInRefused("this account is disabled", code="auth.disabled")
+        raise _locked()
 
     def authenticate(
         self, username: str, password: str, totp_code: str | None, *, now: datetime

@@ -412,6 +412,8 @@ class ApacheKafkaCluster(AsyncPart):
                 # PR_SET_PDEATHSIG fires when the forking *thread* ends: this is the event
                 # loop's, which outlives the cluster.
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads of ours fork meanwhile
+                # Ctrl-C reaches us alone; we stop the nodes in order (``stop_processes``).
+                process_group=0,
             )
         finally:
             out.close()

@@ -150,6 +150,9 @@ class EmbeddedBroker:
             stdout=out,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads of ours run yet
+            # Out of the terminal's process group: Ctrl-C reaches us, and we stop the
+            # broker after the clients that use it, not before them.
+            process_group=0,
         )
         out.close()
         self.bootstrap = f"127.0.0.1:{port}"

@@ -20,6 +20,10 @@ does not depend on any other, so the chunks' edges fold into the tree head at an
 (see ``_root_at``). Meanwhile this process checks what needs no entry (signatures,
 consistency proofs, the event-id count); whatever it finds is still reported in the
 order above.
+
+A caller may follow the hashing (``progress``: entries hashed of the entries to hash,
+as each chunk is done) and stop it (``stopped``: asked between chunks and while waiting
+for the workers, which are then killed): the web console's verify job does both.
 """
 
 from __future__ import annotations
@@ -56,6 +60,39 @@ HASH_CHUNK = CHUNK >> 2
 _WORKER_ENV = {"MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 # How a verify worker is started (a test puts a misbehaving one in its place).
 WORKER_COMMAND = [sys.executable, "-m", "broker.ledger.verify_worker"]
+# How often, in seconds, waiting for the workers asks whether to stop.
+STOP_POLL = 0.1
+
+# ``progress(hashed, total)``: entries hashed so far of the ``total`` to hash.
+Progress = Callable[[int, int], None]
+# ``stopped()``: whether the caller wants verify to stop now.
+Stopped = Callable[[], bool]
+
+
+def never_stopped() -> bool:
+    """The ``stopped`` of a caller that never stops verify: always False."""
+    return False
+
+
+class _Results:
+    """The chunks' results by start, as they come in (from the drivers' threads at once:
+    hence the lock), each time telling ``progress`` how many entries are hashed."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.by_start: dict[int, ChunkResult] = {}
+        self._total = total
+        self._progress = progress
+        self._hashed = 0
+        self._lock = threading.Lock()
+        if progress is not None:
+            progress(0, total)
+
+    def add(self, result: ChunkResult) -> None:
+        with self._lock:
+            self.by_start[result.start] = result
+            self._hashed += max(result.end - result.start, 0)
+            if self._progress is not None:
+                self._progress(min(self._hashed, self._total), self._total)
 
 
 @dataclass(frozen=True)
@@ -199,24 +236,38 @@ def _entries(
     return n, [results[s] for s in starts]
 
 
+def _stop() -> VerifyIncomplete:
+    return VerifyIncomplete("verify was stopped before it finished: nothing is said of the ledger")
+
+
 @contextmanager
-def hashing(job: Job, workers: int) -> Iterator[Callable[[], dict[int, ChunkResult]]]:
+def hashing(
+    job: Job,
+    workers: int,
+    *,
+    progress: Progress | None = None,
+    stopped: Stopped = never_stopped,
+) -> Iterator[Callable[[], dict[int, ChunkResult]]]:
     """Hash every chunk of ``job`` while the caller goes on; what it yields waits for
     every chunk's result and returns them by chunk start. Here for one chunk or one
     worker, else on a process per worker, each handed the next chunk as it finishes one
     (the first chunk of each segment also reads that segment's index, so chunks differ
-    in cost). No worker outlives the block.
+    in cost). No worker outlives the block. ``progress`` is told the entries hashed as
+    each chunk is done (from a driver thread, when on workers); ``stopped`` is asked
+    before each chunk hashed here, every ``STOP_POLL`` seconds while waiting, and once
+    every chunk is hashed.
 
     Waiting raises ``VerifyIncomplete`` (``audit.verify-incomplete``) if a worker fails,
-    answers something other than a chunk result, or ends without answering; hashing
-    here raises ``ConfigurationError`` (``config.invalid``) if there is no ledger
-    database at ``job.target``."""
+    answers something other than a chunk result, or ends without answering, or once
+    ``stopped()`` is true (the workers killed); hashing here raises
+    ``ConfigurationError`` (``config.invalid``) if there is no ledger database at
+    ``job.target``."""
     starts = job.starts()
+    results = _Results(job.size, progress)
     if workers <= 1 or len(starts) <= 1:
-        yield lambda: _hash_here(job)
+        yield lambda: _hash_here(job, results, stopped)
         return
     pending = collections.deque(starts)
-    results: dict[int, ChunkResult] = {}
     failures: list[str] = []
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -239,18 +290,25 @@ def hashing(job: Job, workers: int) -> Iterator[Callable[[], dict[int, ChunkResu
 
         def wait() -> dict[int, ChunkResult]:
             for driver in drivers:
-                driver.join()
+                # Joined a slice at a time, so that a stop is seen while a chunk hashes;
+                # the ``finally`` below kills the workers, which ends their drivers.
+                while driver.is_alive():
+                    if stopped():
+                        raise _stop()
+                    driver.join(STOP_POLL)
+            if stopped():  # asked for as the last chunk came in: a stop all the same
+                raise _stop()
             if failures:  # a worker that answers nonsense may block on the rest of it
                 for proc in procs:
                     proc.kill()
             exits = [proc.wait() for proc in procs]
-            why = _failure(failures, exits, len(starts) - len(results))
+            why = _failure(failures, exits, len(starts) - len(results.by_start))
             if why is not None:
                 raise VerifyIncomplete(
                     f"a verify worker failed: {why} (its own message, if any, is on standard "
                     "error); verify did not finish and says nothing about the ledger"
                 )
-            return results
+            return results.by_start
 
         yield wait
     finally:
@@ -271,10 +329,18 @@ def _failure(failures: list[str], exits: list[int], missing: int) -> str | None:
     return f"a worker ended without answering for {missing} chunk(s)" if missing else None
 
 
-def _hash_here(job: Job) -> dict[int, ChunkResult]:
+def _hash_here(job: Job, results: _Results, stopped: Stopped) -> dict[int, ChunkResult]:
+    """Every chunk's result by start, hashed in this thread. Raises ``VerifyIncomplete``
+    if ``stopped()`` before a chunk or after the last."""
     db = connect(job.target, scan=True)
     try:
-        return {s: job.check(db, s) for s in job.starts()}
+        for start in job.starts():
+            if stopped():
+                raise _stop()
+            results.add(job.check(db, start))
+        if stopped():
+            raise _stop()
+        return results.by_start
     finally:
         db.close()
 
@@ -283,7 +349,7 @@ def _drive(
     proc: subprocess.Popen[str],
     job: Job,
     pending: collections.deque[int],
-    results: dict[int, ChunkResult],
+    results: _Results,
     failures: list[str],
 ) -> None:
     """Feed one worker chunks from ``pending`` (two ahead, so it never waits for the
@@ -303,7 +369,7 @@ def _drive(
             except (ValueError, LookupError, TypeError):
                 failures.append(f"a worker answered {line[:80]!r}, which is not a chunk result")
                 return
-            results[result.start] = result
+            results.add(result)
             handed -= 1
             if not stdin.closed:
                 handed += _hand(stdin, pending)
@@ -403,16 +469,20 @@ def verify_ledger(
     origin: str,
     chunk: int = HASH_CHUNK,
     workers: int | None = None,
+    progress: Progress | None = None,
+    stopped: Stopped = never_stopped,
 ) -> IntegrityReport:
     """Recompute the whole log of ``store`` and hold it to its checkpoints, signed by
     ``verifier_key`` for ``origin`` (the checks are in the module's docstring), hashing
-    ``chunk`` entries at a time on ``workers`` processes (default: one per core).
+    ``chunk`` entries at a time on ``workers`` processes (default: one per core), telling
+    ``progress`` the entries hashed of the entries stored as each chunk is done.
     Returns the report: tampering is reported in it, never raised, and nothing is
     repaired.
 
     Raises ``ValueError`` if ``chunk`` is not a power of two from ``BLOCK`` to ``CHUNK``,
-    and ``VerifyIncomplete`` (``audit.verify-incomplete``) if a worker fails (then
-    nothing is said of the ledger)."""
+    and ``VerifyIncomplete`` (``audit.verify-incomplete``) if a worker fails or
+    ``stopped()`` turns true while the log is hashed (then nothing is said of the
+    ledger)."""
     if not BLOCK <= chunk <= CHUNK or chunk & (chunk - 1):
         raise ValueError(f"chunk must be a power of two from {BLOCK} to {CHUNK} entries")
     rejected = store.rejected_count()
@@ -431,7 +501,7 @@ def verify_ledger(
         )
         # The workers hash while this process checks what needs no entry; problems are
         # still reported in the order of the module's list.
-        with hashing(job, workers) as hashed:
+        with hashing(job, workers, progress=progress, stopped=stopped) as hashed:
             verified = _checkpoints(rows, verifier_key, origin)
             checkpoints = len(verified)
             latest = verified[-1].size if verified else 0

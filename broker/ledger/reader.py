@@ -25,7 +25,15 @@ from broker.ledger.checkpoint import (
     open_checkpoint,
     verifier_key,
 )
-from broker.ledger.integrity import IntegrityReport, verify_ledger
+from broker.ledger.integrity import (
+    STOP_POLL,
+    IntegrityReport,
+    Progress,
+    Stopped,
+    VerifyIncomplete,
+    never_stopped,
+    verify_ledger,
+)
 from broker.ledger.query import AuditQuery, QueryError, parse_query, to_csv, to_json
 from broker.ledger.store import LedgerStore
 from broker.settings import Settings
@@ -227,6 +235,12 @@ class LedgerReader:
             page["checkpoint"] = None if latest is None else latest[2]
         return page
 
+    def subject_ref_of(self, params: Mapping[str, Any]) -> str | None:
+        """The keyed hash of the subject ``params`` name (by PNC id or by hash), or None
+        if they name none. Raises ``QueryError`` (``audit.query-invalid``) as ``query``
+        does."""
+        return self._subject(checked_query(params))
+
     def export(self, params: Mapping[str, Any], fmt: ExportFormat) -> str:
         """Every matching entry (all pages) as CSV or as one JSON document, for a subject
         access request or for the Information Commissioner. Raises ``QueryError``
@@ -268,12 +282,29 @@ class LedgerReader:
             for r in self.store.rejected()
         ]
 
-    def verify(self) -> IntegrityReport:
+    def verify(
+        self, *, progress: Progress | None = None, stopped: Stopped | None = None
+    ) -> IntegrityReport:
         """The whole log recomputed and held to its checkpoints, one run at a time (see
-        ``verify_ledger``); returns the report. Raises ``VerifyIncomplete``
-        (``audit.verify-incomplete``) if a worker process fails."""
-        with self.verifying:
-            return verify_ledger(self.store, verifier_key=self.verifier_key, origin=self.origin)
+        ``verify_ledger``, which tells ``progress`` the entries hashed and asks
+        ``stopped`` whether to go on); returns the report. Raises ``VerifyIncomplete``
+        (``audit.verify-incomplete``) if a worker process fails, or if ``stopped()``
+        turns true, while it waits for another run or while it runs."""
+        stop = stopped or never_stopped
+        # Another run may hold the lock for minutes: a stop is heard while waiting too.
+        while not self.verifying.acquire(timeout=STOP_POLL):
+            if stop():
+                raise VerifyIncomplete("verify was stopped before it began")
+        try:
+            return verify_ledger(
+                self.store,
+                verifier_key=self.verifier_key,
+                origin=self.origin,
+                progress=progress,
+                stopped=stop,
+            )
+        finally:
+            self.verifying.release()
 
 
 def open_ledger_reader(settings: Settings, passphrase: Callable[[], bytes]) -> LedgerReader:

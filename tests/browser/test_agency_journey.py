@@ -5,7 +5,8 @@ without a reason, open it with one and see the redacted view (never a victim's f
 acknowledge it. axe-core finds no serious or critical violation on the inbox, the
 message's page (with and without its error) and the opened record; the screenshots are
 saved as ``docs/console/inbox.png`` and ``docs/console/message.png``. The same journey
-works without JavaScript."""
+works without JavaScript. Police follow what they sent, in the sent list and one
+message's deliveries (``docs/console/sent.png``)."""
 
 from __future__ import annotations
 
@@ -121,4 +122,26 @@ async def test_the_journey_needs_no_javascript(agency_console: Console, served: 
         assert await page.locator(".govuk-tag", has_text="Acknowledged").count() == 1
         await page.goto(f"{served.url}/console/inbox?unacknowledged=yes")
         assert await page.locator(f"a[href$='/{message_id}']").count() == 0
+        assert visit.problems == []
+
+
+async def test_police_follow_what_they_sent(agency_console: Console, served: Served) -> None:
+    """Police's sent list, newest first, with each recipient's delivery state, and one
+    message's deliveries from it; saved as ``docs/console/sent.png``."""
+    message_id = await served.world.api.published()
+    async with agency_console.visit() as visit:
+        page = visit.page
+        await sign_in(visit, served.url, "police")
+        await page.get_by_role("link", name="Sent messages").first.click()
+        await page.wait_for_url("**/console/sent")
+        link = page.locator(f"a[href$='message_id={message_id}']")
+        assert await link.count() == 1
+        assert await page.locator("td .govuk-tag").count() >= 3  # a state per recipient
+        await accessible(page)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=SCREENSHOTS / "sent.png", full_page=True)
+        await link.click()
+        await page.wait_for_url(f"**/console/sent?message_id={message_id}")
+        assert f"Deliveries of message {message_id}" in await page.inner_text("main")
+        await accessible(page)
         assert visit.problems == []

@@ -1,5 +1,6 @@
 """Each console page in Chromium: styled by GOV.UK Frontend served from the app itself,
-no serious or critical accessibility violation (axe-core, injected from the committed
+without the GOV.UK brand (no GDS Transport, no crown, no GOV.UK logotype, no link to
+GOV.UK), no serious or critical accessibility violation (axe-core, injected from the committed
 ``axe.min.js``), the skip link first on the keyboard, the Content-Security-Policy sent and
 nothing refused under it, no request to any host but the app's, and usable without
 JavaScript. Each page's screenshot is saved as ``docs/console/<page>.png``."""
@@ -19,8 +20,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 HERE = Path(__file__).resolve().parent
 AXE = (HERE / "axe.min.js").read_text(encoding="utf-8")
 SCREENSHOTS = HERE.parent.parent / "docs" / "console"
-# The GOV.UK Frontend stylesheet's type: its own font, then the fallbacks it names.
-GOVUK_FONT = '"GDS Transport", arial, sans-serif'
+# The console's stylesheet's type (console/mappa.scss): GOV.UK Frontend's stack for a
+# service not on GOV.UK, whose font, GDS Transport, is for GOV.UK alone.
+CONSOLE_FONT = "arial, sans-serif"
 # What axe-core must not find on any page.
 BLOCKING = {"serious", "critical"}
 
@@ -55,16 +57,24 @@ async def test_page_is_styled_accessible_and_self_contained(
         assert "frame-ancestors 'none'" in policy
         assert "unsafe-inline" not in policy
 
-        # GOV.UK Frontend's CSS is applied and its font loaded, from this app.
+        # GOV.UK Frontend's CSS is applied, with our font stack and no web font.
         await page.evaluate("document.fonts.ready.then(() => true)")
         assert await page.eval_on_selector("h1", "e => getComputedStyle(e).fontFamily") == (
-            GOVUK_FONT
+            CONSOLE_FONT
         )
-        loaded = await page.evaluate(
-            "[...document.fonts].filter(f => f.family.includes('GDS Transport')"
-            " && f.status === 'loaded').length"
+        assert await page.evaluate("document.fonts.size") == 0
+        # Not the GOV.UK brand: no GOV.UK header, crown or logotype, and no link to GOV.UK;
+        # the service navigation, in the page's banner, names the service.
+        for brand in (".govuk-header", ".govuk-logo", ".govuk-footer__crown", "svg[class*=logo]"):
+            assert await page.locator(brand).count() == 0, brand
+        assert await page.locator(".govuk-footer__copyright-logo").count() == 0
+        hrefs = await page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")
+        assert [h for h in hrefs if "gov.uk" in h] == []
+        banner = page.get_by_role("banner")
+        assert await banner.locator(".govuk-service-navigation__service-name").inner_text() == (
+            "MAPPA information sharing"
         )
-        assert loaded > 0
+        assert "Crown" not in await page.locator("footer").inner_text()
         # console.js ran (a module script from this origin, allowed by the policy).
         assert await page.evaluate("document.body.classList.contains('govuk-frontend-supported')")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -444,7 +444,7 @@ async def test_the_api_refuses_careless_numbers_names_and_dates_with_a_4xx(
     api = module_api
     record = arms_record()
     record[field] = "@@VALUE@@"
-    body = json.dumps({"record": record, "purpose": "risk management", "user": "ppu.officer.12"})
+    body = json.dumps({"record": record, "purpose": "risk management"})
     raw = body.replace('"@@VALUE@@"', literal)
     await api.world.sync_ledger()
     refusals_before = len(api.world.ledger.store.entries(agency=POLICE, act="refusal"))

@@ -38,7 +38,7 @@ from tests.ledger_world import LedgerWorld, build_ledger_world, ledger_url
 from tests.support import HOUSING, PNC, World
 from tests.test_api import Api, module_api
 from tests.test_ledger import populate
-from tests.two_areas import COORD_B, PROBATION_A, TO, build_transfer_world
+from tests.two_areas import COORD_B, PROBATION_A, TO, build_transfer_world, stand_in_actor
 
 # Fixtures from elsewhere: the app as `mappa serve` builds it (one per module), and each
 # ledger database.
@@ -165,7 +165,7 @@ def _client(w: World) -> httpx.AsyncClient:
 
     app = FastAPI()
     install_error_handlers(app)
-    app.include_router(transfers_router(require_desk))
+    app.include_router(transfers_router(require_desk, stand_in_actor))
     # raise_app_exceptions off: a 5xx is an answer the test asserts on.
     asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(transport=asgi, base_url="http://t", timeout=60)
@@ -187,7 +187,6 @@ def _request(move_date: str, **changes: Any) -> dict[str, Any]:
         "to_area": TO,
         "move_date": move_date,
         "reason": "moving",
-        "user": "po.1",
         "registered_sex_offender": True,
     } | changes
 
@@ -198,7 +197,8 @@ def _request(move_date: str, **changes: Any) -> dict[str, Any]:
         _request("9999-12-30"),
         _request("0001-01-01"),
         _request(TODAY, to_area="west\u202emercia"),
-        _request(TODAY, user="po\x00"),
+        # No free-text user at all: who acts is the credential's.
+        _request(TODAY, user="po.1"),
         _request(TODAY, reason="moving\u2066 to a new address"),
         _request(TODAY, open_actions=["visit\x01"]),
         _request(TODAY, lead_agency="probation.é"),
@@ -223,7 +223,7 @@ async def test_far_dates_asked_about_are_a_422(transfers: World) -> None:
             answer = await _call(client, "GET", PROBATION_A, "/overdue", params={"on": on})
             assert answer.status_code == 422, answer.text
             assert answer.json()["error"] == "request.invalid"
-        step = {"user": "c.1", "completed_on": "9999-12-31"}
+        step = {"completed_on": "9999-12-31"}
         done = await _call(client, "POST", COORD_B, f"/{uuid.uuid4()}/complete", json=step)
         assert done.status_code == 422, done.text
 
@@ -384,7 +384,7 @@ async def test_an_invisible_justification_opens_nothing_and_is_audited_as_refuse
     message_id = await api.published()
     opened = await api.client.post(
         f"/v1/agencies/{HOUSING}/inbox/{message_id}/open",
-        json={"user": "housing.officer.207", "justification": text},
+        json={"justification": text},
         headers=api.auth(HOUSING),
     )
     assert opened.status_code == 422, opened.text

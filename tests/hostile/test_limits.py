@@ -266,7 +266,7 @@ def test_stores_and_the_ledger_are_private(tmp_path: Path) -> None:
         ledger = LedgerStore(paths.ledger)
         credentials = CredentialStore(credentials_path(data.path))
         with store.transaction():
-            store.acknowledge("nothing", "2026-11-23T12:00:00.000Z")
+            store.acknowledge("nothing", "2026-11-23T12:00:00.000Z", by="test")
     finally:
         os.umask(previous)
     try:

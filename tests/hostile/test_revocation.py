@@ -38,7 +38,7 @@ from schemas.messages import derive_view
 from tests.served import SERVED, DataDir, provisioned, serve
 from tests.support import AREA, PNC, POLICE, PROBATION, World, read_topic, risk_assessment
 
-RECORD = {"record": ARMS_EXAMPLE, "purpose": "risk management", "user": "ppu.3"}
+RECORD = {"record": ARMS_EXAMPLE, "purpose": "risk management"}
 
 
 def held_signing_key(data_dir: Path, passphrase: bytes, agency: str) -> PrivateKey:

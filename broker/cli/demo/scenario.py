@@ -45,6 +45,7 @@ from broker.kafka.transport import KafkaTransport, Record
 from broker.ledger.verify_proofs import leaf_hash, verify_checkpoint, verify_inclusion
 from broker.settings import Settings
 from broker.trust.admin import governance_key
+from broker.trust.directory import Directory
 from broker.trust.keystore import Keystore
 from broker.trust.provision import (
     DEMO_AREA,
@@ -173,6 +174,28 @@ def tampered(value: bytes) -> bytes:
     return jcs(doc)
 
 
+def case_team_message(directory: Directory) -> CaseTeam:
+    """The demo subject's case team (``CASE_TEAM``, probation leading), from today."""
+    return from_data(
+        CaseTeam,
+        {
+            "subject": {
+                "pnc_id": ARMS_RECORD["pnc"],
+                "name": "Alex Sample",
+                "date_of_birth": "1980-03-14",
+            },
+            "area": AREA,
+            "category": ARMS_RECORD["mappaCategory"],
+            "level": ARMS_RECORD["mappaLevel"],
+            "effective_from": utc_now().date().isoformat(),
+            "lead_agency": "probation.staffordshire",
+            "members": [
+                {"agency_id": a, "role": directory.agency(a).role.value} for a in CASE_TEAM
+            ],
+        },
+    )
+
+
 class DemoRun:
     """The scenario, one method per step, on a running deployment."""
 
@@ -229,25 +252,7 @@ class DemoRun:
     async def form_case_team(self) -> PublishResult:
         """The co-ordination unit says who is active on the case, before anything else:
         rules that need an active role reach only these agencies."""
-        team = from_data(
-            CaseTeam,
-            {
-                "subject": {
-                    "pnc_id": ARMS_RECORD["pnc"],
-                    "name": "Alex Sample",
-                    "date_of_birth": "1980-03-14",
-                },
-                "area": AREA,
-                "category": ARMS_RECORD["mappaCategory"],
-                "level": ARMS_RECORD["mappaLevel"],
-                "effective_from": utc_now().date().isoformat(),
-                "lead_agency": "probation.staffordshire",
-                "members": [
-                    {"agency_id": a, "role": self.deployment.directory.agency(a).role.value}
-                    for a in CASE_TEAM
-                ],
-            },
-        )
+        team = case_team_message(self.deployment.directory)
         result = await self.gateways[COORDINATOR].publish(
             team, purpose="MAPPA case management", user="mappa.coordinator.12"
         )
