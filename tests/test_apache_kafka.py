@@ -90,11 +90,7 @@ def announce(request: pytest.FixtureRequest, line: str) -> None:
         reporter.write_line(line)
 
 
-# Session-scoped, though only this module uses it: its tests share a worker with the
-# other own-cluster tests (xdist group "own-kafka-cluster"), and a module-scoped cluster
-# was torn down and started again (20 s) whenever the worker ran one of those between
-# this module's tests. It stops when the worker's session ends.
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ApacheKafkaCluster]:

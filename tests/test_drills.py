@@ -24,7 +24,7 @@ request that gets no answer, or a 503, is sent again with its ``Idempotency-Key`
   slow and refuses everything; its clock fixed, `mappa deadletter retry` brings it all.
 - ``kafka-broker-killed``: one of three Apache Kafka brokers killed, then started again.
 
-``MAPPA_DRILL_SUBMISSIONS`` sets the stream's length (`make test`: 100; `make drills`:
+``MAPPA_DRILL_SUBMISSIONS`` sets the stream's length (`make test`: 60; `make drills`:
 1,000).
 """
 
@@ -63,7 +63,7 @@ from tests.support import AREA, HOUSING, POLICE, PRISON, PROBATION
 
 pytestmark = pytest.mark.drill
 
-SUBMISSIONS = int(os.environ.get("MAPPA_DRILL_SUBMISSIONS", "100"))
+SUBMISSIONS = int(os.environ.get("MAPPA_DRILL_SUBMISSIONS", "60"))
 # Agency systems submitting at once.
 CLIENTS = 8
 # Offenders the stream is about: records spread over the topics' partitions.
