@@ -13,6 +13,7 @@ quotes what a file or an argument held.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import re
 import sys
@@ -98,10 +99,45 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let an unexpected error end in its traceback (also MAPPA_DEBUG=1)",
     )
+    parser.add_argument("--version", action="version", version=f"mappa {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(sub)
+    options_anywhere(parser)
     return parser
+
+
+# Options a command group takes for all its subcommands, which a person may also give
+# after the subcommand (`mappa audit verify --data-dir D` as `mappa audit --data-dir D
+# verify`).
+GROUP_OPTIONS = ("--data-dir",)
+
+
+def options_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Give every subcommand below a parser that has a ``GROUP_OPTIONS`` option the same
+    option, defaulting to nothing (so the group's value stands unless it is given again
+    after the subcommand, which then wins). Raises nothing."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        own = {o: a for a in parser._actions for o in a.option_strings if o in GROUP_OPTIONS}
+        for child in action.choices.values():
+            held = {o for a in child._actions for o in a.option_strings}
+            for option, inherited in own.items():
+                if option not in held:
+                    child.add_argument(
+                        option, dest=inherited.dest, type=inherited.type,
+                        default=argparse.SUPPRESS, help=inherited.help,
+                    )  # fmt: skip
+            options_anywhere(child)
+
+
+def installed_version() -> str:
+    """This package's version as installed (``unknown`` when run from a bare tree)."""
+    try:
+        return importlib.metadata.version("mappa-broker")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _say(text: str) -> None:
