@@ -155,7 +155,7 @@ async def test_a_token_in_the_query_never_reaches_the_access_log(server: Server)
     log = (access + server.served.log).decode()
     assert line in log
     assert token not in log
-    assert token.split("_")[2] not in log
+    assert token.split("_", 2)[2] not in log  # the secret, which may hold "_" itself
 
 
 def test_redaction_keeps_names_and_drops_values() -> None:
