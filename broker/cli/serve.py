@@ -35,7 +35,7 @@ from broker.api.compose import application
 from broker.api.limits import QueryRedaction
 from broker.api.runtime import ServeConfig, Startup, choose_agencies
 from broker.cli.arguments import whole_number
-from broker.cli.demo.console import banner, demo_data_dir, prepare, print_banner
+from broker.cli.demo.console import banner, demo_data_dir, prepare
 from broker.errors import ConfigurationError
 from broker.gateway import AgencyGateway
 from broker.settings import Settings
@@ -177,7 +177,7 @@ def serve_demo(args: argparse.Namespace) -> int:
         config, sign_ins = prepare(data_dir, secrets.token_urlsafe(24).encode())
 
         def listening(url: str) -> None:
-            print_banner(banner(url, sign_ins, data_dir, temporary))
+            print(banner(url, sign_ins, data_dir, temporary), flush=True)
 
         return run_server(config, args, on_listening=listening)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -165,11 +164,6 @@ def banner(url: str, sign_ins: list[DemoSignIn], data_dir: Path, temporary: bool
     gone = "removed" if temporary else "kept"
     lines += ["", f"Data in {data_dir} ({gone} on exit). Ctrl-C stops the server.", ""]
     return "\n".join(lines)
-
-
-def print_banner(text: str) -> None:
-    print(text, flush=True)
-    sys.stderr.flush()
 
 
 @contextlib.contextmanager
