@@ -839,6 +839,8 @@ def _earlier_ledger(store: LedgerStore, records: list[bytes]) -> None:
     """Put the ledger's ``rejected`` table back in the earlier layout, holding
     ``records`` as received."""
     db = store.tamper_db
+    # A ledger of that layout is from before schema versions (``broker.files.migrations``).
+    db.execute("DROP TABLE schema_migrations")
     db.execute("DROP TABLE rejected")
     db.execute(EARLIER_REJECTED[db.dialect])
     db.executemany(

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from broker.errors import MappaError
+from broker.files.migrations import Migration, Schema, SqliteTarget, run_script, upgrade
 from broker.gateway.store import shared_database
 from schemas.common import format_timestamp, parse_timestamp
 
@@ -55,6 +57,44 @@ CREATE TABLE IF NOT EXISTS credentials (
 """
 # Columns added since the first schema, each with what an older row gets.
 _ADDED_COLUMNS = ("expires_at", "issued_by", "revoked_by", "replaces")
+
+
+def _create_table(db: sqlite3.Connection) -> None:
+    """Step 1: the table, if missing, as every open made it before versions existed."""
+    run_script(db.execute, _SCHEMA)
+
+
+def _add_expiry(db: sqlite3.Connection) -> None:
+    """Step 2: bring a store from before expiry up to date: the new columns, and an
+    expiry for each older token (``LEGACY_LIFETIME`` after issue). A store that has
+    them already is left alone."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(credentials)")}
+    for column in [c for c in _ADDED_COLUMNS if c not in have]:
+        db.execute(f"ALTER TABLE credentials ADD COLUMN {column} TEXT")
+    rows = db.execute(
+        "SELECT credential_id, issued_at FROM credentials WHERE expires_at IS NULL"
+    ).fetchall()
+    for credential_id, issued_at in rows:
+        try:
+            expires = format_timestamp(parse_timestamp(issued_at) + LEGACY_LIFETIME)
+        except ValueError:  # a time we cannot read: the token expires at once
+            expires = issued_at
+        db.execute(
+            "UPDATE credentials SET expires_at = ? WHERE credential_id = ?",
+            (expires, credential_id),
+        )
+
+
+# The credential store's layout, step by step (``broker.files.migrations``); steps 1 and 2
+# are what every open did before versions existed (commit 2fda6ad and earlier).
+SCHEMA: Schema[sqlite3.Connection] = Schema(
+    store="credential store",
+    markers=frozenset({"credentials"}),
+    migrations=(
+        Migration(1, "credentials table, where missing", _create_table),
+        Migration(2, "credentials: expiry and who issued, revoked, replaced", _add_expiry),
+    ),
+)
 
 
 class CredentialKind(enum.StrEnum):
@@ -153,31 +193,11 @@ class CredentialStore:
         # Every request reads it and `mappa api token` writes it from another process.
         self._db = shared_database(path)
         self._lock = threading.Lock()
-        self._db.executescript(_SCHEMA)
-        self._migrate()
-
-    def _migrate(self) -> None:
-        """Bring a store from before expiry up to date, in one transaction: the new
-        columns, and an expiry for each older token (``LEGACY_LIFETIME`` after issue)."""
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(credentials)")}
-        missing = [c for c in _ADDED_COLUMNS if c not in have]
-        if not missing:
-            return
-        with self._transaction():
-            for column in missing:
-                self._db.execute(f"ALTER TABLE credentials ADD COLUMN {column} TEXT")
-            rows = self._db.execute(
-                "SELECT credential_id, issued_at FROM credentials WHERE expires_at IS NULL"
-            ).fetchall()
-            for credential_id, issued_at in rows:
-                try:
-                    expires = format_timestamp(parse_timestamp(issued_at) + LEGACY_LIFETIME)
-                except ValueError:  # a time we cannot read: the token expires at once
-                    expires = issued_at
-                self._db.execute(
-                    "UPDATE credentials SET expires_at = ? WHERE credential_id = ?",
-                    (expires, credential_id),
-                )
+        try:
+            upgrade(SCHEMA, self._db, SqliteTarget(self._db))
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         """Close the connection; the store is unusable afterwards."""

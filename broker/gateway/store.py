@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from broker.errors import MappaError, sqlite_unavailable
+from broker.files.migrations import Migration, Schema, SqliteTarget, run_script, upgrade
 from broker.files.private import private_file
+from broker.gateway import deadletters, requests, tracking
 from broker.gateway.deadletters import DeadLetters
 from broker.gateway.requests import Requests
 from broker.gateway.tracking import Tracking
@@ -30,7 +32,7 @@ from broker.gateway.tracking import Tracking
 BUSY_TIMEOUT_SECONDS = 5.0
 # A message is its sender's message id: another agency may use the same id, and its
 # message is another message (docs/envelope.md, replay). Shared by the schema and the
-# migration of an older inbox (``_migrate_inbox``), in the column order of ``InboxItem``.
+# step that rebuilds an older inbox (``_migrate_inbox``), in the column order of ``InboxItem``.
 _INBOX_COLUMNS = """
     message_id TEXT NOT NULL, topic TEXT NOT NULL, sender TEXT NOT NULL,
     message_type TEXT NOT NULL, subject_ref TEXT NOT NULL, view TEXT NOT NULL,
@@ -71,9 +73,9 @@ CREATE TABLE IF NOT EXISTS transfers (
 CREATE INDEX IF NOT EXISTS transfers_subject ON transfers (subject_ref, seq);
 CREATE TABLE IF NOT EXISTS transfer_reshared ({_RESHARED_COLUMNS});
 """
-# After the tables exist, so a store from before the sender was part of a message's key
-# is migrated first (``_migrate``). The inbox's own index serves a lookup by message id
-# alone (the API's, when only one sender's message has that id).
+# After the tables are keyed by sender (step 2): an index of a table a step rebuilds goes
+# with it. The inbox's own index serves a lookup by message id alone (the API's, when
+# only one sender's message has that id).
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS seen_created ON seen (created_at);
 CREATE INDEX IF NOT EXISTS inbox_message ON inbox (message_id);
@@ -95,48 +97,48 @@ def _key_of(db: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in db.execute(f"PRAGMA table_info({table})") if row[5]}
 
 
-def _needs_migration(db: sqlite3.Connection) -> bool:
-    """Whether a table that names a message has it keyed without its sender."""
-    return (
-        "sender" not in _key_of(db, "seen")
-        or "sender" not in _key_of(db, "inbox")
-        or "sender" not in _key_of(db, "transfer_reshared")
-    )
+def _create_tables(db: sqlite3.Connection) -> None:
+    """Step 1: whichever of the store's tables (its own, tracking's, dead letters',
+    request keys') the database lacks, as every open made them before versions existed.
+    A table there already is left as it is, whatever its layout (steps 2 and 3)."""
+    run_script(db.execute, _SCHEMA + tracking.TABLES + deadletters.TABLES + requests.TABLES)
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a store from before the sender was part of a message's key up to date, in
-    one transaction: all of it, or (a crash, a full disk) none of it. Checked again
-    once the write lock is held: another process may have opened the same store first."""
-    if not _needs_migration(db):
-        _add_acknowledged_by(db)
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        # The replay memory first: it takes each sender from the inbox, as it was.
-        if "sender" not in _key_of(db, "seen"):
-            _migrate_seen(db)
-        if "sender" not in _key_of(db, "inbox"):
-            _migrate_inbox(db)
-        if "sender" not in _key_of(db, "transfer_reshared"):
-            _migrate_reshared(db)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+def _key_by_sender(db: sqlite3.Connection) -> None:
+    """Step 2: bring a store from before the sender was part of a message's key up to
+    date (each table keyed by message id alone is rebuilt; one keyed by sender already
+    is left alone), then the indexes of those tables."""
+    # The replay memory first: it takes each sender from the inbox, as it was.
+    if "sender" not in _key_of(db, "seen"):
+        _migrate_seen(db)
+    if "sender" not in _key_of(db, "inbox"):
+        _migrate_inbox(db)
+    if "sender" not in _key_of(db, "transfer_reshared"):
+        _migrate_reshared(db)
+    run_script(db.execute, _INDEXES)
 
 
 def _add_acknowledged_by(db: sqlite3.Connection) -> None:
-    """Who acknowledged a message came later than the inbox: an older inbox gets the
-    column (empty for what was acknowledged before: nobody was recorded then)."""
+    """Step 3: who acknowledged a message came later than the inbox: an older inbox gets
+    the column (empty for what was acknowledged before: nobody was recorded then)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(inbox)")}
     if "acknowledged_by" not in columns:
-        try:
-            db.execute("ALTER TABLE inbox ADD COLUMN acknowledged_by TEXT")
-        except sqlite3.OperationalError as exc:  # another process added it just now
-            if "duplicate column" not in str(exc):
-                raise
+        db.execute("ALTER TABLE inbox ADD COLUMN acknowledged_by TEXT")
+
+
+# The agency store's layout, step by step (``broker.files.migrations``). Steps 1-3 are what
+# every open did before versions existed (commit 2fda6ad and earlier), so they leave
+# alone what they find done.
+SCHEMA: Schema[sqlite3.Connection] = Schema(
+    store="agency store",
+    # Any of these: a store of an earlier layout may lack the others (tests build such).
+    markers=frozenset({"outbox", "inbox", "seen"}),
+    migrations=(
+        Migration(1, "the tables before versions, where missing", _create_tables),
+        Migration(2, "messages keyed by their sender", _key_by_sender),
+        Migration(3, "inbox: who acknowledged each message", _add_acknowledged_by),
+    ),
+)
 
 
 def _migrate_seen(db: sqlite3.Connection) -> None:
@@ -311,9 +313,7 @@ class AgencyStore:
             # FULL: a transaction reported committed survives power loss. The audit trail
             # of a public-protection system is worth the fsync.
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            _migrate(self._db)
-            self._db.executescript(_INDEXES)
+            upgrade(SCHEMA, self._db, SqliteTarget(self._db))
         except BaseException:
             # A store that cannot be opened (a migration that failed) holds no connection.
             self._db.close()

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+from broker.files.migrations import Migration, Schema, SqliteTarget, run_script, upgrade
 from broker.gateway.store import shared_database
 
 IDENTITY_FILE = "users.sqlite"
@@ -67,6 +68,20 @@ BEGIN SELECT RAISE(ABORT, 'user_events is append-only'); END;
 """
 
 
+def _create_tables(db: sqlite3.Connection) -> None:
+    """Step 1: the tables and triggers, where missing, as every open made them before
+    versions existed."""
+    run_script(db.execute, _SCHEMA)
+
+
+# The identity database's layout, step by step (``broker.files.migrations``).
+SCHEMA: Schema[sqlite3.Connection] = Schema(
+    store="identity database",
+    markers=frozenset({"users", "sessions", "user_events"}),
+    migrations=(Migration(1, "users, sessions and user events, where missing", _create_tables),),
+)
+
+
 def identity_path(data_dir: Path) -> Path:
     """Where the identity database lives in ``data_dir``."""
     return data_dir / IDENTITY_FILE
@@ -84,7 +99,11 @@ class IdentityDatabase:
         self._db = shared_database(path)
         self._lock = threading.RLock()
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        try:
+            upgrade(SCHEMA, self._db, SqliteTarget(self._db))
+        except BaseException:
+            self._db.close()
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -24,13 +24,15 @@ an append adds rows at the end and verify reads each batch's postings in one pas
 (bad signature, unknown agency, malformed), kept as where they were read, the reason,
 and the record's SHA-256 and size: never its bytes, which may be anyone's personal data
 in clear (an unsigned event naming someone) and would sit in the ledger for good.
-``offsets``: how far the service has read, committed with the entries. Nothing is
-updated or deleted by the product, but for the one migration below.
+``offsets``: how far the service has read, committed with the entries.
+``schema_migrations``: the schema steps applied (``broker.files.migrations``). Nothing is
+updated or deleted by the product, but for step 2 below.
 
 The statements that read and write these tables are in ``log`` (the append path and
 the tree) and ``postings`` (the search index); nothing else runs SQL on the ledger but
-``create_tables``, which also rewrites a ``rejected`` table of the earlier layout (the
-bytes as received, column ``raw``) into digest and size, in one transaction.
+the schema steps (``SCHEMA``, run by ``create_tables``): 1, the tables, where missing;
+2, a ``rejected`` table of the earlier layout (the bytes as received, column ``raw``)
+rewritten into digest and size, in one transaction.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from broker.errors import ConfigurationError
+from broker.files.migrations import Migration, Schema, run_script, status, upgrade
 from broker.ledger import search
 from broker.ledger.database import Database
 
@@ -92,15 +95,36 @@ class DialectSql:
 
 
 def create_tables(db: Database) -> None:
-    """Create whichever of the ledger's tables and indexes ``db`` lacks, and rewrite a
-    ``rejected`` table that still holds refused records' bytes (``drop_rejected_bytes``);
-    an existing ledger is otherwise left as it is. Returns nothing.
+    """Bring ``db`` to the ledger's latest layout by its numbered steps (``SCHEMA``,
+    ``broker.files.migrations``): a new database gets every table, an older ledger the steps
+    it lacks, each in a transaction of its own. Returns nothing.
 
     Raises ``ConfigurationError`` (``config.invalid``) if ``db`` holds an audit log in
-    the earlier layout (table ``entries``), leaving ``db`` open and unchanged."""
+    the earlier layout (table ``entries``), ``UnknownLayout`` (``store.unknown-layout``)
+    for a database that is not a ledger, and ``NewerLayout`` (``store.newer-version``)
+    for one written by a newer release: each leaving ``db`` open and unchanged."""
     check_layout(db)
-    db.script(_ddl(db.dialect))
-    drop_rejected_bytes(db)
+    upgrade(SCHEMA, db, db)
+
+
+def check_readable(db: Database) -> None:
+    """Raise as ``create_tables`` does for a database this release cannot read (the
+    earlier layout, another store's, a newer release's), writing nothing: a reader may
+    read a ledger whose steps are pending, which change nothing it reads."""
+    check_layout(db)
+    status(SCHEMA, db)
+
+
+def _create(db: Database) -> None:
+    """Step 1: whichever of the ledger's tables and indexes ``db`` lacks, as every open
+    made them before versions existed."""
+    run_script(db.execute, _ddl(db.dialect))
+
+
+def _drop_rejected_bytes_step(db: Database) -> None:
+    """Step 2: ``drop_rejected_bytes`` inside the step's transaction."""
+    if holds_rejected_bytes(db):
+        _rewrite_rejected(db)
 
 
 def check_layout(db: Database) -> None:
@@ -156,17 +180,22 @@ def drop_rejected_bytes(db: Database) -> None:
     if not holds_rejected_bytes(db):
         return
     with _erasing(db), db.transaction():
-        db.execute("ALTER TABLE rejected RENAME TO rejected_with_bytes")
-        # One statement, not ``script``: SQLite's commits the open transaction first.
-        db.execute(_rejected_ddl(db.dialect))
-        _copy_digests(db)
-        db.execute("DROP TABLE rejected_with_bytes")
-        if db.dialect == "postgresql":
-            # The new table's id sequence starts after the ids kept.
-            db.execute(
-                "SELECT setval(pg_get_serial_sequence('rejected', 'id'), max(id)) "
-                "FROM rejected HAVING count(*) > 0"
-            )
+        _rewrite_rejected(db)
+
+
+def _rewrite_rejected(db: Database) -> None:
+    """``drop_rejected_bytes``'s work, inside the caller's transaction."""
+    db.execute("ALTER TABLE rejected RENAME TO rejected_with_bytes")
+    # One statement, not ``script``: SQLite's commits the open transaction first.
+    db.execute(_rejected_ddl(db.dialect))
+    _copy_digests(db)
+    db.execute("DROP TABLE rejected_with_bytes")
+    if db.dialect == "postgresql":
+        # The new table's id sequence starts after the ids kept.
+        db.execute(
+            "SELECT setval(pg_get_serial_sequence('rejected', 'id'), max(id)) "
+            "FROM rejected HAVING count(*) > 0"
+        )
 
 
 @contextmanager
@@ -252,3 +281,21 @@ def _rejected_ddl(dialect: str) -> str:
     id {serial} PRIMARY KEY, topic TEXT, partition {big}, "offset" {big},
     reason_code TEXT NOT NULL, reason TEXT NOT NULL, digest {blob} NOT NULL, size {big} NOT NULL
 )"""
+
+
+# The ledger's layout, step by step (``broker.files.migrations``). Steps 1 and 2 are what
+# every open did before versions existed (commit 2fda6ad and earlier), so they leave
+# alone what they find done. The same steps on SQLite and PostgreSQL.
+SCHEMA: Schema[Database] = Schema(
+    store="audit ledger",
+    markers=frozenset({"blocks", "nodes", "checkpoints", "event_ids"}),
+    migrations=(
+        Migration(1, "the ledger's tables, where missing", _create),
+        Migration(
+            2,
+            "refused records kept as digest and size, their bytes dropped",
+            _drop_rejected_bytes_step,
+            around=_erasing,
+        ),
+    ),
+)

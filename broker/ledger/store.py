@@ -19,7 +19,7 @@ from broker.errors import ConfigurationError
 from broker.ledger import search
 from broker.ledger.database import Database, connect
 from broker.ledger.log import EntryLog, Item, split_block
-from broker.ledger.schema import BLOCK, check_layout, create_tables, table_names
+from broker.ledger.schema import BLOCK, check_readable, create_tables, table_names
 
 __all__ = ["COLUMNS", "Item", "LedgerStore", "event_fields", "split_block"]
 
@@ -60,7 +60,7 @@ def event_fields(signed: bytes) -> dict[str, Any]:
 def _require_tables(db: Database, target: Path | str) -> None:
     """Raise ``ConfigurationError`` unless ``db`` holds a ledger of this layout: a
     read-only reader cannot create what is missing, and must not fail on it later."""
-    check_layout(db)
+    check_readable(db)
     if not table_names(db) >= _TABLES:
         where = "the ledger database URL" if db.dialect == "postgresql" else target
         raise ConfigurationError(f"{where} is not an audit ledger database")
@@ -73,15 +73,18 @@ class LedgerStore(EntryLog):
 
     def __init__(self, target: Path | str, *, read_only: bool = False) -> None:
         """Open the ledger at ``target`` (a PostgreSQL URL or a SQLite file path, created
-        if missing), creating missing tables, dropping refused records' bytes an earlier
-        version kept (``schema.drop_rejected_bytes``) and reloading the tree's edge.
+        if missing), applying its pending schema steps (``schema.SCHEMA``: a new ledger
+        gets its tables; an older one, say, drops refused records' bytes an earlier
+        version kept) and reloading the tree's edge.
         ``read_only``: an existing ledger, opened so that nothing is written, its tables
         as they are (`mappa audit`, which may run where it cannot write; on PostgreSQL a
         session the server holds to read-only transactions: see ``connect``).
 
         Raises ``ConfigurationError`` (``config.invalid``) if ``target`` is an unsupported
         URL, a PostgreSQL server that does not answer, a database holding a log in the
-        earlier layout (then closed and left as it is), or, ``read_only``, no ledger."""
+        earlier layout (then closed and left as it is), or, ``read_only``, no ledger;
+        ``UnknownLayout`` or ``NewerLayout`` (both ``ConfigurationError``) for another
+        store's database or a newer release's ledger, closed and left as they are."""
         self.target = target
         db = connect(target, read_only=read_only)
         try:
