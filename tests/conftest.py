@@ -18,7 +18,10 @@ The session header says which of each ran.
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -30,6 +33,7 @@ import pytest
 from broker.errors import ConfigurationError
 from broker.kafka.embedded import EmbeddedBroker
 from broker.kafka.transport import KafkaTransport
+from broker.observe.logs import PNC_ID_SHAPE, TOKEN_SHAPE, log_handler
 from broker.settings import Settings
 from broker.trust.provision import DEMO_ROSTER
 from tests import brokers, postgres_server
@@ -189,3 +193,73 @@ async def tworld(tmp_path: Path, world_broker: brokers.Broker) -> AsyncIterator[
         yield w
     finally:
         await w.close()
+
+
+# -- Log scan (issue 18, docs/operations.md "Logs") ----------------------------------------------
+# Every process of the run (the controller and each xdist worker) writes its log lines, at
+# INFO and above, through the product's formatter and redaction filter to a file of its own
+# under one directory; when the run ends the controller searches every line for
+# PNC-id-shaped and token-shaped strings and fails the run, naming file, line and
+# component (never the value), if it finds one. Lines of a `mappa serve` child process
+# and of a logger that does not propagate (uvicorn's, as uvicorn configures them) are
+# not in it: tests/test_logs.py searches a serve session's and a demo's whole output.
+_LOG_DIR_ENV = "MAPPA_TEST_LOG_DIR"
+_LOG_HANDLER = pytest.StashKey[logging.Handler]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist starts the workers: they inherit the directory
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _LOG_DIR_ENV not in os.environ:
+        os.environ[_LOG_DIR_ENV] = tempfile.mkdtemp(prefix="mappa-test-logs-")
+    name = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+    stream = (Path(os.environ[_LOG_DIR_ENV]) / f"{name}.jsonl").open("a", encoding="utf-8")
+    handler = log_handler(json=True, stream=stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+    session.config.stash[_LOG_HANDLER] = handler
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    handler = session.config.stash.get(_LOG_HANDLER, None)
+    if handler is not None:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        assert isinstance(handler, logging.StreamHandler)
+        handler.stream.close()
+    if hasattr(session.config, "workerinput") or _LOG_DIR_ENV not in os.environ:
+        return  # a worker: the controller searches once every worker has ended
+    directory = Path(os.environ[_LOG_DIR_ENV])
+    found = _leaked_log_lines(directory)
+    if not found:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+    say = reporter.write_line if reporter is not None else print
+    say(f"log scan: {len(found)} log lines hold a PNC id or a token (kept in {directory}):")
+    for where in found[:20]:
+        say(f"  {where}")
+
+
+def _leaked_log_lines(directory: Path) -> list[str]:
+    """Where in ``directory``'s log files a line holds something PNC-id- or token-shaped:
+    ``file:line component kind``, never the value."""
+    found = []
+    for path in sorted(directory.glob("*.jsonl")):
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines, 1):
+                kinds = [k for k, shape in _LEAK_SHAPES if shape.search(line)]
+                if kinds:
+                    try:
+                        component = json.loads(line).get("component", "?")
+                    except ValueError:
+                        component = "(not JSON)"
+                    found.append(f"{path.name}:{number} {component} {'+'.join(kinds)}")
+    return found
+
+
+_LEAK_SHAPES = (("pnc-id", PNC_ID_SHAPE), ("token", TOKEN_SHAPE))

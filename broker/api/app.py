@@ -21,6 +21,7 @@ from broker.api.errors import documented, install_error_handlers
 from broker.api.headers import SecurityHeaders
 from broker.api.health import health_router
 from broker.api.limits import BodyLimit, FailureLimiter
+from broker.api.request_ids import RequestIds
 from broker.api.routes import agency_router
 
 API_VERSION = "1.0.0"
@@ -42,10 +43,13 @@ def create_app(
     *,
     routers: Sequence[APIRouter] = (),
     title: str = "mappa-broker",
+    description: str = DESCRIPTION,
+    agency_routes: bool = True,
 ) -> FastAPI:
     """The app over ``backend``, which is entered for the app's lifespan: the agency
-    routes, then ``routers`` as given, liveness and readiness, and the one error table.
-    Returns the app; raises nothing of its own."""
+    routes (unless ``agency_routes`` is false: the ledger's own service), then
+    ``routers`` as given, liveness and readiness, and the one error table. Returns the
+    app; raises nothing of its own."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,7 +66,7 @@ def create_app(
     app = FastAPI(
         title=title,
         version=API_VERSION,
-        description=DESCRIPTION,
+        description=description,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -72,10 +76,13 @@ def create_app(
     app.add_middleware(BodyLimit)
     # Outermost of ours, so that the limits' own answers carry the headers too.
     app.add_middleware(SecurityHeaders)
+    # Outermost: every log line of a request, the limits' answers' too, has its id.
+    app.add_middleware(RequestIds)
     app.state.auth_failures = FailureLimiter()
     # Any request may meet the limits: a body too slow or too large, too many failures.
     limits = documented(408, 413, 429)
-    app.include_router(agency_router(), responses=limits)
+    if agency_routes:
+        app.include_router(agency_router(), responses=limits)
     for router in routers:
         # Every route answers errors in the one shape; say so in the document.
         app.include_router(router, responses=documented(401, 403, 404, 409, 422, 503) | limits)

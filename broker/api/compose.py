@@ -8,19 +8,23 @@ runs is what `mappa api openapi` documents.
   guarded by ``require_agency``.
 - the web console (``broker.console``), mounted at ``/console``: GOV.UK pages, outside
   the OpenAPI document.
+- ``GET /metrics`` (``broker.api.metrics``): Prometheus metrics, without a token as
+  ``/healthz`` and ``/readyz``; outside the OpenAPI document.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from broker.api.app import create_app
 from broker.api.auth import NotFound, ServiceStarting, require_officer
 from broker.api.backend import ApiBackend, BackendFactory
 from broker.api.governance import governance_router
+from broker.api.metrics import install_metrics
 from broker.api.transfers import transfers_router
 from broker.console import CONSOLE_PATH, ConsoleIdentity, console_app, console_identity
 from broker.identity.users import UserStore
@@ -70,8 +74,15 @@ class _Running:
         if self.backend is None:
             raise ServiceStarting("the service is not running yet")
         if self.backend.ledger is None:
-            raise NotFound("this server runs no audit ledger (started with --no-ledger)")
+            raise NotFound(
+                "this server runs no audit ledger (started with --no-ledger, or the "
+                "ledger's key is not held here: `mappa ledger serve` runs it)"
+            )
         return self.backend.ledger
+
+
+# What builds a served app over its backend: ``application``, ``ledger_application``.
+AppBuilder = Callable[[BackendFactory], ASGIApp]
 
 
 def application(backend: BackendFactory) -> FastAPI:
@@ -94,4 +105,6 @@ def application(backend: BackendFactory) -> FastAPI:
         console_app(identity=running.identity, backend=running.running_backend),
         name="console",
     )
+    # GET /metrics, and every request timed for it (``broker.api.metrics``).
+    install_metrics(app)
     return app

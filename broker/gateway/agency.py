@@ -15,6 +15,7 @@ from broker.gateway.audit import AuditEmitter
 from broker.gateway.store import AgencyStore
 from broker.gateway.verification import EnvelopeVerifier
 from broker.kafka.topics import Topics
+from broker.observe.logs import Correlation
 from broker.settings import Settings
 from broker.trust.directory import Directory, check_suite
 from broker.trust.keystore import AgencyKeys
@@ -56,6 +57,8 @@ class AgencyContext:
     # agency still starts and receives, signing with it what the ledger and its peers
     # will refuse; it publishes nothing until a rotation.
     revoked_signer: PrivateKey | None = None
+    # Recent publications' request ids, for the relay's and receipts' log lines.
+    correlation: Correlation = field(default_factory=Correlation)
     audit: AuditEmitter = field(init=False)
 
     def __post_init__(self) -> None:

@@ -8,6 +8,7 @@ store's outbox in one transaction (``broker.gateway.sealing``); the relay sends 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,9 +22,12 @@ from broker.gateway.agency import AgencyContext
 from broker.gateway.cases import CaseRegistry
 from broker.gateway.routing import follow_case
 from broker.gateway.sealing import Sealed, ViewFor, queue, seal_views
+from broker.observe.logs import Correlated, current_request_id, fields
 from schemas.audit import Operation
 from schemas.common import Classification, ViewKind, format_timestamp
 from schemas.messages import CATALOGUE, CaseTeam, MessageBody, derive_view, type_name, type_version
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,14 @@ class Publisher:
                 )
             if on_queued is not None:
                 on_queued(result)
+        # The relay and the receipts, later and in the background, log the request too.
+        published = Correlated(ctx.agency_id, message_id, current_request_id())
+        ctx.correlation.published(published, (e.value for e in envelopes))
+        log.info(
+            "publish.accepted",
+            extra=fields(agency=ctx.agency_id, message_id=message_id)
+            | {"envelopes": len(envelopes)},
+        )
         return result
 
 

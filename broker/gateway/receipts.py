@@ -68,6 +68,7 @@ from broker.gateway.handled import Handled, Handling
 from broker.gateway.tracking import DELIVERED, LEDGER, REFUSED, Tracked, Tracking
 from broker.kafka.topics import RECORD_LIMIT_BYTES
 from broker.kafka.transport import Record
+from broker.observe.logs import fields
 from broker.trust.directory import Directory, check_key_time, public_key_of
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import parse_timestamp
@@ -310,6 +311,16 @@ class ReceiptReader:
         )
         if changed is None:
             return handled  # the answer to a copy sent again: settled already
+        known = ctx.correlation.of_message(receipt.message_id)
+        log.info(
+            "receipt.received",
+            extra=fields(
+                agency=ctx.agency_id,
+                message_id=receipt.message_id,
+                request_id=known.request_id if known else None,
+            )
+            | {"recipient": receipt.recipient, "outcome": receipt.outcome.value},
+        )
         ctx.audit.emit(
             AuditAct.DISCLOSURE,
             Operation.RECEIPT,

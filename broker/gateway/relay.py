@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from broker.gateway.store import AgencyStore, OutboxRow
 from broker.gateway.tracking import Tracked, age
 from broker.kafka.transport import KafkaTransport, RecordRejected, TransportError
+from broker.observe.logs import Correlation, fields
 from broker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,11 @@ class OutboxRelay:
         policy: ResendPolicy,
         clock: Callable[[], datetime],
         on_set_aside: SetAside | None = None,
+        *,
+        correlation: Correlation | None = None,
     ) -> None:
         self._store = store
+        self._correlation = correlation or Correlation()
         self._transport = transport
         self.policy = policy
         self._clock = clock
@@ -97,12 +101,29 @@ class OutboxRelay:
                         if isinstance(error, RecordRejected):
                             self._set_aside(row, error)
                 sent += len(done)
+                self._log_sent([r for r, error in pairs if error is None])
                 failures = [
                     e for e in results if e is not None and not isinstance(e, RecordRejected)
                 ]
                 if failures:
                     raise failures[0]
             return sent
+
+    def _log_sent(self, rows: list[OutboxRow]) -> None:
+        """``relay.sent`` for each envelope of a publication remembered here (with the
+        request that made it), at INFO; any other row (an audit event, an envelope
+        published before a restart) at DEBUG, by its outbox position."""
+        if not log.isEnabledFor(logging.INFO):
+            return
+        for row in rows:
+            known = self._correlation.of_record(row.value)
+            if known is not None:
+                extra = fields(
+                    agency=known.agency, message_id=known.message_id, request_id=known.request_id
+                )
+                log.info("relay.sent", extra=extra | {"topic": row.topic})
+            else:
+                log.debug("relay.sent", extra={"topic": row.topic, "outbox_seq": row.seq})
 
     def _set_aside(self, row: OutboxRow, error: RecordRejected) -> None:
         log.error(

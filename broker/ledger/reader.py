@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -36,6 +37,7 @@ from broker.ledger.integrity import (
 )
 from broker.ledger.query import AuditQuery, QueryError, parse_query, to_csv, to_json
 from broker.ledger.store import LedgerStore
+from broker.observe.durations import Durations
 from broker.settings import Settings
 from broker.trust.keystore import Keystore
 from broker.trust.provision import DataPaths, load_ledger_public
@@ -121,6 +123,9 @@ class LedgerReader:
         # Held while a verify runs. A verify runs a worker process per core: concurrent
         # requests take turns rather than start a set each.
         self.verifying = threading.Lock()
+        # Each verify's duration by outcome (intact, tampered, incomplete), whoever asked
+        # (the governance API, the console's jobs): for the metrics.
+        self.verify_durations = Durations()
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint(self, size: int | None = None) -> VerifiedCheckpoint:
@@ -295,15 +300,19 @@ class LedgerReader:
         while not self.verifying.acquire(timeout=STOP_POLL):
             if stop():
                 raise VerifyIncomplete("verify was stopped before it began")
+        started, outcome = time.monotonic(), "incomplete"
         try:
-            return verify_ledger(
+            report = verify_ledger(
                 self.store,
                 verifier_key=self.verifier_key,
                 origin=self.origin,
                 progress=progress,
                 stopped=stop,
             )
+            outcome = "intact" if report.intact else "tampered"
+            return report
         finally:
+            self.verify_durations.add(time.monotonic() - started, outcome)
             self.verifying.release()
 
 

@@ -1,0 +1,2 @@
+"""What an operator watches a running deployment by: structured logs (``logs``) and
+Prometheus metrics (``metrics``)."""
