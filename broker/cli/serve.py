@@ -1,6 +1,13 @@
 """`mappa serve`: the agency HTTP API under uvicorn, with every served agency's gateway
 (and the audit ledger) polling in the background.
 
+``mappa serve --agency ID`` on a data directory made by ``mappa deploy gateway-dir``
+runs that agency's gateway alone, with only its keys: an agency whose keys are not
+held is refused in one line before anything starts, and the audit ledger runs only
+where its private key is held (it says so at start otherwise; the ledger then runs as
+``mappa ledger serve``, and this server's governance routes answer 404). Without
+``--agency``, every agency whose keys are held: the all-in-one demo.
+
 Ctrl-C or SIGTERM stops accepting requests, finishes those in flight, then stops the
 pollers, gateways, stores and the embedded broker (the app's lifespan owns them), and
 exits 0. A start that fails on one of our errors (a ledger database that does not
@@ -31,13 +38,15 @@ import uvicorn
 from agency_adapters.base import AgencyAdapter
 from agency_adapters.registry import adapter_for
 from broker.agreements import agreement_for_area, read_agreement
-from broker.api.compose import application
+from broker.api.backend import BackendFactory
+from broker.api.compose import AppBuilder, application
 from broker.api.limits import QueryRedaction
-from broker.api.runtime import ServeConfig, Startup, choose_agencies
+from broker.api.runtime import ServeConfig, Startup, choose_agencies, deployment_backend
 from broker.cli.arguments import whole_number
 from broker.cli.demo.console import banner, demo_data_dir, prepare
 from broker.errors import ConfigurationError
 from broker.gateway import AgencyGateway
+from broker.observe.logs import configure_logging, json_by_default
 from broker.settings import Settings
 from broker.trust.keystore import passphrase_from_env
 from broker.trust.provision import DataPaths, load_directory
@@ -53,10 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.add_argument(
         "--bootstrap", help="external Kafka (default: MAPPA_KAFKA_BOOTSTRAP, else embedded)"
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument(
-        "--port", type=whole_number(0, 65535), default=DEFAULT_PORT, help="0 picks a free port"
-    )
+    add_server_options(serve, port=DEFAULT_PORT)
     serve.add_argument(
         "--agency",
         action="append",
@@ -71,8 +77,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     serve.add_argument("--area", help="area of the default agreement (when there is one area)")
     serve.add_argument("--agreement", type=Path, help="agreement document (YAML or JSON)")
-    serve.add_argument("--no-ledger", action="store_true", help="do not run the audit ledger")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    serve.add_argument(
+        "--no-ledger",
+        action="store_true",
+        help="do not run the audit ledger (it does not run anyway where its key is not held)",
+    )
     serve.add_argument(
         "--demo",
         action="store_true",
@@ -80,6 +89,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "directory unless --data-dir names an empty one): prints a sign-in for each role",
     )
     serve.set_defaults(handler=cmd_serve)
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, port: int) -> None:
+    """The options ``run_server`` reads, for every command that runs a server (``mappa
+    serve``, ``mappa ledger serve``): where it listens and how much it logs."""
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0 in a container, behind its TLS proxy)",
+    )
+    parser.add_argument(
+        "--port",
+        type=whole_number(0, 65535),
+        default=port,
+        metavar="PORT",
+        help=f"TCP port, a whole number from 0 to 65535; 0 picks a free port (default {port})",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning"],
+        help="the least severe log lines shown (default info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["json", "text"],
+        help="log lines on standard error: JSON lines, or plain text for a person "
+        "(default: text on a terminal, JSON otherwise; docs/operations.md)",
+    )
 
 
 def default_agreement(paths: DataPaths, area: str | None) -> Agreement:
@@ -163,7 +201,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         agencies=args.agency,
         run_ledger=not args.no_ledger,
     )
-    return run_server(config, args)
+    return run_server(lambda: deployment_backend(config), application, args)
 
 
 def serve_demo(args: argparse.Namespace) -> int:
@@ -179,21 +217,23 @@ def serve_demo(args: argparse.Namespace) -> int:
         def listening(url: str) -> None:
             print(banner(url, sign_ins, data_dir, temporary), flush=True)
 
-        return run_server(config, args, on_listening=listening)
+        return run_server(
+            lambda: deployment_backend(config), application, args, on_listening=listening
+        )
 
 
 def run_server(
-    config: ServeConfig,
+    backend: BackendFactory,
+    build_app: AppBuilder,
     args: argparse.Namespace,
     *,
     on_listening: Callable[[str], None] | None = None,
 ) -> int:
-    """Serve the app over ``config`` under uvicorn at ``args.host``/``args.port`` until
-    Ctrl-C or SIGTERM; returns the exit status. Raises the ``MappaError`` a failed start
-    remembered (``Startup``)."""
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    startup = Startup(config)
-    app = startup.app(application(startup.backend))
+    """Serve ``build_app``'s app over ``backend`` under uvicorn at ``args.host`` and
+    ``args.port`` (``add_server_options``) until Ctrl-C or SIGTERM; returns the exit
+    status. Raises the ``MappaError`` a failed start remembered (``Startup``)."""
+    startup = Startup(backend)
+    app = startup.app(build_app(startup.backend))
     served = uvicorn.Config(
         app,
         host=args.host,
@@ -205,8 +245,11 @@ def run_server(
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     # After Config, which sets up uvicorn's loggers: the access log names query
-    # parameters, never their values (a token sent as ?access_token=, a PNC id).
+    # parameters, never their values (a token sent as ?access_token=, a PNC id); then
+    # every logger, uvicorn's too, writes structured, redacted lines (broker.observe.logs).
     logging.getLogger("uvicorn.access").addFilter(QueryRedaction())
+    json_lines = args.log_format == "json" if args.log_format else json_by_default(sys.stderr)
+    configure_logging(args.log_level, json=json_lines)
     server = _Server(served, on_listening)
     with contextlib.suppress(SystemExit):  # uvicorn's way of saying the app did not start
         server.run()
