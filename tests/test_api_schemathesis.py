@@ -53,6 +53,8 @@ AGENCY_PATHS = {
     "/v1/agencies/{agency_id}/inbox/{message_id}/ack",
     "/v1/agencies/{agency_id}/inbox/{message_id}/open",
     "/v1/agencies/{agency_id}/messages/{message_id}/deliveries",
+    "/v1/agencies/{agency_id}/messages/{message_id}/corrections",
+    "/v1/agencies/{agency_id}/inbox/erasures",
 }
 # Liveness and readiness: no token, no parameters.
 HEALTH_PATHS = {"/healthz", "/readyz"}
@@ -184,6 +186,10 @@ def excluded(operation: Any) -> list[Any]:
     # the caller's role (404, 403, 409, 422 each name why), not only on the schema.
     if "/transfers" in operation.path:
         return [schemathesis.checks.positive_data_acceptance]
+    # A correction's record is its adapter's, and only the sender may correct; a message
+    # named for erasure must be held and past retention (403, 404, 422 each name why).
+    if operation.path.endswith(("/corrections", "/erasures")):
+        return [schemathesis.checks.positive_data_acceptance]
     return []
 
 
@@ -260,6 +266,11 @@ def explicit_cases(target: Target, operation: Any) -> list[tuple[Any, int | None
     if operation.path.endswith("/records"):
         who, status = POLICE, 201
         body = {"record": ARMS_EXAMPLE, "purpose": "risk management"}
+    elif operation.path.endswith("/corrections"):
+        who, status = POLICE, 201  # the sender corrects its message
+        body = {"record": ARMS_EXAMPLE, "purpose": "risk management", "reason": "level review"}
+    elif operation.path.endswith("/erasures"):
+        body = {"dry_run": False}  # nothing is past retention yet: nothing is erased
     elif operation.path.endswith("/deliveries"):
         who = POLICE  # the sender of the message; to anyone else it is a 404
     elif operation.path.endswith("/open"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
@@ -25,6 +25,18 @@ from broker.errors import SchemaError
 HEADER = "Idempotency-Key"
 # Sent back on an answer given again for a key, as the draft's implementations do.
 REPLAYED_HEADER = "Idempotent-Replayed"
+# In the document: a success given again for its idempotency key says so.
+REPLAYED: dict[int | str, dict[str, Any]] = {
+    201: {
+        "headers": {
+            REPLAYED_HEADER: {
+                "description": "`true` on the first answer to this Idempotency-Key, given "
+                "again; absent otherwise",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        }
+    }
+}
 # A UUID is 36 characters. The draft sets no bound; ours keeps a stored, indexed key
 # small, and says so in the document rather than truncating anything.
 MAX_KEY_CHARS = 255

@@ -3,14 +3,14 @@ dependency, the work in ``operations``, errors mapped in ``errors``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
 from broker.api import operations
 from broker.api.auth import ActorDep, AgencyDep
 from broker.api.errors import documented
-from broker.api.idempotency import REPLAYED_HEADER, IdempotencyKey
+from broker.api.idempotency import REPLAYED, REPLAYED_HEADER, IdempotencyKey
 from broker.api.models import (
     Acknowledged,
     Deliveries,
@@ -21,6 +21,7 @@ from broker.api.models import (
     SubmitRecord,
     Submitted,
 )
+from broker.api.records import records_router
 from schemas.common import AGENCY_ID_PATTERN, UUID_PATTERN
 
 MessageId = Annotated[str, Path(pattern=UUID_PATTERN, description="the message id")]
@@ -37,18 +38,6 @@ Sender = Annotated[
 MAX_PAGE = 500
 
 AUTH = (401, 403)
-# The success of a submission given again for its idempotency key says so.
-REPLAYED: dict[int | str, dict[str, Any]] = {
-    201: {
-        "headers": {
-            REPLAYED_HEADER: {
-                "description": "`true` on the first answer to this Idempotency-Key, given "
-                "again; absent otherwise",
-                "schema": {"type": "string", "enum": ["true"]},
-            }
-        }
-    }
-}
 
 
 def agency_router() -> APIRouter:
@@ -160,4 +149,5 @@ def agency_router() -> APIRouter:
     async def deliveries(served: AgencyDep, message_id: MessageId) -> Deliveries:
         return operations.deliveries(served.gateway.ctx.store, served.agency_id, message_id)
 
+    router.include_router(records_router())  # correction and erasure (broker.api.records)
     return router

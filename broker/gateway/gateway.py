@@ -11,7 +11,7 @@ another part plugged its rules into before the gateway started (the transfer des
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from broker.errors import INFRASTRUCTURE_FAILURES, MappaError, PolicyDenied, SchemaError
@@ -56,6 +56,7 @@ class AgencyGateway(AsyncPart):
             ResendPolicy.from_settings(ctx.settings),
             ctx.clock,
             on_set_aside=self._audit_set_aside,
+            correlation=ctx.correlation,
         )
         # One poll at a time: a background poller and a caller waiting for its own
         # message (a transfer step) both poll.
@@ -339,10 +340,18 @@ class AgencyGateway(AsyncPart):
         finally:
             await self.relay.flush()
 
-    async def erase_expired(self, *, now: datetime | None = None) -> list[InboxItem]:
-        """Erase inbox items past the agreement's retention (an "erasure" record each), then
-        relay; returns the erased items. Raises ``TransportError`` if the relay fails
-        (the erasure stands)."""
-        erased = self.lifecycle.erase_expired(now=now)
-        await self.relay.flush()
-        return erased
+    async def erase_expired(
+        self,
+        *,
+        now: datetime | None = None,
+        user: str | None = None,
+        message_ids: Sequence[str] | None = None,
+    ) -> list[InboxItem]:
+        """Erase inbox items past the agreement's retention (all, or ``message_ids``; an
+        "erasure" record each, naming ``user``), then relay; returns the erased items.
+        Raises as ``Lifecycle.erase_expired`` does, or ``TransportError`` if the relay
+        fails (the erasure stands)."""
+        try:
+            return self.lifecycle.erase_expired(now=now, user=user, message_ids=message_ids)
+        finally:
+            await self.relay.flush()

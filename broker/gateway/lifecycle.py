@@ -3,9 +3,22 @@
 DPA 2018 s62 asks for a record of every alteration and erasure as much as of every
 disclosure. A correction is a new message whose signed header ``supersedes`` the
 original; the sender's adapter records the alteration in the same transaction as
-the corrected envelopes and their disclosures. Erasure removes from an agency's
-inbox what it has held longer than the agreement's retention period, one
-"erasure" record per message, in the same transaction as the deletion.
+the corrected envelopes and their disclosures. Only the agency that sent a message may
+correct it, with a message of the same type about the same subject. Erasure removes
+from an agency's inbox what it has held longer than the agreement's retention period
+(all of it, or the messages named, each of which must be past it), one "erasure"
+record per message, in the same transaction as the deletion.
+
+Refusal codes (each refused correction, and each refused erasure of named messages, is
+audited as a refusal):
+
+- ``correction.not-sender`` (``PolicyDenied``): this agency sent no message with that
+  id (unknown, or another agency's).
+- ``correction.mismatch`` (``SchemaError``): the correction's type or subject is not
+  the original's.
+- ``erasure.not-held`` (``SchemaError``): a named message is not in the inbox.
+- ``erasure.not-expired`` (``PolicyDenied``): a named message is still within the
+  agreement's retention period.
 
 Transfer re-share (area transfers) records each re-sent message with
 ``record_reshare``: a disclosure with operation "reshare".
@@ -13,12 +26,14 @@ Transfer re-share (area transfers) records each re-sent message with
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from broker.errors import MappaError
+from broker.errors import MappaError, PolicyDenied, SchemaError
 from broker.gateway.agency import AgencyContext
 from broker.gateway.publish import Publisher, PublishResult
 from broker.gateway.store import InboxItem
+from broker.gateway.tracking import LEDGER, Tracked
 from schemas.audit import AuditAct, Operation
 from schemas.common import ViewKind, format_timestamp
 from schemas.messages import MessageBody
@@ -48,17 +63,26 @@ class Lifecycle:
         purpose: str,
         user: str,
         reason: str,
+        on_queued: Callable[[PublishResult], None] | None = None,
     ) -> PublishResult:
         """Publish ``corrected`` as superseding ``original_message_id`` and record the
-        alteration, in one transaction; returns the publication. Raises every
-        ``MappaError`` of ``Publisher.publish`` after recording it as a refused
-        correction (any refusal record of the publisher's own rolls back with the unit).
-        ``original_message_id`` is taken as given: nothing checks that it exists."""
+        alteration, in one transaction; returns the publication. ``on_queued`` is the
+        publisher's (called inside the transaction; what it raises rolls all back).
+        Raises, after recording it as a refused correction (any refusal record of the
+        publisher's own rolls back with the unit): ``PolicyDenied``
+        (``correction.not-sender``) unless this agency sent ``original_message_id``,
+        ``SchemaError`` (``correction.mismatch``) if ``corrected`` is of another type or
+        subject, and every ``MappaError`` of ``Publisher.publish``."""
         ctx = self._ctx
         try:
             with ctx.store.transaction():
+                self._check_original(original_message_id, corrected)
                 result = self._publisher.publish(
-                    corrected, purpose=purpose, user=user, supersedes=original_message_id
+                    corrected,
+                    purpose=purpose,
+                    user=user,
+                    supersedes=original_message_id,
+                    on_queued=on_queued,
                 )
                 agreement = ctx.policy.agreement
                 ctx.audit.emit(
@@ -89,21 +113,81 @@ class Lifecycle:
             raise
         return result
 
-    def erase_expired(self, *, now: datetime | None = None) -> list[InboxItem]:
-        """Erase inbox items received before the agreement's retention period (counted back
-        from ``now``, default the clock's time), each with an erasure record, in one
-        transaction; returns the erased items. Raises nothing of its own."""
+    def original(self, message_id: str) -> Tracked:
+        """A message this agency sent, as its own tracking of what it sent holds it (one
+        recipient's row: type and subject are the message's). Raises ``PolicyDenied``
+        (``correction.not-sender``) if it sent no message ``message_id``."""
         ctx = self._ctx
-        now = now or ctx.clock()
+        sent = [r for r in ctx.store.tracking.of_message(message_id) if r.recipient != LEDGER]
+        if not sent:
+            raise PolicyDenied(
+                f"{ctx.agency_id} sent no message {message_id}: only the agency that sent a "
+                "message may correct it",
+                code="correction.not-sender",
+            )
+        return sent[0]
+
+    def _check_original(self, original_message_id: str, corrected: MessageBody) -> None:
+        """That this agency sent ``original_message_id`` and that ``corrected`` is of its
+        type and about its subject."""
+        ctx = self._ctx
+        original = self.original(original_message_id)
+        subject_ref = ctx.subject_key.reference(corrected.subject.pnc_id)
+        if (original.message_type, original.subject_ref) != (corrected.message_type, subject_ref):
+            raise SchemaError(
+                f"a correction of {original_message_id} must be a {original.message_type} "
+                "about the same subject",
+                code="correction.mismatch",
+            )
+
+    def cutoff(self, now: datetime | None = None) -> str:
+        """The time before which an inbox item is past the agreement's retention period,
+        counted back from ``now`` (default the clock's time), as a timestamp."""
+        years = self._ctx.policy.agreement.retention.years
+        return format_timestamp(retention_cutoff(now or self._ctx.clock(), years))
+
+    def expired(
+        self, *, now: datetime | None = None, message_ids: Sequence[str] | None = None
+    ) -> list[InboxItem]:
+        """What ``erase_expired`` would erase at ``now`` (default the clock's time), erasing
+        and auditing nothing. Raises as ``erase_expired`` would for ``message_ids``."""
+        cutoff = self.cutoff(now)
+        if message_ids is not None:
+            return self._named(message_ids, cutoff, user=None, audit=False)
+        return self._ctx.store.inbox_received_before(cutoff)
+
+    def erase_expired(
+        self,
+        *,
+        now: datetime | None = None,
+        user: str | None = None,
+        message_ids: Sequence[str] | None = None,
+    ) -> list[InboxItem]:
+        """Erase inbox items received before the agreement's retention period (counted back
+        from ``now``, default the clock's time): every one, or only ``message_ids`` if
+        given; each with an erasure record naming ``user`` (the person or account that
+        asked; None: the adapter's own housekeeping), in one transaction; returns the
+        erased items. With ``message_ids``, each is checked before any is erased, and a
+        refusal erases nothing and is audited: raises ``SchemaError``
+        (``erasure.not-held``) for one not in the inbox, ``AmbiguousMessage``
+        (``inbox.ambiguous``) for an id several senders' messages share, ``PolicyDenied``
+        (``erasure.not-expired``) for one still within the retention period."""
+        ctx = self._ctx
         retention = ctx.policy.agreement.retention
-        cutoff = format_timestamp(retention_cutoff(now, retention.years))
+        cutoff = self.cutoff(now)
+        # Named messages are checked first, each refusal audited in its own transaction.
+        named = None if message_ids is None else self._named(message_ids, cutoff, user=user)
         with ctx.store.transaction():
-            expired = ctx.store.inbox_received_before(cutoff)
+            if named is None:
+                expired = ctx.store.inbox_received_before(cutoff)
+            else:  # as still held: another process may have erased one meanwhile
+                expired = [i for i in named if ctx.store.inbox_item(i.message_id, sender=i.sender)]
             for item in expired:
                 ctx.store.delete_inbox_item(item.message_id, sender=item.sender)
                 ctx.audit.emit(
                     AuditAct.ERASURE,
                     Operation.ERASE,
+                    user=user,
                     subject_ref=item.subject_ref,
                     message_id=item.message_id,
                     message_type=item.message_type,
@@ -117,6 +201,43 @@ class Lifecycle:
                     )[:4000],
                 )
         return expired
+
+    def _named(
+        self, message_ids: Sequence[str], cutoff: str, *, user: str | None, audit: bool = True
+    ) -> list[InboxItem]:
+        """The inbox items ``message_ids`` name (each once), each past ``cutoff``. Raises
+        as ``erase_expired`` says, after auditing the refusal in its own transaction if
+        ``audit``."""
+        ctx = self._ctx
+        items: dict[tuple[str, str], InboxItem] = {}
+        for message_id in message_ids:
+            item: InboxItem | None = None
+            try:
+                item = ctx.store.inbox_item(message_id)
+                if item is None:
+                    raise SchemaError(
+                        f"no message {message_id} in {ctx.agency_id}'s inbox",
+                        code="erasure.not-held",
+                    )
+                if item.received_at >= cutoff:
+                    raise PolicyDenied(
+                        f"message {message_id}, held since {item.received_at}, is within the "
+                        f"agreement's retention of {ctx.policy.agreement.retention.years} years",
+                        code="erasure.not-expired",
+                    )
+            except MappaError as exc:
+                if not audit:
+                    raise
+                ctx.audit.refusal(
+                    Operation.ERASE,
+                    exc,
+                    user=user,
+                    message_id=message_id if item else None,
+                    subject_ref=item.subject_ref if item else None,
+                )
+                raise
+            items[(item.sender, item.message_id)] = item
+        return list(items.values())
 
     def record_reshare(
         self,
