@@ -102,7 +102,8 @@ def test_demo_text_summary_and_fresh_dir_rule(tmp_path: Path) -> None:
 def test_areas_lists_all_42() -> None:
     done = run("areas")
     assert done.returncode == 0
-    lines = done.stdout.splitlines()
+    heading, *lines = done.stdout.splitlines()
+    assert heading.split() == ["code", "name", "country"]
     assert len(lines) == 42
     assert any(line.startswith("staffordshire ") for line in lines)
 

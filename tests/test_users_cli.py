@@ -134,7 +134,9 @@ def test_add_list_disable_reset_history(
     assert all(re.fullmatch(r"os:.+@.+", e["actor"]) for e in events)
     assert users(data_dir, "history", "--user", "j.smith") == 0
     history = capsys.readouterr().out
-    assert [line.split()[1] for line in history.splitlines()] == ["add", "disable"]
+    head, *rows = history.splitlines()
+    assert head.split() == ["at", "act", "username", "agency", "role", "by"]
+    assert [line.split()[1] for line in rows] == ["add", "disable"]
 
     # No listing shows a secret, and no file holds a password.
     for shown in (listing, listed, history, json.dumps(events)):

@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from broker.api.app import openapi_json
@@ -31,6 +31,8 @@ from broker.api.credentials import (
     IssuedCredential,
     credentials_path,
 )
+from broker.cli.arguments import calendar_date
+from broker.cli.output import JSON_HELP, print_json, print_table
 from broker.cli.users import actor
 from broker.errors import ConfigurationError
 from broker.gateway.agency import utc_now
@@ -47,34 +49,49 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tokens = token.add_subparsers(dest="token_command", required=True)
     issue = tokens.add_parser("issue", help="a new bearer token, printed once")
     who = issue.add_mutually_exclusive_group(required=True)
-    who.add_argument("--agency", help="for this agency's system")
-    who.add_argument("--officer", help="for this information-governance officer")
-    issue.add_argument("--label", help="a note: which system or person holds it")
-    issue.add_argument("--expires", type=lifetime, default=DEFAULT_LIFETIME, help=EXPIRES_HELP)
-    issue.add_argument("--json", action="store_true")
+    who.add_argument("--agency", metavar="AGENCY_ID", help="for this agency's system")
+    who.add_argument("--officer", metavar="NAME", help="for this information-governance officer")
+    issue.add_argument("--label", metavar="TEXT", help="a note: which system or person holds it")
+    issue.add_argument(
+        "--expires",
+        type=lifetime,
+        default=DEFAULT_LIFETIME,
+        metavar="DURATION|YYYY-MM-DD",
+        help=EXPIRES_HELP,
+    )
+    issue.add_argument("--json", action="store_true", help=JSON_HELP)
     issue.set_defaults(handler=cmd_issue)
     rotate = tokens.add_parser("rotate", help="a successor token, printed once")
-    rotate.add_argument("credential_id")
-    rotate.add_argument("--expires", type=lifetime, default=DEFAULT_LIFETIME, help=EXPIRES_HELP)
+    rotate.add_argument("credential_id", help=CREDENTIAL_HELP)
+    rotate.add_argument(
+        "--expires",
+        type=lifetime,
+        default=DEFAULT_LIFETIME,
+        metavar="DURATION|YYYY-MM-DD",
+        help=EXPIRES_HELP,
+    )
     rotate.add_argument(
         "--grace",
         type=lifetime_or_none,
         default=timedelta(0),
-        help="how long the old token keeps working, e.g. 1h (default: it stops now)",
+        metavar="DURATION",
+        help="how long the old token keeps working: 0, or a lifetime such as 30m, 1h, 2d "
+        "(default 0: it stops now)",
     )
-    rotate.add_argument("--json", action="store_true")
+    rotate.add_argument("--json", action="store_true", help=JSON_HELP)
     rotate.set_defaults(handler=cmd_rotate)
     revoke = tokens.add_parser("revoke", help="refuse a credential from now on")
-    revoke.add_argument("credential_id")
+    revoke.add_argument("credential_id", help=CREDENTIAL_HELP)
     revoke.set_defaults(handler=cmd_revoke)
     listing = tokens.add_parser("list", help="every credential (never a token)")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(handler=cmd_list)
 
     openapi = cmds.add_parser("openapi", help="print the OpenAPI document (docs/openapi.json)")
     openapi.set_defaults(handler=cmd_openapi)
 
 
+CREDENTIAL_HELP = "credential id (`mappa api token list`)"
 EXPIRES_HELP = (
     f"a lifetime (90d, 12h, 30m) or a date (YYYY-MM-DD, at 00:00 UTC); at most "
     f"{MAX_LIFETIME.days} days; default {DEFAULT_LIFETIME.days}d"
@@ -91,10 +108,11 @@ def lifetime(text: str) -> timedelta | datetime:
     if found:
         return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
     try:
-        day = date.fromisoformat(text)
-    except ValueError:
+        day = calendar_date(text)
+    except argparse.ArgumentTypeError:
+        # Not quoting what was given: argparse's line never echoes a value.
         raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a lifetime (90d, 12h, 30m) nor a date (YYYY-MM-DD)"
+            "expected a lifetime (90d, 12h, 30m) or a date (YYYY-MM-DD)"
         ) from None
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
@@ -206,14 +224,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if args.json:
-        print(json.dumps([_listed(r) for r in rows], indent=2))
+        print_json([_listed(r) for r in rows])
         return 0
     now = utc_now()
+    table = []
     for r in rows:
         state = r.state(now)
         when = {"revoked": r.revoked_at, "expired": r.expires_at}.get(state, r.expires_at)
-        status = f"{state} {'until' if state == 'active' else 'at'} {when}"
-        print(f"{r.credential_id}  {r.kind.value:<8} {r.principal:<32} {status}  {r.label or ''}")
+        table.append((r.credential_id, r.kind.value, r.principal, state, when, r.label))
+    print_table(("credential", "kind", "principal", "state", "since/until", "label"), table)
     return 0
 
 

@@ -16,7 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from broker.cli import exits
 from broker.cli.arguments import whole_number
+from broker.cli.output import JSON_HELP, print_json, print_table
+from broker.cli.progress import progress
 from broker.errors import VerificationError
 from broker.ledger.query import DEFAULT_PAGE
 from broker.ledger.reader import LedgerReader, open_ledger_reader
@@ -25,66 +28,105 @@ from broker.settings import Settings
 from broker.trust.keystore import passphrase_from_env
 from schemas.audit import AuditAct, Outcome
 
-EXIT_TAMPERED = 3
+EXIT_TAMPERED = exits.TAMPERED
 _FILTERS = ("subject", "subject_ref", "agency", "user", "act", "agreement", "outcome")
 _TABLE = ("seq", "time", "act", "agency", "user", "recipient", "outcome", "subject_ref")
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--subject", help="offender's PNC id (hashed for you; never stored)")
-    p.add_argument("--subject-ref", dest="subject_ref", help="the keyed hash, if you have it")
-    p.add_argument("--agency", help="acting agency id")
-    p.add_argument("--user", help="acting user id")
+    p.add_argument(
+        "--subject", metavar="PNC_ID", help="offender's PNC id (hashed for you; never stored)"
+    )
+    p.add_argument(
+        "--subject-ref", dest="subject_ref", metavar="REF", help="the keyed hash, if you have it"
+    )
+    p.add_argument("--agency", metavar="AGENCY_ID", help="acting agency id")
+    p.add_argument("--user", metavar="USER_ID", help="acting user id")
     p.add_argument("--act", help=f"one of {', '.join(a.value for a in AuditAct)}")
-    p.add_argument("--agreement", help="information-sharing agreement id")
+    p.add_argument("--agreement", metavar="AGREEMENT_ID", help="information-sharing agreement id")
     p.add_argument("--outcome", help=f"one of {', '.join(o.value for o in Outcome)}")
-    p.add_argument("--since", help="from this date or time (inclusive), e.g. 2026-11-01")
-    p.add_argument("--until", help="before this date or time (exclusive)")
+    p.add_argument(
+        "--since",
+        metavar="YYYY-MM-DD[THH:MM:SSZ]",
+        help="from this date or UTC time (inclusive), e.g. 2026-11-01",
+    )
+    p.add_argument(
+        "--until",
+        metavar="YYYY-MM-DD[THH:MM:SSZ]",
+        help="before this date or UTC time (exclusive), e.g. 2026-12-01",
+    )
     p.add_argument("--proofs", action="store_true", help="add each row's inclusion proof")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = sub.add_parser("audit", help="the tamper-evident audit ledger, for governance officers")
     audit.add_argument("--data-dir", type=Path, help="deployment data directory (MAPPA_DATA_DIR)")
-    audit.add_argument("--database-url", help="PostgreSQL ledger URL (MAPPA_DATABASE_URL)")
+    audit.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="PostgreSQL ledger URL, postgresql://... (MAPPA_DATABASE_URL)",
+    )
     cmds = audit.add_subparsers(dest="audit_command", required=True)
 
     query = cmds.add_parser("query", help="entries matching filters, oldest first, paged")
     _filters(query)
     query.add_argument(
-        "--after", type=whole_number(-1), help="continue after this entry (next_after)"
+        "--after",
+        type=whole_number(-1),
+        metavar="SEQ",
+        help="continue after this entry number (a whole number: the next_after printed)",
     )
     query.add_argument(
-        "--limit", type=whole_number(1), default=DEFAULT_PAGE, help="page size (max 1000)"
+        "--limit",
+        type=whole_number(1),
+        default=DEFAULT_PAGE,
+        metavar="N",
+        help=f"page size, a whole number from 1 to 1000 (default {DEFAULT_PAGE})",
     )
-    query.add_argument("--json", action="store_true")
+    query.add_argument("--json", action="store_true", help=JSON_HELP)
     query.set_defaults(handler=cmd_query)
 
     proof = cmds.add_parser("proof", help="inclusion proof of one entry in a signed checkpoint")
-    proof.add_argument("seq", type=whole_number(), help="entry number (leaf index, from 0)")
-    proof.add_argument("--size", type=whole_number(), help="checkpoint tree size (default: latest)")
     proof.add_argument(
-        "--consistency-from", type=whole_number(), help="also prove this older checkpoint"
+        "seq", type=whole_number(), help="entry number, a whole number (leaf index, from 0)"
+    )
+    proof.add_argument(
+        "--size",
+        type=whole_number(),
+        metavar="N",
+        help="checkpoint tree size, a whole number (default: the latest)",
+    )
+    proof.add_argument(
+        "--consistency-from",
+        type=whole_number(),
+        metavar="N",
+        help="also prove the older checkpoint of this tree size (a whole number)",
     )
     proof.set_defaults(handler=cmd_proof)
 
     checkpoint = cmds.add_parser("checkpoint", help="the latest signed checkpoint")
-    checkpoint.add_argument("--size", type=whole_number(), help="a particular checkpoint")
-    checkpoint.add_argument("--json", action="store_true")
+    checkpoint.add_argument(
+        "--size", type=whole_number(), metavar="N", help="the checkpoint of this tree size"
+    )
+    checkpoint.add_argument("--json", action="store_true", help=JSON_HELP)
     checkpoint.set_defaults(handler=cmd_checkpoint)
 
     export = cmds.add_parser("export", help="every matching entry as CSV or JSON (SAR / ICO)")
     _filters(export)
-    export.add_argument("--format", choices=["csv", "json"], default="json")
-    export.add_argument("--output", type=Path, help="write here instead of standard output")
+    export.add_argument(
+        "--format", choices=["csv", "json"], default="json", help="file format (default json)"
+    )
+    export.add_argument(
+        "--output", type=Path, metavar="FILE", help="write here instead of standard output"
+    )
     export.set_defaults(handler=cmd_export)
 
     verify = cmds.add_parser("verify", help="recompute the whole log; exit 3 if tampered")
-    verify.add_argument("--json", action="store_true")
+    verify.add_argument("--json", action="store_true", help=JSON_HELP)
     verify.set_defaults(handler=cmd_verify)
 
     rejected = cmds.add_parser("rejected", help="audit records the ledger refused, and why")
-    rejected.add_argument("--json", action="store_true")
+    rejected.add_argument("--json", action="store_true", help=JSON_HELP)
     rejected.set_defaults(handler=cmd_rejected)
 
 
@@ -112,15 +154,14 @@ def cmd_query(args: argparse.Namespace) -> int:
     finally:
         reader.store.close()
     if args.json:
-        print(json.dumps(page, indent=1))
+        print_json(page)
         return 0
-    print("  ".join(f"{c:<12}" for c in _TABLE))
-    for row in page["entries"]:
-        cells = [str(row.get(c) or "-") for c in _TABLE]
-        cells[-1] = cells[-1][:16]
-        print("  ".join(f"{c:<12}" for c in cells))
+    print_table(_TABLE, ([row.get(c) for c in _TABLE] for row in page["entries"]))
     more = page["next_after"]
-    print(f"{len(page['entries'])} entries" + (f"; more with --after {more}" if more else ""))
+    print(
+        f"{len(page['entries'])} entries"
+        + (f"; more with --after {more}" if more is not None else "")
+    )
     return 0
 
 
@@ -160,7 +201,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     finally:
         reader.store.close()
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print_json(doc)
     else:
         print(doc["note"] + f"verifier key: {doc['verifier_key']}")
     return 0
@@ -169,7 +210,9 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     reader = _reader(args)
     try:
-        text = reader.export(_params(args), args.format)
+        with progress("exporting the ledger") as advance:
+            advance(0, None)
+            text = reader.export(_params(args), args.format)
     finally:
         reader.store.close()
     if args.output:
@@ -183,11 +226,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     reader = _reader(args)
     try:
-        report = reader.verify()
+        with progress("verifying the ledger (entries hashed)") as advance:
+            report = reader.verify(progress=advance)
     finally:
         reader.store.close()
     if args.json:
-        print(json.dumps(report.to_json(), indent=1))
+        print_json(report.to_json())
     elif report.intact:
         print(
             f"ledger intact: {report.entries} entries, {report.checkpoints} signed checkpoints "
@@ -195,7 +239,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
     else:
         print(f"LEDGER TAMPERED: first bad entry {report.first_bad_entry}: {report.problem}")
-    return 0 if report.intact else EXIT_TAMPERED
+    return exits.OK if report.intact else EXIT_TAMPERED
 
 
 def cmd_rejected(args: argparse.Namespace) -> int:
@@ -205,12 +249,16 @@ def cmd_rejected(args: argparse.Namespace) -> int:
     finally:
         reader.store.close()
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print_json(rows)
         return 0
-    for r in rows:
-        print(f"{r['id']:>5}  {r['topic']}:{r['partition']}@{r['offset']}  {r['reason_code']}")
-        print(f"       {r['reason']}")
-        # All the ledger keeps of the record: enough to match it with a copy held elsewhere.
-        print(f"       sha256 {r['digest']}, {r['bytes']} bytes")
+    # All the ledger keeps of each record: enough to match it with a copy held elsewhere.
+    print_table(
+        ("id", "record", "reason_code", "bytes", "sha256", "reason"),
+        (
+            (r["id"], f"{r['topic']}:{r['partition']}@{r['offset']}", r["reason_code"],
+             r["bytes"], r["digest"], r["reason"])
+            for r in rows
+        ),
+    )  # fmt: skip
     print(f"{len(rows)} refused records")
     return 0

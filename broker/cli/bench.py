@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import os
+import re
 import tempfile
 from dataclasses import asdict
 
 from broker.bench import BenchOptions, Figure
+from broker.cli.output import JSON_HELP, print_json, render_table
+from broker.cli.progress import progress
 from broker.cli.runner import run_interruptible
 from broker.kafka.embedded import EmbeddedBroker
 
@@ -20,10 +22,20 @@ SECTIONS: tuple[str, ...] = ("crypto", "transport", "ledger")
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser("bench", help="measure and print throughput and latency figures")
-    bench.add_argument("--section", action="append", choices=SECTIONS, help="run only these")
-    bench.add_argument("--scale", type=float, default=1.0, help="fraction of the full run")
-    bench.add_argument("--json", action="store_true", help="print figures as JSON")
-    bench.add_argument("--bootstrap", help="external Kafka (default: embedded broker)")
+    bench.add_argument(
+        "--section", action="append", choices=SECTIONS, help="run only this section (repeat)"
+    )
+    bench.add_argument(
+        "--scale",
+        type=fraction,
+        default=1.0,
+        metavar="FRACTION",
+        help="fraction of the full run, a decimal number above 0 up to 1, e.g. 0.1 (default 1)",
+    )
+    bench.add_argument("--json", action="store_true", help=JSON_HELP)
+    bench.add_argument(
+        "--bootstrap", metavar="HOST:PORT", help="external Kafka (default: embedded broker)"
+    )
     bench.set_defaults(handler=run)
 
 
@@ -34,24 +46,43 @@ async def run_sections(names: list[str], bootstrap: str | None, scale: float) ->
             bootstrap = await stack.enter_async_context(EmbeddedBroker())
         data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mappa-bench-"))
         options = BenchOptions(bootstrap=bootstrap, scale=scale, data_dir=data_dir)
-        for name in names:
-            module = importlib.import_module(f"broker.bench.{name}")
-            figures += await module.run(options)
+        with progress("benchmark sections run") as advance:
+            for done, name in enumerate(names):
+                advance(done, len(names))
+                module = importlib.import_module(f"broker.bench.{name}")
+                figures += await module.run(options)
     return figures
 
 
+# A decimal fraction, digits only: no exponent, no "nan" or "inf" that float() takes.
+_FRACTION = re.compile(r"(0|1)?(\.[0-9]{1,6})?")
+
+
+def fraction(text: str) -> float:
+    """An argparse ``type``: a decimal number above 0 and at most 1 (``0.1``, ``1``)."""
+    if not text or _FRACTION.fullmatch(text) is None or not 0 < float(text) <= 1:
+        raise argparse.ArgumentTypeError("expected a decimal number above 0 up to 1, e.g. 0.1")
+    return float(text)
+
+
 def render(figures: list[Figure]) -> str:
-    lines = [f"{'section':<10} {'figure':<48} {'value':>14}  unit"]
-    for f in figures:
-        value = f"{f.value:,.1f}" if f.value >= 100 else f"{f.value:,.3f}"
-        note = f"  ({f.note})" if f.note else ""
-        lines.append(f"{f.section:<10} {f.name:<48} {value:>14}  {f.unit}{note}")
-    return "\n".join(lines)
+    """The figures in aligned columns: section, figure, value, unit and note."""
+    return render_table(
+        ("section", "figure", "value", "unit", "note"),
+        (
+            (f.section, f.name, f"{f.value:,.1f}" if f.value >= 100 else f"{f.value:,.3f}",
+             f.unit, f.note or None)
+            for f in figures
+        ),
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     names = args.section or list(SECTIONS)
     bootstrap = args.bootstrap or os.environ.get("MAPPA_KAFKA_BOOTSTRAP") or None
     figures = run_interruptible(run_sections(names, bootstrap, args.scale))
-    print(json.dumps([asdict(f) for f in figures], indent=1) if args.json else render(figures))
+    if args.json:
+        print_json([asdict(f) for f in figures])
+    else:
+        print(render(figures))
     return 0

@@ -12,27 +12,24 @@ the gateway does. No broker is needed here.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from broker.agreements import default_agreements, read_agreement
+from broker.cli import exits
 from broker.cli.arguments import whole_number
-from broker.deployment import Deployment
+from broker.cli.offline import offline_gateway
+from broker.cli.output import JSON_HELP, print_json, print_table
+from broker.cli.progress import progress
 from broker.errors import ConfigurationError, SchemaError
 from broker.gateway import AgencyGateway
 from broker.gateway.deadletters import DeadLetter
 from broker.gateway.handled import Handling
 from broker.gateway.receive import RETRIABLE_REFUSALS
 from broker.gateway.store import AgencyStore
-from broker.kafka.transport import KafkaTransport, Record
+from broker.kafka.transport import Record
 from broker.settings import Settings
 from broker.transfer.desk import TransferDesk
-from broker.trust.keystore import passphrase_from_env
-from broker.trust.provision import DataPaths, load_directory
+from broker.trust.provision import DataPaths
 from schemas.audit import AuditAct, Operation, Outcome
-
-# The retry never reaches a broker: everything it writes goes to the outbox.
-_NO_BROKER = "127.0.0.1:9"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,25 +37,39 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dl.add_argument("--data-dir", type=Path, help="deployment data directory (MAPPA_DATA_DIR)")
     cmds = dl.add_subparsers(dest="deadletter_command", required=True)
     listing = cmds.add_parser("list", help="the records an agency keeps for a retry")
-    listing.add_argument("--as", dest="agency", required=True, help="the agency that refused")
+    listing.add_argument(
+        "--as", dest="agency", required=True, metavar="AGENCY_ID", help="the agency that refused"
+    )
     listing.add_argument("--all", action="store_true", help="also those settled by a retry")
-    listing.add_argument("--json", action="store_true", help="one JSON list")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(handler=cmd_list)
     retry = cmds.add_parser("retry", help="process kept records again, now the cause is fixed")
-    retry.add_argument("--as", dest="agency", required=True, help="the agency that refused")
-    retry.add_argument("--user", required=True, help="the person asking, for the audit trail")
+    retry.add_argument(
+        "--as", dest="agency", required=True, metavar="AGENCY_ID", help="the agency that refused"
+    )
+    retry.add_argument(
+        "--user", required=True, metavar="USER_ID", help="the person asking, for the audit trail"
+    )
     which = retry.add_mutually_exclusive_group(required=True)
-    which.add_argument("ids", nargs="*", type=whole_number(1), default=[], help="dead letter ids")
+    which.add_argument(
+        "ids",
+        nargs="*",
+        type=whole_number(1),
+        default=[],
+        metavar="ID",
+        help="dead letter ids, whole numbers (`mappa deadletter list`)",
+    )
     which.add_argument("--all", action="store_true", help="every open one")
     retry.add_argument(
         "--agreement",
         type=Path,
         action="append",
         default=[],
+        metavar="FILE",
         help="agreement document the agency runs under (repeat per area; default: each "
         "area's default agreement, as `mappa serve` has it)",
     )
-    retry.add_argument("--json", action="store_true", help="one JSON list of outcomes")
+    retry.add_argument("--json", action="store_true", help=JSON_HELP)
     retry.set_defaults(handler=cmd_retry)
 
 
@@ -89,43 +100,30 @@ def cmd_list(args: argparse.Namespace) -> int:
         store.close()
     rows = [_describe(d) for d in kept]
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print_json(rows)
         return 0
     if not rows:
         print(f"{args.agency} keeps no {'' if args.all else 'open '}dead letters")
-    for r in rows:
-        line = f"{r['id']:>6}  {r['reason_code']:<34} {r['refused_at']}  {r['outcome']:<10}"
-        print(f"{line} {r['record']}")
+        return 0
+    columns = ("id", "reason_code", "refused_at", "outcome", "record")
+    print_table(columns, ([r[c] for c in columns] for r in rows))
     return 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    paths = DataPaths(settings.data_dir)
-    agreements = (
-        [read_agreement(path) for path in args.agreement]
-        if args.agreement
-        else default_agreements(load_directory(paths))
-    )
-    deployment = Deployment(
-        settings=settings, passphrase=passphrase_from_env(), agreements=agreements
-    )
-    try:
-        gateway = AgencyGateway(
-            deployment.context(args.agency),
-            KafkaTransport(settings.model_copy(update={"kafka_bootstrap": _NO_BROKER})),
-        )
+    with offline_gateway(_settings(args), args.agency, args.agreement or ()) as running:
+        gateway, deployment = running
         # The transfer topic's rules, as the running gateway has them.
         TransferDesk(gateway, agreements=deployment.agreements)
         outcomes = _retry(gateway, args)
-    finally:
-        deployment.close()
     if args.json:
-        print(json.dumps(outcomes, indent=1))
+        print_json(outcomes)
     else:
         for o in outcomes:
             print(f"dead letter {o['id']}: {o['outcome']}")
-    return 0 if all(o["outcome"] == "delivered" for o in outcomes) else 1
+    # Refused again: the retry did what was asked, but not what was wanted.
+    delivered = all(o["outcome"] == "delivered" for o in outcomes)
+    return exits.OK if delivered else exits.REFUSED
 
 
 def _retry(gateway: AgencyGateway, args: argparse.Namespace) -> list[dict[str, object]]:
@@ -140,27 +138,38 @@ def _retry(gateway: AgencyGateway, args: argparse.Namespace) -> list[dict[str, o
             raise ConfigurationError(f"dead letter {i} was settled already ({found.outcome})")
         chosen.append(found)
     outcomes = []
-    for d in chosen:
-        record = Record(d.topic, d.partition, d.offset, d.key, d.value, (), d.timestamp_ms)
-        with ctx.store.transaction():
-            handled = gateway.receiver.handle(record)
-            # A duplicate without a reason code: taken already (by an earlier retry).
-            delivered = handled.handling is Handling.DELIVERED or (
-                handled.handling is Handling.DUPLICATE and handled.reason_code is None
-            )
-            outcome = "delivered" if delivered else f"refused:{handled.reason_code}"
-            # Refused again: still open if the new cause can pass too, else settled.
-            if delivered or handled.reason_code not in RETRIABLE_REFUSALS:
-                kept.settle(d.id, outcome, ctx.clock())
-            ctx.audit.emit(
-                AuditAct.COLLECTION if delivered else AuditAct.REFUSAL,
-                Operation.RETRY,
-                Outcome.OK if delivered else Outcome.REFUSED,
-                user=args.user,
-                recipient=ctx.agency_id,
-                message_id=handled.message_id,
-                reason_code=None if delivered else handled.reason_code,
-                reason=f"dead letter {d.id} ({d.reason_code}) retried: {outcome}",
-            )
-        outcomes.append({"id": d.id, "outcome": outcome})
+    with progress("retrying dead letters") as advance:
+        for done, d in enumerate(chosen):
+            advance(done, len(chosen))
+            outcomes.append(_retry_one(gateway, args, d))
     return outcomes
+
+
+def _retry_one(
+    gateway: AgencyGateway, args: argparse.Namespace, d: DeadLetter
+) -> dict[str, object]:
+    """Run one kept record through the receiving path again, audited; its outcome."""
+    ctx = gateway.ctx
+    kept = ctx.store.deadletters
+    record = Record(d.topic, d.partition, d.offset, d.key, d.value, (), d.timestamp_ms)
+    with ctx.store.transaction():
+        handled = gateway.receiver.handle(record)
+        # A duplicate without a reason code: taken already (by an earlier retry).
+        delivered = handled.handling is Handling.DELIVERED or (
+            handled.handling is Handling.DUPLICATE and handled.reason_code is None
+        )
+        outcome = "delivered" if delivered else f"refused:{handled.reason_code}"
+        # Refused again: still open if the new cause can pass too, else settled.
+        if delivered or handled.reason_code not in RETRIABLE_REFUSALS:
+            kept.settle(d.id, outcome, ctx.clock())
+        ctx.audit.emit(
+            AuditAct.COLLECTION if delivered else AuditAct.REFUSAL,
+            Operation.RETRY,
+            Outcome.OK if delivered else Outcome.REFUSED,
+            user=args.user,
+            recipient=ctx.agency_id,
+            message_id=handled.message_id,
+            reason_code=None if delivered else handled.reason_code,
+            reason=f"dead letter {d.id} ({d.reason_code}) retried: {outcome}",
+        )
+    return {"id": d.id, "outcome": outcome}

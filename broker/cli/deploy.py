@@ -16,14 +16,30 @@ from dataclasses import asdict
 from pathlib import Path
 
 from broker.agreements import default_agreements, read_agreement
+from broker.cli import service_dirs
+from broker.cli.arguments import whole_number
 from broker.errors import ConfigurationError
 from broker.kafka.acls import LEDGER_USER, AclBinding, acl_bindings, as_shell, scram_user
+from broker.kafka.strimzi import DEFAULT_REPLICAS, MAX_REPLICAS, as_yaml, strimzi_resources
 from broker.kafka.topics import PARTITIONS, Topics
 from broker.settings import Settings
 from broker.trust.provision import DataPaths, load_directory
 
 # 24 random bytes: 192 bits, far past guessing; SCRAM stores only a salted hash of it.
 PASSWORD_BYTES = 24
+
+
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    """Where the topics and ACLs are derived from: the data directory and agreements."""
+    parser.add_argument("--data-dir", type=Path, help="default: MAPPA_DATA_DIR or .mappa")
+    parser.add_argument(
+        "--agreement",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="agreement document, YAML or signed JSON (repeat; default: each area's default)",
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,8 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "exactly the topics its agreements need. Without --agreement, the default agreement "
         "is instantiated for each area of the directory with that area's agencies as parties.",
     )
-    acls.add_argument("--data-dir", type=Path, help="default: MAPPA_DATA_DIR or .mappa")
-    acls.add_argument("--agreement", type=Path, action="append", default=[], metavar="FILE")
+    _add_source_options(acls)
     acls.add_argument("--json", action="store_true", help="one JSON list of bindings")
     acts = acls.add_mutually_exclusive_group()
     acts.add_argument(
@@ -68,6 +83,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--user", action="append", default=[], help="only this user (repeatable; default: all)"
     )
     creds.set_defaults(handler=run_credentials)
+    register_strimzi(actions)
+    service_dirs.register(actions)
 
 
 def run_acls(args: argparse.Namespace) -> int:
@@ -145,4 +162,63 @@ def run_credentials(args: argparse.Namespace) -> int:
     print(f"{len(passwords)} SCRAM-SHA-512 credentials set; password files in {args.out}:")
     for user in users:
         print(f"  {user}")
+    return 0
+
+
+def register_strimzi(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``mappa deploy strimzi``: the same topics and ACLs as Strimzi resources."""
+    strimzi = actions.add_parser(
+        "strimzi",
+        help="Strimzi KafkaTopic and KafkaUser resources derived from the agreements",
+        description="Print (or write to --out) the KafkaTopic of every topic and a "
+        "SCRAM-SHA-512 KafkaUser for every principal, with the ACLs `mappa deploy acls` "
+        "derives from the same directory and agreements, for `kubectl apply -f` on a "
+        "cluster the Strimzi operator runs.",
+    )
+    _add_source_options(strimzi)
+    strimzi.add_argument(
+        "--namespace", help="Kubernetes namespace of the resources (default: none set)"
+    )
+    strimzi.add_argument(
+        "--cluster", default="mappa", help="name of the Strimzi Kafka cluster (default: mappa)"
+    )
+    strimzi.add_argument(
+        "--replicas",
+        type=whole_number(1, MAX_REPLICAS),
+        default=DEFAULT_REPLICAS,
+        metavar="N",
+        help=f"replicas of each topic, a whole number (default: {DEFAULT_REPLICAS})",
+    )
+    strimzi.add_argument("--out", type=Path, metavar="FILE", help="write here, not to stdout")
+    strimzi.set_defaults(handler=run_strimzi)
+
+
+def run_strimzi(args: argparse.Namespace) -> int:
+    """Derive the bindings exactly as ``run_acls`` does, and print them as Strimzi
+    resources (``broker.kafka.strimzi``)."""
+    settings = Settings.with_flags(data_dir=args.data_dir)
+    directory = load_directory(DataPaths(settings.data_dir))
+    areas = sorted({a for agency in directory.agencies() for a in agency.areas})
+    agreements = (
+        [read_agreement(p) for p in args.agreement]
+        if args.agreement
+        else default_agreements(directory)
+    )
+    topics = Topics(settings.topic_namespace)
+    text = as_yaml(
+        strimzi_resources(
+            [a.kafka_principal for a in directory.agencies()],
+            acl_bindings(directory.agencies(), agreements, topics),
+            topics.all_topics(areas),
+            settings,
+            namespace=args.namespace,
+            cluster=args.cluster,
+            replicas=args.replicas,
+        )
+    )
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.write_text(text)
+        print(f"Strimzi resources written to {args.out}")
     return 0

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from broker.cli.arguments import whole_number
+from broker.cli.output import JSON_HELP, print_json, print_table
 from broker.errors import ConfigurationError, invalid
 from broker.files.strict import read_json
 from broker.settings import Settings
@@ -34,7 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d.add_argument("--data-dir", type=Path, help="deployment data directory (MAPPA_DATA_DIR)")
     cmds = d.add_subparsers(dest="directory_command", required=True)
     sign = cmds.add_parser("sign", help="sign a pending directory version and put it in force")
-    sign.add_argument("document", type=Path, nargs="?", help="default: directory.pending.json")
+    sign.add_argument(
+        "document",
+        type=Path,
+        nargs="?",
+        help="directory JSON file (default: directory.pending.json)",
+    )
     sign.set_defaults(handler=cmd_sign)
     refresh = cmds.add_parser(
         "refresh", help="the same directory as the next version, valid for longer"
@@ -43,14 +48,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--days",
         type=whole_number(1, 3650),
         default=DIRECTORY_VALIDITY.days,
-        help=f"how long the new version is valid (default {DIRECTORY_VALIDITY.days})",
+        metavar="DAYS",
+        help="how long the new version is valid, in whole days (1 to 3650; default "
+        f"{DIRECTORY_VALIDITY.days})",
     )
     refresh.set_defaults(handler=cmd_refresh)
     verify = cmds.add_parser("verify", help="check a signed directory against the trust anchor")
-    verify.add_argument("file", type=Path, nargs="?", help="default: the directory in force")
+    verify.add_argument(
+        "file", type=Path, nargs="?", help="signed directory JSON file (default: the one in force)"
+    )
+    verify.add_argument("--json", action="store_true", help=JSON_HELP)
     verify.set_defaults(handler=cmd_verify)
     show = cmds.add_parser("show", help="agencies, roles, areas and key counts")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(handler=cmd_show)
 
 
@@ -105,6 +115,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         directory = verify_against_accepted(paths, read_json(args.file))
     directory.check_current(datetime.now(UTC))
     key = load_governance_public(paths)
+    if args.json:
+        print_json({
+            "valid": True,
+            "version": directory.version,
+            "agencies": len(directory.document.agencies),
+            "signed_by": key.key_id,
+            "valid_until": str(directory.document.valid_until),
+        })  # fmt: skip
+        return 0
     print(
         f"valid: directory version {directory.version}, {len(directory.document.agencies)} "
         f"agencies, signed by governance key {key.key_id}, until "
@@ -117,12 +136,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     directory = load_directory(_paths(args))
     doc = directory.document
     if args.json:
-        print(json.dumps(doc.model_dump(mode="json"), indent=1))
+        print_json(doc.model_dump(mode="json"))
         return 0
     print(f"directory version {doc.version}, issued {doc.issued_at}, valid until {doc.valid_until}")
-    for a in doc.agencies:
-        print(
-            f"{a.agency_id:<28} {a.role.value:<22} {a.status.value:<9} "
-            f"{','.join(a.areas):<20} {len(a.keys)} keys  {','.join(a.suites):<10} {a.name}"
-        )
+    print_table(
+        ("agency", "role", "status", "areas", "keys", "suites", "name"),
+        (
+            (a.agency_id, a.role.value, a.status.value, list(a.areas), len(a.keys),
+             list(a.suites), a.name)
+            for a in doc.agencies
+        ),
+    )  # fmt: skip
     return 0

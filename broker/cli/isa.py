@@ -33,6 +33,7 @@ from broker.agreements.check import (
 from broker.agreements.documents import agreement_path
 from broker.agreements.template import lawful_basis_for
 from broker.cli.arguments import calendar_date, whole_number
+from broker.cli.output import JSON_HELP, print_json
 from broker.errors import ConfigurationError
 from broker.files.strict import check_json, read_bytes, read_text
 from broker.settings import Settings
@@ -65,30 +66,49 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds = isa.add_subparsers(dest="isa_command", required=True)
 
     init = cmds.add_parser("init", help="the default agreement for an area and its parties")
-    init.add_argument("--area", required=True)
+    init.add_argument("--area", required=True, metavar="AREA", help="area code (`mappa areas`)")
     init.add_argument(
-        "--party", action="append", help="agency id (repeat); default: every agency in the area"
+        "--party",
+        action="append",
+        metavar="AGENCY_ID",
+        help="agency id (repeat); default: every agency in the area",
     )
-    init.add_argument("--id", help="agreement id; default mappa-default.<area>")
-    init.add_argument("--version", type=whole_number(1), default=1)
+    init.add_argument(
+        "--id", metavar="AGREEMENT_ID", help="agreement id; default mappa-default.<area>"
+    )
+    init.add_argument(
+        "--version",
+        type=whole_number(1),
+        default=1,
+        metavar="N",
+        help="agreement version, a whole number from 1 (default 1)",
+    )
     init.add_argument("--out", type=Path, help="write here instead of standard output")
     init.set_defaults(handler=cmd_init)
 
     check = cmds.add_parser("check", help="validate an agreement; every problem by line")
     check.add_argument("file", type=Path, help="agreement YAML, or a signed agreement (JSON)")
-    check.add_argument("--today", type=calendar_date, help="judge dates as of this day")
+    check.add_argument(
+        "--today",
+        type=calendar_date,
+        metavar="YYYY-MM-DD",
+        help="judge dates as of this day (default: today)",
+    )
     check.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    check.add_argument("--json", action="store_true", help=JSON_HELP)
     check.set_defaults(handler=cmd_check)
 
     sign = cmds.add_parser("sign", help="sign with the governance key and put in force")
-    sign.add_argument("file", type=Path)
+    sign.add_argument("file", type=Path, help="agreement YAML file")
     sign.set_defaults(handler=cmd_sign)
 
     show = cmds.add_parser("show", help="parties and the sharing matrix of an agreement")
     src = show.add_mutually_exclusive_group(required=True)
     src.add_argument("file", type=Path, nargs="?", help="agreement YAML or signed JSON")
-    src.add_argument("--id", help="the signed agreement in force in the data directory")
-    show.add_argument("--json", action="store_true")
+    src.add_argument(
+        "--id", metavar="AGREEMENT_ID", help="the signed agreement in force in the data directory"
+    )
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(handler=cmd_show)
 
 
@@ -169,10 +189,27 @@ def cmd_init(args: argparse.Namespace) -> int:
 # -- check ----------------------------------------------------------------------------------
 
 
-def report(result: CheckResult, name: str, *, strict: bool) -> int:
+def report(result: CheckResult, name: str, *, strict: bool, as_json: bool = False) -> int:
+    """Print ``result``'s findings and verdict for the file ``name`` (as one JSON
+    document with ``as_json``); returns the exit status: 1 if it failed."""
+    failed = bool(result.errors) or (strict and bool(result.warnings))
+    if as_json:
+        a = result.agreement
+        print_json({
+            "file": name,
+            "valid": not failed,
+            "agreement": None if a is None else {"id": a.id, "version": a.version},
+            "errors": len(result.errors),
+            "warnings": len(result.warnings),
+            "findings": [
+                {"severity": f.severity.value, "line": f.line, "field": f.field,
+                 "message": f.message}
+                for f in result.findings
+            ],
+        })  # fmt: skip
+        return 1 if failed else 0
     for finding in result.findings:
         print(finding.render(name))
-    failed = bool(result.errors) or (strict and bool(result.warnings))
     summary = f"{len(result.errors)} errors, {len(result.warnings)} warnings"
     if result.agreement is not None and not failed:
         a = result.agreement
@@ -190,8 +227,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         verify_signed_file(text_bytes(args.file), paths)
     result = check_text(text, today=_today(args), directory=directory)
     if directory is None:
-        print(f"note: no trust directory at {paths.directory}: parties not checked against it")
-    return report(result, str(args.file), strict=args.strict)
+        # On standard error: a --json document stays the one thing on standard output.
+        print(
+            f"note: no trust directory at {paths.directory}: parties not checked against it",
+            file=sys.stderr if args.json else sys.stdout,
+        )
+    return report(result, str(args.file), strict=args.strict, as_json=args.json)
 
 
 def text_bytes(path: Path) -> bytes:

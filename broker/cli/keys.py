@@ -5,13 +5,13 @@ by MAPPA_KEY_PASSPHRASE_FILE) and never printed."""
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from broker.cli.arguments import whole_number
+from broker.cli.output import JSON_HELP, print_json, print_table
 from broker.crypto.suites import SUITES
 from broker.errors import ConfigurationError, invalid
 from broker.files.strict import read_yaml
@@ -39,7 +39,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds = keys.add_subparsers(dest="keys_command", required=True)
 
     init = cmds.add_parser("init", help="governance, subject and agency keys; directory v1")
-    init.add_argument("--agencies", type=Path, required=True, help="YAML list of agencies")
+    init.add_argument(
+        "--agencies",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="YAML file listing the agencies (deploy/agencies.example.yaml shows the form)",
+    )
     init.add_argument(
         "--suite",
         action="append",
@@ -49,37 +55,53 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init.set_defaults(handler=cmd_init)
 
     rot = cmds.add_parser("rotate", help="new key pairs for an agency; next directory version")
-    rot.add_argument("--agency", required=True)
-    rot.add_argument("--alg", action="append", choices=[a.value for a in KeyAlg])
+    rot.add_argument("--agency", required=True, metavar="AGENCY_ID", help="agency id")
+    rot.add_argument(
+        "--alg",
+        action="append",
+        choices=[a.value for a in KeyAlg],
+        help="only this algorithm's key (repeat; default: every algorithm)",
+    )
     # At most a year: past that an old key is not in overlap, it is still in use.
     rot.add_argument(
         "--overlap-minutes",
         type=whole_number(0, 525_600),
         default=60,
-        help="old signing keys' grace",
+        metavar="MINUTES",
+        help="how long old signing keys stay valid, in whole minutes (0 to 525600; default 60)",
     )
     rot.set_defaults(handler=cmd_rotate)
 
     rev = cmds.add_parser("revoke", help="refuse anything a key signs from a moment on")
-    rev.add_argument("--agency", required=True)
-    rev.add_argument("--key", required=True, help="key id")
-    rev.add_argument("--reason", required=True)
-    rev.add_argument("--at", help="revocation time (RFC 3339 UTC, ms); default now")
+    rev.add_argument("--agency", required=True, metavar="AGENCY_ID", help="agency id")
+    rev.add_argument("--key", required=True, metavar="KEY_ID", help="key id (`mappa keys show`)")
+    rev.add_argument("--reason", required=True, help="why, for the directory's record")
+    rev.add_argument(
+        "--at",
+        metavar="YYYY-MM-DDTHH:MM:SS.sssZ",
+        help="revocation time, RFC 3339 in UTC with milliseconds (default: now)",
+    )
     rev.set_defaults(handler=cmd_revoke)
 
     prn = cmds.add_parser("prune", help="destroy a retained, no longer current private key")
-    prn.add_argument("--agency", required=True)
-    prn.add_argument("--key", required=True)
+    prn.add_argument("--agency", required=True, metavar="AGENCY_ID", help="agency id")
+    prn.add_argument("--key", required=True, metavar="KEY_ID", help="key id (`mappa keys show`)")
     prn.set_defaults(handler=cmd_prune)
 
     sts = cmds.add_parser("suites", help="the suites an agency may send in; next version")
-    sts.add_argument("--agency", required=True)
-    sts.add_argument("--suite", action="append", required=True, choices=sorted(SUITES))
+    sts.add_argument("--agency", required=True, metavar="AGENCY_ID", help="agency id")
+    sts.add_argument(
+        "--suite",
+        action="append",
+        required=True,
+        choices=sorted(SUITES),
+        help="a suite it may send in (repeat for several)",
+    )
     sts.set_defaults(handler=cmd_suites)
 
     show = cmds.add_parser("show", help="every key in the directory, its status, held or not")
-    show.add_argument("--agency")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--agency", metavar="AGENCY_ID", help="only this agency's keys")
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(handler=cmd_show)
 
 
@@ -189,12 +211,12 @@ def cmd_show(args: argparse.Namespace) -> int:
                 }
             )
     if args.json:
-        print(json.dumps({"directory_version": directory.version, "keys": rows}, indent=1))
+        print_json({"directory_version": directory.version, "keys": rows})
         return 0
     print(f"directory version {directory.version}")
-    for r in rows:
-        print(
-            f"{r['agency']:<28} {r['alg']:<16} {r['key_id']}  {r['status']:<13} "
-            f"{r['not_before']} .. {r['not_after']}  {'held' if r['private_key_held'] else '-'}"
-        )
+    columns = ("agency", "alg", "key_id", "status", "not_before", "not_after")
+    print_table(
+        (*columns, "private key"),
+        ([*(r[c] for c in columns), "held" if r["private_key_held"] else None] for r in rows),
+    )
     return 0

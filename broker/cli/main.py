@@ -4,10 +4,11 @@ built once, from the environment, inside the handler that needs them.
 
 Whatever goes wrong ends in one line on standard error and a non-zero exit, never a
 traceback: a bad argument ``mappa: usage: ...`` (exit 2), one of our errors
-``mappa: <code>: <message>`` (exit 1), a file the system would not let us read or write
+``mappa: <code>: <message>`` (exit 1; exit 4 when Kafka or a database did not answer,
+``UNAVAILABLE_ERRORS``), a file the system would not let us read or write
 ``mappa: io.failed: ...`` (exit 1), anything else ``mappa: internal error: <type>``
 (exit 70), with the traceback only under ``--debug`` or MAPPA_DEBUG=1. None of them
-quotes what a file or an argument held.
+quotes what a file or an argument held. The statuses are ``broker.cli.exits``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ from broker.cli import (
     demo,
     deploy,
     directory,
+    exits,
     keys,
+    ledger,
+    migrate,
+    records,
     serve,
     track,
     transfer,
@@ -37,7 +42,9 @@ from broker.cli import (
 from broker.cli import audit as audit_cli
 from broker.cli import isa as isa_cli
 from broker.cli import schemas as schemas_cli
-from broker.errors import MappaError
+from broker.errors import MappaError, StoreUnavailable
+from broker.kafka.transport import TransportError
+from broker.transfer.desk import TransferPending
 
 COMMAND_GROUPS = (
     demo,
@@ -49,8 +56,11 @@ COMMAND_GROUPS = (
     audit_cli,
     transfer,
     deadletter,
+    records,
     track,
     serve,
+    ledger,
+    migrate,
     api,
     users,
     deploy,
@@ -58,8 +68,15 @@ COMMAND_GROUPS = (
 )
 
 
-EXIT_USAGE = 2
-EXIT_INTERNAL = 70  # EX_SOFTWARE: not the input's fault
+EXIT_USAGE = exits.USAGE
+EXIT_INTERNAL = exits.INTERNAL
+# Our errors that say a service did not answer (or a step is not yet confirmed), not
+# that anything was refused: trying again may work.
+UNAVAILABLE_ERRORS: tuple[type[MappaError], ...] = (
+    StoreUnavailable,
+    TransportError,
+    TransferPending,
+)
 # A message is cut here: one line a person reads, not a dump of what was given.
 MAX_MESSAGE_CHARS = 400
 # argparse quotes the value it refused; the messages say what is expected instead.
@@ -92,7 +109,10 @@ def one_line(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="mappa", description="Secure inter-agency information sharing for MAPPA."
+        prog="mappa",
+        description="Secure inter-agency information sharing for MAPPA.",
+        epilog=exits.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--debug",
@@ -155,17 +175,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except MappaError as exc:
         _say(f"{exc.code}: {exc}")
-        return 1
+        return exits.UNAVAILABLE if isinstance(exc, UNAVAILABLE_ERRORS) else exits.REFUSED
     except KeyboardInterrupt:
         _say("interrupted; everything started has been stopped")
-        return 130
+        return exits.INTERRUPTED
     except OSError as exc:
         if debug:
             raise
         # The system's reason and the path: not the content of anything.
         where = f": {exc.filename}" if exc.filename else ""
         _say(f"io.failed: {exc.strerror or type(exc).__name__}{where}")
-        return 1
+        return exits.REFUSED
     except Exception as exc:
         if debug:
             raise

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import schemas
+from broker.cli.output import JSON_HELP, print_json
 from schemas.messages.export import drift, export
 
 DEFAULT_DIR = Path(schemas.__file__).resolve().parent / "json"
@@ -19,18 +20,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ("check", run_check, "exit 1 if the files differ from the models"),
     ):
         p = actions.add_parser(name, help=text)
-        p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="schema directory")
+        p.add_argument(
+            "--dir",
+            type=Path,
+            default=DEFAULT_DIR,
+            metavar="DIR",
+            help="schema directory (default: the packaged schemas/json)",
+        )
+        p.add_argument("--json", action="store_true", help=JSON_HELP)
         p.set_defaults(handler=handler)
 
 
 def run_export(args: argparse.Namespace) -> int:
     written = export(args.dir)
+    if args.json:
+        print_json({"dir": str(args.dir), "written": [str(p) for p in written]})
+        return 0
     print(f"wrote {len(written)} schemas to {args.dir}")
     return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
     problems = drift(args.dir)
+    if args.json:
+        print_json({"dir": str(args.dir), "up_to_date": not problems, "differ": problems})
+        return 1 if problems else 0
     for line in problems:
         print(f"{args.dir}/{line}")
     if problems:

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     track.add_argument(
         "--as",
         dest="agency",
+        metavar="AGENCY_ID",
         help="the agency that sent it (default: whichever agency of the data directory did)",
     )
     track.add_argument("--data-dir", type=Path, help="deployment data directory (MAPPA_DATA_DIR)")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -24,9 +23,10 @@ from typing import Any
 
 from broker.agreements import default_agreements
 from broker.cli.arguments import calendar_date
+from broker.cli.output import JSON_HELP, print_json, print_table
 from broker.cli.runner import run_interruptible
 from broker.deployment import Deployment
-from broker.errors import ConfigurationError, SchemaError
+from broker.errors import ConfigurationError, SchemaError, TransferRefused
 from broker.gateway.cases import CaseRegistry
 from broker.gateway.store import AgencyStore
 from broker.settings import Settings
@@ -35,7 +35,7 @@ from broker.transfer.desk import TransferDesk
 from broker.trust.keystore import passphrase_from_env
 from broker.trust.provision import DataPaths, load_directory
 from schemas.common import Role
-from schemas.transfer import TransferRecord
+from schemas.transfer import TransferRecord, TransferState
 
 # Reading the transfer topic up to date: stop after this many empty polls in a row.
 QUIET_POLLS = 2
@@ -44,23 +44,56 @@ QUIET_POLLS = 2
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tr = sub.add_parser("transfer", help="move a case between MAPPA areas")
     tr.add_argument("--data-dir", type=Path, help="deployment data directory (MAPPA_DATA_DIR)")
-    tr.add_argument("--bootstrap", help="Kafka bootstrap (MAPPA_KAFKA_BOOTSTRAP)")
+    tr.add_argument(
+        "--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap (MAPPA_KAFKA_BOOTSTRAP)"
+    )
     cmds = tr.add_subparsers(dest="transfer_command", required=True)
 
     def step(name: str, text: str, *, reason_required: bool = True) -> argparse.ArgumentParser:
         p = cmds.add_parser(name, help=text)
-        p.add_argument("--as", dest="agency", required=True, help="acting agency id")
-        p.add_argument("--user", required=True, help="the person acting")
-        p.add_argument("--reason", required=reason_required)
-        p.add_argument("--json", action="store_true")
+        p.add_argument(
+            "--as", dest="agency", required=True, metavar="AGENCY_ID", help="acting agency id"
+        )
+        p.add_argument("--user", required=True, metavar="USER_ID", help="the person acting")
+        p.add_argument(
+            "--reason",
+            required=reason_required,
+            help="why, for the record" + ("" if reason_required else " (optional)"),
+        )
+        p.add_argument("--json", action="store_true", help=JSON_HELP)
         return p
 
     req = step("request", "ask another area to take a case over")
-    req.add_argument("--pnc", required=True, help="the offender's PNC id")
-    req.add_argument("--to", dest="to_area", required=True, help="receiving area code")
-    req.add_argument("--move-date", type=calendar_date, required=True)
-    req.add_argument("--open-action", action="append", default=[], dest="open_actions")
-    req.add_argument("--lead", help="sending RA lead agency (default: the acting agency)")
+    req.add_argument(
+        "--pnc", required=True, metavar="PNC_ID", help="the offender's PNC id, e.g. 2011/0456789K"
+    )
+    req.add_argument(
+        "--to",
+        dest="to_area",
+        required=True,
+        metavar="AREA",
+        help="receiving area code (`mappa areas`)",
+    )
+    req.add_argument(
+        "--move-date",
+        type=calendar_date,
+        required=True,
+        metavar="YYYY-MM-DD",
+        help="the day the offender moves",
+    )
+    req.add_argument(
+        "--open-action",
+        action="append",
+        default=[],
+        dest="open_actions",
+        metavar="TEXT",
+        help="an action still open, for the receiving area (repeat)",
+    )
+    req.add_argument(
+        "--lead",
+        metavar="AGENCY_ID",
+        help="sending RA lead agency (default: the acting agency)",
+    )
     req.add_argument("--rso", action="store_true", help="registered sexual offender")
     req.set_defaults(handler=cmd_step)
     for name, text in (
@@ -69,32 +102,47 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ("cancel", "withdraw a transfer that is requested or accepted"),
     ):
         p = step(name, text, reason_required=name != "accept")
-        p.add_argument("--transfer", required=True, help="transfer id")
+        p.add_argument("--transfer", required=True, metavar="TRANSFER_ID", help="transfer id")
         p.set_defaults(handler=cmd_step)
     done = step(
         "complete", "receiving co-ordinator: the case has been taken over", reason_required=False
     )
-    done.add_argument("--transfer", required=True, help="transfer id")
-    done.add_argument("--address-notified-on", type=calendar_date)
+    done.add_argument("--transfer", required=True, metavar="TRANSFER_ID", help="transfer id")
     done.add_argument(
-        "--team", action="append", default=[], help="receiving case team member (repeat)"
+        "--address-notified-on",
+        type=calendar_date,
+        metavar="YYYY-MM-DD",
+        help="the day the police were told the new address (registered sexual offenders)",
+    )
+    done.add_argument(
+        "--team",
+        action="append",
+        default=[],
+        metavar="AGENCY_ID",
+        help="receiving case team member (repeat)",
     )
     done.set_defaults(handler=cmd_step)
 
     st = cmds.add_parser("status", help="transfers an agency knows of, with their deadlines")
-    st.add_argument("--as", dest="agency", required=True)
-    st.add_argument("--transfer")
-    st.add_argument("--json", action="store_true")
+    st.add_argument(
+        "--as", dest="agency", required=True, metavar="AGENCY_ID", help="whose registry to read"
+    )
+    st.add_argument("--transfer", metavar="TRANSFER_ID", help="only this transfer")
+    st.add_argument("--json", action="store_true", help=JSON_HELP)
     st.set_defaults(handler=cmd_status)
 
     od = cmds.add_parser("overdue", help="overdue transfers, as each co-ordinator sees them")
-    od.add_argument("--as", dest="agency", help="one agency (default: every co-ordinator)")
-    od.add_argument("--today", type=calendar_date, help="report date (default: today)")
-    od.add_argument("--json", action="store_true")
+    od.add_argument(
+        "--as", dest="agency", metavar="AGENCY_ID", help="one agency (default: every co-ordinator)"
+    )
+    od.add_argument(
+        "--today", type=calendar_date, metavar="YYYY-MM-DD", help="report date (default: today)"
+    )
+    od.add_argument("--json", action="store_true", help=JSON_HELP)
     od.set_defaults(handler=cmd_overdue)
 
     demo = cmds.add_parser("demo", help="move one offender between two areas, on a fresh directory")
-    demo.add_argument("--json", action="store_true")
+    demo.add_argument("--json", action="store_true", help=JSON_HELP)
     demo.set_defaults(handler=cmd_demo)
 
 
@@ -109,8 +157,41 @@ def cmd_step(args: argparse.Namespace) -> int:
     # Plain asyncio.run: a step is short, its cleanup is in ``finally``, and it must also
     # run off the main thread (the API and tests call it there; signal handlers cannot).
     record = asyncio.run(_send_step(settings, args))
-    print(json.dumps(record.model_dump(mode="json")) if args.json else _describe(record))
+    if args.json:
+        print_json(record.model_dump(mode="json"))
+    else:
+        print(_describe(record))
     return 0
+
+
+# The state each follow-up step leads to: a person who repeats a step that has already
+# taken effect is told so, rather than that the step is impossible.
+_LEADS_TO = {
+    "accept": TransferState.ACCEPTED,
+    "refuse": TransferState.REFUSED,
+    "cancel": TransferState.CANCELLED,
+    "complete": TransferState.COMPLETED,
+}
+
+
+async def _act_once(desk: TransferDesk, args: argparse.Namespace) -> TransferRecord:
+    """``_act``; a step the transfer has already taken is refused as
+    ``transfer.already-done``, naming who took it (exit 1: nothing was sent)."""
+    try:
+        return await _act(desk, args)
+    except TransferRefused as exc:
+        current = desk.registry.get(getattr(args, "transfer", None) or "")
+        if (
+            exc.code != "transfer.invalid-transition"
+            or current is None
+            or current.state is not _LEADS_TO.get(args.transfer_command)
+        ):
+            raise
+        raise TransferRefused(
+            f"transfer {current.transfer_id} is already {current.state.value} (last step by "
+            f"{current.last_step_by}): nothing was sent",
+            code="transfer.already-done",
+        ) from None
 
 
 def _act(desk: TransferDesk, args: argparse.Namespace) -> Awaitable[TransferRecord]:
@@ -154,7 +235,7 @@ async def _send_step(settings: Settings, args: argparse.Namespace) -> TransferRe
         quiet = 0
         while quiet < QUIET_POLLS:
             quiet = 0 if await gateway.poll_once(timeout_ms=300) else quiet + 1
-        return await _act(running.desks[args.agency], args)
+        return await _act_once(running.desks[args.agency], args)
 
 
 # -- reading the registries -------------------------------------------------------------------
@@ -190,12 +271,19 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"{args.agency} knows of no transfer {args.transfer}", code="transfer.unknown"
             )
     if args.json:
-        print(json.dumps([r.model_dump(mode="json") for r in records], indent=1))
-    else:
-        for r in records:
-            print(_describe(r))
-        if not records:
-            print(f"{args.agency} knows of no transfers")
+        print_json([r.model_dump(mode="json") for r in records])
+        return 0
+    if not records:
+        print(f"{args.agency} knows of no transfers")
+        return 0
+    print_table(
+        ("transfer", "from", "to", "state", "lead", "move date", "last step by"),
+        (
+            (r.transfer_id, r.from_area, r.to_area, r.state.value, r.lead_agency,
+             r.move_date, r.last_step_by)
+            for r in records
+        ),
+    )  # fmt: skip
     return 0
 
 
@@ -225,12 +313,15 @@ def cmd_overdue(args: argparse.Namespace) -> int:
         ]
     report = {a: overdue(_registry_records(paths, a), today) for a in agencies}
     if args.json:
-        print(json.dumps({a: [_overdue_json(o) for o in items] for a, items in report.items()}))
+        print_json({a: [_overdue_json(o) for o in items] for a, items in report.items()})
         return 0
+    rows = [(a, *_overdue_json(o).values()) for a, items in report.items() for o in items]
+    if rows:
+        print_table(
+            ("agency", "transfer", "from", "to", "state", "deadline", "due", "days over"), rows
+        )
     for agency, items in report.items():
         print(f"{agency}: {len(items)} overdue on {today.isoformat()}")
-        for item in items:
-            print(f"  {item.line()}")
     return 0
 
 
@@ -247,5 +338,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 2
         settings = Settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
         summary = run_interruptible(run_transfer_demo(settings))
-    print(json.dumps(summary, indent=1) if args.json else render(summary))
+    if args.json:
+        print_json(summary)
+    else:
+        print(render(summary))
     return 0

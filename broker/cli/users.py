@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import socket
 import sys
 from pathlib import Path
 
+from broker.cli.output import JSON_HELP, print_json, print_table
 from broker.errors import ConfigurationError
 from broker.files.strict import read_text
 from broker.gateway.agency import utc_now
@@ -34,45 +34,53 @@ from broker.trust.provision import DataPaths, load_directory
 MAX_PASSWORD_FILE_BYTES = 4 * MAX_PASSWORD_CHARS + 2
 
 
+USERNAME_HELP = "the user's sign-in name"
+FROM_FILE_HELP = "read the password from this file (one line) instead of the terminal"
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     users = sub.add_parser("users", help="named users of agencies: add, disable, reset, list")
     users.add_argument("--data-dir", type=Path, help="deployment data directory (MAPPA_DATA_DIR)")
     cmds = users.add_subparsers(dest="users_command", required=True)
 
     add = cmds.add_parser("add", help="a new user of an agency in the trust directory")
-    add.add_argument("--agency", required=True, help="agency id, as in the trust directory")
-    add.add_argument("--role", required=True, choices=[r.value for r in Role])
-    add.add_argument("--password-file", type=Path, help="read the password from this file")
+    add.add_argument(
+        "--agency", required=True, metavar="AGENCY_ID", help="agency id, as in the trust directory"
+    )
+    add.add_argument(
+        "--role", required=True, choices=[r.value for r in Role], help="what the user may do"
+    )
+    add.add_argument("--password-file", type=Path, metavar="FILE", help=FROM_FILE_HELP)
     add.add_argument(
         "--totp",
         action="store_true",
         help="a TOTP second factor for a role that does not require one",
     )
-    add.add_argument("username")
+    add.add_argument("username", help=USERNAME_HELP)
     add.set_defaults(handler=cmd_add)
 
     disable = cmds.add_parser("disable", help="refuse a user from now on; ends their sessions")
-    disable.add_argument("username")
+    disable.add_argument("username", help=USERNAME_HELP)
     disable.set_defaults(handler=cmd_disable)
 
     reset = cmds.add_parser(
         "reset", help="new password (and TOTP secret), unlock, end their sessions"
     )
-    reset.add_argument("--password-file", type=Path, help="read the password from this file")
+    reset.add_argument("--password-file", type=Path, metavar="FILE", help=FROM_FILE_HELP)
     reset.add_argument(
         "--totp", action="store_true", help="enrol a TOTP second factor if they have none"
     )
-    reset.add_argument("username")
+    reset.add_argument("username", help=USERNAME_HELP)
     reset.set_defaults(handler=cmd_reset)
 
     listing = cmds.add_parser("list", help="every user: agency, role, state (never a secret)")
-    listing.add_argument("--agency", help="only this agency's users")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--agency", metavar="AGENCY_ID", help="only this agency's users")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(handler=cmd_list)
 
     history = cmds.add_parser("history", help="who added, disabled, reset users; lockouts")
-    history.add_argument("--user", help="only this user's")
-    history.add_argument("--json", action="store_true")
+    history.add_argument("--user", metavar="USERNAME", help="only this user's")
+    history.add_argument("--json", action="store_true", help=JSON_HELP)
     history.set_defaults(handler=cmd_history)
 
 
@@ -194,15 +202,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     with _database(_paths(args)) as database:
         users = UserStore(database).list(agency=args.agency)
     if args.json:
-        print(json.dumps([_row(u) for u in users], indent=2))
+        print_json([_row(u) for u in users])
         return 0
-    print(f"{'username':<24} {'agency':<32} {'role':<12} {'state':<8} {'factors':<13} created")
-    for u in users:
-        factors = "password+totp" if u.second_factor else "password"
-        print(
-            f"{u.username:<24} {u.agency:<32} {u.role.value:<12} {u.state.value:<8} "
-            f"{factors:<13} {u.created_at}"
-        )
+    print_table(
+        ("username", "agency", "role", "state", "factors", "created"),
+        (
+            (u.username, u.agency, u.role.value, u.state.value,
+             "password+totp" if u.second_factor else "password", u.created_at)
+            for u in users
+        ),
+    )  # fmt: skip
     return 0
 
 
@@ -222,11 +231,10 @@ def cmd_history(args: argparse.Namespace) -> int:
             }
             for e in events
         ]
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return 0
-    for e in events:
-        print(
-            f"{e.at}  {e.act.value:<7} {e.username:<24} {e.agency:<32} {e.role.value:<12} "
-            f"by {e.actor}"
-        )
+    print_table(
+        ("at", "act", "username", "agency", "role", "by"),
+        ((e.at, e.act.value, e.username, e.agency, e.role.value, e.actor) for e in events),
+    )
     return 0

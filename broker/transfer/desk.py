@@ -289,15 +289,34 @@ class TransferDesk:
                 **common,
             )
             await self.gateway.relay.flush()
-            return await self._ordered(sealed.message_id, message.transfer_id, seen)
+            return await self._ordered(sealed.message_id, sealed.digest, message.transfer_id, seen)
         finally:
             stop_listening()
 
+    def _settled_in_store(self, message_id: str, digest: str) -> Handled | None:
+        """Our step's outcome as this agency's store records it, whichever process
+        applied it: another process may hold the same store (`mappa serve` running while
+        `mappa transfer` acts), read the step first and apply it, so that this gateway
+        only ever sees it as a redelivery. None while nobody has applied it."""
+        store = self.ctx.store
+        topic = self.ctx.topics.transfers
+        if store.seen_digest(self.agency_id, message_id) == digest:
+            return Handled(Handling.DELIVERED, topic, message_id, self.agency_id, None)
+        refused = store.deadletters.recall(self.agency_id, message_id, digest)
+        if refused is not None:
+            return Handled(
+                Handling.REFUSED, topic, message_id, self.agency_id, None,
+                reason_code=refused.reason_code,
+                reason=f"refused as {refused.reason_code} (see `mappa deadletter list`)",
+            )  # fmt: skip
+        return None
+
     async def _ordered(
-        self, message_id: str, transfer_id: str, seen: list[Handled]
+        self, message_id: str, digest: str, transfer_id: str, seen: list[Handled]
     ) -> TransferRecord:
         """Wait until our own step comes back off the topic and is applied (``seen``, filled
-        by the listener ``_send`` registered before sending).
+        by the listener ``_send`` registered before sending, or the store's record of it,
+        ``_settled_in_store``).
 
         Every case holder, the sender included, applies the steps of one subject in the
         order of their partition, so all registries agree: a step that raced with
@@ -305,7 +324,16 @@ class TransferDesk:
         deadline = time.monotonic() + ORDERING_TIMEOUT_SECONDS
         # Whoever polls the gateway (this loop, or its background poller) applies it.
         while not seen and time.monotonic() < deadline:
+            if (settled := self._settled_in_store(message_id, digest)) is not None:
+                seen.append(settled)
+                break
             await self.gateway.poll_once(timeout_ms=ORDERING_POLL_MS)
+        # Applied by another process on this store wins over our gateway's late refusal of
+        # the same step (it read the step too, just after, and found it in use): it did
+        # take effect.
+        settled = self._settled_in_store(message_id, digest)
+        if settled is not None and settled.handling is Handling.DELIVERED:
+            seen.insert(0, settled)
         if seen and seen[0].handling is Handling.DELIVERED:
             record = self.registry.get(transfer_id)
             assert record is not None  # noqa: S101 - just applied

@@ -18,7 +18,12 @@ from broker.settings import Settings
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser("demo", help="run the end-to-end slice on a fresh data directory")
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON document")
-    demo.add_argument("--suite", choices=["classic", "pq-hybrid"], default="classic")
+    demo.add_argument(
+        "--suite",
+        choices=["classic", "pq-hybrid"],
+        default="classic",
+        help="the cryptographic suite every agency sends in (default classic)",
+    )
     demo.add_argument("--data-dir", type=Path, help="fresh directory to use (default: temporary)")
     where = demo.add_mutually_exclusive_group()
     where.add_argument(
