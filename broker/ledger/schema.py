@@ -139,17 +139,6 @@ def check_layout(db: Database) -> None:
         )
 
 
-def table_names(db: Database) -> set[str]:
-    """The names of the tables ``db`` holds (on PostgreSQL, in the schema it is using)."""
-    if db.dialect == "postgresql":
-        rows = db.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-        )
-    else:
-        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    return {str(row[0]) for row in rows}
-
-
 def _has_table(db: Database, name: str) -> bool:
     if db.dialect == "postgresql":
         return db.execute("SELECT to_regclass(?) IS NOT NULL", (name,))[0][0] is True

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from broker.errors import ConfigurationError
+from broker.files.migrations import table_names
 from broker.ledger import search
 from broker.ledger.database import Database, connect
 from broker.ledger.log import EntryLog, Item, split_block
-from broker.ledger.schema import BLOCK, check_readable, create_tables, table_names
+from broker.ledger.schema import BLOCK, check_readable, create_tables
 
 __all__ = ["COLUMNS", "Item", "LedgerStore", "event_fields", "split_block"]
 
