@@ -230,7 +230,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = []
     for r in rows:
         state = r.state(now)
-        when = {"revoked": r.revoked_at, "expired": r.expires_at}.get(state, r.expires_at)
+        when = r.revoked_at if state == "revoked" else r.expires_at
         table.append((r.credential_id, r.kind.value, r.principal, state, when, r.label))
     print_table(("credential", "kind", "principal", "state", "since/until", "label"), table)
     return 0

@@ -28,7 +28,6 @@ from broker.settings import Settings
 from broker.trust.keystore import passphrase_from_env
 from schemas.audit import AuditAct, Outcome
 
-EXIT_TAMPERED = exits.TAMPERED
 _FILTERS = ("subject", "subject_ref", "agency", "user", "act", "agreement", "outcome")
 _TABLE = ("seq", "time", "act", "agency", "user", "recipient", "outcome", "subject_ref")
 
@@ -239,7 +238,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
     else:
         print(f"LEDGER TAMPERED: first bad entry {report.first_bad_entry}: {report.problem}")
-    return exits.OK if report.intact else EXIT_TAMPERED
+    return exits.OK if report.intact else exits.TAMPERED
 
 
 def cmd_rejected(args: argparse.Namespace) -> int:

@@ -111,8 +111,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    with offline_gateway(_settings(args), args.agency, args.agreement or ()) as running:
-        gateway, deployment = running
+    with offline_gateway(_settings(args), args.agency, args.agreement) as (gateway, deployment):
         # The transfer topic's rules, as the running gateway has them.
         TransferDesk(gateway, agreements=deployment.agreements)
         outcomes = _retry(gateway, args)

@@ -42,6 +42,27 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _derive(
+    settings: Settings, agreement_files: list[Path]
+) -> tuple[list[str], list[AclBinding], list[str]]:
+    """What the directory and the agreements (``agreement_files``, else each area's
+    default) imply: every agency's Kafka principal, the ACL bindings, and every topic."""
+    directory = load_directory(DataPaths(settings.data_dir))
+    agencies = directory.agencies()
+    agreements = (
+        [read_agreement(p) for p in agreement_files]
+        if agreement_files
+        else default_agreements(directory)
+    )
+    topics = Topics(settings.topic_namespace)
+    areas = sorted({a for agency in agencies for a in agency.areas})
+    return (
+        [a.kafka_principal for a in agencies],
+        acl_bindings(agencies, agreements, topics),
+        topics.all_topics(areas),
+    )
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("deploy", help="production artefacts (Kafka ACLs)")
     actions = parser.add_subparsers(dest="action", required=True)
@@ -89,17 +110,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_acls(args: argparse.Namespace) -> int:
     settings = Settings.with_flags(data_dir=args.data_dir, kafka_bootstrap=args.bootstrap)
-    directory = load_directory(DataPaths(settings.data_dir))
-    areas = sorted({a for agency in directory.agencies() for a in agency.areas})
-    agreements = (
-        [read_agreement(p) for p in args.agreement]
-        if args.agreement
-        else default_agreements(directory)
-    )
-    topics = Topics(settings.topic_namespace)
-    bindings = acl_bindings(directory.agencies(), agreements, topics)
+    _, bindings, names = _derive(settings, args.agreement)
     if args.apply or args.check:
-        return _against_cluster(settings, bindings, topics.all_topics(areas), apply=args.apply)
+        return _against_cluster(settings, bindings, names, apply=args.apply)
     if args.json:
         print(json.dumps([asdict(b) for b in bindings], indent=2))
     else:
@@ -194,22 +207,15 @@ def register_strimzi(actions: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def run_strimzi(args: argparse.Namespace) -> int:
-    """Derive the bindings exactly as ``run_acls`` does, and print them as Strimzi
-    resources (``broker.kafka.strimzi``)."""
+    """The bindings ``run_acls`` derives (``_derive``), as Strimzi resources
+    (``broker.kafka.strimzi``)."""
     settings = Settings.with_flags(data_dir=args.data_dir)
-    directory = load_directory(DataPaths(settings.data_dir))
-    areas = sorted({a for agency in directory.agencies() for a in agency.areas})
-    agreements = (
-        [read_agreement(p) for p in args.agreement]
-        if args.agreement
-        else default_agreements(directory)
-    )
-    topics = Topics(settings.topic_namespace)
+    principals, bindings, names = _derive(settings, args.agreement)
     text = as_yaml(
         strimzi_resources(
-            [a.kafka_principal for a in directory.agencies()],
-            acl_bindings(directory.agencies(), agreements, topics),
-            topics.all_topics(areas),
+            principals,
+            bindings,
+            names,
             settings,
             namespace=args.namespace,
             cluster=args.cluster,

@@ -68,8 +68,6 @@ COMMAND_GROUPS = (
 )
 
 
-EXIT_USAGE = exits.USAGE
-EXIT_INTERNAL = exits.INTERNAL
 # Our errors that say a service did not answer (or a step is not yet confirmed), not
 # that anything was refused: trying again may work.
 UNAVAILABLE_ERRORS: tuple[type[MappaError], ...] = (
@@ -137,10 +135,10 @@ def options_anywhere(parser: argparse.ArgumentParser) -> None:
     """Give every subcommand below a parser that has a ``GROUP_OPTIONS`` option the same
     option, defaulting to nothing (so the group's value stands unless it is given again
     after the subcommand, which then wins). Raises nothing."""
+    own = {o: a for a in parser._actions for o in a.option_strings if o in GROUP_OPTIONS}
     for action in parser._actions:
         if not isinstance(action, argparse._SubParsersAction):
             continue
-        own = {o: a for a in parser._actions for o in a.option_strings if o in GROUP_OPTIONS}
         for child in action.choices.values():
             held = {o for a in child._actions for o in a.option_strings}
             for option, inherited in own.items():
@@ -169,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
         _say(f"usage: {exc}")
-        return EXIT_USAGE
+        return exits.USAGE
     debug = bool(args.debug) or os.environ.get("MAPPA_DEBUG", "") not in ("", "0")
     try:
         code: int = args.handler(args)
@@ -194,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"internal error: {type(exc).__name__} "
             "(run with --debug or MAPPA_DEBUG=1 for the traceback)"
         )
-        return EXIT_INTERNAL
+        return exits.INTERNAL
     return code
 
 

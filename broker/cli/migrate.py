@@ -78,38 +78,17 @@ class _Database:
 
 def _databases(settings: Settings) -> list[_Database]:
     paths = DataPaths(settings.data_dir)
-    found: list[_Database] = []
     agencies = paths.root / "agencies"
     stores = sorted(agencies.glob("*.sqlite")) if agencies.is_dir() else []
-    for path in stores:
-        found.append(
-            _Database(
-                f"agency store {path.stem}",
-                path,
-                AGENCY_SCHEMA,
-                AgencyStore,
-            )
-        )
+    found = [_Database(f"agency store {p.stem}", p, AGENCY_SCHEMA, AgencyStore) for p in stores]
     credentials = credentials_path(paths.root)
     if credentials.exists():
         found.append(
-            _Database(
-                "credential store",
-                credentials,
-                CREDENTIALS_SCHEMA,
-                CredentialStore,
-            )
+            _Database("credential store", credentials, CREDENTIALS_SCHEMA, CredentialStore)
         )
     identity = identity_path(paths.root)
     if identity.exists():
-        found.append(
-            _Database(
-                "identity database",
-                identity,
-                IDENTITY_SCHEMA,
-                IdentityDatabase,
-            )
-        )
+        found.append(_Database("identity database", identity, IDENTITY_SCHEMA, IdentityDatabase))
     ledger: Path | str | None = settings.database_url
     if ledger is None and paths.ledger.exists():
         ledger = paths.ledger

@@ -26,24 +26,25 @@ from pathlib import Path
 from typing import Any
 
 from agency_adapters.registry import adapter_for
+from broker.api.auth import MAX_ON_BEHALF_CHARS
 from broker.api.backend import ServedAgency
+from broker.api.limits import MAX_BODY_BYTES
 from broker.api.records import correct_record
 from broker.cli.offline import offline_gateway
 from broker.cli.output import JSON_HELP, print_json, print_table
 from broker.cli.users import actor
 from broker.files.strict import read_json
+from broker.gateway.audit import MAX_REASON_CHARS
+from broker.gateway.sealing import MAX_PURPOSE_CHARS
 from broker.gateway.store import InboxItem
 from broker.identity.users import MAX_ACTOR_CHARS
 from broker.settings import Settings
 from schemas.common import UUID_PATTERN
 
 # A record file is one request body's worth, as the API bounds a body (1 MiB).
-MAX_RECORD_BYTES = 1 << 20
+MAX_RECORD_BYTES = MAX_BODY_BYTES
 # A person's name as the API takes it in X-Mappa-On-Behalf-Of (a username's length).
-MAX_USER_CHARS = 100
-# Free text bounds of the audit event's fields (``schemas.audit``).
-MAX_PURPOSE_CHARS = 200
-MAX_REASON_CHARS = 4000
+MAX_USER_CHARS = MAX_ON_BEHALF_CHARS
 _UUID = re.compile(UUID_PATTERN)
 # Where these commands act, for their help (module docstring).
 WHERE = (
@@ -140,15 +141,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="TEXT",
         type=text(MAX_PURPOSE_CHARS),
         required=True,
-        help="why it is shared (1-200 characters; goes into the envelope header)",
+        help=f"why it is shared (1-{MAX_PURPOSE_CHARS} characters; goes into the envelope header)",
     )
     fix.add_argument(
         "--reason",
         metavar="TEXT",
         type=text(MAX_REASON_CHARS),
         required=True,
-        help="what was wrong and what changed (1-4000 characters; recorded in the "
-        "alteration audit event, never sent to recipients)",
+        help=f"what was wrong and what changed (1-{MAX_REASON_CHARS} characters; recorded "
+        "in the alteration audit event, never sent to recipients)",
     )
     fix.add_argument(
         "--adapter",
@@ -187,7 +188,7 @@ def _served(args: argparse.Namespace) -> Iterator[ServedAgency]:
     """The acting agency's gateway over its own store (never started: no broker) with
     its adapter; every store closes on exit."""
     settings = Settings.with_flags(data_dir=args.data_dir)
-    with offline_gateway(settings, args.agency, args.agreement or ()) as (gateway, _):
+    with offline_gateway(settings, args.agency, args.agreement) as (gateway, _):
         yield ServedAgency(gateway, adapter_for(gateway, getattr(args, "adapter", None)))
 
 

@@ -207,9 +207,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def serve_demo(args: argparse.Namespace) -> int:
     """``mappa serve --demo``: the console on a fresh demo deployment (module docstring).
     Refuses the options that choose a deployment's parts: the demo chooses them."""
-    chosen = [f"--{n}" for n in ("bootstrap", "agency", "agreement", "area") if getattr(args, n)]
-    if chosen or args.adapter or args.no_ledger:
-        chosen += ["--adapter"] * bool(args.adapter) + ["--no-ledger"] * args.no_ledger
+    parts = ("bootstrap", "agency", "agreement", "area", "adapter", "no_ledger")
+    chosen = ["--" + n.replace("_", "-") for n in parts if getattr(args, n)]
+    if chosen:
         raise ConfigurationError(f"--demo chooses its own deployment: drop {', '.join(chosen)}")
     with demo_data_dir(args.data_dir) as (data_dir, temporary):
         config, sign_ins = prepare(data_dir, secrets.token_urlsafe(24).encode())
