@@ -369,6 +369,24 @@ def test_a_client_secret_file_that_cannot_be_read_stops_the_start(tmp_path: Path
         oidc_config(settings)
 
 
+def test_a_client_secret_file_that_is_not_a_secret_stops_the_start(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, "https://idp.example")
+    secret_file = tmp_path / "oidc-client-secret"
+    for content, problem in (
+        (b"\xff\xfe" + CLIENT_SECRET.encode("utf-16-le"), "byte-order mark"),
+        (b"secret\x00", "NUL"),
+        (b"x" * 5000, "larger than"),
+    ):
+        secret_file.write_bytes(content)
+        with pytest.raises(ConfigurationError, match=problem) as refused:
+            oidc_config(settings)
+        assert refused.value.code == "oidc.config-incomplete"
+    secret_file.unlink()
+    secret_file.mkdir()
+    with pytest.raises(ConfigurationError, match="cannot read it"):
+        oidc_config(settings)
+
+
 def test_discovery_must_be_the_issuers_own_and_secure() -> None:
     issuer = "https://idp.example"
     good = {

@@ -47,7 +47,11 @@ from broker.console.agency import when
 from broker.console.context import PageContext
 from broker.console.signing_in import SignedIn, console_path, text_field
 from broker.identity.errors import PasswordRefused, UserRefused
-from broker.identity.passwords import MIN_PASSWORD_CHARS, check_password_policy
+from broker.identity.passwords import (
+    MAX_PASSWORD_CHARS,
+    MIN_PASSWORD_CHARS,
+    check_password_policy,
+)
 from broker.identity.roles import Role
 from broker.identity.users import USERNAME_PATTERN, Enrolment, User, UserState
 
@@ -100,7 +104,7 @@ PASSWORD_ERRORS = {
         f"The password must be {MIN_PASSWORD_CHARS} characters or more. A few unrelated "
         "words make a good one"
     ),
-    "password.too-long": "The password must be 256 characters or fewer",
+    "password.too-long": f"The password must be {MAX_PASSWORD_CHARS} characters or fewer",
     "password.contains-username": "The password must not contain the username",
 }
 USERNAME_ERROR = (

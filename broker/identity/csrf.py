@@ -62,10 +62,37 @@ def check_csrf(session: Session, presented: str | None) -> None:
         raise CsrfRefused("the form's CSRF token is not this session's; reload the page")
 
 
-def _millis(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise ValueError("CSRF token times must be timezone-aware")
-    return int(moment.timestamp() * 1000)
+class TimedSigner:
+    """Values ``<fields>.<issued, ms since the epoch>.<tag>``, the tag HMAC-SHA-256
+    under ``key`` of ``domain || 0x00 || <fields>.<issued>``, good for ``lifetime``: the
+    sign-in form's token (``SignInCsrf``) and a pending identity-provider sign-in
+    (``broker.identity.oidc_state``). Parsing ``<fields>`` is the caller's."""
+
+    def __init__(self, key: MacKey, domain: bytes, lifetime: timedelta) -> None:
+        self._key = key
+        self._domain = domain
+        self.lifetime = lifetime
+
+    def seal(self, fields: str, issued: datetime) -> str:
+        """``fields`` (ASCII, dot-separated) with ``issued`` (to the millisecond),
+        signed."""
+        if issued.tzinfo is None:
+            raise ValueError("a signed value's time must be timezone-aware")
+        signed = f"{fields}.{int(issued.timestamp() * 1000)}"
+        return f"{signed}.{self._key.text_tag(self._domain, signed.encode('ascii'))}"
+
+    def issued(self, signed: str, tag: str, *, now: datetime) -> datetime | None:
+        """When ``signed`` (``<fields>.<issued>``, well-formed) was issued, if ``tag``
+        checks under the key and that was no later than ``now`` (allowing
+        ``CLOCK_SKEW``) and less than ``lifetime`` before it; ``None`` otherwise."""
+        try:
+            self._key.verify_text(self._domain, signed.encode("ascii"), tag)
+        except VerificationError:
+            return None
+        issued = datetime.fromtimestamp(int(signed.rsplit(".", 1)[1]) / 1000, UTC)
+        if not now - self.lifetime < issued <= now + CLOCK_SKEW:
+            return None
+        return issued
 
 
 class SignInCsrf:
@@ -74,7 +101,7 @@ class SignInCsrf:
     def __init__(self, key: MacKey, *, lifetime: timedelta = SIGN_IN_TOKEN_LIFETIME) -> None:
         if lifetime <= timedelta(0):
             raise ValueError("a sign-in token must live for some time")
-        self._key = key
+        self._signer = TimedSigner(key, _DOMAIN, lifetime)
         self.lifetime = lifetime
 
     @classmethod
@@ -84,8 +111,7 @@ class SignInCsrf:
 
     def issue(self, *, now: datetime) -> str:
         """A new token issued at ``now``: the sign-in cookie's value and the form's."""
-        signed = f"{secrets.token_urlsafe(NONCE_BYTES)}.{_millis(now)}"
-        return f"{signed}.{self._key.text_tag(_DOMAIN, signed.encode('ascii'))}"
+        return self._signer.seal(secrets.token_urlsafe(NONCE_BYTES), now)
 
     def check(self, cookie_value: str | None, presented: str | None, *, now: datetime) -> None:
         """Returns nothing if the sign-in cookie's value and the form's field are one
@@ -95,12 +121,7 @@ class SignInCsrf:
         if not hmac.compare_digest(cookie.group(0).encode(), field.group(0).encode()):
             raise _sign_in_refused()
         signed, tag = cookie.groups()
-        try:
-            self._key.verify_text(_DOMAIN, signed.encode("ascii"), tag)
-        except VerificationError:
-            raise _sign_in_refused() from None
-        issued = datetime.fromtimestamp(int(signed.rsplit(".", 1)[1]) / 1000, UTC)
-        if not now - self.lifetime < issued <= now + CLOCK_SKEW:
+        if self._signer.issued(signed, tag, now=now) is None:
             raise _sign_in_refused()
 
 

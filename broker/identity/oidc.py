@@ -45,6 +45,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from broker.errors import ConfigurationError
+from broker.files.strict import FileRefused, read_text
 from broker.identity.errors import OidcRefused
 from broker.identity.oidc_state import Pending
 from broker.settings import Settings, is_secure_url
@@ -64,6 +65,8 @@ HTTP_TIMEOUT_SECONDS = 10.0
 # not one.
 MAX_RESPONSE_BYTES = 256 * 1024
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+# A client secret is some tens of characters; a file far larger is not one.
+MAX_CLIENT_SECRET_FILE_BYTES = 4 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,10 +97,10 @@ def oidc_config(settings: Settings) -> OidcConfig | None:
         )
     path = settings.oidc_client_secret_file
     try:
-        secret = path.read_text().strip()
-    except OSError as exc:
+        secret = read_text(path, max_bytes=MAX_CLIENT_SECRET_FILE_BYTES).strip()
+    except FileRefused as exc:
         raise ConfigurationError(
-            f"cannot read the OpenID Connect client secret from {path}: {exc.strerror}",
+            f"the OpenID Connect client secret file {path}: {exc.problem}",
             code="oidc.config-incomplete",
         ) from None
     if not secret:

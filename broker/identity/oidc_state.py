@@ -5,7 +5,8 @@ its ``nonce`` and its PKCE verifier, in one short-lived signed cookie.
 each, unpadded base64url) and the time it was issued; ``cookie_value`` writes it as
 ``<state>.<nonce>.<verifier>.<issued, ms since the epoch>.<tag>``, the tag being
 HMAC-SHA-256 under the data directory's cookie key (``broker.identity.cookies``) of
-``"mappa-oidc-sign-in-v1" || 0x00 || <everything before the tag>``. The console sets it
+``"mappa-oidc-sign-in-v1" || 0x00 || <everything before the tag>`` (``TimedSigner``,
+as the sign-in form's token, ``broker.identity.csrf``). The console sets it
 as the ``__Host-mappa-oidc`` cookie (``oidc_cookie_header``): ``Secure``, ``HttpOnly``,
 ``Path=/``, and ``SameSite=Lax``, not ``Strict``, because it must come back on the
 provider's redirect, a top-level navigation from another site.
@@ -29,9 +30,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from broker.crypto.mac import MacKey
-from broker.errors import VerificationError
 from broker.identity.cookies import cookie_header, load_cookie_key
-from broker.identity.csrf import CLOCK_SKEW
+from broker.identity.csrf import TimedSigner
 from broker.identity.errors import OidcRefused
 
 OIDC_COOKIE_NAME = "__Host-mappa-oidc"
@@ -69,7 +69,7 @@ class OidcStateSigner:
     def __init__(self, key: MacKey, *, lifetime: timedelta = OIDC_STATE_LIFETIME) -> None:
         if lifetime <= timedelta(0):
             raise ValueError("a pending sign-in must live for some time")
-        self._key = key
+        self._signer = TimedSigner(key, _DOMAIN, lifetime)
         self.lifetime = lifetime
 
     @classmethod
@@ -92,9 +92,9 @@ class OidcStateSigner:
 
     def cookie_value(self, pending: Pending) -> str:
         """``pending`` as the cookie's value, signed."""
-        millis = int(pending.issued.timestamp() * 1000)
-        signed = f"{pending.state}.{pending.nonce}.{pending.verifier}.{millis}"
-        return f"{signed}.{self._key.text_tag(_DOMAIN, signed.encode('ascii'))}"
+        return self._signer.seal(
+            f"{pending.state}.{pending.nonce}.{pending.verifier}", pending.issued
+        )
 
     def check(self, cookie_value: str | None, state: str | None, *, now: datetime) -> Pending:
         """The pending sign-in in ``cookie_value`` if it is one this key signed, within
@@ -105,13 +105,9 @@ class OidcStateSigner:
             match = _VALUE.fullmatch(cookie_value)
         if match is None:
             raise _refused()
-        signed, ours, nonce, verifier, millis, tag = match.groups()
-        try:
-            self._key.verify_text(_DOMAIN, signed.encode("ascii"), tag)
-        except VerificationError:
-            raise _refused() from None
-        issued = datetime.fromtimestamp(int(millis) / 1000, UTC)
-        if not now - self.lifetime < issued <= now + CLOCK_SKEW:
+        signed, ours, nonce, verifier, _, tag = match.groups()
+        issued = self._signer.issued(signed, tag, now=now)
+        if issued is None:
             raise _refused()
         if state is None or not hmac.compare_digest(ours.encode(), state.encode()):
             raise _refused()
