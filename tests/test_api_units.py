@@ -21,6 +21,7 @@ from broker.api.credentials import (
     MAX_LIFETIME,
     AccessDenied,
     AuthenticationFailed,
+    CredentialInfo,
     CredentialKind,
     CredentialStore,
 )
@@ -343,3 +344,13 @@ def test_serve_configuration_errors(tmp_path: Path) -> None:
         read_agreement(document)
     with pytest.raises(ConfigurationError, match="cannot read"):
         read_agreement(tmp_path / "missing.yaml")
+
+
+def test_an_unreadable_expiry_is_expired_for_list_and_login_alike() -> None:
+    # ``CredentialInfo.state`` decides expiry as ``authenticate`` does (``_before``): a
+    # stored expiry that cannot be read is past, never an error when listing.
+    info = CredentialInfo(
+        "0123456789abcdef", CredentialKind.AGENCY, HOUSING, None, "2026-11-23T12:00:00.000Z",
+        None, "not a time",
+    )  # fmt: skip
+    assert info.state(NOW) == "expired"

@@ -151,7 +151,7 @@ class CredentialInfo:
         """``active``, ``revoked`` or ``expired`` at ``now``."""
         if self.revoked_at is not None:
             return "revoked"
-        return "expired" if parse_timestamp(self.expires_at) <= now else "active"
+        return "active" if _before(now, self.expires_at) else "expired"
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from broker.api.models import SubmitRecord
-from broker.errors import SchemaError
+from broker.api.models import Output, SubmitRecord
+from broker.errors import SchemaError, StoreUnavailable
+from broker.gateway.requests import Answered
+from broker.gateway.store import AgencyStore
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 # Sent back on an answer given again for a key, as the draft's implementations do.
@@ -97,10 +103,41 @@ def fingerprint(request: SubmitRecord, person: str | None) -> str:
     credential is left out: a system that rotated its token and retries is making the
     same request. Not RFC 8785, which refuses what a record may hold (integers beyond
     2**53, lone surrogates) before the adapter has judged it. Raises nothing."""
-    canonical = json.dumps(
-        request.model_dump(mode="json") | {"person": person},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
+    return digest_of(request.model_dump(mode="json") | {"person": person})
+
+
+def digest_of(fields: Mapping[str, Any]) -> str:
+    """The SHA-256 (hex) of ``fields`` as JSON with sorted keys and nothing but ASCII: a
+    request's fingerprint (``fingerprint``, ``broker.api.records.fingerprint``)."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def answer_again(answered: Answered, asked: str) -> str:
+    """The answer (its JSON) remembered for a key, for a request with fingerprint
+    ``asked``. Raises ``SchemaError`` (``request.idempotency-key-reused``) if the key was
+    answered for another request."""
+    if answered.fingerprint != asked:
+        raise SchemaError(
+            "this Idempotency-Key was used for a different request; use a new key",
+            code="request.idempotency-key-reused",
+        )
+    return answered.answer
+
+
+def amend_answer(
+    store: AgencyStore, agency_id: str, key: str, answer: Output, *, message_id: str
+) -> None:
+    """The answer was remembered as queued (``relayed`` false) before the relay; make
+    ``answer`` (about ``message_id``) the one remembered. Best effort: the publication
+    stands either way."""
+    try:
+        with store.transaction():
+            store.requests.amend(agency_id, key, answer.model_dump_json())
+    except StoreUnavailable as exc:
+        log.warning(
+            "%s: a retry of %s will say relayed: false: %s",
+            agency_id,
+            message_id,
+            exc,
+        )

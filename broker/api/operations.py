@@ -8,14 +8,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from broker.api.auth import NotFound
 from broker.api.backend import ServedAgency, flush
-from broker.api.idempotency import fingerprint
+from broker.api.idempotency import amend_answer, answer_again, fingerprint
 from broker.api.models import (
     Acknowledged,
     Deliveries,
@@ -27,7 +26,7 @@ from broker.api.models import (
     SubmitRecord,
     Submitted,
 )
-from broker.errors import SchemaError, StoreUnavailable
+from broker.errors import SchemaError
 from broker.gateway.publish import PublishResult
 from broker.gateway.requests import Answered, KeyTaken
 from broker.gateway.store import AgencyStore, InboxItem, InboxPosition
@@ -36,7 +35,6 @@ from schemas.audit import Operation
 from schemas.common import ViewKind, format_timestamp
 from schemas.messages import MessageBody
 
-log = logging.getLogger(__name__)
 # A cursor is base64url of a small JSON pair; anything longer is not one of ours.
 MAX_CURSOR_CHARS = 400
 
@@ -104,7 +102,7 @@ async def submit(
         relayed = await flush(gateway)
     submitted = _submitted(result, relayed=relayed)
     if key is not None and relayed:
-        _remember_relayed(served, key, submitted)
+        amend_answer(ctx.store, served.agency_id, key, submitted, message_id=submitted.message_id)
     return Submission(submitted)
 
 
@@ -136,28 +134,8 @@ def _submitted(result: PublishResult, *, relayed: bool) -> Submitted:
 
 def _again(answered: Answered, asked: str) -> Submission:
     """The answer remembered for a key, for a request with fingerprint ``asked``."""
-    if answered.fingerprint != asked:
-        raise SchemaError(
-            "this Idempotency-Key was used for a different request; use a new key",
-            code="request.idempotency-key-reused",
-        )
-    return Submission(Submitted.model_validate_json(answered.answer), replayed=True)
-
-
-def _remember_relayed(served: ServedAgency, key: str, submitted: Submitted) -> None:
-    """The answer was remembered as queued (``relayed`` false) before the relay; make the
-    remembered one the answer given. Best effort: the publication stands either way."""
-    store = served.gateway.ctx.store
-    try:
-        with store.transaction():
-            store.requests.amend(served.agency_id, key, submitted.model_dump_json())
-    except StoreUnavailable as exc:
-        log.warning(
-            "%s: a retry of %s will say relayed: false: %s",
-            served.agency_id,
-            submitted.message_id,
-            exc,
-        )
+    answer = answer_again(answered, asked)
+    return Submission(Submitted.model_validate_json(answer), replayed=True)
 
 
 def _publish(

@@ -20,9 +20,6 @@ nothing more to erase than what has expired since.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
@@ -32,17 +29,22 @@ from pydantic import Field, StrictBool
 from broker.api.auth import ActorDep, AgencyDep, NotFound
 from broker.api.backend import ServedAgency, flush
 from broker.api.errors import documented
-from broker.api.idempotency import REPLAYED, REPLAYED_HEADER, IdempotencyKey
+from broker.api.idempotency import (
+    REPLAYED,
+    REPLAYED_HEADER,
+    IdempotencyKey,
+    amend_answer,
+    answer_again,
+    digest_of,
+)
 from broker.api.models import ARMS_EXAMPLE, Disclosure, Input, LongText, Output, ShortText
 from broker.api.operations import map_record
-from broker.errors import MappaError, SchemaError, StoreUnavailable
+from broker.errors import MappaError, SchemaError
 from broker.gateway.publish import PublishResult
 from broker.gateway.requests import Answered, KeyTaken
 from broker.gateway.store import InboxItem
 from schemas.audit import Operation
 from schemas.common import UUID_PATTERN, ViewKind
-
-log = logging.getLogger(__name__)
 
 MessageId = Annotated[str, Path(pattern=UUID_PATTERN, description="the message id")]
 # The most messages one erasure may name: a retention review's batch, and a bound on
@@ -172,13 +174,7 @@ def fingerprint(message_id: str, body: CorrectionRequest, person: str | None) ->
     """The SHA-256 (hex) of a correction request: what it corrects, its body and the
     person it is made for, as ``broker.api.idempotency.fingerprint`` makes a
     submission's (never equal to one: the superseded id is part of it)."""
-    canonical = json.dumps(
-        body.model_dump(mode="json") | {"person": person, "supersedes": message_id},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return digest_of(body.model_dump(mode="json") | {"person": person, "supersedes": message_id})
 
 
 async def correct(
@@ -219,7 +215,7 @@ async def correct(
         relayed = await flush(served.gateway)
     corrected = _corrected(result, message_id, relayed=relayed)
     if key is not None and relayed:
-        _remember_relayed(served, key, corrected)
+        amend_answer(ctx.store, served.agency_id, key, corrected, message_id=corrected.message_id)
     return corrected, False
 
 
@@ -290,23 +286,7 @@ def _remembering(
 def _again(answered: Answered, asked: str) -> Corrected:
     # A submission's fingerprint never equals a correction's (``fingerprint``), so an
     # answer remembered for this fingerprint is a correction's.
-    if answered.fingerprint != asked:
-        raise SchemaError(
-            "this Idempotency-Key was used for a different request; use a new key",
-            code="request.idempotency-key-reused",
-        )
-    return Corrected.model_validate_json(answered.answer)
-
-
-def _remember_relayed(served: ServedAgency, key: str, corrected: Corrected) -> None:
-    """Make the remembered answer say it was relayed. Best effort: the correction stands."""
-    store = served.gateway.ctx.store
-    try:
-        with store.transaction():
-            store.requests.amend(served.agency_id, key, corrected.model_dump_json())
-    except StoreUnavailable as exc:
-        log.warning("%s: a retry of %s will say relayed: false: %s", served.agency_id,
-                    corrected.message_id, exc)  # fmt: skip
+    return Corrected.model_validate_json(answer_again(answered, asked))
 
 
 def _erased(item: InboxItem) -> ErasedMessage:

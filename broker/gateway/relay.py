@@ -93,7 +93,8 @@ class OutboxRelay:
                     [(r.topic, r.value, r.key, r.headers) for r in rows]
                 )
                 pairs = list(zip(rows, results, strict=True))
-                done = [r.seq for r, error in pairs if error is None]
+                went = [r for r, error in pairs if error is None]
+                done = [r.seq for r in went]
                 with self._store.transaction():
                     self._store.mark_sent(done)
                     self._store.tracking.sent(done, self._clock(), self.policy.wait)
@@ -101,7 +102,7 @@ class OutboxRelay:
                         if isinstance(error, RecordRejected):
                             self._set_aside(row, error)
                 sent += len(done)
-                self._log_sent([r for r, error in pairs if error is None])
+                self._log_sent(went)
                 failures = [
                     e for e in results if e is not None and not isinstance(e, RecordRejected)
                 ]

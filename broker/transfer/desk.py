@@ -330,10 +330,11 @@ class TransferDesk:
             await self.gateway.poll_once(timeout_ms=ORDERING_POLL_MS)
         # Applied by another process on this store wins over our gateway's late refusal of
         # the same step (it read the step too, just after, and found it in use): it did
-        # take effect.
-        settled = self._settled_in_store(message_id, digest)
-        if settled is not None and settled.handling is Handling.DELIVERED:
-            seen.insert(0, settled)
+        # take effect. Looked up again only when not already known to be applied.
+        if not seen or seen[0].handling is not Handling.DELIVERED:
+            settled = self._settled_in_store(message_id, digest)
+            if settled is not None and settled.handling is Handling.DELIVERED:
+                seen.insert(0, settled)
         if seen and seen[0].handling is Handling.DELIVERED:
             record = self.registry.get(transfer_id)
             assert record is not None  # noqa: S101 - just applied
