@@ -37,6 +37,11 @@ MAX_RECIPIENTS = 128
 MAX_WRAPPED_KEY_BYTES = 1168
 # Largest signature: ML-DSA-65 (FIPS 204) is 3309 bytes.
 MAX_SIGNATURE_BYTES = 3309
+# Envelopes of one publication (one signature over their Merkle root, docs/envelope.md
+# §3.6): one per recipient topic, and an area has far fewer topics than this. 2^8, so an
+# inclusion path holds at most 8 hashes.
+MAX_PUBLICATION_ENVELOPES = 256
+MAX_INCLUSION_PATH = 8
 
 
 def b64_field(max_bytes: int) -> object:
@@ -53,6 +58,9 @@ B64Commitment = Annotated[str, b64_field(32)]
 B64Ciphertext = Annotated[str, b64_field(MAX_VIEW_PLAINTEXT_BYTES + 16)]
 B64WrappedKey = Annotated[str, b64_field(MAX_WRAPPED_KEY_BYTES)]
 B64Signature = Annotated[str, b64_field(MAX_SIGNATURE_BYTES)]
+# A SHA-256 hash in base64: exactly 32 bytes, canonically spelt (44 characters; the last
+# one before "=" carries 2 bits of padding, which must be zero).
+B64Hash = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
 SuiteName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
 TopicName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}\.[a-z0-9.-]{1,120}$")]
 MessageType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]{1,48}[a-z]$")]
@@ -102,10 +110,22 @@ class EnvelopeSignature(Frozen):
     signature: B64Signature
 
 
+class PublicationProof(Frozen):
+    """Where an envelope sits in its publication's Merkle tree (docs/envelope.md §3.6).
+    Present only when the publication has two envelopes or more; ``index < size`` and the
+    path's exact length are checked by ``broker.crypto.envelope.parse_envelope``."""
+
+    index: int = Field(ge=0, lt=MAX_PUBLICATION_ENVELOPES)
+    size: int = Field(ge=2, le=MAX_PUBLICATION_ENVELOPES)
+    path: tuple[B64Hash, ...] = Field(min_length=1, max_length=MAX_INCLUSION_PATH)
+
+
 class Envelope(Frozen):
-    """The whole record value. ``signatures`` cover everything else (see docs)."""
+    """The whole record value. ``signatures`` cover everything else (see docs), directly
+    or, with ``publication``, through the publication's Merkle root."""
 
     header: EnvelopeHeader
     views: tuple[SealedView, ...] = Field(min_length=1, max_length=MAX_VIEWS)
     recipients: tuple[WrappedKey, ...] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     signatures: tuple[EnvelopeSignature, ...] = Field(min_length=1, max_length=2)
+    publication: PublicationProof | None = None

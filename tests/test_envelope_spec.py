@@ -17,6 +17,8 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa, mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from schemas.envelope import MAX_INCLUSION_PATH, MAX_PUBLICATION_ENVELOPES, PublicationProof
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "envelope.md"
 VECTORS = ROOT / "tests" / "vectors" / "envelope-vectors.json"
@@ -61,23 +63,85 @@ def test_spec_program_decrypts_each_valid_vector(
     assert plaintext == DATA["plaintexts"][kind]
 
 
-def test_spec_program_refuses_a_tampered_vector(tmp_path: Path) -> None:
+def run_appendix_on_invalid(tmp_path: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """The appendix's program run on the invalid vector ``name``'s envelope, put in the
+    place of the first valid vector's."""
     data = json.loads(VECTORS.read_text())
-    tampered = next(v for v in data["invalid"] if v["name"] == "header-purpose-altered")
+    tampered = next(v for v in data["invalid"] if v["name"] == name)
     data["valid"] = [{**data["valid"][0], "envelope": tampered["envelope"]}]
     file = tmp_path / "tampered.json"
     file.write_text(json.dumps(data))
     program = tmp_path / "verify_by_hand.py"
     program.write_text(appendix_program())
-    done = subprocess.run(  # noqa: S603
+    return subprocess.run(  # noqa: S603
         [sys.executable, str(program), str(file)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "header-purpose-altered",
+        "publication-path-hash-altered",
+        "publication-size-not-the-signed-one",
+        "root-signature-presented-as-a-lone-envelope",
+        "lone-signature-presented-as-a-root",
+    ],
+)
+def test_spec_program_refuses_a_tampered_vector(tmp_path: Path, name: str) -> None:
+    done = run_appendix_on_invalid(tmp_path, name)
     assert done.returncode != 0
     assert "InvalidSignature" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [("publication-path-too-long", "path too long"), ("publication-path-too-short", "too short")],
+)
+def test_spec_program_refuses_a_path_of_the_wrong_length(
+    tmp_path: Path, name: str, says: str
+) -> None:
+    done = run_appendix_on_invalid(tmp_path, name)
+    assert done.returncode != 0
+    assert says in done.stderr
+
+
+def test_the_publication_tree_reproduces_from_the_spec() -> None:
+    """§3.6, without our code: leaves are SHA-256(0x00 || signed_bytes), the root is RFC
+    9162's MTH with 0x01 nodes, and root_signed_bytes is PAE of JCS({root, size})."""
+
+    def node(left: bytes, right: bytes) -> bytes:
+        return hashlib.sha256(b"\x01" + left + right).digest()
+
+    def mth(leaves: list[bytes]) -> bytes:
+        if len(leaves) == 1:
+            return leaves[0]
+        k = 1 << ((len(leaves) - 1).bit_length() - 1)
+        return node(mth(leaves[:k]), mth(leaves[k:]))
+
+    by_name = {v["name"]: v for v in DATA["valid"]}
+    ptype, rtype = (
+        b"application/vnd.mappa.envelope+json; version=1",
+        b"application/vnd.mappa.publication+json; version=1",
+    )
+    assert DATA["publications"]
+    for pub in DATA["publications"].values():
+        leaves = []
+        for name in pub["envelopes"]:
+            env = json.loads(by_name[name]["envelope"])
+            body = rfc8785.dumps({k: env[k] for k in ("header", "recipients", "views")})
+            signed = b"DSSEv1 %d %b %d %b" % (len(ptype), ptype, len(body), body)
+            leaves.append(hashlib.sha256(b"\x00" + signed).digest())
+        assert [h.hex() for h in leaves] == pub["leaf_hashes"]
+        root = mth(leaves)
+        assert root.hex() == pub["root"]
+        rbody = rfc8785.dumps({"root": root.hex(), "size": len(leaves)})
+        expected = b"DSSEv1 %d %b %d %b" % (len(rtype), rtype, len(rbody), rbody)
+        assert pub["signed_root_bytes"].encode() == expected
 
 
 # -- what the spec publishes besides the envelopes, checked without our code --------------------
@@ -200,6 +264,15 @@ def hpke_base_key_schedule(kem_id: int, shared: bytes, info: bytes) -> tuple[byt
     context = b"\x00" + extract(b"", b"psk_id_hash", b"") + extract(b"", b"info_hash", info)
     secret = extract(shared, b"secret", b"")
     return expand(secret, b"key", context, 32), expand(secret, b"base_nonce", context, 12)
+
+
+def test_the_spec_states_the_publication_bounds_the_code_applies() -> None:
+    text = SPEC.read_text()
+    pattern = PublicationProof.model_json_schema()["properties"]["path"]["items"]["pattern"]
+    assert f"`{pattern}`" in text
+    assert f"integer 2-{MAX_PUBLICATION_ENVELOPES}" in text
+    assert f"(1-{MAX_INCLUSION_PATH})" in text
+    assert MAX_PUBLICATION_ENVELOPES == 2**MAX_INCLUSION_PATH
 
 
 def test_every_outcome_code_of_the_vectors_is_in_the_spec() -> None:

@@ -47,6 +47,40 @@ def test_vectors_cover_every_refusal_the_receiver_makes_before_policy() -> None:
     assert {v["suite"] for v in DATA["valid"]} == {"classic", "pq-hybrid"}
 
 
+def test_publications_of_both_suites_and_every_path_shape_are_published() -> None:
+    """docs/envelope.md §3.6: a tree of 3 in each suite (index 0 and 1 take two steps,
+    index 2 one, on the other side) and one of 2; each envelope's steps end at its
+    publication's root."""
+    pubs = DATA["publications"]
+    assert {n: p["size"] for n, p in pubs.items()} == {
+        "classic-publication": 3,
+        "pq-hybrid-publication": 3,
+        "classic-publication-of-two": 2,
+    }
+    by_name = {v["name"]: v for v in DATA["valid"]}
+    shapes = set()
+    for pub in pubs.values():
+        for index, name in enumerate(pub["envelopes"]):
+            derived = by_name[name]["derived"]["publication"]
+            assert derived["leaf_hash"] == pub["leaf_hashes"][index]
+            assert derived["root"] == pub["root"] == derived["steps"][-1]["hash"]
+            assert derived["signed_root_bytes"] == pub["signed_root_bytes"]
+            shapes.add(tuple(step["sibling_on"] for step in derived["steps"]))
+    assert shapes == {("right", "right"), ("left", "right"), ("left",), ("right",)}
+
+
+def test_every_new_way_a_publication_is_invalid_has_a_vector() -> None:
+    names = {v["name"] for v in DATA["invalid"]}
+    assert {m[0] for m in generate.PUBLICATION_MUTATIONS} <= names
+    outcomes = {v["expect"] for v in DATA["invalid"] if v["name"].count("publication")}
+    outcomes |= {v["expect"] for v in DATA["invalid"] if "root-signature" in v["name"]}
+    assert outcomes == {
+        "envelope.malformed",
+        "verification.signature-invalid",
+        "schema.duplicate-key",
+    }
+
+
 @pytest.mark.parametrize("vector", DATA["invalid"], ids=lambda v: v["name"])
 def test_each_invalid_vector(vector: dict[str, Any]) -> None:
     assert generate.evaluate(DATA, vector, vector["receiver"]) == vector["expect"]
@@ -54,7 +88,16 @@ def test_each_invalid_vector(vector: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "tamper",
-    ["derived", "expect", "invalid-envelope", "data-key", "plaintext"],
+    [
+        "derived",
+        "expect",
+        "invalid-envelope",
+        "data-key",
+        "plaintext",
+        "publication-root",
+        "publication-step",
+        "publication-proof",
+    ],
 )
 def test_drift_is_detected(tamper: str) -> None:
     """Guards the guard: each kind of change to the file is reported."""
@@ -70,6 +113,14 @@ def test_drift_is_detected(tamper: str) -> None:
         data["invalid"][1]["envelope"] = data["invalid"][1]["envelope"].replace("a", "b", 1)
     elif tamper == "data-key":
         valid["data_keys"]["0"] = "00" * 32
+    elif tamper == "publication-root":
+        data["publications"]["classic-publication"]["root"] = "00" * 32
+    elif tamper == "publication-step":
+        member = next(v for v in data["valid"] if "publication" in v)
+        member["derived"]["publication"]["steps"][0]["sibling_on"] = "left"
+    elif tamper == "publication-proof":
+        stored = next(v for v in data["invalid"] if v["name"] == "publication-index-negative")
+        stored["envelope"] = stored["envelope"].replace('"index":-1', '"index":-2')
     else:
         data["plaintexts"]["full"] = data["plaintexts"]["full"].replace("High", "Low")
     assert generate.check(data)

@@ -12,7 +12,9 @@ In short, for an envelope with header H (canonical bytes ``jcs(H)``, digest
 * K_i is wrapped for each recipient agency with HPKE base mode, ``info =
   jcs({"agency", "context": "mappa-envelope-v1 wrap", "header_sha256", "key_id", "view_id"})``;
 * the sender signs ``PAE(PAYLOAD_TYPE, jcs({"header", "recipients", "views"}))``
-  with each key the suite requires.
+  with each key the suite requires; or, for a publication of several envelopes
+  (``seal_publication``), signs once the Merkle root of those bytes' leaves, and each
+  envelope carries its inclusion path (``broker.crypto.publication``).
 
 The commitment is inside the signed body, so a sender cannot wrap a different K
 for different recipients of one view: only one key matches the commitment (AES-GCM
@@ -37,16 +39,28 @@ from pydantic import ValidationError
 
 from broker.crypto.encoding import b64decode, b64encode, jcs, pae, strict_json
 from broker.crypto.keys import PrivateKey, PublicKey, load_encryption_public, verify_signature
+from broker.crypto.publication import (
+    HASH_BYTES,
+    ROOT_SIGNATURES,
+    check_proof_shape,
+    inclusion_path,
+    leaf_hash,
+    root_from_path,
+    root_signed_bytes,
+    tree_root,
+)
 from broker.crypto.suites import Suite
 from broker.errors import DecryptionError, NotAddressed, SchemaError, VerificationError, invalid
 from schemas.common import ViewKind
 from schemas.envelope import (
     MAX_ENVELOPE_BYTES,
+    MAX_PUBLICATION_ENVELOPES,
     MAX_SIGNATURE_BYTES,
     MAX_VIEW_PLAINTEXT_BYTES,
     MAX_WRAPPED_KEY_BYTES,
     Envelope,
     EnvelopeHeader,
+    PublicationProof,
     SealedView,
     WrappedKey,
 )
@@ -163,6 +177,54 @@ def seal(
 ) -> bytes:
     """Encrypt, wrap and sign; return the record value. Refuses inconsistent input."""
     _check_seal_input(header, views, signers, suite)
+    document = _sealed_body(header, views, suite)
+    message = signed_bytes(document)
+    document["signatures"] = _signatures(signers, message)
+    return _record_value(document)
+
+
+def seal_publication(
+    items: Sequence[tuple[EnvelopeHeader, Sequence[ViewToSeal]]],
+    *,
+    signers: Sequence[PrivateKey],
+    suite: Suite,
+) -> list[bytes]:
+    """Seal one publication: an envelope per ``(header, views)`` item, signed once by each
+    of ``signers`` over the Merkle root of their leaves (docs/envelope.md §3.6); return the
+    record values in order. One item gives exactly what ``seal`` gives (no tree). A pure
+    function of its arguments (safe in a worker process). Refuses inconsistent input as
+    ``seal`` does (``ValueError``; ``SchemaError`` ``envelope.too-large``), and more than
+    ``MAX_PUBLICATION_ENVELOPES`` items."""
+    if not items:
+        raise ValueError("a publication holds at least one envelope")
+    if len(items) > MAX_PUBLICATION_ENVELOPES:
+        raise ValueError(f"a publication holds at most {MAX_PUBLICATION_ENVELOPES} envelopes")
+    if len(items) == 1:
+        header, views = items[0]
+        return [seal(header=header, views=views, signers=signers, suite=suite)]
+    for header, views in items:
+        _check_seal_input(header, views, signers, suite)
+    documents = [_sealed_body(header, views, suite) for header, views in items]
+    leaves = [leaf_hash(signed_bytes(d)) for d in documents]
+    size = len(leaves)
+    signatures = _signatures(signers, root_signed_bytes(tree_root(leaves), size))
+    values = []
+    for index, document in enumerate(documents):
+        document["signatures"] = signatures
+        document["publication"] = {
+            "index": index,
+            "size": size,
+            "path": [b64encode(h) for h in inclusion_path(index, leaves)],
+        }
+        values.append(_record_value(document))
+    return values
+
+
+def _sealed_body(
+    header: EnvelopeHeader, views: Sequence[ViewToSeal], suite: Suite
+) -> dict[str, Any]:
+    """``{"header", "views", "recipients"}`` of one envelope: views encrypted, data keys
+    wrapped; everything ``signed_bytes`` covers."""
     header_doc = header.model_dump(mode="json")
     h = header_digest(header_doc)
     hpke_suite = suite.hpke()
@@ -194,12 +256,17 @@ def seal(
                     "wrapped_key": b64encode(enc),
                 }
             )
-    document: dict[str, Any] = {"header": header_doc, "views": sealed_views, "recipients": wrapped}
-    message = signed_bytes(document)
-    document["signatures"] = [
+    return {"header": header_doc, "views": sealed_views, "recipients": wrapped}
+
+
+def _signatures(signers: Sequence[PrivateKey], message: bytes) -> list[dict[str, str]]:
+    return [
         {"alg": k.alg.value, "key_id": k.key_id, "signature": b64encode(k.sign(message))}
         for k in signers
     ]
+
+
+def _record_value(document: dict[str, Any]) -> bytes:
     value = jcs(document)
     if len(value) > MAX_ENVELOPE_BYTES:
         raise SchemaError(
@@ -240,7 +307,10 @@ def _check_seal_input(
 
 
 def parse_envelope(value: bytes) -> UnverifiedEnvelope:
-    """Bound, parse and shape-check a record value. Nothing here is trusted yet."""
+    """Bound, parse and shape-check a record value, a ``publication`` member included
+    (bounds, ``index < size``, the path's exact length; docs/envelope.md §2.3). Nothing
+    here is trusted yet. Raises ``SchemaError`` (``envelope.too-large``, ``schema.*``,
+    ``envelope.malformed``)."""
     if len(value) > MAX_ENVELOPE_BYTES:
         raise SchemaError(
             f"record of {len(value)} bytes exceeds the {MAX_ENVELOPE_BYTES}-byte envelope limit",
@@ -251,14 +321,35 @@ def parse_envelope(value: bytes) -> UnverifiedEnvelope:
         envelope = Envelope.model_validate_json(value)
     except ValidationError as exc:
         raise invalid(exc, "envelope", code="envelope.malformed") from None
+    if "publication" in document and envelope.publication is None:
+        raise SchemaError("publication is an object when present", code="envelope.malformed")
+    if envelope.publication is not None:
+        proof = envelope.publication
+        try:
+            check_proof_shape(proof.index, proof.size, _path_hashes(proof))
+        except ValueError as exc:
+            raise SchemaError(str(exc), code="envelope.malformed") from None
     return UnverifiedEnvelope(document=document, envelope=envelope)
+
+
+def _path_hashes(proof: PublicationProof) -> list[bytes]:
+    # The schema's pattern admits only canonical base64 of 32 bytes.
+    return [b64decode(h, expected_len=HASH_BYTES) for h in proof.path]
 
 
 def verify_envelope(
     unverified: UnverifiedEnvelope, *, suite: Suite, keys: Sequence[PublicKey]
 ) -> VerifiedEnvelope:
     """Check every signature the suite requires with ``keys`` (resolved by the caller
-    from the trust directory, in ``sender_keys`` order). Returns the verified parts."""
+    from the trust directory, in ``sender_keys`` order). Returns the verified parts.
+
+    In order: the suite (``envelope.unknown-suite``); the signatures name the suite's
+    algorithms and the header's keys (``envelope.signature-missing``); each verifies
+    (``verification.signature-invalid``): over ``signed_bytes`` for a lone envelope, or,
+    with ``publication``, over the root its inclusion path leads to (a root signature
+    verified before is remembered: ``ROOT_SIGNATURES``); then views and recipients are
+    unique and consistent (``envelope.malformed``). ``digest`` is SHA-256 of
+    ``signed_bytes`` in both forms."""
     env = unverified.envelope
     header = env.header
     if header.suite != suite.name:
@@ -276,8 +367,19 @@ def verify_envelope(
             code="envelope.signature-missing",
         )
     message = signed_bytes(unverified.document)
-    for key, sig in zip(keys, env.signatures, strict=True):
-        verify_signature(key, b64decode(sig.signature, max_len=MAX_SIGNATURE_BYTES), message)
+    proof = env.publication
+    if proof is None:
+        for key, sig in zip(keys, env.signatures, strict=True):
+            verify_signature(key, b64decode(sig.signature, max_len=MAX_SIGNATURE_BYTES), message)
+    else:
+        # A path that leads anywhere but the signed root makes another root, whose
+        # signature then fails: verification.signature-invalid.
+        root = root_from_path(leaf_hash(message), proof.index, proof.size, _path_hashes(proof))
+        signed_root = root_signed_bytes(root, proof.size)
+        for key, sig in zip(keys, env.signatures, strict=True):
+            ROOT_SIGNATURES.verify(
+                key, b64decode(sig.signature, max_len=MAX_SIGNATURE_BYTES), signed_root
+            )
     _check_structure(env)
     return VerifiedEnvelope(
         header=header,

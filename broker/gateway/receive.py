@@ -2,13 +2,15 @@
 
 Order of checks for each record (the first failure decides the refusal):
 
- 1. size and shape (``parse_envelope``)            envelope.too-large / malformed / schema.*
+ 1. size, shape and publication proof              envelope.too-large / malformed / schema.*
+    (``parse_envelope``)
  2. suite known and allowed                        envelope.unknown-suite / suite-not-allowed
  3. sender and signing keys in the directory       directory.expired / unknown-agency /
                                                    suite-not-allowed / unknown-key /
                                                    envelope.sender-key-mismatch / key-revoked
     claimed time against the broker's append time  envelope.clock-skew / stale / backdated
- 4. signatures                                     verification.signature-invalid
+ 4. signatures: over the envelope, or over the     verification.signature-invalid
+    root its inclusion path leads to (docs/envelope.md §3.6)
  5. bound to this topic and area                   envelope.topic-mismatch
  6. fresh                                          envelope.stale / envelope.clock-skew
  7. addressed to us                                (otherwise skipped: not ours to read)

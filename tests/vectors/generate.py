@@ -39,13 +39,21 @@ from broker.crypto.envelope import (
     header_digest,
     open_view,
     seal,
+    seal_publication,
     signed_bytes,
     view_aad,
     wrap_info,
 )
 from broker.crypto.keys import PrivateKey
 from broker.crypto.pseudonym import SUBJECT_KEY_BYTES, SubjectKey
-from broker.crypto.suites import SUITES, suite_named
+from broker.crypto.publication import (
+    leaf_hash,
+    node_hash,
+    root_from_path,
+    root_signed_bytes,
+    tree_root,
+)
+from broker.crypto.suites import SUITES, Suite, suite_named
 from broker.errors import MappaError
 from broker.gateway.verification import EnvelopeVerifier
 from broker.kafka.topics import Topics
@@ -196,18 +204,19 @@ def plaintexts() -> dict[ViewKind, bytes]:
 # -- valid vectors --------------------------------------------------------------------------------
 
 
-def seal_valid(name: str, suite_name: str, *, supersedes: str | None = None) -> dict[str, Any]:
-    suite = suite_named(suite_name)
-    signers = [key(SENDER, alg) for alg in suite.signature_keys]
-    header = EnvelopeHeader(
+def valid_header(
+    name: str, suite: Suite, *, topic: str = TOPIC, supersedes: str | None = None
+) -> EnvelopeHeader:
+    """The header of a valid vector: its message id is made from ``name``."""
+    return EnvelopeHeader(
         envelope_version=1,
         suite=suite.name,
         message_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"mappa-vector:{name}")),
         created_at=CREATED_AT,
         sender=SENDER,
-        sender_keys=tuple(k.key_id for k in signers),
+        sender_keys=tuple(key(SENDER, alg).key_id for alg in suite.signature_keys),
         area=AREA,
-        topic=TOPIC,
+        topic=topic,
         message_type="risk-assessment",
         schema_version=1,
         subject_ref=subject_key().reference(PNC),
@@ -218,8 +227,12 @@ def seal_valid(name: str, suite_name: str, *, supersedes: str | None = None) -> 
         classification=Classification.OFFICIAL_SENSITIVE,
         supersedes=supersedes,
     )
+
+
+def valid_views(suite: Suite) -> list[ViewToSeal]:
+    """The full view for probation, the redacted one for the prison."""
     texts = plaintexts()
-    views = [
+    return [
         ViewToSeal(
             ViewKind.FULL,
             texts[ViewKind.FULL],
@@ -231,13 +244,16 @@ def seal_valid(name: str, suite_name: str, *, supersedes: str | None = None) -> 
             (Recipient(REDACTED_TO, key(REDACTED_TO, suite.kem_key).public),),
         ),
     ]
-    envelope = seal(header=header, views=views, signers=signers, suite=suite)
+
+
+def valid_vector(name: str, envelope: bytes) -> dict[str, Any]:
+    """A valid vector around a sealed envelope: its random parts and derived values."""
     doc = strict_json(envelope)
     data_keys = {str(r["view_id"]): unwrap(doc, r["agency"]).hex() for r in doc["recipients"]}
     return {
         "name": name,
-        "suite": suite.name,
-        "topic": TOPIC,
+        "suite": doc["header"]["suite"],
+        "topic": doc["header"]["topic"],
         "record_time": RECEIVED_AT,
         "now": NOW,
         "envelope": envelope.decode(),
@@ -245,6 +261,52 @@ def seal_valid(name: str, suite_name: str, *, supersedes: str | None = None) -> 
         "expect": {FULL_TO: "full", REDACTED_TO: "redacted", OUTSIDER: "not-addressed"},
         "derived": derive(doc, data_keys),
     }
+
+
+def seal_valid(name: str, suite_name: str, *, supersedes: str | None = None) -> dict[str, Any]:
+    suite = suite_named(suite_name)
+    signers = [key(SENDER, alg) for alg in suite.signature_keys]
+    header = valid_header(name, suite, supersedes=supersedes)
+    envelope = seal(header=header, views=valid_views(suite), signers=signers, suite=suite)
+    return valid_vector(name, envelope)
+
+
+# The topics of a publication's envelopes, in order: the first is the vectors' own topic.
+PUBLICATION_TOPICS = (TOPIC, TOPICS.for_role(AREA, Role.HOUSING), "mappa.staffordshire.coord")
+
+
+def seal_publication_vectors(name: str, suite_name: str, size: int) -> list[dict[str, Any]]:
+    """One publication of ``size`` envelopes (docs/envelope.md §3.6), one message on
+    ``size`` topics, each a valid vector named ``<name>-<index>``."""
+    suite = suite_named(suite_name)
+    signers = [key(SENDER, alg) for alg in suite.signature_keys]
+    items = [
+        (valid_header(name, suite, topic=topic), valid_views(suite))
+        for topic in PUBLICATION_TOPICS[:size]
+    ]
+    values = seal_publication(items, signers=signers, suite=suite)
+    vectors = [valid_vector(f"{name}-{i}", v) for i, v in enumerate(values)]
+    for vector in vectors:
+        vector["publication"] = name
+    return vectors
+
+
+def publications(valid: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each publication's tree, from its envelopes in the valid vectors: leaf hashes,
+    root and the bytes its keys sign (docs/envelope.md §3.6)."""
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys(v["publication"] for v in valid if "publication" in v):
+        members = [v for v in valid if v.get("publication") == name]
+        leaves = [leaf_hash(signed_bytes(strict_json(v["envelope"].encode()))) for v in members]
+        root = tree_root(leaves)
+        out[name] = {
+            "envelopes": [v["name"] for v in members],
+            "size": len(leaves),
+            "leaf_hashes": [h.hex() for h in leaves],
+            "root": root.hex(),
+            "signed_root_bytes": root_signed_bytes(root, len(leaves)).decode(),
+        }
+    return out
 
 
 def unwrap(doc: dict[str, Any], agency: str) -> bytes:
@@ -267,7 +329,7 @@ def derive(doc: dict[str, Any], data_keys: dict[str, str]) -> dict[str, Any]:
             "view_key": derive_key(k, h, VIEW_KEY_INFO).hex(),
             "key_commitment": derive_key(k, h, COMMITMENT_INFO).hex(),
         }
-    return {
+    derived = {
         "header_jcs": jcs(doc["header"]).decode(),
         "header_sha256": h.hex(),
         "signed_bytes_prefix": signed[: signed.index(b"{")].decode(),
@@ -277,6 +339,37 @@ def derive(doc: dict[str, Any], data_keys: dict[str, str]) -> dict[str, Any]:
             r["agency"]: wrap_info(h, r["agency"], r["key_id"], r["view_id"]).decode()
             for r in doc["recipients"]
         },
+    }
+    if "publication" in doc:
+        derived["publication"] = inclusion_steps(signed, doc["publication"])
+    return derived
+
+
+def inclusion_steps(signed: bytes, proof: dict[str, Any]) -> dict[str, Any]:
+    """The leaf, each step of RFC 9162's inclusion check (which side the path hash goes
+    on, and the hash so far), the root and the bytes the keys signed: computed here step
+    by step as docs/envelope.md §3.6 says, and checked against the product's result."""
+    index, size = proof["index"], proof["size"]
+    path = [b64decode(p) for p in proof["path"]]
+    leaf = leaf_hash(signed)
+    fn, sn, r = index, size - 1, leaf
+    steps = []
+    for p in path:
+        if fn & 1 or fn == sn:
+            r, side = node_hash(p, r), "left"
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r, side = node_hash(r, p), "right"
+        fn, sn = fn >> 1, sn >> 1
+        steps.append({"sibling": p.hex(), "sibling_on": side, "hash": r.hex()})
+    if r != root_from_path(leaf, index, size, path):
+        raise AssertionError("the step-by-step root differs from the product's")
+    return {
+        "leaf_hash": leaf.hex(),
+        "steps": steps,
+        "root": r.hex(),
+        "signed_root_bytes": root_signed_bytes(r, size).decode(),
     }
 
 
@@ -715,6 +808,148 @@ MUTATIONS: list[Mutation] = [
 ]  # fmt: skip
 
 
+# -- invalid publications: the new ways an envelope of a publication is invalid (§3.6) --------
+
+Valid = dict[str, dict[str, Any]]
+PublicationMutate = Callable[[dict[str, Any], Valid], bytes]
+
+
+def _proof(change: Callable[[dict[str, Any]], None]) -> PublicationMutate:
+    """Change the ``publication`` member, nothing else (it is outside the signed bytes)."""
+
+    def mutate(doc: dict[str, Any], valid: Valid) -> bytes:
+        change(doc["publication"])
+        return jcs(doc)
+
+    return mutate
+
+
+def _flip_path(step: int) -> Callable[[dict[str, Any]], None]:
+    def change(proof: dict[str, Any]) -> None:
+        proof["path"][step] = flip_b64(proof["path"][step], 0)
+
+    return change
+
+
+def _put(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(proof: dict[str, Any]) -> None:
+        proof[field] = value
+
+    return change
+
+
+def _drop_publication(doc: dict[str, Any], valid: Valid) -> bytes:
+    # A root signature, presented as a lone envelope's.
+    del doc["publication"]
+    return jcs(doc)
+
+
+def _lone_into_a_tree(doc: dict[str, Any], valid: Valid) -> bytes:
+    # A lone envelope's own signature, presented as a root's: a real two-leaf tree with
+    # another lone envelope, whose root nobody signed.
+    other = strict_json(valid["classic-correction"]["envelope"].encode())
+    doc["publication"] = {
+        "index": 0,
+        "size": 2,
+        "path": [b64encode(leaf_hash(signed_bytes(other)))],
+    }
+    return jcs(doc)
+
+
+def _moved_from_another_publication(doc: dict[str, Any], valid: Valid) -> bytes:
+    # An envelope of the two-envelope publication, with the proof and root signature of
+    # the three-envelope one (same sender, same keys, same position and path length).
+    donor = strict_json(valid["classic-publication-0"]["envelope"].encode())
+    doc["publication"], doc["signatures"] = donor["publication"], donor["signatures"]
+    return jcs(doc)
+
+
+def _root_signed_by_another_key(doc: dict[str, Any], valid: Valid) -> bytes:
+    # The right root, signed by another agency's key under the sender's key id.
+    proof = doc["publication"]
+    path = [b64decode(p) for p in proof["path"]]
+    root = root_from_path(leaf_hash(signed_bytes(doc)), proof["index"], proof["size"], path)
+    rogue = key(OUTSIDER, KeyAlg.ED25519)
+    doc["signatures"][0]["signature"] = b64encode(
+        rogue.sign(root_signed_bytes(root, proof["size"]))
+    )
+    return jcs(doc)
+
+
+def _text(old: bytes, new: bytes) -> PublicationMutate:
+    def mutate(doc: dict[str, Any], valid: Valid) -> bytes:
+        value = jcs(doc)
+        if old not in value:
+            raise AssertionError(f"{old!r} is not in the base vector")
+        return value.replace(old, new, 1)
+
+    return mutate
+
+
+def _non_canonical_hash(proof: dict[str, Any]) -> None:
+    # The same 32 bytes, spelt with a padding bit set: base64 decoders accept it.
+    text = proof["path"][0]
+    proof["path"][0] = text[:42] + chr(ord(text[42]) + 1) + "="
+
+
+HASH_31 = b64encode(b"\x00" * 31)
+HASH_33 = b64encode(b"\x00" * 33)
+
+# name, base vector, mutation, receiver, expected outcome
+PublicationMutation = tuple[str, str, PublicationMutate, str, str]
+PUBLICATION_MUTATIONS: list[PublicationMutation] = [
+    ("publication-path-hash-altered", "classic-publication-0", _proof(_flip_path(0)), FULL_TO,
+     "verification.signature-invalid"),
+    ("pq-publication-path-hash-altered", "pq-hybrid-publication-1", _proof(_flip_path(1)),
+     REDACTED_TO, "verification.signature-invalid"),
+    ("publication-path-too-short", "classic-publication-0",
+     _proof(lambda p: p.update(path=p["path"][:1])), FULL_TO, "envelope.malformed"),
+    ("publication-path-too-long", "classic-publication-2",
+     _proof(lambda p: p.update(path=p["path"] * 2)), FULL_TO, "envelope.malformed"),
+    ("publication-path-empty", "classic-publication-2", _proof(_put("path", [])), FULL_TO,
+     "envelope.malformed"),
+    ("publication-path-hash-of-31-bytes", "classic-publication-2",
+     _proof(_put("path", [HASH_31])), FULL_TO, "envelope.malformed"),
+    ("publication-path-hash-of-33-bytes", "classic-publication-2",
+     _proof(_put("path", [HASH_33])), FULL_TO, "envelope.malformed"),
+    ("publication-path-hash-not-canonical-base64", "classic-publication-2",
+     _proof(_non_canonical_hash), FULL_TO, "envelope.malformed"),
+    ("publication-index-out-of-range", "classic-publication-2", _proof(_put("index", 3)),
+     FULL_TO, "envelope.malformed"),
+    ("publication-index-negative", "classic-publication-0", _proof(_put("index", -1)),
+     FULL_TO, "envelope.malformed"),
+    ("publication-index-of-another-envelope", "classic-publication-0",
+     _proof(_put("index", 1)), FULL_TO, "verification.signature-invalid"),
+    ("publication-size-one", "classic-publication-of-two-0", _proof(_put("size", 1)),
+     FULL_TO, "envelope.malformed"),
+    ("publication-size-over-the-cap", "classic-publication-0", _proof(_put("size", 257)),
+     FULL_TO, "envelope.malformed"),
+    ("publication-size-not-the-signed-one", "classic-publication-0", _proof(_put("size", 4)),
+     FULL_TO, "verification.signature-invalid"),
+    ("publication-size-a-string", "classic-publication-0", _proof(_put("size", "3")),
+     FULL_TO, "envelope.malformed"),
+    ("publication-root-signed-by-another-key", "classic-publication-0",
+     _root_signed_by_another_key, FULL_TO, "verification.signature-invalid"),
+    ("root-signature-presented-as-a-lone-envelope", "classic-publication-0",
+     _drop_publication, FULL_TO, "verification.signature-invalid"),
+    ("pq-root-signature-presented-as-a-lone-envelope", "pq-hybrid-publication-0",
+     _drop_publication, FULL_TO, "verification.signature-invalid"),
+    ("lone-signature-presented-as-a-root", "classic-two-views", _lone_into_a_tree, FULL_TO,
+     "verification.signature-invalid"),
+    ("publication-envelope-moved-from-another-publication", "classic-publication-of-two-0",
+     _moved_from_another_publication, FULL_TO, "verification.signature-invalid"),
+    ("publication-unknown-member", "classic-publication-0", _proof(_put("root", "00" * 32)),
+     FULL_TO, "envelope.malformed"),
+    ("publication-null", "classic-publication-0",
+     lambda doc, valid: jcs({**doc, "publication": None}), FULL_TO, "envelope.malformed"),
+    ("publication-member-twice", "classic-publication-0",
+     _text(b',"recipients":', b',"publication":{"index":0},"recipients":'), FULL_TO,
+     "schema.duplicate-key"),
+    ("publication-index-twice", "classic-publication-0",
+     _text(b'{"index":0,', b'{"index":0,"index":0,'), FULL_TO, "schema.duplicate-key"),
+]  # fmt: skip
+
+
 def build_invalid(valid: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for name, base, mutate, receiver, expect, context in MUTATIONS:
@@ -729,14 +964,24 @@ def build_invalid(valid: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "expect": expect,
         }
         vector.update({k: v for k, v in context.items() if k != "resign"})
-        if len(value) > MAX_ENVELOPE_BYTES:
-            # A megabyte of spaces is a recipe, not data: the envelope, then this many.
-            vector["envelope"] = value.rstrip(b" ").decode()
-            vector["append_spaces"] = len(value) - len(value.rstrip(b" "))
-        else:
-            vector["envelope"] = value.decode()
-        out.append(vector)
+        out.append(_with_envelope(vector, value))
+    for name, base, change, receiver, expect in PUBLICATION_MUTATIONS:
+        value = change(strict_json(valid[base]["envelope"].encode()), valid)
+        vector = {"name": name, "base": base, "receiver": receiver, "expect": expect}
+        if valid[base]["topic"] != TOPIC:
+            vector["topic"] = valid[base]["topic"]
+        out.append(_with_envelope(vector, value))
     return out
+
+
+def _with_envelope(vector: dict[str, Any], value: bytes) -> dict[str, Any]:
+    if len(value) > MAX_ENVELOPE_BYTES:
+        # A megabyte of spaces is a recipe, not data: the envelope, then this many.
+        vector["envelope"] = value.rstrip(b" ").decode()
+        vector["append_spaces"] = len(value) - len(value.rstrip(b" "))
+    else:
+        vector["envelope"] = value.decode()
+    return vector
 
 
 # -- evaluation -----------------------------------------------------------------------------------
@@ -808,7 +1053,10 @@ def about() -> dict[str, Any]:
             "receivers hold the agreement named in 'agreement' unless a vector names another "
             "'agreement_version'. "
             "Valid vectors keep the random parts of sealing (data keys; the envelope) and every "
-            "derived value for a hand check against docs/envelope.md. Invalid vectors are "
+            "derived value for a hand check against docs/envelope.md. Valid vectors with a "
+            "'publication' are the envelopes of one publication, in index order (§3.6): its "
+            "tree is under 'publications', each envelope's inclusion steps under "
+            "derived.publication. Invalid vectors are "
             "deterministic mutations of a valid one; 'expect' is the receiver's outcome: a view "
             "kind, 'not-addressed', 'duplicate', or the refusal code. A vector's 'record_time' "
             "is the broker's append time; 'seen': 'other-sender' means another agency's "
@@ -851,11 +1099,15 @@ def fresh() -> dict[str, Any]:
         seal_valid(
             "classic-correction", "classic", supersedes="0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
         ),
+        *seal_publication_vectors("classic-publication", "classic", 3),
+        *seal_publication_vectors("pq-hybrid-publication", "pq-hybrid", 3),
+        *seal_publication_vectors("classic-publication-of-two", "classic", 2),
     ]
     data: dict[str, Any] = about()
     data["directories"] = {n: d.model_dump(mode="json") for n, d in signed_directories().items()}
     data.update(trust_material())
     data["valid"] = valid
+    data["publications"] = publications(valid)
     data["invalid"] = build_invalid({v["name"]: v for v in valid})
     return data
 
@@ -870,6 +1122,8 @@ def check(data: dict[str, Any]) -> list[str]:
     expected_dirs = {n: d.model_dump(mode="json") for n, d in signed_directories().items()}
     if data["directories"] != expected_dirs:
         problems.append("directories differ from those the seeds produce")
+    if data.get("publications") != publications(data["valid"]):
+        problems.append("publications differ from their envelopes' tree (leaves, root, bytes)")
     texts = plaintexts()
     for vector in data["valid"]:
         problems += [f"{vector['name']}: {p}" for p in check_valid(vector, texts)]
