@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from broker.errors import MappaError, VerificationError
 from broker.files.strict import read_json
 from broker.gateway import AgencyGateway
 from broker.gateway.agency import AgencyContext, utc_now
+from broker.gateway.sealing_pool import Sealer, SealHere, SealingPool
 from broker.gateway.store import AgencyStore
 from broker.kafka.acls import LEDGER_USER, scram_user
 from broker.kafka.embedded import EmbeddedBroker
@@ -107,6 +109,8 @@ class Deployment:
         self.settings = settings
         self.paths = DataPaths(settings.data_dir)
         self.keystore = Keystore(self.paths.keys, passphrase)
+        # For the sealing workers, which unlock the keys themselves.
+        self._passphrase = passphrase
         self.agreement = agreements[0]
         # One agreement per area where a deployment spans areas (transfers between them).
         self.agreements: dict[str, Agreement] = {
@@ -150,6 +154,17 @@ class Deployment:
         )
         self._contexts.append(ctx)
         return ctx
+
+    def _sealer(self) -> Sealer:
+        """Where this deployment's gateways seal: a worker per core (or as many as
+        ``MAPPA_SEAL_WORKERS`` says), unlocking the keys themselves; in this process if
+        it says 0."""
+        workers = self.settings.seal_workers
+        if workers is None:
+            workers = os.cpu_count() or 1
+        if workers == 0:
+            return SealHere()
+        return SealingPool(self.paths.keys, self._passphrase, workers)
 
     def agreement_for(self, entry: AgencyEntry) -> Agreement:
         """The agreement of the agency's (first covered) area."""
@@ -355,7 +370,11 @@ class Deployment:
                 for part in own.values():
                     stack.push_async_callback(part.stop)
                 await asyncio.gather(*(part.start() for part in own.values()))
-            gateways = {a: AgencyGateway(self.context(a), own[a]) for a in served}
+            sealer = self._sealer()
+            if isinstance(sealer, SealingPool):
+                stack.callback(sealer.close)
+                sealer.start()
+            gateways = {a: AgencyGateway(self.context(a), own[a], sealer=sealer) for a in served}
             # Desks plug the transfer topic into their gateway before it starts reading.
             desks = {a: TransferDesk(gw, agreements=self.agreements) for a, gw in gateways.items()}
             for gateway in gateways.values():

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     resend_cap_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
     # Well inside the replay window: a copy re-sent later would be refused as stale.
     undeliverable_after_seconds: float = Field(default=2 * 24 * 3600, gt=0, le=10 * 24 * 3600)
+    # How long a read waits at the broker for records to arrive before it answers empty:
+    # the latency of a quiet system (a broker that does not wake a waiting fetch when a
+    # record arrives answers only when it expires), against idle fetches per second.
+    fetch_max_wait_ms: int = Field(default=10, ge=1, le=1000)
+    # Worker processes sealing publications (broker/gateway/sealing_pool.py): unset, one
+    # per core; 0 seals on the event loop itself.
+    seal_workers: int | None = Field(default=None, ge=0, le=64)
     # For fault drills only: this process's clock runs this many seconds off the system's
     # (a receiver whose clock is slow, without touching the machine's clock).
     clock_offset_seconds: float = Field(default=0.0, ge=-86400, le=86400)

@@ -42,6 +42,12 @@ from tests.support import PARTIES, SPECS, World, build_world
 from tests.two_areas import SPECS as TWO_AREA_SPECS
 from tests.two_areas import build_transfer_world
 
+# Publications seal on the event loop unless a test asks for the worker pool
+# (tests/test_concurrent_publishing.py, the bench): a pool's workers take about a second each to
+# start, and hundreds of deployments start in a run. Subprocesses (the demo, serve)
+# inherit it.
+os.environ.setdefault("MAPPA_SEAL_WORKERS", "0")
+
 _servers = contextlib.ExitStack()
 _POSTGRES_CHOICE = pytest.StashKey[str]()
 _APACHE_CHOICE = pytest.StashKey[str]()

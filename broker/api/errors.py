@@ -74,6 +74,8 @@ BY_CODE: dict[str, int] = {
     "transfer.unknown-area": 422,
     "transfer.bad-lead": 422,
     "transfer.bad-team": 422,
+    # The case changed again and again while the record was being published: retry.
+    "publish.changed-meanwhile": 409,
 }
 # First match wins, so subclasses come before their bases.
 BY_KIND: tuple[tuple[type[MappaError], int], ...] = (

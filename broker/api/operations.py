@@ -93,7 +93,7 @@ async def submit(
             return _again(answered, asked)
     try:
         hook = _remembering(served, key, asked) if key is not None else None
-        result = _publish(served, request, user, hook)
+        result = await _publish(served, request, user, hook)
     except KeyTaken as taken:
         # Another request with this key committed first: this one's publication rolled back.
         return _again(taken.answered, asked)
@@ -138,7 +138,7 @@ def _again(answered: Answered, asked: str) -> Submission:
     return Submission(Submitted.model_validate_json(answer), replayed=True)
 
 
-def _publish(
+async def _publish(
     served: ServedAgency,
     request: SubmitRecord,
     user: str,
@@ -152,9 +152,9 @@ def _publish(
         # a refused collection, recorded without its content.
         ctx.audit.refusal(Operation.PUBLISH, exc, user=user, purpose=request.purpose)
         raise
-    # The publisher audits its own refusals (agreement, area, keys) in its transaction.
-    return served.gateway.publisher.publish(
-        message, purpose=request.purpose, user=user, on_queued=on_queued
+    # The publisher audits its own refusals (agreement, area, keys); the caller relays.
+    return await served.gateway.publish(
+        message, purpose=request.purpose, user=user, on_queued=on_queued, relay=False
     )
 
 

@@ -10,6 +10,8 @@ another part plugged its rules into before the gateway started (the transfer des
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from broker.errors import INFRASTRUCTURE_FAILURES, MappaError, PolicyDenied, SchemaError
 from broker.gateway.agency import AgencyContext
 from broker.gateway.audit import header_fields
+from broker.gateway.group_commit import GroupCommit
 from broker.gateway.handled import Handled
 from broker.gateway.justification import (
     JUSTIFICATION_MISSING,
@@ -24,9 +27,10 @@ from broker.gateway.justification import (
     normalised,
 )
 from broker.gateway.lifecycle import Lifecycle
-from broker.gateway.publish import Publisher, PublishResult
+from broker.gateway.publish import GroundsChanged, Publisher, PublishResult
 from broker.gateway.receive import Opened, Receiver, TopicRules
 from broker.gateway.relay import OutboxRelay, ResendPolicy
+from broker.gateway.sealing_pool import Sealer, SealHere
 from broker.gateway.store import InboxItem, OutboxRow
 from broker.gateway.tracking import LEDGER, Tracked, age
 from broker.kafka.parts import AsyncPart
@@ -40,15 +44,24 @@ log = logging.getLogger(__name__)
 # How often a gateway looks for what nobody receipted in time: a due time is minutes
 # away at the least, so a second's lateness does not matter, and the query is indexed.
 RESEND_CHECK_SECONDS = 1.0
+# How often a publication is decided again when what it was decided on keeps changing
+# before its commit (broker.gateway.publish.GroundsChanged).
+MAX_DECISIONS = 3
 
 
 class AgencyGateway(AsyncPart):
     """One agency's way onto Kafka, with only its own keys (``ctx``)."""
 
-    def __init__(self, ctx: AgencyContext, transport: KafkaTransport) -> None:
+    def __init__(
+        self, ctx: AgencyContext, transport: KafkaTransport, *, sealer: Sealer | None = None
+    ) -> None:
         self.ctx = ctx
         self._transport = transport
         self.publisher = Publisher(ctx)
+        # Publications seal here, or in the deployment's worker pool, and commit in groups
+        # (with the relay's marking of what it sent).
+        self.sealer: Sealer = sealer or SealHere()
+        self.commits = GroupCommit(ctx.store)
         self.receiver = Receiver(ctx)
         self.relay = OutboxRelay(
             ctx.store,
@@ -57,6 +70,7 @@ class AgencyGateway(AsyncPart):
             ctx.clock,
             on_set_aside=self._audit_set_aside,
             correlation=ctx.correlation,
+            commits=self.commits,
         )
         # One poll at a time: a background poller and a caller waiting for its own
         # message (a transfer step) both poll.
@@ -164,15 +178,40 @@ class AgencyGateway(AsyncPart):
         purpose: str,
         user: str | None = None,
         classification: Classification = Classification.OFFICIAL_SENSITIVE,
+        on_queued: Callable[[PublishResult], None] | None = None,
+        relay: bool = True,
     ) -> PublishResult:
-        """Authorise, seal, queue and audit ``message`` (``Publisher.publish``), then relay;
-        returns the publication. Raises the publisher's errors (see ``Publisher.publish``
-        for which are audited as a refusal) or ``TransportError`` (the envelopes are
-        queued and go with the next relay)."""
-        result = self.publisher.publish(
-            message, purpose=purpose, user=user, classification=classification
-        )
-        await self.relay.flush()
+        """Authorise and lay out ``message`` (``Publisher.prepare``), seal it with the
+        gateway's sealer (off the event loop where a worker pool seals), queue it with its
+        audit records in a transaction shared with concurrent publications (each in a
+        savepoint of its own), and answer once that transaction is durable; then relay,
+        unless ``relay`` is false. If a transfer step, a case team or the agreement
+        changed meanwhile, it is decided again. Returns the publication. ``on_queued``
+        is called as ``Publisher.commit`` says. Raises the publisher's errors (see
+        ``Publisher.prepare`` for which are audited as a refusal) or ``TransportError``
+        (the envelopes are queued and go with the next relay)."""
+        publisher = self.publisher
+        for attempt in itertools.count(1):
+            prepared = publisher.prepare(
+                message, purpose=purpose, user=user, classification=classification
+            )
+            envelopes = await self.sealer.seal(self.ctx, prepared.envelopes)
+            try:
+                result = await self.commits.run(
+                    functools.partial(publisher.commit, prepared, envelopes, on_queued=on_queued)
+                )
+                break
+            except GroundsChanged as exc:
+                # Decided again on what holds now; a case cannot move this often.
+                if attempt == MAX_DECISIONS:
+                    message_id = prepared.result.message_id
+                    self.ctx.audit.refusal(
+                        Operation.PUBLISH, exc, message_id=message_id, **prepared.audit
+                    )
+                    raise
+        publisher.published(prepared, envelopes)
+        if relay:
+            await self.relay.flush()
         return result
 
     async def poll_once(self, timeout_ms: int = 200) -> list[Handled]:

@@ -2,8 +2,12 @@
 
 One publication becomes one envelope per recipient topic. Each envelope carries
 one view per view kind among its recipients, each view's data key wrapped only
-for the agencies entitled to that view. Envelopes and audit events enter the
-store's outbox in one transaction (``broker.gateway.sealing``); the relay sends them.
+for the agencies entitled to that view. A publication is decided and laid out
+(``prepare``), sealed, and committed: its envelopes and audit events enter the store's
+outbox in one transaction (``commit``; ``broker.gateway.sealing``), which the gateway
+shares with concurrent publications (``broker.gateway.group_commit``); the relay sends
+them. Between deciding and committing, only sealing happens: what was decided holds
+as of ``prepare``, as if it had been published then.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +25,7 @@ from broker.errors import MappaError, SchemaError
 from broker.gateway.agency import AgencyContext
 from broker.gateway.cases import CaseRegistry
 from broker.gateway.routing import follow_case
-from broker.gateway.sealing import Sealed, ViewFor, queue, seal_views
+from broker.gateway.sealing import Sealed, ToSeal, ViewFor, queue, seal_here, to_seal
 from broker.observe.logs import Correlated, current_request_id, fields
 from schemas.audit import Operation
 from schemas.common import Classification, ViewKind, format_timestamp
@@ -44,6 +48,31 @@ class PublishResult:
     topics: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A publication decided and laid out, not yet sealed (``Publisher.prepare``)."""
+
+    result: PublishResult
+    # The message as published (followed to the area that owns its case).
+    message: MessageBody
+    envelopes: tuple[ToSeal, ...]
+    # The audit events' common fields (area, subject, type, agreement, purpose, user).
+    audit: dict[str, Any]
+    # When it was published (the envelopes' created_at).
+    created_at: str
+    # What it was decided on (``Publisher.grounds``): the commit checks they still hold.
+    grounds: tuple[object, ...]
+
+
+class GroundsChanged(MappaError):
+    """Between a publication's decision and its commit, what it was decided on changed
+    (a transfer step, a case team, the agreement): it must be decided again. The gateway
+    does, a few times; a caller meets it only if the case keeps changing that fast."""
+
+    code = "publish.changed-meanwhile"
+    retriable = True
+
+
 class Publisher:
     """The sending half of one agency's gateway (module docstring)."""
 
@@ -62,12 +91,35 @@ class Publisher:
         supersedes: str | None = None,
         on_queued: Callable[[PublishResult], None] | None = None,
     ) -> PublishResult:
-        """Publish ``message``: follow the case to its owning area, authorise it under the
-        agreement, seal one envelope per recipient topic (or redaction set), and queue
-        them with their audit records in one transaction; returns what was sent.
-        ``on_queued``, if given, is called with that result inside the transaction: what
-        it writes commits with the envelopes, and whatever it raises rolls them back and
-        propagates.
+        """Publish ``message`` in this process and in a transaction of its own (or the
+        caller's): ``prepare``, seal, ``commit``; returns what was sent. The gateway's
+        ``publish`` does the same with sealing in its worker pool and the commit shared
+        with concurrent publications. Raises as ``prepare`` and ``commit`` do."""
+        prepared = self.prepare(
+            message,
+            purpose=purpose,
+            user=user,
+            classification=classification,
+            supersedes=supersedes,
+        )
+        envelopes = seal_here(self._ctx, prepared.envelopes)
+        with self._ctx.store.transaction():
+            result = self.commit(prepared, envelopes, on_queued=on_queued)
+        self.published(prepared, envelopes)
+        return result
+
+    def prepare(
+        self,
+        message: MessageBody,
+        *,
+        purpose: str,
+        user: str | None = None,
+        classification: Classification = Classification.OFFICIAL_SENSITIVE,
+        supersedes: str | None = None,
+    ) -> Prepared:
+        """Everything a publication decides before sealing: follow the case to its owning
+        area, authorise it under the agreement, and lay out one envelope per recipient
+        topic (or redaction set), each recipient's encryption key resolved.
 
         Raises ``SchemaError`` (``schema.invalid``) if ``message`` is not of a registered
         message type. Raises, after recording a refusal (in its own transaction, or the
@@ -75,10 +127,9 @@ class Publisher:
         ``transfer.case-moved``), ``PolicyDenied`` (``policy.*``: agreement, area,
         publisher role, case load, case team), ``KeyUnavailable`` (no current signing key)
         and ``VerificationError`` (``envelope.unknown-suite``/``suite-not-allowed``: the
-        configured suite). While sealing, after those checks and with no refusal record,
-        it raises ``VerificationError`` (``directory.no-encryption-key``: a recipient has
-        no valid encryption key) or ``SchemaError`` (``envelope.too-large``). No envelope
-        is queued when it raises."""
+        configured suite). After those checks and with no refusal record, it raises
+        ``VerificationError`` (``directory.no-encryption-key``: a recipient has no valid
+        encryption key)."""
         ctx = self._ctx
         model = type(message)
         message_type = type_name(model)
@@ -95,6 +146,7 @@ class Publisher:
             "message_type": message_type,
             "purpose": purpose,
         }
+        grounds = self.grounds(subject_ref)
         try:
             message = follow_case(ctx, self._cases, message, subject_ref)
             # A case that has moved is published, and so audited, in its new area.
@@ -128,7 +180,7 @@ class Publisher:
                 plaintexts[(kind, redaction)] = jcs(derive_view(message, kind, redaction))
             return plaintexts[(kind, redaction)]
 
-        envelopes: list[Sealed] = []
+        envelopes: list[ToSeal] = []
         # One envelope per topic, or one per named redaction set where recipients on a topic
         # differ in it (an envelope holds one view of each kind).
         for topic, whole in sorted(by_topic.items()):
@@ -143,7 +195,7 @@ class Publisher:
                     for of_kind in [[d for d in group if d.view is kind]]
                 ]
                 envelopes.append(
-                    seal_views(
+                    to_seal(
                         ctx,
                         now=now,
                         topic=topic,
@@ -167,29 +219,68 @@ class Publisher:
             disclosures=tuple((d.recipient.agency_id, d.view) for d in disclosures),
             topics=tuple(dict.fromkeys(e.topic for e in envelopes)),
         )
-        with ctx.store.transaction():
-            queue(
-                ctx,
-                envelopes,
-                key=subject_ref.encode(),
-                operation=Operation.PUBLISH,
-                lawful_basis=lawful_basis,
-                isa_id=agreement.id,
-                isa_version=agreement.version,
-                **{k: v for k, v in common.items() if k != "message_id"},
+        audit = {k: v for k, v in common.items() if k != "message_id"} | {
+            "lawful_basis": lawful_basis,
+            "isa_id": agreement.id,
+            "isa_version": agreement.version,
+        }
+        return Prepared(result, message, tuple(envelopes), audit, format_timestamp(now), grounds)
+
+    def grounds(self, subject_ref: str) -> tuple[object, ...]:
+        """What deciding a publication about ``subject_ref`` reads that another part can
+        change meanwhile: the case's open and last completed transfer, its case team, the
+        agreement in force."""
+        return (
+            self._cases.open_for(subject_ref),
+            self._cases.owner(subject_ref),
+            self._ctx.store.case_team(subject_ref),
+            self._ctx.policy.agreement,
+        )
+
+    def commit(
+        self,
+        prepared: Prepared,
+        envelopes: Sequence[Sealed],
+        *,
+        on_queued: Callable[[PublishResult], None] | None = None,
+    ) -> PublishResult:
+        """Queue a prepared publication's sealed ``envelopes`` with their audit records,
+        inside the caller's transaction (or savepoint); returns what was sent.
+        ``on_queued``, if given, is called with that result here: what it writes
+        commits with the envelopes, and whatever it raises rolls them back and
+        propagates. Raises ``GroundsChanged`` (queuing nothing) if what the publication
+        was decided on has changed since, and ``RuntimeError`` outside a transaction."""
+        ctx = self._ctx
+        ctx.store.require_transaction()
+        result = prepared.result
+        if self.grounds(result.subject_ref) != prepared.grounds:
+            raise GroundsChanged(result.message_id)
+        queue(
+            ctx,
+            envelopes,
+            key=result.subject_ref.encode(),
+            operation=Operation.PUBLISH,
+            **prepared.audit,
+        )
+        message = prepared.message
+        if isinstance(message, CaseTeam):
+            # The co-ordinator's own record moves with what it sent, atomically.
+            ctx.store.record_case_team(
+                result.subject_ref,
+                sorted(message.member_ids),
+                lead_agency=message.lead_agency,
+                set_at=prepared.created_at,
+                message_id=result.message_id,
             )
-            if isinstance(message, CaseTeam):
-                # The co-ordinator's own record moves with what it sent, atomically.
-                ctx.store.record_case_team(
-                    subject_ref,
-                    sorted(message.member_ids),
-                    lead_agency=message.lead_agency,
-                    set_at=format_timestamp(now),
-                    message_id=message_id,
-                )
-            if on_queued is not None:
-                on_queued(result)
-        # The relay and the receipts, later and in the background, log the request too.
+        if on_queued is not None:
+            on_queued(result)
+        return result
+
+    def published(self, prepared: Prepared, envelopes: Sequence[Sealed]) -> None:
+        """Once committed: remember the request behind the envelopes, for the relay's and
+        the receipts' log lines, and log the publication."""
+        ctx = self._ctx
+        message_id = prepared.result.message_id
         published = Correlated(ctx.agency_id, message_id, current_request_id())
         ctx.correlation.published(published, (e.value for e in envelopes))
         log.info(
@@ -197,7 +288,6 @@ class Publisher:
             extra=fields(agency=ctx.agency_id, message_id=message_id)
             | {"envelopes": len(envelopes)},
         )
-        return result
 
 
 def audience(message: MessageBody, team: Team) -> Team:

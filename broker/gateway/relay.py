@@ -3,7 +3,8 @@ receipted in time.
 
 All unsent rows go to the producer at once and their acknowledgements are awaited
 together (Kafka keeps each partition's order within the batch), then they are marked
-sent in one transaction, and each tracked recipient of them (``broker.gateway.tracking``)
+sent in one transaction (shared with the publications queued meanwhile, through the
+gateway's ``GroupCommit``), and each tracked recipient of them (``broker.gateway.tracking``)
 starts waiting for its receipt. A crash between sending and marking re-sends rows;
 receivers absorb that (replay memory for envelopes, event ids in the ledger). A failed
 row stays unsent for the next flush, and the failure is raised: nothing is silently
@@ -22,11 +23,14 @@ as long each time up to a cap; a recipient that has not receipted it after
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from broker.gateway.group_commit import GroupCommit
 from broker.gateway.store import AgencyStore, OutboxRow
 from broker.gateway.tracking import Tracked, age
 from broker.kafka.transport import KafkaTransport, RecordRejected, TransportError
@@ -72,43 +76,69 @@ class OutboxRelay:
         on_set_aside: SetAside | None = None,
         *,
         correlation: Correlation | None = None,
+        commits: GroupCommit | None = None,
     ) -> None:
         self._store = store
+        self._commits = commits or GroupCommit(store)
         self._correlation = correlation or Correlation()
         self._transport = transport
         self.policy = policy
         self._clock = clock
         self._on_set_aside = on_set_aside
-        # Two flushes at once would send the same rows twice.
-        self._lock = asyncio.Lock()
+        # The flush under way: two at once would send the same rows twice.
+        self._flushing: asyncio.Future[int] | None = None
+        self._started = 0  # flushes started so far
 
     async def flush(self) -> int:
-        """Send every unsent row; returns how many the broker acknowledged. Rows refused
-        for good are set aside. Raises the first other ``TransportError`` after marking
-        what did go (the rest stay unsent)."""
-        async with self._lock:
-            sent = 0
-            while rows := self._store.unsent():
-                results = await self._transport.send_many(
-                    [(r.topic, r.value, r.key, r.headers) for r in rows]
-                )
-                pairs = list(zip(rows, results, strict=True))
-                went = [r for r, error in pairs if error is None]
-                done = [r.seq for r in went]
-                with self._store.transaction():
-                    self._store.mark_sent(done)
-                    self._store.tracking.sent(done, self._clock(), self.policy.wait)
-                    for row, error in pairs:
-                        if isinstance(error, RecordRejected):
-                            self._set_aside(row, error)
-                sent += len(done)
-                self._log_sent(went)
-                failures = [
-                    e for e in results if e is not None and not isinstance(e, RecordRejected)
-                ]
-                if failures:
-                    raise failures[0]
-            return sent
+        """Send every unsent row; returns how many the broker acknowledged (in the flush
+        this caller started or joined last). Rows refused for good are set aside. Raises
+        the first other ``TransportError`` after marking what did go (the rest stay
+        unsent).
+
+        Callers that arrive while a flush is under way wait for it and then, together,
+        for one more: their rows may have been queued after its last look at the
+        outbox. So many publishers waiting for their acknowledgements share a few
+        flushes rather than taking turns."""
+        running = self._flushing
+        wanted = self._started + 1  # a flush that starts after this call began
+        if running is not None and not running.done():
+            with contextlib.suppress(Exception):  # its failure is not this caller's
+                await asyncio.shield(running)
+        running = self._flushing
+        if self._started < wanted or running is None:
+            self._started += 1
+            self._flushing = running = asyncio.ensure_future(self._flush())
+            # Seen by someone even if every caller waiting for it gave up.
+            running.add_done_callback(_retrieve)
+        # Shielded: a caller that gives up does not stop the others' flush.
+        return await asyncio.shield(running)
+
+    async def _flush(self) -> int:
+        sent = 0
+        while rows := self._store.unsent():
+            results = await self._transport.send_many(
+                [(r.topic, r.value, r.key, r.headers) for r in rows]
+            )
+            pairs = list(zip(rows, results, strict=True))
+            went = [r for r, error in pairs if error is None]
+            # In the commit of the publications queued meanwhile, where there are.
+            await self._commits.run(functools.partial(self._mark, pairs))
+            sent += len(went)
+            self._log_sent(went)
+            failures = [e for e in results if e is not None and not isinstance(e, RecordRejected)]
+            if failures:
+                raise failures[0]
+        return sent
+
+    def _mark(self, pairs: list[tuple[OutboxRow, TransportError | None]]) -> None:
+        """Mark sent the rows the broker acknowledged, and set aside those it refused
+        for good."""
+        done = [row.seq for row, error in pairs if error is None]
+        self._store.mark_sent(done)
+        self._store.tracking.sent(done, self._clock(), self.policy.wait)
+        for row, error in pairs:
+            if isinstance(error, RecordRejected):
+                self._set_aside(row, error)
 
     def _log_sent(self, rows: list[OutboxRow]) -> None:
         """``relay.sent`` for each envelope of a publication remembered here (with the
@@ -169,6 +199,12 @@ class OutboxRelay:
             store.tracking.requeue(seq, now)
             store.mark_unsent(seq)
         return len(seqs)
+
+
+def _retrieve(flush: asyncio.Future[int]) -> None:
+    """Mark a flush's failure as seen: each caller waiting for it met it already."""
+    if not flush.cancelled():
+        flush.exception()
 
 
 __all__ = ["OutboxRelay", "ResendPolicy", "TransportError"]

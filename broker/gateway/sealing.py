@@ -2,11 +2,13 @@
 
 Three parts send envelopes: the publisher (a message, one envelope per recipient
 topic), the transfer desk (a step on the transfer topic) and the handover (re-shared
-case history). Each builds its header with ``new_header``, seals its views for the
-agencies entitled to each (``seal_views``), and queues the envelopes with their audit
-events in one transaction (``queue``): a ``collection`` when the gateway takes the
-data in, and one ``disclosure`` per recipient and view. So a message is never sent
-without its record, nor recorded without being sent.
+case history). Each lays out its envelopes (``to_seal``: the header, and each view with
+the encryption keys of the agencies entitled to it), seals them (``seal_here``, or a
+``broker.gateway.sealing_pool`` worker: one signature for all the envelopes of a
+publication), and queues them with their audit events in one transaction (``queue``):
+a ``collection`` when the gateway takes the data in, and one ``disclosure`` per
+recipient and view. So a message is never sent without its record, nor recorded
+without being sent.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from broker.crypto.envelope import PAYLOAD_TYPE, Recipient, ViewToSeal, envelope_digest, seal
+from broker.crypto.envelope import (
+    PAYLOAD_TYPE,
+    Recipient,
+    ViewToSeal,
+    envelope_digest,
+    seal_publication,
+)
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import Suite
 from broker.gateway.agency import AgencyContext
@@ -95,7 +103,23 @@ def new_header(
     )
 
 
-def seal_views(
+@dataclass(frozen=True)
+class ToSeal:
+    """One envelope before sealing: its header (naming the signing keys) and its views,
+    each recipient's encryption key resolved. All that sealing needs besides the
+    signing keys themselves, and nothing that cannot cross to a worker process."""
+
+    topic: str
+    header: EnvelopeHeader
+    views: tuple[ViewToSeal, ...]
+
+    @property
+    def recipients(self) -> tuple[tuple[str, ViewKind], ...]:
+        """(agency, view) for each recipient, richest view first."""
+        return tuple((r.agency, v.kind) for v in self.views for r in v.recipients)
+
+
+def to_seal(
     ctx: AgencyContext,
     *,
     now: datetime,
@@ -111,12 +135,13 @@ def seal_views(
     classification: Classification = Classification.OFFICIAL_SENSITIVE,
     supersedes: str | None = None,
     message_id: str | None = None,
-) -> Sealed:
-    """One envelope from this agency, signed with its current keys for the configured
-    suite, each view's data key wrapped for its agencies' current encryption keys
-    (richest view first; a view with no agency is left out). Raises ``KeyUnavailable``
-    when a signing key is missing and ``VerificationError``/``KeyUnavailable`` from the
-    directory when a recipient has no usable encryption key."""
+) -> ToSeal:
+    """One envelope from this agency, to be signed with its current keys for the
+    configured suite, each view's data key to be wrapped for its agencies' current
+    encryption keys (richest view first; a view with no agency is left out). Raises
+    ``KeyUnavailable`` when a signing key is missing and
+    ``VerificationError``/``KeyUnavailable`` from the directory when a recipient has no
+    usable encryption key."""
     suite = ctx.suite
     signers = ctx.keys.signers_for(suite.signature_keys)
     header = new_header(
@@ -136,7 +161,7 @@ def seal_views(
         supersedes=supersedes,
         message_id=message_id,
     )
-    to_seal = [
+    to_seal = tuple(
         ViewToSeal(
             v.kind,
             v.plaintext,
@@ -147,10 +172,34 @@ def seal_views(
         )
         for v in sorted(views, key=lambda v: -v.kind.richness)
         if v.agencies
+    )
+    return ToSeal(topic, header, to_seal)
+
+
+def sealed(items: Sequence[ToSeal], values: Sequence[bytes]) -> list[Sealed]:
+    """``items`` with the record values sealed for them, in order, ready for the outbox."""
+    return [
+        Sealed(item.header.message_id, item.topic, value, item.recipients, envelope_digest(value))
+        for item, value in zip(items, values, strict=True)
     ]
-    value = seal(header=header, views=to_seal, signers=signers, suite=suite)
-    recipients = tuple((a, v.kind) for v in to_seal for a in (r.agency for r in v.recipients))
-    return Sealed(header.message_id, topic, value, recipients, envelope_digest(value))
+
+
+def seal_here(ctx: AgencyContext, items: Sequence[ToSeal]) -> list[Sealed]:
+    """Seal ``items`` as one publication in this process, signed once with the agency's
+    current keys (``seal_publication``: one envelope signs itself, several sign the
+    root of their tree). Raises ``KeyUnavailable`` for a signing key no longer held
+    and ``SchemaError`` (``envelope.too-large``)."""
+    signers = ctx.keys.signers_for(ctx.suite.signature_keys)
+    values = seal_publication(
+        [(i.header, i.views) for i in items], signers=signers, suite=ctx.suite
+    )
+    return sealed(items, values)
+
+
+def seal_views(ctx: AgencyContext, **fields: Any) -> Sealed:
+    """One envelope sealed on its own (``to_seal``'s arguments): a transfer step or a
+    re-shared item. Raises as ``to_seal`` and ``seal_here`` do."""
+    return seal_here(ctx, [to_seal(ctx, **fields)])[0]
 
 
 def queue(

@@ -356,7 +356,14 @@ class KafkaTransport(AsyncPart):
         that kept nothing, a topic made anew): it is read again from its beginning, and
         ``on_lost`` is told which, so the caller forgets their stored offsets."""
         assignment = [tp for t in topics for tp in await self.partitions(t)]
-        reader = PartitionReader(self.bootstrap, assignment, offsets, self._options, on_lost)
+        reader = PartitionReader(
+            self.bootstrap,
+            assignment,
+            offsets,
+            self._options,
+            on_lost,
+            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
+        )
         try:
             await reader.start()
         except BaseException:
@@ -397,6 +404,8 @@ class PartitionReader:
         offsets: Offsets,
         options: Mapping[str, Any],
         on_lost: Forget | None = None,
+        *,
+        fetch_max_wait_ms: int = 10,
     ) -> None:
         self._assignment = assignment
         self._offsets = offsets
@@ -406,7 +415,7 @@ class PartitionReader:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=RECORD_LIMIT_BYTES,
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             **options,
         )
 

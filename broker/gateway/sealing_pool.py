@@ -1,0 +1,180 @@
+"""Sealing off the event loop: a pool of worker processes, one per core.
+
+Sealing is the CPU-heavy part of a publication (HPKE wraps, AES-GCM, JCS, the
+signature), and one event loop runs it on one core while the database, the relay and
+every other request wait. ``SealingPool`` runs it in worker processes instead, so the
+loop keeps serving while both cores seal.
+
+Private keys never cross a process boundary (``PrivateKey`` refuses to be pickled):
+each worker unlocks its own copy from the key store with the passphrase it was started
+with, the first time it signs for an agency with a key, and keeps it for its life.
+What crosses is what sealing needs besides the keys: headers, plaintext views and the
+recipients' public keys, going to a child of this process over a pipe; and the sealed
+record values coming back.
+
+``SealHere`` is the same interface in this process: for a deployment configured with
+no workers (``MAPPA_SEAL_WORKERS=0``), and for the sealing that follows no request (a
+transfer step, a re-share).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from broker import errors
+from broker.crypto.envelope import ViewToSeal, seal_publication
+from broker.crypto.keys import PrivateKey
+from broker.crypto.suites import suite_named
+from broker.gateway.agency import AgencyContext
+from broker.gateway.sealing import Sealed, ToSeal, seal_here, sealed
+from broker.trust.keystore import Keystore
+from schemas.envelope import EnvelopeHeader
+
+# How often a worker looks whether the process that started it is still there.
+PARENT_CHECK_SECONDS = 0.5
+
+
+class Sealer(Protocol):
+    async def seal(self, ctx: AgencyContext, items: Sequence[ToSeal]) -> list[Sealed]:
+        """Seal ``items`` as one publication of ``ctx``'s agency. Raises
+        ``KeyUnavailable`` (a signing key not held) and ``SchemaError``
+        (``envelope.too-large``)."""
+        ...
+
+
+class SealHere:
+    """Sealing on the event loop (module docstring)."""
+
+    async def seal(self, ctx: AgencyContext, items: Sequence[ToSeal]) -> list[Sealed]:
+        return seal_here(ctx, items)
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A ``MappaError`` raised in a worker, by name: its class's constructor takes a code
+    that pickling would lose."""
+
+    kind: str
+    message: str
+    code: str
+
+    def error(self) -> errors.MappaError:
+        cls = getattr(errors, self.kind, errors.MappaError)
+        if not (isinstance(cls, type) and issubclass(cls, errors.MappaError)):
+            cls = errors.MappaError
+        return cls(self.message, code=self.code)
+
+
+class SealingPool:
+    """Worker processes sealing for every agency of one deployment (module docstring).
+    Started on first use; ``close`` stops them (``Deployment.running`` does, also on
+    failure and Ctrl-C)."""
+
+    def __init__(self, key_root: Path, passphrase: bytes, workers: int) -> None:
+        if workers < 1:
+            raise ValueError("a sealing pool needs at least one worker")
+        self._key_root = key_root
+        self._passphrase = passphrase
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                # Not fork: this process runs an event loop, client connections and
+                # perhaps threads, none of which a forked child may touch.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(self._key_root, self._passphrase),
+            )
+        return self._executor
+
+    def start(self) -> None:
+        """Start the workers now (each imports and is ready before the first publication
+        needs it), without waiting for them."""
+        executor = self._started()
+        for _ in range(self.workers):
+            executor.submit(_ready)
+
+    async def seal(self, ctx: AgencyContext, items: Sequence[ToSeal]) -> list[Sealed]:
+        outcome = await asyncio.get_running_loop().run_in_executor(
+            self._started(),
+            _seal_in_worker,
+            ctx.agency_id,
+            ctx.suite.name,
+            [(item.header, item.views) for item in items],
+        )
+        if isinstance(outcome, _Refused):
+            raise outcome.error()
+        return sealed(items, outcome)
+
+    def close(self) -> None:
+        """Stop the workers, dropping what has not started. Idempotent."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+# -- in the worker ---------------------------------------------------------------------------
+
+
+class _WorkerKeys:
+    """A worker's key store, and the keys it has unlocked: (agency, key id) -> key."""
+
+    keystore: Keystore | None = None
+    unlocked: dict[tuple[str, str], PrivateKey] = {}  # noqa: RUF012 - one per process
+
+    @classmethod
+    def key(cls, agency: str, key_id: str) -> PrivateKey:
+        if (agency, key_id) not in cls.unlocked:
+            if cls.keystore is None:
+                raise RuntimeError("sealing worker not started")
+            cls.unlocked[(agency, key_id)] = cls.keystore.load(agency, key_id)
+        return cls.unlocked[(agency, key_id)]
+
+
+def _start_worker(key_root: Path, passphrase: bytes) -> None:
+    # Ctrl-C reaches the whole process group: the parent decides, and stops the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WorkerKeys.keystore = Keystore(key_root, passphrase)
+    # A parent killed outright (SIGKILL, the OOM killer) cannot stop its pool, and the
+    # pool's pipes do not tell a waiting worker: it sees its parent go, and follows.
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
+
+
+def _ready() -> None:
+    """Nothing: a task that makes a worker start."""
+
+
+def _seal_in_worker(
+    agency: str,
+    suite_name: str,
+    items: list[tuple[EnvelopeHeader, tuple[ViewToSeal, ...]]],
+) -> list[bytes] | _Refused:
+    """Seal one publication with ``agency``'s keys named in its headers."""
+    try:
+        suite = suite_named(suite_name)
+        signers = [_WorkerKeys.key(agency, key_id) for key_id in items[0][0].sender_keys]
+        values: list[bytes] = seal_publication(items, signers=signers, suite=suite)
+    except errors.MappaError as exc:
+        return _Refused(type(exc).__name__, str(exc), exc.code)
+    return values
