@@ -357,7 +357,9 @@ def routed(store: AgencyStore, areas: tuple[str, ...], area: str) -> str:
         SimpleNamespace(store=store, entry=SimpleNamespace(areas=areas), agency_id="prison.x"),
     )
     try:
-        return follow_case(ctx, CaseRegistry(store), risk_assessment(area), SUBJECT).area
+        registry = CaseRegistry(store)
+        message = risk_assessment(area)
+        return follow_case(ctx, message, registry.open_for(SUBJECT), registry.owner(SUBJECT)).area
     except TransferRefused as exc:
         return exc.code
 

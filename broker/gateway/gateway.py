@@ -222,9 +222,11 @@ class AgencyGateway(AsyncPart):
         is raised. Raises ``RuntimeError`` before ``start``, and ``TransportError`` if the
         relay fails (the batch is kept)."""
         async with self._reading.batch(timeout_ms) as records:
-            with self.ctx.store.transaction():
-                handled = [self.receiver.handle(r) for r in records]
-                if records:
+            handled = []
+            # An empty batch writes nothing: no transaction (a quiet reader polls often).
+            if records:
+                with self.ctx.store.transaction():
+                    handled = [self.receiver.handle(r) for r in records]
                     for hook in self._after_batch:
                         self._run_after_batch(hook)
         for listener in list(self._listeners):

@@ -29,7 +29,9 @@ from broker.gateway.sealing import Sealed, ToSeal, ViewFor, queue, seal_here, to
 from broker.observe.logs import Correlated, current_request_id, fields
 from schemas.audit import Operation
 from schemas.common import Classification, ViewKind, format_timestamp
+from schemas.isa import Agreement
 from schemas.messages import CATALOGUE, CaseTeam, MessageBody, derive_view, type_name, type_version
+from schemas.transfer import TransferRecord
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,18 @@ class PublishResult:
 
 
 @dataclass(frozen=True)
+class Grounds:
+    """What a publication is decided on that other parts change: the case's transfer in
+    progress and the area owning it after its last completed one (``follow_case``), its
+    case team (who hears), and the agreement in force."""
+
+    in_progress: TransferRecord | None
+    owner: str | None
+    team: Team
+    agreement: Agreement
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A publication decided and laid out, not yet sealed (``Publisher.prepare``)."""
 
@@ -60,8 +74,8 @@ class Prepared:
     audit: dict[str, Any]
     # When it was published (the envelopes' created_at).
     created_at: str
-    # What it was decided on (``Publisher.grounds``): the commit checks they still hold.
-    grounds: tuple[object, ...]
+    # What it was decided on: the commit checks it still holds.
+    grounds: Grounds
 
 
 class GroundsChanged(MappaError):
@@ -148,12 +162,12 @@ class Publisher:
         }
         grounds = self.grounds(subject_ref)
         try:
-            message = follow_case(ctx, self._cases, message, subject_ref)
+            message = follow_case(ctx, message, grounds.in_progress, grounds.owner)
             # A case that has moved is published, and so audited, in its new area.
             common["area"] = message.area
             ctx.policy.authorise_publish(ctx.entry, message_type, message.area, now.date())
             party = ctx.policy.party(ctx.agency_id)
-            team = ctx.store.case_team(subject_ref)
+            team = grounds.team
             ctx.policy.check_case_load(ctx.entry, message_type, team)
             if isinstance(message, CaseTeam):
                 roles = {m.agency_id: m.role.value for m in message.members}
@@ -226,11 +240,10 @@ class Publisher:
         }
         return Prepared(result, message, tuple(envelopes), audit, format_timestamp(now), grounds)
 
-    def grounds(self, subject_ref: str) -> tuple[object, ...]:
+    def grounds(self, subject_ref: str) -> Grounds:
         """What deciding a publication about ``subject_ref`` reads that another part can
-        change meanwhile: the case's open and last completed transfer, its case team, the
-        agreement in force."""
-        return (
+        change meanwhile."""
+        return Grounds(
             self._cases.open_for(subject_ref),
             self._cases.owner(subject_ref),
             self._ctx.store.case_team(subject_ref),

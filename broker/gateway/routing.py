@@ -23,20 +23,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeVar
 
 from broker.errors import TransferRefused
-from broker.gateway.cases import CaseRegistry
 
 if TYPE_CHECKING:
     from broker.gateway.agency import AgencyContext
     from schemas.messages import MessageBody
+    from schemas.transfer import TransferRecord
 
 M = TypeVar("M", bound="MessageBody")
 
 
-def follow_case(ctx: AgencyContext, registry: CaseRegistry, message: M, subject_ref: str) -> M:
-    """Route ``message`` about ``subject_ref`` by the rules above: returns it unchanged, or
-    a copy moved to the area that now owns the case. Raises ``TransferRefused``
-    (``transfer.not-yet-owner``, ``transfer.case-moved``)."""
-    in_progress = registry.open_for(subject_ref)
+def follow_case(
+    ctx: AgencyContext, message: M, in_progress: TransferRecord | None, owner: str | None
+) -> M:
+    """Route ``message`` by the rules above, given its case's transfer ``in_progress`` and
+    the area that ``owner``s it after its last completed transfer (``CaseRegistry``'s
+    ``open_for`` and ``owner``): returns it unchanged, or a copy moved to the area that
+    now owns the case. Raises ``TransferRefused`` (``transfer.not-yet-owner``,
+    ``transfer.case-moved``)."""
     if in_progress is not None and message.area == in_progress.to_area:
         raise TransferRefused(
             f"the case is moving from {in_progress.from_area} to {in_progress.to_area} "
@@ -44,7 +47,6 @@ def follow_case(ctx: AgencyContext, registry: CaseRegistry, message: M, subject_
             f"{in_progress.from_area} owns it until the transfer completes",
             code="transfer.not-yet-owner",
         )
-    owner = registry.owner(subject_ref)
     if owner is None or owner == message.area:
         return message
     if owner in ctx.entry.areas:

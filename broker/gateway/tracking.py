@@ -107,6 +107,10 @@ class SentPage:
     next_before: int | None
 
 
+# Outbox rows named in one statement: well under SQLite's bound on variables.
+SEQS_PER_STATEMENT = 500
+
+
 class Tracking:
     """The ``tracked`` table; writes inside the store's transaction."""
 
@@ -151,20 +155,22 @@ class Tracking:
         """The broker acknowledged these outbox rows: await receipts until
         ``now + wait(attempts)``."""
         self._require()
-        for seq in outbox_seqs:
-            rows = self._db.execute(
-                "SELECT message_id, recipient, attempts FROM tracked "
-                "WHERE outbox_seq = ? AND state = ?",
-                (seq, QUEUED),
+        rows: list[tuple[str, str, int]] = []
+        # A few statements for a flush of any size (SQLite bounds a statement's variables).
+        for start in range(0, len(outbox_seqs), SEQS_PER_STATEMENT):
+            chunk = outbox_seqs[start : start + SEQS_PER_STATEMENT]
+            marks = ", ".join("?" * len(chunk))
+            rows += self._db.execute(
+                "SELECT message_id, recipient, attempts FROM tracked "  # noqa: S608
+                f"WHERE outbox_seq IN ({marks}) AND state = ?",
+                (*chunk, QUEUED),
             ).fetchall()
-            self._db.executemany(
-                "UPDATE tracked SET state = ?, due_at = ?, updated_at = ? "
-                "WHERE message_id = ? AND recipient = ?",
-                [
-                    (SENT, format_timestamp(now + wait(attempts)), format_timestamp(now), m, r)
-                    for m, r, attempts in rows
-                ],
-            )
+        at = format_timestamp(now)
+        self._db.executemany(
+            "UPDATE tracked SET state = ?, due_at = ?, updated_at = ? "
+            "WHERE message_id = ? AND recipient = ?",
+            [(SENT, format_timestamp(now + wait(attempts)), at, m, r) for m, r, attempts in rows],
+        )
 
     def receipted(
         self,
