@@ -1,126 +1,119 @@
-"""Kafka throughput: plain aiokafka next to the mappa pipeline, same broker, same run.
+"""Kafka throughput: the mappa pipeline beside plain aiokafka, same broker, same run.
 
-plain produce / consume   aiokafka with the same record size as a classic envelope
-mappa publish             police adapter: authorise, derive views, seal 2 envelopes (RA and
-                          housing), outbox + audit in one SQLite transaction, relay to Kafka
-mappa receive             probation adapter: verify, replay check, agreement, open, validate,
-                          inbox + offset + audit in one SQLite transaction, relay audit events
+For each suite, three scenarios on two deployments of their own:
+
+bench publish    police publishes risk assessments in an area of police, probation,
+                 prison and housing, housing on no case team: each publication is one
+                 envelope (the RA topic: probation and prison) and its audit events.
+                 Authorise, derive views, seal, outbox and audit in one SQLite
+                 transaction, relay to Kafka; timed until its records are on the broker.
+                 One caller, then 32 concurrent callers, after a few untimed ones.
+receive          probation reads what both publish runs sent: verify, replay check,
+                 agreement, open, validate, inbox, offset and audit in one transaction,
+                 then its receipts and audit events relayed.
+fan-out          ``broker.bench.fanout``: a risk assessment to a full area.
+
+Records per publication are counted on the broker, read back (``broker.bench.measure``).
+Plain aiokafka then produces copies of exactly those records (the same values, keys and
+headers) with the relay's own producer (acks=all), and consumes copies of the records
+the receiver read (timed from an open reader, as a running gateway's receiving is):
+every pipeline figure in records/s is printed with its ratio to that, measured in the
+same run.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
-import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
-from broker.agreements import agreement_for_area
 from broker.bench import BenchOptions, Figure
-from broker.bench.fixtures import sample_message
-from broker.deployment import Deployment
-from broker.gateway import AgencyGateway
-from broker.gateway.handled import Handling
-from broker.kafka.transport import KafkaTransport
-from broker.settings import Settings
-from broker.trust.provision import AgencySpec, DataPaths, provision
-from schemas.common import Role
-
-AREA = "staffordshire"
-SPECS = (
-    AgencySpec("police.bench", "Bench Police", Role.POLICE, (AREA,)),
-    AgencySpec("probation.bench", "Bench Probation", Role.PROBATION, (AREA,)),
-    AgencySpec("prison.bench", "Bench Prison", Role.PRISON, (AREA,)),
-    AgencySpec("housing.bench", "Bench Housing", Role.HOUSING, (AREA,)),
+from broker.bench.deployments import provisioned
+from broker.bench.fanout import fan_out
+from broker.bench.figures import against, baseline, sent_figures, throughput
+from broker.bench.fixtures import AREA, BENCH_AREA, POLICE, PROBATION, PURPOSE, pnc, sample_message
+from broker.bench.measure import (
+    added,
+    on_broker,
+    outbox_rows,
+    plain,
+    publish_all,
+    receive_all,
 )
+from schemas.common import Role
+from schemas.messages import RiskAssessment
+
+SUITES = ("classic", "pq-hybrid")
+# Publications per publish run at --scale 1, and the fewest at any scale.
+FULL_PUBLICATIONS = 2000
+LEAST_PUBLICATIONS = 10
+CALLERS = 32
+# Publications (and deliveries) before any timing, so that no figure carries the cost of
+# a first time: connections, worker processes, caches.
+WARM_UP = 5
 
 
-async def plain(transport: KafkaTransport, n: int, size: int) -> list[Figure]:
-    topic = f"bench{secrets.token_hex(4)}.plain"
-    await transport.ensure_topics([topic])
-    payload = os.urandom(size)
-    producer = transport.producer
-    start = time.perf_counter()
-    futures = [await producer.send(topic, payload, key=str(i % 50).encode()) for i in range(n)]
-    await asyncio.gather(*futures)
-    produced = n / (time.perf_counter() - start)
-    got = 0
-    start = time.perf_counter()
-    async with await transport.reader([topic], {}) as reader:
-        while got < n:
-            got += len(await reader.poll(timeout_ms=100))
-    consumed = n / (time.perf_counter() - start)
-    note = f"{size:,} B records, acks=all"
+def assessments(series: int, n: int) -> Iterator[RiskAssessment]:
+    """``n`` risk assessments, each about its own subject."""
+    return (sample_message(pnc=pnc(series, i)) for i in range(n))
+
+
+async def bench_publish(bootstrap: str, root: Path, suite: str, n: int) -> list[Figure]:
+    """The bench publish and receive scenarios of one suite (module docstring)."""
+    bench = provisioned(bootstrap, root, suite, BENCH_AREA)
+    deployment = bench.deployment()
+    label = f"mappa {suite}"
+    topics = deployment.topics
+    names = topics.all_topics([AREA])
+    async with deployment.running([POLICE, PROBATION], ledger=False) as running:
+        police, probation = running.gateways[POLICE], running.gateways[PROBATION]
+        transport = running.transport
+        # Untimed: each end's first publication or delivery starts what it starts once.
+        await publish_all(police, assessments(10, WARM_UP), callers=1, purpose=PURPOSE)
+        await receive_all(probation, WARM_UP)
+        warm = await on_broker(transport, names)
+        rows = outbox_rows(police)
+        one = await publish_all(police, assessments(11, n), callers=1, purpose=PURPOSE)
+        first = added(warm, await on_broker(transport, names))
+        many = await publish_all(police, assessments(12, n), callers=CALLERS, purpose=PURPOSE)
+        records = added(warm, await on_broker(transport, names))
+        second = added(first, records)
+        rows = outbox_rows(police) - rows
+        handled, receiving = await receive_all(probation, 2 * n)
+        read = topics.for_role(AREA, Role.PROBATION)
+        copies = await plain(transport, records, len(records))
+        produced = baseline(
+            f"{suite}: produce", copies.produce, "the publications' records", copies
+        )
+        # As many copies as the publications made, not only as many as the receiver
+        # read: a longer read makes a reader's start and first fetch a smaller part.
+        mine = [r for r in records if r.topic == read]
+        copies = await plain(transport, mine, len(records))
+        consumed = baseline(
+            f"{suite}: consume", copies.consume, "the envelopes the receiver reads", copies
+        )
     return [
-        Figure("transport", "plain aiokafka: produce", produced, "records/s", note),
-        Figure("transport", "plain aiokafka: consume", consumed, "records/s", note),
-    ]
+        *sent_figures(label, 2 * n, records, topics, rows),
+        produced,
+        *throughput(f"{label}: publish, one caller", publications=n, records=len(first),
+                    seconds=one, base=produced),
+        *throughput(f"{label}: publish, {CALLERS} callers", publications=n, records=len(second),
+                    seconds=many, base=produced),
+        consumed,
+        against(f"{label}: receive and deliver", 2 * n / receiving, "messages/s", consumed),
+        against(f"{label}: receive and deliver", handled / receiving, "records/s", consumed,
+                f"{handled:,} records handled, its own receipts read back among them"),
+    ]  # fmt: skip
 
 
-async def pipeline(bootstrap: str, n: int, root: Path, suite: str) -> list[Figure]:
-    passphrase = secrets.token_urlsafe(18).encode()
-    settings = Settings(
-        data_dir=root / suite,
-        topic_namespace=f"bench{secrets.token_hex(4)}",
-        suite=suite,
-        kafka_bootstrap=bootstrap,
-    )
-    directory = provision(
-        DataPaths(settings.data_dir),
-        SPECS,
-        passphrase=passphrase,
-        now=datetime.now(UTC) - timedelta(days=1),
-        suites=(suite,),
-    )
-    agreement = agreement_for_area(AREA, [directory.agency(s.agency_id) for s in SPECS])
-    deployment = Deployment(settings=settings, passphrase=passphrase, agreements=[agreement])
-    async with deployment.running(["police.bench", "probation.bench"], ledger=False) as running:
-        police = running.gateways["police.bench"]
-        probation = running.gateways["probation.bench"]
-        messages = [sample_message(pnc=f"2011/{i:07d}K") for i in range(n)]
-        start = time.perf_counter()
-        for message in messages:
-            await police.publish(message, purpose="MAPPA risk management")
-        published = n / (time.perf_counter() - start)
-        concurrent = await publish_concurrently(police, n, callers=32)
-        n *= 2
-        delivered = 0
-        start = time.perf_counter()
-        while delivered < n:
-            handled = await probation.poll_once(timeout_ms=100)
-            delivered += sum(h.handling is Handling.DELIVERED for h in handled)
-        received = n / (time.perf_counter() - start)
-    return [
-        Figure(
-            "transport",
-            f"mappa {suite}: publish, one caller",
-            published,
-            "messages/s",
-            "2 envelopes + 4 audit events each, acks awaited per call",
-        ),
-        Figure("transport", f"mappa {suite}: publish, 32 callers", concurrent, "messages/s"),
-        Figure("transport", f"mappa {suite}: receive and deliver", received, "messages/s"),
-    ]
-
-
-async def publish_concurrently(police: AgencyGateway, n: int, *, callers: int) -> float:
-    messages = iter([sample_message(pnc=f"2012/{i:07d}K") for i in range(n)])
-
-    async def caller() -> None:
-        for message in messages:
-            await police.publish(message, purpose="MAPPA risk management")
-
-    start = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(callers)))
-    return n / (time.perf_counter() - start)
+def publications(scale: float, full: int = FULL_PUBLICATIONS) -> int:
+    """Publications per run at ``scale``."""
+    return max(LEAST_PUBLICATIONS, int(full * scale))
 
 
 async def run(options: BenchOptions) -> list[Figure]:
-    n = max(50, int(2000 * options.scale))
-    figures = []
-    async with KafkaTransport(Settings(), bootstrap=options.bootstrap) as transport:
-        figures += await plain(transport, n, size=4800)
-    for suite in ("classic", "pq-hybrid"):
-        figures += await pipeline(options.bootstrap, n, Path(options.data_dir), suite)
+    figures: list[Figure] = []
+    root = Path(options.data_dir)
+    for suite in SUITES:
+        figures += await bench_publish(options.bootstrap, root, suite, publications(options.scale))
+        figures += await fan_out(options.bootstrap, root, suite, publications(options.scale, 1000))
     return figures

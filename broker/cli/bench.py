@@ -17,7 +17,7 @@ from broker.cli.runner import run_interruptible
 from broker.kafka.embedded import EmbeddedBroker
 
 # Module names under broker.bench, in print order.
-SECTIONS: tuple[str, ...] = ("crypto", "transport", "ledger")
+SECTIONS: tuple[str, ...] = ("crypto", "transport", "latency", "ledger")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,13 +65,21 @@ def fraction(text: str) -> float:
     return float(text)
 
 
+def value_cell(figure: Figure) -> str:
+    """A figure's value as the table shows it: yes/no, or a number to a sensible width."""
+    if figure.unit == "yes/no":
+        return "yes" if figure.value else "no"
+    return f"{figure.value:,.1f}" if figure.value >= 100 else f"{figure.value:,.3f}"
+
+
 def render(figures: list[Figure]) -> str:
-    """The figures in aligned columns: section, figure, value, unit and note."""
+    """The figures in aligned columns: section, figure, value, unit, the ratio to plain
+    aiokafka measured in the same run (where there is one) and the note."""
     return render_table(
-        ("section", "figure", "value", "unit", "note"),
+        ("section", "figure", "value", "unit", "÷ plain", "note"),
         (
-            (f.section, f.name, f"{f.value:,.1f}" if f.value >= 100 else f"{f.value:,.3f}",
-             f.unit, f.note or None)
+            (f.section, f.name, value_cell(f), f.unit,
+             None if f.ratio is None else f"{f.ratio:.3f}", f.note or None)
             for f in figures
         ),
     )  # fmt: skip
