@@ -27,9 +27,10 @@ from broker.errors import KeyUnavailable, SchemaError, StoreUnavailable
 from broker.gateway.agency import AgencyContext
 from broker.gateway.group_commit import GroupCommit
 from broker.gateway.publish import GroundsChanged
-from broker.gateway.sealing import Sealed, ToSeal
+from broker.gateway.sealing import Sealing, ToSeal
 from broker.gateway.sealing_pool import SealHere, SealingPool
 from broker.gateway.store import AgencyStore
+from schemas.audit import AuditEvent
 from tests import brokers
 from tests.support import (
     HOUSING,
@@ -176,10 +177,12 @@ class ChangingTeam(SealHere):
         self._world = world
         self._teams = teams
 
-    async def seal(self, ctx: AgencyContext, items: Sequence[ToSeal]) -> list[Sealed]:
+    async def seal(
+        self, ctx: AgencyContext, items: Sequence[ToSeal], events: Sequence[AuditEvent] = ()
+    ) -> Sealing:
         if self._teams:
             self._world.seed_case_team(self._teams.pop(0))
-        return await super().seal(ctx, items)
+        return await super().seal(ctx, items, events)
 
 
 async def test_a_publication_decided_on_a_changed_team_is_decided_again(world: World) -> None:

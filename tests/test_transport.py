@@ -144,3 +144,16 @@ async def test_a_client_stop_passes_on_the_callers_own_cancellation() -> None:
     stopping.cancel()
     with pytest.raises(asyncio.CancelledError):
         await stopping
+
+
+def test_the_keyed_partitioner_places_keys_as_kafkas_default_does() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from broker.kafka.transport import KeyedPartitioner
+
+    ours, kafkas = KeyedPartitioner(), DefaultPartitioner()
+    keys = [bytes([n]) * (n % 70 + 1) for n in range(256)] + [b"police.staffordshire"]
+    for n, key in enumerate(keys * 2):  # the second time from the remembered hash
+        partitions = list(range(n % 7 + 1))
+        assert ours(key, partitions, partitions) == kafkas(key, partitions, partitions)
+    assert ours(None, [0, 1, 2], [1]) == 1

@@ -66,6 +66,11 @@ def sign_event(event: AuditEvent, key: PrivateKey) -> SignedAuditEvent:
     )
 
 
+def signed_event_value(event: AuditEvent, key: PrivateKey) -> bytes:
+    """``event`` signed with ``key``, as the record value the audit topic carries."""
+    return sign_event(event, key).model_dump_json().encode()
+
+
 def append_time(timestamp_ms: int | None) -> datetime | None:
     """A broker record's timestamp as a time; None when there is none or it is no real
     time (a producer sets it, so it may be anything)."""
@@ -150,13 +155,20 @@ class AuditEmitter:
     def emit(
         self, act: AuditAct, operation: Operation, outcome: Outcome = Outcome.OK, **fields: Any
     ) -> AuditEvent:
-        """Build an event of this agency (a new time-ordered id, the clock's time), sign
-        it and put it in the outbox, keyed by its subject (else the agency) so a subject's
-        events keep their order; returns the event. Call inside the store's
-        transaction: raises ``RuntimeError`` outside one, and pydantic's
-        ``ValidationError`` for a field the event's model refuses (callers cut long
-        text to fit)."""
-        event = AuditEvent(
+        """Build an event of this agency (``event``), sign it and put it in the outbox
+        (``queue_signed``); returns the event. Call inside the store's transaction:
+        raises ``RuntimeError`` outside one, and pydantic's ``ValidationError`` for a
+        field the event's model refuses (callers cut long text to fit)."""
+        event = self.event(act, operation, outcome, **fields)
+        self.queue_signed(event, signed_event_value(event, self._key))
+        return event
+
+    def event(
+        self, act: AuditAct, operation: Operation, outcome: Outcome = Outcome.OK, **fields: Any
+    ) -> AuditEvent:
+        """A new event of this agency, not yet signed: a new time-ordered id, the clock's
+        time. Raises pydantic's ``ValidationError`` for a field the model refuses."""
+        return AuditEvent(
             event_id=time_ordered_id(),
             time=format_timestamp(self._clock()),
             act=act,
@@ -165,8 +177,12 @@ class AuditEmitter:
             outcome=outcome,
             **fields,
         )
-        signed = sign_event(event, self._key)
-        value = signed.model_dump_json().encode()
+
+    def queue_signed(self, event: AuditEvent, value: bytes) -> None:
+        """Put ``event``, signed (``value``: ``signed_event_value`` with this agency's
+        key, here or in a sealing worker), in the outbox, keyed by its subject (else the
+        agency) so a subject's events keep their order. Call inside the store's
+        transaction: raises ``RuntimeError`` outside one."""
         seq = self._store.enqueue(
             self._topic, value, key=(event.subject_ref or event.agency).encode()
         )
@@ -179,7 +195,6 @@ class AuditEmitter:
             now=self._clock(),
             about={"subject_ref": event.subject_ref} if event.subject_ref else None,
         )
-        return event
 
     @property
     def signing_key(self) -> PrivateKey:

@@ -195,10 +195,10 @@ class AgencyGateway(AsyncPart):
             prepared = publisher.prepare(
                 message, purpose=purpose, user=user, classification=classification
             )
-            envelopes = await self.sealer.seal(self.ctx, prepared.envelopes)
+            sealing = await self.sealer.seal(self.ctx, prepared.envelopes, prepared.events)
             try:
                 result = await self.commits.run(
-                    functools.partial(publisher.commit, prepared, envelopes, on_queued=on_queued)
+                    functools.partial(publisher.commit, prepared, sealing, on_queued=on_queued)
                 )
                 break
             except GroundsChanged as exc:
@@ -209,7 +209,7 @@ class AgencyGateway(AsyncPart):
                         Operation.PUBLISH, exc, message_id=message_id, **prepared.audit
                     )
                     raise
-        publisher.published(prepared, envelopes)
+        publisher.published(prepared, sealing.envelopes)
         if relay:
             await self.relay.flush()
         return result

@@ -23,11 +23,21 @@ from broker.agreements.policy import CASE_TEAM_TYPE, Disclosure, Team
 from broker.crypto.encoding import jcs
 from broker.errors import MappaError, SchemaError
 from broker.gateway.agency import AgencyContext
+from broker.gateway.audit import signed_event_value
 from broker.gateway.cases import CaseRegistry
 from broker.gateway.routing import follow_case
-from broker.gateway.sealing import Sealed, ToSeal, ViewFor, queue, seal_here, to_seal
+from broker.gateway.sealing import (
+    Sealed,
+    Sealing,
+    ToSeal,
+    ViewFor,
+    publication_events,
+    queue_signed,
+    seal_here,
+    to_seal,
+)
 from broker.observe.logs import Correlated, current_request_id, fields
-from schemas.audit import Operation
+from schemas.audit import AuditEvent, Operation
 from schemas.common import Classification, ViewKind, format_timestamp
 from schemas.isa import Agreement
 from schemas.messages import CATALOGUE, CaseTeam, MessageBody, derive_view, type_name, type_version
@@ -72,6 +82,8 @@ class Prepared:
     envelopes: tuple[ToSeal, ...]
     # The audit events' common fields (area, subject, type, agreement, purpose, user).
     audit: dict[str, Any]
+    # Its audit events, to be signed with the envelopes (``publication_events``).
+    events: tuple[AuditEvent, ...]
     # When it was published (the envelopes' created_at).
     created_at: str
     # What it was decided on: the commit checks it still holds.
@@ -116,10 +128,14 @@ class Publisher:
             classification=classification,
             supersedes=supersedes,
         )
-        envelopes = seal_here(self._ctx, prepared.envelopes)
+        key = self._ctx.audit.signing_key
+        sealing = Sealing(
+            seal_here(self._ctx, prepared.envelopes),
+            [(e, signed_event_value(e, key)) for e in prepared.events],
+        )
         with self._ctx.store.transaction():
-            result = self.commit(prepared, envelopes, on_queued=on_queued)
-        self.published(prepared, envelopes)
+            result = self.commit(prepared, sealing, on_queued=on_queued)
+        self.published(prepared, sealing.envelopes)
         return result
 
     def prepare(
@@ -238,7 +254,10 @@ class Publisher:
             "isa_id": agreement.id,
             "isa_version": agreement.version,
         }
-        return Prepared(result, message, tuple(envelopes), audit, format_timestamp(now), grounds)
+        events = publication_events(ctx, envelopes, operation=Operation.PUBLISH, **audit)
+        return Prepared(
+            result, message, tuple(envelopes), audit, tuple(events), format_timestamp(now), grounds
+        )
 
     def grounds(self, subject_ref: str) -> Grounds:
         """What deciding a publication about ``subject_ref`` reads that another part can
@@ -253,11 +272,11 @@ class Publisher:
     def commit(
         self,
         prepared: Prepared,
-        envelopes: Sequence[Sealed],
+        sealing: Sealing,
         *,
         on_queued: Callable[[PublishResult], None] | None = None,
     ) -> PublishResult:
-        """Queue a prepared publication's sealed ``envelopes`` with their audit records,
+        """Queue a prepared publication, sealed (its envelopes and signed audit events),
         inside the caller's transaction (or savepoint); returns what was sent.
         ``on_queued``, if given, is called with that result here: what it writes
         commits with the envelopes, and whatever it raises rolls them back and
@@ -268,12 +287,12 @@ class Publisher:
         result = prepared.result
         if self.grounds(result.subject_ref) != prepared.grounds:
             raise GroundsChanged(result.message_id)
-        queue(
+        queue_signed(
             ctx,
-            envelopes,
+            sealing.envelopes,
+            sealing.events,
             key=result.subject_ref.encode(),
-            operation=Operation.PUBLISH,
-            **prepared.audit,
+            about=prepared.audit,
         )
         message = prepared.message
         if isinstance(message, CaseTeam):

@@ -29,7 +29,8 @@ from broker.crypto.envelope import (
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import Suite
 from broker.gateway.agency import AgencyContext
-from schemas.audit import AuditAct, Operation
+from broker.gateway.audit import signed_event_value
+from schemas.audit import AuditAct, AuditEvent, Operation
 from schemas.common import Classification, ViewKind, format_timestamp
 from schemas.envelope import EnvelopeHeader
 
@@ -58,6 +59,14 @@ class Sealed:
     recipients: tuple[tuple[str, ViewKind], ...]
     # What each recipient's receipt must name (``envelope_digest``).
     digest: str
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """A publication sealed: its envelopes, and its audit events with their signed values."""
+
+    envelopes: list[Sealed]
+    events: list[tuple[AuditEvent, bytes]]
 
 
 def new_header(
@@ -112,6 +121,10 @@ class ToSeal:
     topic: str
     header: EnvelopeHeader
     views: tuple[ViewToSeal, ...]
+
+    @property
+    def message_id(self) -> str:
+        return self.header.message_id
 
     @property
     def recipients(self) -> tuple[tuple[str, ViewKind], ...]:
@@ -202,22 +215,58 @@ def seal_views(ctx: AgencyContext, **fields: Any) -> Sealed:
     return seal_here(ctx, [to_seal(ctx, **fields)])[0]
 
 
-def queue(
+def publication_events(
     ctx: AgencyContext,
-    sealed: Sequence[Sealed],
+    envelopes: Sequence[Sealed | ToSeal],
     *,
-    key: bytes,
     operation: Operation,
     collection_reason: str | None = None,
     collect: bool = True,
     **audit: Any,
-) -> None:
-    """Put ``sealed`` in the outbox with their audit events, in one transaction (or the
-    caller's): a ``collection`` of the message (unless ``collect`` is false: a re-share
+) -> list[AuditEvent]:
+    """The audit events of sending ``envelopes``, not yet signed, in the order ``queue``
+    writes them: a ``collection`` of the message (unless ``collect`` is false: a re-share
     collects nothing new) and a ``disclosure`` for each recipient of each envelope.
     ``audit`` holds the events' common fields (area, subject, type, agreement, purpose,
-    user, ...); each event names its envelope's message id. Each envelope then awaits a
-    receipt from each of its recipients (``broker.gateway.tracking``)."""
+    user, ...); each event names its envelope's message id."""
+    events = []
+    if collect and envelopes:
+        events.append(
+            ctx.audit.event(
+                AuditAct.COLLECTION,
+                operation,
+                message_id=envelopes[0].message_id,
+                reason=collection_reason,
+                **audit,
+            )
+        )
+    for e in envelopes:
+        for agency, view in e.recipients:
+            events.append(
+                ctx.audit.event(
+                    AuditAct.DISCLOSURE,
+                    operation,
+                    message_id=e.message_id,
+                    recipient=agency,
+                    view=view,
+                    **audit,
+                )
+            )
+    return events
+
+
+def queue_signed(
+    ctx: AgencyContext,
+    sealed: Sequence[Sealed],
+    events: Sequence[tuple[AuditEvent, bytes]],
+    *,
+    key: bytes,
+    about: dict[str, Any],
+) -> None:
+    """Put ``sealed`` in the outbox with their audit ``events`` (each with its signed
+    value), in one transaction (or the caller's). Each envelope then awaits a receipt from
+    each of its recipients (``broker.gateway.tracking``), which ``about`` describes (the
+    events' common fields)."""
     now = ctx.clock()
     with ctx.store.transaction():
         for s in sealed:
@@ -228,23 +277,32 @@ def queue(
                 [(agency, view.value) for agency, view in s.recipients],
                 digest=s.digest,
                 now=now,
-                about=audit,
+                about=about,
             )
-        if collect and sealed:
-            ctx.audit.emit(
-                AuditAct.COLLECTION,
-                operation,
-                message_id=sealed[0].message_id,
-                reason=collection_reason,
-                **audit,
-            )
-        for s in sealed:
-            for agency, view in s.recipients:
-                ctx.audit.emit(
-                    AuditAct.DISCLOSURE,
-                    operation,
-                    message_id=s.message_id,
-                    recipient=agency,
-                    view=view,
-                    **audit,
-                )
+        for event, value in events:
+            ctx.audit.queue_signed(event, value)
+
+
+def queue(
+    ctx: AgencyContext,
+    sealed: Sequence[Sealed],
+    *,
+    key: bytes,
+    operation: Operation,
+    collection_reason: str | None = None,
+    collect: bool = True,
+    **audit: Any,
+) -> None:
+    """Put ``sealed`` in the outbox with their audit events (``publication_events``,
+    signed here), in one transaction (or the caller's)."""
+    events = publication_events(
+        ctx,
+        sealed,
+        operation=operation,
+        collection_reason=collection_reason,
+        collect=collect,
+        **audit,
+    )
+    key_ = ctx.audit.signing_key
+    signed = [(e, signed_event_value(e, key_)) for e in events]
+    queue_signed(ctx, sealed, signed, key=key, about=audit)

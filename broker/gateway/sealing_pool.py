@@ -1,9 +1,9 @@
 """Sealing off the event loop: a pool of worker processes, one per core.
 
 Sealing is the CPU-heavy part of a publication (HPKE wraps, AES-GCM, JCS, the
-signature), and one event loop runs it on one core while the database, the relay and
-every other request wait. ``SealingPool`` runs it in worker processes instead, so the
-loop keeps serving while both cores seal.
+signature, and signing its audit events), and one event loop runs it on one core while
+the database, the relay and every other request wait. ``SealingPool`` runs it in
+worker processes instead, so the loop keeps serving while both cores seal.
 
 Private keys never cross a process boundary (``PrivateKey`` refuses to be pickled):
 each worker unlocks its own copy from the key store with the passphrase it was started
@@ -36,8 +36,10 @@ from broker.crypto.envelope import ViewToSeal, seal_publication
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import suite_named
 from broker.gateway.agency import AgencyContext
-from broker.gateway.sealing import Sealed, ToSeal, seal_here, sealed
+from broker.gateway.audit import signed_event_value
+from broker.gateway.sealing import Sealing, ToSeal, seal_here, sealed
 from broker.trust.keystore import Keystore
+from schemas.audit import AuditEvent
 from schemas.envelope import EnvelopeHeader
 
 # How often a worker looks whether the process that started it is still there.
@@ -45,18 +47,24 @@ PARENT_CHECK_SECONDS = 0.5
 
 
 class Sealer(Protocol):
-    async def seal(self, ctx: AgencyContext, items: Sequence[ToSeal]) -> list[Sealed]:
-        """Seal ``items`` as one publication of ``ctx``'s agency. Raises
-        ``KeyUnavailable`` (a signing key not held) and ``SchemaError``
-        (``envelope.too-large``)."""
+    async def seal(
+        self, ctx: AgencyContext, items: Sequence[ToSeal], events: Sequence[AuditEvent] = ()
+    ) -> Sealing:
+        """Seal ``items`` as one publication of ``ctx``'s agency, and sign its audit
+        ``events`` with the agency's audit key. Raises ``KeyUnavailable`` (a signing key
+        not held) and ``SchemaError`` (``envelope.too-large``)."""
         ...
 
 
 class SealHere:
     """Sealing on the event loop (module docstring)."""
 
-    async def seal(self, ctx: AgencyContext, items: Sequence[ToSeal]) -> list[Sealed]:
-        return seal_here(ctx, items)
+    async def seal(
+        self, ctx: AgencyContext, items: Sequence[ToSeal], events: Sequence[AuditEvent] = ()
+    ) -> Sealing:
+        key = ctx.audit.signing_key
+        signed = [(e, signed_event_value(e, key)) for e in events]
+        return Sealing(seal_here(ctx, items), signed)
 
 
 @dataclass(frozen=True)
@@ -107,17 +115,22 @@ class SealingPool:
         for _ in range(self.workers):
             executor.submit(_ready)
 
-    async def seal(self, ctx: AgencyContext, items: Sequence[ToSeal]) -> list[Sealed]:
+    async def seal(
+        self, ctx: AgencyContext, items: Sequence[ToSeal], events: Sequence[AuditEvent] = ()
+    ) -> Sealing:
         outcome = await asyncio.get_running_loop().run_in_executor(
             self._started(),
             _seal_in_worker,
             ctx.agency_id,
             ctx.suite.name,
             [(item.header, item.views) for item in items],
+            ctx.audit.signing_key.key_id,
+            list(events),
         )
         if isinstance(outcome, _Refused):
             raise outcome.error()
-        return sealed(items, outcome)
+        values, signed = outcome
+        return Sealing(sealed(items, values), list(zip(events, signed, strict=True)))
 
     def close(self) -> None:
         """Stop the workers, dropping what has not started. Idempotent."""
@@ -169,12 +182,17 @@ def _seal_in_worker(
     agency: str,
     suite_name: str,
     items: list[tuple[EnvelopeHeader, tuple[ViewToSeal, ...]]],
-) -> list[bytes] | _Refused:
-    """Seal one publication with ``agency``'s keys named in its headers."""
+    audit_key_id: str,
+    events: list[AuditEvent],
+) -> tuple[list[bytes], list[bytes]] | _Refused:
+    """Seal one publication with ``agency``'s keys named in its headers, and sign its
+    audit events with its audit key."""
     try:
         suite = suite_named(suite_name)
         signers = [_WorkerKeys.key(agency, key_id) for key_id in items[0][0].sender_keys]
         values: list[bytes] = seal_publication(items, signers=signers, suite=suite)
+        audit_key = _WorkerKeys.key(agency, audit_key_id)
+        signed = [signed_event_value(event, audit_key) for event in events]
     except errors.MappaError as exc:
         return _Refused(type(exc).__name__, str(exc), exc.code)
-    return values
+    return values, signed

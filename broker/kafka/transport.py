@@ -20,6 +20,7 @@ Duplicates are caught by message id on the receiving end either way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -41,6 +42,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     for_code,
 )
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.protocol.transaction import InitProducerIdRequest
 
 from broker.errors import ConfigurationError, MappaError, SchemaError
@@ -146,6 +148,26 @@ Offsets = Mapping[tuple[str, int], int]
 Forget = Callable[[Sequence[tuple[str, int]]], None]
 
 
+# Keys whose hash a producer remembers: the subjects and agencies of a busy day.
+PARTITIONER_KEYS = 65536
+
+
+class KeyedPartitioner:
+    """Kafka's default partitioning (murmur2 of the key, as the Java clients do, so a
+    key's records land where any client would put them), remembering each key's hash:
+    keys repeat (every record about a subject is keyed by its reference, every receipt by
+    its sender), and aiokafka's murmur2, in Python, costs tens of microseconds a record."""
+
+    def __init__(self) -> None:
+        self._hash = functools.lru_cache(maxsize=PARTITIONER_KEYS)(murmur2)
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))
+        index: int = (self._hash(key) & 0x7FFFFFFF) % len(all_partitions)
+        return all_partitions[index]
+
+
 class KafkaTransport(AsyncPart):
     """Owns the producer; hands out readers. ``async with`` or start()/stop().
 
@@ -186,6 +208,7 @@ class KafkaTransport(AsyncPart):
             raise TransportError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
+            partitioner=KeyedPartitioner(),
             acks="all",
             enable_idempotence=self.idempotent,
             max_request_size=RECORD_LIMIT_BYTES,
