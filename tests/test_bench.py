@@ -75,10 +75,15 @@ class Run:
 
 @pytest.fixture(scope="module")
 async def bench_run(kafka_bootstrap: str) -> Run:
-    """Every section at a tiny scale, watching for receiver processes meanwhile."""
-    task = asyncio.create_task(run_sections(list(SECTIONS), kafka_bootstrap, scale=SCALE))
-    seen = await watched(task)
-    return Run(await task, seen)
+    """Every section at a tiny scale, watching for receiver processes meanwhile, with the
+    product's settings (the suite's own, tests/conftest.py, put aside) and its default
+    worker pool."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MAPPA_FETCH_MAX_WAIT_MS", raising=False)
+        patch.delenv("MAPPA_SEAL_WORKERS", raising=False)
+        task = asyncio.create_task(run_sections(list(SECTIONS), kafka_bootstrap, scale=SCALE))
+        seen = await watched(task)
+        return Run(await task, seen)
 
 
 def test_every_section_reports_its_figures(bench_run: Run) -> None:
