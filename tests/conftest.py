@@ -43,9 +43,9 @@ from tests.two_areas import SPECS as TWO_AREA_SPECS
 from tests.two_areas import build_transfer_world
 
 # Publications seal on the event loop unless a test asks for the worker pool
-# (tests/test_concurrent_publishing.py, tests/test_bench.py): a pool's workers take about a second each to
-# start, and hundreds of deployments start in a run. Subprocesses (the demo, serve)
-# inherit it.
+# (tests/test_concurrent_publishing.py, tests/test_bench.py): a pool's workers take about
+# a second each to start, and hundreds of deployments start in a run. Subprocesses (the
+# demo, serve) inherit it.
 os.environ.setdefault("MAPPA_SEAL_WORKERS", "0")
 # And readers wait up to 100 ms at the broker for records, not the product's 10: the suite
 # keeps dozens of quiet readers open at once, on two cores, and each quiet reader asks
