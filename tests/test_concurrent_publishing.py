@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from broker.errors import KeyUnavailable, SchemaError, StoreUnavailable
 from broker.gateway.agency import AgencyContext
@@ -30,6 +31,7 @@ from broker.gateway.publish import GroundsChanged
 from broker.gateway.sealing import Sealing, ToSeal
 from broker.gateway.sealing_pool import SealHere, SealingPool
 from broker.gateway.store import AgencyStore
+from broker.settings import Settings
 from schemas.audit import AuditEvent
 from tests import brokers
 from tests.support import (
@@ -253,3 +255,12 @@ def running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_settings_refuse_a_pool_or_fetch_wait_out_of_bounds(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="seal_workers"):
+        Settings(seal_workers=-1)
+    with pytest.raises(ValidationError, match="fetch_max_wait_ms"):
+        Settings(fetch_max_wait_ms=0)
+    with pytest.raises(ValueError, match="at least one worker"):
+        SealingPool(tmp_path, b"unused", 0)

@@ -23,7 +23,6 @@ from broker.agreements.policy import CASE_TEAM_TYPE, Disclosure, Team
 from broker.crypto.encoding import jcs
 from broker.errors import MappaError, SchemaError
 from broker.gateway.agency import AgencyContext
-from broker.gateway.audit import signed_event_value
 from broker.gateway.cases import CaseRegistry
 from broker.gateway.routing import follow_case
 from broker.gateway.sealing import (
@@ -128,11 +127,7 @@ class Publisher:
             classification=classification,
             supersedes=supersedes,
         )
-        key = self._ctx.audit.signing_key
-        sealing = Sealing(
-            seal_here(self._ctx, prepared.envelopes),
-            [(e, signed_event_value(e, key)) for e in prepared.events],
-        )
+        sealing = seal_here(self._ctx, prepared.envelopes, prepared.events)
         with self._ctx.store.transaction():
             result = self.commit(prepared, sealing, on_queued=on_queued)
         self.published(prepared, sealing.envelopes)

@@ -189,30 +189,66 @@ def to_seal(
     return ToSeal(topic, header, to_seal)
 
 
-def sealed(items: Sequence[ToSeal], values: Sequence[bytes]) -> list[Sealed]:
-    """``items`` with the record values sealed for them, in order, ready for the outbox."""
-    return [
-        Sealed(item.header.message_id, item.topic, value, item.recipients, envelope_digest(value))
-        for item, value in zip(items, values, strict=True)
-    ]
+# One envelope to seal: its header and its views.
+Sealable = tuple[EnvelopeHeader, Sequence[ViewToSeal]]
 
 
-def seal_here(ctx: AgencyContext, items: Sequence[ToSeal]) -> list[Sealed]:
-    """Seal ``items`` as one publication in this process, signed once with the agency's
-    current keys (``seal_publication``: one envelope signs itself, several sign the
-    root of their tree). Raises ``KeyUnavailable`` for a signing key no longer held
-    and ``SchemaError`` (``envelope.too-large``)."""
-    signers = ctx.keys.signers_for(ctx.suite.signature_keys)
-    values = seal_publication(
-        [(i.header, i.views) for i in items], signers=signers, suite=ctx.suite
+def seal_and_sign(
+    items: Sequence[Sealable],
+    events: Sequence[AuditEvent],
+    *,
+    signers: Sequence[PrivateKey],
+    suite: Suite,
+    audit_key: PrivateKey,
+) -> tuple[list[tuple[bytes, str]], list[bytes]]:
+    """The CPU-heavy part of a publication, wherever it runs (a pure function of its
+    arguments: here, or in a ``broker.gateway.sealing_pool`` worker): each envelope's
+    record value with the digest its receipts will name, signed once for them all
+    (``seal_publication``), and each audit event's signed value. Raises
+    ``SchemaError`` (``envelope.too-large``)."""
+    values = seal_publication(items, signers=signers, suite=suite)
+    return (
+        [(value, envelope_digest(value)) for value in values],
+        [signed_event_value(event, audit_key) for event in events],
     )
-    return sealed(items, values)
+
+
+def sealing_of(
+    items: Sequence[ToSeal],
+    events: Sequence[AuditEvent],
+    done: tuple[list[tuple[bytes, str]], list[bytes]],
+) -> Sealing:
+    """``items`` and ``events`` with what ``seal_and_sign`` made of them, in order."""
+    values, signed = done
+    return Sealing(
+        [
+            Sealed(item.message_id, item.topic, value, item.recipients, digest)
+            for item, (value, digest) in zip(items, values, strict=True)
+        ],
+        list(zip(events, signed, strict=True)),
+    )
+
+
+def seal_here(
+    ctx: AgencyContext, items: Sequence[ToSeal], events: Sequence[AuditEvent] = ()
+) -> Sealing:
+    """Seal ``items`` as one publication in this process with the agency's current keys,
+    and sign its audit ``events`` (``seal_and_sign``). Raises ``KeyUnavailable`` for a
+    signing key no longer held and ``SchemaError`` (``envelope.too-large``)."""
+    done = seal_and_sign(
+        [(i.header, i.views) for i in items],
+        events,
+        signers=ctx.keys.signers_for(ctx.suite.signature_keys),
+        suite=ctx.suite,
+        audit_key=ctx.audit.signing_key,
+    )
+    return sealing_of(items, events, done)
 
 
 def seal_views(ctx: AgencyContext, **fields: Any) -> Sealed:
     """One envelope sealed on its own (``to_seal``'s arguments): a transfer step or a
     re-shared item. Raises as ``to_seal`` and ``seal_here`` do."""
-    return seal_here(ctx, [to_seal(ctx, **fields)])[0]
+    return seal_here(ctx, [to_seal(ctx, **fields)]).envelopes[0]
 
 
 def publication_events(

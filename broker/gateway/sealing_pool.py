@@ -32,15 +32,12 @@ from pathlib import Path
 from typing import Protocol
 
 from broker import errors
-from broker.crypto.envelope import ViewToSeal, seal_publication
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import suite_named
 from broker.gateway.agency import AgencyContext
-from broker.gateway.audit import signed_event_value
-from broker.gateway.sealing import Sealing, ToSeal, seal_here, sealed
+from broker.gateway.sealing import Sealable, Sealing, ToSeal, seal_and_sign, seal_here, sealing_of
 from broker.trust.keystore import Keystore
 from schemas.audit import AuditEvent
-from schemas.envelope import EnvelopeHeader
 
 # How often a worker looks whether the process that started it is still there.
 PARENT_CHECK_SECONDS = 0.5
@@ -62,9 +59,7 @@ class SealHere:
     async def seal(
         self, ctx: AgencyContext, items: Sequence[ToSeal], events: Sequence[AuditEvent] = ()
     ) -> Sealing:
-        key = ctx.audit.signing_key
-        signed = [(e, signed_event_value(e, key)) for e in events]
-        return Sealing(seal_here(ctx, items), signed)
+        return seal_here(ctx, items, events)
 
 
 @dataclass(frozen=True)
@@ -118,19 +113,19 @@ class SealingPool:
     async def seal(
         self, ctx: AgencyContext, items: Sequence[ToSeal], events: Sequence[AuditEvent] = ()
     ) -> Sealing:
+        sealable: list[Sealable] = [(item.header, item.views) for item in items]
         outcome = await asyncio.get_running_loop().run_in_executor(
             self._started(),
             _seal_in_worker,
             ctx.agency_id,
             ctx.suite.name,
-            [(item.header, item.views) for item in items],
+            sealable,
             ctx.audit.signing_key.key_id,
             list(events),
         )
         if isinstance(outcome, _Refused):
             raise outcome.error()
-        values, signed = outcome
-        return Sealing(sealed(items, values), list(zip(events, signed, strict=True)))
+        return sealing_of(items, events, outcome)
 
     def close(self) -> None:
         """Stop the workers, dropping what has not started. Idempotent."""
@@ -181,18 +176,19 @@ def _ready() -> None:
 def _seal_in_worker(
     agency: str,
     suite_name: str,
-    items: list[tuple[EnvelopeHeader, tuple[ViewToSeal, ...]]],
+    items: list[Sealable],
     audit_key_id: str,
     events: list[AuditEvent],
-) -> tuple[list[bytes], list[bytes]] | _Refused:
+) -> tuple[list[tuple[bytes, str]], list[bytes]] | _Refused:
     """Seal one publication with ``agency``'s keys named in its headers, and sign its
     audit events with its audit key."""
     try:
-        suite = suite_named(suite_name)
-        signers = [_WorkerKeys.key(agency, key_id) for key_id in items[0][0].sender_keys]
-        values: list[bytes] = seal_publication(items, signers=signers, suite=suite)
-        audit_key = _WorkerKeys.key(agency, audit_key_id)
-        signed = [signed_event_value(event, audit_key) for event in events]
+        return seal_and_sign(
+            items,
+            events,
+            signers=[_WorkerKeys.key(agency, key_id) for key_id in items[0][0].sender_keys],
+            suite=suite_named(suite_name),
+            audit_key=_WorkerKeys.key(agency, audit_key_id),
+        )
     except errors.MappaError as exc:
         return _Refused(type(exc).__name__, str(exc), exc.code)
-    return values, signed
