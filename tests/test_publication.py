@@ -20,6 +20,7 @@ from broker.crypto.envelope import (
     parse_envelope,
     seal,
     seal_publication,
+    seal_publication_digested,
     signed_bytes,
     verify_envelope,
 )
@@ -175,6 +176,16 @@ def test_one_item_is_exactly_a_lone_envelope(world: tuple[Suite, Party, Party]) 
     assert set(
         strict_json(seal(header=hdr, views=views, signers=sender.signers, suite=suite))
     ) == set(doc)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_the_digests_sealing_gives_are_those_receipts_name(
+    world: tuple[Suite, Party, Party], count: int
+) -> None:
+    suite, sender, _ = world
+    sealed = seal_publication_digested(items(world, count), signers=sender.signers, suite=suite)
+    for value, digest in sealed:
+        assert digest == envelope_digest(value) == verify(value, world).digest
 
 
 def test_seal_publication_refuses_inconsistent_input(world: tuple[Suite, Party, Party]) -> None:

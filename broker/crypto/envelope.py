@@ -176,11 +176,8 @@ def seal(
     suite: Suite,
 ) -> bytes:
     """Encrypt, wrap and sign; return the record value. Refuses inconsistent input."""
-    _check_seal_input(header, views, signers, suite)
-    document = _sealed_body(header, views, suite)
-    message = signed_bytes(document)
-    document["signatures"] = _signatures(signers, message)
-    return _record_value(document)
+    [(value, _)] = seal_publication_digested([(header, views)], signers=signers, suite=suite)
+    return value
 
 
 def seal_publication(
@@ -195,28 +192,42 @@ def seal_publication(
     function of its arguments (safe in a worker process). Refuses inconsistent input as
     ``seal`` does (``ValueError``; ``SchemaError`` ``envelope.too-large``), and more than
     ``MAX_PUBLICATION_ENVELOPES`` items."""
+    return [value for value, _ in seal_publication_digested(items, signers=signers, suite=suite)]
+
+
+def seal_publication_digested(
+    items: Sequence[tuple[EnvelopeHeader, Sequence[ViewToSeal]]],
+    *,
+    signers: Sequence[PrivateKey],
+    suite: Suite,
+) -> list[tuple[bytes, str]]:
+    """``seal_publication``, each record value with its ``envelope_digest`` (what its
+    receipts name), taken from the bytes that were signed rather than by parsing the
+    value again. Raises as ``seal_publication`` does."""
     if not items:
         raise ValueError("a publication holds at least one envelope")
     if len(items) > MAX_PUBLICATION_ENVELOPES:
         raise ValueError(f"a publication holds at most {MAX_PUBLICATION_ENVELOPES} envelopes")
-    if len(items) == 1:
-        header, views = items[0]
-        return [seal(header=header, views=views, signers=signers, suite=suite)]
     for header, views in items:
         _check_seal_input(header, views, signers, suite)
     documents = [_sealed_body(header, views, suite) for header, views in items]
-    leaves = [leaf_hash(signed_bytes(d)) for d in documents]
+    messages = [signed_bytes(d) for d in documents]
+    digests = [hashlib.sha256(m).hexdigest() for m in messages]
+    if len(documents) == 1:
+        documents[0]["signatures"] = _signatures(signers, messages[0])
+        return [(_record_value(documents[0]), digests[0])]
+    leaves = [leaf_hash(m) for m in messages]
     size = len(leaves)
     signatures = _signatures(signers, root_signed_bytes(tree_root(leaves), size))
     values = []
-    for index, document in enumerate(documents):
+    for index, (document, digest) in enumerate(zip(documents, digests, strict=True)):
         document["signatures"] = signatures
         document["publication"] = {
             "index": index,
             "size": size,
             "path": [b64encode(h) for h in inclusion_path(index, leaves)],
         }
-        values.append(_record_value(document))
+        values.append((_record_value(document), digest))
     return values
 
 

@@ -23,8 +23,7 @@ from broker.crypto.envelope import (
     PAYLOAD_TYPE,
     Recipient,
     ViewToSeal,
-    envelope_digest,
-    seal_publication,
+    seal_publication_digested,
 )
 from broker.crypto.keys import PrivateKey
 from broker.crypto.suites import Suite
@@ -206,9 +205,8 @@ def seal_and_sign(
     record value with the digest its receipts will name, signed once for them all
     (``seal_publication``), and each audit event's signed value. Raises
     ``SchemaError`` (``envelope.too-large``)."""
-    values = seal_publication(items, signers=signers, suite=suite)
     return (
-        [(value, envelope_digest(value)) for value in values],
+        seal_publication_digested(items, signers=signers, suite=suite),
         [signed_event_value(event, audit_key) for event in events],
     )
 
