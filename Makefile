@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo console test drills fuzz lint bench vectors schemas openapi console-assets clean
+.PHONY: demo demo-data console test drills fuzz lint bench vectors schemas openapi console-assets clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ demo: $(STAMP)
 	$(BIN)/mappa demo
 	$(BIN)/mappa transfer demo
 	@echo "The web console on a demo deployment: make console (mappa serve --demo; Ctrl-C stops it)"
+
+# The annual MAPPA report (docs/statistics.md) from generated data that reproduces two
+# areas' published 2013-14 tables, each at full scale on its own embedded broker.
+TABLES := broker/statistics/data/published-tables.json
+demo-data: $(STAMP)
+	$(BIN)/mappa demo-data annual --area staffordshire --year 2013-14 --tables $(TABLES) \
+		--not-applicable zero
+	$(BIN)/mappa demo-data annual --area hampshire --year 2013-14 --tables $(TABLES)
 
 # The web console on a fresh demo deployment: prints its address and a sign-in per role.
 console: $(STAMP)

@@ -316,7 +316,12 @@ async def test_only_coordinators_and_only_with_the_token(console: TwoAreaConsole
     async with console.signed_in("probation") as probation:
         home = await probation.get("/console/home")
         assert "/console/transfers" not in home.text
-        for path in ("/console/transfers", "/console/transfers/new", "/console/case-teams"):
+        for path in (
+            "/console/transfers",
+            "/console/transfers/new",
+            "/console/case-teams",
+            "/console/annual-report",
+        ):
             refused = await probation.get(path)
             assert refused.status_code == 403, path
             assert "Sorry, there is a problem with the service" in refused.text
@@ -358,3 +363,22 @@ def test_dates_in_the_forms() -> None:
     assert _day(form("31", "2", "2026"), "x") is None
     assert _day(form("", "3", "2026"), "x") is None
     assert _day(form("1", "1", "9999"), "x") is None
+
+
+async def test_the_annual_report_page_computes_the_units_tables(console: TwoAreaConsole) -> None:
+    """The same report as `mappa report annual` (tests/test_annual_report.py has its
+    figures), on the co-ordinator's page: audited each time it runs."""
+    unit = console.world.desk(COORD_A).ctx
+    before = unit.audit.emitted
+    async with console.signed_in("sending") as sending:
+        home = await sending.get("/console/home")
+        assert 'href="/console/annual-report"' in home.text
+        page = await sending.get("/console/annual-report", params={"year": "2013-14"})
+        assert page.status_code == 200
+        assert "MAPPA-eligible offenders in the community on 31 March 2014" in page.text
+        assert 'role="img"' in page.text
+        assert unit.audit.emitted == before + 1
+        bad = await sending.get("/console/annual-report", params={"year": "2013-15"})
+        assert bad.status_code == 400
+        assert "written like 2013-14" in error_summary(bad.text)
+        assert unit.audit.emitted == before + 1

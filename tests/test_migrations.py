@@ -156,14 +156,15 @@ def test_the_previous_release_agency_store_upgrades_with_its_data(tmp_path: Path
         assert store.tracking.of_message(first_tracked(path))
     finally:
         store.close()
-    assert row_counts(path) == before
-    assert versions_recorded(path) == [1, 2, 3]
+    # Every table it had keeps its rows; step 4 adds the unit's own record, empty.
+    assert row_counts(path) == before | {"own_records": 0}
+    assert versions_recorded(path) == [1, 2, 3, 4]
 
     # Upgraded, it has exactly the layout a new store gets.
     fresh = tmp_path / "fresh.sqlite"
     AgencyStore(fresh).close()
     assert layout(path) == layout(fresh)
-    assert versions_recorded(fresh) == [1, 2, 3]
+    assert versions_recorded(fresh) == [1, 2, 3, 4]
 
 
 def test_the_previous_release_credentials_and_users_upgrade_with_their_data(
@@ -235,7 +236,7 @@ def test_mappa_migrate_shows_and_applies_what_is_pending(
     assert main(["migrate", "up", "--data-dir", str(data), "--json"]) == 0
     after = {r["database"]: r for r in json.loads(capsys.readouterr().out)}
     assert after["audit ledger"]["applied"] == [1, 2]
-    assert after[f"agency store {AGENCY}"]["applied"] == [1, 2, 3]
+    assert after[f"agency store {AGENCY}"]["applied"] == [1, 2, 3, 4]
     assert {r["state"] for r in after.values()} == {"current"}
 
     assert main(["migrate", "up", "--data-dir", str(data), "--json"]) == 0
@@ -347,8 +348,8 @@ def test_a_failing_step_leaves_the_database_at_the_version_before_it(tmp_path: P
     assert row_counts(path) == counts
     # The next open tries again, and gets there.
     AgencyStore(path).close()
-    assert versions_recorded(path) == [1, 2, 3]
-    assert row_counts(path) == counts
+    assert versions_recorded(path) == [1, 2, 3, 4]
+    assert row_counts(path) == counts | {"own_records": 0}
 
 
 def test_a_step_another_process_applied_first_is_not_applied_again(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from broker.cli import (
     migrate,
     records,
     serve,
+    statistics,
     track,
     transfer,
     users,
@@ -65,6 +66,7 @@ COMMAND_GROUPS = (
     users,
     deploy,
     bench,
+    statistics,
 )
 
 

@@ -23,9 +23,14 @@ NO_BROKER = "127.0.0.1:9"
 
 @contextmanager
 def offline_gateway(
-    settings: Settings, agency: str, agreement_files: Sequence[Path]
+    settings: Settings,
+    agency: str,
+    agreement_files: Sequence[Path],
+    *,
+    passphrase: bytes | None = None,
 ) -> Iterator[tuple[AgencyGateway, Deployment]]:
-    """``agency``'s gateway (keys unlocked with ``MAPPA_KEY_PASSPHRASE``) under the
+    """``agency``'s gateway (keys unlocked with ``passphrase``, by default
+    ``MAPPA_KEY_PASSPHRASE``) under the
     agreements in ``agreement_files``, else the directory's default ones, with its
     deployment; every store closes on exit. Raises ``ConfigurationError`` and
     ``KeyUnavailable`` as ``Deployment`` does."""
@@ -35,7 +40,9 @@ def offline_gateway(
         else default_agreements(load_directory(DataPaths(settings.data_dir)))
     )
     deployment = Deployment(
-        settings=settings, passphrase=passphrase_from_env(), agreements=agreements
+        settings=settings,
+        passphrase=passphrase or passphrase_from_env(),
+        agreements=agreements,
     )
     try:
         gateway = AgencyGateway(

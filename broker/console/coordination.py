@@ -10,6 +10,9 @@
   calls, as the signed-in user. A step the desk refuses (wrong state, not the owner,
   before the move date) re-renders the page with a GOV.UK error summary.
 - ``GET /case-teams``: the case teams the agency's store holds.
+- ``GET /annual-report?year=2013-14``: the area's annual MAPPA report tables, computed
+  from the unit's store as ``mappa report annual`` computes them (docs/statistics.md),
+  the same page; running it is audited as the command's is.
 
 Only co-ordinators see these pages (a 403 for every other role): the desk is always the
 signed-in user's agency's, never one named in the URL. Every form carries the session's
@@ -25,6 +28,7 @@ from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from starlette.datastructures import FormData
 
 from broker.api.errors import status_for
@@ -35,6 +39,9 @@ from broker.console.signing_in import SignedIn, console_path, text_field
 from broker.errors import MappaError, SchemaError, TransferRefused
 from broker.gateway.store import AgencyStore
 from broker.identity.roles import Role
+from broker.statistics.annual import ReportYear, last_reporting_year
+from broker.statistics.held import annual_report
+from broker.statistics.render import html_fragment
 from broker.transfer.deadlines import deadlines
 from broker.transfer.desk import TransferDesk, TransferPending
 from schemas.transfer import (
@@ -48,10 +55,16 @@ from schemas.transfer import (
 
 # This group's items in the service navigation, per role: (text, path under /console).
 NAVIGATION: dict[Role, list[tuple[str, str]]] = {
-    Role.COORDINATOR: [("Transfers", "/transfers"), ("Case teams", "/case-teams")],
+    Role.COORDINATOR: [
+        ("Transfers", "/transfers"),
+        ("Case teams", "/case-teams"),
+        ("Annual report", "/annual-report"),
+    ],
 }
 # Who may use these pages: co-ordinators only, to see and to act.
 ROLES = (Role.COORDINATOR,)
+# A year typed back into the form is cut to this (a reporting year is 7 characters).
+MAX_YEAR_CHARS = 20
 # What a transfer id looks like (a UUID): anything else is no page.
 TRANSFER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Bounds of what a person types, as the steps' own (schemas.common ShortText/LongText).
@@ -497,5 +510,34 @@ def coordination_pages(ctx: PageContext) -> APIRouter:
     async def case_teams(request: Request, who: Who) -> HTMLResponse:
         teams = case_teams_of(pages.store_of(who))
         return ctx.page(request, "coordination/case_teams.html", who, teams=teams)
+
+    @router.get("/annual-report")
+    async def annual_report_page(
+        request: Request, who: Who, year: str | None = None
+    ) -> HTMLResponse:
+        desk = pages.desk_of(who)
+        chosen = year or last_reporting_year(_today(desk)).label
+        try:
+            report_year = ReportYear.parse(chosen)
+        except ValueError as exc:
+            return ctx.page(
+                request,
+                "coordination/annual_report.html",
+                who,
+                status_code=400,
+                year=chosen[:MAX_YEAR_CHARS],
+                errors={"year": str(exc)},
+                report=None,
+            )
+        tables = annual_report(desk.gateway, year=report_year, user=who.username)
+        await desk.gateway.relay.flush()
+        return ctx.page(
+            request,
+            "coordination/annual_report.html",
+            who,
+            year=report_year.label,
+            errors={},
+            report=Markup(html_fragment(tables)),  # noqa: S704 - render escapes every text
+        )
 
     return router

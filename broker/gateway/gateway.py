@@ -195,7 +195,7 @@ class AgencyGateway(AsyncPart):
             prepared = publisher.prepare(
                 message, purpose=purpose, user=user, classification=classification
             )
-            sealing = await self.sealer.seal(self.ctx, prepared.envelopes, prepared.events)
+            sealing = await self.sealer.seal(self.ctx, prepared.sealable, prepared.events)
             try:
                 result = await self.commits.run(
                     functools.partial(publisher.commit, prepared, sealing, on_queued=on_queued)
@@ -209,7 +209,7 @@ class AgencyGateway(AsyncPart):
                         Operation.PUBLISH, exc, message_id=message_id, **prepared.audit
                     )
                     raise
-        publisher.published(prepared, sealing.envelopes)
+        publisher.published(prepared, prepared.sent(sealing))
         if relay:
             await self.relay.flush()
         return result

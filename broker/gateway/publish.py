@@ -35,14 +35,19 @@ from broker.gateway.sealing import (
     seal_here,
     to_seal,
 )
+from broker.gateway.store import InboxItem
 from broker.observe.logs import Correlated, current_request_id, fields
 from schemas.audit import AuditEvent, Operation
-from schemas.common import Classification, ViewKind, format_timestamp
+from schemas.common import Classification, Role, ViewKind, format_timestamp
+from schemas.envelope import EnvelopeHeader
 from schemas.isa import Agreement
 from schemas.messages import CATALOGUE, CaseTeam, MessageBody, derive_view, type_name, type_version
 from schemas.transfer import TransferRecord
 
 log = logging.getLogger(__name__)
+# Who keeps a sealed copy of what it publishes: the co-ordination unit, whose decisions
+# (levels, minutes, case teams) are the record the annual statistics are made from.
+KEEPS_OWN_RECORD = frozenset({Role.COORDINATOR})
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,18 @@ class Prepared:
     created_at: str
     # What it was decided on: the commit checks it still holds.
     grounds: Grounds
+    # The co-ordination unit's own copy (docs/statistics.md §1): sealed to itself with
+    # the publication, kept in its store, never sent.
+    kept: ToSeal | None = None
+
+    @property
+    def sealable(self) -> tuple[ToSeal, ...]:
+        """What sealing the publication seals: its envelopes, then any kept copy."""
+        return self.envelopes if self.kept is None else (*self.envelopes, self.kept)
+
+    def sent(self, sealing: Sealing) -> list[Sealed]:
+        """The sealed envelopes that go to Kafka (not the kept copy)."""
+        return sealing.envelopes[: len(self.envelopes)]
 
 
 class GroundsChanged(MappaError):
@@ -127,10 +144,10 @@ class Publisher:
             classification=classification,
             supersedes=supersedes,
         )
-        sealing = seal_here(self._ctx, prepared.envelopes, prepared.events)
+        sealing = seal_here(self._ctx, prepared.sealable, prepared.events)
         with self._ctx.store.transaction():
             result = self.commit(prepared, sealing, on_queued=on_queued)
-        self.published(prepared, sealing.envelopes)
+        self.published(prepared, prepared.sent(sealing))
         return result
 
     def prepare(
@@ -205,6 +222,24 @@ class Publisher:
                 plaintexts[(kind, redaction)] = jcs(derive_view(message, kind, redaction))
             return plaintexts[(kind, redaction)]
 
+        def envelope(topic: str, views: Sequence[ViewFor]) -> ToSeal:
+            return to_seal(
+                ctx,
+                now=now,
+                topic=topic,
+                area=message.area,
+                message_type=message_type,
+                schema_version=type_version(model),
+                subject_ref=subject_ref,
+                isa=(agreement.id, agreement.version),
+                purpose=purpose,
+                lawful_basis=lawful_basis,
+                views=views,
+                classification=classification,
+                supersedes=supersedes,
+                message_id=message_id,
+            )
+
         envelopes: list[ToSeal] = []
         # One envelope per topic, or one per named redaction set where recipients on a topic
         # differ in it (an envelope holds one view of each kind).
@@ -219,24 +254,7 @@ class Publisher:
                     for kind in sorted({d.view for d in group}, key=lambda k: -k.richness)
                     for of_kind in [[d for d in group if d.view is kind]]
                 ]
-                envelopes.append(
-                    to_seal(
-                        ctx,
-                        now=now,
-                        topic=topic,
-                        area=message.area,
-                        message_type=message_type,
-                        schema_version=type_version(model),
-                        subject_ref=subject_ref,
-                        isa=(agreement.id, agreement.version),
-                        purpose=purpose,
-                        lawful_basis=lawful_basis,
-                        views=views,
-                        classification=classification,
-                        supersedes=supersedes,
-                        message_id=message_id,
-                    )
-                )
+                envelopes.append(envelope(topic, views))
         result = PublishResult(
             message_id=message_id,
             subject_ref=subject_ref,
@@ -250,8 +268,23 @@ class Publisher:
             "isa_version": agreement.version,
         }
         events = publication_events(ctx, envelopes, operation=Operation.PUBLISH, **audit)
+        kept = None
+        rule = ctx.policy.rule_for(ctx.entry, message_type)
+        if ctx.entry.role in KEEPS_OWN_RECORD and rule is not None and rule.access.view is not None:
+            view = rule.access.view
+            kept = envelope(
+                ctx.topics.for_role(message.area, ctx.entry.role),
+                [ViewFor(view, plaintext(view, rule.redaction_set), (ctx.agency_id,))],
+            )
         return Prepared(
-            result, message, tuple(envelopes), audit, tuple(events), format_timestamp(now), grounds
+            result,
+            message,
+            tuple(envelopes),
+            audit,
+            tuple(events),
+            format_timestamp(now),
+            grounds,
+            kept,
         )
 
     def grounds(self, subject_ref: str) -> Grounds:
@@ -284,11 +317,13 @@ class Publisher:
             raise GroundsChanged(result.message_id)
         queue_signed(
             ctx,
-            sealing.envelopes,
+            prepared.sent(sealing),
             sealing.events,
             key=result.subject_ref.encode(),
             about=prepared.audit,
         )
+        if prepared.kept is not None:
+            self._keep(prepared.kept.header, sealing.envelopes[-1], at=prepared.created_at)
         message = prepared.message
         if isinstance(message, CaseTeam):
             # The co-ordinator's own record moves with what it sent, atomically.
@@ -302,6 +337,27 @@ class Publisher:
         if on_queued is not None:
             on_queued(result)
         return result
+
+    def _keep(self, header: EnvelopeHeader, own: Sealed, *, at: str) -> None:
+        """Keep the unit's own copy of a publication in its store, taken ``at``."""
+        ctx = self._ctx
+        ctx.store.keep_own(
+            InboxItem(
+                message_id=own.message_id,
+                topic=own.topic,
+                sender=ctx.agency_id,
+                message_type=header.message_type,
+                subject_ref=header.subject_ref,
+                view=own.recipients[0][1].value,
+                isa_id=header.isa_id,
+                isa_version=header.isa_version,
+                created_at=header.created_at,
+                received_at=at,
+                acknowledged_at=at,
+                envelope=own.value,
+                acknowledged_by=ctx.agency_id,
+            )
+        )
 
     def published(self, prepared: Prepared, envelopes: Sequence[Sealed]) -> None:
         """Once committed: remember the request behind the envelopes, for the relay's and

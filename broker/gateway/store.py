@@ -126,6 +126,12 @@ def _add_acknowledged_by(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE inbox ADD COLUMN acknowledged_by TEXT")
 
 
+def _add_own_records(db: sqlite3.Connection) -> None:
+    """Step 4: the co-ordination unit's own record of what it published, sealed to
+    itself and never sent (docs/statistics.md §1), in the inbox's layout."""
+    db.execute(f"CREATE TABLE IF NOT EXISTS own_records ({_INBOX_COLUMNS})")
+
+
 # The agency store's layout, step by step (``broker.files.migrations``). Steps 1-3 are what
 # every open did before versions existed (commit 2fda6ad and earlier), so they leave
 # alone what they find done.
@@ -137,6 +143,7 @@ SCHEMA: Schema[sqlite3.Connection] = Schema(
         Migration(1, "the tables before versions, where missing", _create_tables),
         Migration(2, "messages keyed by their sender", _key_by_sender),
         Migration(3, "inbox: who acknowledged each message", _add_acknowledged_by),
+        Migration(4, "the unit's own record of what it published", _add_own_records),
     ),
 )
 
@@ -459,9 +466,13 @@ class AgencyStore:
         """Hold ``item`` in the inbox. Raises ``RuntimeError`` outside ``transaction()`` and
         ``sqlite3.IntegrityError`` if its sender's message with its id is held already
         (another sender's message with that id is another message)."""
+        self._insert_item("inbox", item)
+
+    def _insert_item(self, table: str, item: InboxItem) -> None:
+        """``item`` as a row of ``table`` (the inbox's layout)."""
         self._require_txn()
         self._db.execute(
-            "INSERT INTO inbox VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
             (
                 item.message_id,
                 item.topic,
@@ -478,6 +489,29 @@ class AgencyStore:
                 item.acknowledged_by,
             ),
         )
+
+    def keep_own(self, item: InboxItem) -> None:
+        """Keep ``item``, a message this agency published sealed to itself, in its own
+        record (``own_records``). Raises ``RuntimeError`` outside ``transaction()``."""
+        self._insert_item("own_records", item)
+
+    def held_of_types(self, message_types: Sequence[str]) -> Iterator[InboxItem]:
+        """Every message of ``message_types`` this agency holds: its inbox, then its own
+        record of what it published, each in the order it was taken."""
+        marks = ", ".join("?" * len(message_types))
+        for table in ("inbox", "own_records"):
+            rows = self._db.execute(
+                f"SELECT * FROM {table} WHERE message_type IN ({marks}) "  # noqa: S608
+                f"ORDER BY {_DELIVERY_ORDER}",
+                tuple(message_types),
+            )
+            for row in rows.fetchall():
+                yield InboxItem(*row)
+
+    def inbox_size(self) -> int:
+        """How many messages the inbox holds."""
+        row = self._db.execute("SELECT count(*) FROM inbox").fetchone()
+        return int(row[0])
 
     def inbox(self, *, unacknowledged_only: bool = False, limit: int = 100) -> list[InboxItem]:
         """The first ``limit`` items held, in delivery order (only those not acknowledged,
