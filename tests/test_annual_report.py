@@ -17,7 +17,7 @@ import secrets
 import shutil
 import sqlite3
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from broker.cli.offline import offline_gateway
 from broker.settings import Settings
 from broker.statistics.annual import AnnualTables, ReportYear, annual_tables
 from broker.statistics.generate import coordinator, provision_world, publish_plan
-from broker.statistics.held import NotACoordinator, annual_report
+from broker.statistics.held import REPORT_TYPES, NotACoordinator, annual_report
 from broker.statistics.plan import Plan, PlannedMessage, PlannedTransfer
 from broker.trust.provision import DataPaths
 from schemas.common import Role, from_data
@@ -413,3 +413,44 @@ def test_published_tables_are_reproduced(
     level_1 = sum(published["snapshot_31_march"]["L1"][:2])
     total = sum(sum(v or 0 for v in row) for row in published["snapshot_31_march"].values())
     assert report["pct_level1"] == round(100 * level_1 / total, 1)
+
+
+def test_the_units_own_record_is_erased_with_the_rest_past_retention(
+    published: tuple[Settings, bytes], tmp_path: Path
+) -> None:
+    settings, passphrase = published
+    copy = settings.model_copy(update={"data_dir": tmp_path / "data"})
+    shutil.copytree(settings.data_dir, copy.data_dir)
+    with offline_gateway(copy, coordinator(AREA), (), passphrase=passphrase) as (gateway, _):
+        store = gateway.ctx.store
+        own = [i for i in store.held_of_types(["level-set"]) if i.sender == gateway.agency_id]
+        # Every level the unit set (the correction too) is in its own record, as its own.
+        assert len(own) == 9
+        years = gateway.ctx.policy.agreement.retention.years
+        later = gateway.ctx.clock() + timedelta(days=366 * (years + 1))
+        before = gateway.ctx.audit.emitted
+        erased = gateway.lifecycle.erase_expired(now=later, user="ig.officer.1")
+        assert {i.message_id for i in own} <= {i.message_id for i in erased}
+        assert list(store.held_of_types(REPORT_TYPES)) == []
+        # One erasure record for each message erased, its own record's included.
+        assert gateway.ctx.audit.emitted == before + len(erased)
+
+
+@pytest.mark.parametrize(
+    ("tables", "says"),
+    [
+        ('{"areas": {}}', "no single entry for staffordshire 2013-14"),
+        ("[1, 2]", "mappa: "),
+        (json.dumps({"snapshot_31_march": {"L1": [-1, 0, 0]}}), "no population yields"),
+    ],
+)
+def test_demo_data_refuses_tables_no_population_yields_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tables: str, says: str
+) -> None:
+    path = tmp_path / "tables.json"
+    path.write_text(tables)
+    args = ["demo-data", "annual", "--area", "staffordshire", "--year", "2013-14"]
+    assert main([*args, "--tables", str(path)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert says in err
+    assert "\n" not in err

@@ -164,8 +164,8 @@ class Lifecycle:
         message_ids: Sequence[str] | None = None,
     ) -> list[InboxItem]:
         """Erase inbox items received before the agreement's retention period (counted back
-        from ``now``, default the clock's time): every one, or only ``message_ids`` if
-        given; each with an erasure record naming ``user`` (the person or account that
+        from ``now``, default the clock's time): every one (and every item of the agency's
+        own record of what it published kept that long), or only ``message_ids`` if given; each with an erasure record naming ``user`` (the person or account that
         asked; None: the adapter's own housekeeping), in one transaction; returns the
         erased items. With ``message_ids``, each is checked before any is erased, and a
         refusal erases nothing and is audited: raises ``SchemaError``
@@ -178,12 +178,16 @@ class Lifecycle:
         # Named messages are checked first, each refusal audited in its own transaction.
         named = None if message_ids is None else self._named(message_ids, cutoff, user=user)
         with ctx.store.transaction():
+            own: list[InboxItem] = []
             if named is None:
                 expired = ctx.store.inbox_received_before(cutoff)
+                # The unit's own record of what it published is held under the same terms.
+                own = ctx.store.inbox_received_before(cutoff, table="own_records")
             else:  # as still held: another process may have erased one meanwhile
                 expired = [i for i in named if ctx.store.inbox_item(i.message_id, sender=i.sender)]
-            for item in expired:
-                ctx.store.delete_inbox_item(item.message_id, sender=item.sender)
+            erased = [("inbox", i) for i in expired] + [("own_records", i) for i in own]
+            for table, item in erased:
+                ctx.store.delete_inbox_item(item.message_id, sender=item.sender, table=table)
                 ctx.audit.emit(
                     AuditAct.ERASURE,
                     Operation.ERASE,
@@ -196,11 +200,12 @@ class Lifecycle:
                     recipient=ctx.agency_id,
                     view=ViewKind(item.view),
                     reason=(
-                        f"held since {item.received_at}; retention of {retention.years} years "
+                        f"{'held' if table == 'inbox' else 'kept'} since {item.received_at}; "
+                        f"retention of {retention.years} years "
                         f"({retention.basis}) ended"
                     )[:4000],
                 )
-        return expired
+        return [*expired, *own]
 
     def _named(
         self, message_ids: Sequence[str], cutoff: str, *, user: str | None, audit: bool = True

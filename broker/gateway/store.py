@@ -83,6 +83,9 @@ CREATE INDEX IF NOT EXISTS inbox_message ON inbox (message_id);
 # A remembered message id whose sender was not recorded (a store from before it was):
 # it stops a replay by any sender, as it did, until it leaves the replay window.
 UNKNOWN_SENDER = ""
+# The tables of messages an agency holds: what it received, and its own record of what
+# it published (the co-ordination unit's; broker.gateway.publish.KEEPS_OWN_RECORD).
+HELD_TABLES = ("inbox", "own_records")
 
 
 class AmbiguousMessage(MappaError):
@@ -499,7 +502,7 @@ class AgencyStore:
         """Every message of ``message_types`` this agency holds: its inbox, then its own
         record of what it published, each in the order it was taken."""
         marks = ", ".join("?" * len(message_types))
-        for table in ("inbox", "own_records"):
+        for table in HELD_TABLES:
             rows = self._db.execute(
                 f"SELECT * FROM {table} WHERE message_type IN ({marks}) "  # noqa: S608
                 f"ORDER BY {_DELIVERY_ORDER}",
@@ -596,20 +599,28 @@ class AgencyStore:
         )
         return [InboxItem(*row) for row in rows]
 
-    def inbox_received_before(self, received_before: str) -> list[InboxItem]:
-        """Every item received before the timestamp ``received_before``, oldest first."""
+    def inbox_received_before(
+        self, received_before: str, *, table: str = "inbox"
+    ) -> list[InboxItem]:
+        """Every item received (or, in ``own_records``, kept) before the timestamp
+        ``received_before``, oldest first."""
+        if table not in HELD_TABLES:
+            raise ValueError(f"no table {table!r} of held messages")
         rows = self._db.execute(
-            f"SELECT * FROM inbox WHERE received_at < ? ORDER BY {_DELIVERY_ORDER}",  # noqa: S608
+            f"SELECT * FROM {table} WHERE received_at < ? ORDER BY {_DELIVERY_ORDER}",  # noqa: S608
             (received_before,),
         )
         return [InboxItem(*row) for row in rows]
 
-    def delete_inbox_item(self, message_id: str, *, sender: str) -> None:
-        """Retention erasure only, of ``sender``'s item ``message_id``; the caller records
-        it (see ``broker.gateway.lifecycle``)."""
+    def delete_inbox_item(self, message_id: str, *, sender: str, table: str = "inbox") -> None:
+        """Retention erasure only, of ``sender``'s item ``message_id`` (from the inbox, or
+        the agency's own record); the caller records it (see ``broker.gateway.lifecycle``)."""
         self._require_txn()
+        if table not in HELD_TABLES:
+            raise ValueError(f"no table {table!r} of held messages")
         self._db.execute(
-            "DELETE FROM inbox WHERE sender = ? AND message_id = ?", (sender, message_id)
+            f"DELETE FROM {table} WHERE sender = ? AND message_id = ?",  # noqa: S608
+            (sender, message_id),
         )
 
     # -- outbox -----------------------------------------------------------------------------
