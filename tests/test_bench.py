@@ -19,6 +19,7 @@ from broker.bench.latency import SUITES as LATENCY_SUITES
 from broker.bench.receiving import ReceiverFailed, receiver_process
 from broker.bench.transport import CALLERS, SUITES
 from broker.cli.bench import SECTIONS, render, run_sections
+from tests.once import once
 
 SCALE = 0.01
 
@@ -73,17 +74,24 @@ class Run:
         return matches[0]
 
 
-@pytest.fixture(scope="module")
-async def bench_run(kafka_bootstrap: str) -> Run:
+@pytest.fixture(scope="session")
+def bench_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Every section at a tiny scale, watching for receiver processes meanwhile, with the
     product's settings (the suite's own, tests/conftest.py, put aside) and its default
-    worker pool."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MAPPA_FETCH_MAX_WAIT_MS", raising=False)
-        patch.delenv("MAPPA_SEAL_WORKERS", raising=False)
+    worker pool: run once in this test run (``tests.once``), whichever worker asks."""
+
+    async def run() -> Run:
         task = asyncio.create_task(run_sections(list(SECTIONS), kafka_bootstrap, scale=SCALE))
         seen = await watched(task)
         return Run(await task, seen)
+
+    def compute() -> Run:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.delenv("MAPPA_FETCH_MAX_WAIT_MS", raising=False)
+            patch.delenv("MAPPA_SEAL_WORKERS", raising=False)
+            return asyncio.run(run())
+
+    return once(tmp_path_factory, "bench", compute)
 
 
 def test_every_section_reports_its_figures(bench_run: Run) -> None:

@@ -62,6 +62,7 @@ import pytest
 
 from broker.cli.main import main
 from broker.kafka.process import die_with_parent
+from tests.once import once
 
 ROOT = Path(__file__).resolve().parent.parent
 API_GUIDE = ROOT / "docs" / "api.md"
@@ -389,11 +390,14 @@ def run_guide(tmp: Path) -> SessionRun:
     return SessionRun(outcomes, data_dir, passphrase)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def guide_run(tmp_path_factory: pytest.TempPathFactory) -> SessionRun:
+    """The guide's session, run once in this test run (``tests.once``): both tests read it."""
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed: docs/api.md's session is curl commands")
-    return run_guide(tmp_path_factory.mktemp("docs-run"))
+    return once(
+        tmp_path_factory, "docs-run", lambda: run_guide(tmp_path_factory.mktemp("docs-run"))
+    )
 
 
 def report(outcome: Outcome) -> str:

@@ -300,6 +300,12 @@ def impossible(change: str) -> dict[str, Any]:
         target["rso_breach_notification"] = -1
     elif change == "missing":
         del target["orders_imposed"]
+    elif change == "category-4":
+        target["snapshot_31_march"]["L1"].append(2)
+    elif change == "beyond-any-area":
+        target["snapshot_31_march"]["L1"][0] = 10**9
+    elif change == "unknown-order":
+        target["orders_imposed"]["ASBO"] = 1
     return target
 
 
@@ -312,6 +318,9 @@ def impossible(change: str) -> dict[str, Any]:
         "category-3-at-level-1",
         "negative",
         "missing",
+        "category-4",
+        "unknown-order",
+        "beyond-any-area",
     ],
 )
 def test_tables_no_population_yields_are_refused(change: str) -> None:
@@ -367,3 +376,32 @@ def test_a_small_target_with_no_level_1_registered_offenders_is_met_exactly() ->
     assert any(
         v[-2:] == [3, 2] and lines[p].state_on(YEAR.last).category == 3 for p, v in levels.items()
     )
+
+
+def test_a_year_of_both_order_regimes_is_planned_with_every_order() -> None:
+    """2014-15 had the SOPO and foreign travel order until 7 March 2015, and the SHPO and
+    sexual risk order from the next day: a target may name all five."""
+    target = copy.deepcopy(target_of(AREAS[0][0]))
+    target["orders_imposed"] = {"SOPO": 20, "NO": 1, "FTO": 2, "SHPO": 5, "SRO": 3}
+    year = ReportYear.parse("2014-15")
+    plan = plan_population(target, area="staffordshire", neighbour="west-mercia", year=year)
+    held, records = plan.held(subject_ref)
+    tables = annual_tables(held, records, area="staffordshire", year=year)
+    assert tables.orders == {
+        "sopo": 20,
+        "notification-order": 1,
+        "foreign-travel-order": 2,
+        "shpo": 5,
+        "sro": 3,
+    }
+    assert tables.problems == []
+    # Each made on a day its law allowed it.
+    switch = date(2015, 3, 8)
+    for m in plan.messages:
+        order = m.body
+        if isinstance(order, CivilOrderMade) and date.fromisoformat(order.made_on) in year:
+            made = date.fromisoformat(order.made_on)
+            if order.order.value in {"sopo", "foreign-travel-order"}:
+                assert made < switch
+            elif order.order.value in {"shpo", "sro"}:
+                assert made >= switch

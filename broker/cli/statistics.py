@@ -155,8 +155,13 @@ def target_of(data: Mapping[str, Any], *, area: str, year: ReportYear, entry: st
     if not isinstance(entries, Mapping):
         return data
     if entry is None:
-        wanted = f"{year.start}_{(year.start + 1) % 100:02d}"
-        found = [k for k in entries if k.lower().startswith(area[:5]) and k.endswith(wanted)]
+        # Keys name the area and the year, as "West_Mercia_2013_14" or "Hampshire_IoW_2013_14".
+        found = [
+            k
+            for k in entries
+            if (name := k.lower().replace("_", "-")).startswith(f"{area}-")
+            and name.endswith(f"-{year.label}")
+        ]
         if len(found) != 1:
             raise SchemaError(
                 f"the tables file has no single entry for {area} {year.label}; name one "

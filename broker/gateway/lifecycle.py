@@ -163,15 +163,16 @@ class Lifecycle:
         user: str | None = None,
         message_ids: Sequence[str] | None = None,
     ) -> list[InboxItem]:
-        """Erase inbox items received before the agreement's retention period (counted back
-        from ``now``, default the clock's time): every one (and every item of the agency's
-        own record of what it published kept that long), or only ``message_ids`` if given; each with an erasure record naming ``user`` (the person or account that
-        asked; None: the adapter's own housekeeping), in one transaction; returns the
-        erased items. With ``message_ids``, each is checked before any is erased, and a
-        refusal erases nothing and is audited: raises ``SchemaError``
-        (``erasure.not-held``) for one not in the inbox, ``AmbiguousMessage``
-        (``inbox.ambiguous``) for an id several senders' messages share, ``PolicyDenied``
-        (``erasure.not-expired``) for one still within the retention period."""
+        """Erase inbox items received before the agreement's retention period (counted back from
+        ``now``, default the clock's time): every one (and every item of the agency's own
+        record of what it published kept that long), or only ``message_ids`` if given; each
+        with an erasure record naming ``user`` (the person or account that asked; None: the
+        adapter's own housekeeping), in one transaction; returns the erased items. With
+        ``message_ids``, each is checked before any is erased, and a refusal erases nothing
+        and is audited: raises ``SchemaError`` (``erasure.not-held``) for one not in the
+        inbox, ``AmbiguousMessage`` (``inbox.ambiguous``) for an id several senders'
+        messages share, ``PolicyDenied`` (``erasure.not-expired``) for one still within the
+        retention period."""
         ctx = self._ctx
         retention = ctx.policy.agreement.retention
         cutoff = self.cutoff(now)

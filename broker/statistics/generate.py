@@ -21,9 +21,9 @@ from typing import Any
 
 from broker.agreements import agreement_for_area
 from broker.deployment import Deployment, Running
-from broker.errors import ConfigurationError
 from broker.gateway.agency import utc_now
 from broker.kafka.polling import polling
+from broker.kafka.transport import TransportError
 from broker.settings import Settings
 from broker.statistics.plan import Plan, PlannedMessage, PlannedTransfer
 from broker.trust.provision import AgencySpec, DataPaths, provision
@@ -96,7 +96,7 @@ async def _until(done: Callable[[], bool], *, within: float, what: str) -> None:
     deadline = time.monotonic() + within
     while not done():
         if time.monotonic() > deadline:
-            raise ConfigurationError(f"generated data: {what} did not happen within {within:.0f} s")
+            raise TransportError(f"generated data: {what} did not happen within {within:.0f} s")
         await asyncio.sleep(0.05)
 
 

@@ -1,10 +1,10 @@
 """A fictional population whose message histories yield given annual tables: the plan.
 
-``broker.statistics.planning.plan_population`` lays out subjects and, for each, the messages its area's agencies
-publish and the transfers its case takes (docs/statistics.md §6). Nothing here touches a
-broker: ``broker.statistics.generate`` publishes a plan, and ``Plan.held`` shows what
-the co-ordination unit would hold once it has, so a plan can be checked against its
-target with ``annual_tables`` alone.
+``broker.statistics.planning.plan_population`` lays out subjects and, for each, the messages
+its area's agencies publish and the transfers its case takes (docs/statistics.md §6).
+Nothing here touches a broker: ``broker.statistics.generate`` publishes a plan, and
+``Plan.held`` shows what the co-ordination unit would hold once it has, so a plan can be
+checked against its target with ``annual_tables`` alone.
 
 No real person: names are drawn from invented lists, and every PNC id is a made-up
 number that the plan keeps unique.

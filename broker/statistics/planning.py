@@ -18,9 +18,10 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
-from broker.statistics.annual import OTHER_DANGEROUS, ReportYear
+from broker.statistics.annual import ORDERS_REPLACED_ON, OTHER_DANGEROUS, ReportYear
 from broker.statistics.histories import ANNUAL_NOTIFICATIONS, Builder, Cell, shift, sopo_kind
 from broker.statistics.plan import Plan, PlannedMessage
 from schemas.messages import (
@@ -59,17 +60,45 @@ def plan_population(
 
 UPPER = (2, 3)
 CATEGORIES = (1, 2, 3)
-# The target's names for table 4's columns (its SOPO column holds the SHPO once the
-# SOPO is gone).
-ORDER_COLUMNS = ("SOPO", "NO", "FTO")
+# Above any area's count (London, the largest, had under 10,000 RSOs in the community in
+# the 2010s): a bigger cell would plan, and publish, a population beyond reason.
+MAX_CELL = 50_000
+REPLACED_ORDERS = frozenset(
+    {CivilOrderKind.SEXUAL_OFFENCES_PREVENTION_ORDER, CivilOrderKind.FOREIGN_TRAVEL_ORDER}
+)
+REPLACING_ORDERS = frozenset(
+    {CivilOrderKind.SEXUAL_HARM_PREVENTION_ORDER, CivilOrderKind.SEXUAL_RISK_ORDER}
+)
+# The target's level-by-category tables, and their levels.
+GRIDS = {
+    "snapshot_31_march": (1, *UPPER),
+    "yearly_l2_l3": UPPER,
+    "returned_to_custody_breach_licence": UPPER,
+}
+# The target's names for table 4's columns (a SOPO column holds the SHPO once the SOPO
+# is gone, as some reports kept the heading).
+ORDER_COLUMNS = {
+    "NO": CivilOrderKind.NOTIFICATION_ORDER,
+    "FTO": CivilOrderKind.FOREIGN_TRAVEL_ORDER,
+    "SHPO": CivilOrderKind.SEXUAL_HARM_PREVENTION_ORDER,
+    "SRO": CivilOrderKind.SEXUAL_RISK_ORDER,
+}
 
 
 def _order_kind(column: str, year: ReportYear) -> CivilOrderKind:
-    if column == "SOPO":
-        return sopo_kind(year)
-    if column == "NO":
-        return CivilOrderKind.NOTIFICATION_ORDER
-    return CivilOrderKind.FOREIGN_TRAVEL_ORDER
+    return sopo_kind(year) if column == "SOPO" else ORDER_COLUMNS[column]
+
+
+def _orders(columns: Mapping[str, Any], year: ReportYear) -> dict[CivilOrderKind, int]:
+    """Table 4's counts by order; a column this planner does not know is refused."""
+    unknown = sorted(set(columns) - {"SOPO", *ORDER_COLUMNS})
+    if unknown:
+        raise ValueError(f"orders_imposed has columns no order is known by: {unknown}")
+    orders = dict.fromkeys(year.orders, 0)
+    for column, value in columns.items():
+        kind = _order_kind(column, year)
+        orders[kind] = orders.get(kind, 0) + _count(value)
+    return orders
 
 
 def _count(value: Any) -> int:
@@ -78,6 +107,8 @@ def _count(value: Any) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError("a table cell is a whole number of at least 0, or null")
+    if value > MAX_CELL:
+        raise ValueError(f"a table cell of more than {MAX_CELL:,} is more than any area holds")
     return value
 
 
@@ -112,10 +143,15 @@ class _Target:
                 for c in CATEGORIES
             }
             sopo = {lv: _count(target["returned_to_custody_breach_sopo"][f"L{lv}"]) for lv in UPPER}
-            orders = {
-                _order_kind(column, year): _count(target["orders_imposed"].get(column))
-                for column in ORDER_COLUMNS
-            }
+            orders = _orders(target["orders_imposed"], year)
+            beyond = [
+                grid[f"L{lv}"][3:]
+                for table, levels in GRIDS.items()
+                for grid in [target[table]]
+                for lv in levels
+            ]
+            if any(_count(v) for row in beyond for v in row):
+                raise ValueError("this planner lays out Categories 1 to 3 only")
             breaches = _count(target["rso_breach_notification"])
         except (KeyError, IndexError, TypeError) as exc:
             raise ValueError(f"the target tables lack a cell ({type(exc).__name__})") from None
@@ -192,6 +228,15 @@ def _edge_cases(b: Builder, level1: dict[int, int]) -> None:
             level1[category] -= 1
 
 
+def _lawful(kind: CivilOrderKind, start: date, end: date) -> tuple[date, date]:
+    """The part of ``start``..``end`` in which the law allowed ``kind`` to be made."""
+    if kind in REPLACED_ORDERS:
+        return start, min(end, ORDERS_REPLACED_ON - timedelta(days=1))
+    if kind in REPLACING_ORDERS:
+        return max(start, ORDERS_REPLACED_ON), end
+    return start, end
+
+
 def _acts(b: Builder, wanted: _Target) -> None:
     """Tables 3 and 4 (returns are part of the upper histories): each act dated on a day
     its subject surely counts for the area at Category 1."""
@@ -212,7 +257,19 @@ def _acts(b: Builder, wanted: _Target) -> None:
     made = 0
     for kind, count in wanted.orders.items():
         for _ in range(count):
-            who, (start, end) = pool[made % len(pool)]
+            # Made on a day its law allowed it (the SHPO and SRO replaced the SOPO and FTO).
+            turn = made % len(pool)
+            lawful = [
+                (person, window)
+                for person, (start, end) in pool[turn:] + pool[:turn]
+                for window in [_lawful(kind, start, end)]
+                if window[0] <= window[1]
+            ]
+            if not lawful:
+                raise ValueError(
+                    f"nobody counts in {b.year.label} while a {kind.value} could be made"
+                )
+            who, (start, end) = lawful[0]
             b.order(who, b.day(start, end), kind)
             made += 1
     moved = {t.pnc_id for t in b.transfers}
