@@ -371,7 +371,9 @@ def level_chart(tables: AnnualTables) -> str:
     title = f"Offenders in the community on 31 March {tables.year.last.year}, by level"
     desc = "; ".join(summary)
     return (
+        # Presentation attributes, not a style: the console's policy refuses inline styles.
         f'<svg class="mappa-chart" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'font-family="Arial, sans-serif" font-size="14" fill="#0b0c0c" '
         f'width="{_CHART_WIDTH}" height="{height}" viewBox="0 0 {_CHART_WIDTH} {height}" '
         f'aria-label="{escape(title)}: {escape(desc)}">'
         f"<title>{escape(title)}</title><desc>{escape(desc)}</desc>{''.join(parts)}</svg>"
@@ -393,10 +395,10 @@ def html_fragment(tables: AnnualTables, *, not_applicable: NotApplicable = "dash
     left_rows = [[code, str(n)] for code, n in sorted(tables.left_out.items())]
     problem_rows = [[p.subject_ref, p.what] for p in tables.problems]
     sections = [
-        f"<h2>{escape(_snapshot_heading(tables))}, by level</h2>",
+        f'<h2 class="govuk-heading-m">{escape(_snapshot_heading(tables))}, by level</h2>',
         f"<figure>{level_chart(tables)}</figure>",
         grid(f"Table 1. {_snapshot_heading(tables)}", tables.snapshot),
-        f"<p>Percentage at Level 1: {escape(pct_text)}</p>",
+        f'<p class="govuk-body">Percentage at Level 1: {escape(pct_text)}</p>',
         grid("Table 2. Level 2 and 3 offenders during the year", tables.yearly),
         _html_table(
             "Table 3. RSOs cautioned or convicted for breach of notification requirements",
@@ -424,7 +426,7 @@ def html_fragment(tables: AnnualTables, *, not_applicable: NotApplicable = "dash
                 ["RSOs per 100,000 population", _known(tables.rso_per_100k)],
             ],
         ),
-        f"<p>{escape(_rate_note(tables).capitalize())}.</p>",
+        f'<p class="govuk-body">{escape(_rate_note(tables).capitalize())}.</p>',
         _html_table(
             f"Messages read: {sum(tables.read.values())} about {tables.subjects} subjects",
             ["Message type", "Number"],

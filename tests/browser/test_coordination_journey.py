@@ -1,7 +1,8 @@
 """A co-ordinator's journey in Chromium, over a real two-area world served by uvicorn:
 sign in with a TOTP code, request a transfer through the form, see it listed with its
-deadlines, open it. Each page: no serious or critical axe-core violation, nothing refused
-under the Content-Security-Policy. The list's screenshot is ``docs/console/transfers.png``.
+deadlines, open it; compute the annual report. Each page: no serious or critical
+axe-core violation, nothing refused under the Content-Security-Policy. The list's
+screenshot is ``docs/console/transfers.png``, the report's ``annual-report.png``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,17 @@ async def test_a_coordinator_requests_a_transfer_and_sees_it_listed(
             await page.click("a:has-text('Case teams')")
             await page.wait_for_url("**/console/case-teams")
             await accessible(page)
+
+            # The annual report: the tables and the level chart, as `mappa report annual`.
+            await page.click("a:has-text('Annual report')")
+            await page.wait_for_url("**/console/annual-report")
+            await page.fill("#year", "2013-14")
+            await page.click("button:has-text('Compute')")
+            await page.wait_for_url("**/console/annual-report?year=2013-14")
+            assert await page.is_visible("svg[role=img]")
+            assert await page.locator("table caption").count() >= 6
+            await accessible(page)
+            await page.screenshot(path=SCREENSHOTS / "annual-report.png", full_page=True)
             assert visit.problems == []
         finally:
             await context.close()
