@@ -40,9 +40,22 @@ async def ready(client: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
     return r.status_code, r.json()
 
 
+async def ready_within_probes(
+    client: httpx.AsyncClient, probes: int = 3
+) -> tuple[int, dict[str, Any]]:
+    """The readiness answer, asked again (as an orchestrator's probe is, before it gives
+    up) only while the broker's 2-second probe timed out: on a loaded test machine a
+    fresh connection can take longer. Any other answer is returned at once."""
+    for _ in range(probes - 1):
+        status, body = await ready(client)
+        if body.get("broker", {}).get("reason_code") != "transport.failed":
+            return status, body
+    return await ready(client)
+
+
 async def test_ready_with_each_part_named_and_no_token(api: Api) -> None:
     assert (await api.submit(arms_record())).status_code == 201
-    status, body = await ready(api.client)
+    status, body = await ready_within_probes(api.client)
     assert status == 200, body
     assert body["status"] == "ready"
     assert body["broker"] == {"state": "ok", "reason_code": None}
