@@ -442,6 +442,8 @@ def test_the_units_own_record_is_erased_with_the_rest_past_retention(
         ('{"areas": {}}', "no single entry for staffordshire 2013-14"),
         ("[1, 2]", "mappa: "),
         (json.dumps({"snapshot_31_march": {"L1": [-1, 0, 0]}}), "no population yields"),
+        (json.dumps({"snapshot_31_march": {"L1": [1, 0, 0]}}), "have no 'L2'"),
+        (json.dumps({"snapshot_31_march": [1, 2]}), "not laid out as in published-tables"),
     ],
 )
 def test_demo_data_refuses_tables_no_population_yields_in_one_line(
@@ -453,4 +455,21 @@ def test_demo_data_refuses_tables_no_population_yields_in_one_line(
     assert main([*args, "--tables", str(path)]) != 0
     err = capsys.readouterr().err.strip()
     assert says in err
+    assert "\n" not in err
+
+
+def test_demo_data_refuses_an_unknown_entry_and_a_data_directory_in_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables = Path(__file__).parents[1] / "broker/statistics/data/published-tables.json"
+    args = ["demo-data", "annual", "--area", "staffordshire", "--year", "2013-14"]
+    args += ["--tables", str(tables)]
+    assert main([*args, "--entry", "Nowhere_2013_14"]) != 0
+    assert "no entry 'Nowhere_2013_14'" in capsys.readouterr().err
+    used = tmp_path / "data"
+    used.mkdir()
+    (used / "directory.json").write_text("{}")
+    assert main([*args, "--data-dir", str(used)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "is not empty: demo-data needs a fresh one" in err
     assert "\n" not in err

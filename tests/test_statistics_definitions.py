@@ -152,3 +152,33 @@ def test_a_correction_of_a_correction_leaves_only_the_last() -> None:
     tables = tables_of(messages)
     assert (tables.yearly[2][2], tables.yearly[3][2]) == (0, 1)
     assert tables.snapshot[3][2] == 1
+
+
+def test_an_order_made_when_its_law_had_none_is_named_not_counted() -> None:
+    rso = Person(28, 1)
+    tables = tables_of([rso.eligible("2010-01-01"), rso.order("shpo", "2013-06-01")])
+    assert tables.orders["sopo"] == 0
+    assert "shpo" not in tables.orders
+    assert [p.what for p in tables.problems] == ["a shpo made on 2013-06-01, when the law had none"]
+
+
+def test_a_level_held_for_no_whole_day_is_not_counted_in_the_year() -> None:
+    """Raised to 3 and exited on the same day: the state on that day is the exit's."""
+    person = Person(29, 2)
+    exit_ = PlannedMessage(
+        Role.PROBATION,
+        person.body(
+            "exit-from-mappa",
+            reason="risk-no-longer-requires-mappa",
+            exit_date="2013-09-01",
+            lead_agency=f"probation.{AREA}",
+        ),
+    )
+    messages = [
+        person.eligible("2010-01-01"),
+        person.level(2, "2013-05-01"),
+        person.level(3, "2013-09-01"),
+        exit_,
+    ]
+    tables = tables_of(messages)
+    assert (tables.yearly[2][2], tables.yearly[3][2]) == (1, 0)

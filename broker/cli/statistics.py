@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import secrets
 import sys
 import tempfile
@@ -31,17 +30,15 @@ from broker.statistics.annual import AnnualTables, ReportYear
 from broker.statistics.generate import coordinator, provision_world, publish_plan
 from broker.statistics.held import annual_report
 from broker.statistics.planning import plan_population
+from broker.statistics.population import MAX_POPULATION
 from broker.statistics.render import as_csv, as_html, as_json, as_text
 from broker.trust.keystore import passphrase_from_env
-from broker.trust.provision import DataPaths
 
 FORMATS = ("table", "csv", "json", "html")
 # A neighbour for the moves in and out of an area in generated data.
 NEIGHBOURS = {"staffordshire": "west-mercia", "hampshire": "thames-valley"}
 MAX_TABLES_BYTES = 256 * 1024
 USER_HELP = "the person running it, for the audit trail"
-# More people than any police force area has.
-MAX_POPULATION = 100_000_000
 
 
 def _year(text: str) -> ReportYear:
@@ -186,7 +183,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         plan = plan_population(
             target, area=args.area, neighbour=neighbour, year=args.year, seed=args.seed
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
         raise SchemaError(
             f"no population yields these tables: {exc}", code="report.tables"
         ) from None
@@ -199,9 +196,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             if data_dir.exists() and any(data_dir.iterdir()):
                 raise ConfigurationError(f"{data_dir} is not empty: demo-data needs a fresh one")
             passphrase = passphrase_from_env()
-        settings = Settings.with_flags(
-            data_dir=data_dir, kafka_bootstrap=os.environ.get("MAPPA_KAFKA_BOOTSTRAP")
-        )
+        # The broker: MAPPA_KAFKA_BOOTSTRAP's, else an embedded one (Settings reads it).
+        settings = Settings.with_flags(data_dir=data_dir)
         deployment = provision_world(settings, plan, passphrase)
         published = run_interruptible(publish_plan(deployment, plan))
         with offline_gateway(settings, coordinator(args.area), (), passphrase=passphrase) as (
@@ -211,7 +207,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
             tables = annual_report(
                 gateway, year=args.year, user="demo-data", population=args.population
             )
-        kept = "" if args.data_dir is None else f"; kept in {DataPaths(data_dir).root}"
+        kept = "" if args.data_dir is None else f"; kept in {data_dir}"
         print(
             f"# generated: {published.messages} messages ({published.corrections} corrections), "
             f"{published.transfers_in} moves in and {published.transfers_out} out, "

@@ -38,6 +38,13 @@ NEW_ORDERS = (
     CivilOrderKind.SEXUAL_RISK_ORDER,
     CivilOrderKind.NOTIFICATION_ORDER,
 )
+# The orders each regime had: the replaced ones until the day before, the new ones from.
+REPLACED_ORDERS = frozenset(
+    {CivilOrderKind.SEXUAL_OFFENCES_PREVENTION_ORDER, CivilOrderKind.FOREIGN_TRAVEL_ORDER}
+)
+REPLACING_ORDERS = frozenset(
+    {CivilOrderKind.SEXUAL_HARM_PREVENTION_ORDER, CivilOrderKind.SEXUAL_RISK_ORDER}
+)
 SOPO_KINDS = frozenset(
     {CivilOrderKind.SEXUAL_OFFENCES_PREVENTION_ORDER, CivilOrderKind.SEXUAL_HARM_PREVENTION_ORDER}
 )
@@ -46,6 +53,24 @@ CATEGORY_4_FROM = 2022
 _YEAR = re.compile(r"^(\d{4})-(\d{2})$")
 
 Grid = dict[int, dict[int, int | None]]
+
+
+def could_be_made(kind: CivilOrderKind, on: date) -> bool:
+    """Whether the law allowed an order of ``kind`` to be made on ``on``."""
+    if kind in REPLACED_ORDERS:
+        return on < ORDERS_REPLACED_ON
+    if kind in REPLACING_ORDERS:
+        return on >= ORDERS_REPLACED_ON
+    return True
+
+
+def percent(part: int, whole: int) -> Decimal | None:
+    """``part`` of ``whole`` times 100, to one decimal, half up; None for an empty whole."""
+    if not whole:
+        return None
+    return (Decimal(part * 100) / Decimal(whole)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
 BREACH_OUTCOME = type_name(NotificationBreachOutcome)
 
 
@@ -81,12 +106,12 @@ class ReportYear:
 
     @property
     def orders(self) -> tuple[CivilOrderKind, ...]:
-        """The civil orders the law allowed in the year (§4, table 4)."""
-        if self.last < ORDERS_REPLACED_ON:
-            return OLD_ORDERS
-        if self.first >= ORDERS_REPLACED_ON:
-            return NEW_ORDERS
-        return (*OLD_ORDERS, *NEW_ORDERS[:2])
+        """The civil orders the law allowed on some day of the year (§4, table 4)."""
+        return tuple(
+            kind
+            for kind in (*OLD_ORDERS, *NEW_ORDERS[:2])
+            if could_be_made(kind, self.first) or could_be_made(kind, self.last)
+        )
 
     def __contains__(self, day: object) -> bool:
         return isinstance(day, date) and self.first <= day <= self.last
@@ -142,11 +167,7 @@ class AnnualTables:
     @property
     def pct_level1(self) -> Decimal | None:
         """Level 1 over all of table 1, times 100, to one decimal (half up)."""
-        total = self.snapshot_total()
-        if not total:
-            return None
-        pct = Decimal(self.snapshot_total(level=1) * 100) / Decimal(total)
-        return pct.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        return percent(self.snapshot_total(level=1), self.snapshot_total())
 
     @property
     def rso_per_100k(self) -> int | None:
@@ -198,7 +219,7 @@ class _Tally:
     def during_year(self, timeline: Timeline) -> None:
         """Table 2: each upper level held in the year, at the category of its last day."""
         last_at: dict[int, int] = {}
-        for _start, _end, state in timeline.spans(self.year.first, self.year.last):
+        for state in timeline.states_during(self.year.first, self.year.last):
             if state.counts_for(self.area) and state.level in UPPER_LEVELS and state.category:
                 last_at[state.level] = state.category
         for level, cat in last_at.items():
@@ -227,8 +248,17 @@ class _Tally:
                     self.breached.add(timeline.subject_ref)
             elif isinstance(body, CivilOrderMade) and body.change is Change.MADE:
                 state = self._counted(timeline, body.made_on)
-                if state is not None and state.category == RSO:
+                if state is None or state.category != RSO:
+                    continue
+                if could_be_made(body.order, date.fromisoformat(body.made_on)):
                     self.orders[body.order.value] += 1
+                else:
+                    self.problems.append(
+                        Problem(
+                            timeline.subject_ref,
+                            f"a {body.order.value} made on {body.made_on}, when the law had none",
+                        )
+                    )
             elif isinstance(body, BreachRecall) and body.event is CustodyEvent.RETURNED_TO_CUSTODY:
                 self._returned(timeline, body, sopos)
 

@@ -17,16 +17,15 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from broker.agreements import agreement_for_area
 from broker.deployment import Deployment, Running
 from broker.gateway.agency import utc_now
-from broker.kafka.polling import polling
+from broker.kafka.polling import Poll, polling
 from broker.kafka.transport import TransportError
 from broker.settings import Settings
 from broker.statistics.plan import Plan, PlannedMessage, PlannedTransfer
-from broker.trust.provision import AgencySpec, DataPaths, provision
+from broker.trust.provision import AgencySpec, DataPaths, provision, two_area_specs
 from schemas.common import Role
 
 PURPOSE = "MAPPA risk management"
@@ -41,26 +40,10 @@ def coordinator(area: str) -> str:
     return f"coordinator.{area}"
 
 
-def world(area: str, neighbour: str) -> tuple[AgencySpec, ...]:
-    """The agencies of a generated world: the area's RA and unit, the neighbour's police
-    and unit (enough to move cases both ways)."""
-    title = area.replace("-", " ").title()
-    other = neighbour.replace("-", " ").title()
-    return (
-        AgencySpec(f"police.{area}", f"{title} Police", Role.POLICE, (area,)),
-        AgencySpec(f"probation.{area}", f"Probation Service, {title}", Role.PROBATION, (area,)),
-        AgencySpec(f"prison.{area}", f"HMP ({title})", Role.PRISON, (area,)),
-        AgencySpec(
-            coordinator(area), f"{title} MAPPA Co-ordination Unit", Role.COORDINATOR, (area,)
-        ),
-        AgencySpec(f"police.{neighbour}", f"{other} Police", Role.POLICE, (neighbour,)),
-        AgencySpec(
-            coordinator(neighbour),
-            f"{other} MAPPA Co-ordination Unit",
-            Role.COORDINATOR,
-            (neighbour,),
-        ),
-    )
+def world(plan: Plan) -> tuple[AgencySpec, ...]:
+    """The agencies of a generated world: each area's RA, housing authority and
+    co-ordination unit (``two_area_specs``: enough to move cases both ways)."""
+    return two_area_specs(plan.area, plan.neighbour)
 
 
 @dataclass
@@ -71,17 +54,15 @@ class Published:
     corrections: int
     transfers_in: int
     transfers_out: int
-    held_by_unit: int
     seconds: float
 
 
 def provision_world(settings: Settings, plan: Plan, passphrase: bytes) -> Deployment:
     """A fresh data directory for ``plan``'s world, and its deployment. Raises
     ``ConfigurationError`` for a data directory in use."""
-    specs = world(plan.area, plan.neighbour)
     directory = provision(
         DataPaths(settings.data_dir),
-        specs,
+        world(plan),
         passphrase=passphrase,
         now=utc_now(),
         suites=(settings.suite,),
@@ -103,8 +84,7 @@ async def _until(done: Callable[[], bool], *, within: float, what: str) -> None:
 class PlanPublisher:
     """Publishes one plan on a running deployment of its world."""
 
-    def __init__(self, deployment: Deployment, running: Running, plan: Plan) -> None:
-        self.deployment = deployment
+    def __init__(self, running: Running, plan: Plan) -> None:
         self.running = running
         self.plan = plan
         self.unit = running.gateways[coordinator(plan.area)]
@@ -113,8 +93,10 @@ class PlanPublisher:
         self.addressed = 0
 
     def _sender(self, role: Role) -> str:
-        ids = {Role.COORDINATOR: coordinator(self.plan.area)}
-        return ids.get(role, f"{role.value}.{self.plan.area}")
+        """The agency of the plan's area that publishes as ``role``."""
+        return next(
+            s.agency_id for s in world(self.plan) if s.role is role and s.areas == (self.plan.area,)
+        )
 
     async def move(self, transfer: PlannedTransfer) -> None:
         """One case through request, accept and complete, dated as planned."""
@@ -145,10 +127,7 @@ class PlanPublisher:
             case_team=case_team,
         )
         await _until(
-            lambda: (
-                sending.registry.owner(sending.registry.get(record.transfer_id).subject_ref)  # type: ignore[union-attr]
-                == transfer.to_area
-            ),
+            lambda: sending.registry.owner(record.subject_ref) == transfer.to_area,
             within=60,
             what="a transfer's completion reaching the sending co-ordinator",
         )
@@ -203,7 +182,6 @@ class PlanPublisher:
             corrections=self.corrections,
             transfers_in=len(plan.transfers_in),
             transfers_out=len(plan.transfers_out),
-            held_by_unit=store.inbox_size(),
             seconds=round(time.monotonic() - started, 1),
         )
 
@@ -213,11 +191,11 @@ async def publish_plan(deployment: Deployment, plan: Plan, *, ledger: bool = Fal
     the area's co-ordination unit holds everything addressed to it. Only the two units
     read meanwhile (the transfer steps and the report need them); what the other agencies
     were sent waits on the broker."""
-    agencies = [s.agency_id for s in world(plan.area, plan.neighbour)]
+    agencies = [s.agency_id for s in world(plan)]
     async with deployment.running(agencies, ledger=ledger) as running:
-        readers: dict[str, Any] = {
+        readers: dict[str, Poll] = {
             f"gateway {a}": running.gateways[a].poll_once
             for a in (coordinator(plan.area), coordinator(plan.neighbour))
         }
         async with polling(readers):
-            return await PlanPublisher(deployment, running, plan).run()
+            return await PlanPublisher(running, plan).run()

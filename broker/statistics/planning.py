@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from broker.statistics.annual import ORDERS_REPLACED_ON, OTHER_DANGEROUS, ReportYear
+from broker.statistics.annual import (
+    ORDERS_REPLACED_ON,
+    OTHER_DANGEROUS,
+    REPLACED_ORDERS,
+    REPLACING_ORDERS,
+    ReportYear,
+)
 from broker.statistics.histories import ANNUAL_NOTIFICATIONS, Builder, Cell, shift, sopo_kind
 from broker.statistics.plan import Plan, PlannedMessage
 from schemas.messages import (
@@ -63,12 +69,6 @@ CATEGORIES = (1, 2, 3)
 # Above any area's count (London, the largest, had under 10,000 RSOs in the community in
 # the 2010s): a bigger cell would plan, and publish, a population beyond reason.
 MAX_CELL = 50_000
-REPLACED_ORDERS = frozenset(
-    {CivilOrderKind.SEXUAL_OFFENCES_PREVENTION_ORDER, CivilOrderKind.FOREIGN_TRAVEL_ORDER}
-)
-REPLACING_ORDERS = frozenset(
-    {CivilOrderKind.SEXUAL_HARM_PREVENTION_ORDER, CivilOrderKind.SEXUAL_RISK_ORDER}
-)
 # The target's level-by-category tables, and their levels.
 GRIDS = {
     "snapshot_31_march": (1, *UPPER),
@@ -153,8 +153,14 @@ class _Target:
             if any(_count(v) for row in beyond for v in row):
                 raise ValueError("this planner lays out Categories 1 to 3 only")
             breaches = _count(target["rso_breach_notification"])
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"the target tables lack a cell ({type(exc).__name__})") from None
+        except KeyError as exc:
+            raise ValueError(f"the tables have no {exc} (see published-tables.json)") from None
+        except IndexError:
+            raise ValueError("a table has a level with fewer than 3 categories") from None
+        except (TypeError, AttributeError):
+            raise ValueError(
+                "a table is not laid out as in published-tables.json (levels of category lists)"
+            ) from None
         wanted = cls(snap, yearly, breaches, orders, licence, sopo)
         wanted._check(year)
         return wanted

@@ -21,11 +21,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from html import escape
 from typing import Any, Literal
 
-from broker.statistics.annual import AnnualTables, Grid
+from broker.statistics.annual import AnnualTables, Grid, percent
 
 NotApplicable = Literal["dash", "zero"]
 # What a cell that is not there prints: "-" for not applicable (unless "zero"), and
@@ -59,6 +59,12 @@ RSO_RATE = "rso_per_100k"
 PCT_LEVEL1 = "pct_level1"
 TOTAL = "total"
 CSV_HEADER = ("table", "row", "column", "value")
+# The tables' titles, as the published reports give them (table 1's names its date).
+TABLE_2 = "Table 2. Level 2 and 3 offenders during the year"
+TABLE_3 = "Table 3. RSOs cautioned or convicted for breach of notification requirements"
+TABLE_4 = "Table 4. Orders imposed by the courts on Category 1 offenders"
+TABLE_5A = "Table 5a. Level 2 and 3 offenders returned to custody for breach of licence"
+TABLE_5B = "Table 5b. Level 2 and 3 offenders returned to custody for breach of a SOPO"
 
 
 def _na(value: int | None, not_applicable: NotApplicable) -> str:
@@ -73,11 +79,9 @@ def _known(value: object) -> str:
     return DASH if value is None else str(value)
 
 
-def _percent(part: int, whole: int) -> Decimal | None:
-    """``part`` of ``whole`` times 100, to one decimal, half up; None for an empty whole."""
-    if not whole:
-        return None
-    return (Decimal(part * 100) / Decimal(whole)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+def _pct(value: Decimal | None) -> str:
+    """A percentage as printed: "93.1%", or "-" when there is none."""
+    return DASH if value is None else f"{value}%"
 
 
 def _row_total(row: Mapping[int, int | None]) -> int:
@@ -165,25 +169,23 @@ def as_text(tables: AnnualTables, *, not_applicable: NotApplicable = "dash") -> 
         out.extend([title, *_aligned(_grid_header(cats), _grid_rows(g, cats, not_applicable)), ""])
 
     grid(f"Table 1. {_snapshot_heading(tables)}", tables.snapshot)
-    pct = tables.pct_level1
-    out.extend([f"Percentage at Level 1: {_known(pct)}{'' if pct is None else '%'}", ""])
-    grid("Table 2. Level 2 and 3 offenders during the year", tables.yearly)
+    out.extend([f"Percentage at Level 1: {_pct(tables.pct_level1)}", ""])
+    grid(TABLE_2, tables.yearly)
     out.extend(
         [
-            "Table 3. RSOs cautioned or convicted for breach of notification requirements: "
-            f"{tables.rso_breaches}",
+            f"{TABLE_3}: {tables.rso_breaches}",
             "",
-            "Table 4. Orders imposed by the courts on Category 1 offenders",
+            TABLE_4,
             *_aligned(["", "Number"], ([_order_name(k), str(n)] for k, n in tables.orders.items())),
             "",
         ]
     )
     grid(
-        "Table 5a. Level 2 and 3 offenders returned to custody for breach of licence",
+        TABLE_5A,
         tables.returned_licence,
     )
     grid(
-        "Table 5b. Level 2 and 3 offenders returned to custody for breach of a SOPO",
+        TABLE_5B,
         tables.returned_sopo,
     )
     out.extend(
@@ -354,8 +356,7 @@ def level_chart(tables: AnnualTables) -> str:
     summary = []
     for i, level in enumerate(levels):
         count = tables.snapshot_total(level=level)
-        pct = _percent(count, total)
-        label = f"{count:,} ({_known(pct)}{'' if pct is None else '%'})"
+        label = f"{count:,} ({_pct(percent(count, total))})"
         summary.append(f"Level {level}: {label}")
         y = i * (_BAR_HEIGHT + _BAR_GAP)
         # A level with anyone in it shows at least a sliver, so a bar of 2 among 2,000
@@ -389,8 +390,6 @@ def html_fragment(tables: AnnualTables, *, not_applicable: NotApplicable = "dash
     def grid(caption: str, g: Grid) -> str:
         return _html_table(caption, header, _grid_rows(g, cats, not_applicable))
 
-    pct = tables.pct_level1
-    pct_text = f"{_known(pct)}{'' if pct is None else '%'}"
     read_rows = [[kind, str(n)] for kind, n in sorted(tables.read.items())]
     left_rows = [[code, str(n)] for code, n in sorted(tables.left_out.items())]
     problem_rows = [[p.subject_ref, p.what] for p in tables.problems]
@@ -398,24 +397,24 @@ def html_fragment(tables: AnnualTables, *, not_applicable: NotApplicable = "dash
         f'<h2 class="govuk-heading-m">{escape(_snapshot_heading(tables))}, by level</h2>',
         f"<figure>{level_chart(tables)}</figure>",
         grid(f"Table 1. {_snapshot_heading(tables)}", tables.snapshot),
-        f'<p class="govuk-body">Percentage at Level 1: {escape(pct_text)}</p>',
-        grid("Table 2. Level 2 and 3 offenders during the year", tables.yearly),
+        f'<p class="govuk-body">Percentage at Level 1: {escape(_pct(tables.pct_level1))}</p>',
+        grid(TABLE_2, tables.yearly),
         _html_table(
-            "Table 3. RSOs cautioned or convicted for breach of notification requirements",
+            TABLE_3,
             ["", "Number"],
             [["Cautioned or convicted", str(tables.rso_breaches)]],
         ),
         _html_table(
-            "Table 4. Orders imposed by the courts on Category 1 offenders",
+            TABLE_4,
             ["", "Number"],
             ([_order_name(k), str(n)] for k, n in tables.orders.items()),
         ),
         grid(
-            "Table 5a. Level 2 and 3 offenders returned to custody for breach of licence",
+            TABLE_5A,
             tables.returned_licence,
         ),
         grid(
-            "Table 5b. Level 2 and 3 offenders returned to custody for breach of a SOPO",
+            TABLE_5B,
             tables.returned_sopo,
         ),
         _html_table(

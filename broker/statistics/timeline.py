@@ -180,7 +180,6 @@ class Timeline:
 
     subject_ref: str
     events: tuple[Event, ...]
-    transferred: bool
     # The counted-only messages (breach outcomes, civil orders, returns to custody).
     counted: tuple[Held, ...]
 
@@ -194,41 +193,44 @@ class Timeline:
             # The registry's record of a move is the unit's own; a message about the
             # same move is not read again (it could date it otherwise).
             events = [e for e in events if e.step is not Step.TRANSFER]
-        events += moves
-        events.sort(key=lambda e: e.order)
-        transfers_seen = [e for e in events if e.step is Step.TRANSFER]
         counted = tuple(m for m in messages if m.body.message_type in COUNTED)
-        return cls(subject_ref, tuple(events), bool(transfers_seen), counted)
+        return cls(subject_ref, tuple(sorted(events + moves, key=lambda e: e.order)), counted)
+
+    @property
+    def first_transfer(self) -> Event | None:
+        return next((e for e in self.events if e.step is Step.TRANSFER), None)
 
     def initial(self) -> State:
         """The state before any event: a transferred case starts in its first transfer's
         ``from_area`` (§2, area)."""
-        first = next((e for e in self.events if e.step is Step.TRANSFER), None)
+        first = self.first_transfer
         return State(area=first.from_area if first else None)
 
     def state_on(self, day: date) -> State:
+        transferred = self.first_transfer is not None
         state = self.initial()
         for event in self.events:
             if event.on > day:
                 break
-            state = apply(state, event, transferred=self.transferred)
+            state = apply(state, event, transferred=transferred)
         return state
 
-    def spans(self, first: date, last: date) -> Iterator[tuple[date, date, State]]:
-        """The states in force over ``first``..``last`` (both included), as (from, to,
-        state) spans, each day in exactly one span."""
+    def states_during(self, first: date, last: date) -> Iterator[State]:
+        """Each state in force on some day of ``first``..``last`` (both included): the
+        state after each date's events, not one between two events of the same date."""
+        transferred = self.first_transfer is not None
         state = self.state_on(first)
-        start = first
+        since = first
         for event in self.events:
             if event.on <= first:
                 continue
             if event.on > last:
                 break
-            if event.on != start:
-                yield start, date.fromordinal(event.on.toordinal() - 1), state
-                start = event.on
-            state = apply(state, event, transferred=self.transferred)
-        yield start, last, state
+            if event.on != since:
+                yield state
+                since = event.on
+            state = apply(state, event, transferred=transferred)
+        yield state
 
     def has_eligibility(self) -> bool:
         return any(e.step is Step.ELIGIBILITY for e in self.events)
