@@ -32,7 +32,7 @@ from datetime import datetime
 from broker.errors import MappaError, PolicyDenied, SchemaError
 from broker.gateway.agency import AgencyContext
 from broker.gateway.publish import Publisher, PublishResult
-from broker.gateway.store import InboxItem
+from broker.gateway.store import HeldTable, InboxItem
 from broker.gateway.tracking import LEDGER, Tracked
 from schemas.audit import AuditAct, Operation
 from schemas.common import ViewKind, format_timestamp
@@ -186,7 +186,8 @@ class Lifecycle:
                 own = ctx.store.inbox_received_before(cutoff, table="own_records")
             else:  # as still held: another process may have erased one meanwhile
                 expired = [i for i in named if ctx.store.inbox_item(i.message_id, sender=i.sender)]
-            erased = [("inbox", i) for i in expired] + [("own_records", i) for i in own]
+            erased: list[tuple[HeldTable, InboxItem]] = [("inbox", i) for i in expired]
+            erased += [("own_records", i) for i in own]
             for table, item in erased:
                 ctx.store.delete_inbox_item(item.message_id, sender=item.sender, table=table)
                 ctx.audit.emit(

@@ -342,19 +342,12 @@ class Publisher:
         """Keep the unit's own copy of a publication in its store, taken ``at``."""
         ctx = self._ctx
         ctx.store.keep_own(
-            InboxItem(
-                message_id=own.message_id,
+            InboxItem.taken(
+                header,
                 topic=own.topic,
-                sender=ctx.agency_id,
-                message_type=header.message_type,
-                subject_ref=header.subject_ref,
                 view=own.recipients[0][1].value,
-                isa_id=header.isa_id,
-                isa_version=header.isa_version,
-                created_at=header.created_at,
-                received_at=at,
-                acknowledged_at=at,
                 envelope=own.value,
+                received_at=at,
                 acknowledged_by=ctx.agency_id,
             )
         )

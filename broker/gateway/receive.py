@@ -388,19 +388,12 @@ class Receiver:
             record, opened.verified, opened.view, now, reason=f"from {header.sender}"
         ):
             ctx.store.add_to_inbox(
-                InboxItem(
-                    message_id=header.message_id,
+                InboxItem.taken(
+                    header,
                     topic=record.topic,
-                    sender=header.sender,
-                    message_type=header.message_type,
-                    subject_ref=header.subject_ref,
                     view=opened.view.value,
-                    isa_id=header.isa_id,
-                    isa_version=header.isa_version,
-                    created_at=header.created_at,
-                    received_at=format_timestamp(now),
-                    acknowledged_at=None,
                     envelope=record.value,
+                    received_at=format_timestamp(now),
                 )
             )
             new_team = case_team_of(opened.body)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from broker.errors import MappaError, sqlite_unavailable
 from broker.files.migrations import Migration, Schema, SqliteTarget, run_script, upgrade
@@ -24,6 +24,7 @@ from broker.gateway import deadletters, requests, tracking
 from broker.gateway.deadletters import DeadLetters
 from broker.gateway.requests import Requests
 from broker.gateway.tracking import Tracking
+from schemas.envelope import EnvelopeHeader
 
 # How long a statement waits for another connection's write lock before it gives up
 # (SQLite's busy timeout). Writers hold the lock for one transaction, milliseconds
@@ -85,7 +86,8 @@ CREATE INDEX IF NOT EXISTS inbox_message ON inbox (message_id);
 UNKNOWN_SENDER = ""
 # The tables of messages an agency holds: what it received, and its own record of what
 # it published (the co-ordination unit's; broker.gateway.publish.KEEPS_OWN_RECORD).
-HELD_TABLES = ("inbox", "own_records")
+HeldTable = Literal["inbox", "own_records"]
+HELD_TABLES: tuple[HeldTable, ...] = ("inbox", "own_records")
 
 
 class AmbiguousMessage(MappaError):
@@ -239,6 +241,35 @@ class InboxItem:
     envelope: bytes
     # Who acknowledged it (as the audit names people), when it was acknowledged.
     acknowledged_by: str | None = None
+
+    @classmethod
+    def taken(
+        cls,
+        header: EnvelopeHeader,
+        *,
+        topic: str,
+        view: str,
+        envelope: bytes,
+        received_at: str,
+        acknowledged_by: str | None = None,
+    ) -> InboxItem:
+        """The item of a message with ``header``, taken ``received_at`` (acknowledged then
+        too, by ``acknowledged_by``, if one is named: the agency's own record)."""
+        return cls(
+            message_id=header.message_id,
+            topic=topic,
+            sender=header.sender,
+            message_type=header.message_type,
+            subject_ref=header.subject_ref,
+            view=view,
+            isa_id=header.isa_id,
+            isa_version=header.isa_version,
+            created_at=header.created_at,
+            received_at=received_at,
+            acknowledged_at=received_at if acknowledged_by else None,
+            envelope=envelope,
+            acknowledged_by=acknowledged_by,
+        )
 
 
 @dataclass(frozen=True)
@@ -471,7 +502,7 @@ class AgencyStore:
         (another sender's message with that id is another message)."""
         self._insert_item("inbox", item)
 
-    def _insert_item(self, table: str, item: InboxItem) -> None:
+    def _insert_item(self, table: HeldTable, item: InboxItem) -> None:
         """``item`` as a row of ``table`` (the inbox's layout)."""
         self._require_txn()
         self._db.execute(
@@ -600,24 +631,22 @@ class AgencyStore:
         return [InboxItem(*row) for row in rows]
 
     def inbox_received_before(
-        self, received_before: str, *, table: str = "inbox"
+        self, received_before: str, *, table: HeldTable = "inbox"
     ) -> list[InboxItem]:
         """Every item received (or, in ``own_records``, kept) before the timestamp
         ``received_before``, oldest first."""
-        if table not in HELD_TABLES:
-            raise ValueError(f"no table {table!r} of held messages")
         rows = self._db.execute(
             f"SELECT * FROM {table} WHERE received_at < ? ORDER BY {_DELIVERY_ORDER}",  # noqa: S608
             (received_before,),
         )
         return [InboxItem(*row) for row in rows]
 
-    def delete_inbox_item(self, message_id: str, *, sender: str, table: str = "inbox") -> None:
+    def delete_inbox_item(
+        self, message_id: str, *, sender: str, table: HeldTable = "inbox"
+    ) -> None:
         """Retention erasure only, of ``sender``'s item ``message_id`` (from the inbox, or
         the agency's own record); the caller records it (see ``broker.gateway.lifecycle``)."""
         self._require_txn()
-        if table not in HELD_TABLES:
-            raise ValueError(f"no table {table!r} of held messages")
         self._db.execute(
             f"DELETE FROM {table} WHERE sender = ? AND message_id = ?",  # noqa: S608
             (sender, message_id),

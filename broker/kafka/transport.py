@@ -160,10 +160,11 @@ class KeyedPartitioner:
 
     def __init__(self) -> None:
         self._hash = functools.lru_cache(maxsize=PARTITIONER_KEYS)(murmur2)
+        self._unkeyed = DefaultPartitioner()
 
     def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
         if key is None:
-            return int(DefaultPartitioner()(key, all_partitions, available))
+            return int(self._unkeyed(key, all_partitions, available))
         index: int = (self._hash(key) & 0x7FFFFFFF) % len(all_partitions)
         return all_partitions[index]
 
