@@ -83,13 +83,22 @@ class Classification(enum.StrEnum):
     OFFICIAL_SENSITIVE = "OFFICIAL-SENSITIVE"
 
 
+def _real_moment(text: str) -> str:
+    """``text`` if it names a moment the calendar has (not 30 February, not second 60,
+    not year 0). Raises ValueError."""
+    parse_timestamp(text)
+    return text
+
+
 # Timestamps are strings in one exact form (UTC, milliseconds, "Z") so the bytes we
-# sign are the bytes we parse: no time-zone spellings or precision to canonicalise.
+# sign are the bytes we parse: no time-zone spellings or precision to canonicalise. Each
+# names a real moment, so that every later comparison of it can be made.
 Timestamp = Annotated[
     str,
     StringConstraints(
         pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
     ),
+    AfterValidator(_real_moment),
 ]
 # ASCII digits only: a pattern's \d would take any script's digits.
 ISO_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"

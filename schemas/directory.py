@@ -46,9 +46,11 @@ class PublicKeyEntry(Frozen):
     public_key: B64PublicKey
     not_before: Timestamp
     not_after: Timestamp
-    # Anything this key signed after this moment is refused.
-    revoked_at: Timestamp | None = None
-    revocation_reason: ShortText | None = None
+    # Anything this key signed after this moment is refused. Both present in every entry,
+    # null until a revocation: the signature covers the document as written (JCS), and a
+    # default would let one entry be written two ways (docs/envelope.md §5).
+    revoked_at: Timestamp | None
+    revocation_reason: ShortText | None
 
     @model_validator(mode="after")
     def _ordered(self) -> PublicKeyEntry:

@@ -53,8 +53,16 @@ def b64_field(max_bytes: int) -> object:
     )
 
 
-B64Nonce = Annotated[str, b64_field(12)]
-B64Commitment = Annotated[str, b64_field(32)]
+def b64_exact(size: int) -> object:
+    """Standard base64 with padding of exactly ``size`` bytes (docs/envelope.md §2.2): a
+    wrong size is a wrong shape, refused at step 1 like any other bound."""
+    padding = (3 - size % 3) % 3
+    chars = 4 * ((size + 2) // 3) - padding
+    return StringConstraints(pattern=rf"^[A-Za-z0-9+/]{{{chars}}}={{{padding}}}$")
+
+
+B64Nonce = Annotated[str, b64_exact(12)]
+B64Commitment = Annotated[str, b64_exact(32)]
 B64Ciphertext = Annotated[str, b64_field(MAX_VIEW_PLAINTEXT_BYTES + 16)]
 B64WrappedKey = Annotated[str, b64_field(MAX_WRAPPED_KEY_BYTES)]
 B64Signature = Annotated[str, b64_field(MAX_SIGNATURE_BYTES)]
@@ -86,7 +94,9 @@ class EnvelopeHeader(Frozen):
     lawful_basis: ShortText
     classification: Classification
     # A correction names the message it replaces; recipients treat it as an alteration.
-    supersedes: Uuid | None = None
+    # Present in every header, null when nothing is replaced (docs/envelope.md §2.1): a
+    # default would sign one header in two spellings.
+    supersedes: Uuid | None
 
 
 class SealedView(Frozen):

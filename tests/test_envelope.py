@@ -60,6 +60,7 @@ def header(sender: Party, suite: Suite, **over: Any) -> EnvelopeHeader:
         "purpose": "risk management",
         "lawful_basis": "DPA 2018 Part 3",
         "classification": Classification.OFFICIAL_SENSITIVE,
+        "supersedes": None,
     }
     fields.update(over)
     return EnvelopeHeader(**fields)

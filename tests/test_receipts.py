@@ -19,6 +19,7 @@ from broker.crypto.keys import PrivateKey
 from broker.gateway.handled import Handling
 from broker.gateway.receipts import (
     MAX_RECEIPT_BYTES,
+    addressee,
     delivery_receipt_record,
     ledger_receipt_record,
 )
@@ -225,3 +226,27 @@ async def test_audit_events_are_settled_by_the_ledgers_receipt(world: World) -> 
     await pump_only(world, (POLICE,), lambda: settled() == {DELIVERED})
     ledger_receipts = world.receipts(POLICE)
     assert {h.message_type for h in ledger_receipts} == {"mappa.ledger-receipt"}
+
+
+def test_routing_reads_utf8_only_with_one_byte_order_mark_skipped() -> None:
+    # docs/receipts.md §5: which records a reader refuses, and which it passes over, must
+    # not depend on its JSON library (json.loads alone would also read UTF-16 and UTF-32).
+    claim = {"receipt": {"kind": "mappa.delivery-receipt", "sender": POLICE}}
+    text = json.dumps(claim)
+    assert addressee(text.encode()) == ("mappa.delivery-receipt", POLICE)
+    assert addressee(b"\xef\xbb\xbf" + text.encode()) == ("mappa.delivery-receipt", POLICE)
+    assert addressee(b"\xef\xbb\xbf\xef\xbb\xbf" + text.encode()) is None
+    for encoding in ("utf-16", "utf-16-le", "utf-32"):
+        assert addressee(text.encode(encoding)) is None, encoding
+    # An encoded surrogate is not UTF-8.
+    assert addressee(text.replace("}}", ',"x":"\ud800"}}').encode("utf-8", "surrogatepass")) is None
+
+
+def test_routing_passes_over_nesting_deeper_than_512() -> None:
+    def nested(arrays: int) -> bytes:
+        claim = json.dumps({"receipt": {"kind": "mappa.delivery-receipt", "sender": POLICE}})
+        return (claim[:-1] + ',"n":' + "[" * arrays + "]" * arrays + "}").encode()
+
+    # The record's object is 1 deep: 511 arrays in it reach 512, 512 reach 513.
+    assert addressee(nested(511)) == ("mappa.delivery-receipt", POLICE)
+    assert addressee(nested(512)) is None

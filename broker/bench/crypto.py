@@ -57,6 +57,7 @@ def _header(suite: Suite, signers: list[PrivateKey]) -> EnvelopeHeader:
         purpose="MAPPA risk management",
         lawful_basis="DPA 2018 Part 3",
         classification=Classification.OFFICIAL_SENSITIVE,
+        supersedes=None,
     )
 
 

@@ -106,6 +106,8 @@ def _directory_for(key: PrivateKey) -> Directory:
                 public_key=b64encode(key.public.raw),
                 not_before="2026-01-01T00:00:00.000Z",
                 not_after="2028-01-01T00:00:00.000Z",
+                revoked_at=None,
+                revocation_reason=None,
             ),
         ),
     )

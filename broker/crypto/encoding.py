@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from typing import Any
 
 import rfc8785
 
+from broker.crypto import json_scan
 from broker.errors import SchemaError
 
 # JSON nesting deeper than this is not a document of ours; refusing it early
@@ -149,6 +151,24 @@ def _no_lone_surrogates(value: Any) -> None:
                 raise SchemaError("a lone surrogate in a string", code="schema.encoding") from None
 
 
+def _parse(text: str) -> Any:
+    """``json.loads`` with our hooks, whose first refusal is the first problem in the
+    text however deeply it nests: text nested deeper than ``json.loads`` can follow goes
+    to ``json_scan.loads``, which reads the same grammar and calls the same hooks in the
+    same order without recursing (docs/envelope.md section 2)."""
+    hooks: dict[str, Any] = {
+        "object_pairs_hook": _no_duplicate_keys,
+        "parse_float": _no_floats,
+        "parse_int": _safe_integer,
+        "parse_constant": _no_constants,
+    }
+    if not json_scan.deeper_than(text, json_scan.JSON_LOADS_NESTING):
+        # A caller already deep in its own stack can still run json.loads out of it.
+        with contextlib.suppress(RecursionError):
+            return json.loads(text, **hooks)
+    return json_scan.loads(text, **hooks)
+
+
 def strict_json(data: bytes) -> dict[str, Any]:
     """Parse one JSON object: UTF-8 without a byte-order mark, no duplicate keys, no
     floats or constants, integers within +-(2^53-1), no lone surrogate, bounded depth.
@@ -160,13 +180,7 @@ def strict_json(data: bytes) -> dict[str, Any]:
         raise SchemaError("a byte-order mark before the JSON text", code="schema.encoding")
     try:
         text = data.decode("utf-8")
-        value = json.loads(
-            text,
-            object_pairs_hook=_no_duplicate_keys,
-            parse_float=_no_floats,
-            parse_int=_safe_integer,
-            parse_constant=_no_constants,
-        )
+        value = _parse(text)
     except UnicodeDecodeError:
         raise SchemaError("not UTF-8", code="schema.encoding") from None
     except (json.JSONDecodeError, RecursionError, ValueError):

@@ -51,7 +51,7 @@ from broker.crypto.publication import (
 )
 from broker.crypto.suites import Suite
 from broker.errors import DecryptionError, NotAddressed, SchemaError, VerificationError, invalid
-from schemas.common import ViewKind
+from schemas.common import ViewKind, parse_timestamp
 from schemas.envelope import (
     MAX_ENVELOPE_BYTES,
     MAX_PUBLICATION_ENVELOPES,
@@ -332,6 +332,11 @@ def parse_envelope(value: bytes) -> UnverifiedEnvelope:
         envelope = Envelope.model_validate_json(value)
     except ValidationError as exc:
         raise invalid(exc, "envelope", code="envelope.malformed") from None
+    _check_structure(envelope)
+    try:
+        parse_timestamp(envelope.header.created_at)
+    except ValueError:
+        raise SchemaError("created_at is not a real time", code="envelope.malformed") from None
     if "publication" in document and envelope.publication is None:
         raise SchemaError("publication is an object when present", code="envelope.malformed")
     if envelope.publication is not None:
@@ -358,8 +363,7 @@ def verify_envelope(
     algorithms and the header's keys (``envelope.signature-missing``); each verifies
     (``verification.signature-invalid``): over ``signed_bytes`` for a lone envelope, or,
     with ``publication``, over the root its inclusion path leads to (a root signature
-    verified before is remembered: ``ROOT_SIGNATURES``); then views and recipients are
-    unique and consistent (``envelope.malformed``). ``digest`` is SHA-256 of
+    verified before is remembered: ``ROOT_SIGNATURES``). ``digest`` is SHA-256 of
     ``signed_bytes`` in both forms."""
     env = unverified.envelope
     header = env.header
@@ -391,7 +395,6 @@ def verify_envelope(
             ROOT_SIGNATURES.verify(
                 key, b64decode(sig.signature, max_len=MAX_SIGNATURE_BYTES), signed_root
             )
-    _check_structure(env)
     return VerifiedEnvelope(
         header=header,
         views=env.views,
@@ -402,14 +405,16 @@ def verify_envelope(
 
 
 def _check_structure(env: Envelope) -> None:
+    """Step 1's bounds across fields: view ids and kinds unique, each agency addressed
+    once, each wrapped key for a view the envelope has (``envelope.malformed``)."""
     view_ids = [v.view_id for v in env.views]
     if len(set(view_ids)) != len(view_ids) or len({v.kind for v in env.views}) != len(view_ids):
-        raise VerificationError("duplicate view", code="envelope.malformed")
+        raise SchemaError("duplicate view", code="envelope.malformed")
     agencies = [r.agency for r in env.recipients]
     if len(set(agencies)) != len(agencies):
-        raise VerificationError("agency addressed twice", code="envelope.malformed")
+        raise SchemaError("agency addressed twice", code="envelope.malformed")
     if any(r.view_id not in view_ids for r in env.recipients):
-        raise VerificationError("wrapped key for a missing view", code="envelope.malformed")
+        raise SchemaError("wrapped key for a missing view", code="envelope.malformed")
 
 
 def open_view(

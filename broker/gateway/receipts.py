@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from broker.crypto.encoding import jcs, strict_json
+from broker.crypto.json_scan import deeper_than
 from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.signing import (
     DELIVERY_RECEIPT_PAYLOAD,
@@ -91,6 +92,10 @@ MAX_RECEIPT_BYTES = 256 * 1024
 # A record is parsed to find whom it claims to be for up to the size the topic takes;
 # a larger one (a broker that does not enforce the topic's limit) is passed over unread.
 MAX_ROUTED_BYTES = RECORD_LIMIT_BYTES
+# Routing passes over arrays and objects nested deeper than this (docs/receipts.md §5): a
+# receipt is 3 deep, and check 2 refuses beyond 12.
+MAX_ROUTED_NESTING = 512
+UTF8_BOM = b"\xef\xbb\xbf"
 DELIVERY_KIND = "mappa.delivery-receipt"
 Signed = TypeVar("Signed", SignedDeliveryReceipt, SignedLedgerReceipt)
 LEDGER_KIND = "mappa.ledger-receipt"
@@ -125,7 +130,12 @@ def addressee(raw: bytes) -> tuple[str, str] | None:
     if len(raw) > MAX_ROUTED_BYTES:
         return None
     try:
-        doc: Any = json.loads(raw, parse_int=_unread_integer)
+        # UTF-8 only (json.loads would also guess UTF-16 and UTF-32), one byte-order mark
+        # skipped, and a bound on nesting that is the spec's, not this stack's.
+        text = raw.removeprefix(UTF8_BOM).decode("utf-8")
+        if deeper_than(text, MAX_ROUTED_NESTING):
+            return None
+        doc: Any = json.loads(text, parse_int=_unread_integer)
         receipt = doc["receipt"]
         kind = receipt["kind"]
         who = receipt["sender" if kind == DELIVERY_KIND else "agency"]

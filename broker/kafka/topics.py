@@ -60,6 +60,10 @@ def scope_for(role: Role) -> str:
     return f"dtc.{role.value}"
 
 
+# Every scope an area topic can have: one per role, the responsible authority's shared.
+AREA_SCOPES = frozenset(scope_for(role) for role in Role)
+
+
 @dataclass(frozen=True)
 class Topics:
     namespace: str = "mappa"
@@ -93,7 +97,10 @@ class Topics:
         return f"{self.namespace}.{area_code}.{scope_for(role)}"
 
     def in_area(self, topic: str, area_code: str) -> bool:
-        return topic.startswith(f"{self.namespace}.{area_code}.")
+        """True if ``topic`` is one of area ``area_code``'s topics: ``<ns>.<area>.<scope>``
+        with a scope some role has (docs/envelope.md step 5), for any area code."""
+        prefix = f"{self.namespace}.{area_code}."
+        return topic.startswith(prefix) and topic[len(prefix) :] in AREA_SCOPES
 
     def area_topics(self, area_code: str) -> list[str]:
         return sorted({self.for_role(area_code, role) for role in Role})

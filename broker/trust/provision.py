@@ -112,6 +112,8 @@ def key_entry(key: PrivateKey, *, not_before: datetime, validity: timedelta) -> 
         public_key=b64encode(key.public.raw),
         not_before=format_timestamp(not_before),
         not_after=format_timestamp(not_before + validity),
+        revoked_at=None,
+        revocation_reason=None,
     )
 
 

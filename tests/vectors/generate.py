@@ -133,6 +133,8 @@ def directory_document(*, revoked: bool) -> DirectoryDocument:
                 public_key=b64encode(k.public.raw),
                 not_before="2026-01-01T00:00:00.000Z",
                 not_after="2028-01-01T00:00:00.000Z",
+                revoked_at=None,
+                revocation_reason=None,
             )
             if revoked and agency_id == SENDER and alg is KeyAlg.ED25519:
                 entry = entry.model_copy(
@@ -175,6 +177,16 @@ def _superseded(agency: AgencyEntry) -> AgencyEntry:
     return agency.model_copy(update={"keys": keys})
 
 
+def _not_yet_valid(agency: AgencyEntry) -> AgencyEntry:
+    keys = tuple(
+        k.model_copy(update={"not_before": "2026-11-23T11:59:00.001Z"})
+        if k.alg is KeyAlg.ED25519
+        else k
+        for k in agency.keys
+    )
+    return agency.model_copy(update={"keys": keys})
+
+
 def signed_directories() -> dict[str, SignedDirectory]:
     """Each directory a vector may be judged against (its "directory", else "default")."""
     governance = key("governance", KeyAlg.ED25519)
@@ -192,6 +204,12 @@ def signed_directories() -> dict[str, SignedDirectory]:
         "expired": default.model_copy(
             update={"version": 5, "valid_until": "2026-11-23T06:00:00.000Z"}
         ),
+        # The sender is suspended.
+        "sender-suspended": _sender_changed(
+            default, 6, lambda a: a.model_copy(update={"status": AgencyStatus.SUSPENDED})
+        ),
+        # The sender's Ed25519 key is valid from a millisecond after the vectors' created_at.
+        "key-not-yet-valid": _sender_changed(default, 7, _not_yet_valid),
     }
     return {name: sign_directory(doc, governance) for name, doc in documents.items()}
 
@@ -422,6 +440,58 @@ def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], bytes]
         return jcs(doc)
 
     return mutate
+
+
+def _drop(path: tuple[Any, ...]) -> Callable[[dict[str, Any]], bytes]:
+    def mutate(doc: dict[str, Any]) -> bytes:
+        target = doc
+        for step in path[:-1]:
+            target = target[step]
+        del target[path[-1]]
+        return jcs(doc)
+
+    return mutate
+
+
+def _both(
+    first: Callable[[dict[str, Any]], bytes], path: tuple[Any, ...], value: Any
+) -> Callable[[dict[str, Any]], bytes]:
+    """``first``, then ``path`` set to ``value`` too."""
+
+    def mutate(doc: dict[str, Any]) -> bytes:
+        return _set(path, value)(strict_json(first(doc)))
+
+    return mutate
+
+
+# Deeper than any recursive parser's default stack follows (Python's json stops near
+# 1,000): a receiver must still find the first problem, as an iterative one does.
+DEEP = 2000
+
+
+def _deep(inner: bytes) -> bytes:
+    return b"[" * DEEP + inner + b"]" * DEEP
+
+
+def _bytes_of(build: Callable[[bytes], bytes]) -> Callable[[dict[str, Any]], bytes]:
+    """The record ``build`` makes of the base's canonical bytes (built as bytes: a value
+    this deep has no JSON serialisation in Python)."""
+    return lambda doc: build(jcs(doc))
+
+
+def _text_of(old: bytes, new: bytes) -> Callable[[dict[str, Any]], bytes]:
+    def mutate(doc: dict[str, Any]) -> bytes:
+        value = jcs(doc)
+        assert old in value
+        return value.replace(old, new, 1)
+
+    return mutate
+
+
+def _nested(arrays: int, inner: Any) -> Any:
+    for _ in range(arrays):
+        inner = [inner]
+    return inner
 
 
 def _flip(path: tuple[Any, ...], byte: int, *, resign: bool) -> Callable[[dict[str, Any]], bytes]:
@@ -661,6 +731,14 @@ MUTATIONS: list[Mutation] = [
         {"now": "2026-12-08T12:00:00.000Z"},
     ),
     ("not-for-this-agency", "classic-two-views", jcs, OUTSIDER, "not-addressed", {}),
+    (
+        "stale-and-not-for-this-agency",
+        "classic-two-views",
+        jcs,
+        OUTSIDER,
+        "not-addressed",
+        {"now": "2026-12-08T12:00:00.000Z"},
+    ),
     ("redelivered", "classic-two-views", jcs, FULL_TO, "duplicate", {"seen": "same"}),
     (
         "same-id-other-content",
@@ -805,6 +883,102 @@ MUTATIONS: list[Mutation] = [
     ),
     ("directory-expired", "classic-two-views", jcs, FULL_TO, "directory.expired",
      {"directory": "expired"}),
+    # -- bounds across fields and exact sizes are shape: step 1, before any signature --
+    ("view-id-twice", "classic-two-views", _set(("views", 1, "view_id"), 0), FULL_TO,
+     "envelope.malformed", {}),
+    ("view-kind-twice", "classic-two-views", _set(("views", 1, "kind"), "full"), FULL_TO,
+     "envelope.malformed", {}),
+    ("agency-addressed-twice", "classic-two-views",
+     _set(("recipients", 1, "agency"), FULL_TO), FULL_TO, "envelope.malformed", {}),
+    ("wrapped-key-for-a-missing-view", "classic-two-views",
+     _set(("recipients", 1, "view_id"), 2), FULL_TO, "envelope.malformed", {}),
+    ("nonce-of-11-bytes", "classic-two-views",
+     _set(("views", 0, "nonce"), b64encode(bytes(11))), FULL_TO, "envelope.malformed", {}),
+    ("key-commitment-of-31-bytes", "classic-two-views",
+     _set(("views", 0, "key_commitment"), b64encode(bytes(31))), FULL_TO,
+     "envelope.malformed", {}),
+    ("supersedes-missing", "classic-two-views", _drop(("header", "supersedes")), FULL_TO,
+     "envelope.malformed", {"resign": True}),
+    # -- an area topic's scope is one some role has; the transfer topic is no area's --
+    ("topic-of-a-scope-no-role-has", "classic-two-views",
+     _set(("header", "topic"), "mappa.staffordshire.dtc.police"), FULL_TO,
+     "envelope.topic-mismatch", {"resign": True, "topic": "mappa.staffordshire.dtc.police"}),
+    # -- the directory's other refusals, the receiver's own suites and keys --
+    ("sender-suspended", "classic-two-views", jcs, FULL_TO, "directory.agency-inactive",
+     {"directory": "sender-suspended"}),
+    ("signing-key-not-yet-valid", "classic-two-views", jcs, FULL_TO, "directory.key-expired",
+     {"directory": "key-not-yet-valid"}),
+    ("suite-not-allowed-by-the-receiver", "classic-two-views", jcs, FULL_TO,
+     "envelope.suite-not-allowed", {"allowed_suites": ["pq-hybrid"]}),
+    ("wrapped-for-a-key-the-receiver-does-not-hold", "classic-two-views",
+     _set(("recipients", 0, "key_id"), "0" * 32), FULL_TO, "envelope.unknown-recipient-key",
+     {"resign": True}),
+    # -- the strict parse's other refusals (§2), in its order --
+    ("byte-order-mark", "classic-two-views", lambda doc: b"\xef\xbb\xbf" + jcs(doc), FULL_TO,
+     "schema.encoding", {}),
+    ("lone-surrogate", "classic-two-views",
+     _text_of(b'"purpose":"MAPPA risk management"', b'"purpose":"\\ud800"'), FULL_TO,
+     "schema.encoding", {}),
+    ("not-an-object", "classic-two-views", lambda doc: b"[" + jcs(doc) + b"]", FULL_TO,
+     "schema.not-object", {}),
+    ("not-a-number", "classic-two-views",
+     _text_of(b'"schema_version":1', b'"schema_version":NaN'), FULL_TO, "schema.constant", {}),
+    ("integer-beyond-2^53", "classic-two-views",
+     _text_of(b'"schema_version":1', b'"schema_version":9007199254740992'), FULL_TO,
+     "schema.integer-range", {}),
+    ("integer-of-5000-digits", "classic-two-views",
+     _text_of(b'"schema_version":1', b'"schema_version":' + b"9" * 5000), FULL_TO,
+     "schema.integer-range", {}),
+    ("integer-out-of-range-before-a-float", "classic-two-views",
+     _text_of(b'"schema_version":1', b'"schema_version":-9007199254740992,"x":1.5'), FULL_TO,
+     "schema.integer-range", {}),
+    ("depth-13-counting-the-string", "classic-two-views",
+     _set(("header", "purpose"), _nested(10, "x")), FULL_TO, "schema.too-deep", {}),
+    ("depth-12-counting-the-string", "classic-two-views",
+     _set(("header", "purpose"), _nested(9, "x")), FULL_TO, "envelope.malformed", {}),
+    ("created-at-not-a-real-time", "classic-two-views",
+     _set(("header", "created_at"), "2026-02-30T11:59:00.000Z"), FULL_TO, "envelope.malformed",
+     {"resign": True}),
+    ("created-at-not-a-real-time-in-an-unknown-suite", "classic-two-views",
+     _both(_set(("header", "created_at"), "2026-02-30T11:59:00.000Z"),
+           ("header", "suite"), "classic-2"), FULL_TO, "envelope.malformed", {"resign": True}),
+    # -- nesting deeper than a recursive parser follows: the first problem still decides --
+    ("deep-arrays-2000", "classic-two-views",
+     _bytes_of(lambda v: b'{"deep":' + _deep(b"1") + b"," + v[1:]), FULL_TO, "schema.too-deep",
+     {}),
+    ("deep-objects-2000", "classic-two-views",
+     _bytes_of(lambda v: b'{"deep":' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"," + v[1:]),
+     FULL_TO, "schema.too-deep", {}),
+    ("float-at-the-bottom-of-deep-nesting", "classic-two-views",
+     _bytes_of(lambda v: b'{"deep":' + _deep(b"1.5") + b"," + v[1:]), FULL_TO, "schema.float",
+     {}),
+    ("constant-at-the-bottom-of-deep-nesting", "classic-two-views",
+     _bytes_of(lambda v: b'{"deep":' + _deep(b"-Infinity") + b"," + v[1:]), FULL_TO,
+     "schema.constant", {}),
+    ("integer-out-of-range-at-the-bottom-of-deep-nesting", "classic-two-views",
+     _bytes_of(lambda v: b'{"deep":' + _deep(b"9007199254740992") + b"," + v[1:]), FULL_TO,
+     "schema.integer-range", {}),
+    ("duplicate-key-at-the-bottom-of-deep-nesting", "classic-two-views",
+     _bytes_of(lambda v: b'{"deep":' + _deep(b'{"a":1,"a":2}') + b"," + v[1:]), FULL_TO,
+     "schema.duplicate-key", {}),
+    ("lone-surrogate-at-the-bottom-of-deep-nesting", "classic-two-views",
+     _bytes_of(lambda v: b'{"deep":' + _deep(b'"\\ud800"') + b"," + v[1:]), FULL_TO,
+     "schema.too-deep", {}),
+    ("syntax-error-after-deep-nesting", "classic-two-views",
+     _bytes_of(lambda v: v[:-1] + b',"deep":' + _deep(b"1") + b"}]"), FULL_TO,
+     "schema.not-json", {}),
+    ("deep-nesting-never-closed", "classic-two-views",
+     _bytes_of(lambda v: b'{"deep":' + b"[" * DEEP), FULL_TO, "schema.not-json", {}),
+    ("float-before-deep-nesting-never-closed", "classic-two-views",
+     _bytes_of(lambda v: b'{"f":1.5,"deep":' + b"[" * DEEP), FULL_TO, "schema.float", {}),
+    ("deep-float-in-the-object-holding-a-duplicate", "classic-two-views",
+     _bytes_of(lambda v: v[:-1] + b',"deep":' + _deep(b"1.5") + b',"deep":1}'), FULL_TO,
+     "schema.float", {}),
+    ("deep-array-not-an-object", "classic-two-views", _bytes_of(lambda v: _deep(b"1")),
+     FULL_TO, "schema.not-object", {}),
+    ("topic-of-the-transfer-desk", "classic-two-views",
+     _set(("header", "topic"), "mappa.transfers"), FULL_TO, "envelope.topic-mismatch",
+     {"resign": True, "topic": "mappa.transfers"}),
 ]  # fmt: skip
 
 
@@ -997,7 +1171,7 @@ def evaluate(data: dict[str, Any], vector: dict[str, Any], receiver: str) -> str
     directory = directories[vector.get("directory", "default")]
     verifier = EnvelopeVerifier(
         directory=directory,
-        allowed_suites=frozenset(SUITES),
+        allowed_suites=frozenset(vector.get("allowed_suites", SUITES)),
         clock_skew=SKEW,
         replay_window=WINDOW,
         topic_in_area=TOPICS.in_area,
@@ -1021,9 +1195,10 @@ def evaluate(data: dict[str, Any], vector: dict[str, Any], receiver: str) -> str
             topic=vector.get("topic", TOPIC),
             record_time=parse_timestamp(vector.get("record_time", RECEIVED_AT)),
         )
-        verifier.check_fresh(verified, parse_timestamp(vector.get("now", NOW)))
+        # Step 7 before step 6: freshness judges only what is addressed to the receiver.
         if not verified.addressed_to(receiver):
             return "not-addressed"
+        verifier.check_fresh(verified, parse_timestamp(vector.get("now", NOW)))
         h = verified.header
         previous = seen.get((h.sender, h.message_id))
         if previous is not None:
@@ -1069,6 +1244,36 @@ def about() -> dict[str, Any]:
     }
 
 
+def receiver_settings() -> dict[str, Any]:
+    """How every vector's receiver is set, so that another implementation need not guess:
+    what a vector that names no topic, append time, clock or directory is judged with, the
+    deployment's settings that steps 2, 5 and 6 read, and what a vector's 'seen' means."""
+    return {
+        "_about": (
+            "A vector without 'topic', 'record_time' (the broker's append time), 'now' (the "
+            "receiver's clock) or 'directory' (a key of 'directories') takes the value here. "
+            "Step 2 allows 'allowed_suites'; step 5 binds a topic to an area as "
+            "'<topic_namespace>.<area>.<scope>'; step 6 allows 'clock_skew_seconds' ahead and "
+            "'replay_window_seconds' back; a vector's 'allowed_suites' replaces the receiver's "
+            "for that vector. 'seen' names the receiver's replay memory (step 8) "
+            "before the vector arrives: 'same' and 'base' mean the vector's base was taken "
+            "first (verified with the base's own topic and record_time, remembered under its "
+            "sender and message id with its digest); 'other-sender' means agency "
+            "'other_sender' took a message with the base's id first (with another digest), "
+            "which does not make the vector a replay."
+        ),
+        "topic": TOPIC,
+        "record_time": RECEIVED_AT,
+        "now": NOW,
+        "directory": "default",
+        "allowed_suites": sorted(SUITES),
+        "topic_namespace": TOPICS.namespace,
+        "clock_skew_seconds": int(SKEW.total_seconds()),
+        "replay_window_seconds": int(WINDOW.total_seconds()),
+        "other_sender": OUTSIDER,
+    }
+
+
 def trust_material() -> dict[str, Any]:
     """What a reader needs besides the envelopes, to check them without our code: the
     seed sizes, the governance key that signs the directories, the agreement the receivers
@@ -1083,6 +1288,7 @@ def trust_material() -> dict[str, Any]:
         "governance_key_id": governance.key_id,
         "governance_public_key": b64encode(governance.public.raw),
         "agreement": {"isa_id": AGREEMENT[0], "isa_version": AGREEMENT[1]},
+        "receiver": receiver_settings(),
         "subject_ref": {
             "subject_key": sk.export().hex(),
             "pnc_id": PNC,

@@ -324,6 +324,16 @@ def _in_range_then(doc: dict[str, Any], first: str, then: str) -> bytes:
     return (text[:-1] + f',"note":{then}}}').encode()
 
 
+def _nested_note(arrays: int) -> Callable[[dict[str, Any]], bytes]:
+    """The receipt with a member ``note`` of ``arrays`` nested arrays: the deepest is
+    ``arrays + 1`` deep, the record's object being 1."""
+
+    def mutate(doc: dict[str, Any]) -> bytes:
+        return compact(doc)[:-1] + b',"note":' + b"[" * arrays + b"]" * arrays + b"}"
+
+    return mutate
+
+
 def _byte_order_mark(doc: dict[str, Any]) -> bytes:
     return codecs.BOM_UTF8 + compact(doc)
 
@@ -506,6 +516,10 @@ MUTATIONS: list[tuple[str, str, Mutate, str, dict[str, Any]]] = [
     ),
     ("byte-order-mark", "delivered", _byte_order_mark, "schema.encoding", {}),
     ("lone-surrogate", "delivered", _lone_surrogate, "schema.encoding", {}),
+    # Routing passes over arrays and objects nested more than 512 deep (§5), however its
+    # parser's stack would have fared; 512 deep is routed, and refused at check 2.
+    ("nested-512-deep", "delivered", _nested_note(511), "schema.too-deep", {}),
+    ("nested-513-deep", "delivered", _nested_note(512), "not-addressed", {}),
     ("ledger-too-many-held", "ledger", _many_held, "receipt.malformed", {}),
     ("ledger-held-left-out", "ledger", _drop("held", LEDGER), "receipt.malformed", {}),
     (
