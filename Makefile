@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-data console test drills fuzz lint bench vectors schemas openapi console-assets clean
+.PHONY: demo demo-data console test drills fuzz lint bench vectors schemas openapi console-assets java clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/mappa bench
 
+# The Java library alone (sdk/java, Maven from Maven Central): build it and run its JUnit
+# suites over every envelope and receipt vector. `make test` does this too.
+java:
+	cd sdk/java && mvn -B -q test
+
 # Regenerate the envelope test vectors (tests check them for drift).
 vectors: $(STAMP)
 	$(BIN)/python -m tests.vectors.generate --fresh
@@ -86,4 +91,4 @@ console-assets:
 	cp console/node_modules/axe-core/LICENSE tests/browser/axe-core-LICENSE
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage build *.egg-info
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage build *.egg-info sdk/java/target
