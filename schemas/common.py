@@ -6,9 +6,9 @@ import enum
 import json
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 # Agency ids look like "police.staffordshire" or "housing.stoke-on-trent": a kind,
 # a dot, a local name. They end up in topic names, audit rows and HPKE info, so the
@@ -22,6 +22,18 @@ KeyId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 SubjectRef = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+
+
+def _the_integer(value: object) -> object:
+    """``value`` if it is a JSON integer: ``Literal[1]`` alone would take ``true`` (in
+    Python, ``True == 1``) and ``1.0`` as the version 1, which no other reader would."""
+    if type(value) is not int:
+        raise ValueError("a version is an integer")
+    return value
+
+
+# The version of a format, exactly the integer 1 (docs/envelope.md §2.1).
+VersionOne = Annotated[Literal[1], BeforeValidator(_the_integer)]
 
 
 class Frozen(BaseModel):

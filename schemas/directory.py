@@ -14,11 +14,11 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from schemas.common import AgencyId, AreaCode, Frozen, KeyId, Role, ShortText, Timestamp
-from schemas.envelope import B64Signature, b64_field
+from schemas.envelope import B64Signature, at_most_bytes, b64_field
 
 # The largest public key we carry: ML-DSA-65 (1952 bytes).
 MAX_PUBLIC_KEY_BYTES = 1952
-B64PublicKey = Annotated[str, b64_field(MAX_PUBLIC_KEY_BYTES)]
+B64PublicKey = Annotated[str, b64_field(MAX_PUBLIC_KEY_BYTES), at_most_bytes(MAX_PUBLIC_KEY_BYTES)]
 KafkaPrincipal = Annotated[str, StringConstraints(pattern=r"^User:[A-Za-z0-9._-]{1,64}$")]
 
 

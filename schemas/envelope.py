@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from schemas.common import (
     AgencyId,
@@ -21,6 +21,7 @@ from schemas.common import (
     SubjectRef,
     Timestamp,
     Uuid,
+    VersionOne,
     ViewKind,
 )
 
@@ -44,13 +45,31 @@ MAX_PUBLICATION_ENVELOPES = 256
 MAX_INCLUSION_PATH = 8
 
 
+def decoded_size(text: str) -> int:
+    """How many bytes standard, padded base64 ``text`` (already matched) decodes to."""
+    return len(text) // 4 * 3 - text.count("=")
+
+
 def b64_field(max_bytes: int) -> object:
-    """Standard base64 with padding, bounded by the decoded size it may carry."""
+    """Standard base64 with padding, in as many characters as ``max_bytes`` may take (with
+    ``at_most_bytes``, which bounds the bytes themselves)."""
     max_chars = 4 * ((max_bytes + 2) // 3)
     return StringConstraints(
         pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
         max_length=max_chars,
     )
+
+
+def at_most_bytes(max_bytes: int) -> object:
+    """The bound of a base64 field is on the bytes it carries (docs/envelope.md §2.2): the
+    characters that can spell ``max_bytes`` spell up to two bytes more."""
+
+    def within(text: str) -> str:
+        if decoded_size(text) > max_bytes:
+            raise ValueError(f"more than {max_bytes} bytes")
+        return text
+
+    return AfterValidator(within)
 
 
 def b64_exact(size: int) -> object:
@@ -63,9 +82,13 @@ def b64_exact(size: int) -> object:
 
 B64Nonce = Annotated[str, b64_exact(12)]
 B64Commitment = Annotated[str, b64_exact(32)]
-B64Ciphertext = Annotated[str, b64_field(MAX_VIEW_PLAINTEXT_BYTES + 16)]
-B64WrappedKey = Annotated[str, b64_field(MAX_WRAPPED_KEY_BYTES)]
-B64Signature = Annotated[str, b64_field(MAX_SIGNATURE_BYTES)]
+B64Ciphertext = Annotated[
+    str, b64_field(MAX_VIEW_PLAINTEXT_BYTES + 16), at_most_bytes(MAX_VIEW_PLAINTEXT_BYTES + 16)
+]
+B64WrappedKey = Annotated[
+    str, b64_field(MAX_WRAPPED_KEY_BYTES), at_most_bytes(MAX_WRAPPED_KEY_BYTES)
+]
+B64Signature = Annotated[str, b64_field(MAX_SIGNATURE_BYTES), at_most_bytes(MAX_SIGNATURE_BYTES)]
 # A SHA-256 hash in base64: exactly 32 bytes, canonically spelt (44 characters; the last
 # one before "=" carries 2 bits of padding, which must be zero).
 B64Hash = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
@@ -76,7 +99,7 @@ SignatureAlg = Literal["ed25519", "ml-dsa-65"]
 
 
 class EnvelopeHeader(Frozen):
-    envelope_version: Literal[1]
+    envelope_version: VersionOne
     suite: SuiteName
     message_id: Uuid
     created_at: Timestamp

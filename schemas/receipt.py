@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from schemas.common import AgencyId, Frozen, KeyId, Timestamp, Uuid
+from schemas.common import AgencyId, Frozen, KeyId, Timestamp, Uuid, VersionOne
 from schemas.envelope import B64Signature, TopicName
 
 # A ledger receipt names at most this many events (held, and as many refused): one
@@ -41,7 +41,7 @@ class DeliveryReceipt(Frozen):
     """What a recipient made of one envelope, for its sender."""
 
     kind: Literal["mappa.delivery-receipt"] = "mappa.delivery-receipt"
-    receipt_version: Literal[1] = 1
+    receipt_version: VersionOne = 1
     message_id: Uuid
     # SHA-256 of the envelope's signed bytes: ties the receipt to this exact envelope.
     envelope_digest: Sha256Hex
@@ -71,7 +71,7 @@ class LedgerReceipt(Frozen):
     and those it refused, after one batch."""
 
     kind: Literal["mappa.ledger-receipt"] = "mappa.ledger-receipt"
-    receipt_version: Literal[1] = 1
+    receipt_version: VersionOne = 1
     agency: AgencyId
     held: tuple[Uuid, ...] = Field(default=(), max_length=MAX_RECEIPTED_EVENTS)
     refused: tuple[RefusedEvent, ...] = Field(default=(), max_length=MAX_RECEIPTED_EVENTS)

@@ -35,6 +35,7 @@ from schemas.common import (
     ShortText,
     SubjectRef,
     Uuid,
+    VersionOne,
 )
 
 
@@ -100,7 +101,7 @@ class TransferControl(Frozen):
     """What every step carries. The subject appears only as its keyed reference."""
 
     kind: Literal["mappa.transfer"] = "mappa.transfer"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     transfer_id: Uuid
     subject_ref: SubjectRef
     from_area: AreaCode

@@ -117,6 +117,18 @@ def build_once(factory: pytest.TempPathFactory) -> Build:
     return once(factory, "java-sdk", lambda: build(run_directory(factory)))
 
 
+def built(factory: pytest.TempPathFactory) -> Build:
+    """The library built once in this run, for a test that needs it: skips where Java or
+    Maven is absent, fails (with Maven's output) where it does not compile or resolve."""
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    build_ = build_once(factory)
+    if not build_.built:
+        pytest.fail(f"sdk/java did not build: {build_.explain()}")
+    return build_
+
+
 def build(scratch: Path) -> Build:
     """``mvn -B -q test`` in ``sdk/java``, then its test classpath. A failing JUnit test
     does not stop the build (``maven.test.failure.ignore``): it is read from the surefire

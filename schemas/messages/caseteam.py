@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import AgencyId, Frozen, RecordDate, Role
+from schemas.common import AgencyId, Frozen, RecordDate, Role, VersionOne
 from schemas.messages.base import InSummary, MessageBody
 
 # A MAPP meeting seldom has more than a dozen agencies; 64 is generous and bounded.
@@ -26,7 +26,7 @@ class CaseTeamMember(Frozen):
 
 class CaseTeam(MessageBody):
     message_type: Literal["case-team"] = "case-team"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     effective_from: Annotated[RecordDate, InSummary()]
     lead_agency: Annotated[AgencyId, InSummary()]
     members: Annotated[tuple[CaseTeamMember, ...], InSummary()] = Field(

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import model_validator
 
-from schemas.common import LongText, RecordDate, ShortText
+from schemas.common import LongText, RecordDate, ShortText, VersionOne
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 
 
@@ -29,7 +29,7 @@ class DisclosureRecipient(enum.StrEnum):
 
 class DisclosureDecision(MessageBody):
     message_type: Literal["disclosure-decision"] = "disclosure-decision"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     scheme: Annotated[DisclosureScheme, InSummary()]
     decision: Annotated[Literal["disclose", "do-not-disclose"], InSummary()]
     decided_on: Annotated[RecordDate, InSummary()]

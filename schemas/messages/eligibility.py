@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import RecordDate, ShortText
+from schemas.common import RecordDate, ShortText, VersionOne
 from schemas.messages.base import Category, InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import VictimDetail
 
@@ -33,7 +33,7 @@ CATEGORY_OF_BASIS = {
 
 class EligibilityNotified(MessageBody):
     message_type: Literal["eligibility-notified"] = "eligibility-notified"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     basis: Annotated[EligibilityBasis, InSummary()]
     index_offence: Annotated[ShortText, InSummary()]
     conviction_date: RecordDate

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import AgencyId, LongText, RecordDate, ShortText
+from schemas.common import AgencyId, LongText, RecordDate, ShortText, VersionOne
 from schemas.messages.base import InSummary, Level, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import VictimDetail
 from schemas.messages.risk import RiskLevel
@@ -17,7 +17,7 @@ class LevelReferral(MessageBody):
     """Form MAPPA A: any agency asks for level 2 or 3 management."""
 
     message_type: Literal["level-referral"] = "level-referral"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     referred_on: Annotated[RecordDate, InSummary()]
     requested_level: Annotated[Level, InSummary()]
     reason: Annotated[ShortText, InSummary()]
@@ -43,7 +43,7 @@ class LevelSet(MessageBody):
     """The co-ordinator records the level a MAPP meeting or screening set."""
 
     message_type: Literal["level-set"] = "level-set"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     previous_level: Annotated[Level | None, InSummary()] = None
     effective_date: Annotated[RecordDate, InSummary()]
     next_review: Annotated[RecordDate, InSummary()]
@@ -71,7 +71,7 @@ class ExitReason(enum.StrEnum):
 
 class ExitFromMappa(MessageBody):
     message_type: Literal["exit-from-mappa"] = "exit-from-mappa"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     reason: Annotated[ExitReason, InSummary()]
     exit_date: Annotated[RecordDate, InSummary()]
     lead_agency: Annotated[AgencyId, InSummary()]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import AgencyId, LongText, RecordDate, Role, ShortText
+from schemas.common import AgencyId, LongText, RecordDate, Role, ShortText, VersionOne
 from schemas.messages.base import InSummary, Level, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import Action
 
@@ -16,7 +16,7 @@ class MeetingMinutes(MessageBody):
     """Form MAPPA B: what a level 2 or 3 meeting decided and who does what."""
 
     message_type: Literal["meeting-minutes"] = "meeting-minutes"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     meeting_date: Annotated[RecordDate, InSummary()]
     meeting_kind: Annotated[Literal["initial", "review", "emergency"], InSummary()]
     chair: ShortText
@@ -55,7 +55,7 @@ class PlanAction(Action):
 
 class RiskManagementPlanUpdated(MessageBody):
     message_type: Literal["risk-management-plan-updated"] = "risk-management-plan-updated"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     lead_agency: Annotated[AgencyId, InSummary()]
     updated_on: Annotated[RecordDate, InSummary()]
     review_by: Annotated[RecordDate, InSummary()]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import Frozen, RecordDate, ShortText
+from schemas.common import Frozen, RecordDate, ShortText, VersionOne
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import Address, Change, ClockTime
 
@@ -22,7 +22,7 @@ class CivilOrderKind(enum.StrEnum):
 
 class CivilOrderMade(MessageBody):
     message_type: Literal["civil-order-made"] = "civil-order-made"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     order: Annotated[CivilOrderKind, InSummary()]
     change: Annotated[Change, InSummary()]
     court: ShortText
@@ -65,7 +65,7 @@ class Curfew(Frozen):
 
 class LicenceConditionsSet(MessageBody):
     message_type: Literal["licence-conditions-set"] = "licence-conditions-set"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     change: Annotated[Change, InSummary()]
     licence_start: Annotated[RecordDate, InSummary()]
     licence_end: Annotated[RecordDate, InSummary()]

@@ -6,14 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import LongText, RecordDate, ShortText
+from schemas.common import LongText, RecordDate, ShortText, VersionOne
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import VictimDetail
 
 
 class SeriousFurtherOffence(MessageBody):
     message_type: Literal["serious-further-offence"] = "serious-further-offence"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     offence: Annotated[ShortText, InSummary()]
     offence_date: Annotated[RecordDate, InSummary()]
     charged_on: Annotated[RecordDate | None, InSummary()] = None

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import Frozen, RecordDate, ShortText
+from schemas.common import Frozen, RecordDate, ShortText, VersionOne
 from schemas.messages.base import (
     Category,
     InSummary,
@@ -37,7 +37,7 @@ class RsoNotificationRecorded(MessageBody):
     """A notification the offender made at a police station (Sexual Offences Act 2003 Part 2)."""
 
     message_type: Literal["rso-notification-recorded"] = "rso-notification-recorded"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     notification: Annotated[NotificationKind, InSummary()]
     notified_on: Annotated[RecordDate, InSummary()]
     # Initial and change notifications are due within 3 days of the event; a late one
@@ -79,7 +79,7 @@ class BreachOutcome(enum.StrEnum):
 
 class NotificationBreachOutcome(MessageBody):
     message_type: Literal["notification-breach-outcome"] = "notification-breach-outcome"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     requirement_breached: Annotated[NotificationKind, InSummary()]
     outcome: Annotated[BreachOutcome, InSummary()]
     outcome_date: Annotated[RecordDate, InSummary()]

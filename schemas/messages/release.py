@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import LongText, RecordDate, ShortText
+from schemas.common import LongText, RecordDate, ShortText, VersionOne
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import Address
 
 
 class ReleaseScheduled(MessageBody):
     message_type: Literal["release-scheduled"] = "release-scheduled"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     release_date: Annotated[RecordDate, InSummary()]
     establishment: Annotated[ShortText, InSummary()]
     release_address: Address | None = None
@@ -46,7 +46,7 @@ class BreachRecall(MessageBody):
     """
 
     message_type: Literal["breach-recall"] = "breach-recall"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     event: Annotated[CustodyEvent, InSummary()]
     event_date: Annotated[RecordDate, InSummary()]
     breach_of: Annotated[Literal["licence", "order"], InSummary()]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from schemas.common import LongText, RecordDate, ShortText
+from schemas.common import LongText, RecordDate, ShortText, VersionOne
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import VictimDetail
 
@@ -29,7 +29,7 @@ class RiskGroup(enum.StrEnum):
 
 class RiskAssessment(MessageBody):
     message_type: Literal["risk-assessment"] = "risk-assessment"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     tool: Literal["ARMS", "OASys", "other"]
     assessed_on: RecordDate
     risk_of_serious_harm: Annotated[RiskLevel, InSummary()]

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from schemas.common import AgencyId, AreaCode, RecordDate, ShortText
+from schemas.common import AgencyId, AreaCode, RecordDate, ShortText, VersionOne
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import Action, Address
 
@@ -24,7 +24,7 @@ class TransferStage(enum.StrEnum):
 
 class AreaTransfer(MessageBody):
     message_type: Literal["area-transfer"] = "area-transfer"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     stage: Annotated[TransferStage, InSummary()]
     to_area: Annotated[AreaCode, InSummary()]
     move_date: Annotated[RecordDate, InSummary()]

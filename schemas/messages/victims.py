@@ -6,14 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from schemas.common import RecordDate, ShortText
+from schemas.common import RecordDate, ShortText, VersionOne
 from schemas.messages.base import InSummary, MessageBody, Sensitive, Sensitivity
 from schemas.messages.parts import VictimDetail
 
 
 class VictimViews(MessageBody):
     message_type: Literal["victim-views"] = "victim-views"
-    schema_version: Literal[1] = 1
+    schema_version: VersionOne = 1
     received_on: Annotated[RecordDate, InSummary()]
     liaison_officer: ShortText
     statutory_scheme: Annotated[bool, InSummary()] = Field(

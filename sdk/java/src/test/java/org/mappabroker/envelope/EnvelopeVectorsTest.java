@@ -92,30 +92,6 @@ class EnvelopeVectorsTest {
     Set<String> unknown = new TreeSet<>(vector.keySet());
     unknown.removeAll(EnvelopeVectorFile.VECTOR_MEMBERS);
     assertEquals(Set.of(), unknown, "members this harness does not apply");
-    long agreementVersion =
-        vector.containsKey("agreement_version")
-            ? (Long) vector.get("agreement_version")
-            : file.agreementVersion();
-    TrustDirectory directory = file.directory(file.setting(vector, "directory"));
-    ReplayMemory memory = new InMemoryReplayMemory();
-    EnvelopeReceiver receiver =
-        new EnvelopeReceiver(
-            directory, file.settings(vector, agency, agreementVersion), file.keysOf(agency), memory);
-    if (vector.containsKey("seen")) {
-      // The base was taken first: verified on its own topic and time, remembered under its
-      // sender and id with its digest, or under another agency with another digest.
-      VerifiedEnvelope earlier =
-          receiver.verify(
-              str(base.get("envelope")).getBytes(StandardCharsets.UTF_8),
-              file.setting(base, "topic"),
-              file.time(base, "record_time"),
-              file.time(base, "now"));
-      boolean other = str(vector.get("seen")).equals("other-sender");
-      memory.remember(
-          other ? str(file.receiver.get("other_sender")) : earlier.sender(),
-          earlier.messageId(),
-          other ? "0".repeat(64) : earlier.digestHex());
-    }
     byte[] value = str(vector.get("envelope")).getBytes(StandardCharsets.UTF_8);
     if (vector.containsKey("append_spaces")) {
       int spaces = ((Long) vector.get("append_spaces")).intValue();
@@ -123,27 +99,7 @@ class EnvelopeVectorsTest {
       Arrays.fill(padded, value.length, padded.length, (byte) ' ');
       value = padded;
     }
-    Delivery delivery;
-    try {
-      delivery =
-          receiver.receive(
-              value,
-              file.setting(vector, "topic"),
-              file.time(vector, "record_time"),
-              file.time(vector, "now"));
-    } catch (Refused refused) {
-      return refused.code();
-    }
-    return switch (delivery.kind()) {
-      case NOT_ADDRESSED -> "not-addressed";
-      case DUPLICATE -> "duplicate";
-      case OPENED -> {
-        String expected = str(map(file.data.get("plaintexts")).get(delivery.viewKind()));
-        yield Arrays.equals(expected.getBytes(StandardCharsets.UTF_8), delivery.plaintext())
-            ? delivery.viewKind()
-            : "wrong-plaintext";
-      }
-    };
+    return file.outcome(vector, agency, base, value);
   }
 
   /** Each derived value of a valid vector, each assertion naming its step of the spec. */

@@ -26,7 +26,7 @@ import org.mappabroker.envelope.trust.TrustDirectory;
  * time, the signed directories (checked with the governance key the vectors' seed gives), the
  * ledger's public key, and the one envelope the reader sent, to each of its recipients.
  */
-final class ReceiptVectors {
+public final class ReceiptVectors {
   /** The seed label of every vector key: {@code SHAKE256(label|owner|alg)}. */
   static final String SEED_LABEL = "mappa-broker envelope test vector seed v1";
 
@@ -43,14 +43,14 @@ final class ReceiptVectors {
       "derived", "base");
 
   final Map<String, Object> file;
-  final String reader;
-  final Instant recordTime;
-  final Map<String, TrustDirectory> directories = new HashMap<>();
-  final LedgerKey ledgerKey;
+  public final String reader;
+  public final Instant recordTime;
+  public final Map<String, TrustDirectory> directories = new HashMap<>();
+  public final LedgerKey ledgerKey;
   final Map<String, String> sent = new HashMap<>();
   final String sentDigest;
 
-  ReceiptVectors() throws Refused {
+  public ReceiptVectors() throws Refused {
     Path dir = Path.of(System.getProperty("mappa.vectors", "../../tests/vectors"));
     try {
       file = StrictJson.parseObject(
@@ -86,7 +86,7 @@ final class ReceiptVectors {
   }
 
   /** What the reader sent: a message id and recipient to the digest it sent them. */
-  SentMessages sentMessages() {
+  public SentMessages sentMessages() {
     return (messageId, recipient) -> sent.get(messageId + " " + recipient);
   }
 
