@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.settings import Settings
 from tests.once import once, run_directory
 
 SDK = Path(__file__).resolve().parent.parent / "sdk" / "java"
@@ -209,6 +210,43 @@ def _run(command: Sequence[str], *, timeout: float, cwd: Path | None = None) -> 
         return -1, str(exc)
     output = (done.stdout + done.stderr).decode(errors="replace")
     return done.returncode, _ANSI_ESCAPE.sub("", output)
+
+
+@dataclass(frozen=True)
+class KafkaClient:
+    """How a Java Kafka client of the library's tests connects as one agency: its
+    arguments (``--bootstrap`` and, on a secured cluster, ``--security-protocol``,
+    ``--sasl-mechanism``, ``--sasl-username`` and ``--ca-file``) and the environment
+    naming its password file. The password itself is on neither."""
+
+    arguments: tuple[str, ...]
+    env: dict[str, str]
+
+
+def kafka_client(settings: Settings, user: str) -> KafkaClient:
+    """The connection of a deployment with ``settings`` for SCRAM user ``user``: as the
+    product connects an agency (``broker.kafka.security``: the cluster's CA file, the
+    user's password file in ``kafka_credentials_dir``). Raises ``ValueError`` for what
+    the Java client does not speak (``SSL`` alone) or a secured deployment without a
+    credentials folder."""
+    assert settings.kafka_bootstrap is not None  # every world names its broker
+    plain = ("--bootstrap", settings.kafka_bootstrap)
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return KafkaClient(plain, {})
+    if protocol != "SASL_SSL":
+        raise ValueError(f"the Java client speaks PLAINTEXT or SASL_SSL, not {protocol}")
+    if settings.kafka_credentials_dir is None:
+        raise ValueError(f"SASL_SSL without kafka_credentials_dir: no password file for {user}")
+    assert settings.kafka_ca_file is not None  # SASL_SSL settings name their CA
+    secured = (
+        *("--security-protocol", protocol),
+        *("--sasl-mechanism", settings.kafka_sasl_mechanism),
+        *("--sasl-username", user),
+        *("--ca-file", str(settings.kafka_ca_file)),
+    )
+    password = settings.kafka_credentials_dir / user
+    return KafkaClient((*plain, *secured), {"MAPPA_KAFKA_PASSWORD_FILE": str(password)})
 
 
 @dataclass(frozen=True)

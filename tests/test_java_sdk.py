@@ -5,17 +5,24 @@
   and they did run: the surefire reports written by this build hold the vector suites,
   with at least as many passed tests as vectors (each vector named by a passed test, where
   the pom's surefire reporter writes display names), and no failure or error anywhere.
-- On the real broker, in each suite (classic, and pq-hybrid: ML-KEM-768+X25519 and
-  ML-DSA-65 on the wire), a Python gateway publishes a risk assessment through the
-  product's own publish path; probation runs no Python gateway, but a Java consumer of the
+- On the embedded broker in each suite (classic, and pq-hybrid: ML-KEM-768+X25519 and
+  ML-DSA-65 on the wire), and on the secured Apache Kafka cluster in the classic suite,
+  a Python gateway publishes a risk assessment through the product's own publish path;
+  probation runs no Python gateway, but a Java consumer of the
   library's tests (``org.mappabroker.envelope.interop.ReceiveAndReceipt``) with
   probation's keys from the product's keystore, its signed directory and trust anchor:
   it verifies and opens the envelope, the same view and bytes the Python receiver would
   open, and sends a signed delivery receipt; the police's gateway applies that receipt
   (its row for probation ``delivered``, the receipt audited as a disclosure), and the
-  receipt it applied is the Java one, byte for byte.
+  receipt it applied is the Java one, byte for byte. On Apache Kafka the Java consumer
+  connects as an agency's system really would: SASL_SSL with SCRAM-SHA-512 as
+  probation's own principal (its SCRAM user and password file), TLS checked against the
+  cluster's CA and host name, under the ACLs the agreement implies; that it runs as
+  probation, under those ACLs, is shown by the cluster refusing it an area topic they
+  give probation no right to.
 
-Without Java 17 and Maven these tests skip and say why.
+Without Java 17 and Maven these tests skip and say why; the Apache Kafka case skips,
+saying why, where the run's cluster is not running (as every ``apache_kafka`` test does).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from broker.crypto.envelope import OpenedView, VerifiedEnvelope, open_view, pars
 from broker.crypto.envelope import verify_envelope as verify_signatures
 from broker.crypto.suites import suite_named
 from broker.gateway.tracking import DELIVERED, SENT
+from broker.kafka.acls import acl_bindings, scram_user
 from schemas.common import Role, parse_timestamp
 from tests import java_sdk
 from tests.brokers import Broker
@@ -94,17 +102,35 @@ def test_the_junit_suites_ran_every_vector_and_passed(java_build: java_sdk.Build
             assert not unreached, f"{name} passed no test named for {unreached}"
 
 
-@pytest.fixture(params=["classic", "pq-hybrid"])
+@pytest.fixture(
+    params=[
+        pytest.param(("tansu", "classic"), id="tansu-classic"),
+        pytest.param(("tansu", "pq-hybrid"), id="tansu-pq-hybrid"),
+        # One suite on the secured cluster: its part is the connection, which the suite
+        # does not change, and each world there costs a JVM run and a namespace's ACLs.
+        pytest.param(("apache", "classic"), id="apache-classic", marks=pytest.mark.apache_kafka),
+    ]
+)
+def interop_case(request: pytest.FixtureRequest) -> tuple[Broker, str]:
+    """A broker (skipping, saying why, where the Apache cluster is not running) and a
+    suite."""
+    name, suite = request.param
+    broker: Broker = request.getfixturevalue(f"{name}_broker")
+    return broker, suite
+
+
+@pytest.fixture
 async def without_probation(
-    request: pytest.FixtureRequest, tmp_path: Path, tansu_broker: Broker
+    tmp_path: Path, interop_case: tuple[Broker, str]
 ) -> AsyncIterator[World]:
-    """The usual world, in each suite, except that probation runs no Python gateway: the
-    Java consumer is probation's only reader, so any receipt from probation is the Java
-    one."""
+    """The usual world on the case's broker and in its suite, except that probation
+    runs no Python gateway: the Java consumer is probation's only reader, so any receipt
+    from probation is the Java one."""
+    broker, suite = interop_case
     w = await build_world(
         tmp_path,
-        tansu_broker,
-        suite=request.param,
+        broker,
+        suite=suite,
         serving=[POLICE, PRISON, HOUSING, EDUCATION],
     )
     w.seed_case_team(PARTIES)
@@ -141,12 +167,25 @@ def opened_by_python(
     return verified, open_view(verified, agency=agency, keys=keys, suite=suite)
 
 
+def topic_without_rights(world: World, principal: str) -> str:
+    """An area topic of the world's namespace on which the ACLs its agreement implies
+    (as ``build_world`` applied them) give ``principal`` no right at all."""
+    deployment = world.deployment
+    bindings = acl_bindings(
+        deployment.directory.agencies(), [deployment.agreement], deployment.topics
+    )
+    granted = {b.topic for b in bindings if b.principal == principal}
+    left_out = sorted(set(deployment.topics.area_topics(AREA)) - granted)
+    assert left_out, f"{principal} has rights on every topic of {AREA}"
+    return left_out[0]
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
 async def test_a_java_agency_opens_and_receipts_what_a_python_gateway_sent(
-    java_build: java_sdk.Build, without_probation: World, kafka_bootstrap: str
+    java_build: java_sdk.Build, without_probation: World
 ) -> None:
     world = without_probation
     police = world.gw(POLICE)
@@ -156,8 +195,11 @@ async def test_a_java_agency_opens_and_receipts_what_a_python_gateway_sent(
     topic = world.deployment.topics.for_role(AREA, Role.PROBATION)
     paths = world.deployment.paths
     agreement = police.ctx.policy.agreement
+    settings = world.deployment.settings
+    # Probation's own principal, as the signed directory names it for the cluster's ACLs.
+    principal = world.deployment.directory.agency(PROBATION).kafka_principal
+    client = java_sdk.kafka_client(settings, scram_user(principal))
     arguments = {
-        "bootstrap": kafka_bootstrap,
         "topic": topic,
         "agency": PROBATION,
         "namespace": world.deployment.settings.topic_namespace,
@@ -170,16 +212,26 @@ async def test_a_java_agency_opens_and_receipts_what_a_python_gateway_sent(
         "expect": "1",
         "timeout-seconds": str(JAVA_SECONDS - 10),
     }
+    secured = settings.kafka_security_protocol == "SASL_SSL"
+    if secured:
+        arguments["unreadable-topic"] = unreadable = topic_without_rights(world, principal)
     run = await asyncio.to_thread(
         java_sdk.run_java,
         java_build.classpath,
         INTEROP_MAIN,
-        [part for name, value in arguments.items() for part in (f"--{name}", value)],
-        env={"MAPPA_KEY_PASSPHRASE": world.passphrase.decode()},
+        [
+            *client.arguments,
+            *(part for name, value in arguments.items() for part in (f"--{name}", value)),
+        ],
+        env={"MAPPA_KEY_PASSPHRASE": world.passphrase.decode(), **client.env},
         timeout=JAVA_SECONDS,
     )
     assert run.status == 0, f"the Java consumer exited {run.status}: {run.lines}\n{run.errors}"
     lines: list[dict[str, Any]] = [json.loads(line) for line in run.lines]
+    if secured:
+        # It ran as probation, under the agreement's ACLs: the cluster would not even
+        # describe to it a topic those ACLs give probation no right to.
+        assert {"topic": unreadable, "access": "denied"} in lines, lines
     answered = [line for line in lines if "receipt_sha256" in line]
     assert [line["message_id"] for line in answered] == [mid], lines
     java = answered[0]

@@ -23,6 +23,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.TopicAuthorizationException;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.mappabroker.envelope.AgencyKeys;
@@ -58,9 +59,22 @@ import org.mappabroker.envelope.trust.TrustDirectory;
  * from {@code MAPPA_KEY_PASSPHRASE}, or the file named by {@code MAPPA_KEY_PASSPHRASE_FILE}, as
  * for the product, never from the command line.
  *
+ * <p>Connecting as an agency's system does to a secured cluster, optionally: {@code
+ * security-protocol} ({@code PLAINTEXT}, the default, or {@code SASL_SSL}), and for {@code
+ * SASL_SSL} {@code ca-file} (the cluster's CA certificate, PEM), {@code sasl-username} (the
+ * agency's SCRAM user, its principal in the directory without {@code User:}) and {@code
+ * sasl-mechanism} ({@code SCRAM-SHA-512}, the default, or {@code SCRAM-SHA-256}). The password
+ * comes from {@code MAPPA_KAFKA_PASSWORD}, or the file named by {@code MAPPA_KAFKA_PASSWORD_FILE}
+ * (the product's own variable), never from the command line. As the product's clients
+ * (broker/kafka/security.py): TLS 1.2 or newer, each broker's certificate checked against that CA
+ * alone and against the host name the client connects to. {@code unreadable-topic}
+ * (optional) names a topic the agency's ACLs must not let it see: the program asks the cluster
+ * for it first and says whether the cluster refused.
+ *
  * <p>Standard output: one JSON line per record read, holding what became of it and, for a view
  * opened, the view's kind and the SHA-256 of its plaintext (never the plaintext); for a receipt
- * sent, the SHA-256 of the receipt's record value. Exit status 0 once {@code expect} envelopes
+ * sent, the SHA-256 of the receipt's record value; for {@code unreadable-topic}, a line {@code
+ * {"topic": ..., "access": "denied" | "described"}}. Exit status 0 once {@code expect} envelopes
  * were answered, 3 if the timeout came first, 2 for bad arguments or unusable trust or keys.
  */
 public final class ReceiveAndReceipt {
@@ -115,7 +129,9 @@ public final class ReceiveAndReceipt {
     String topic = args.get("topic");
     EnvelopeReceiver receiver;
     AgencyKeys keys;
+    Properties security;
     try {
+      security = ClientSecurity.properties(args);
       TrustDirectory directory =
           TrustDirectory.verify(
               Files.readAllBytes(Path.of(args.get("directory"))),
@@ -133,8 +149,14 @@ public final class ReceiveAndReceipt {
     int expected = Integer.parseInt(args.get("expect"));
     Instant deadline = Instant.now().plusSeconds(Long.parseLong(args.get("timeout-seconds")));
     int answered = 0;
-    try (KafkaConsumer<byte[], byte[]> consumer = consumer();
-        KafkaProducer<byte[], byte[]> producer = producer()) {
+    try (KafkaConsumer<byte[], byte[]> consumer = consumer(security);
+        KafkaProducer<byte[], byte[]> producer = producer(security)) {
+      String unreadable = args.get("unreadable-topic");
+      if (unreadable != null) {
+        byte[] line = Jcs.canonical(access(consumer, unreadable));
+        out.println(new String(line, StandardCharsets.UTF_8));
+        out.flush();
+      }
       List<TopicPartition> partitions = new ArrayList<>();
       for (PartitionInfo p : consumer.partitionsFor(topic, METADATA_WAIT)) {
         partitions.add(new TopicPartition(topic, p.partition()));
@@ -271,19 +293,122 @@ public final class ReceiveAndReceipt {
     return b == ' ' || (b >= '\t' && b <= '\r');
   }
 
-  private KafkaConsumer<byte[], byte[]> consumer() {
+  /**
+   * Whether the cluster lets this principal see {@code topic}: {@code denied} when it refuses
+   * the topic's metadata (no Describe in its ACLs), {@code described} when it answers.
+   */
+  private static Map<String, Object> access(KafkaConsumer<byte[], byte[]> consumer, String topic) {
+    Map<String, Object> line = new LinkedHashMap<>();
+    line.put("topic", topic);
+    try {
+      consumer.partitionsFor(topic, METADATA_WAIT);
+      line.put("access", "described");
+    } catch (TopicAuthorizationException e) {
+      line.put("access", "denied");
+    }
+    return line;
+  }
+
+  private KafkaConsumer<byte[], byte[]> consumer(Properties security) {
     Properties p = new Properties();
+    p.putAll(security);
     p.put("bootstrap.servers", args.get("bootstrap"));
     p.put("enable.auto.commit", "false");
     p.put("client.id", "mappa-interop-" + args.get("agency"));
     return new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer());
   }
 
-  private KafkaProducer<byte[], byte[]> producer() {
+  private KafkaProducer<byte[], byte[]> producer(Properties security) {
     Properties p = new Properties();
+    p.putAll(security);
     p.put("bootstrap.servers", args.get("bootstrap"));
     p.put("acks", "all");
     p.put("client.id", "mappa-interop-receipts-" + args.get("agency"));
     return new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer());
+  }
+
+  /**
+   * The kafka-clients security properties an agency's system connects with, from the {@code
+   * security-protocol}, {@code ca-file}, {@code sasl-username} and {@code sasl-mechanism}
+   * arguments and the password's environment variable; none for {@code PLAINTEXT}.
+   */
+  static final class ClientSecurity {
+    private static final Set<String> MECHANISMS = Set.of("SCRAM-SHA-512", "SCRAM-SHA-256");
+    private static final String SCRAM_LOGIN =
+        "org.apache.kafka.common.security.scram.ScramLoginModule";
+
+    private ClientSecurity() {}
+
+    static Properties properties(Map<String, String> args) throws Refused {
+      String protocol = args.getOrDefault("security-protocol", "PLAINTEXT");
+      Properties p = new Properties();
+      if (protocol.equals("PLAINTEXT")) {
+        return p;
+      }
+      if (!protocol.equals("SASL_SSL")) {
+        throw new Refused(
+            "config.invalid", "--security-protocol is PLAINTEXT or SASL_SSL, not " + protocol);
+      }
+      String ca = args.get("ca-file");
+      String user = args.get("sasl-username");
+      String mechanism = args.getOrDefault("sasl-mechanism", "SCRAM-SHA-512");
+      if (ca == null || user == null) {
+        throw new Refused(
+            "kafka.security-incomplete", "SASL_SSL needs --ca-file and --sasl-username");
+      }
+      if (!MECHANISMS.contains(mechanism)) {
+        throw new Refused("config.invalid", "--sasl-mechanism is SCRAM-SHA-512 or SCRAM-SHA-256");
+      }
+      if (!Files.isReadable(Path.of(ca))) {
+        throw new Refused("kafka.security-incomplete", "cannot read the CA file " + ca);
+      }
+      p.put("security.protocol", protocol);
+      // The cluster's CA alone, as the product's ssl.create_default_context(cafile=...): not
+      // the JVM's default trust store.
+      p.put("ssl.truststore.type", "PEM");
+      p.put("ssl.truststore.location", ca);
+      // Host name checked against the certificate (kafka-clients' default, stated because
+      // the product's check_hostname depends on it), and TLS 1.2 at least, as the product.
+      p.put("ssl.endpoint.identification.algorithm", "https");
+      p.put("ssl.enabled.protocols", "TLSv1.3,TLSv1.2");
+      p.put("sasl.mechanism", mechanism);
+      p.put(
+          "sasl.jaas.config",
+          SCRAM_LOGIN
+              + " required username=\""
+              + jaasQuoted(user)
+              + "\" password=\""
+              + jaasQuoted(password())
+              + "\";");
+      return p;
+    }
+
+    /**
+     * {@code MAPPA_KAFKA_PASSWORD}, for a system given its secret in its environment; else the
+     * file named by {@code MAPPA_KAFKA_PASSWORD_FILE}, trimmed, as the product reads it.
+     */
+    private static String password() throws Refused {
+      String direct = System.getenv("MAPPA_KAFKA_PASSWORD");
+      if (direct != null && !direct.isEmpty()) {
+        return direct;
+      }
+      String file = System.getenv("MAPPA_KAFKA_PASSWORD_FILE");
+      if (file == null || file.isEmpty()) {
+        throw new Refused(
+            "kafka.security-incomplete",
+            "SASL_SSL needs MAPPA_KAFKA_PASSWORD or MAPPA_KAFKA_PASSWORD_FILE");
+      }
+      try {
+        return new String(asciiStripped(Files.readAllBytes(Path.of(file))), StandardCharsets.UTF_8);
+      } catch (IOException e) {
+        // The file's name only: never its content.
+        throw new Refused("kafka.security-incomplete", "cannot read the password file " + file);
+      }
+    }
+
+    /** {@code value} inside a JAAS double-quoted string: backslash and quote escaped. */
+    private static String jaasQuoted(String value) {
+      return value.replace("\\", "\\\\").replace("\"", "\\\"");
+    }
   }
 }
