@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from broker.crypto.encoding import b64decode, b64encode, jcs, strict_json
 from broker.crypto.envelope import (
@@ -24,7 +25,13 @@ from broker.crypto.keys import PrivateKey, load_encryption_public
 from broker.crypto.suites import CLASSIC, PQ_HYBRID, Suite, suite_named
 from broker.errors import DecryptionError, NotAddressed, SchemaError, VerificationError
 from schemas.common import Classification, ViewKind, now_timestamp
-from schemas.envelope import MAX_ENVELOPE_BYTES, EnvelopeHeader
+from schemas.directory import MAX_PUBLIC_KEY_BYTES, B64PublicKey
+from schemas.envelope import (
+    MAX_ENVELOPE_BYTES,
+    MAX_WRAPPED_KEY_BYTES,
+    B64WrappedKey,
+    EnvelopeHeader,
+)
 
 
 @dataclass
@@ -313,3 +320,19 @@ def test_seal_refuses_inconsistent_input(parties: dict[str, Party], suite: Suite
             signers=police.signers,
             suite=suite,
         )
+
+
+@pytest.mark.parametrize(
+    ("field", "most"),
+    [(B64WrappedKey, MAX_WRAPPED_KEY_BYTES), (B64PublicKey, MAX_PUBLIC_KEY_BYTES)],
+    ids=["wrapped-key", "public-key"],
+)
+def test_a_base64_bound_is_on_the_bytes(field: Any, most: int) -> None:
+    # docs/envelope.md §2.2: the characters that spell the largest size (1,168 and 1,952
+    # bytes are not multiples of 3) also spell a byte or two more, which are refused.
+    adapter: TypeAdapter[str] = TypeAdapter(field)
+    assert adapter.validate_python(b64encode(bytes(most)))
+    over = b64encode(bytes(most + 1))
+    assert len(over) == len(b64encode(bytes(most)))
+    with pytest.raises(ValidationError, match=f"more than {most} bytes"):
+        adapter.validate_python(over)

@@ -51,7 +51,7 @@ from broker.crypto.publication import (
 )
 from broker.crypto.suites import Suite
 from broker.errors import DecryptionError, NotAddressed, SchemaError, VerificationError, invalid
-from schemas.common import ViewKind, parse_timestamp
+from schemas.common import ViewKind
 from schemas.envelope import (
     MAX_ENVELOPE_BYTES,
     MAX_PUBLICATION_ENVELOPES,
@@ -333,10 +333,6 @@ def parse_envelope(value: bytes) -> UnverifiedEnvelope:
     except ValidationError as exc:
         raise invalid(exc, "envelope", code="envelope.malformed") from None
     _check_structure(envelope)
-    try:
-        parse_timestamp(envelope.header.created_at)
-    except ValueError:
-        raise SchemaError("created_at is not a real time", code="envelope.malformed") from None
     if "publication" in document and envelope.publication is None:
         raise SchemaError("publication is an object when present", code="envelope.malformed")
     if envelope.publication is not None:

@@ -139,7 +139,14 @@ public final class EnvelopeReceiver {
    */
   public Delivery receive(byte[] recordValue, String topic, Instant recordTime, Instant now)
       throws Refused {
-    VerifiedEnvelope verified = verify(recordValue, topic, recordTime, now);
+    return receive(verify(recordValue, topic, recordTime, now), now);
+  }
+
+  /**
+   * Steps 6-10 on an envelope {@link #verify} passed: for a caller that verifies first (to know
+   * the sender a refusal's receipt is for) without verifying twice.
+   */
+  public Delivery receive(VerifiedEnvelope verified, Instant now) throws Refused {
     if (!verified.addressedTo(settings.agencyId())) {
       return new Delivery(Delivery.Kind.NOT_ADDRESSED, verified, null, null);
     }

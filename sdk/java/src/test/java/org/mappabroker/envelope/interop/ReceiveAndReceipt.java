@@ -217,7 +217,7 @@ public final class ReceiveAndReceipt {
     }
     Instant now = Instant.now();
     try {
-      Delivery delivery = receiver.receive(record.value(), record.topic(), recordTime, now);
+      Delivery delivery = receiver.receive(verified, now);
       line.put("outcome", delivery.kind().name().toLowerCase(Locale.ROOT));
       if (delivery.plaintext() != null) {
         line.put("view", delivery.viewKind());
