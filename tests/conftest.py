@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,7 +188,20 @@ def world_broker(tansu_broker: brokers.Broker) -> brokers.Broker:
 @pytest.fixture
 async def world(tmp_path: Path, world_broker: brokers.Broker) -> AsyncIterator[World]:
     """A provisioned deployment in its own topic namespace, with its gateways started."""
-    w = await build_world(tmp_path, world_broker)
+    async for w in _world(tmp_path, world_broker):
+        yield w
+
+
+@pytest.fixture
+async def pooled(tmp_path: Path, tansu_broker: brokers.Broker) -> AsyncIterator[World]:
+    """``world`` with a worker pool of two, as the product runs: sealing, and preparing
+    what the gateways read, in worker processes."""
+    async for w in _world(tmp_path, tansu_broker, seal_workers=2):
+        yield w
+
+
+async def _world(tmp_path: Path, broker: brokers.Broker, **settings: Any) -> AsyncIterator[World]:
+    w = await build_world(tmp_path, broker, **settings)
     # Every party on the subject's case team, so rules that need an active role reach
     # the same agencies as the rules without one.
     w.seed_case_team(PARTIES)

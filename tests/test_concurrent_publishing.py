@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -44,16 +44,6 @@ from tests.support import (
     build_world,
     risk_assessment,
 )
-
-
-@pytest.fixture
-async def pooled(tmp_path: Path, tansu_broker: brokers.Broker) -> AsyncIterator[World]:
-    world = await build_world(tmp_path, tansu_broker, seal_workers=2)
-    world.seed_case_team(PARTIES)
-    try:
-        yield world
-    finally:
-        await world.close()
 
 
 def pool_of(world: World) -> SealingPool:

@@ -86,6 +86,27 @@ def test_each_invalid_vector(vector: dict[str, Any]) -> None:
     assert generate.evaluate(DATA, vector, vector["receiver"]) == vector["expect"]
 
 
+def outcomes(*, ahead: bool) -> dict[str, str]:
+    """Each vector's outcome for each of its receivers, the record prepared ``ahead``
+    by a worker (``broker.gateway.preparing``) or not."""
+    got = {
+        f"{v['name']} for {receiver}": generate.evaluate(DATA, v, receiver, ahead=ahead)
+        for v in DATA["valid"]
+        for receiver in v["expect"]
+    }
+    for v in DATA["invalid"]:
+        got[v["name"]] = generate.evaluate(DATA, v, v["receiver"], ahead=ahead)
+    return got
+
+
+def test_each_vector_prepared_ahead_reaches_its_outcome() -> None:
+    """A gateway with workers runs every check on what they parsed, verified and opened
+    ahead: every vector, valid or not, ends exactly as on the loop alone."""
+    expected = {f"{v['name']} for {r}": e for v in DATA["valid"] for r, e in v["expect"].items()}
+    expected |= {v["name"]: v["expect"] for v in DATA["invalid"]}
+    assert outcomes(ahead=True) == expected
+
+
 @pytest.mark.parametrize(
     "tamper",
     [

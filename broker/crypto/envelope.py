@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ from broker.crypto.publication import (
     root_from_path,
     root_signed_bytes,
     tree_root,
+    verification_digest,
 )
 from broker.crypto.suites import Suite
 from broker.errors import DecryptionError, NotAddressed, SchemaError, VerificationError, invalid
@@ -92,10 +93,12 @@ class ViewToSeal:
 
 @dataclass(frozen=True)
 class UnverifiedEnvelope:
-    """Parsed but not yet verified: read ``unverified_header`` only to find keys."""
+    """Parsed but not yet verified: read ``unverified_header`` only to find keys.
+    ``signed`` is ``signed_bytes(document)``, what the signatures cover."""
 
     document: dict[str, Any]
     envelope: Envelope
+    signed: bytes
 
     @property
     def unverified_header(self) -> EnvelopeHeader:
@@ -341,7 +344,7 @@ def parse_envelope(value: bytes) -> UnverifiedEnvelope:
             check_proof_shape(proof.index, proof.size, _path_hashes(proof))
         except ValueError as exc:
             raise SchemaError(str(exc), code="envelope.malformed") from None
-    return UnverifiedEnvelope(document=document, envelope=envelope)
+    return UnverifiedEnvelope(document=document, envelope=envelope, signed=signed_bytes(document))
 
 
 def _path_hashes(proof: PublicationProof) -> list[bytes]:
@@ -350,7 +353,11 @@ def _path_hashes(proof: PublicationProof) -> list[bytes]:
 
 
 def verify_envelope(
-    unverified: UnverifiedEnvelope, *, suite: Suite, keys: Sequence[PublicKey]
+    unverified: UnverifiedEnvelope,
+    *,
+    suite: Suite,
+    keys: Sequence[PublicKey],
+    vouched: Collection[bytes] = (),
 ) -> VerifiedEnvelope:
     """Check every signature the suite requires with ``keys`` (resolved by the caller
     from the trust directory, in ``sender_keys`` order). Returns the verified parts.
@@ -359,7 +366,10 @@ def verify_envelope(
     algorithms and the header's keys (``envelope.signature-missing``); each verifies
     (``verification.signature-invalid``): over ``signed_bytes`` for a lone envelope, or,
     with ``publication``, over the root its inclusion path leads to (a root signature
-    verified before is remembered: ``ROOT_SIGNATURES``). ``digest`` is SHA-256 of
+    verified before is remembered: ``ROOT_SIGNATURES``). A verification whose
+    ``verification_digest`` is in ``vouched`` was done already, by this code in a
+    worker process of ours (``broker.gateway.preparing``), and is not done again: the
+    digest covers the exact key, message and signature. ``digest`` is SHA-256 of
     ``signed_bytes`` in both forms."""
     env = unverified.envelope
     header = env.header
@@ -377,25 +387,41 @@ def verify_envelope(
             "keys named in the header",
             code="envelope.signature-missing",
         )
-    message = signed_bytes(unverified.document)
-    proof = env.publication
+    target = signature_target(unverified)
+    for key, sig in zip(keys, env.signatures, strict=True):
+        signature = b64decode(sig.signature, max_len=MAX_SIGNATURE_BYTES)
+        if vouched and verification_digest(key, signature, target) in vouched:
+            continue
+        if env.publication is None:
+            verify_signature(key, signature, target)
+        else:
+            ROOT_SIGNATURES.verify(key, signature, target)
+    return verified_parts(unverified)
+
+
+def signature_target(unverified: UnverifiedEnvelope) -> bytes:
+    """What the envelope's signatures sign: its signed bytes, or, with ``publication``,
+    the root its inclusion path leads to, as signed. A path that leads anywhere but the
+    signed root makes another root, whose signature then fails
+    (``verification.signature-invalid``)."""
+    proof = unverified.envelope.publication
     if proof is None:
-        for key, sig in zip(keys, env.signatures, strict=True):
-            verify_signature(key, b64decode(sig.signature, max_len=MAX_SIGNATURE_BYTES), message)
-    else:
-        # A path that leads anywhere but the signed root makes another root, whose
-        # signature then fails: verification.signature-invalid.
-        root = root_from_path(leaf_hash(message), proof.index, proof.size, _path_hashes(proof))
-        signed_root = root_signed_bytes(root, proof.size)
-        for key, sig in zip(keys, env.signatures, strict=True):
-            ROOT_SIGNATURES.verify(
-                key, b64decode(sig.signature, max_len=MAX_SIGNATURE_BYTES), signed_root
-            )
+        return unverified.signed
+    root = root_from_path(
+        leaf_hash(unverified.signed), proof.index, proof.size, _path_hashes(proof)
+    )
+    return root_signed_bytes(root, proof.size)
+
+
+def verified_parts(unverified: UnverifiedEnvelope) -> VerifiedEnvelope:
+    """The parts of ``unverified`` a receiver reads, once its signatures are verified
+    (``verify_envelope``; or, in a worker preparing a batch, only to decrypt)."""
+    env = unverified.envelope
     return VerifiedEnvelope(
-        header=header,
+        header=env.header,
         views=env.views,
         recipients=env.recipients,
-        digest=hashlib.sha256(message).hexdigest(),
+        digest=hashlib.sha256(unverified.signed).hexdigest(),
         header_sha256=header_digest(unverified.document["header"]),
     )
 
@@ -419,8 +445,12 @@ def open_view(
     agency: str,
     keys: Mapping[str, PrivateKey],
     suite: Suite,
+    opened: OpenedView | None = None,
 ) -> OpenedView:
-    """Unwrap this agency's data key, check the commitment, decrypt its view."""
+    """Unwrap this agency's data key, check the commitment, decrypt its view. ``opened``
+    is this view of this very envelope as a worker process of ours opened it, with the
+    same key (``broker.gateway.preparing``): the checks on the recipient and its key run
+    here all the same, the decryption is not done twice."""
     entry = next((r for r in verified.recipients if r.agency == agency), None)
     if entry is None:
         raise NotAddressed(f"message {verified.header.message_id} carries nothing for {agency}")
@@ -431,6 +461,8 @@ def open_view(
             code="envelope.unknown-recipient-key",
         )
     view = next(v for v in verified.views if v.view_id == entry.view_id)
+    if opened is not None and (opened.view_id, opened.kind) == (view.view_id, view.kind):
+        return opened
     h = verified.header_sha256
     expected_len = suite.hpke_kem.enc_length() + DATA_KEY_BYTES + 16
     wrapped = b64decode(entry.wrapped_key, max_len=MAX_WRAPPED_KEY_BYTES)

@@ -145,7 +145,7 @@ class RootSignatureMemo:
 
     def verify(self, public: PublicKey, signature: bytes, message: bytes) -> None:
         """As ``verify_signature``: raise ``VerificationError`` unless valid."""
-        key = _memo_key(public, signature, message)
+        key = verification_digest(public, signature, message)
         with self._lock:
             if key in self._seen:
                 self._seen.move_to_end(key)
@@ -158,7 +158,10 @@ class RootSignatureMemo:
                 self._seen.popitem(last=False)
 
 
-def _memo_key(public: PublicKey, signature: bytes, message: bytes) -> bytes:
+def verification_digest(public: PublicKey, signature: bytes, message: bytes) -> bytes:
+    """SHA-256 of exactly what decides a signature verification: the key's algorithm and
+    bytes, the message and the signature, each length-prefixed. Equal digests mean the
+    same verification, with the same outcome."""
     digest = hashlib.sha256()
     for part in (public.alg.value.encode(), public.raw, message, signature):
         digest.update(len(part).to_bytes(8, "big"))

@@ -10,6 +10,7 @@ another part plugged its rules into before the gateway started (the transfer des
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
@@ -41,6 +42,9 @@ from schemas.common import Classification
 from schemas.messages import MessageBody
 
 log = logging.getLogger(__name__)
+# Records handled in one transaction: small enough that the workers prepare the next
+# chunk while the loop handles this one, large enough that a commit is a small share.
+HANDLE_CHUNK = 64
 # How often a gateway looks for what nobody receipted in time: a due time is minutes
 # away at the least, so a second's lateness does not matter, and the query is indexed.
 RESEND_CHECK_SECONDS = 1.0
@@ -215,20 +219,36 @@ class AgencyGateway(AsyncPart):
         return result
 
     async def poll_once(self, timeout_ms: int = 200) -> list[Handled]:
-        """Read one batch and handle each record by its topic's rules, in one transaction
-        (group commit) with the after-batch hooks; tell the listeners; relay. Returns what
-        became of each record. If the batch fails, nothing of it is kept and the reader
-        goes back to the stored offsets, so its records are read again, and the failure
-        is raised. Raises ``RuntimeError`` before ``start``, and ``TransportError`` if the
-        relay fails (the batch is kept)."""
+        """Read one batch and handle each record by its topic's rules; tell the
+        listeners; relay. Returns what became of each record.
+
+        The batch is handled in chunks of ``HANDLE_CHUNK`` records, each in one
+        transaction (group commit; the after-batch hooks in the last): the workers
+        prepare every chunk at once (``broker.gateway.preparing``), and the loop handles
+        each as soon as its own is ready, while they prepare the next. If a chunk fails,
+        nothing of it is kept and the reader goes back to the stored offsets, so its
+        records and those after it are read again, and the failure is raised; the chunks
+        before it stand, their offsets stored with them. Raises ``RuntimeError`` before
+        ``start``, and ``TransportError`` if the relay fails (the batch is kept)."""
+        handled: list[Handled] = []
         async with self._reading.batch(timeout_ms) as records:
-            handled = []
             # An empty batch writes nothing: no transaction (a quiet reader polls often).
-            if records:
-                with self.ctx.store.transaction():
-                    handled = [self.receiver.handle(r) for r in records]
-                    for hook in self._after_batch:
-                        self._run_after_batch(hook)
+            chunks = [records[i : i + HANDLE_CHUNK] for i in range(0, len(records), HANDLE_CHUNK)]
+            envelopes = [[r for r in c if r.topic != self.ctx.topics.receipts] for c in chunks]
+            preparing = [asyncio.ensure_future(self.sealer.prepare(self.ctx, e)) for e in envelopes]
+            try:
+                for n, (chunk, mine, ahead) in enumerate(
+                    zip(chunks, envelopes, preparing, strict=True)
+                ):
+                    prepared = await ahead
+                    with self.receiver.preparing(mine, prepared), self.ctx.store.transaction():
+                        handled += [self.receiver.handle(r) for r in chunk]
+                        if n == len(chunks) - 1:
+                            for hook in self._after_batch:
+                                self._run_after_batch(hook)
+            finally:
+                for ahead in preparing:
+                    ahead.cancel()
         for listener in list(self._listeners):
             for h in handled:
                 listener(h)

@@ -57,8 +57,9 @@ go to ``ReceiptReader``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,7 +68,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from broker.agreements.policy import CASE_TEAM_TYPE
-from broker.crypto.envelope import VerifiedEnvelope, open_view
+from broker.crypto.envelope import OpenedView, VerifiedEnvelope, open_view
 from broker.crypto.suites import suite_named
 from broker.errors import (
     INFRASTRUCTURE_FAILURES,
@@ -83,6 +84,7 @@ from broker.gateway.agency import AgencyContext
 from broker.gateway.audit import MAX_REASON_CHARS, header_fields
 from broker.gateway.deadletters import dead_letter
 from broker.gateway.handled import Handled, Handling
+from broker.gateway.preparing import Prepared
 from broker.gateway.receipts import ReceiptReader, delivery_receipt_record
 from broker.gateway.store import InboxItem
 from broker.gateway.verification import EnvelopeVerifier
@@ -279,6 +281,7 @@ class AreaRules:
             agency=ctx.agency_id,
             keys=ctx.keys.decryption,
             suite=suite_named(header.suite),
+            opened=self._receiver.opened_ahead(verified),
         )
         # A redacted view is read against the field set this agency's own rule names:
         # a field that set removes is a breach by the sender, not a field to keep.
@@ -294,11 +297,20 @@ class AreaRules:
         return Opened(verified=verified, view=opened.kind, body=body)
 
 
+def _where(record: Record) -> tuple[str, int, int]:
+    return (record.topic, record.partition, record.offset)
+
+
 class Receiver:
     """Handles each record of every topic the gateway reads, by that topic's rules."""
 
     def __init__(self, ctx: AgencyContext) -> None:
         self._ctx = ctx
+        # One batch's records as the workers prepared them (``preparing``).
+        self._prepared: dict[tuple[str, int, int], Prepared] = {}
+        self._opened: dict[str, OpenedView] = {}
+        # Records admitted with what the workers prepared, since start.
+        self.prepared_ahead = 0
         self.area_rules = AreaRules(ctx, self)
         self._rules: dict[str, TopicRules] = {}
         self.receipts = ReceiptReader(ctx, self.refuse)
@@ -320,10 +332,39 @@ class Receiver:
     def admit(self, record: Record, rules: TopicRules, now: datetime) -> VerifiedEnvelope:
         """Checks 1-5 on a record, by ``rules``' verifier (freshness, check 6, comes after
         a refusal remembered for good, so that a stale re-sent copy is answered as
-        before). Raises the check's ``MappaError``."""
+        before), with what the workers prepared for it, if anything. Raises the check's
+        ``MappaError``."""
+        prepared = self._prepared.get(_where(record))
+        if prepared is not None:
+            self.prepared_ahead += 1
         return rules.verifier.verify(
-            record.value, topic=record.topic, record_time=record.appended_at()
+            record.value, topic=record.topic, record_time=record.appended_at(), prepared=prepared
         )
+
+    @contextmanager
+    def preparing(
+        self, records: Sequence[Record], prepared: Sequence[Prepared | None]
+    ) -> Iterator[None]:
+        """Handle ``records`` (one batch, inside the ``with``) with what the workers
+        prepared for each (``broker.gateway.preparing``), then forget it: nothing
+        decrypted outlives its batch."""
+        self._prepared = {
+            _where(r): p for r, p in zip(records, prepared, strict=True) if p is not None
+        }
+        self._opened = {
+            hashlib.sha256(p.unverified.signed).hexdigest(): p.opened
+            for p in self._prepared.values()
+            if p.opened is not None
+        }
+        try:
+            yield
+        finally:
+            self._prepared = {}
+            self._opened = {}
+
+    def opened_ahead(self, verified: VerifiedEnvelope) -> OpenedView | None:
+        """The view of ``verified`` a worker decrypted for this batch, if one did."""
+        return self._opened.get(verified.digest)
 
     def is_redelivery(self, verified: VerifiedEnvelope) -> bool:
         """Check 8: True if this exact message was taken before. Raises ``ReplayError``

@@ -1,4 +1,5 @@
-"""Sealing off the event loop: a pool of worker processes, one per core.
+"""Sealing, and the heavy part of receiving, off the event loop: a pool of worker
+processes, one per core.
 
 Sealing is the CPU-heavy part of a publication (HPKE wraps, AES-GCM, JCS, the
 signature, and signing its audit events), and one event loop runs it on one core while
@@ -12,6 +13,13 @@ What crosses is what sealing needs besides the keys: headers, plaintext views an
 recipients' public keys, going to a child of this process over a pipe; and the sealed
 record values coming back.
 
+The same workers prepare what a gateway reads (``prepare``): a batch's records are
+parsed, their signatures verified and their views decrypted ahead, in chunks, one per
+worker (``broker.gateway.preparing`` says what the event loop still checks). What
+crosses is the records and the directory's public signing keys; what comes back is the
+parsed envelopes, which verifications passed, and the views decrypted for the agency
+whose records they are (its own, which its gateway would decrypt anyway).
+
 ``SealHere`` is the same interface in this process: for a deployment configured with
 no workers (``MAPPA_SEAL_WORKERS=0``), and for the sealing that follows no request (a
 transfer step, a re-share).
@@ -20,6 +28,7 @@ transfer step, a re-share).
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import signal
@@ -32,13 +41,18 @@ from pathlib import Path
 from typing import Protocol
 
 from broker import errors
-from broker.crypto.keys import PrivateKey
+from broker.crypto.keys import PrivateKey, PublicKey
 from broker.crypto.suites import suite_named
 from broker.gateway.agency import AgencyContext
+from broker.gateway.preparing import PREPARE_AT_LEAST, Prepared, prepare
 from broker.gateway.sealing import Sealable, Sealing, ToSeal, seal_and_sign, seal_here, sealing_of
+from broker.kafka.transport import Record
+from broker.trust.directory import public_key_of
 from broker.trust.keystore import Keystore
 from schemas.audit import AuditEvent
+from schemas.directory import DirectoryDocument, KeyUse
 
+log = logging.getLogger(__name__)
 # How often a worker looks whether the process that started it is still there.
 PARENT_CHECK_SECONDS = 0.5
 
@@ -52,14 +66,23 @@ class Sealer(Protocol):
         not held) and ``SchemaError`` (``envelope.too-large``)."""
         ...
 
+    async def prepare(self, ctx: AgencyContext, records: Sequence[Record]) -> list[Prepared | None]:
+        """What could be done ahead for each of ``records``, read by ``ctx``'s agency
+        (``broker.gateway.preparing``); None where nothing was. Never raises."""
+        ...
+
 
 class SealHere:
-    """Sealing on the event loop (module docstring)."""
+    """Sealing on the event loop (module docstring); nothing prepared ahead, since the
+    loop would only do the same work twice."""
 
     async def seal(
         self, ctx: AgencyContext, items: Sequence[ToSeal], events: Sequence[AuditEvent] = ()
     ) -> Sealing:
         return seal_here(ctx, items, events)
+
+    async def prepare(self, ctx: AgencyContext, records: Sequence[Record]) -> list[Prepared | None]:
+        return [None] * len(records)
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,8 @@ class SealingPool:
         self._passphrase = passphrase
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
+        # The directory's public signing keys by key id, for the document last seen.
+        self._signing_keys: tuple[DirectoryDocument | None, dict[str, PublicKey]] = (None, {})
 
     def _started(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -126,6 +151,49 @@ class SealingPool:
         if isinstance(outcome, _Refused):
             raise outcome.error()
         return sealing_of(items, events, outcome)
+
+    async def prepare(self, ctx: AgencyContext, records: Sequence[Record]) -> list[Prepared | None]:
+        if len(records) < PREPARE_AT_LEAST:
+            return [None] * len(records)
+        values = [r.value for r in records]
+        step = -(-len(values) // self.workers)
+        loop = asyncio.get_running_loop()
+        try:
+            chunks = await asyncio.gather(
+                *(
+                    loop.run_in_executor(
+                        self._started(),
+                        _prepare_in_worker,
+                        ctx.agency_id,
+                        self._signing_keys_of(ctx),
+                        frozenset(ctx.keys.decryption),
+                        values[i : i + step],
+                    )
+                    for i in range(0, len(values), step)
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - speculative: the loop does it all instead
+            log.warning(
+                "%s: records not prepared by the workers (%s); handled on the loop alone",
+                ctx.agency_id,
+                type(exc).__name__,
+            )
+            return [None] * len(records)
+        return [p for chunk in chunks for p in chunk]
+
+    def _signing_keys_of(self, ctx: AgencyContext) -> dict[str, PublicKey]:
+        """Every public signing key of the directory in force, by key id (any status:
+        the loop judges it, and a key it refuses is never looked at for a vouch)."""
+        document = ctx.directory.document
+        if self._signing_keys[0] is not document:
+            keys = {
+                entry.key_id: public_key_of(entry)
+                for agency in ctx.directory.document.agencies
+                for entry in agency.keys
+                if entry.alg.use is KeyUse.SIGN
+            }
+            self._signing_keys = (document, keys)
+        return self._signing_keys[1]
 
     def close(self) -> None:
         """Stop the workers, dropping what has not started. Idempotent."""
@@ -192,3 +260,23 @@ def _seal_in_worker(
         )
     except errors.MappaError as exc:
         return _Refused(type(exc).__name__, str(exc), exc.code)
+
+
+def _prepare_in_worker(
+    agency: str,
+    signing_keys: dict[str, PublicKey],
+    decryption_ids: frozenset[str],
+    values: list[bytes],
+) -> list[Prepared | None]:
+    """``preparing.prepare`` for ``agency``'s records, with its decryption keys unlocked
+    here (only those its gateway holds too)."""
+
+    def decryption_key(key_id: str) -> PrivateKey | None:
+        if key_id not in decryption_ids:
+            return None
+        try:
+            return _WorkerKeys.key(agency, key_id)
+        except Exception:  # noqa: BLE001 - not prepared: the loop opens it itself
+            return None
+
+    return prepare(values, agency=agency, signing_keys=signing_keys, decryption_key=decryption_key)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from broker.crypto.envelope import VerifiedEnvelope, parse_envelope, verify_envelope
 from broker.crypto.suites import suite_named
 from broker.errors import ReplayError, VerificationError
+from broker.gateway.preparing import Prepared
 from broker.trust.directory import Directory
 from schemas.common import format_timestamp, parse_timestamp
 
@@ -39,7 +40,13 @@ class EnvelopeVerifier:
         self._topic_in_area = topic_in_area
 
     def verify(
-        self, value: bytes, *, topic: str, record_time: datetime, appended: bool = True
+        self,
+        value: bytes,
+        *,
+        topic: str,
+        record_time: datetime,
+        appended: bool = True,
+        prepared: Prepared | None = None,
     ) -> VerifiedEnvelope:
         """Checks 1-5 in order: shape, suite, the sender's keys in the directory (revocation
         judged at the later of the header's time and ``record_time``; the header's time
@@ -47,7 +54,9 @@ class EnvelopeVerifier:
         ``not_after`` plus the skew tolerance), signatures, topic binding. Returns the
         verified envelope. ``appended=False`` when ``record_time`` is not the append time
         (a stored copy opened again, judged by when it was received): the append-time
-        bounds judged its delivery. Raises ``SchemaError`` (``envelope.too-large``,
+        bounds judged its delivery. ``prepared``: ``value`` as a worker parsed it and the
+        signature verifications it passed (``broker.gateway.preparing``); every check
+        still runs here, on those results. Raises ``SchemaError`` (``envelope.too-large``,
         ``envelope.malformed``, ``schema.*``) or ``VerificationError``:
         ``envelope.unknown-suite``/``suite-not-allowed``,
         ``directory.unknown-agency``/``agency-inactive``/``unknown-key``/``key-revoked``/
@@ -55,7 +64,7 @@ class EnvelopeVerifier:
         ``envelope.clock-skew``/``stale``/``backdated`` (against the append time),
         ``verification.signature-invalid``, ``envelope.malformed`` (a view or recipient
         twice), ``envelope.topic-mismatch``."""
-        unverified = parse_envelope(value)
+        unverified = prepared.unverified if prepared is not None else parse_envelope(value)
         header = unverified.unverified_header
         suite = suite_named(header.suite, allowed=self._allowed)
         created = parse_timestamp(header.created_at)  # a real time: checked at step 1
@@ -71,7 +80,12 @@ class EnvelopeVerifier:
         )
         if appended:
             self._check_append_time(header.sender, header.sender_keys, created, record_time)
-        verified = verify_envelope(unverified, suite=suite, keys=keys)
+        verified = verify_envelope(
+            unverified,
+            suite=suite,
+            keys=keys,
+            vouched=prepared.vouched if prepared is not None else (),
+        )
         if header.topic != topic or not self._topic_in_area(topic, header.area):
             raise VerificationError(
                 f"envelope for {header.topic} (area {header.area}) arrived on {topic}",

@@ -55,9 +55,10 @@ from broker.crypto.publication import (
 )
 from broker.crypto.suites import SUITES, Suite, suite_named
 from broker.errors import MappaError
+from broker.gateway.preparing import prepare
 from broker.gateway.verification import EnvelopeVerifier
 from broker.kafka.topics import Topics
-from broker.trust.directory import Directory, sign_directory
+from broker.trust.directory import Directory, public_key_of, sign_directory
 from schemas.common import Classification, Role, ViewKind, parse_timestamp
 from schemas.directory import (
     AgencyEntry,
@@ -1172,8 +1173,12 @@ def _with_envelope(vector: dict[str, Any], value: bytes) -> dict[str, Any]:
 # -- evaluation -----------------------------------------------------------------------------------
 
 
-def evaluate(data: dict[str, Any], vector: dict[str, Any], receiver: str) -> str:
-    """What a receiver does with the vector: a view kind, a handling, or an error code."""
+def evaluate(
+    data: dict[str, Any], vector: dict[str, Any], receiver: str, *, ahead: bool = False
+) -> str:
+    """What a receiver does with the vector: a view kind, a handling, or an error code.
+    ``ahead``: as a gateway with workers does, with the record parsed, verified and
+    opened ahead (``broker.gateway.preparing``) and the checks run on those results."""
     governance = key("governance", KeyAlg.ED25519).public
     directories = {
         name: Directory.verify(json.dumps(d).encode(), governance_key=governance)
@@ -1200,11 +1205,25 @@ def evaluate(data: dict[str, Any], vector: dict[str, Any], receiver: str) -> str
         sender = OUTSIDER if vector["seen"] == "other-sender" else earlier.header.sender
         digest = "0" * 64 if vector["seen"] == "other-sender" else earlier.digest
         seen[(sender, earlier.header.message_id)] = digest
+    private_keys = {k.key_id: k for k in (key(receiver, suite_named(n).kem_key) for n in SUITES)}
+    prepared = (
+        prepare(
+            [value],
+            agency=receiver,
+            signing_keys={
+                k.key_id: public_key_of(k) for a in directory.document.agencies for k in a.keys
+            },
+            decryption_key=private_keys.get,
+        )[0]
+        if ahead
+        else None
+    )
     try:
         verified = verifier.verify(
             value,
             topic=vector.get("topic", TOPIC),
             record_time=parse_timestamp(vector.get("record_time", RECEIVED_AT)),
+            prepared=prepared,
         )
         # Step 7 before step 6: freshness judges only what is addressed to the receiver.
         if not verified.addressed_to(receiver):
@@ -1218,7 +1237,13 @@ def evaluate(data: dict[str, Any], vector: dict[str, Any], receiver: str) -> str
         check_agreement(held, isa_id=h.isa_id, isa_version=h.isa_version)
         suite = suite_named(verified.header.suite)
         private = key(receiver, suite.kem_key)
-        opened = open_view(verified, agency=receiver, keys={private.key_id: private}, suite=suite)
+        opened = open_view(
+            verified,
+            agency=receiver,
+            keys={private.key_id: private},
+            suite=suite,
+            opened=prepared.opened if prepared is not None else None,
+        )
     except MappaError as exc:
         return exc.code
     if opened.plaintext != plaintexts()[opened.kind]:
