@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from broker.agreements.documents import load_agreement
 from broker.agreements.policy import SharingPolicy
@@ -37,15 +38,17 @@ from broker.kafka.embedded import EmbeddedBroker
 from broker.kafka.polling import Poll, polling
 from broker.kafka.topics import Topics
 from broker.kafka.transport import KafkaTransport
-from broker.ledger.checkpoint import CheckpointSigner, ledger_origin
+from broker.ledger.checkpoint import CheckpointSigner, ledger_origin, verifier_key
 from broker.ledger.reader import LedgerReader
 from broker.ledger.service import LedgerService
 from broker.ledger.store import LedgerStore
+from broker.ledger.witnessing import Witnessing
 from broker.settings import Settings
 from broker.transfer.desk import TransferDesk
 from broker.trust.directory import Directory
 from broker.trust.keystore import Keystore
 from broker.trust.provision import (
+    GOVERNANCE,
     DataPaths,
     load_agency_keys,
     load_directory,
@@ -55,6 +58,11 @@ from broker.trust.provision import (
     revoked_signer,
     verify_against_accepted,
 )
+from broker.witness.policy import Policy, load_policy
+from broker.witness.protocol import InProcessClient
+from broker.witness.setup import alarm_error, create_witness_policy, held_witnesses
+from broker.witness.witness import Witness, WitnessAlarm, WitnessStore
+from schemas.audit import Operation
 from schemas.directory import AgencyEntry, KeyAlg
 from schemas.isa import Agreement
 
@@ -122,7 +130,10 @@ class Deployment:
         self._trust_stamp = self._directory_stamp()
         self._expiry_said = False
         self._subject_key = self.keystore.load_subject_key()
-        self._stores: list[AgencyStore | LedgerStore] = []
+        self._stores: list[AgencyStore | LedgerStore | WitnessStore] = []
+        # The witnesses run here (``ledger``), by name, and the policy naming them.
+        self.witnesses: dict[str, Witness] = {}
+        self._witness_policy: Policy | None = None
         self._contexts: list[AgencyContext] = []
 
     def context(self, agency_id: str) -> AgencyContext:
@@ -269,7 +280,7 @@ class Deployment:
         topic through ``transport``, signing checkpoints and its receipts with the ledger
         key."""
         key = load_ledger_key(self.paths, self.keystore)
-        return LedgerService(
+        service = LedgerService(
             store=self.ledger_store(),
             directory=self.directory,
             transport=transport,
@@ -277,16 +288,66 @@ class Deployment:
             signer=CheckpointSigner(origin=self.ledger_origin, key=key),
             clock=self.clock,
             receipts=(self.topics.receipts, key),
+            verify_every=self.settings.ledger_verify_every,
         )
+        policy = self.witness_policy(verifier_key(self.ledger_origin, key.public))
+        if policy is not None:
+            if not self.witnesses:
+                self.witnesses = held_witnesses(policy, self.paths, self.keystore, clock=self.clock)
+                self._stores.extend(w.store for w in self.witnesses.values())
+            clients = {name: InProcessClient(w) for name, w in self.witnesses.items()}
+            service.witnessing = Witnessing(log_=service.store, policy=policy, clients=clients)
+        return service
+
+    def witness_policy(self, log_key: str | None = None) -> Policy | None:
+        """The governance-signed witness policy (``witness-policy.json``), verified; None
+        if there is none. Where there is none, ``log_key`` (the ledger's verifier key) is
+        given and the governance key is held here (the embedded default), the default
+        policy is made now (``broker.witness.setup``). Raises ``VerificationError`` or
+        ``SchemaError`` for a policy file that does not verify."""
+        if self._witness_policy is None:
+            policy = load_policy(self.paths.root, load_governance_public(self.paths))
+            if policy is None and log_key is not None and self.keystore.key_ids(GOVERNANCE):
+                policy = create_witness_policy(
+                    self.paths,
+                    self.keystore,
+                    self.directory,
+                    namespace=self.settings.topic_namespace,
+                    origin=self.ledger_origin,
+                    log_key=log_key,
+                )
+            self._witness_policy = policy
+        return self._witness_policy
+
+    def _audit_alarms(self, gateways: dict[str, AgencyGateway]) -> None:
+        """Have each witness run here audit its alarms through its agency's audit emitter
+        (a refusal event with the alarm's code), on the event loop."""
+        if self._witness_policy is None:
+            return
+        loop = asyncio.get_running_loop()
+        for name, witness in self.witnesses.items():
+            gateway = gateways.get(self._witness_policy.entry(name).agency)
+            if gateway is None:
+                continue
+            audit = gateway.ctx.audit
+
+            def emit(alarm: WitnessAlarm, audit: Any = audit) -> None:
+                loop.call_soon_threadsafe(audit.refusal, Operation.REFUSE, alarm_error(alarm))
+
+            witness.on_alarm = emit
 
     def ledger_reader(self, store: LedgerStore | None = None) -> LedgerReader:
         """Queries, proofs and verification over ``store`` (else a new connection)."""
-        return LedgerReader(
+        reader = LedgerReader(
             store=store or self.ledger_store(),
             public_key=load_ledger_public(self.paths),
             origin=self.ledger_origin,
             subject_ref=self.subject_ref,
         )
+        reader.witness_policy = self.witness_policy(
+            verifier_key(self.ledger_origin, load_ledger_public(self.paths))
+        )
+        return reader
 
     def subject_ref(self, pnc_id: str) -> str:
         """The subject's pseudonymous reference: a keyed hash of the PNC id."""
@@ -297,6 +358,7 @@ class Deployment:
         for store in self._stores:
             store.close()
         self._stores.clear()
+        self.witnesses = {}  # their stores are closed: opened again by the next ``ledger``
 
     def _after_restart(self, parts: Running, areas: Sequence[str]) -> Callable[[], Awaitable[None]]:
         """What follows the embedded broker's restart: its topics again, and every reader
@@ -385,6 +447,7 @@ class Deployment:
                 await stack.enter_async_context(self.ledger(own[LEDGER_USER])) if ledger else None
             )
             parts = Running(broker, transport, gateways, desks, service)
+            self._audit_alarms(gateways)
             if embedded is not None:
                 embedded.on_restart(self._after_restart(parts, areas))
                 # Registered last, so run first on the way out: the parts stop without

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # For fault drills only: this process's clock runs this many seconds off the system's
     # (a receiver whose clock is slow, without touching the machine's clock).
     clock_offset_seconds: float = Field(default=0.0, ge=-86400, le=86400)
+    # The running ledger verifies itself whole this often (docs/audit-ledger.md, "The
+    # ledger watches itself"); 0: never. Six hours: a million entries take a few seconds.
+    ledger_verify_every: float = Field(default=6 * 3600, ge=0, le=7 * 24 * 3600)
     # Transport security to a production cluster (see broker/kafka/security.py).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"

@@ -67,7 +67,7 @@ def test_audit_commands_and_tamper_exit_code(
 
     checkpoint = audit("checkpoint")
     note, _, key_line = checkpoint.stdout.rpartition("verifier key: ")
-    assert verify_checkpoint(note, key_line.strip()).size == 12
+    assert verify_checkpoint(note, key_line.splitlines()[0]).size == 12
 
     exported = audit("export", "--subject", PNC, "--format", "csv")
     assert len(list(csv.DictReader(io.StringIO(exported.stdout)))) == 11

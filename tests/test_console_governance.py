@@ -271,6 +271,8 @@ async def test_checkpoints_verify_and_refusals(cw: ConsoleWorld) -> None:
         assert listed.status_code == 200, listed.text
         assert "Signature checked" in listed.text
         assert "Does not verify" not in listed.text
+        assert "3 of 3" in listed.text
+        assert "Witnessed" in listed.text
         verified = (await until_done(ig, await start_verify(ig)))[-1]
         assert "The ledger is intact" in verified.text
         reader = cw.api.app.state.backend.ledger

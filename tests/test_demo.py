@@ -77,6 +77,12 @@ def test_demo_json_summary(suite: str) -> None:
     assert audit["checkpoint"]["note"].startswith("mappa-broker/mappa/audit-ledger\n")
     assert audit["proof"]["verified"] is True
     assert audit["proof"]["hashes"]
+    # Cosigned by the RA agencies' witnesses, checked against the governance-signed policy.
+    witnesses = audit["witnesses"]
+    assert witnesses["verified"] is True
+    assert (witnesses["count"], witnesses["threshold"]) == (3, 2)
+    assert len(witnesses["signed"]) >= witnesses["threshold"]
+    assert "\u2014 mappa-broker/mappa/witness/police.staffordshire " in audit["checkpoint"]["note"]
 
 
 def test_demo_text_summary_and_fresh_dir_rule(tmp_path: Path) -> None:
@@ -92,7 +98,13 @@ def test_demo_text_summary_and_fresh_dir_rule(tmp_path: Path) -> None:
         "victim-views",
     ):
         assert phrase in done.stdout
-    for phrase in ("latest signed checkpoint", "\u2014 mappa-broker/mappa/audit-ledger", "True"):
+    for phrase in (
+        "latest signed checkpoint",
+        "\u2014 mappa-broker/mappa/audit-ledger",
+        "\u2014 mappa-broker/mappa/witness/probation.staffordshire",
+        "verified against the witness policy: 3 of 3 witnesses (threshold 2)",
+        "True",
+    ):
         assert phrase in done.stdout
     again = run("demo", "--data-dir", str(tmp_path / "d"))
     assert again.returncode == 2

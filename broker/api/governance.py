@@ -14,7 +14,9 @@ no logic of their own: they call ``LedgerReader`` and map its errors to 4xx.
     GET /governance/export       ?format=csv|json, every matching entry
     POST /governance/export      the same, filters and format in a JSON body
     GET /governance/verify       recompute the log; 200 with intact true/false
+                                 (?all=true: every problem, at most ?max_problems=)
     GET /governance/rejected     audit records the ledger refused, and why
+    GET /governance/alarms       what the ledger's own watch and scheduled verify found
 """
 
 # No "from __future__ import annotations": FastAPI reads the route signatures at definition
@@ -30,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from broker.api.errors import documented
 from broker.errors import MappaError, SchemaError
+from broker.ledger.integrity_all import DEFAULT_MAX_PROBLEMS, MAX_PROBLEMS
 from broker.ledger.reader import LedgerReader
 
 # A reader, or a FastAPI dependency that yields one (it may take the Request).
@@ -202,9 +205,21 @@ def governance_router(ledger: ReaderSource, require_officer: Callable[..., Any])
 
     # The whole log recomputed; a broken log is a 200 with ``intact`` false, not an error.
     # ``VerifyIncomplete`` is not caught here: the app's error table answers it.
+    # With ``all``, every problem in one pass, at most ``max_problems`` (``verify_all``).
     @router.get("/verify")
-    def verify(r: Reader) -> dict[str, Any]:
+    def verify(
+        r: Reader,
+        all: bool = False,
+        max_problems: Annotated[int, Query(ge=1, le=MAX_PROBLEMS)] = DEFAULT_MAX_PROBLEMS,
+    ) -> dict[str, Any]:
+        if all:
+            return r.verify_all(max_problems=max_problems).to_json()
         return r.verify().to_json()
+
+    # The alarms the ledger raised about itself, oldest first (``LedgerReader.alarms``).
+    @router.get("/alarms")
+    def alarms(r: Reader) -> list[dict[str, Any]]:
+        return r.alarms()
 
     # The audit records the ledger refused, and why (``LedgerReader.rejected``).
     @router.get("/rejected")

@@ -15,7 +15,9 @@
      tracked deliveries by state, for the operator; neither counts against readiness.
   3. ``ledger``: its lag, the records on the audit topic it has not appended yet (the
      topic's end offsets less the ledger's stored offsets, summed over partitions), is
-     at most ``LEDGER_LAG_BOUND``; else ``behind`` (``ledger.behind``). ``unavailable``
+     at most ``LEDGER_LAG_BOUND``; else ``behind`` (``ledger.behind``); ``halted``
+     (``ledger.halted``) whenever the ledger halted itself (its watch or scheduled verify
+     raised an alarm: docs/audit-ledger.md), whatever its lag. ``unavailable``
      when its database does not answer (``store.unavailable``) or the broker does not
      (``transport.failed``); ``not-run`` on a server started with ``--no-ledger``, which
      does not count against readiness.
@@ -39,6 +41,7 @@ from broker.api.models import AgencyHealth, Alive, BrokerHealth, LedgerHealth, R
 from broker.errors import MappaError, StoreUnavailable, sqlite_unavailable
 from broker.gateway.store import StoreConnection
 from broker.kafka.transport import TransportError
+from broker.ledger.self_watch import HALTED
 
 log = logging.getLogger(__name__)
 # A readiness probe is asked every few seconds and must answer within its own timeout
@@ -197,12 +200,14 @@ async def _ledger(backend: ApiBackend, ends: Offsets | None) -> LedgerHealth:
         log.warning("readiness: the ledger's database: %s", exc)
         code = exc.code if isinstance(exc, MappaError) else StoreUnavailable.code
         return LedgerHealth(state="unavailable", reason_code=code, lag=None, bound=bound)
-    if ends is None:
+    # A partition read past its end (a broker that restarted empty) is not behind.
+    lag = None if ends is None else sum(max(0, end - stored.get(tp, 0)) for tp, end in ends.items())
+    if backend.ledger.store.status.halted is not None:
+        return LedgerHealth(state="halted", reason_code=HALTED, lag=lag, bound=bound)
+    if lag is None:
         return LedgerHealth(
             state="unavailable", reason_code=TransportError.code, lag=None, bound=bound
         )
-    # A partition read past its end (a broker that restarted empty) is not behind.
-    lag = sum(max(0, end - stored.get(tp, 0)) for tp, end in ends.items())
     if lag > bound:
         return LedgerHealth(state="behind", reason_code="ledger.behind", lag=lag, bound=bound)
     return LedgerHealth(state="ok", lag=lag, bound=bound)

@@ -241,7 +241,7 @@ class AgencyHealth(Output):
 class LedgerHealth(Output):
     """How far the audit ledger is behind the audit topic."""
 
-    state: Literal["ok", "behind", "unavailable", "not-run"]
+    state: Literal["ok", "behind", "halted", "unavailable", "not-run"]
     reason_code: str | None = None
     lag: int | None = Field(
         description="records on the audit topic not yet appended; null if unknown"

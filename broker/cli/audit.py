@@ -1,10 +1,12 @@
-"""`mappa audit query|proof|checkpoint|export|verify|rejected`: the officer's view of the ledger.
+"""`mappa audit query|proof|checkpoint|export|verify|rejected|alarms`: the officer's view of
+the ledger.
 
 The ledger is the deployment's (``--data-dir`` / MAPPA_DATA_DIR, and MAPPA_DATABASE_URL
 for PostgreSQL). A query by ``--subject`` takes the plain PNC id and needs the key
 passphrase (MAPPA_KEY_PASSPHRASE) to compute the keyed hash; nothing else does.
 `verify` exits 0 when the ledger is intact and 3 when it is not, naming the first
-bad entry; it never changes the ledger.
+bad entry (every one it finds with ``--all``) and any alarm the ledger raised about
+itself; it never changes the ledger.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from broker.cli import exits
 from broker.cli.arguments import whole_number
 from broker.cli.output import JSON_HELP, print_json, print_table
 from broker.cli.progress import progress
-from broker.errors import VerificationError
+from broker.errors import SchemaError, VerificationError
+from broker.ledger.integrity import IntegrityReport
+from broker.ledger.integrity_all import DEFAULT_MAX_PROBLEMS, MAX_PROBLEMS, FullReport
 from broker.ledger.query import DEFAULT_PAGE
 from broker.ledger.reader import LedgerReader, open_ledger_reader
 from broker.ledger.verify_proofs import ProofError, leaf_hash, verify_checkpoint, verify_inclusion
+from broker.ledger.witnessing import witness_summary
 from broker.settings import Settings
 from broker.trust.keystore import passphrase_from_env
 from schemas.audit import AuditAct, Outcome
@@ -121,8 +126,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.set_defaults(handler=cmd_export)
 
     verify = cmds.add_parser("verify", help="recompute the whole log; exit 3 if tampered")
+    verify.add_argument(
+        "--all",
+        action="store_true",
+        help="report every bad entry, range and checkpoint found in one pass, not the first",
+    )
+    verify.add_argument(
+        "--max-problems",
+        type=whole_number(1),
+        default=DEFAULT_MAX_PROBLEMS,
+        metavar="N",
+        help=f"with --all, stop after this number of problems, a whole number from 1 to "
+        f"{MAX_PROBLEMS} (default {DEFAULT_MAX_PROBLEMS})",
+    )
     verify.add_argument("--json", action="store_true", help=JSON_HELP)
     verify.set_defaults(handler=cmd_verify)
+
+    alarms = cmds.add_parser(
+        "alarms", help="alarms the ledger raised about itself (its watch, its scheduled verify)"
+    )
+    alarms.add_argument("--json", action="store_true", help=JSON_HELP)
+    alarms.set_defaults(handler=cmd_alarms)
 
     rejected = cmds.add_parser("rejected", help="audit records the ledger refused, and why")
     rejected.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -168,6 +192,9 @@ def cmd_proof(args: argparse.Namespace) -> int:
     reader = _reader(args)
     try:
         proof = reader.proof(args.seq, size=args.size)
+        proof |= witness_summary(
+            reader.store, reader.witness_policy, proof["tree_size"], proof["checkpoint"]
+        )
         if args.consistency_from is not None:
             proof["consistency"] = reader.consistency(args.consistency_from, proof["tree_size"])
     finally:
@@ -202,8 +229,25 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     if args.json:
         print_json(doc)
     else:
-        print(doc["note"] + f"verifier key: {doc['verifier_key']}")
+        print(doc["witnessed_note"] + f"verifier key: {doc['verifier_key']}")
+        print(witnesses_line(doc))
     return 0
+
+
+def witnesses_line(doc: dict[str, Any]) -> str:
+    """One line on who cosigned a checkpoint (``witness_summary``'s fields)."""
+    if not doc["witness_count"]:
+        return "witnesses: none (no witness policy in the data directory)"
+    said = (
+        "verified against the witness policy"
+        if doc["witnessed"]
+        else "NOT witnessed: fewer than the policy needs"
+    )
+    names = ", ".join(doc["witnesses"]) or "none"
+    return (
+        f"witnesses: {len(doc['witnesses'])} of {doc['witness_count']} cosigned "
+        f"(threshold {doc['threshold']}), {said}: {names}"
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -223,22 +267,67 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.max_problems > MAX_PROBLEMS:
+        raise SchemaError(f"--max-problems is at most {MAX_PROBLEMS}", code="audit.query-invalid")
     reader = _reader(args)
     try:
         with progress("verifying the ledger (entries hashed)") as advance:
-            report = reader.verify(progress=advance)
+            report: IntegrityReport | FullReport = (
+                reader.verify_all(max_problems=args.max_problems, progress=advance)
+                if args.all
+                else reader.verify(progress=advance)
+            )
+        alarms = reader.alarms()
     finally:
         reader.store.close()
     if args.json:
-        print_json(report.to_json())
-    elif report.intact:
+        print_json({**report.to_json(), "alarms": alarms})
+        return exits.OK if report.intact else exits.TAMPERED
+    if report.intact:
         print(
             f"ledger intact: {report.entries} entries, {report.checkpoints} signed checkpoints "
             f"(latest covers {report.latest_checkpoint_size}); {report.rejected} refused records"
         )
+    elif isinstance(report, FullReport):
+        more = " (the cap: there may be more)" if report.truncated else ""
+        print(f"LEDGER TAMPERED: {len(report.problems)} problems{more}")
+        for p in report.problems:
+            where = "-" if p.entry is None else str(p.entry)
+            if p.last is not None:
+                where += f" to {p.last}"
+            print(f"  entry {where}: {p.problem}")
     else:
         print(f"LEDGER TAMPERED: first bad entry {report.first_bad_entry}: {report.problem}")
+    _print_open_alarm(alarms)
     return exits.OK if report.intact else exits.TAMPERED
+
+
+def _print_open_alarm(alarms: list[dict[str, Any]]) -> None:
+    """One line if the ledger halted itself and has not been cleared since."""
+    if alarms and alarms[-1]["kind"] != "cleared":
+        a = alarms[-1]
+        print(
+            f"ALARM: the ledger halted itself at {a['time']} ({a['kind']}, first bad entry "
+            f"{a['first_bad_entry']}): {a['problem']}; see `mappa audit alarms`"
+        )
+
+
+def cmd_alarms(args: argparse.Namespace) -> int:
+    reader = _reader(args)
+    try:
+        rows = reader.alarms()
+    finally:
+        reader.store.close()
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(
+        ("id", "time", "kind", "first_bad_entry", "problem"),
+        ((a["id"], a["time"], a["kind"], a["first_bad_entry"], a["problem"]) for a in rows),
+    )
+    halted = bool(rows) and rows[-1]["kind"] != "cleared"
+    print(f"{len(rows)} alarms; the ledger is {'HALTED' if halted else 'running'}")
+    return 0
 
 
 def cmd_rejected(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ from broker.cli import (
 from broker.cli import audit as audit_cli
 from broker.cli import isa as isa_cli
 from broker.cli import schemas as schemas_cli
+from broker.cli import witness as witness_cli
 from broker.errors import MappaError, StoreUnavailable
 from broker.kafka.transport import TransportError
 from broker.transfer.desk import TransferPending
@@ -55,6 +56,7 @@ COMMAND_GROUPS = (
     isa_cli,
     schemas_cli,
     audit_cli,
+    witness_cli,
     transfer,
     deadletter,
     records,

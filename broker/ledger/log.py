@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from broker.ledger import merkle, search
+from broker.ledger.alarms import AlarmLog, WatchStatus
+from broker.ledger.cosignatures import CosignatureLog
 from broker.ledger.database import Database
 from broker.ledger.postings import PostingIndex
 from broker.ledger.schema import (
@@ -73,6 +75,11 @@ class EntryLog:
         self.dialect = db.dialect
         self._sql = DialectSql.of(db.dialect)
         self.index = PostingIndex(db)  # the search index's tables, on the same connection
+        self.alarms = AlarmLog(db)  # what the ledger's own watch and verify found
+        self.cosignatures = CosignatureLog(db)  # what the witnesses cosigned (``witnessing``)
+        # The running ledger's halt and scheduled verify, shared by its service, reader and
+        # metrics through this one object (``self_watch``).
+        self.status = WatchStatus()
         # Only where a reader could not rewrite an earlier ledger (``drop_rejected_bytes``).
         self._rejected_bytes = holds_rejected_bytes(db)
         self._tree = self._load_tree()
@@ -303,6 +310,13 @@ class EntryLog:
                 seq = first + i
                 if start <= seq < stop and 32 * i + 32 <= len(leaves):
                     yield seq, leaves[32 * i : 32 * i + 32]
+
+    def blocks_with_leaves(
+        self, start: int = 0, end: int | None = None
+    ) -> Iterator[tuple[int, int, bytes, bytes, bytes]]:
+        """(first seq, count, ends, recorded leaves, data) of each stored block starting in
+        ``[start, end)``: what the ledger's watch re-hashes (``watch``)."""
+        yield from self._walk("first_seq, count, ends, leaves, data", start, end)
 
     def blocks(
         self, start: int = 0, end: int | None = None

@@ -14,11 +14,11 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from broker.crypto.encoding import b64encode
 from broker.crypto.keys import PublicKey
-from broker.errors import ConfigurationError, SchemaError
+from broker.errors import ConfigurationError, SchemaError, VerificationError
 from broker.ledger import merkle
 from broker.ledger.checkpoint import (
     VerifiedCheckpoint,
@@ -35,12 +35,15 @@ from broker.ledger.integrity import (
     never_stopped,
     verify_ledger,
 )
+from broker.ledger.integrity_all import DEFAULT_MAX_PROBLEMS, FullReport, verify_all
 from broker.ledger.query import AuditQuery, QueryError, parse_query, to_csv, to_json
 from broker.ledger.store import LedgerStore
+from broker.ledger.witnessing import witness_summary
 from broker.observe.durations import Durations
 from broker.settings import Settings
 from broker.trust.keystore import Keystore
-from broker.trust.provision import DataPaths, load_ledger_public
+from broker.trust.provision import DataPaths, load_governance_public, load_ledger_public
+from broker.witness.policy import Policy, load_policy
 
 ExportFormat = Literal["csv", "json"]
 # An export walks every page; this bounds one export (a SAR is far smaller).
@@ -54,6 +57,10 @@ MIN_YEAR, MAX_YEAR = 1900, 2200
 # A subject is searched by its plain PNC id (``schemas.messages.base.PncId``), which the
 # subject key hashes as ASCII after stripping and upper-casing.
 _PNC_ID = re.compile(r"[0-9]{2,4}/[0-9]{1,7}[A-Z]")
+# The refusal of a proof or query row the ledger cannot vouch for (docs/audit-ledger.md).
+UNVOUCHED = "ledger.unvouched"
+# A verify run's report: ``IntegrityReport`` or ``FullReport``.
+_Report = TypeVar("_Report", IntegrityReport, FullReport)
 # Filters that name identifiers: printable ASCII only. ``user`` is a person's name and
 # may be any printable text.
 _ASCII_FILTERS = ("subject", "subject_ref", "agency", "agreement")
@@ -108,6 +115,10 @@ class LedgerReader:
     into the subject's keyed hash. Raises ``ConfigurationError`` (``config.invalid``)
     unless ``public_key`` is an Ed25519 key."""
 
+    # The governance-signed witness policy its checkpoints are shown against (None: no
+    # policy, so no witnesses are shown as trusted); set by whoever opens the reader.
+    witness_policy: Policy | None = None
+
     def __init__(
         self,
         *,
@@ -149,6 +160,7 @@ class LedgerReader:
             "time": cp.time,
             "note": cp.note,
             "verifier_key": self.verifier_key,
+            **witness_summary(self.store, self.witness_policy, cp.size, cp.note),
         }
 
     # -- proofs -----------------------------------------------------------------------------
@@ -170,8 +182,10 @@ class LedgerReader:
     def proof(self, seq: int, *, size: int | None = None) -> dict[str, Any]:
         """Inclusion proof of entry ``seq`` in the tree of a signed checkpoint (default: the
         latest), with that checkpoint and the entry's signed bytes so all can be re-checked.
-        Raises as ``checkpoint`` does, and ``QueryError`` (``audit.query-invalid``) if the
-        checkpoint does not cover the entry or the entry is not stored."""
+        Raises as ``checkpoint`` does, ``QueryError`` (``audit.query-invalid``) if the
+        checkpoint does not cover the entry or the entry is not stored, and
+        ``VerificationError`` (``ledger.unvouched``) if the ledger cannot vouch for it (an
+        open alarm reaches it, or its stored bytes differ from its recorded hash)."""
         cp = self.checkpoint(size)
         if not 0 <= seq < cp.size:
             raise QueryError(
@@ -181,8 +195,16 @@ class LedgerReader:
         entry = self.store.entry(seq)
         if entry is None:
             raise QueryError(f"entry {seq} is not in the ledger; run `mappa audit verify`")
+        self._vouch([seq])
+        inclusion = self.inclusion(seq, cp.size)
+        if b64encode(merkle.leaf_hash(entry["signed"])) != inclusion["leaf_hash"]:
+            raise VerificationError(
+                f"entry {seq} is not the entry appended at that position (its stored bytes "
+                "differ from its recorded hash); run `mappa audit verify`",
+                code=UNVOUCHED,
+            )
         return {
-            **self.inclusion(seq, cp.size),
+            **inclusion,
             "entry": entry["signed"].decode("utf-8", "replace"),
             "checkpoint": cp.note,
             "verifier_key": self.verifier_key,
@@ -208,6 +230,27 @@ class LedgerReader:
             "verifier_key": self.verifier_key,
         }
 
+    def _vouch(self, seqs: list[int]) -> None:
+        """Raise ``VerificationError`` (``ledger.unvouched``) if an alarm is open (the
+        ledger halted, ``alarms``) and does not vouch for every entry of ``seqs``: those
+        at or past its first bad entry, or all when it names none."""
+        alarm = self.store.alarms.open()
+        if alarm is None:
+            return
+        bad = [s for s in seqs if not alarm.vouches_for(s)]
+        if bad:
+            where = "" if alarm.first_bad_entry is None else f" from entry {alarm.first_bad_entry}"
+            raise VerificationError(
+                f"the ledger cannot vouch for entry {bad[0]}: its {alarm.kind} raised an alarm"
+                f"{where} at {alarm.time}; see `mappa audit verify`",
+                code=UNVOUCHED,
+            )
+
+    def alarms(self) -> list[dict[str, Any]]:
+        """Every alarm the ledger's watch or scheduled verify raised, oldest first (and
+        each ``cleared`` row that lifted one), as JSON."""
+        return [a.to_json() for a in self.store.alarms.all()]
+
     # -- queries ----------------------------------------------------------------------------
     def _subject(self, query: AuditQuery) -> str | None:
         if query.subject is not None:
@@ -218,7 +261,8 @@ class LedgerReader:
         """One page of matching entries, oldest first: ``entries``, and ``next_after`` to
         continue the walk (None on the last page); with ``proofs``, each checkpointed
         row's inclusion proof and the latest ``checkpoint``. Raises ``QueryError``
-        (``audit.query-invalid``) for a bad parameter (see ``checked_query``)."""
+        (``audit.query-invalid``) for a bad parameter (see ``checked_query``), and
+        ``VerificationError`` (``ledger.unvouched``) if an open alarm reaches a row."""
         query = _checked(params) if isinstance(params, AuditQuery) else checked_query(params)
         rows = self.store.select(
             query.filters(self._subject(query)),
@@ -227,6 +271,7 @@ class LedgerReader:
             after_seq=query.after,
             limit=query.limit,
         )
+        self._vouch([row["seq"] for row in rows])
         page: dict[str, Any] = {
             "entries": rows,
             "next_after": rows[-1]["seq"] if len(rows) == query.limit else None,
@@ -287,6 +332,29 @@ class LedgerReader:
             for r in self.store.rejected()
         ]
 
+    def verify_all(
+        self,
+        *,
+        max_problems: int = DEFAULT_MAX_PROBLEMS,
+        progress: Progress | None = None,
+        stopped: Stopped | None = None,
+    ) -> FullReport:
+        """Every problem of the log in one pass, at most ``max_problems`` (``verify_all``),
+        one run at a time as ``verify``; returns the report. Raises ``ValueError`` for a
+        cap out of range, and ``VerifyIncomplete`` as ``verify`` does."""
+        stop = stopped or never_stopped
+        return self._one_run(
+            lambda: verify_all(
+                self.store,
+                verifier_key=self.verifier_key,
+                origin=self.origin,
+                max_problems=max_problems,
+                progress=progress,
+                stopped=stop,
+            ),
+            stop,
+        )
+
     def verify(
         self, *, progress: Progress | None = None, stopped: Stopped | None = None
     ) -> IntegrityReport:
@@ -296,19 +364,26 @@ class LedgerReader:
         (``audit.verify-incomplete``) if a worker process fails, or if ``stopped()``
         turns true, while it waits for another run or while it runs."""
         stop = stopped or never_stopped
+        return self._one_run(
+            lambda: verify_ledger(
+                self.store,
+                verifier_key=self.verifier_key,
+                origin=self.origin,
+                progress=progress,
+                stopped=stop,
+            ),
+            stop,
+        )
+
+    def _one_run(self, run: Callable[[], _Report], stop: Stopped) -> _Report:
+        """``run()`` when no other verify runs through this reader, timed by outcome."""
         # Another run may hold the lock for minutes: a stop is heard while waiting too.
         while not self.verifying.acquire(timeout=STOP_POLL):
             if stop():
                 raise VerifyIncomplete("verify was stopped before it began")
         started, outcome = time.monotonic(), "incomplete"
         try:
-            report = verify_ledger(
-                self.store,
-                verifier_key=self.verifier_key,
-                origin=self.origin,
-                progress=progress,
-                stopped=stop,
-            )
+            report = run()
             outcome = "intact" if report.intact else "tampered"
             return report
         finally:
@@ -329,10 +404,13 @@ def open_ledger_reader(settings: Settings, passphrase: Callable[[], bytes]) -> L
     def subject_ref(pnc_id: str) -> str:
         return Keystore(paths.keys, passphrase()).load_subject_key().reference(pnc_id)
 
-    return LedgerReader(
+    reader = LedgerReader(
         # Read-only: an officer may verify a copy, or a ledger they may not write.
         store=LedgerStore(settings.database_url or paths.ledger, read_only=True),
         public_key=public,
         origin=ledger_origin(settings.topic_namespace),
         subject_ref=subject_ref,
     )
+    if paths.governance_pub.exists():
+        reader.witness_policy = load_policy(paths.root, load_governance_public(paths))
+    return reader

@@ -25,14 +25,17 @@ an append adds rows at the end and verify reads each batch's postings in one pas
 and the record's SHA-256 and size: never its bytes, which may be anyone's personal data
 in clear (an unsigned event naming someone) and would sit in the ledger for good.
 ``offsets``: how far the service has read, committed with the entries.
+``alarms``: what the ledger's own watch or its scheduled verify found wrong (``alarms``).
 ``schema_migrations``: the schema steps applied (``broker.files.migrations``). Nothing is
 updated or deleted by the product, but for step 2 below.
 
 The statements that read and write these tables are in ``log`` (the append path and
-the tree) and ``postings`` (the search index); nothing else runs SQL on the ledger but
+the tree), ``postings`` (the search index) and ``alarms``; nothing else runs SQL on the ledger but
 the schema steps (``SCHEMA``, run by ``create_tables``): 1, the tables, where missing;
 2, a ``rejected`` table of the earlier layout (the bytes as received, column ``raw``)
-rewritten into digest and size, in one transaction.
+rewritten into digest and size, in one transaction; 3, the ``alarms`` table; 4, the
+``cosignatures`` table (``cosignatures``: the witnesses' cosignature lines, by checkpoint
+size and witness).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from dataclasses import dataclass
 from broker.errors import ConfigurationError
 from broker.files.migrations import Migration, Schema, run_script, status, upgrade
 from broker.ledger import search
+from broker.ledger.cosignatures import create_cosignatures
 from broker.ledger.database import Database
 
 BLOCK = 64
@@ -261,6 +265,21 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def _alarms_ddl(dialect: str) -> str:
+    """``alarms``: what the ledger's own watch or scheduled verify found (``alarms``)."""
+    pg = dialect == "postgresql"
+    big, serial = ("BIGINT", "BIGSERIAL") if pg else ("INTEGER", "INTEGER")
+    return f"""CREATE TABLE IF NOT EXISTS alarms (
+    id {serial} PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL,
+    first_bad_entry {big}, problem TEXT NOT NULL
+)"""
+
+
+def _create_alarms(db: Database) -> None:
+    """Step 3: the ``alarms`` table, where missing."""
+    db.execute(_alarms_ddl(db.dialect))
+
+
 def _rejected_ddl(dialect: str) -> str:
     """``rejected``: where a refused record was read, why, and its SHA-256 and size."""
     pg = dialect == "postgresql"
@@ -286,5 +305,7 @@ SCHEMA: Schema[Database] = Schema(
             _drop_rejected_bytes_step,
             around=_erasing,
         ),
+        Migration(3, "the ledger's alarms", _create_alarms),
+        Migration(4, "the witnesses' cosignatures", create_cosignatures),
     ),
 )

@@ -15,6 +15,11 @@ now, or before: a re-sent copy) and which it refused, in a signed ``LedgerReceip
 on the receipts topic. An agency keeps each event, and sends it again, until the
 ledger has said so; a receipt lost on the way is answered again when the event comes
 again, so the ledger's own sending need not be durable.
+
+Before it signs, the ledger proves the new head from its stored data (``self_watch``,
+``watch``); when it cannot, it signs nothing, raises an alarm and halts: it appends and
+reads nothing more (its offsets stay put: nothing is skipped) until a start finds the
+ledger intact again. It also verifies itself whole every ``verify_every`` seconds.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from broker.kafka.parts import AsyncPart
 from broker.kafka.reading import KeptReader
 from broker.kafka.transport import KafkaTransport, PartitionReader, Record
 from broker.ledger.checkpoint import CheckpointSigner
+from broker.ledger.self_watch import SelfWatch, halted_error
 from broker.ledger.store import Item, LedgerStore
+from broker.ledger.witnessing import Witnessing
 from broker.trust.directory import Directory
 from schemas.common import AGENCY_ID_PATTERN, UUID_PATTERN, format_timestamp
 from schemas.receipt import MAX_RECEIPTED_EVENTS, LedgerReceipt, RefusedEvent
@@ -61,6 +68,7 @@ class LedgerService(AsyncPart):
         signer: CheckpointSigner | None = None,
         clock: Callable[[], datetime] | None = None,
         receipts: tuple[str, PrivateKey] | None = None,
+        verify_every: float = 0.0,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -74,11 +82,42 @@ class LedgerService(AsyncPart):
         self._reading = KeptReader("ledger", self._open_reader, store.offsets)
         self._held: dict[str, list[str]] = defaultdict(list)
         self._refused: dict[str, list[RefusedEvent]] = defaultdict(list)
+        # Who cosigns each checkpoint (``witnessing``); None: nobody is asked (set by the
+        # deployment when it holds a witness policy).
+        self.witnessing: Witnessing | None = None
+        # The ledger watching itself before each checkpoint, and halting on a failure
+        # (``self_watch``); a service that signs nothing has nothing to watch.
+        self.watch = (
+            SelfWatch(store=store, signer=signer, clock=clock)
+            if signer is not None and clock is not None
+            else None
+        )
+        # Seconds between scheduled whole-ledger verifies (0: none), and the task running them.
+        self._verify_every = verify_every
+        self._verifying: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start reading the audit topic where the store says it stopped (from its
-        beginning if the broker is another cluster than the one read before). Idempotent."""
+        beginning if the broker is another cluster than the one read before), and the
+        scheduled verify. Halted (an alarm open), it first verifies the whole ledger and
+        runs only if it is intact; else it holds, reading nothing. Idempotent."""
+        if self.watch is not None:
+            self.watch.go_on()
+        if self.watch is not None and self.watch.halted is not None:
+            await asyncio.to_thread(self.watch.resume_if_intact)
+        if self.watch is not None and self._verify_every > 0 and self._verifying is None:
+            self._verifying = asyncio.create_task(self._verify_on_schedule(self.watch))
         await self._reading.start()
+
+    async def _verify_on_schedule(self, watch: SelfWatch) -> None:
+        """Verify the whole ledger every ``verify_every`` seconds until stopped; a verify
+        that finds it tampered raises the alarm (``SelfWatch.verify``)."""
+        while True:
+            await asyncio.sleep(self._verify_every)
+            try:
+                await asyncio.to_thread(watch.verify)
+            except Exception as exc:  # noqa: BLE001 - logged; the next run tries again
+                log.warning("ledger: the scheduled verify did not finish (%s)", type(exc).__name__)
 
     async def reread(self) -> None:
         """The broker was replaced under the ledger: read from where the new log begins
@@ -104,7 +143,14 @@ class LedgerService(AsyncPart):
         )
 
     async def stop(self) -> None:
-        """Stop reading. Idempotent; the store stays open (its owner closes it)."""
+        """Stop reading and the scheduled verify. Idempotent; the store stays open (its
+        owner closes it)."""
+        task, self._verifying = self._verifying, None
+        if task is not None:
+            if self.watch is not None:
+                self.watch.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await self._reading.stop()
 
     def _verified(self, record: Record) -> Item | None:
@@ -138,7 +184,10 @@ class LedgerService(AsyncPart):
             )
 
     def handle(self, record: Record) -> None:
-        """Verify and append one record (or keep it as rejected), without a checkpoint."""
+        """Verify and append one record (or keep it as rejected), without a checkpoint.
+        Raises ``VerificationError`` (``ledger.halted``), touching nothing, while halted."""
+        if self.watch is not None and self.watch.halted is not None:
+            raise halted_error(self.watch.halted)
         item = self._verified(record)
         if item is not None:
             self.store.append_batch([item])
@@ -149,9 +198,14 @@ class LedgerService(AsyncPart):
         how many entries were added. What it held and refused waits for
         ``send_receipts`` (until the next batch). Raises ``VerificationError``
         (``directory.expired``), touching no record, while the directory is expired:
-        ``poll_once`` then reads the batch again."""
+        ``poll_once`` then reads the batch again. Raises ``VerificationError``
+        (``ledger.halted``), touching no record, while halted, and after appending if the
+        watch before the checkpoint fails (which halts it): what was appended is kept,
+        unsigned, and the rest is read again once it runs."""
         self._held.clear()
         self._refused.clear()
+        if self.watch is not None and self.watch.halted is not None:
+            raise halted_error(self.watch.halted)
         if records:
             # Held, not refused, while the directory is expired: it may miss revocations,
             # and what it would refuse for good may pass once a newer version is here.
@@ -188,22 +242,32 @@ class LedgerService(AsyncPart):
         return added
 
     def checkpoint(self) -> str | None:
-        """Sign the current tree head unless it is already signed; returns the note."""
+        """Sign the current tree head unless it is already signed; returns the note.
+        Raises ``VerificationError`` (``ledger.halted``), signing nothing, while halted or
+        if the stored data does not prove the head (``SelfWatch.before_signing``)."""
         if self.signer is None or self._clock is None:
             return None
         size = self.store.tree_size
         latest = self.store.latest_checkpoint()
         if latest is not None and latest[0] >= size:
             return latest[2]
+        if self.watch is not None:  # proves the head from the stored data, or halts
+            self.watch.before_signing(size, self.store.tree_root())
         time = format_timestamp(self._clock())
         note = self.signer.sign(size, self.store.tree_root(), time, self.store.index_digest)
         self.store.add_checkpoint(size, time, note)
+        if self.witnessing is not None:  # a witness down or refusing holds nothing up
+            self.witnessing.gather(size, note, self._clock())
         return note
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
         """Read one batch, ``handle_batch`` it and receipt it; returns how many records
         were read. A batch that fails is read again from the stored offsets (and the
-        failure raised). Raises ``RuntimeError`` before ``start()``."""
+        failure raised). Halted, it reads nothing (0 after ``timeout_ms``): its offsets
+        stay where they are. Raises ``RuntimeError`` before ``start()``."""
+        if self.watch is not None and self.watch.halted is not None:
+            await asyncio.sleep(timeout_ms / 1000)
+            return 0
         async with self._reading.batch(timeout_ms) as records:
             try:
                 # Off the event loop: a database that makes the batch wait (its write lock

@@ -1,7 +1,7 @@
 """Standalone verifier for the audit ledger's proofs and checkpoints.
 
 Deliberately self-contained: it imports only the standard library (``hashlib``,
-``base64``, ``re``) and ``cryptography``, so an information-governance officer, an
+``base64``, ``json``, ``re``) and ``cryptography``, so an information-governance officer, an
 auditor or the Information Commissioner's office can copy this one file and check what
 the ledger hands them without trusting (or installing) the rest of the product.
 
@@ -10,6 +10,10 @@ Hashing is RFC 9162 section 2.1 (as RFC 6962): SHA-256, leaf hash
 Inclusion and consistency proofs are checked with the algorithms of RFC 9162
 sections 2.1.3.2 and 2.1.4.2. Checkpoints are C2SP signed notes
 (https://c2sp.org/tlog-checkpoint, https://c2sp.org/signed-note) signed with Ed25519.
+Witnesses' cosignatures are C2SP cosignature/v1 lines (https://c2sp.org/tlog-cosignature);
+``verify_witnessed`` checks a checkpoint against a witness policy (the log's key and
+at least a threshold of named witnesses), and ``verify_policy_signature`` checks the
+governance signature on the policy file itself.
 
 Every check raises ``ProofError`` on failure and returns nothing useful to
 misread on success (STYLE 9: checks raise, never return a bare bool).
@@ -20,7 +24,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -266,3 +272,187 @@ def verify_checkpoint(note: str, verifier_key: str, *, origin: str | None = None
                 raise ProofError(f"checkpoint is for log {checkpoint.origin!r}, not {origin!r}")
             return checkpoint
     raise ProofError(f"checkpoint carries no signature by {name}")
+
+
+# -- cosignatures (C2SP tlog-cosignature, cosignature/v1) and witness policies ------------
+# https://c2sp.org/tlog-cosignature: a witness's note signature over a checkpoint,
+#     -- <witness name> base64(key id (4) || timestamp (uint64 BE, 8) || Ed25519 sig (64))
+# key id = SHA-256(name || 0x0A || 0x04 || public key)[:4]; the signed message is
+#     "cosignature/v1\ntime <POSIX seconds, decimal>\n" || the checkpoint's note text.
+COSIGNATURE_ALG = 0x04  # signed-note signature type of an Ed25519 cosignature/v1
+COSIGNATURE_HEADER = "cosignature/v1\n"
+TIMESTAMP_BYTES = 8
+ED25519_SIGNATURE_BYTES = 64
+COSIGNATURE_BYTES = KEY_ID_BYTES + TIMESTAMP_BYTES + ED25519_SIGNATURE_BYTES
+# The spec's bound on a cosignature's timestamp.
+MAX_TIMESTAMP = 2**63 - 1
+# A policy names a handful of witnesses (the area's agencies); more than fit on one note
+# beside the log's own signature is not a policy anyone can satisfy.
+MAX_WITNESSES = MAX_SIGNATURES - 1
+
+
+def cosignature_key_id(name: str, public_key: bytes) -> bytes:
+    """A cosigner's key id: the first 4 bytes of SHA-256(name || 0x0A || 0x04 || key)."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([COSIGNATURE_ALG]) + public_key).digest()[
+        :KEY_ID_BYTES
+    ]
+
+
+def cosigned_message(text: str, timestamp: int) -> bytes:
+    """What a cosignature/v1 signs: the header line, ``time <timestamp>`` and the
+    checkpoint's note text (its lines up to, not including, the blank line)."""
+    return f"{COSIGNATURE_HEADER}time {timestamp}\n{text}".encode()
+
+
+def parse_cosigner_key(vkey: str) -> tuple[str, bytes]:
+    """``<name>+<hex key id>+<base64(0x04 || public key)>`` -> (name, raw public key).
+    Raises ``ProofError`` if it is malformed, not an Ed25519 cosigner key, or its key id
+    does not match."""
+    parts = vkey.strip().split("+", 2)
+    if len(parts) != 3:
+        raise ProofError("a cosigner key is <name>+<key id>+<key>")
+    name, hex_id, b64 = parts
+    try:
+        blob = base64.b64decode(b64, validate=True)
+        key_id = bytes.fromhex(hex_id)
+    except (binascii.Error, ValueError) as exc:
+        raise ProofError(f"cosigner key is not well formed: {exc}") from None
+    if len(blob) != 33 or blob[0] != COSIGNATURE_ALG:
+        raise ProofError("cosigner key is not an Ed25519 cosignature/v1 key")
+    if cosignature_key_id(name, blob[1:]) != key_id:
+        raise ProofError("cosigner key id does not match its name and key")
+    return name, blob[1:]
+
+
+def verify_cosignature(note: str, cosigner_key: str) -> int:
+    """Verify the cosignature by ``cosigner_key`` on the checkpoint ``note``; returns its
+    timestamp. Checks, in order: the key is well formed; the note is a signed note; a
+    signature line carries the key's name and key id; it is 76 bytes (key id, timestamp,
+    signature); its timestamp is at most 2**63 - 1; the Ed25519 signature verifies over
+    ``cosigned_message``. Raises ``ProofError`` at the first that fails."""
+    name, public = parse_cosigner_key(cosigner_key)
+    text, signatures = split_note(note)
+    key_id = cosignature_key_id(name, public)
+    key = Ed25519PublicKey.from_public_bytes(public)
+    for signer, blob in signatures:
+        if signer != name or blob[:KEY_ID_BYTES] != key_id:
+            continue
+        if len(blob) != COSIGNATURE_BYTES:
+            raise ProofError(f"cosignature by {name} is not {COSIGNATURE_BYTES} bytes")
+        timestamp = int.from_bytes(blob[KEY_ID_BYTES : KEY_ID_BYTES + TIMESTAMP_BYTES], "big")
+        if timestamp > MAX_TIMESTAMP:
+            raise ProofError(f"cosignature by {name} has a timestamp past 2**63 - 1")
+        try:
+            key.verify(blob[KEY_ID_BYTES + TIMESTAMP_BYTES :], cosigned_message(text, timestamp))
+        except InvalidSignature:
+            raise ProofError(f"cosignature by {name} is invalid") from None
+        return timestamp
+    raise ProofError(f"checkpoint carries no cosignature by {name}")
+
+
+@dataclass(frozen=True)
+class WitnessPolicy:
+    """Which checkpoints to trust: those of ``origin`` signed by ``log_key`` (a signed-note
+    verifier key) and cosigned by at least ``threshold`` of ``witnesses`` (cosigner
+    keys). Build it with ``witness_policy``, which checks it."""
+
+    origin: str
+    log_key: str
+    witnesses: tuple[str, ...]
+    threshold: int
+
+
+def witness_policy(
+    origin: str, log_key: str, witnesses: list[str] | tuple[str, ...], threshold: int
+) -> WitnessPolicy:
+    """A checked ``WitnessPolicy``. Raises ``ProofError`` if a key is malformed, two
+    witnesses share a name or a key, there are more than ``MAX_WITNESSES``, or the
+    threshold is not between 1 and the number of witnesses."""
+    parse_verifier_key(log_key)
+    if len(witnesses) > MAX_WITNESSES:
+        raise ProofError(f"a witness policy names at most {MAX_WITNESSES} witnesses")
+    names, keys = set(), set()
+    for vkey in witnesses:
+        name, public = parse_cosigner_key(vkey)
+        if name in names or public in keys:
+            raise ProofError(f"witness {name} is named twice (or shares a key) in the policy")
+        names.add(name)
+        keys.add(public)
+    if not 1 <= threshold <= len(witnesses):
+        raise ProofError(f"threshold {threshold} is not between 1 and {len(witnesses)}")
+    return WitnessPolicy(origin, log_key, tuple(witnesses), threshold)
+
+
+def policy_from_json(document: Mapping[str, object]) -> WitnessPolicy:
+    """The ``WitnessPolicy`` of a ``mappa.witness-policy`` document (the ``document``
+    member of the signed file, as parsed JSON: origin, log_verifier_key, witnesses
+    [{name, verifier_key, ...}], threshold). Its governance signature is checked by
+    ``verify_policy_signature``. Raises ``ProofError`` for anything else."""
+    witnesses, threshold = document.get("witnesses"), document.get("threshold")
+    entries = witnesses if isinstance(witnesses, list) else []
+    origin, log_key = document.get("origin"), document.get("log_verifier_key")
+    if (
+        document.get("kind") != "mappa.witness-policy"
+        or not isinstance(witnesses, list)
+        or not all(isinstance(w, dict) and isinstance(w.get("verifier_key"), str) for w in entries)
+        or not isinstance(origin, str)
+        or not isinstance(log_key, str)
+        or not isinstance(threshold, int)
+        or isinstance(threshold, bool)
+    ):
+        raise ProofError("not a mappa.witness-policy document")
+    keys = [str(w["verifier_key"]) for w in entries]
+    return witness_policy(origin, log_key, keys, threshold)
+
+
+def verify_policy_signature(signed: dict[str, object], governance_key: bytes) -> WitnessPolicy:
+    """Check a signed ``mappa.witness-policy`` file (``{"document", "signature"}``, as
+    parsed JSON) against the 32-byte Ed25519 governance public key; returns its policy.
+    The signature is Ed25519 over DSSE's PAE of the policy payload type and the
+    document's RFC 8785 canonical JSON (which, for a document of strings, integers,
+    lists and objects, is ``json.dumps`` with sorted keys and no spaces). Raises
+    ``ProofError`` if it is malformed or the signature does not verify."""
+    document, signature = signed.get("document"), signed.get("signature")
+    if not isinstance(document, dict) or not isinstance(signature, dict):
+        raise ProofError("a signed witness policy is {document, signature}")
+    try:
+        sig = base64.b64decode(str(signature["signature"]), validate=True)
+        canonical = json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    except (KeyError, binascii.Error, ValueError):
+        raise ProofError("the witness policy's signature is not well formed") from None
+    kind = WITNESS_POLICY_PAYLOAD.encode()
+    signed_bytes = b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(canonical), canonical)
+    try:
+        Ed25519PublicKey.from_public_bytes(governance_key).verify(sig, signed_bytes)
+    except (InvalidSignature, ValueError):
+        raise ProofError("the witness policy is not signed by the governance key") from None
+    return policy_from_json(document)
+
+
+WITNESS_POLICY_PAYLOAD = "application/vnd.mappa.witness-policy+json; version=1"
+
+
+def verify_witnessed(note: str, policy: WitnessPolicy) -> tuple[Checkpoint, tuple[str, ...]]:
+    """Verify a checkpoint against a witness policy: the log's signature and origin
+    (``verify_checkpoint``), then each witness's cosignature (``verify_cosignature``);
+    returns the body and the names of the witnesses whose cosignature verified, in the
+    policy's order. A witness counts once however many lines it has; a line by a key
+    the policy does not name is ignored. Raises ``ProofError`` if the log's signature
+    fails, or fewer than ``threshold`` witnesses cosigned validly."""
+    checkpoint = verify_checkpoint(note, policy.log_key, origin=policy.origin)
+    signed: list[str] = []
+    for vkey in policy.witnesses:
+        name = parse_cosigner_key(vkey)[0]
+        try:
+            verify_cosignature(note, vkey)
+        except ProofError:
+            continue
+        signed.append(name)
+    if len(signed) < policy.threshold:
+        raise ProofError(
+            f"checkpoint is cosigned by {len(signed)} of {len(policy.witnesses)} witnesses; "
+            f"the policy needs {policy.threshold}"
+        )
+    return checkpoint, tuple(signed)

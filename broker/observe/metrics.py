@@ -63,6 +63,7 @@ from broker.gateway.gauges import (
     read_gauges,
 )
 from broker.kafka.transport import KafkaTransport, TransportError
+from broker.ledger.alarms import WatchStatus
 from broker.ledger.reader import LedgerReader
 from schemas.audit import AuditAct, Operation, Outcome
 from schemas.common import parse_timestamp
@@ -500,6 +501,47 @@ def _ledger_families(snapshot: Snapshot) -> Iterator[Metric]:
             yield age
     if snapshot.verify is not None:
         yield _verify_family(snapshot.verify)
+        yield from _watch_families(snapshot.verify.store.status)
+
+
+def _watch_families(status: WatchStatus) -> Iterator[Metric]:
+    """The ledger's own watch: whether it halted, and its scheduled verify's progress."""
+    halted = GaugeMetricFamily(
+        "mappa_ledger_halted",
+        "1 if the ledger halted itself (an alarm: it signs and appends nothing), else 0.",
+    )
+    halted.add_metric([], 0 if status.halted is None else 1)
+    progress = status.verify
+    running = GaugeMetricFamily(
+        "mappa_ledger_scheduled_verify_running", "1 while a scheduled verify runs, else 0."
+    )
+    running.add_metric([], 1 if progress.running else 0)
+    hashed = GaugeMetricFamily(
+        "mappa_ledger_scheduled_verify_hashed_entries",
+        "Entries hashed so far by the scheduled verify running (or the last one).",
+    )
+    hashed.add_metric([], progress.hashed)
+    total = GaugeMetricFamily(
+        "mappa_ledger_scheduled_verify_entries",
+        "Entries the scheduled verify running (or the last one) has to hash.",
+    )
+    total.add_metric([], progress.total)
+    runs = CounterMetricFamily(
+        "mappa_ledger_scheduled_verifies",
+        "Scheduled verifies completed since the server started, and how many found the "
+        "ledger tampered (outcome).",
+        labels=["outcome"],
+    )
+    runs.add_metric(["intact"], progress.completed - progress.tampered)
+    runs.add_metric(["tampered"], progress.tampered)
+    yield from (halted, running, hashed, total, runs)
+    if progress.last_completed is not None:
+        last = GaugeMetricFamily(
+            "mappa_ledger_scheduled_verify_last_completed_timestamp_seconds",
+            "When the last scheduled verify completed (Unix time).",
+        )
+        last.add_metric([], progress.last_completed)
+        yield last
 
 
 def _verify_family(reader: LedgerReader) -> HistogramMetricFamily:

@@ -117,10 +117,19 @@ def _ledger_lines(audit: dict[str, Any]) -> list[str]:
         "latest signed checkpoint (C2SP signed note):",
         *(f"  {line}" for line in audit["checkpoint"]["note"].rstrip("\n").split("\n")),
         f"  verifier key: {audit['verifier_key']}",
+        _witnesses_line(audit["witnesses"]),
         f"inclusion proof of entry {p['seq']} ({p['act']}) in the tree of {p['tree_size']}: "
         f"{len(p['hashes'])} hashes, verified with the standalone verifier: {p['verified']}",
         *(f"  {h}" for h in p["hashes"]),
     ]
+
+
+def _witnesses_line(w: dict[str, Any]) -> str:
+    names = ", ".join(n.rsplit("/", 1)[-1] for n in w["signed"])
+    return (
+        f"  verified against the witness policy: {len(w['signed'])} of {w['count']} witnesses "
+        f"(threshold {w['threshold']}), with the standalone verifier: {names}"
+    )
 
 
 COLUMN_CODES = {

@@ -11,6 +11,7 @@ says who received what, what was refused and why, and what the audit ledger hold
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import time
 from collections import Counter
@@ -42,7 +43,14 @@ from broker.kafka.acls import scram_user
 from broker.kafka.apache import KAFKA_VERSION
 from broker.kafka.secured import secured_cluster
 from broker.kafka.transport import KafkaTransport, Record
-from broker.ledger.verify_proofs import leaf_hash, verify_checkpoint, verify_inclusion
+from broker.ledger.verify_proofs import (
+    leaf_hash,
+    verify_checkpoint,
+    verify_inclusion,
+    verify_policy_signature,
+    verify_witnessed,
+)
+from broker.ledger.witnessing import witness_summary
 from broker.settings import Settings
 from broker.trust.admin import governance_key
 from broker.trust.directory import Directory
@@ -56,6 +64,7 @@ from broker.trust.provision import (
     load_governance_public,
     provision,
 )
+from broker.witness.policy import policy_path
 from schemas.common import Role, ViewKind, from_data
 from schemas.isa import Agreement
 from schemas.messages import CATALOGUE, CaseTeam
@@ -427,8 +436,24 @@ class DemoRun:
             [b64decode(h) for h in proof["hashes"]],
             cp.root,
         )
+        # The same checkpoint with its witnesses' cosignatures, checked as an officer
+        # would: the governance-signed policy and the note, by the standalone verifier.
+        witnessed = witness_summary(
+            self.ledger.store, reader.witness_policy, cp.size, proof["checkpoint"]
+        )
+        policy = verify_policy_signature(
+            json.loads(policy_path(self.deployment.paths.root).read_text()),
+            load_governance_public(self.deployment.paths).raw,
+        )
+        _, signers = verify_witnessed(witnessed["witnessed_note"], policy)
         return {
-            "checkpoint": {"tree_size": cp.size, "note": proof["checkpoint"]},
+            "checkpoint": {"tree_size": cp.size, "note": witnessed["witnessed_note"]},
+            "witnesses": {
+                "signed": list(signers),
+                "count": len(policy.witnesses),
+                "threshold": policy.threshold,
+                "verified": True,
+            },
             "verifier_key": reader.verifier_key,
             "proof": {
                 "seq": proof["seq"],
