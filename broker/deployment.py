@@ -58,6 +58,7 @@ from broker.trust.provision import (
     revoked_signer,
     verify_against_accepted,
 )
+from broker.witness.http_client import HttpWitnessClient, witness_urls
 from broker.witness.policy import Policy, load_policy
 from broker.witness.protocol import InProcessClient
 from broker.witness.setup import alarm_error, create_witness_policy, held_witnesses
@@ -134,6 +135,8 @@ class Deployment:
         # The witnesses run here (``ledger``), by name, and the policy naming them.
         self.witnesses: dict[str, Witness] = {}
         self._witness_policy: Policy | None = None
+        # The ledger's gatherings, whose remote witnesses' threads stop before the stores close.
+        self._witnessings: list[Witnessing] = []
         self._contexts: list[AgencyContext] = []
 
     def context(self, agency_id: str) -> AgencyContext:
@@ -292,12 +295,35 @@ class Deployment:
         )
         policy = self.witness_policy(verifier_key(self.ledger_origin, key.public))
         if policy is not None:
-            if not self.witnesses:
-                self.witnesses = held_witnesses(policy, self.paths, self.keystore, clock=self.clock)
-                self._stores.extend(w.store for w in self.witnesses.values())
+            self._hold_witnesses(policy)
             clients = {name: InProcessClient(w) for name, w in self.witnesses.items()}
-            service.witnessing = Witnessing(log_=service.store, policy=policy, clients=clients)
+            # The others, where MAPPA_WITNESS_URLS says they answer (a split deployment).
+            remote: dict[str, HttpWitnessClient] = {
+                name: HttpWitnessClient(url)
+                for name, url in witness_urls(self.settings.witness_urls).items()
+                if name not in clients
+            }
+            unknown = sorted(set(remote) - {w.name for w in policy.witnesses})
+            if unknown:
+                log.warning("MAPPA_WITNESS_URLS names witnesses the policy does not: %s",
+                            ", ".join(unknown))  # fmt: skip
+            witnessing = Witnessing(
+                log_=service.store,
+                policy=policy,
+                clients=clients,
+                remote=remote,
+                # Their threads' own connection, off the appending thread's transactions.
+                remote_log=self.ledger_store() if remote else None,
+            )
+            self._witnessings.append(witnessing)
+            service.witnessing = witnessing
         return service
+
+    def _hold_witnesses(self, policy: Policy) -> None:
+        """Open the witnesses of ``policy`` whose keys are held here, once."""
+        if not self.witnesses:
+            self.witnesses = held_witnesses(policy, self.paths, self.keystore, clock=self.clock)
+            self._stores.extend(w.store for w in self.witnesses.values())
 
     def witness_policy(self, log_key: str | None = None) -> Policy | None:
         """The governance-signed witness policy (``witness-policy.json``), verified; None
@@ -318,6 +344,26 @@ class Deployment:
                 )
             self._witness_policy = policy
         return self._witness_policy
+
+    def _serve_witnesses(self) -> None:
+        """Open the witnesses whose keys are held here when the ledger runs elsewhere
+        (``mappa serve --agency ID`` on a gateway's directory), for the API to serve over
+        HTTP; none without a witness policy here."""
+        policy = self.witness_policy()
+        if policy is not None:
+            self._hold_witnesses(policy)
+
+    def served_witnesses(self, agencies: Sequence[str]) -> dict[str, Witness]:
+        """The witnesses held here that ``agencies`` run, by agency id (what the API
+        answers for over HTTP). Raises nothing."""
+        if self._witness_policy is None:
+            return {}
+        by_name = {w.name: w.agency for w in self._witness_policy.witnesses}
+        return {
+            by_name[name]: witness
+            for name, witness in self.witnesses.items()
+            if by_name.get(name) in agencies
+        }
 
     def _audit_alarms(self, gateways: dict[str, AgencyGateway]) -> None:
         """Have each witness run here audit its alarms through its agency's audit emitter
@@ -355,6 +401,9 @@ class Deployment:
 
     def close(self) -> None:
         """Close every store this deployment opened. Idempotent."""
+        for witnessing in self._witnessings:
+            witnessing.close()
+        self._witnessings.clear()
         for store in self._stores:
             store.close()
         self._stores.clear()
@@ -447,6 +496,8 @@ class Deployment:
                 await stack.enter_async_context(self.ledger(own[LEDGER_USER])) if ledger else None
             )
             parts = Running(broker, transport, gateways, desks, service)
+            if service is None:  # the ledger runs elsewhere: the served agencies' witnesses
+                self._serve_witnesses()
             self._audit_alarms(gateways)
             if embedded is not None:
                 embedded.on_restart(self._after_restart(parts, areas))

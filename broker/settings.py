@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     # as registered with the provider; unset, it is derived from each request, which
     # behind a proxy is right only if the proxy passes the public host and scheme on.
     oidc_redirect_url: str | None = None
+    # Where the ledger reaches the witnesses it does not hold (a split deployment: each
+    # agency's gateway serves its own): "<witness name>=<https url>,..." (docs/operations.md;
+    # ``broker.witness.http_client.witness_urls``). The witness policy stays the trust
+    # anchor: a URL only says where to ask.
+    witness_urls: str = Field(default="", max_length=20_000)
 
     @field_validator("oidc_issuer", "oidc_redirect_url")
     @classmethod

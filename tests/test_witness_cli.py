@@ -16,12 +16,15 @@ from pathlib import Path
 import pytest
 
 from broker.cli.main import main
+from broker.crypto.keys import PrivateKey
 from broker.ledger import verify_proofs
 from broker.ledger.checkpoint import CheckpointSigner
 from broker.trust.provision import DataPaths, load_governance_public, load_ledger_key
-from broker.witness.policy import policy_path
+from broker.witness.cosignature import cosigner_key
+from broker.witness.policy import load_policy, policy_path
 from broker.witness.setup import held_witnesses
 from broker.witness.witness import WitnessRefusal
+from schemas.directory import KeyAlg
 from tests.ledger_world import LedgerWorld, build_ledger_world
 from tests.support import HOUSING, POLICE, PROBATION
 
@@ -185,3 +188,55 @@ def test_witness_alarms_lists_what_each_witness_refused(
     assert "witness.rollback" in table.stdout
     policy_path(data).unlink()
     assert "no witness policy" in witness().stderr
+
+
+def test_the_governance_officer_names_an_independent_witness_and_a_threshold(
+    populated: LedgerWorld, audit: Audit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mappa witness policy` shows the policy; a change is its next version, signed with
+    the governance key and loaded as any policy is; changes nobody could meet are
+    refused in one line, leaving the policy as it was."""
+    data = populated.deployment.paths.root
+
+    def witness(*args: str) -> subprocess.CompletedProcess[str]:
+        code = main(["witness", "--data-dir", str(data), "policy", *args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    shown = witness()
+    assert shown.returncode == 0, shown.stderr
+    assert "version 1" in shown.stdout
+    assert "threshold: 2 of 3 witnesses" in shown.stdout
+    name = "ico.example/witness"
+
+    vkey = cosigner_key(name, PrivateKey.generate(KeyAlg.ED25519).public)
+    changed = witness("--add-independent", vkey, "--threshold", "3", "--json")
+    assert changed.returncode == 0, changed.stderr
+    document = json.loads(changed.stdout.split("\n", 1)[1])
+    assert (document["version"], document["threshold"]) == (2, 3)
+    assert document["witnesses"][-1] == {
+        "name": name,
+        "verifier_key": vkey,
+        "agency": "independent",
+    }
+    paths = DataPaths(data)
+
+    loaded = load_policy(data, load_governance_public(paths))
+    assert loaded is not None
+    assert loaded.document.version == 2
+    before = policy_path(data).read_bytes()
+    for args, says in [
+        (("--threshold", "6"), "threshold 6 is not between 1 and 4"),
+        (("--remove", "nobody"), "no witness named 'nobody'"),
+        (("--add-independent", vkey), "is in the policy already"),
+        (("--add-independent", "not-a-key"), "cosigner key"),
+    ]:
+        refused = witness(*args)
+        assert refused.returncode != 0
+        assert says in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert policy_path(data).read_bytes() == before
+    removed = witness("--remove", name, "--threshold", "2")
+    assert removed.returncode == 0, removed.stderr
+    assert "version 3" in removed.stdout
+    assert "threshold: 2 of 3 witnesses" in removed.stdout

@@ -24,6 +24,7 @@ from broker.identity.oidc import OidcConfig
 from broker.kafka.transport import KafkaTransport, TransportError
 from broker.ledger.reader import LedgerReader
 from broker.transfer.desk import TransferDesk
+from broker.witness.witness import Witness
 from schemas.common import ViewKind
 from schemas.messages import MessageBody
 
@@ -91,6 +92,9 @@ class ApiBackend:
     data_dir: Path | None = None
     # The console's sign-in with the force's identity provider; None: local accounts only.
     oidc: OidcConfig | None = None
+    # The ledger's witnesses this server answers for over HTTP, by the agency that runs
+    # each (``witness_routes``): the served agencies' that hold a witness key.
+    witnesses: Mapping[str, Witness] = field(default_factory=dict)
 
 
 BackendFactory = Callable[[], AbstractAsyncContextManager[ApiBackend]]

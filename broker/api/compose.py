@@ -6,6 +6,8 @@ runs is what `mappa api openapi` documents.
   ``require_officer``, reading the ledger of the running backend.
 - transfer routes (``transfers.py``), on the calling agency's own transfer desk,
   guarded by ``require_agency``.
+- the witnesses served here (``witness_routes.py``): tlog-witness ``add-checkpoint``,
+  without a token (the note is signed by the log), outside the OpenAPI document.
 - the web console (``broker.console``), mounted at ``/console``: GOV.UK pages, outside
   the OpenAPI document.
 - ``GET /metrics`` (``broker.api.metrics``): Prometheus metrics, without a token as
@@ -26,6 +28,7 @@ from broker.api.backend import ApiBackend, BackendFactory
 from broker.api.governance import governance_router
 from broker.api.metrics import install_metrics
 from broker.api.transfers import transfers_router
+from broker.api.witness_routes import witness_router
 from broker.console import CONSOLE_PATH, ConsoleIdentity, console_app, console_identity
 from broker.identity.users import UserStore
 from broker.ledger.reader import LedgerReader
@@ -96,6 +99,7 @@ def application(backend: BackendFactory) -> FastAPI:
         routers=[
             governance_router(running.ledger, require_officer),
             transfers_router(),
+            witness_router(),
         ],
     )
     # For ``auth.acting``: whom an agency's service account may act for.

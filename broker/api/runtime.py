@@ -117,6 +117,7 @@ async def deployment_backend(config: ServeConfig) -> AsyncIterator[ApiBackend]:
             audit_topic=deployment.topics.audit,
             data_dir=settings.data_dir,
             oidc=oidc,
+            witnesses=deployment.served_witnesses(agencies),
         )
         # The Kafka broker's address, not the HTTP API's: uvicorn's "running on" says that.
         log.info(

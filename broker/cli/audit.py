@@ -28,7 +28,6 @@ from broker.ledger.integrity_all import DEFAULT_MAX_PROBLEMS, MAX_PROBLEMS, Full
 from broker.ledger.query import DEFAULT_PAGE
 from broker.ledger.reader import LedgerReader, open_ledger_reader
 from broker.ledger.verify_proofs import ProofError, leaf_hash, verify_checkpoint, verify_inclusion
-from broker.ledger.witnessing import witness_summary
 from broker.settings import Settings
 from broker.trust.keystore import passphrase_from_env
 from schemas.audit import AuditAct, Outcome
@@ -191,10 +190,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_proof(args: argparse.Namespace) -> int:
     reader = _reader(args)
     try:
+        # With who cosigned its checkpoint (``LedgerReader.proof``).
         proof = reader.proof(args.seq, size=args.size)
-        proof |= witness_summary(
-            reader.store, reader.witness_policy, proof["tree_size"], proof["checkpoint"]
-        )
         if args.consistency_from is not None:
             proof["consistency"] = reader.consistency(args.consistency_from, proof["tree_size"])
     finally:

@@ -8,6 +8,11 @@ database (``--database-url`` / MAPPA_DATABASE_URL for PostgreSQL, else
 ``ledger.sqlite`` there). Its HTTP app (``broker.api.ledger_app``) serves the governance
 API to officers, and ``/healthz`` and ``/readyz``.
 
+After each checkpoint it asks the witnesses of the witness policy (copied by ``mappa
+deploy ledger-dir``) where ``MAPPA_WITNESS_URLS`` says they answer (each agency's
+gateway, ``POST /witness/<agency>/add-checkpoint``), off the appending path: a witness
+down is logged and skipped (docs/audit-ledger.md, section 3a).
+
 Ctrl-C or SIGTERM stops accepting requests, then the ledger, its pollers, its store and
 the embedded broker, if it started one, and exits 0. A data directory without the
 ledger's key, or a start that fails on one of our errors (a ledger database or a broker

@@ -8,6 +8,10 @@ where its private key is held (it says so at start otherwise; the ledger then ru
 ``mappa ledger serve``, and this server's governance routes answer 404). Without
 ``--agency``, every agency whose keys are held: the all-in-one demo.
 
+Each served agency whose witness key is held here (``mappa deploy gateway-dir`` copies it
+with the witness policy) also serves its witness of the audit ledger over HTTP, for a
+ledger run elsewhere: ``POST /witness/<agency>/add-checkpoint`` (docs/api.md, "Witness").
+
 Ctrl-C or SIGTERM stops accepting requests, finishes those in flight, then stops the
 pollers, gateways, stores and the embedded broker (the app's lifespan owns them), and
 exits 0. A start that fails on one of our errors (a ledger database that does not

@@ -22,8 +22,9 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="a data directory for one agency's gateway: only that agency's private keys",
         description="Copy into OUT what `mappa serve --agency ID` needs: the trust anchor, "
         "the signed directory, the signed agreements, the ledger's public key, the subject "
-        "key and the agency's own sealed private keys; no other agency's key, no ledger or "
-        "governance key, no stores, no API credentials.",
+        "key and the agency's own sealed private keys, with the witness policy, the agency's "
+        "witness key and a copy of its witness store where the deployment has them; no other "
+        "agency's key, no ledger or governance key, no other store, no API credentials.",
     )
     gateway.add_argument("--data-dir", type=Path, help="the deployment's (MAPPA_DATA_DIR)")
     gateway.add_argument("--agency", required=True, help="the agency id whose gateway it is for")
@@ -33,7 +34,8 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "ledger-dir",
         help="a data directory for the audit ledger service: its key and no agency's",
         description="Copy into OUT what `mappa ledger serve` needs: the public files as for "
-        "a gateway, the subject key and the ledger's sealed private key; no agency's key.",
+        "a gateway (the witness policy too), the subject key and the ledger's sealed private "
+        "key; no agency's key.",
     )
     ledger.add_argument("--data-dir", type=Path, help="the deployment's (MAPPA_DATA_DIR)")
     ledger.add_argument("--out", type=Path, required=True, help="the new data directory")

@@ -181,7 +181,8 @@ class LedgerReader:
 
     def proof(self, seq: int, *, size: int | None = None) -> dict[str, Any]:
         """Inclusion proof of entry ``seq`` in the tree of a signed checkpoint (default: the
-        latest), with that checkpoint and the entry's signed bytes so all can be re-checked.
+        latest), with that checkpoint and the entry's signed bytes so all can be re-checked,
+        and the witnesses that cosigned it (``witness_summary``'s fields).
         Raises as ``checkpoint`` does, ``QueryError`` (``audit.query-invalid``) if the
         checkpoint does not cover the entry or the entry is not stored, and
         ``VerificationError`` (``ledger.unvouched``) if the ledger cannot vouch for it (an
@@ -208,6 +209,8 @@ class LedgerReader:
             "entry": entry["signed"].decode("utf-8", "replace"),
             "checkpoint": cp.note,
             "verifier_key": self.verifier_key,
+            # Who cosigned the checkpoint the proof is against, as ``checkpoint_json``.
+            **witness_summary(self.store, self.witness_policy, cp.size, cp.note),
         }
 
     def consistency(self, size1: int, size2: int | None = None) -> dict[str, Any]:

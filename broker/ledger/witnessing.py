@@ -11,6 +11,14 @@ logged and skipped: it never holds up appending or signing, and catches up at th
 checkpoint. A refusal that is an alarm (rollback, fork) is logged as an error; the
 witness itself keeps and audits it.
 
+Witnesses in this process (``clients``) are asked as the checkpoint is signed. Witnesses
+in other processes (``remote``: ``broker.witness.http_client``, an agency's gateway over
+HTTP) are asked off the appending path: each on a thread of its own that takes the
+latest checkpoint handed to it (a checkpoint signed while it is still asking replaces
+any it has not started on), each request bounded in time by the client's timeouts. So a
+witness slow or down never holds up the ledger's appending, its signing, or its event
+loop; it catches up with the next checkpoint, with one proof.
+
 ``witnessed_note`` serves a checkpoint with its cosignature lines after the ledger's
 own signature (signed-note: more signature lines on the same note).
 """
@@ -18,7 +26,9 @@ own signature (signed-note: more signature lines on the same note).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -31,6 +41,9 @@ from broker.witness.witness import WitnessConflict
 from schemas.common import format_timestamp
 
 log = logging.getLogger(__name__)
+# How long closing waits for a remote witness's request in flight (the client's own
+# timeouts bound it too); its thread is a daemon, so a process never waits on it longer.
+CLOSE_WAIT_SECONDS = 10.0
 
 
 class WitnessClient(Protocol):
@@ -53,40 +66,87 @@ def consistency_proof(log_: EntryLog, old_size: int, size: int) -> list[bytes]:
 
 class Witnessing:
     """Gathers and serves cosignatures for the ledger in ``log_``, under ``policy``, from
-    ``clients`` (by witness name; witnesses the policy does not name are never asked)."""
+    ``clients`` (in this process, asked as each checkpoint is signed) and ``remote``
+    (elsewhere, asked on threads of their own: the module's docstring, reading and
+    keeping through ``remote_log``, else ``log_``), by witness name; witnesses the policy
+    does not name are never asked. ``close`` stops the threads."""
 
     def __init__(
-        self, *, log_: EntryLog, policy: Policy, clients: Mapping[str, WitnessClient]
+        self,
+        *,
+        log_: EntryLog,
+        policy: Policy,
+        clients: Mapping[str, WitnessClient],
+        remote: Mapping[str, WitnessClient] | None = None,
+        remote_log: EntryLog | None = None,
     ) -> None:
         self._log = log_
+        # The remote witnesses' threads read and keep on a connection of their own where
+        # given: never inside the appending thread's transaction (PostgreSQL shares one
+        # connection's transaction between the threads that use it).
+        self._remote_log = remote_log or log_
+        # One remote thread keeps a line at a time: on PostgreSQL two transactions on one
+        # connection from two threads would nest, out of order.
+        self._keeping = threading.Lock()
         self.policy = policy
         self._clients = {w.name: clients[w.name] for w in policy.witnesses if w.name in clients}
+        far = remote or {}
+        self._remote = {
+            w.name: RemoteWitness(w.name, far[w.name], self._ask_and_keep)
+            for w in policy.witnesses
+            if w.name in far and w.name not in self._clients
+        }
 
     def gather(self, size: int, note: str, at: datetime) -> list[str]:
-        """Ask every reachable witness to cosign ``note`` (the checkpoint of ``size``);
-        keep each valid line; returns the names of those that cosigned. Raises nothing
-        but what keeping a line raises (the ledger's database)."""
+        """Ask every witness in this process to cosign ``note`` (the checkpoint of
+        ``size``) and keep each valid line; hand it to each remote witness's thread;
+        returns the names of those in this process that cosigned. Raises nothing but what
+        keeping a line raises (the ledger's database)."""
         lines = {}
         for name, client in self._clients.items():
-            line = self._ask(name, client, size, note)
+            line = self._ask(self._log, name, client, size, note)
             if line is not None:
                 lines[name] = line
         self._log.cosignatures.add(size, lines, time=format_timestamp(at))
+        for remote in self._remote.values():
+            remote.offer(size, note, at)
         signed = list(lines)
-        if len(signed) < self.policy.threshold:
+        # With remote witnesses, their answers are still to come: nothing to say yet.
+        if not self._remote and len(signed) < self.policy.threshold:
             log.warning(
                 "checkpoint %d cosigned by %d witnesses of %d; the policy needs %d",
                 size, len(signed), len(self.policy.witnesses), self.policy.threshold,
             )  # fmt: skip
         return signed
 
-    def _ask(self, name: str, client: WitnessClient, size: int, note: str) -> str | None:
-        """``name``'s valid cosignature line on ``note``, or None (logged why)."""
-        old = min(self._log.cosignatures.latest_size(name), size)
+    def settle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds (each) for the remote witnesses to have answered
+        every checkpoint handed to them; True if they all have. Raises nothing."""
+        return all(remote.settle(timeout) for remote in self._remote.values())
+
+    def close(self) -> None:
+        """Stop asking the remote witnesses (a request in flight ends within its
+        timeout). Idempotent; raises nothing."""
+        for remote in self._remote.values():
+            remote.close()
+
+    def _ask_and_keep(self, name: str, client: WitnessClient, job: Offered) -> None:
+        log_ = self._remote_log
+        line = self._ask(log_, name, client, job.size, job.note)
+        if line is not None:
+            with self._keeping:
+                log_.cosignatures.add(job.size, {name: line}, time=format_timestamp(job.at))
+
+    def _ask(
+        self, log_: EntryLog, name: str, client: WitnessClient, size: int, note: str
+    ) -> str | None:
+        """``name``'s valid cosignature line on ``note``, or None (logged why); the size
+        it holds and the proof from it are read from ``log_``."""
+        old = min(log_.cosignatures.latest_size(name), size)
         vkey = self.policy.entry(name).verifier_key
         for attempt in (1, 2):
             try:
-                lines = client.add_checkpoint(old, consistency_proof(self._log, old, size), note)
+                lines = client.add_checkpoint(old, consistency_proof(log_, old, size), note)
             except WitnessConflict as exc:
                 if attempt == 2 or not 0 <= exc.size <= size:
                     log.warning("witness %s holds size %d; checkpoint %d not cosigned",
@@ -119,6 +179,80 @@ class Witnessing:
     def witnessed_note(self, size: int, note: str) -> str:
         """``note`` (the checkpoint of ``size``) with the cosignature lines kept for it."""
         return with_cosignatures(note, list(self._log.cosignatures.at(size).values()))
+
+
+@dataclass(frozen=True)
+class Offered:
+    """A checkpoint handed to a remote witness: its size, note and signing time."""
+
+    size: int
+    note: str
+    at: datetime
+
+
+class RemoteWitness:
+    """One witness in another process, asked by ``ask`` on a daemon thread of its own:
+    ``offer`` hands it a checkpoint and returns at once; a checkpoint it has not started
+    on is replaced by the next one offered (the witness catches up with one proof)."""
+
+    def __init__(
+        self,
+        name: str,
+        client: WitnessClient,
+        ask: Callable[[str, WitnessClient, Offered], None],
+    ) -> None:
+        self.name = name
+        self._client = client
+        self._ask = ask
+        self._changed = threading.Condition()
+        self._pending: Offered | None = None
+        self._busy = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"witness {name}", daemon=True)
+        self._thread.start()
+
+    def offer(self, size: int, note: str, at: datetime) -> None:
+        """Have the witness asked to cosign the checkpoint of ``size``, soon."""
+        with self._changed:
+            self._pending = Offered(size, note, at)
+            self._changed.notify_all()
+
+    def settle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until nothing offered is left unasked."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._closed or (self._pending is None and not self._busy), timeout
+            )
+
+    def close(self) -> None:
+        """Stop after the request in flight, if any (waiting up to ``CLOSE_WAIT_SECONDS``),
+        and close the client if it has ``close``."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(CLOSE_WAIT_SECONDS)
+        closing = getattr(self._client, "close", None)
+        if callable(closing):
+            closing()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._closed or self._pending is not None)
+                if self._closed:
+                    return
+                job, self._pending, self._busy = self._pending, None, True
+            try:
+                if job is not None:
+                    self._ask(self.name, self._client, job)
+            except Exception as exc:  # noqa: BLE001 - keeping a line failed: next time
+                log.warning("witness %s: its cosignature was not kept (%s)", self.name,
+                            type(exc).__name__)  # fmt: skip
+            finally:
+                with self._changed:
+                    self._busy = False
+                    self._changed.notify_all()
 
 
 def witnessed_note(log_: EntryLog, size: int, note: str) -> str:

@@ -11,6 +11,14 @@ Both hold the public part every service shares:
   keys/subject.key                                     the subject pseudonymisation key
                                                        (every service derives the same
                                                        subject references from a PNC id)
+  witness-policy.json                                  the governance-signed witness
+                                                       policy, where there is one
+
+A gateway's directory also holds its agency's witness key (``keys/witness.<agency
+id>/``) and a copy of its witness store (``witnesses/<agency id>.sqlite``: the latest
+checkpoint it cosigned, and its alarms; no personal data), where the deployment has them:
+``mappa serve --agency ID`` then serves that witness over HTTP, remembering what it
+cosigned before (docs/audit-ledger.md, section 3a).
 
 and then the private keys of exactly one owner: ``keys/<agency id>/`` for a gateway,
 ``keys/ledger/`` for the ledger. The governance key, every other agency's keys, the
@@ -21,8 +29,10 @@ copied as sealed, so the new directory opens with the same passphrase.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from broker.errors import ConfigurationError, KeyUnavailable
@@ -30,6 +40,8 @@ from broker.files.private import PRIVATE_FILE_MODE, private_dir
 from broker.trust.keystore import Keystore
 from broker.trust.provision import LEDGER, DataPaths, load_directory, load_ledger_public
 
+# The witness policy (``broker.witness.policy.POLICY_FILE``; trust does not import witness).
+WITNESS_POLICY_FILE = "witness-policy.json"
 # Where the subject key lives in the key root (``broker.trust.keystore``).
 SUBJECT_KEY_FILE = "subject.key"
 
@@ -42,7 +54,28 @@ def gateway_dir(source: DataPaths, out: DataPaths, agency_id: str) -> list[Path]
     listed = {a.agency_id for a in load_directory(source).agencies()}
     if agency_id not in listed:
         raise ConfigurationError(f"not in the trust directory: {agency_id}")
-    return _carve(source, out, owner=agency_id)
+    written = _carve(source, out, owner=agency_id, also=_witness_keys(source, agency_id))
+    store = source.root / "witnesses" / f"{agency_id}.sqlite"
+    if store.exists():
+        written.append(_copy_store(store, out.root / "witnesses" / store.name))
+    return written
+
+
+def _witness_keys(source: DataPaths, agency_id: str) -> list[Path]:
+    """The agency's sealed witness keys (``broker.witness.setup.witness_owner``), if any."""
+    return sorted((source.keys / f"witness.{agency_id}").glob("*.key"))
+
+
+def _copy_store(store: Path, target: Path) -> Path:
+    """A consistent copy of the SQLite database ``store`` (its WAL too) at ``target``,
+    private to its owner."""
+    private_dir(target.parent)
+    target.touch(mode=PRIVATE_FILE_MODE)
+    source = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True)
+    with contextlib.closing(source) as src, contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+    target.chmod(PRIVATE_FILE_MODE)
+    return target
 
 
 def ledger_dir(source: DataPaths, out: DataPaths) -> list[Path]:
@@ -52,7 +85,9 @@ def ledger_dir(source: DataPaths, out: DataPaths) -> list[Path]:
     return _carve(source, out, owner=LEDGER)
 
 
-def _carve(source: DataPaths, out: DataPaths, *, owner: str) -> list[Path]:
+def _carve(
+    source: DataPaths, out: DataPaths, *, owner: str, also: Sequence[Path] = ()
+) -> list[Path]:
     keys = sorted((source.keys / owner).glob("*.key"))
     if not keys:
         raise KeyUnavailable(f"no private keys for {owner} in {source.keys}")
@@ -67,9 +102,10 @@ def _carve(source: DataPaths, out: DataPaths, *, owner: str) -> list[Path]:
         source.ledger_pub,
         *_files(source.agreements),
         source.keys / SUBJECT_KEY_FILE,
+        source.root / WITNESS_POLICY_FILE,
     ]
     written = []
-    for path in [p for p in shared if p.exists()] + keys:
+    for path in [p for p in shared if p.exists()] + keys + list(also):
         target = out.root / path.relative_to(source.root)
         if not target.parent.exists():
             private_dir(target.parent)
