@@ -94,11 +94,15 @@ class ViewToSeal:
 @dataclass(frozen=True)
 class UnverifiedEnvelope:
     """Parsed but not yet verified: read ``unverified_header`` only to find keys.
-    ``signed`` is ``signed_bytes(document)``, what the signatures cover."""
+    ``signed`` is ``signed_bytes(document)``, what the signatures cover; ``digest`` and
+    ``header_sha256`` are derived once, where it is parsed (in a worker, when one
+    prepares it: ``broker.gateway.preparing``), for ``VerifiedEnvelope``."""
 
     document: dict[str, Any]
     envelope: Envelope
     signed: bytes
+    digest: str
+    header_sha256: bytes
 
     @property
     def unverified_header(self) -> EnvelopeHeader:
@@ -344,7 +348,14 @@ def parse_envelope(value: bytes) -> UnverifiedEnvelope:
             check_proof_shape(proof.index, proof.size, _path_hashes(proof))
         except ValueError as exc:
             raise SchemaError(str(exc), code="envelope.malformed") from None
-    return UnverifiedEnvelope(document=document, envelope=envelope, signed=signed_bytes(document))
+    signed = signed_bytes(document)
+    return UnverifiedEnvelope(
+        document=document,
+        envelope=envelope,
+        signed=signed,
+        digest=hashlib.sha256(signed).hexdigest(),
+        header_sha256=header_digest(document["header"]),
+    )
 
 
 def _path_hashes(proof: PublicationProof) -> list[bytes]:
@@ -421,8 +432,8 @@ def verified_parts(unverified: UnverifiedEnvelope) -> VerifiedEnvelope:
         header=env.header,
         views=env.views,
         recipients=env.recipients,
-        digest=hashlib.sha256(unverified.signed).hexdigest(),
-        header_sha256=header_digest(unverified.document["header"]),
+        digest=unverified.digest,
+        header_sha256=unverified.header_sha256,
     )
 
 

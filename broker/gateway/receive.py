@@ -57,7 +57,6 @@ go to ``ReceiptReader``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -352,9 +351,7 @@ class Receiver:
             _where(r): p for r, p in zip(records, prepared, strict=True) if p is not None
         }
         self._opened = {
-            hashlib.sha256(p.unverified.signed).hexdigest(): p.opened
-            for p in self._prepared.values()
-            if p.opened is not None
+            p.unverified.digest: p.opened for p in self._prepared.values() if p.opened is not None
         }
         try:
             yield
