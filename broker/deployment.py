@@ -358,11 +358,11 @@ class Deployment:
         answers for over HTTP). Raises nothing."""
         if self._witness_policy is None:
             return {}
-        by_name = {w.name: w.agency for w in self._witness_policy.witnesses}
+        policy = self._witness_policy
         return {
-            by_name[name]: witness
+            agency: witness
             for name, witness in self.witnesses.items()
-            if by_name.get(name) in agencies
+            if (agency := policy.entry(name).agency) in agencies
         }
 
     def _audit_alarms(self, gateways: dict[str, AgencyGateway]) -> None:
@@ -384,15 +384,14 @@ class Deployment:
 
     def ledger_reader(self, store: LedgerStore | None = None) -> LedgerReader:
         """Queries, proofs and verification over ``store`` (else a new connection)."""
+        public = load_ledger_public(self.paths)
         reader = LedgerReader(
             store=store or self.ledger_store(),
-            public_key=load_ledger_public(self.paths),
+            public_key=public,
             origin=self.ledger_origin,
             subject_ref=self.subject_ref,
         )
-        reader.witness_policy = self.witness_policy(
-            verifier_key(self.ledger_origin, load_ledger_public(self.paths))
-        )
+        reader.witness_policy = self.witness_policy(verifier_key(self.ledger_origin, public))
         return reader
 
     def subject_ref(self, pnc_id: str) -> str:

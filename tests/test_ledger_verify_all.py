@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from broker.api.governance import governance_router
 from broker.cli.main import main
-from broker.ledger.integrity_all import Problem
+from broker.ledger.integrity_all import MAX_PROBLEMS, Problem
 from broker.ledger.store import LedgerStore
 from schemas.audit import AuditAct
 from tests.ledger_world import LedgerWorld, build_ledger_world, ledger_url, rewrite_block
@@ -126,6 +126,8 @@ def test_mappa_audit_verify_all(
     assert main(["audit", "--data-dir", data, "verify"]) == 3
     assert "first bad entry None" in capsys.readouterr().out
     assert main(["audit", "--data-dir", data, "verify", "--all", "--max-problems", "0"]) == 2
+    too_many = str(MAX_PROBLEMS + 1)
+    assert main(["audit", "--data-dir", data, "verify", "--all", "--max-problems", too_many]) == 2
 
 
 @pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)

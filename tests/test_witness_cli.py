@@ -240,3 +240,30 @@ def test_the_governance_officer_names_an_independent_witness_and_a_threshold(
     assert removed.returncode == 0, removed.stderr
     assert "version 3" in removed.stdout
     assert "threshold: 2 of 3 witnesses" in removed.stdout
+
+
+def test_without_a_policy_or_the_governance_key_the_commands_say_what_to_do(
+    populated: LedgerWorld, audit: Audit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = populated.deployment.paths.root
+
+    def witness(*args: str) -> subprocess.CompletedProcess[str]:
+        code = main(["witness", "--data-dir", str(data), *args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    # Where the governance key is not held, a change is refused and nothing is written.
+    shutil.rmtree(data / "keys" / "governance")
+    before = policy_path(data).read_bytes()
+    refused = witness("policy", "--threshold", "3")
+    assert refused.returncode != 0
+    assert "no governance key" in refused.stderr
+    assert "sign where it is held" in refused.stderr
+    assert policy_path(data).read_bytes() == before
+    policy_path(data).unlink()
+    for args in (("policy",), ("alarms",)):
+        refused = witness(*args)
+        assert refused.returncode != 0
+        assert "no witness policy in" in refused.stderr
+        assert "the ledger makes the default one on its first start" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1

@@ -22,7 +22,7 @@ from broker.cli import exits
 from broker.cli.arguments import whole_number
 from broker.cli.output import JSON_HELP, print_json, print_table
 from broker.cli.progress import progress
-from broker.errors import SchemaError, VerificationError
+from broker.errors import VerificationError
 from broker.ledger.integrity import IntegrityReport
 from broker.ledger.integrity_all import DEFAULT_MAX_PROBLEMS, MAX_PROBLEMS, FullReport
 from broker.ledger.query import DEFAULT_PAGE
@@ -132,7 +132,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     verify.add_argument(
         "--max-problems",
-        type=whole_number(1),
+        type=whole_number(1, MAX_PROBLEMS),
         default=DEFAULT_MAX_PROBLEMS,
         metavar="N",
         help=f"with --all, stop after this number of problems, a whole number from 1 to "
@@ -264,8 +264,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    if args.max_problems > MAX_PROBLEMS:
-        raise SchemaError(f"--max-problems is at most {MAX_PROBLEMS}", code="audit.query-invalid")
     reader = _reader(args)
     try:
         with progress("verifying the ledger (entries hashed)") as advance:
@@ -289,10 +287,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         more = " (the cap: there may be more)" if report.truncated else ""
         print(f"LEDGER TAMPERED: {len(report.problems)} problems{more}")
         for p in report.problems:
-            where = "-" if p.entry is None else str(p.entry)
+            where = "" if p.entry is None else f"entry {p.entry}"
             if p.last is not None:
                 where += f" to {p.last}"
-            print(f"  entry {where}: {p.problem}")
+            print(f"  {where}: {p.problem}" if where else f"  {p.problem}")
     else:
         print(f"LEDGER TAMPERED: first bad entry {report.first_bad_entry}: {report.problem}")
     _print_open_alarm(alarms)
@@ -303,9 +301,10 @@ def _print_open_alarm(alarms: list[dict[str, Any]]) -> None:
     """One line if the ledger halted itself and has not been cleared since."""
     if alarms and alarms[-1]["kind"] != "cleared":
         a = alarms[-1]
+        at = "" if a["first_bad_entry"] is None else f", first bad entry {a['first_bad_entry']}"
         print(
-            f"ALARM: the ledger halted itself at {a['time']} ({a['kind']}, first bad entry "
-            f"{a['first_bad_entry']}): {a['problem']}; see `mappa audit alarms`"
+            f"ALARM: the ledger halted itself at {a['time']} ({a['kind']}{at}): "
+            f"{a['problem']}; see `mappa audit alarms`"
         )
 
 

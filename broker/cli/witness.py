@@ -85,9 +85,7 @@ def witness_report(paths: DataPaths) -> list[dict[str, Any]]:
     (None before its first cosignature) and alarms. Raises ``ConfigurationError`` if the
     data directory has no witness policy, and as ``load_policy`` does for one that does
     not verify."""
-    policy = load_policy(paths.root, load_governance_public(paths))
-    if policy is None:
-        raise ConfigurationError(f"no witness policy in {paths.root}")
+    policy = _policy(paths)
     report = []
     for entry in policy.witnesses:
         path = witness_store_path(paths, entry.agency)
@@ -107,6 +105,18 @@ def witness_report(paths: DataPaths) -> list[dict[str, Any]]:
         finally:
             store.close()
     return report
+
+
+def _policy(paths: DataPaths) -> Policy:
+    """The data directory's witness policy, verified. Raises ``ConfigurationError`` if it
+    has none, and as ``load_policy`` does for one that does not verify."""
+    policy = load_policy(paths.root, load_governance_public(paths))
+    if policy is None:
+        raise ConfigurationError(
+            f"no witness policy in {paths.root}: the ledger makes the default one on its "
+            "first start where the governance key is held (`mappa serve` or `mappa demo`)"
+        )
+    return policy
 
 
 def cmd_alarms(args: argparse.Namespace) -> int:
@@ -134,12 +144,7 @@ def cmd_alarms(args: argparse.Namespace) -> int:
 
 def cmd_policy(args: argparse.Namespace) -> int:
     paths = DataPaths(args.data_dir or Settings().data_dir)
-    policy = load_policy(paths.root, load_governance_public(paths))
-    if policy is None:
-        raise ConfigurationError(
-            f"no witness policy in {paths.root}: the ledger makes the default one on its "
-            "first start where the governance key is held"
-        )
+    policy = _policy(paths)
     if args.add_independent or args.remove or args.threshold is not None:
         policy = _next_version(paths, policy, args)
         print(f"witness policy version {policy.document.version} signed and written")

@@ -13,7 +13,6 @@ This module imports nothing heavy: ``log`` (and so ``verify``'s workers) imports
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -40,10 +39,8 @@ class Alarm:
         return asdict(self)
 
     def vouches_for(self, seq: int) -> bool:
-        """Whether entry ``seq`` is still vouched for under this alarm: before its first
-        bad entry (none when it names none), or any entry once the alarm is cleared."""
-        if self.kind == "cleared":
-            return True
+        """Whether entry ``seq`` is still vouched for under this open alarm: before its
+        first bad entry (none when it names none)."""
         return self.first_bad_entry is not None and seq < self.first_bad_entry
 
 
@@ -126,4 +123,3 @@ class WatchStatus:
 
     halted: Alarm | None = None
     verify: VerifyProgress = field(default_factory=VerifyProgress)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

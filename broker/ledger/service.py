@@ -40,6 +40,7 @@ from broker.gateway.receipts import ledger_receipt_record
 from broker.kafka.parts import AsyncPart
 from broker.kafka.reading import KeptReader
 from broker.kafka.transport import KafkaTransport, PartitionReader, Record
+from broker.ledger.alarms import Alarm
 from broker.ledger.checkpoint import CheckpointSigner
 from broker.ledger.self_watch import SelfWatch, halted_error
 from broker.ledger.store import Item, LedgerStore
@@ -103,11 +104,16 @@ class LedgerService(AsyncPart):
         runs only if it is intact; else it holds, reading nothing. Idempotent."""
         if self.watch is not None:
             self.watch.go_on()
-        if self.watch is not None and self.watch.halted is not None:
-            await asyncio.to_thread(self.watch.resume_if_intact)
-        if self.watch is not None and self._verify_every > 0 and self._verifying is None:
-            self._verifying = asyncio.create_task(self._verify_on_schedule(self.watch))
+            if self.watch.halted is not None:
+                await asyncio.to_thread(self.watch.resume_if_intact)
+            if self._verify_every > 0 and self._verifying is None:
+                self._verifying = asyncio.create_task(self._verify_on_schedule(self.watch))
         await self._reading.start()
+
+    @property
+    def halted(self) -> Alarm | None:
+        """The open alarm that halts this ledger, if any (``self_watch``)."""
+        return self.watch.halted if self.watch is not None else None
 
     async def _verify_on_schedule(self, watch: SelfWatch) -> None:
         """Verify the whole ledger every ``verify_every`` seconds until stopped; a verify
@@ -186,8 +192,8 @@ class LedgerService(AsyncPart):
     def handle(self, record: Record) -> None:
         """Verify and append one record (or keep it as rejected), without a checkpoint.
         Raises ``VerificationError`` (``ledger.halted``), touching nothing, while halted."""
-        if self.watch is not None and self.watch.halted is not None:
-            raise halted_error(self.watch.halted)
+        if (alarm := self.halted) is not None:
+            raise halted_error(alarm)
         item = self._verified(record)
         if item is not None:
             self.store.append_batch([item])
@@ -204,8 +210,8 @@ class LedgerService(AsyncPart):
         unsigned, and the rest is read again once it runs."""
         self._held.clear()
         self._refused.clear()
-        if self.watch is not None and self.watch.halted is not None:
-            raise halted_error(self.watch.halted)
+        if (alarm := self.halted) is not None:
+            raise halted_error(alarm)
         if records:
             # Held, not refused, while the directory is expired: it may miss revocations,
             # and what it would refuse for good may pass once a newer version is here.
@@ -265,7 +271,7 @@ class LedgerService(AsyncPart):
         were read. A batch that fails is read again from the stored offsets (and the
         failure raised). Halted, it reads nothing (0 after ``timeout_ms``): its offsets
         stay where they are. Raises ``RuntimeError`` before ``start()``."""
-        if self.watch is not None and self.watch.halted is not None:
+        if self.halted is not None:
             await asyncio.sleep(timeout_ms / 1000)
             return 0
         async with self._reading.batch(timeout_ms) as records:

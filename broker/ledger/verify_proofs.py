@@ -176,27 +176,36 @@ class Checkpoint:
 
 def note_key_id(name: str, public_key: bytes) -> bytes:
     """Signed-note key id: the first 4 bytes of SHA-256(name || 0x0A || 0x01 || key)."""
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519_ALG]) + public_key).digest()[
-        :KEY_ID_BYTES
-    ]
+    return _key_id(name, ED25519_ALG, public_key)
+
+
+def _key_id(name: str, alg: int, public_key: bytes) -> bytes:
+    """A signed-note key id: the first 4 bytes of SHA-256(name || 0x0A || alg || key)."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([alg]) + public_key).digest()[:KEY_ID_BYTES]
 
 
 def parse_verifier_key(vkey: str) -> tuple[str, bytes]:
     """``<name>+<hex key id>+<base64(0x01 || public key)>`` -> (name, raw public key).
     Raises ``ProofError`` if it is malformed, not Ed25519, or its key id does not match."""
+    return _parse_note_key(vkey, ED25519_ALG, "verifier", "an Ed25519 signed-note key")
+
+
+def _parse_note_key(vkey: str, alg: int, what: str, kind: str) -> tuple[str, bytes]:
+    """A signed-note key ``<name>+<hex key id>+<base64(alg || Ed25519 key)>`` -> (name,
+    raw public key); ``what`` and ``kind`` name it in the ``ProofError`` it raises."""
     parts = vkey.strip().split("+", 2)
     if len(parts) != 3:
-        raise ProofError("a verifier key is <name>+<key id>+<key>")
+        raise ProofError(f"a {what} key is <name>+<key id>+<key>")
     name, hex_id, b64 = parts
     try:
         blob = base64.b64decode(b64, validate=True)
         key_id = bytes.fromhex(hex_id)
     except (binascii.Error, ValueError) as exc:
-        raise ProofError(f"verifier key is not well formed: {exc}") from None
-    if len(blob) != 33 or blob[0] != ED25519_ALG:
-        raise ProofError("verifier key is not an Ed25519 signed-note key")
-    if note_key_id(name, blob[1:]) != key_id:
-        raise ProofError("verifier key id does not match its name and key")
+        raise ProofError(f"{what} key is not well formed: {exc}") from None
+    if len(blob) != 33 or blob[0] != alg:
+        raise ProofError(f"{what} key is not {kind}")
+    if _key_id(name, alg, blob[1:]) != key_id:
+        raise ProofError(f"{what} key id does not match its name and key")
     return name, blob[1:]
 
 
@@ -293,9 +302,7 @@ MAX_WITNESSES = MAX_SIGNATURES - 1
 
 def cosignature_key_id(name: str, public_key: bytes) -> bytes:
     """A cosigner's key id: the first 4 bytes of SHA-256(name || 0x0A || 0x04 || key)."""
-    return hashlib.sha256(name.encode() + b"\n" + bytes([COSIGNATURE_ALG]) + public_key).digest()[
-        :KEY_ID_BYTES
-    ]
+    return _key_id(name, COSIGNATURE_ALG, public_key)
 
 
 def cosigned_message(text: str, timestamp: int) -> bytes:
@@ -308,20 +315,7 @@ def parse_cosigner_key(vkey: str) -> tuple[str, bytes]:
     """``<name>+<hex key id>+<base64(0x04 || public key)>`` -> (name, raw public key).
     Raises ``ProofError`` if it is malformed, not an Ed25519 cosigner key, or its key id
     does not match."""
-    parts = vkey.strip().split("+", 2)
-    if len(parts) != 3:
-        raise ProofError("a cosigner key is <name>+<key id>+<key>")
-    name, hex_id, b64 = parts
-    try:
-        blob = base64.b64decode(b64, validate=True)
-        key_id = bytes.fromhex(hex_id)
-    except (binascii.Error, ValueError) as exc:
-        raise ProofError(f"cosigner key is not well formed: {exc}") from None
-    if len(blob) != 33 or blob[0] != COSIGNATURE_ALG:
-        raise ProofError("cosigner key is not an Ed25519 cosignature/v1 key")
-    if cosignature_key_id(name, blob[1:]) != key_id:
-        raise ProofError("cosigner key id does not match its name and key")
-    return name, blob[1:]
+    return _parse_note_key(vkey, COSIGNATURE_ALG, "cosigner", "an Ed25519 cosignature/v1 key")
 
 
 def verify_cosignature(note: str, cosigner_key: str) -> int:

@@ -139,9 +139,9 @@ class LedgerWatch:
         for first, count, ends_raw, recorded, data in self._log.blocks_with_leaves(
             start - start % BLOCK, end
         ):
-            if first > expected or first + count <= start:
-                if first + count <= start:
-                    continue  # the aligned block before ``start``
+            if first + count <= start:
+                continue  # the aligned block before ``start``
+            if first > expected:
                 raise WatchFailure(expected, f"entry {expected} is not stored")
             ends = array("I", ends_raw) if len(ends_raw) % 4 == 0 else array("I")
             if (

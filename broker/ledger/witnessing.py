@@ -178,7 +178,7 @@ class Witnessing:
 
     def witnessed_note(self, size: int, note: str) -> str:
         """``note`` (the checkpoint of ``size``) with the cosignature lines kept for it."""
-        return with_cosignatures(note, list(self._log.cosignatures.at(size).values()))
+        return witnessed_note(self._log, size, note)
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ class RemoteWitness:
                     return
                 job, self._pending, self._busy = self._pending, None, True
             try:
-                if job is not None:
+                if job is not None:  # always, after wait_for: says so to the type checker
                     self._ask(self.name, self._client, job)
             except Exception as exc:  # noqa: BLE001 - keeping a line failed: next time
                 log.warning("witness %s: its cosignature was not kept (%s)", self.name,

@@ -19,6 +19,7 @@ from broker.errors import ConfigurationError, VerificationError
 from broker.ledger.verify_proofs import (
     COSIGNATURE_ALG,
     MAX_TIMESTAMP,
+    TIMESTAMP_BYTES,
     ProofError,
     cosignature_key_id,
     cosigned_message,
@@ -40,11 +41,9 @@ def cosigner_key(name: str, public: PublicKey) -> str:
 class Cosigner:
     """Cosigns checkpoints as ``name`` with the Ed25519 ``key``. It checks nothing about
     the checkpoint: ``Witness`` does that first. Raises ``ConfigurationError`` for a key
-    of another kind."""
+    of another kind (``cosigner_key``)."""
 
     def __init__(self, *, name: str, key: PrivateKey) -> None:
-        if key.alg is not KeyAlg.ED25519:
-            raise ConfigurationError("a witness cosigns with an Ed25519 key")
         self.name = name
         self._key = key
         self.vkey = cosigner_key(name, key.public)
@@ -65,7 +64,7 @@ class Cosigner:
         except ProofError as exc:
             raise VerificationError(str(exc), code="witness.malformed") from None
         signature = self._key.sign(cosigned_message(text, timestamp))
-        blob = self._key_id + timestamp.to_bytes(8, "big") + signature
+        blob = self._key_id + timestamp.to_bytes(TIMESTAMP_BYTES, "big") + signature
         return f"\u2014 {self.name} {b64encode(blob)}\n"
 
 

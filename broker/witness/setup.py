@@ -29,6 +29,7 @@ from broker.trust.keystore import Keystore
 from broker.trust.provision import GOVERNANCE, DataPaths, load_governance_public
 from broker.witness.cosignature import Cosigner, cosigner_key
 from broker.witness.policy import (
+    INDEPENDENT,
     MAX_WITNESSES,
     Policy,
     WitnessEntry,
@@ -112,7 +113,7 @@ def held_witnesses(
     each on its own store (opened here: the caller closes ``witness.store``)."""
     out: dict[str, Witness] = {}
     for entry in policy.witnesses:
-        if entry.agency == "independent":
+        if entry.agency == INDEPENDENT:
             continue
         name, raw = parse_cosigner_key(entry.verifier_key)
         owner = witness_owner(entry.agency)

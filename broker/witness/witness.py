@@ -23,7 +23,7 @@ that fails (``WitnessRefusal``, its code and the HTTP status tlog-witness gives 
 Then it records the checkpoint as its latest (compare-and-swap on the size it checked
 against, so two requests cannot roll it back: tlog-witness's race) and returns its
 cosignature line. An ALARM is kept durably in the witness's database (``alarms``,
-listed by ``mappa audit witnesses``), logged as event ``witness.alarm`` and handed to
+listed by ``mappa witness alarms``), logged as event ``witness.alarm`` and handed to
 ``on_alarm`` (an agency's witness audits it through its audit emitter). Neither holds
 personal data: sizes, root hashes and the note, which carries none.
 """
