@@ -257,10 +257,11 @@ class LedgerService(AsyncPart):
         latest = self.store.latest_checkpoint()
         if latest is not None and latest[0] >= size:
             return latest[2]
+        root = self.store.tree_root()
         if self.watch is not None:  # proves the head from the stored data, or halts
-            self.watch.before_signing(size, self.store.tree_root())
+            self.watch.before_signing(size, root)
         time = format_timestamp(self._clock())
-        note = self.signer.sign(size, self.store.tree_root(), time, self.store.index_digest)
+        note = self.signer.sign(size, root, time, self.store.index_digest)
         self.store.add_checkpoint(size, time, note)
         if self.witnessing is not None:  # a witness down or refusing holds nothing up
             self.witnessing.gather(size, note, self._clock())
